@@ -1,0 +1,245 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+)
+
+const administratorColumns = `id, org_id, username, external_id, given_name, family_name, email, phone, role, status,
+	scim_managed, created_at, updated_at, last_login_at, version, attributes`
+
+// errUsernameTaken is what an insert or update reports inside its
+// transaction; once the transaction is over it becomes an *ExistsError
+// naming the stored username (PostgreSQL cannot query an aborted transaction).
+type errUsernameTaken struct{ org, fold, fallback string }
+
+func (e errUsernameTaken) Error() string { return "store: username taken" }
+
+func (s *SQL) nameTaken(ctx context.Context, err error) error {
+	var t errUsernameTaken
+	if !errors.As(err, &t) {
+		return err
+	}
+	var existing string
+	if s.get(ctx, s.reader, &existing, `SELECT username FROM administrators WHERE org_id = ? AND username_fold = ?`, t.org, t.fold) != nil {
+		// The clash was with a row of the same failed batch, or on the id.
+		existing = t.fallback
+	}
+	return &ExistsError{Kind: "administrator", Field: "userName", Existing: existing}
+}
+
+// storable reports whether both databases can store s as text: valid UTF-8
+// without NUL (PostgreSQL refuses both).
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+func validAdministrator(a *Administrator) error {
+	switch {
+	case a.OrgID == "":
+		return errors.New("store: administrator without organization")
+	case a.UserName == "":
+		return errors.New("store: administrator without username")
+	case !storable(a.UserName):
+		return errors.New("store: username is not valid UTF-8 text")
+	case !a.Role.Valid():
+		return fmt.Errorf("store: invalid role %q", a.Role)
+	case !a.Status.Valid():
+		return fmt.Errorf("store: invalid status %q", a.Status)
+	}
+	return nil
+}
+
+// insertAdministrator fills in the id, times and version and inserts a.
+func (s *SQL) insertAdministrator(ctx context.Context, tx *sqlx.Tx, a Administrator, now time.Time) (Administrator, error) {
+	if err := validAdministrator(&a); err != nil {
+		return a, err
+	}
+	if a.ID == "" {
+		a.ID = uuid.NewString()
+	}
+	a.CreatedAt, a.UpdatedAt, a.Version = now, now, 1
+	_, err := s.exec(ctx, tx, `INSERT INTO administrators (id, org_id, username, username_fold, external_id, given_name, family_name,
+		email, phone, role, status, scim_managed, created_at, updated_at, last_login_at, version, attributes)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, administratorArgs(&a)...)
+	return a, s.administratorWriteError(err, &a)
+}
+
+func administratorArgs(a *Administrator) []any {
+	return []any{a.ID, a.OrgID, a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName,
+		a.Email, a.Phone, string(a.Role), string(a.Status), a.SCIMManaged, a.CreatedAt, a.UpdatedAt, a.LastLoginAt,
+		a.Version, a.Attributes}
+}
+
+func (s *SQL) administratorWriteError(err error, a *Administrator) error {
+	switch {
+	case err == nil:
+		return nil
+	case s.d.uniqueViolation(err):
+		return errUsernameTaken{org: a.OrgID, fold: FoldUsername(a.UserName), fallback: a.UserName}
+	case s.d.foreignKeyViolation(err):
+		return ErrNotFound // the organization does not exist
+	}
+	return fmt.Errorf("store: write administrator: %w", err)
+}
+
+// CreateAdministrator inserts one administrator.
+func (s *SQL) CreateAdministrator(ctx context.Context, a Administrator) (Administrator, error) {
+	var out Administrator
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		out, err = s.insertAdministrator(ctx, tx, a, s.timestamp())
+		return err
+	})
+	if err != nil {
+		return Administrator{}, s.nameTaken(ctx, err)
+	}
+	return out, nil
+}
+
+// CreateAdministrators inserts all of as in one transaction, in multi-row
+// statements, or none of them.
+func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) error {
+	now := s.timestamp()
+	rows := make([]Administrator, len(as))
+	for i, a := range as {
+		if err := validAdministrator(&a); err != nil {
+			return err
+		}
+		if a.ID == "" {
+			a.ID = uuid.NewString()
+		}
+		a.CreatedAt, a.UpdatedAt, a.Version = now, now, 1
+		rows[i] = a
+	}
+	const perRow = 17
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		for _, chunk := range chunks(rows, 500) {
+			args := make([]any, 0, len(chunk)*perRow)
+			for i := range chunk {
+				args = append(args, administratorArgs(&chunk[i])...)
+			}
+			_, err := s.exec(ctx, tx, `INSERT INTO administrators (id, org_id, username, username_fold, external_id, given_name, family_name,
+				email, phone, role, status, scim_managed, created_at, updated_at, last_login_at, version, attributes)
+				VALUES `+placeholders(len(chunk), perRow), args...)
+			if s.d.uniqueViolation(err) {
+				return s.batchClash(ctx, rows)
+			}
+			if err := s.administratorWriteError(err, &chunk[0]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return s.nameTaken(ctx, err)
+}
+
+// batchClash finds which username of a failed batch clashed: one already
+// stored, or two of the batch that fold alike.
+func (s *SQL) batchClash(ctx context.Context, rows []Administrator) error {
+	seen := make(map[string]string, len(rows))
+	for _, a := range rows {
+		f := FoldUsername(a.UserName)
+		if first, ok := seen[a.OrgID+"\x00"+f]; ok {
+			return &ExistsError{Kind: "administrator", Field: "userName", Existing: first}
+		}
+		seen[a.OrgID+"\x00"+f] = a.UserName
+	}
+	for _, a := range rows {
+		var existing string
+		err := s.get(ctx, s.reader, &existing, `SELECT username FROM administrators WHERE org_id = ? AND username_fold = ?`,
+			a.OrgID, FoldUsername(a.UserName))
+		if err == nil {
+			return &ExistsError{Kind: "administrator", Field: "userName", Existing: existing}
+		}
+	}
+	return &ExistsError{Kind: "administrator", Field: "id", Existing: "(one of the batch)"}
+}
+
+// Administrator returns one administrator of org by id.
+func (s *SQL) Administrator(ctx context.Context, org, id string) (Administrator, error) {
+	var a Administrator
+	err := s.get(ctx, s.reader, &a, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`, id, org)
+	return a, err
+}
+
+// AdministratorByUsername matches username exactly, byte for byte.
+func (s *SQL) AdministratorByUsername(ctx context.Context, org, username string) (Administrator, error) {
+	var a Administrator
+	if !storable(username) {
+		return a, ErrNotFound // no stored username can equal it
+	}
+	// The fold narrows to one row through the unique index; the equality on
+	// username then makes the match exact whatever the column's collation.
+	err := s.get(ctx, s.reader, &a, `SELECT `+administratorColumns+` FROM administrators
+		WHERE org_id = ? AND username_fold = ? AND username = ?`, org, FoldUsername(username), username)
+	return a, err
+}
+
+// UpdateAdministrator applies fn to the administrator. Its id, organization
+// and creation time do not change; a new username is checked for a
+// case-insensitive clash.
+func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error) {
+	a, err := updateRecord(ctx, s, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`, []any{id, org}, fn,
+		func(before, after *Administrator) {
+			after.ID, after.OrgID, after.CreatedAt = before.ID, before.OrgID, before.CreatedAt
+			after.Version, after.UpdatedAt = before.Version+1, s.timestamp()
+		},
+		func(tx *sqlx.Tx, a *Administrator) (int64, error) {
+			if err := validAdministrator(a); err != nil {
+				return 0, err
+			}
+			n, err := s.exec(ctx, tx, `UPDATE administrators SET username = ?, username_fold = ?, external_id = ?, given_name = ?,
+				family_name = ?, email = ?, phone = ?, role = ?, status = ?, scim_managed = ?, updated_at = ?, last_login_at = ?,
+				version = ?, attributes = ? WHERE id = ? AND org_id = ? AND version = ?`,
+				a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName, a.Email, a.Phone,
+				string(a.Role), string(a.Status), a.SCIMManaged, a.UpdatedAt, a.LastLoginAt, a.Version, a.Attributes,
+				a.ID, a.OrgID, a.Version-1)
+			return n, s.administratorWriteError(err, a)
+		})
+	if err != nil {
+		return Administrator{}, s.nameTaken(ctx, err)
+	}
+	return a, nil
+}
+
+// DeleteAdministrator removes the administrator, its group memberships and
+// invitations.
+func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string) error {
+	n, err := s.exec(ctx, s.writer, `DELETE FROM administrators WHERE id = ? AND org_id = ?`, id, org)
+	if err != nil {
+		return fmt.Errorf("store: delete administrator: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// ListAdministrators returns a page in creation order and the total.
+func (s *SQL) ListAdministrators(ctx context.Context, org string, p Page) ([]Administrator, int, error) {
+	if err := checkPage(p); err != nil {
+		return nil, 0, err
+	}
+	var total int
+	if err := s.get(ctx, s.reader, &total, `SELECT count(*) FROM administrators WHERE org_id = ?`, org); err != nil {
+		return nil, 0, err
+	}
+	as := []Administrator{}
+	if p.Limit == 0 || p.Offset >= total {
+		return as, total, nil
+	}
+	err := s.reader.SelectContext(ctx, &as, s.q(`SELECT `+administratorColumns+` FROM administrators WHERE org_id = ?
+		ORDER BY seq LIMIT ? OFFSET ?`), org, p.Limit, p.Offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list administrators: %w", err)
+	}
+	return as, total, nil
+}

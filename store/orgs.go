@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+)
+
+const orgColumns = `id, slug, name, scim_enabled, created_at, updated_at, version`
+
+// CreateOrg writes the organization, its domains, its first administrator
+// and that administrator's invitation in one transaction.
+func (s *SQL) CreateOrg(ctx context.Context, n NewOrg) (Org, Administrator, error) {
+	now := s.timestamp()
+	o := n.Org
+	if o.ID == "" {
+		o.ID = uuid.NewString()
+	}
+	o.CreatedAt, o.UpdatedAt, o.Version = now, now, 1
+	owner := n.Owner
+	owner.OrgID = o.ID
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO orgs (id, slug, name, scim_enabled, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			o.ID, o.Slug, o.Name, o.SCIMEnabled, o.CreatedAt, o.UpdatedAt, o.Version)
+		if s.d.uniqueViolation(err) {
+			return &ExistsError{Kind: "organization", Field: "slug", Existing: o.Slug}
+		}
+		if err != nil {
+			return fmt.Errorf("store: create org: %w", err)
+		}
+		for _, d := range n.Domains {
+			if err := s.addDomain(ctx, tx, o.ID, d, now); err != nil {
+				return err
+			}
+		}
+		owner, err = s.insertAdministrator(ctx, tx, owner, now)
+		if err != nil {
+			return err
+		}
+		if n.Invitation.Hash != nil {
+			inv := n.Invitation
+			inv.OrgID, inv.AdministratorID = o.ID, owner.ID
+			return s.insertInvitation(ctx, tx, inv, now)
+		}
+		return nil
+	})
+	if err != nil {
+		return Org{}, Administrator{}, err
+	}
+	return o, owner, nil
+}
+
+// Org returns an organization by id.
+func (s *SQL) Org(ctx context.Context, id string) (Org, error) {
+	var o Org
+	err := s.get(ctx, s.reader, &o, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, id)
+	return o, err
+}
+
+// OrgBySlug returns an organization by its slug.
+func (s *SQL) OrgBySlug(ctx context.Context, slug string) (Org, error) {
+	var o Org
+	err := s.get(ctx, s.reader, &o, `SELECT `+orgColumns+` FROM orgs WHERE slug = ?`, slug)
+	return o, err
+}
+
+// UpdateOrg applies fn to the organization; its id, slug and creation time
+// do not change.
+func (s *SQL) UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Org, error) {
+	return updateRecord(ctx, s, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, []any{id}, fn,
+		func(before, after *Org) {
+			after.ID, after.Slug, after.CreatedAt = before.ID, before.Slug, before.CreatedAt
+			after.Version, after.UpdatedAt = before.Version+1, s.timestamp()
+		},
+		func(tx *sqlx.Tx, o *Org) (int64, error) {
+			return s.exec(ctx, tx, `UPDATE orgs SET name = ?, scim_enabled = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?`,
+				o.Name, o.SCIMEnabled, o.UpdatedAt, o.Version, o.ID, o.Version-1)
+		})
+}
+
+// RegisteredDomains lists an organization's domains in alphabetical order.
+func (s *SQL) RegisteredDomains(ctx context.Context, org string) ([]RegisteredDomain, error) {
+	ds := []RegisteredDomain{}
+	err := s.reader.SelectContext(ctx, &ds, s.q(`SELECT org_id, domain, created_at FROM registered_domains WHERE org_id = ? ORDER BY domain`), org)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return ds, nil
+}
+
+// AddRegisteredDomain registers a domain (stored lower case).
+func (s *SQL) AddRegisteredDomain(ctx context.Context, org, domain string) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		return s.addDomain(ctx, tx, org, domain, s.timestamp())
+	})
+}
+
+func (s *SQL) addDomain(ctx context.Context, tx *sqlx.Tx, org, domain string, now time.Time) error {
+	domain = strings.ToLower(domain)
+	_, err := s.exec(ctx, tx, `INSERT INTO registered_domains (org_id, domain, created_at) VALUES (?, ?, ?)`, org, domain, now)
+	switch {
+	case s.d.uniqueViolation(err):
+		return &ExistsError{Kind: "registered domain", Field: "domain", Existing: domain}
+	case s.d.foreignKeyViolation(err):
+		return ErrNotFound
+	case err != nil:
+		return fmt.Errorf("store: add domain: %w", err)
+	}
+	return nil
+}
+
+// RemoveRegisteredDomain unregisters a domain; an absent one is ErrNotFound.
+func (s *SQL) RemoveRegisteredDomain(ctx context.Context, org, domain string) error {
+	n, err := s.exec(ctx, s.writer, `DELETE FROM registered_domains WHERE org_id = ? AND domain = ?`, org, strings.ToLower(domain))
+	if err != nil {
+		return fmt.Errorf("store: remove domain: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

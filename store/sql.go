@@ -1,0 +1,334 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jmoiron/sqlx"
+	"github.com/mattn/go-sqlite3"
+)
+
+// dialect is what differs between SQLite and PostgreSQL; everything else is
+// one SQL implementation.
+type dialect struct {
+	name string
+	// forUpdate locks the row read by an update's SELECT. SQLite needs none:
+	// its single writer connection opens transactions with BEGIN IMMEDIATE,
+	// which already excludes other writers. PostgreSQL takes FOR NO KEY
+	// UPDATE, which does not block foreign-key checks of inserts that refer
+	// to the row (group members).
+	forUpdate string
+	uniqueViolation func(error) bool
+	foreignKeyViolation func(error) bool
+	migrations string // folder under migrations/
+}
+
+var sqliteDialect = dialect{
+	name:      "sqlite",
+	forUpdate: "",
+	uniqueViolation: func(err error) bool {
+		var e sqlite3.Error
+		return errors.As(err, &e) && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+	},
+	foreignKeyViolation: func(err error) bool {
+		var e sqlite3.Error
+		return errors.As(err, &e) && e.ExtendedCode == sqlite3.ErrConstraintForeignKey
+	},
+	migrations: "sqlite",
+}
+
+var postgresDialect = dialect{
+	name:      "postgres",
+	forUpdate: " FOR NO KEY UPDATE",
+	uniqueViolation: func(err error) bool {
+		var e *pgconn.PgError
+		return errors.As(err, &e) && e.Code == "23505"
+	},
+	foreignKeyViolation: func(err error) bool {
+		var e *pgconn.PgError
+		return errors.As(err, &e) && e.Code == "23503"
+	},
+	migrations: "postgres",
+}
+
+// SQL is the Store on SQLite or PostgreSQL.
+type SQL struct {
+	d dialect
+	// writer takes every write transaction. On SQLite it is one connection,
+	// so writes queue in Go instead of failing with SQLITE_BUSY; on
+	// PostgreSQL it is the same pool as reader.
+	writer *sqlx.DB
+	reader *sqlx.DB
+	now    func() time.Time
+
+	bound sync.Map // query with ? placeholders -> query for the dialect
+}
+
+// Options tune Open. The zero value is the production default.
+type Options struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// SQLiteSynchronous is SQLite's PRAGMA synchronous: "FULL" (the
+	// default: a committed write survives power loss) or "NORMAL" (survives
+	// a crash of gatehouse, not of the machine).
+	SQLiteSynchronous string
+	// MaxConns caps the reader pool (and, on PostgreSQL, the writer pool).
+	// Zero picks a default from the CPU count.
+	MaxConns int
+}
+
+// Open connects to the database named by dsn and migrates it:
+// a "postgres://" or "postgresql://" URL selects PostgreSQL; a "sqlite:" URL
+// or a plain file path selects SQLite, creating the file and its folder.
+func Open(ctx context.Context, dsn string, opt Options) (*SQL, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.MaxConns <= 0 {
+		opt.MaxConns = max(4, 2*runtime.NumCPU())
+	}
+	var s *SQL
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s, err = openPostgres(dsn, opt)
+	case dsn == "":
+		return nil, errors.New("store: no database given")
+	default:
+		s, err = openSQLite(dsn, opt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: %s unreachable: %w", s.d.name, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openPostgres(dsn string, opt Options) (*SQL, error) {
+	db, err := sqlx.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	db.SetMaxOpenConns(opt.MaxConns)
+	db.SetMaxIdleConns(opt.MaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return &SQL{d: postgresDialect, writer: db, reader: db, now: opt.Now}, nil
+}
+
+// SQLitePath returns the file a SQLite DSN names ("sqlite:PATH",
+// "sqlite://PATH" or PATH, with or without "?query").
+func SQLitePath(dsn string) string {
+	p := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
+	p = strings.TrimPrefix(p, "file:")
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return p
+}
+
+func openSQLite(dsn string, opt Options) (*SQL, error) {
+	path := SQLitePath(dsn)
+	if path == "" || path == ":memory:" {
+		return nil, errors.New("store: sqlite needs a file path (the reader pool and the writer share it)")
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: sqlite: %w", err)
+		}
+	}
+	sync := strings.ToUpper(opt.SQLiteSynchronous)
+	switch sync {
+	case "":
+		sync = "FULL"
+	case "FULL", "NORMAL":
+	default:
+		return nil, fmt.Errorf("store: sqlite synchronous must be FULL or NORMAL, not %q", opt.SQLiteSynchronous)
+	}
+	params := url.Values{}
+	params.Set("_journal_mode", "WAL")
+	params.Set("_foreign_keys", "on")
+	params.Set("_busy_timeout", "10000")
+	params.Set("_synchronous", sync)
+	params.Set("_cache_size", "-32000") // 32 MB of page cache per connection
+	params.Set("_txlock", "immediate")
+	file := "file:" + (&url.URL{Path: path}).EscapedPath()
+
+	writer, err := sqlx.Open("sqlite3", file+"?"+params.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+
+	params.Set("_query_only", "true")
+	params.Set("_txlock", "deferred")
+	reader, err := sqlx.Open("sqlite3", file+"?"+params.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	reader.SetMaxOpenConns(opt.MaxConns)
+	reader.SetMaxIdleConns(opt.MaxConns)
+	reader.SetConnMaxLifetime(0)
+	return &SQL{d: sqliteDialect, writer: writer, reader: reader, now: opt.Now}, nil
+}
+
+// Dialect names the backend: "sqlite" or "postgres".
+func (s *SQL) Dialect() string { return s.d.name }
+
+// DB returns the connection pools (reader and writer are the same on
+// PostgreSQL), for metrics.
+func (s *SQL) DB() (reader, writer *sql.DB) { return s.reader.DB, s.writer.DB }
+
+// Ping reports whether the database answers.
+func (s *SQL) Ping(ctx context.Context) error {
+	if err := s.writer.PingContext(ctx); err != nil {
+		return err
+	}
+	if s.reader != s.writer {
+		return s.reader.PingContext(ctx)
+	}
+	return nil
+}
+
+// Close closes the pools.
+func (s *SQL) Close() error {
+	err := s.writer.Close()
+	if s.reader != s.writer {
+		err = errors.Join(err, s.reader.Close())
+	}
+	return err
+}
+
+// q rebinds a query written with ? placeholders for the dialect, once.
+func (s *SQL) q(query string) string {
+	if v, ok := s.bound.Load(query); ok {
+		return v.(string)
+	}
+	b := s.writer.Rebind(query)
+	s.bound.Store(query, b)
+	return b
+}
+
+// timestamp is the clock reading stored for "now": UTC, microseconds (what
+// PostgreSQL keeps), so a record reads back equal to what was written.
+func (s *SQL) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// inTx runs fn in one write transaction, committing if it returns nil.
+func (s *SQL) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.writer.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// get reads one row into dst, mapping no rows to ErrNotFound.
+func (s *SQL) get(ctx context.Context, q sqlx.QueryerContext, dst any, query string, args ...any) error {
+	err := sqlx.GetContext(ctx, q, dst, s.q(query), args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+func (s *SQL) exec(ctx context.Context, e sqlx.ExecerContext, query string, args ...any) (int64, error) {
+	res, err := e.ExecContext(ctx, s.q(query), args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// updateRecord is the read-modify-write every Update method shares: lock
+// and read the row, let fn change a copy, restore the fields fn may not
+// change, and write it back only if the version is still the one read.
+func updateRecord[T any](ctx context.Context, s *SQL, sel string, args []any,
+	fn func(*T) error, fix func(before, after *T), write func(tx *sqlx.Tx, rec *T) (int64, error)) (T, error) {
+	var out T
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var before T
+		if err := s.get(ctx, tx, &before, sel+s.d.forUpdate, args...); err != nil {
+			return err
+		}
+		rec := before
+		if err := fn(&rec); err != nil {
+			return err
+		}
+		fix(&before, &rec)
+		n, err := write(tx, &rec)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrConflict
+		}
+		out = rec
+		return nil
+	})
+	return out, err
+}
+
+// chunks splits ids into slices of at most n, for IN lists and multi-row
+// inserts that must stay under the drivers' parameter limits.
+func chunks[T any](ids []T, n int) [][]T {
+	var out [][]T
+	for len(ids) > n {
+		out = append(out, ids[:n])
+		ids = ids[n:]
+	}
+	if len(ids) > 0 {
+		out = append(out, ids)
+	}
+	return out
+}
+
+func placeholders(n, per int) string {
+	var b strings.Builder
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", per), ",") + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+func checkPage(p Page) error {
+	if p.Offset < 0 || p.Limit < 0 {
+		return fmt.Errorf("store: invalid page offset=%d limit=%d", p.Offset, p.Limit)
+	}
+	return nil
+}
+
+var _ Store = (*SQL)(nil)

@@ -1,0 +1,281 @@
+// Package store holds gatehouse's records and the persistence contract every
+// backend implements. The one implementation, SQL, serves both SQLite (the
+// embedded default) and PostgreSQL; store/storetest is the conformance suite
+// both must pass.
+//
+// Errors: backends map their driver errors to the sentinels below. Callers
+// compare with errors.Is; where they need detail (which username clashed)
+// they use errors.As with *ExistsError.
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrNotFound: the record does not exist in that organization.
+	ErrNotFound = errors.New("store: not found")
+	// ErrAlreadyExists: a uniqueness rule refused the write. The error is an
+	// *ExistsError when the backend can name the record already there.
+	ErrAlreadyExists = errors.New("store: already exists")
+	// ErrConflict: a concurrent writer changed the record first (optimistic
+	// concurrency), or an update function refused a stale version.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// ExistsError names the existing value that a write collided with.
+// errors.Is(err, ErrAlreadyExists) is true for it.
+type ExistsError struct {
+	Kind     string // "administrator", "organization", "registered domain", ...
+	Field    string // "userName", "slug", "domain", ...
+	Existing string // the value already stored, exactly as stored
+}
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("store: %s with %s %q already exists", e.Kind, e.Field, e.Existing)
+}
+
+func (e *ExistsError) Is(target error) bool { return target == ErrAlreadyExists }
+
+// RawJSON is a JSON document kept as the text its writer gave, stored in a
+// text column; empty is stored as NULL.
+type RawJSON []byte
+
+// Scan implements sql.Scanner for text and blob columns.
+func (j *RawJSON) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*j = nil
+	case string:
+		*j = RawJSON(v)
+	case []byte:
+		*j = append(RawJSON(nil), v...)
+	default:
+		return fmt.Errorf("store: cannot scan %T into RawJSON", src)
+	}
+	return nil
+}
+
+// Value implements driver.Valuer.
+func (j RawJSON) Value() (driver.Value, error) {
+	if len(j) == 0 {
+		return nil, nil
+	}
+	return string(j), nil
+}
+
+// Role is an administrator's role (seed 001).
+type Role string
+
+const (
+	RoleAdministrator      Role = "Administrator"
+	RoleSuperAdministrator Role = "Super Administrator"
+)
+
+// Valid reports whether r is one of the two roles.
+func (r Role) Valid() bool { return r == RoleAdministrator || r == RoleSuperAdministrator }
+
+// Status is an administrator's account status (seed 001). An active
+// administrator is shown by its last-login time ("never" when it has none).
+type Status string
+
+const (
+	StatusPending     Status = "Pending"
+	StatusActive      Status = "Active"
+	StatusDeactivated Status = "Deactivated"
+)
+
+// Valid reports whether s is one of the three statuses.
+func (s Status) Valid() bool {
+	return s == StatusPending || s == StatusActive || s == StatusDeactivated
+}
+
+// Org is an organization (an "account" in seed 002): the tenant that owns
+// administrators, groups, registered domains, SCIM tokens and connections.
+type Org struct {
+	ID          string    `db:"id"`
+	Slug        string    `db:"slug"` // URL-safe, unique, lower case
+	Name        string    `db:"name"`
+	SCIMEnabled bool      `db:"scim_enabled"` // the IdP owns the lifecycle while true
+	CreatedAt   time.Time `db:"created_at"`
+	UpdatedAt   time.Time `db:"updated_at"`
+	Version     int64     `db:"version"`
+}
+
+// RegisteredDomain is an email domain an organization's administrators may
+// use (seeds 000/001). Domains are stored lower case.
+type RegisteredDomain struct {
+	OrgID     string    `db:"org_id"`
+	Domain    string    `db:"domain"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// Administrator is one administrator account (seed 001 fields plus what SCIM
+// needs). UserName is stored and matched exactly; uniqueness within the
+// organization is case-insensitive (see FoldUsername).
+type Administrator struct {
+	ID          string     `db:"id"`
+	OrgID       string     `db:"org_id"`
+	UserName    string     `db:"username"`
+	ExternalID  string     `db:"external_id"` // the IdP's identifier; not unique
+	GivenName   string     `db:"given_name"`
+	FamilyName  string     `db:"family_name"`
+	Email       string     `db:"email"`
+	Phone       string     `db:"phone"`
+	Role        Role       `db:"role"`
+	Status      Status     `db:"status"`
+	SCIMManaged bool       `db:"scim_managed"` // created or claimed by the IdP over SCIM
+	CreatedAt   time.Time  `db:"created_at"`
+	UpdatedAt   time.Time  `db:"updated_at"`
+	LastLoginAt *time.Time `db:"last_login_at"` // nil: never signed in
+	Version     int64      `db:"version"`       // bumped by every update; the SCIM ETag
+	// Attributes holds the SCIM attributes gatehouse stores but does not
+	// model as columns (addresses, extra emails, enterprise extension, ...),
+	// as one JSON object exactly as the protocol layer wrote it. Nil or empty
+	// means none.
+	Attributes RawJSON `db:"attributes"`
+}
+
+// Group is a SCIM group of administrators. Members are rows of their own so
+// that adding or removing one never rewrites the group.
+type Group struct {
+	ID          string          `db:"id"`
+	OrgID       string          `db:"org_id"`
+	DisplayName string          `db:"display_name"`
+	ExternalID  string          `db:"external_id"`
+	CreatedAt   time.Time       `db:"created_at"`
+	UpdatedAt   time.Time       `db:"updated_at"`
+	Version     int64           `db:"version"` // bumped by member changes too
+	Attributes  RawJSON         `db:"attributes"`
+}
+
+// GroupMember is one member of a group, with the display fields a SCIM
+// members list shows.
+type GroupMember struct {
+	AdministratorID string `db:"administrator_id"`
+	UserName        string `db:"username"`
+}
+
+// SCIMToken is a bearer token an identity provider uses for an organization's
+// SCIM endpoint. Only the SHA-256 of the secret is stored; Prefix is the
+// secret's first characters, shown in lists so an operator can tell tokens
+// apart.
+type SCIMToken struct {
+	ID          string     `db:"id"`
+	OrgID       string     `db:"org_id"`
+	Prefix      string     `db:"prefix"`
+	Hash        []byte     `db:"hash"`
+	Description string     `db:"description"`
+	CreatedAt   time.Time  `db:"created_at"`
+	ExpiresAt   *time.Time `db:"expires_at"`
+	LastUsedAt  *time.Time `db:"last_used_at"`
+	RevokedAt   *time.Time `db:"revoked_at"`
+}
+
+// Usable reports whether the token may authenticate at time now.
+func (t SCIMToken) Usable(now time.Time) bool {
+	return t.RevokedAt == nil && (t.ExpiresAt == nil || now.Before(*t.ExpiresAt))
+}
+
+// Invitation is a single-use activation link for a Pending administrator.
+// Only the SHA-256 of the link's secret is stored.
+type Invitation struct {
+	Hash            []byte     `db:"hash"`
+	OrgID           string     `db:"org_id"`
+	AdministratorID string     `db:"administrator_id"`
+	CreatedAt       time.Time  `db:"created_at"`
+	ExpiresAt       time.Time  `db:"expires_at"`
+	UsedAt          *time.Time `db:"used_at"`
+}
+
+// NewOrg is everything CreateOrg writes in one transaction: the organization,
+// its registered domains, its first administrator and that administrator's
+// invitation.
+type NewOrg struct {
+	Org        Org
+	Domains    []string
+	Owner      Administrator
+	Invitation Invitation
+}
+
+// Page selects a window of a list. Lists are ordered by creation (a
+// monotonic sequence), so offsets stay stable while rows are inserted.
+type Page struct {
+	Offset int // rows to skip, >= 0
+	Limit  int // rows to return; 0 returns none (just the total)
+}
+
+// Store is the persistence contract. Implementations must pass
+// storetest.Run. Every method is scoped to one organization where the record
+// belongs to one; a record of another organization is ErrNotFound.
+//
+// Update methods apply fn to the current record inside one transaction and
+// write the result with Version+1. If fn returns an error nothing is written
+// and that error is returned. fn may be called more than once when a
+// concurrent writer wins the race, so it must not have side effects beyond
+// the record. Callers that hold a version from an earlier read (SCIM
+// If-Match) compare it inside fn and return ErrConflict.
+type Store interface {
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+
+	// CreateOrg writes a NewOrg atomically. IDs and times left empty are
+	// filled in. A taken slug is ErrAlreadyExists.
+	CreateOrg(ctx context.Context, n NewOrg) (Org, Administrator, error)
+	Org(ctx context.Context, id string) (Org, error)
+	OrgBySlug(ctx context.Context, slug string) (Org, error)
+	UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Org, error)
+
+	RegisteredDomains(ctx context.Context, org string) ([]RegisteredDomain, error)
+	AddRegisteredDomain(ctx context.Context, org, domain string) error
+	RemoveRegisteredDomain(ctx context.Context, org, domain string) error
+
+	// CreateAdministrator inserts a; a username equal to an existing one
+	// after FoldUsername is an *ExistsError naming the stored username.
+	CreateAdministrator(ctx context.Context, a Administrator) (Administrator, error)
+	// CreateAdministrators inserts all of as in one transaction, or none.
+	CreateAdministrators(ctx context.Context, as []Administrator) error
+	Administrator(ctx context.Context, org, id string) (Administrator, error)
+	// AdministratorByUsername matches the username exactly (case-sensitive).
+	AdministratorByUsername(ctx context.Context, org, username string) (Administrator, error)
+	UpdateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error)
+	DeleteAdministrator(ctx context.Context, org, id string) error
+	// ListAdministrators returns one page in creation order and the total.
+	ListAdministrators(ctx context.Context, org string, p Page) ([]Administrator, int, error)
+
+	CreateGroup(ctx context.Context, g Group) (Group, error)
+	Group(ctx context.Context, org, id string) (Group, error)
+	UpdateGroup(ctx context.Context, org, id string, fn func(*Group) error) (Group, error)
+	DeleteGroup(ctx context.Context, org, id string) error
+	ListGroups(ctx context.Context, org string, p Page) ([]Group, int, error)
+	// AddGroupMembers adds administrators to a group; ones already members
+	// are left as they are. An id that is not an administrator of org is
+	// ErrNotFound and nothing is added. It returns how many were added and
+	// bumps the group's Version when that is more than zero. Its cost is
+	// proportional to len(ids), not to the size of the group.
+	AddGroupMembers(ctx context.Context, org, group string, ids []string) (int, error)
+	// RemoveGroupMembers removes the given members (absent ones are
+	// ignored) and returns how many were removed.
+	RemoveGroupMembers(ctx context.Context, org, group string, ids []string) (int, error)
+	// GroupMembers returns a page of members in the order they were added,
+	// and their total.
+	GroupMembers(ctx context.Context, org, group string, p Page) ([]GroupMember, int, error)
+	// AdministratorGroups lists the groups an administrator belongs to.
+	AdministratorGroups(ctx context.Context, org, administrator string) ([]Group, error)
+
+	CreateSCIMToken(ctx context.Context, t SCIMToken) (SCIMToken, error)
+	// SCIMTokenByHash finds a token of any organization by the hash of its
+	// secret; revoked and expired tokens are returned too (check Usable).
+	SCIMTokenByHash(ctx context.Context, hash []byte) (SCIMToken, error)
+	SCIMTokens(ctx context.Context, org string) ([]SCIMToken, error)
+	TouchSCIMToken(ctx context.Context, id string, at time.Time) error
+	RevokeSCIMToken(ctx context.Context, org, id string, at time.Time) error
+
+	CreateInvitation(ctx context.Context, inv Invitation) error
+	InvitationByHash(ctx context.Context, hash []byte) (Invitation, error)
+}

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+)
+
+const scimTokenColumns = `id, org_id, prefix, hash, description, created_at, expires_at, last_used_at, revoked_at`
+
+// CreateSCIMToken stores a token's hash. The secret itself never reaches
+// the store.
+func (s *SQL) CreateSCIMToken(ctx context.Context, t SCIMToken) (SCIMToken, error) {
+	if t.OrgID == "" || len(t.Hash) == 0 {
+		return SCIMToken{}, errors.New("store: SCIM token needs an organization and a hash")
+	}
+	if t.ID == "" {
+		t.ID = uuid.NewString()
+	}
+	t.CreatedAt = s.timestamp()
+	_, err := s.exec(ctx, s.writer, `INSERT INTO scim_tokens (`+scimTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.OrgID, t.Prefix, t.Hash, t.Description, t.CreatedAt, t.ExpiresAt, t.LastUsedAt, t.RevokedAt)
+	switch {
+	case s.d.uniqueViolation(err):
+		return SCIMToken{}, &ExistsError{Kind: "SCIM token", Field: "prefix", Existing: t.Prefix}
+	case s.d.foreignKeyViolation(err):
+		return SCIMToken{}, ErrNotFound
+	case err != nil:
+		return SCIMToken{}, fmt.Errorf("store: create SCIM token: %w", err)
+	}
+	return t, nil
+}
+
+// SCIMTokenByHash finds a token by the hash of its secret.
+func (s *SQL) SCIMTokenByHash(ctx context.Context, hash []byte) (SCIMToken, error) {
+	var t SCIMToken
+	err := s.get(ctx, s.reader, &t, `SELECT `+scimTokenColumns+` FROM scim_tokens WHERE hash = ?`, hash)
+	return t, err
+}
+
+// SCIMTokens lists an organization's tokens, newest first, revoked ones
+// included.
+func (s *SQL) SCIMTokens(ctx context.Context, org string) ([]SCIMToken, error) {
+	ts := []SCIMToken{}
+	err := s.reader.SelectContext(ctx, &ts, s.q(`SELECT `+scimTokenColumns+` FROM scim_tokens WHERE org_id = ? ORDER BY created_at DESC, id`), org)
+	if err != nil {
+		return nil, fmt.Errorf("store: list SCIM tokens: %w", err)
+	}
+	return ts, nil
+}
+
+// TouchSCIMToken records that the token was used at the given time.
+func (s *SQL) TouchSCIMToken(ctx context.Context, id string, at time.Time) error {
+	n, err := s.exec(ctx, s.writer, `UPDATE scim_tokens SET last_used_at = ? WHERE id = ?`, at.UTC().Truncate(time.Microsecond), id)
+	if err != nil {
+		return fmt.Errorf("store: touch SCIM token: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// RevokeSCIMToken revokes a token of org; revoking twice keeps the first
+// time.
+func (s *SQL) RevokeSCIMToken(ctx context.Context, org, id string, at time.Time) error {
+	n, err := s.exec(ctx, s.writer, `UPDATE scim_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND org_id = ?`,
+		at.UTC().Truncate(time.Microsecond), id, org)
+	if err != nil {
+		return fmt.Errorf("store: revoke SCIM token: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func (s *SQL) insertInvitation(ctx context.Context, tx *sqlx.Tx, inv Invitation, now time.Time) error {
+	if len(inv.Hash) == 0 || inv.ExpiresAt.IsZero() {
+		return errors.New("store: invitation needs a hash and an expiry")
+	}
+	inv.CreatedAt = now
+	_, err := s.exec(ctx, tx, `INSERT INTO invitations (hash, org_id, administrator_id, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		inv.Hash, inv.OrgID, inv.AdministratorID, inv.CreatedAt, inv.ExpiresAt.UTC().Truncate(time.Microsecond), inv.UsedAt)
+	switch {
+	case s.d.uniqueViolation(err):
+		return &ExistsError{Kind: "invitation", Field: "hash", Existing: "(secret)"}
+	case s.d.foreignKeyViolation(err):
+		return ErrNotFound
+	case err != nil:
+		return fmt.Errorf("store: create invitation: %w", err)
+	}
+	return nil
+}
+
+// CreateInvitation stores an invitation for an existing administrator.
+func (s *SQL) CreateInvitation(ctx context.Context, inv Invitation) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var id string
+		if err := s.get(ctx, tx, &id, `SELECT id FROM administrators WHERE id = ? AND org_id = ?`, inv.AdministratorID, inv.OrgID); err != nil {
+			return err
+		}
+		return s.insertInvitation(ctx, tx, inv, s.timestamp())
+	})
+}
+
+// InvitationByHash finds an invitation by the hash of its secret.
+func (s *SQL) InvitationByHash(ctx context.Context, hash []byte) (Invitation, error) {
+	var inv Invitation
+	err := s.get(ctx, s.reader, &inv, `SELECT hash, org_id, administrator_id, created_at, expires_at, used_at FROM invitations WHERE hash = ?`, hash)
+	return inv, err
+}
