@@ -69,8 +69,14 @@ func (s *SQL) insertAdministrator(ctx context.Context, tx *sqlx.Tx, a Administra
 	_, err := s.exec(ctx, tx, `INSERT INTO administrators (id, org_id, username, username_fold, external_id, given_name, family_name,
 		email, phone, role, status, scim_managed, created_at, updated_at, last_login_at, version, attributes)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, administratorArgs(&a)...)
-	return a, s.administratorWriteError(err, &a)
+	if err := s.administratorWriteError(err, &a); err != nil {
+		return a, err
+	}
+	return a, s.addCount(ctx, tx, a.OrgID, countAdministrators, 1)
 }
+
+// countAdministrators is the record_counts kind of administrators.
+const countAdministrators = "administrators"
 
 func administratorArgs(a *Administrator) []any {
 	return []any{a.ID, a.OrgID, a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName,
@@ -133,6 +139,15 @@ func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) erro
 				return s.batchClash(ctx, rows)
 			}
 			if err := s.administratorWriteError(err, &chunk[0]); err != nil {
+				return err
+			}
+		}
+		perOrg := map[string]int{}
+		for _, a := range rows {
+			perOrg[a.OrgID]++
+		}
+		for org, n := range perOrg {
+			if err := s.addCount(ctx, tx, org, countAdministrators, n); err != nil {
 				return err
 			}
 		}
@@ -211,16 +226,25 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, fn func(*
 }
 
 // DeleteAdministrator removes the administrator, its group memberships and
-// invitations.
+// invitations. The groups it leaves get a new version: their member list
+// changed.
 func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string) error {
-	n, err := s.exec(ctx, s.writer, `DELETE FROM administrators WHERE id = ? AND org_id = ?`, id, org)
-	if err != nil {
-		return fmt.Errorf("store: delete administrator: %w", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Groups first, then the administrator: the order AddGroupMembers
+		// takes its locks in, so the two cannot deadlock on PostgreSQL.
+		if _, err := s.exec(ctx, tx, `UPDATE groups SET version = version + 1, updated_at = ?
+			WHERE id IN (SELECT group_id FROM group_members WHERE administrator_id = ?) AND org_id = ?`, s.timestamp(), id, org); err != nil {
+			return fmt.Errorf("store: delete administrator: %w", err)
+		}
+		n, err := s.exec(ctx, tx, `DELETE FROM administrators WHERE id = ? AND org_id = ?`, id, org)
+		if err != nil {
+			return fmt.Errorf("store: delete administrator: %w", err)
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return s.addCount(ctx, tx, org, countAdministrators, -1)
+	})
 }
 
 // ListAdministrators returns a page in creation order and the total.
@@ -228,16 +252,16 @@ func (s *SQL) ListAdministrators(ctx context.Context, org string, p Page) ([]Adm
 	if err := checkPage(p); err != nil {
 		return nil, 0, err
 	}
-	var total int
-	if err := s.get(ctx, s.reader, &total, `SELECT count(*) FROM administrators WHERE org_id = ?`, org); err != nil {
+	total, err := s.count(ctx, org, countAdministrators)
+	if err != nil {
 		return nil, 0, err
 	}
 	as := []Administrator{}
 	if p.Limit == 0 || p.Offset >= total {
 		return as, total, nil
 	}
-	err := s.reader.SelectContext(ctx, &as, s.q(`SELECT `+administratorColumns+` FROM administrators WHERE org_id = ?
-		ORDER BY seq LIMIT ? OFFSET ?`), org, p.Limit, p.Offset)
+	err = s.selectAll(ctx, s.reader, &as, `SELECT `+administratorColumns+` FROM administrators WHERE org_id = ?
+		ORDER BY seq LIMIT ? OFFSET ?`, org, p.Limit, p.Offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list administrators: %w", err)
 	}

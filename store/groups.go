@@ -21,8 +21,14 @@ func (s *SQL) CreateGroup(ctx context.Context, g Group) (Group, error) {
 	}
 	now := s.timestamp()
 	g.CreatedAt, g.UpdatedAt, g.Version = now, now, 1
-	_, err := s.exec(ctx, s.writer, `INSERT INTO groups (id, org_id, display_name, external_id, created_at, updated_at, version, attributes)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, g.ID, g.OrgID, g.DisplayName, g.ExternalID, g.CreatedAt, g.UpdatedAt, g.Version, g.Attributes)
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO groups (id, org_id, display_name, external_id, created_at, updated_at, version, attributes)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, g.ID, g.OrgID, g.DisplayName, g.ExternalID, g.CreatedAt, g.UpdatedAt, g.Version, g.Attributes)
+		if err != nil {
+			return err
+		}
+		return s.addCount(ctx, tx, g.OrgID, countGroups, 1)
+	})
 	switch {
 	case s.d.uniqueViolation(err):
 		return Group{}, &ExistsError{Kind: "group", Field: "id", Existing: g.ID}
@@ -58,16 +64,21 @@ func (s *SQL) UpdateGroup(ctx context.Context, org, id string, fn func(*Group) e
 		})
 }
 
+// countGroups is the record_counts kind of groups.
+const countGroups = "groups"
+
 // DeleteGroup removes the group and its member rows.
 func (s *SQL) DeleteGroup(ctx context.Context, org, id string) error {
-	n, err := s.exec(ctx, s.writer, `DELETE FROM groups WHERE id = ? AND org_id = ?`, id, org)
-	if err != nil {
-		return fmt.Errorf("store: delete group: %w", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		n, err := s.exec(ctx, tx, `DELETE FROM groups WHERE id = ? AND org_id = ?`, id, org)
+		if err != nil {
+			return fmt.Errorf("store: delete group: %w", err)
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return s.addCount(ctx, tx, org, countGroups, -1)
+	})
 }
 
 // ListGroups returns a page of groups in creation order and the total.
@@ -75,15 +86,15 @@ func (s *SQL) ListGroups(ctx context.Context, org string, p Page) ([]Group, int,
 	if err := checkPage(p); err != nil {
 		return nil, 0, err
 	}
-	var total int
-	if err := s.get(ctx, s.reader, &total, `SELECT count(*) FROM groups WHERE org_id = ?`, org); err != nil {
+	total, err := s.count(ctx, org, countGroups)
+	if err != nil {
 		return nil, 0, err
 	}
 	gs := []Group{}
 	if p.Limit == 0 || p.Offset >= total {
 		return gs, total, nil
 	}
-	err := s.reader.SelectContext(ctx, &gs, s.q(`SELECT `+groupColumns+` FROM groups WHERE org_id = ? ORDER BY seq LIMIT ? OFFSET ?`),
+	err = s.selectAll(ctx, s.reader, &gs, `SELECT `+groupColumns+` FROM groups WHERE org_id = ? ORDER BY seq LIMIT ? OFFSET ?`,
 		org, p.Limit, p.Offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list groups: %w", err)
@@ -137,8 +148,9 @@ func (s *SQL) AddGroupMembers(ctx context.Context, org, group string, ids []stri
 				args = append(args, id)
 			}
 			var found int
-			if err := s.get(ctx, tx, &found, `SELECT count(*) FROM administrators WHERE org_id = ? AND id IN `+placeholders(1, len(chunk)), args...); err != nil {
-				return err
+			err := tx.GetContext(ctx, &found, tx.Rebind(`SELECT count(*) FROM administrators WHERE org_id = ? AND id IN `+placeholders(1, len(chunk))), args...)
+			if err != nil {
+				return fmt.Errorf("store: add members: %w", err)
 			}
 			if found != len(chunk) {
 				return fmt.Errorf("store: a member is not an administrator of the organization: %w", ErrNotFound)
@@ -214,9 +226,9 @@ func (s *SQL) GroupMembers(ctx context.Context, org, group string, p Page) ([]Gr
 	if p.Limit == 0 || p.Offset >= total {
 		return ms, total, nil
 	}
-	err := s.reader.SelectContext(ctx, &ms, s.q(`SELECT m.administrator_id, a.username FROM group_members m
+	err := s.selectAll(ctx, s.reader, &ms, `SELECT m.administrator_id, a.username FROM group_members m
 		JOIN administrators a ON a.id = m.administrator_id
-		WHERE m.group_id = ? ORDER BY m.seq LIMIT ? OFFSET ?`), group, p.Limit, p.Offset)
+		WHERE m.group_id = ? ORDER BY m.seq LIMIT ? OFFSET ?`, group, p.Limit, p.Offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list members: %w", err)
 	}
@@ -227,9 +239,9 @@ func (s *SQL) GroupMembers(ctx context.Context, org, group string, p Page) ([]Gr
 // groups' creation order.
 func (s *SQL) AdministratorGroups(ctx context.Context, org, administrator string) ([]Group, error) {
 	gs := []Group{}
-	err := s.reader.SelectContext(ctx, &gs, s.q(`SELECT g.id, g.org_id, g.display_name, g.external_id, g.created_at, g.updated_at,
+	err := s.selectAll(ctx, s.reader, &gs, `SELECT g.id, g.org_id, g.display_name, g.external_id, g.created_at, g.updated_at,
 		g.version, g.attributes FROM group_members m JOIN groups g ON g.id = m.group_id
-		WHERE m.administrator_id = ? AND g.org_id = ? ORDER BY g.seq`), administrator, org)
+		WHERE m.administrator_id = ? AND g.org_id = ? ORDER BY g.seq`, administrator, org)
 	if err != nil {
 		return nil, fmt.Errorf("store: groups of administrator: %w", err)
 	}

@@ -85,7 +85,7 @@ func (s *SQL) UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Or
 // RegisteredDomains lists an organization's domains in alphabetical order.
 func (s *SQL) RegisteredDomains(ctx context.Context, org string) ([]RegisteredDomain, error) {
 	ds := []RegisteredDomain{}
-	err := s.reader.SelectContext(ctx, &ds, s.q(`SELECT org_id, domain, created_at FROM registered_domains WHERE org_id = ? ORDER BY domain`), org)
+	err := s.selectAll(ctx, s.reader, &ds, `SELECT org_id, domain, created_at FROM registered_domains WHERE org_id = ? ORDER BY domain`, org)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,6 +33,9 @@ type dialect struct {
 	uniqueViolation func(error) bool
 	foreignKeyViolation func(error) bool
 	migrations string // folder under migrations/
+	// countSlots is how many rows a record count is spread over (see
+	// record_counts in the migrations): one where writes are serial anyway.
+	countSlots int
 }
 
 var sqliteDialect = dialect{
@@ -46,6 +50,7 @@ var sqliteDialect = dialect{
 		return errors.As(err, &e) && e.ExtendedCode == sqlite3.ErrConstraintForeignKey
 	},
 	migrations: "sqlite",
+	countSlots: 1,
 }
 
 var postgresDialect = dialect{
@@ -60,6 +65,7 @@ var postgresDialect = dialect{
 		return errors.As(err, &e) && e.Code == "23503"
 	},
 	migrations: "postgres",
+	countSlots: 8,
 }
 
 // SQL is the Store on SQLite or PostgreSQL.
@@ -73,6 +79,12 @@ type SQL struct {
 	now    func() time.Time
 
 	bound sync.Map // query with ? placeholders -> query for the dialect
+	stmts sync.Map // stmtKey -> *sqlx.Stmt
+}
+
+type stmtKey struct {
+	db    *sqlx.DB
+	query string
 }
 
 // Options tune Open. The zero value is the production default.
@@ -212,6 +224,7 @@ func (s *SQL) Ping(ctx context.Context) error {
 
 // Close closes the pools.
 func (s *SQL) Close() error {
+	s.stmts.Range(func(_, v any) bool { v.(*sqlx.Stmt).Close(); return true })
 	err := s.writer.Close()
 	if s.reader != s.writer {
 		err = errors.Join(err, s.reader.Close())
@@ -249,9 +262,46 @@ func (s *SQL) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return nil
 }
 
+// stmt returns a statement prepared once on db and kept: mattn/go-sqlite3
+// would otherwise compile the SQL on every call of the read hot path (pgx
+// caches statements on its own).
+func (s *SQL) stmt(ctx context.Context, db *sqlx.DB, query string) (*sqlx.Stmt, error) {
+	k := stmtKey{db, query}
+	if v, ok := s.stmts.Load(k); ok {
+		return v.(*sqlx.Stmt), nil
+	}
+	st, err := db.PreparexContext(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := s.stmts.LoadOrStore(k, st); loaded {
+		st.Close()
+		return v.(*sqlx.Stmt), nil
+	}
+	return st, nil
+}
+
+// on is where a statement runs: a pool (*sqlx.DB) or a write transaction
+// (*sqlx.Tx). Statements on a pool are kept prepared. Statements in a
+// transaction are sent as text: preparing through the pool would wait for
+// the SQLite writer's only connection, which the transaction holds, and the
+// fsync of a write costs far more than parsing its SQL.
+type on interface {
+	sqlx.QueryerContext
+	sqlx.ExecerContext
+}
+
 // get reads one row into dst, mapping no rows to ErrNotFound.
-func (s *SQL) get(ctx context.Context, q sqlx.QueryerContext, dst any, query string, args ...any) error {
-	err := sqlx.GetContext(ctx, q, dst, s.q(query), args...)
+func (s *SQL) get(ctx context.Context, where on, dst any, query string, args ...any) error {
+	var err error
+	if db, ok := where.(*sqlx.DB); ok {
+		var st *sqlx.Stmt
+		if st, err = s.stmt(ctx, db, query); err == nil {
+			err = st.GetContext(ctx, dst, args...)
+		}
+	} else {
+		err = sqlx.GetContext(ctx, where, dst, s.q(query), args...)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
@@ -261,12 +311,44 @@ func (s *SQL) get(ctx context.Context, q sqlx.QueryerContext, dst any, query str
 	return nil
 }
 
-func (s *SQL) exec(ctx context.Context, e sqlx.ExecerContext, query string, args ...any) (int64, error) {
-	res, err := e.ExecContext(ctx, s.q(query), args...)
+// selectAll reads every row of a query into dst, a pointer to a slice.
+func (s *SQL) selectAll(ctx context.Context, db *sqlx.DB, dst any, query string, args ...any) error {
+	st, err := s.stmt(ctx, db, query)
+	if err != nil {
+		return err
+	}
+	return st.SelectContext(ctx, dst, args...)
+}
+
+// exec runs a write and returns the rows it affected.
+func (s *SQL) exec(ctx context.Context, where on, query string, args ...any) (int64, error) {
+	res, err := where.ExecContext(ctx, s.q(query), args...)
 	if err != nil {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// addCount changes the stored count of an organization's records of a kind
+// (inside the transaction that inserts or deletes them).
+func (s *SQL) addCount(ctx context.Context, tx *sqlx.Tx, org, kind string, delta int) error {
+	slot := 0
+	if s.d.countSlots > 1 {
+		slot = rand.IntN(s.d.countSlots)
+	}
+	_, err := s.exec(ctx, tx, `INSERT INTO record_counts (org_id, kind, slot, n) VALUES (?, ?, ?, ?)
+		ON CONFLICT (org_id, kind, slot) DO UPDATE SET n = record_counts.n + excluded.n`, org, kind, slot, delta)
+	if err != nil {
+		return fmt.Errorf("store: count %s: %w", kind, err)
+	}
+	return nil
+}
+
+// count reads the stored count of an organization's records of a kind.
+func (s *SQL) count(ctx context.Context, org, kind string) (int, error) {
+	var n int
+	err := s.get(ctx, s.reader, &n, `SELECT COALESCE(SUM(n), 0) FROM record_counts WHERE org_id = ? AND kind = ?`, org, kind)
+	return n, err
 }
 
 // updateRecord is the read-modify-write every Update method shares: lock

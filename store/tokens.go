@@ -46,7 +46,7 @@ func (s *SQL) SCIMTokenByHash(ctx context.Context, hash []byte) (SCIMToken, erro
 // included.
 func (s *SQL) SCIMTokens(ctx context.Context, org string) ([]SCIMToken, error) {
 	ts := []SCIMToken{}
-	err := s.reader.SelectContext(ctx, &ts, s.q(`SELECT `+scimTokenColumns+` FROM scim_tokens WHERE org_id = ? ORDER BY created_at DESC, id`), org)
+	err := s.selectAll(ctx, s.reader, &ts, `SELECT `+scimTokenColumns+` FROM scim_tokens WHERE org_id = ? ORDER BY created_at DESC, id`, org)
 	if err != nil {
 		return nil, fmt.Errorf("store: list SCIM tokens: %w", err)
 	}

@@ -225,6 +225,9 @@ func testAdministratorCRUD(t *testing.T, s store.Store) {
 	_, err = s.Administrator(ctx, o.ID, a.ID)
 	wantErr(t, err, store.ErrNotFound)
 	wantErr(t, s.DeleteAdministrator(ctx, o.ID, a.ID), store.ErrNotFound)
+	if _, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{}); total != 1 {
+		t.Fatalf("total after deleting = %d, want 1 (the owner)", total)
+	}
 	_, err = s.UpdateAdministrator(ctx, o.ID, a.ID, func(*store.Administrator) error { return nil })
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.CreateAdministrator(ctx, admin("no-such-org", "x"))
@@ -522,6 +525,10 @@ func testGroups(t *testing.T, s store.Store) {
 	}
 	_, err = s.Group(ctx, o.ID, g.ID)
 	wantErr(t, err, store.ErrNotFound)
+	wantErr(t, s.DeleteGroup(ctx, o.ID, g.ID), store.ErrNotFound)
+	if _, gtotal, _ := s.ListGroups(ctx, o.ID, store.Page{}); gtotal != 0 {
+		t.Fatalf("ListGroups total after delete = %d", gtotal)
+	}
 	_, _, err = s.GroupMembers(ctx, o.ID, g.ID, store.Page{Limit: 1})
 	wantErr(t, err, store.ErrNotFound)
 	if gs, _ := s.AdministratorGroups(ctx, o.ID, owner.ID); len(gs) != 0 {
