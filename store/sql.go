@@ -29,10 +29,10 @@ type dialect struct {
 	// which already excludes other writers. PostgreSQL takes FOR NO KEY
 	// UPDATE, which does not block foreign-key checks of inserts that refer
 	// to the row (group members).
-	forUpdate string
-	uniqueViolation func(error) bool
+	forUpdate           string
+	uniqueViolation     func(error) bool
 	foreignKeyViolation func(error) bool
-	migrations string // folder under migrations/
+	migrations          string // folder under migrations/
 	// countSlots is how many rows a record count is spread over (see
 	// record_counts in the migrations): one where writes are serial anyway.
 	countSlots int

@@ -143,14 +143,14 @@ type Administrator struct {
 // Group is a SCIM group of administrators. Members are rows of their own so
 // that adding or removing one never rewrites the group.
 type Group struct {
-	ID          string          `db:"id"`
-	OrgID       string          `db:"org_id"`
-	DisplayName string          `db:"display_name"`
-	ExternalID  string          `db:"external_id"`
-	CreatedAt   time.Time       `db:"created_at"`
-	UpdatedAt   time.Time       `db:"updated_at"`
-	Version     int64           `db:"version"` // bumped by member changes too
-	Attributes  RawJSON         `db:"attributes"`
+	ID          string    `db:"id"`
+	OrgID       string    `db:"org_id"`
+	DisplayName string    `db:"display_name"`
+	ExternalID  string    `db:"external_id"`
+	CreatedAt   time.Time `db:"created_at"`
+	UpdatedAt   time.Time `db:"updated_at"`
+	Version     int64     `db:"version"` // bumped by member changes too
+	Attributes  RawJSON   `db:"attributes"`
 }
 
 // GroupMember is one member of a group, with the display fields a SCIM

@@ -253,10 +253,10 @@ func testUsernameCaseClash(t *testing.T, s store.Store) {
 	o, _ := newOrg(t, s, "clash")
 	for _, tc := range []struct{ stored, clashing string }{
 		{"jdoe", "JDoe"},
-		{"straße", "STRASSE"},             // full case folding: ß folds to ss
-		{"kelvin", "\u212Aelvin"},         // KELVIN SIGN folds to k
-		{"ren\u00e9", "RENE\u0301"},       // composed é and decomposed E+acute
-		{"ΣΊΣΥΦΟΣ", "σίσυφος"},            // final sigma
+		{"straße", "STRASSE"},                           // full case folding: ß folds to ss
+		{"kelvin", "\u212Aelvin"},                       // KELVIN SIGN folds to k
+		{"ren\u00e9", "RENE\u0301"},                     // composed é and decomposed E+acute
+		{"ΣΊΣΥΦΟΣ", "σίσυφος"},                          // final sigma
 		{"\u0130stanbul-admin", "i\u0307stanbul-admin"}, // dotted capital I folds to i + combining dot
 	} {
 		mustCreate(t, s, admin(o.ID, tc.stored))
