@@ -213,12 +213,16 @@ type Page struct {
 // storetest.Run. Every method is scoped to one organization where the record
 // belongs to one; a record of another organization is ErrNotFound.
 //
-// Update methods apply fn to the current record inside one transaction and
-// write the result with Version+1. If fn returns an error nothing is written
-// and that error is returned. fn may be called more than once when a
-// concurrent writer wins the race, so it must not have side effects beyond
-// the record. Callers that hold a version from an earlier read (SCIM
-// If-Match) compare it inside fn and return ErrConflict.
+// Update methods apply fn to the current record inside one transaction that
+// holds the row (concurrent updates of one record take turns, so none is
+// lost) and write the result with Version+1 and a new UpdatedAt. If fn
+// returns an error nothing is written and that error is returned. fn must
+// not have side effects beyond the record. Callers that hold a version from
+// an earlier read (SCIM If-Match) compare it inside fn and return
+// ErrConflict.
+//
+// Times are UTC instants with microsecond precision; drivers may return
+// them in another location, so compare them with time.Time.Equal.
 type Store interface {
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
