@@ -98,6 +98,10 @@ type Options struct {
 	// MaxConns caps the reader pool (and, on PostgreSQL, the writer pool).
 	// Zero picks a default from the CPU count.
 	MaxConns int
+	// ConnectTimeout bounds the first contact with the database, so an
+	// unreachable one fails fast; migrations are not bounded by it. Zero
+	// means 10 seconds.
+	ConnectTimeout time.Duration
 }
 
 // Open connects to the database named by dsn and migrates it:
@@ -123,7 +127,13 @@ func Open(ctx context.Context, dsn string, opt Options) (*SQL, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Ping(ctx); err != nil {
+	if opt.ConnectTimeout <= 0 {
+		opt.ConnectTimeout = 10 * time.Second
+	}
+	pctx, cancel := context.WithTimeout(ctx, opt.ConnectTimeout)
+	err = s.Ping(pctx)
+	cancel()
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: %s unreachable: %w", s.d.name, err)
 	}

@@ -22,6 +22,7 @@ func (s *SQL) CreateSCIMToken(ctx context.Context, t SCIMToken) (SCIMToken, erro
 		t.ID = uuid.NewString()
 	}
 	t.CreatedAt = s.timestamp()
+	t.ExpiresAt, t.LastUsedAt, t.RevokedAt = micro(t.ExpiresAt), micro(t.LastUsedAt), micro(t.RevokedAt)
 	_, err := s.exec(ctx, s.writer, `INSERT INTO scim_tokens (`+scimTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.OrgID, t.Prefix, t.Hash, t.Description, t.CreatedAt, t.ExpiresAt, t.LastUsedAt, t.RevokedAt)
 	switch {
@@ -33,6 +34,15 @@ func (s *SQL) CreateSCIMToken(ctx context.Context, t SCIMToken) (SCIMToken, erro
 		return SCIMToken{}, fmt.Errorf("store: create SCIM token: %w", err)
 	}
 	return t, nil
+}
+
+// micro is a time as the store keeps it: UTC, microseconds.
+func micro(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
 }
 
 // SCIMTokenByHash finds a token by the hash of its secret.

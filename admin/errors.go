@@ -1,0 +1,47 @@
+// Package admin holds gatehouse's administration rules: creating an
+// organization with its first super administrator, the SCIM switch, SCIM
+// tokens. Services here validate their input completely before they write,
+// so a refused request leaves the store as it was.
+package admin
+
+import "fmt"
+
+// Error is a refusal that the caller can show to whoever made the request:
+// Code is stable and machine-readable, Message is one line of plain text
+// naming the offending value. Err, when set, is the underlying cause (a
+// store sentinel, say) for errors.Is; its text is not meant for clients.
+type Error struct {
+	Code    string // invalid_slug, invalid_email, org_exists, org_not_found, ...
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return "admin: " + e.Message + ": " + e.Err.Error()
+	}
+	return "admin: " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Codes of Error. They are part of the management API's contract: keep them.
+const (
+	CodeInvalidSlug         = "invalid_slug"
+	CodeInvalidName         = "invalid_name"
+	CodeInvalidDomain       = "invalid_domain"
+	CodeInvalidUsername     = "invalid_username"
+	CodeInvalidEmail        = "invalid_email"
+	CodeDomainNotRegistered = "domain_not_registered"
+	CodeInvalidGivenName    = "invalid_given_name"
+	CodeInvalidFamilyName   = "invalid_family_name"
+	CodeInvalidPhone        = "invalid_phone"
+	CodeInvalidDescription  = "invalid_description"
+	CodeInvalidExpiry       = "invalid_expiry"
+	CodeOrgExists           = "org_exists"
+	CodeOrgNotFound         = "org_not_found"
+)
+
+func refuse(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}

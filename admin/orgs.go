@@ -1,0 +1,300 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"gatehouse/store"
+)
+
+// OrgSpec is what creating an organization takes.
+type OrgSpec struct {
+	Slug    string
+	Name    string
+	Domains []string // registered email domains; may be empty
+	Owner   OwnerSpec
+}
+
+// OwnerSpec is the organization's first administrator, who becomes its
+// super administrator once they follow the activation link.
+type OwnerSpec struct {
+	UserName   string
+	Email      string
+	GivenName  string
+	FamilyName string
+	Phone      string // optional
+}
+
+// Orgs creates and looks up organizations.
+type Orgs struct {
+	Store store.Store
+	// BaseURL is the server's public URL; activation links point under it.
+	BaseURL string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// InvitationTTL is how long an activation link is valid; zero means
+	// DefaultInvitationTTL.
+	InvitationTTL time.Duration
+}
+
+// DefaultInvitationTTL is the life of an activation link.
+const DefaultInvitationTTL = 7 * 24 * time.Hour
+
+const (
+	maxNameLen     = 200 // characters, for the organization's and people's names
+	maxUsernameLen = 256 // bytes
+	maxEmailLen    = 254 // RFC 5321 forward-path limit
+	maxPhoneLen    = 64
+)
+
+var slugPattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// Create validates spec completely, then writes the organization, its
+// registered domains, its first administrator (a Pending super
+// administrator) and that administrator's invitation in one transaction.
+// It returns the activation URL, which carries the invitation's secret: the
+// secret is not stored and cannot be shown again.
+func (o *Orgs) Create(ctx context.Context, spec OrgSpec) (store.Org, store.Administrator, string, error) {
+	domains, err := validateOrgSpec(spec)
+	if err != nil {
+		return store.Org{}, store.Administrator{}, "", err
+	}
+	if o.BaseURL == "" {
+		return store.Org{}, store.Administrator{}, "", errors.New("admin: Orgs.BaseURL is not set")
+	}
+	ttl := o.InvitationTTL
+	if ttl <= 0 {
+		ttl = DefaultInvitationTTL
+	}
+	secret := newSecret()
+	org, owner, err := o.Store.CreateOrg(ctx, store.NewOrg{
+		Org:     store.Org{Slug: spec.Slug, Name: spec.Name},
+		Domains: domains,
+		Owner: store.Administrator{
+			UserName:   spec.Owner.UserName,
+			Email:      spec.Owner.Email,
+			GivenName:  spec.Owner.GivenName,
+			FamilyName: spec.Owner.FamilyName,
+			Phone:      spec.Owner.Phone,
+			Role:       store.RoleSuperAdministrator,
+			Status:     store.StatusPending,
+		},
+		Invitation: store.Invitation{
+			Hash:      HashSecret(secret),
+			ExpiresAt: now(o.Now).Add(ttl),
+		},
+	})
+	// In a new organization every record is new, and its ids and the
+	// invitation hash are random: the one uniqueness rule a request can
+	// break is the slug.
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return store.Org{}, store.Administrator{}, "", &Error{Code: CodeOrgExists,
+			Message: fmt.Sprintf("organization %q already exists", spec.Slug), Err: err}
+	}
+	if err != nil {
+		return store.Org{}, store.Administrator{}, "", fmt.Errorf("admin: create organization: %w", err)
+	}
+	link := strings.TrimRight(o.BaseURL, "/") + "/activate?token=" + secret
+	return org, owner, link, nil
+}
+
+// BySlug returns the organization with that slug.
+func (o *Orgs) BySlug(ctx context.Context, slug string) (store.Org, error) {
+	org, err := o.Store.OrgBySlug(ctx, slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Org{}, &Error{Code: CodeOrgNotFound, Message: fmt.Sprintf("organization %q not found", slug), Err: err}
+	}
+	if err != nil {
+		return store.Org{}, fmt.Errorf("admin: organization %q: %w", slug, err)
+	}
+	return org, nil
+}
+
+// SetSCIM turns SCIM provisioning on or off for the organization. While it
+// is on, the identity provider owns the administrators' lifecycle.
+func (o *Orgs) SetSCIM(ctx context.Context, orgID string, enabled bool) (store.Org, error) {
+	org, err := o.Store.UpdateOrg(ctx, orgID, func(org *store.Org) error {
+		org.SCIMEnabled = enabled
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Org{}, &Error{Code: CodeOrgNotFound, Message: fmt.Sprintf("organization with id %q not found", orgID), Err: err}
+	}
+	if err != nil {
+		return store.Org{}, fmt.Errorf("admin: set SCIM: %w", err)
+	}
+	return org, nil
+}
+
+func now(clock func() time.Time) time.Time {
+	if clock == nil {
+		return time.Now()
+	}
+	return clock()
+}
+
+// validateOrgSpec checks every field of spec and returns the registered
+// domains normalised to lower case.
+func validateOrgSpec(spec OrgSpec) ([]string, error) {
+	if !slugPattern.MatchString(spec.Slug) {
+		return nil, refuse(CodeInvalidSlug, "invalid organization slug %q: use 1 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit", spec.Slug)
+	}
+	if err := checkText(spec.Name, maxNameLen, CodeInvalidName, "organization name"); err != nil {
+		return nil, err
+	}
+	domains := make([]string, 0, len(spec.Domains))
+	seen := make(map[string]bool, len(spec.Domains))
+	for _, d := range spec.Domains {
+		norm, err := normalizeDomain(d)
+		if err != nil {
+			return nil, err
+		}
+		if seen[norm] {
+			return nil, refuse(CodeInvalidDomain, "domain %q is given twice", norm)
+		}
+		seen[norm] = true
+		domains = append(domains, norm)
+	}
+	if err := checkUsername(spec.Owner.UserName); err != nil {
+		return nil, err
+	}
+	if err := checkEmail(spec.Owner.Email, domains); err != nil {
+		return nil, err
+	}
+	if err := checkText(spec.Owner.GivenName, maxNameLen, CodeInvalidGivenName, "administrator first name"); err != nil {
+		return nil, err
+	}
+	if err := checkText(spec.Owner.FamilyName, maxNameLen, CodeInvalidFamilyName, "administrator last name"); err != nil {
+		return nil, err
+	}
+	if spec.Owner.Phone != "" {
+		if err := checkText(spec.Owner.Phone, maxPhoneLen, CodeInvalidPhone, "administrator phone"); err != nil {
+			return nil, err
+		}
+	}
+	return domains, nil
+}
+
+// checkText requires a required one-line text field: not blank, valid
+// UTF-8, no control characters, at most max characters.
+func checkText(s string, max int, code, what string) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return refuse(code, "%s is required", what)
+	case !utf8.ValidString(s):
+		return refuse(code, "%s is not valid UTF-8", what)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return refuse(code, "%s %q contains control characters", what, s)
+	case utf8.RuneCountInString(s) > max:
+		return refuse(code, "%s is longer than %d characters", what, max)
+	}
+	return nil
+}
+
+// checkUsername enforces the few rules a username has. It is otherwise
+// stored exactly as given: SSO and SCIM match it exactly, case included, so
+// it is never trimmed, folded or normalised here.
+func checkUsername(u string) error {
+	switch {
+	case u == "":
+		return refuse(CodeInvalidUsername, "administrator username is required")
+	case len(u) > maxUsernameLen:
+		return refuse(CodeInvalidUsername, "administrator username is longer than %d bytes", maxUsernameLen)
+	case !utf8.ValidString(u):
+		return refuse(CodeInvalidUsername, "administrator username is not valid UTF-8")
+	case strings.IndexFunc(u, unicode.IsControl) >= 0:
+		return refuse(CodeInvalidUsername, "administrator username %q contains control characters", u)
+	}
+	first, _ := utf8.DecodeRuneInString(u)
+	last, _ := utf8.DecodeLastRuneInString(u)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return refuse(CodeInvalidUsername, "administrator username %q starts or ends with white space", u)
+	}
+	return nil
+}
+
+// checkEmail requires a bare address (no display name, no angle brackets)
+// whose domain, when the organization registers domains, is one of them.
+func checkEmail(email string, domains []string) error {
+	if email == "" {
+		return refuse(CodeInvalidEmail, "administrator email is required")
+	}
+	if len(email) > maxEmailLen {
+		return refuse(CodeInvalidEmail, "administrator email is longer than %d bytes", maxEmailLen)
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Name != "" || addr.Address != email {
+		return refuse(CodeInvalidEmail, "invalid administrator email %q: give a bare address such as jane@example.com", email)
+	}
+	if len(domains) == 0 {
+		return nil
+	}
+	at := strings.LastIndexByte(email, '@')
+	// Registered domains are ASCII, so only ASCII letters are folded:
+	// Unicode case folding would match "exampl\u212A.com" (Kelvin sign)
+	// with "example.com".
+	domain := asciiLower(email[at+1:])
+	for _, d := range domains {
+		if domain == d {
+			return nil
+		}
+	}
+	return refuse(CodeDomainNotRegistered, "administrator email %q is not in a registered domain of the organization (%s)",
+		email, strings.Join(domains, ", "))
+}
+
+// normalizeDomain lower-cases a registered domain and checks it is a DNS
+// host name in ASCII form (internationalised names in their xn-- form),
+// with at least two labels, as an email domain has.
+func normalizeDomain(d string) (string, error) {
+	bad := func(why string) error { return refuse(CodeInvalidDomain, "invalid domain %q: %s", d, why) }
+	n := asciiLower(d)
+	if n == "" {
+		return "", bad("empty")
+	}
+	if len(n) > 253 {
+		return "", bad("longer than 253 characters")
+	}
+	labels := strings.Split(n, ".")
+	if len(labels) < 2 {
+		return "", bad("give a full domain such as example.com")
+	}
+	for _, l := range labels {
+		if l == "" {
+			return "", bad("empty label")
+		}
+		if len(l) > 63 {
+			return "", bad("label longer than 63 characters")
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return "", bad("use letters, digits and hyphens (internationalised names in xn-- form)")
+			}
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return "", bad("a label starts or ends with a hyphen")
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return "", bad("not a domain name")
+	}
+	return n, nil
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/term"
+
+	"gatehouse/store"
+)
+
+const (
+	shutdownTimeout  = 15 * time.Second
+	readinessTimeout = 2 * time.Second
+)
+
+func runServe(ctx context.Context, c *cli, args []string) error {
+	fs := newFlagSet("serve")
+	addr := fs.String("addr", defaultAddr, "listen address (env GATEHOUSE_ADDR)")
+	db := fs.String("db", defaultDB, "database: a SQLite file path, sqlite:PATH, or a postgres:// URL; migrated on start (env GATEHOUSE_DB)")
+	baseURL := fs.String("base-url", "", "public URL of this server, used in links and SSO redirects (env GATEHOUSE_BASE_URL; default http://ADDR)")
+	logFormat := fs.String("log-format", "auto", "auto (text on a terminal, JSON otherwise), text or json (env GATEHOUSE_LOG_FORMAT)")
+	sqliteSync := fs.String("sqlite-synchronous", "FULL", "SQLite durability: FULL (a committed write survives power loss) or NORMAL (survives a crash of gatehouse only) (env GATEHOUSE_SQLITE_SYNCHRONOUS)")
+	pos, err := c.parse(fs, "[flags]",
+		"Runs the HTTP server until SIGINT or SIGTERM, then drains requests for up to\n"+
+			"15 seconds. Health: /healthz, /readyz; metrics: /metrics.", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("serve: unexpected argument %q", pos[0])
+	}
+	err = c.fromEnv(fs, map[string]string{
+		"addr":               "GATEHOUSE_ADDR",
+		"db":                 "GATEHOUSE_DB",
+		"base-url":           "GATEHOUSE_BASE_URL",
+		"log-format":         "GATEHOUSE_LOG_FORMAT",
+		"sqlite-synchronous": "GATEHOUSE_SQLITE_SYNCHRONOUS",
+	})
+	if err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return usagef("--addr: %q is not HOST:PORT", *addr)
+	}
+	if err := checkDSN("db", *db); err != nil {
+		return err
+	}
+	if *baseURL != "" {
+		if err := checkBaseURL(*baseURL); err != nil {
+			return err
+		}
+	}
+	switch *logFormat {
+	case "auto", "text", "json":
+	default:
+		return usagef("--log-format: %q is not auto, text or json", *logFormat)
+	}
+	sync := strings.ToUpper(*sqliteSync)
+	if sync != "FULL" && sync != "NORMAL" {
+		return usagef("--sqlite-synchronous: %q is not FULL or NORMAL", *sqliteSync)
+	}
+	logger := newLogger(c.stderr, *logFormat)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first signal, a second one ends the process at once.
+	context.AfterFunc(ctx, stop)
+
+	s, err := openStore(ctx, *db, store.Options{SQLiteSynchronous: sync})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			logger.Error("closing the database", "err", err)
+		}
+	}()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	if *baseURL == "" {
+		_, port, _ := net.SplitHostPort(ln.Addr().String()) // the real port when --addr asked for :0
+		host, _, _ := net.SplitHostPort(*addr)
+		*baseURL = defaultBaseURL(net.JoinHostPort(host, port))
+	}
+
+	reg := newRegistry(s)
+	handler := instrument(newMux(deps{store: s, metrics: reg, baseURL: *baseURL}), logger, newHTTPMetrics(reg))
+	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())
+	if err := serveUntilDone(ctx, ln, handler, logger); err != nil {
+		return err
+	}
+	logger.Info("gatehouse stopped")
+	return nil
+}
+
+// deps is what the HTTP handlers need. Handlers of later packages (SCIM,
+// management API, SSO) are mounted by newMux from these.
+type deps struct {
+	store   store.Store
+	metrics prometheus.Gatherer
+	baseURL string // public URL, for redirects and links
+}
+
+// newMux routes every endpoint of the server. Routes use Go 1.22 patterns;
+// the pattern string is also the route label of the metrics.
+func newMux(d deps) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		plain(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", readyz(d.store))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// pinger is the part of the store readiness needs.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// readyz answers 200 while the database answers within readinessTimeout,
+// else 503. The cause goes to the log, never to the client.
+func readyz(db pinger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readinessTimeout)
+		defer cancel()
+		if err := db.Ping(ctx); err != nil {
+			loggerFrom(r.Context()).Warn("readiness check failed", "err", err)
+			plain(w, http.StatusServiceUnavailable, "database unreachable")
+			return
+		}
+		plain(w, http.StatusOK, "ready")
+	}
+}
+
+func plain(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	io.WriteString(w, body)
+}
+
+// newRegistry is the server's own Prometheus registry (never the global
+// one): Go runtime, process, and database pool figures. The HTTP metrics
+// are added by newHTTPMetrics.
+func newRegistry(s *store.SQL) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reader, writer := s.DB()
+	if reader == writer { // PostgreSQL: one pool
+		reg.MustRegister(collectors.NewDBStatsCollector(reader, "main"))
+	} else {
+		reg.MustRegister(collectors.NewDBStatsCollector(reader, "reader"), collectors.NewDBStatsCollector(writer, "writer"))
+	}
+	return reg
+}
+
+// serveUntilDone serves on ln until ctx is done, then shuts down
+// gracefully: no new connections, in-flight requests get shutdownTimeout
+// to finish.
+func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// newLogger logs to w as text or JSON; auto picks text when w is a
+// terminal, JSON otherwise (a log collector).
+func newLogger(w io.Writer, format string) *slog.Logger {
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}

@@ -1,0 +1,479 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"gatehouse/store/storetest"
+)
+
+// syncBuffer is a bytes.Buffer the server's goroutines may write to while
+// the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// server is gatehouse serve running in-process.
+type server struct {
+	base   string
+	stop   context.CancelFunc
+	done   chan int
+	stdout *syncBuffer
+	stderr *syncBuffer
+}
+
+// startServe runs serve with args and env and waits until /healthz answers.
+func startServe(t *testing.T, addr string, env map[string]string, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{base: "http://" + addr, stop: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	go func() {
+		s.done <- run(ctx, append([]string{"serve"}, args...), s.stdout, s.stderr, func(k string) string { return env[k] })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case code := <-s.done:
+			s.done <- code
+			t.Fatalf("serve exited %d before answering: %s", code, s.stderr.String())
+		default:
+		}
+		resp, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not answer /healthz: %v; stderr %s", err, s.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// shutdown cancels serve's context (as SIGINT would) and returns its exit
+// status.
+func (s *server) shutdown(t *testing.T) int {
+	t.Helper()
+	s.stop()
+	select {
+	case code := <-s.done:
+		s.done <- code // for the cleanup
+		return code
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20s of its context ending")
+		return -1
+	}
+}
+
+func get(t *testing.T, url string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+var generatedID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// logLines parses serve's JSON log.
+func logLines(t *testing.T, stderr string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", sc.Text())
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+func TestServe(t *testing.T) {
+	addr := freeAddr(t)
+	dbPath := filepath.Join(t.TempDir(), "nested", "gatehouse.db")
+	// The database comes from the environment; --addr wins over a bad
+	// GATEHOUSE_ADDR; the log format is auto, and stderr is no terminal.
+	srv := startServe(t, addr, map[string]string{"GATEHOUSE_DB": dbPath, "GATEHOUSE_ADDR": "not-an-address"}, "--addr", addr)
+
+	if _, err := os.Stat(dbPath); err != nil {
+		t.Fatalf("GATEHOUSE_DB not used: %v", err)
+	}
+
+	resp, body := get(t, srv.base+"/healthz", nil)
+	if resp.StatusCode != 200 || body != "ok" {
+		t.Errorf("/healthz: %d %q", resp.StatusCode, body)
+	}
+	healthzID := resp.Header.Get("X-Request-ID")
+	if !generatedID.MatchString(healthzID) {
+		t.Errorf("generated X-Request-ID %q is not 16 random bytes in hex", healthzID)
+	}
+	resp, body = get(t, srv.base+"/readyz", map[string]string{"X-Request-ID": "lb-check.42_A"})
+	if resp.StatusCode != 200 || body != "ready" {
+		t.Errorf("/readyz: %d %q", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("X-Request-ID"); got != "lb-check.42_A" {
+		t.Errorf("X-Request-ID %q, want the client's echoed", got)
+	}
+	resp, _ = get(t, srv.base+"/readyz", map[string]string{"X-Request-ID": "no spaces allowed"})
+	if got := resp.Header.Get("X-Request-ID"); !generatedID.MatchString(got) {
+		t.Errorf("invalid client X-Request-ID was kept: %q", got)
+	}
+	resp, _ = get(t, srv.base+"/no/such/path/12345", nil)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown path: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("BREW", srv.base+"/healthz", nil)
+	if resp, _ := do(t, req); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("BREW /healthz: %d", resp.StatusCode)
+	}
+
+	resp, metrics := get(t, srv.base+"/metrics", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`gatehouse_http_requests_total{code="200",method="GET",route="GET /healthz"}`,
+		`gatehouse_http_requests_total{code="200",method="GET",route="GET /readyz"} 2`,
+		`gatehouse_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+		`gatehouse_http_requests_total{code="405",method="OTHER",route="unmatched"} 1`,
+		`gatehouse_http_request_duration_seconds_bucket{method="GET",route="GET /healthz",le="+Inf"}`,
+		`go_sql_max_open_connections{db_name="reader"}`,
+		`go_sql_max_open_connections{db_name="writer"} 1`,
+		`go_goroutines`,
+		`process_open_fds`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, "12345") || strings.Contains(metrics, "BREW") {
+		t.Error("/metrics carries a raw path or method as a label")
+	}
+
+	if code := srv.shutdown(t); code != 0 {
+		t.Fatalf("serve exited %d after its context ended: %s", code, srv.stderr.String())
+	}
+	if srv.stdout.String() != "" {
+		t.Errorf("serve wrote to stdout: %q", srv.stdout.String())
+	}
+	var sawHealthz, sawListening, sawStopped bool
+	for _, l := range logLines(t, srv.stderr.String()) {
+		switch l["msg"] {
+		case "gatehouse listening":
+			sawListening = l["addr"] == addr && l["base_url"] == "http://"+addr && l["database"] == "sqlite"
+		case "gatehouse stopped":
+			sawStopped = true
+		case "http request":
+			if l["request_id"] == healthzID {
+				sawHealthz = l["route"] == "GET /healthz" && l["method"] == "GET" && l["status"] == float64(200) &&
+					l["bytes"] == float64(2) && l["duration"] != nil
+			}
+		}
+	}
+	if !sawListening || !sawHealthz || !sawStopped {
+		t.Errorf("log lacks a line (listening %v, /healthz request %v, stopped %v):\n%s", sawListening, sawHealthz, sawStopped, srv.stderr.String())
+	}
+}
+
+// TestServeDefaultDatabase changes the working directory, so it must not
+// run in parallel with other tests.
+func TestServeDefaultDatabase(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	addr := freeAddr(t)
+	srv := startServe(t, addr, nil, "--addr", addr, "--log-format", "text")
+	if _, err := os.Stat(filepath.Join(dir, "data", "gatehouse.db")); err != nil {
+		t.Fatalf("serve without --db did not create data/gatehouse.db: %v", err)
+	}
+	if code := srv.shutdown(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, srv.stderr.String())
+	}
+	if !strings.Contains(srv.stderr.String(), `msg="gatehouse listening"`) {
+		t.Errorf("--log-format text: %s", srv.stderr.String())
+	}
+}
+
+func TestServeAddressInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := gatehouse(t, nil, "serve", "--addr", l.Addr().String(), "--db", filepath.Join(t.TempDir(), "gh.db"))
+	if r.code != 1 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	oneErrorLine(t, r, "address already in use")
+}
+
+// testHandler is the server's handler around newMux, as serve builds it.
+func testHandler(t *testing.T, d deps, mux *http.ServeMux) (http.Handler, *syncBuffer, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if d.metrics == nil {
+		d.metrics = reg
+	}
+	if mux == nil {
+		mux = newMux(d)
+	}
+	logs := &syncBuffer{}
+	return instrument(mux, slog.New(slog.NewJSONHandler(logs, nil)), newHTTPMetrics(reg)), logs, reg
+}
+
+func TestReadyzDatabaseDown(t *testing.T) {
+	s := storetest.SQLite(t)
+	h, logs, _ := testHandler(t, deps{store: s}, nil)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 200 || rec.Body.String() != "ready" {
+		t.Fatalf("store open: %d %q", rec.Code, rec.Body.String())
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "database unreachable" {
+		t.Fatalf("store closed: %d %q", rec.Code, rec.Body.String())
+	}
+	// The cause goes to the log, with the request ID, not to the client.
+	id := rec.Header().Get("X-Request-ID")
+	if !strings.Contains(logs.String(), `"msg":"readiness check failed","request_id":"`+id+`","err":"sql: database is closed"`) {
+		t.Errorf("log lacks the cause: %s", logs.String())
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	tests := []struct {
+		name, incoming string
+		kept           bool
+	}{
+		{"none", "", false},
+		{"plain", "abc-123_X.y", true},
+		{"64 characters", strings.Repeat("a", 64), true},
+		{"65 characters", strings.Repeat("a", 65), false},
+		{"space", "a b", false},
+		{"log injection", "a\n{\"level\":\"ERROR\"}", false},
+		{"non-ASCII", "ünïcode", false},
+		{"slash", "a/b", false},
+	}
+	h, logs, _ := testHandler(t, deps{store: storetest.SQLite(t)}, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/healthz", nil)
+			if tt.incoming != "" {
+				req.Header["X-Request-Id"] = []string{tt.incoming}
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			got := rec.Header().Get("X-Request-ID")
+			if tt.kept && got != tt.incoming {
+				t.Errorf("X-Request-ID %q, want %q kept", got, tt.incoming)
+			}
+			if !tt.kept && !generatedID.MatchString(got) {
+				t.Errorf("X-Request-ID %q, want a generated one", got)
+			}
+			if !strings.Contains(logs.String(), `"request_id":"`+got+`"`) {
+				t.Errorf("no log line with request_id %q", got)
+			}
+		})
+	}
+}
+
+func TestPanicRecovery(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /boom", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Secret", "do not send")
+		panic("database password is hunter2")
+	})
+	mux.HandleFunc("GET /half", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("partial answer"))
+		w.(http.Flusher).Flush()
+		panic("after the header")
+	})
+	h, logs, reg := testHandler(t, deps{}, mux)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/boom", nil))
+	id := rec.Header().Get("X-Request-ID")
+	if rec.Code != 500 || rec.Body.String() != "internal server error\n" || rec.Header().Get("X-Secret") != "" ||
+		!strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") || id == "" {
+		t.Errorf("panic answered %d %q %v", rec.Code, rec.Body.String(), rec.Header())
+	}
+	if !strings.Contains(logs.String(), `"msg":"panic serving request","request_id":"`+id+`","panic":"database password is hunter2"`) {
+		t.Errorf("panic not logged with the request ID: %s", logs.String())
+	}
+	want := `
+# HELP gatehouse_http_requests_total HTTP requests served, by route pattern, method and status code.
+# TYPE gatehouse_http_requests_total counter
+gatehouse_http_requests_total{code="500",method="GET",route="GET /boom"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "gatehouse_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+
+	// Once part of the answer is out, the connection is cut so the client
+	// cannot take it for complete.
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/half")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Error("a panic after the header was written gave the client a complete answer")
+	}
+}
+
+// TestServeUntilDoneDrains: ending the context stops new work but lets the
+// request in flight finish, and then returns nil.
+func TestServeUntilDoneDrains(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		fmt.Fprint(w, "finished")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- serveUntilDone(ctx, ln, h, slog.New(slog.DiscardHandler)) }()
+
+	type answer struct {
+		body string
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- answer{string(b), err}
+	}()
+	<-entered
+	cancel()
+	select {
+	case err := <-served:
+		t.Fatalf("returned %v with a request in flight", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if a := <-answered; a.err != nil || a.body != "finished" {
+		t.Errorf("in-flight request got %q, %v", a.body, a.err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("serveUntilDone: %v", err)
+		}
+	case <-time.After(shutdownTimeout):
+		t.Fatal("serveUntilDone did not return")
+	}
+}
+
+// On PostgreSQL the reader and writer are one pool, reported once.
+func TestRegistryPostgresPool(t *testing.T) {
+	s := storetest.Postgres(t)
+	reg := newRegistry(s)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range families {
+		if f.GetName() != "go_sql_max_open_connections" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				names = append(names, l.GetName()+"="+l.GetValue())
+			}
+		}
+	}
+	if strings.Join(names, ",") != "db_name=main" {
+		t.Errorf("pool metrics labelled %v, want only db_name=main", names)
+	}
+}
