@@ -477,3 +477,22 @@ func TestRegistryPostgresPool(t *testing.T) {
 		t.Errorf("pool metrics labelled %v, want only db_name=main", names)
 	}
 }
+
+// serve --db postgres://... migrates that database and answers as on SQLite.
+func TestServePostgres(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	addr := freeAddr(t)
+	srv := startServe(t, addr, nil, "--addr", addr, "--db", url)
+	if resp, body := get(t, srv.base+"/readyz", nil); resp.StatusCode != 200 || body != "ready" {
+		t.Errorf("/readyz on PostgreSQL: %d %q", resp.StatusCode, body)
+	}
+	if resp, metrics := get(t, srv.base+"/metrics", nil); resp.StatusCode != 200 || !strings.Contains(metrics, `go_sql_open_connections{db_name="main"}`) {
+		t.Errorf("/metrics on PostgreSQL lacks the pool figures (%d)", resp.StatusCode)
+	}
+	if code := srv.shutdown(t); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, srv.stderr.String())
+	}
+	if !strings.Contains(srv.stderr.String(), `"database":"postgres"`) {
+		t.Errorf("serve did not say it runs on PostgreSQL:\n%s", srv.stderr.String())
+	}
+}
