@@ -4,8 +4,10 @@
 GO        ?= go
 TESTFLAGS ?=
 BENCHTIME ?= 1s
-BENCHCOUNT ?= 5
+BENCHCOUNT ?= 6
 export CGO_ENABLED := 1
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
 
 .PHONY: run test bench lint deps build
 
