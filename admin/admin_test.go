@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -36,92 +35,11 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, s *store.SQL)) {
 	}
 }
 
-// tables lists every table of the store's schema, so that the checks below
-// cover tables added by later migrations too.
-func tables(t *testing.T, s *store.SQL) []string {
-	t.Helper()
-	q := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
-	if s.Dialect() == "postgres" {
-		q = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`
-	}
-	reader, _ := s.DB()
-	rows, err := reader.QueryContext(context.Background(), q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return names
-}
-
-// dump returns every value of every row of every table, as table -> rows.
-func dump(t *testing.T, s *store.SQL) map[string][][]any {
-	t.Helper()
-	reader, _ := s.DB()
-	out := map[string][][]any{}
-	for _, table := range tables(t, s) {
-		rows, err := reader.QueryContext(context.Background(), `SELECT * FROM `+table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, err := rows.Columns()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[table] = [][]any{}
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			out[table] = append(out[table], vals)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-	}
-	return out
-}
-
-func rowCounts(t *testing.T, s *store.SQL) map[string]int {
-	t.Helper()
-	counts := map[string]int{}
-	for table, rows := range dump(t, s) {
-		counts[table] = len(rows)
-	}
-	return counts
-}
-
-func assertUnchanged(t *testing.T, s *store.SQL, before map[string]int) {
-	t.Helper()
-	after := rowCounts(t, s)
-	for table, n := range before {
-		if after[table] != n {
-			t.Errorf("table %s: %d rows before, %d after a refused request", table, n, after[table])
-		}
-	}
-}
-
 // assertNotStored fails if the secret, as text or as its decoded random
 // bytes, appears in any column of any row.
 func assertNotStored(t *testing.T, s *store.SQL, secret string, raw []byte) {
 	t.Helper()
-	d := dump(t, s)
+	d := storetest.Dump(t, s)
 	if _, ok := d["invitations"]; !ok {
 		t.Fatalf("dump found no invitations table, only %v", d)
 	}

@@ -220,7 +220,7 @@ func TestCreateOrgRefused(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		orgs := &admin.Orgs{Store: s, BaseURL: "http://localhost:8080", Now: fixedClock}
-		before := rowCounts(t, s)
+		before := storetest.TakeSnapshot(t, s)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				org, owner, link, err := orgs.Create(ctx, tt.spec)
@@ -230,7 +230,7 @@ func TestCreateOrgRefused(t *testing.T) {
 				}
 				_, err = s.OrgBySlug(ctx, tt.spec.Slug)
 				mustNotFound(t, err)
-				assertUnchanged(t, s, before)
+				storetest.AssertUnchanged(t, s, before)
 			})
 		}
 
@@ -239,7 +239,7 @@ func TestCreateOrgRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := rowCounts(t, s)
+			before := storetest.TakeSnapshot(t, s)
 			second := validSpec("taken")
 			second.Name = "Another"
 			second.Domains = []string{"another.test"}
@@ -253,7 +253,7 @@ func TestCreateOrgRefused(t *testing.T) {
 			if link != "" {
 				t.Errorf("refusal returned a link")
 			}
-			assertUnchanged(t, s, before)
+			storetest.AssertUnchanged(t, s, before)
 			got, err := s.OrgBySlug(ctx, "taken")
 			if err != nil || got.ID != first.ID || got.Name != "Acme Corporation" {
 				t.Errorf("first organization changed: %+v %v", got, err)

@@ -10,6 +10,7 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 func TestHashSecret(t *testing.T) {
@@ -105,7 +106,7 @@ func TestSCIMTokensRefused(t *testing.T) {
 			{"unknown organization", "no-such-org", "", 0, admin.CodeOrgNotFound},
 		}
 		tokens := &admin.SCIMTokens{Store: s}
-		before := rowCounts(t, s)
+		before := storetest.TakeSnapshot(t, s)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				secret, tok, err := tokens.Create(ctx, tt.org, tt.description, tt.ttl)
@@ -113,7 +114,7 @@ func TestSCIMTokensRefused(t *testing.T) {
 				if secret != "" || tok.ID != "" {
 					t.Errorf("refusal returned secret %q, token %+v", secret, tok)
 				}
-				assertUnchanged(t, s, before)
+				storetest.AssertUnchanged(t, s, before)
 			})
 		}
 	})

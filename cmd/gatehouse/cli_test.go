@@ -78,52 +78,6 @@ func inspect(t *testing.T, dsn string) *store.SQL {
 	return s
 }
 
-// rowCounts counts the rows of every table, to prove a refused command
-// wrote nothing.
-func rowCounts(t *testing.T, s *store.SQL) map[string]int {
-	t.Helper()
-	q := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`
-	if s.Dialect() == "postgres" {
-		q = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`
-	}
-	reader, _ := s.DB()
-	var tables []string
-	rows, err := reader.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, n)
-	}
-	rows.Close()
-	if !slices.Contains(tables, "orgs") {
-		t.Fatalf("no orgs table among %v", tables)
-	}
-	counts := map[string]int{}
-	for _, table := range tables {
-		var n int
-		if err := reader.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		counts[table] = n
-	}
-	return counts
-}
-
-func assertUnchanged(t *testing.T, s *store.SQL, before map[string]int) {
-	t.Helper()
-	after := rowCounts(t, s)
-	for table, n := range before {
-		if after[table] != n {
-			t.Errorf("table %s: %d rows before, %d after a refused command", table, n, after[table])
-		}
-	}
-}
-
 // createdOrg is what org create prints.
 type createdOrg struct{ orgID, adminID, link string }
 
@@ -290,7 +244,7 @@ func TestOrgCreateRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := rowCounts(t, s)
+		before := storetest.TakeSnapshot(t, s)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				r := gatehouse(t, map[string]string{"GATEHOUSE_DB": dsn}, tt.args...)
@@ -301,7 +255,7 @@ func TestOrgCreateRefused(t *testing.T) {
 				if r.stdout != "" {
 					t.Errorf("stdout %q", r.stdout)
 				}
-				assertUnchanged(t, s, before)
+				storetest.AssertUnchanged(t, s, before)
 			})
 		}
 		after, err := s.OrgBySlug(context.Background(), "taken")
@@ -406,7 +360,7 @@ func TestSCIMCommands(t *testing.T) {
 				{"unknown unit", []string{"scim", "token", "create", "--org", "acme", "--expires", "5x"}, 2, `invalid value "5x" for flag -expires`},
 				{"positional argument", []string{"scim", "enable", "acme"}, 2, `unexpected argument "acme"`},
 			}
-			before := rowCounts(t, s)
+			before := storetest.TakeSnapshot(t, s)
 			wasEnabled := func() bool { o, _ := s.OrgBySlug(ctx, "acme"); return o.SCIMEnabled }()
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
@@ -418,7 +372,7 @@ func TestSCIMCommands(t *testing.T) {
 					if r.stdout != "" {
 						t.Errorf("stdout %q", r.stdout)
 					}
-					assertUnchanged(t, s, before)
+					storetest.AssertUnchanged(t, s, before)
 					if o, _ := s.OrgBySlug(ctx, "acme"); o.SCIMEnabled != wasEnabled {
 						t.Error("SCIM switch changed")
 					}
