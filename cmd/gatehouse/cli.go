@@ -18,8 +18,9 @@ import (
 const (
 	defaultAddr = "127.0.0.1:8080"
 	defaultDB   = "data/gatehouse.db"
-	// openTimeout bounds connecting to and migrating the database, so an
-	// unreachable one fails the command instead of hanging it.
+	// openTimeout bounds the first contact with the database, so an
+	// unreachable one fails the command instead of hanging it; migrations
+	// are not cut short by it.
 	openTimeout = 10 * time.Second
 )
 
