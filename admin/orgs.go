@@ -133,6 +133,27 @@ func (o *Orgs) SetSCIM(ctx context.Context, orgID string, enabled bool) (store.O
 	return org, nil
 }
 
+// SetSuperAdminGroup designates the SCIM group (by displayName, compared
+// exactly) whose members are Super Administrators; "" designates none.
+func (o *Orgs) SetSuperAdminGroup(ctx context.Context, orgID, group string) (store.Org, error) {
+	if group != "" {
+		if err := checkText(group, maxNameLen, CodeInvalidName, "group name"); err != nil {
+			return store.Org{}, err
+		}
+	}
+	org, err := o.Store.UpdateOrg(ctx, orgID, func(org *store.Org) error {
+		org.SuperAdminGroup = group
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Org{}, &Error{Code: CodeOrgNotFound, Message: fmt.Sprintf("organization with id %q not found", orgID), Err: err}
+	}
+	if err != nil {
+		return store.Org{}, fmt.Errorf("admin: set super-administrator group: %w", err)
+	}
+	return org, nil
+}
+
 func now(clock func() time.Time) time.Time {
 	if clock == nil {
 		return time.Now()
@@ -162,10 +183,10 @@ func validateOrgSpec(spec OrgSpec) ([]string, error) {
 		seen[norm] = true
 		domains = append(domains, norm)
 	}
-	if err := checkUsername(spec.Owner.UserName); err != nil {
+	if err := CheckUsername(spec.Owner.UserName); err != nil {
 		return nil, err
 	}
-	if err := checkEmail(spec.Owner.Email, domains); err != nil {
+	if err := CheckEmail(spec.Owner.Email, domains); err != nil {
 		return nil, err
 	}
 	if err := checkText(spec.Owner.GivenName, maxNameLen, CodeInvalidGivenName, "administrator first name"); err != nil {
@@ -198,10 +219,11 @@ func checkText(s string, max int, code, what string) error {
 	return nil
 }
 
-// checkUsername enforces the few rules a username has. It is otherwise
+// CheckUsername enforces the few rules a username has, on every path that
+// sets one (CLI, management API, SCIM). It is otherwise
 // stored exactly as given: SSO and SCIM match it exactly, case included, so
 // it is never trimmed, folded or normalised here.
-func checkUsername(u string) error {
+func CheckUsername(u string) error {
 	switch {
 	case u == "":
 		return refuse(CodeInvalidUsername, "administrator username is required")
@@ -220,9 +242,10 @@ func checkUsername(u string) error {
 	return nil
 }
 
-// checkEmail requires a bare address (no display name, no angle brackets)
+// CheckEmail requires a bare address (no display name, no angle brackets),
+// on every path that sets one,
 // whose domain, when the organization registers domains, is one of them.
-func checkEmail(email string, domains []string) error {
+func CheckEmail(email string, domains []string) error {
 	if email == "" {
 		return refuse(CodeInvalidEmail, "administrator email is required")
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-const administratorColumns = `id, org_id, username, external_id, given_name, family_name, email, phone, role, status,
-	scim_managed, created_at, updated_at, last_login_at, version, attributes`
+const administratorColumns = `id, org_id, username, external_id, given_name, family_name, email, emails, phone, role, status,
+	scim_managed, scim_role, created_at, updated_at, last_login_at, version, attributes`
 
 // errUsernameTaken is what an insert or update reports inside its
 // transaction; once the transaction is over it becomes an *ExistsError
@@ -51,37 +51,69 @@ func validAdministrator(a *Administrator) error {
 		return errors.New("store: username is not valid UTF-8 text")
 	case !a.Role.Valid():
 		return fmt.Errorf("store: invalid role %q", a.Role)
+	case a.SCIMRole != "" && !a.SCIMRole.Valid():
+		return fmt.Errorf("store: invalid SCIM role %q", a.SCIMRole)
 	case !a.Status.Valid():
 		return fmt.Errorf("store: invalid status %q", a.Status)
 	}
-	return nil
+	if err := validEmails(a.Emails); err != nil {
+		return err
+	}
+	return queryableJSON(a.Attributes)
 }
 
-// insertAdministrator fills in the id, times and version and inserts a.
-func (s *SQL) insertAdministrator(ctx context.Context, tx *sqlx.Tx, a Administrator, now time.Time) (Administrator, error) {
-	if err := validAdministrator(&a); err != nil {
-		return a, err
+// newAdministrator readies a for its insert: the role of a SCIM-managed
+// administrator (a new one is in no group yet), the id, times and version.
+func newAdministrator(a *Administrator, now time.Time) error {
+	if a.SCIMManaged {
+		a.Role = scimManagedRoleOf(a.SCIMRole, false)
+	}
+	if err := validAdministrator(a); err != nil {
+		return err
 	}
 	if a.ID == "" {
 		a.ID = uuid.NewString()
 	}
 	a.CreatedAt, a.UpdatedAt, a.Version = now, now, 1
-	_, err := s.exec(ctx, tx, `INSERT INTO administrators (id, org_id, username, username_fold, external_id, given_name, family_name,
-		email, phone, role, status, scim_managed, created_at, updated_at, last_login_at, version, attributes)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, administratorArgs(&a)...)
-	if err := s.administratorWriteError(err, &a); err != nil {
+	a.LastLoginAt = micro(a.LastLoginAt)
+	return nil
+}
+
+// insertAdministrator readies and inserts a and counts it.
+func (s *SQL) insertAdministrator(ctx context.Context, tx *sqlx.Tx, a Administrator, now time.Time) (Administrator, error) {
+	if err := newAdministrator(&a, now); err != nil {
+		return a, err
+	}
+	if err := s.insertAdministratorRow(ctx, tx, &a); err != nil {
 		return a, err
 	}
 	return a, s.addCount(ctx, tx, a.OrgID, countAdministrators, 1)
 }
 
+// insertAdministratorRow inserts a readied administrator and its email
+// index rows; the caller counts it.
+func (s *SQL) insertAdministratorRow(ctx context.Context, tx *sqlx.Tx, a *Administrator) error {
+	_, err := s.exec(ctx, tx, `INSERT INTO administrators (`+administratorInsertColumns+`)
+		VALUES `+placeholders(1, administratorInsertArgs), administratorArgs(a)...)
+	if err := s.administratorWriteError(err, a); err != nil {
+		return err
+	}
+	return s.insertEmails(ctx, tx, []Administrator{*a})
+}
+
 // countAdministrators is the record_counts kind of administrators.
 const countAdministrators = "administrators"
 
+const (
+	administratorInsertColumns = `id, org_id, username, username_fold, external_id, given_name, family_name,
+		email, emails, phone, role, status, scim_managed, scim_role, created_at, updated_at, last_login_at, version, attributes`
+	administratorInsertArgs = 19
+)
+
 func administratorArgs(a *Administrator) []any {
 	return []any{a.ID, a.OrgID, a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName,
-		a.Email, a.Phone, string(a.Role), string(a.Status), a.SCIMManaged, a.CreatedAt, a.UpdatedAt, a.LastLoginAt,
-		a.Version, a.Attributes}
+		a.Email, a.Emails, a.Phone, string(a.Role), string(a.Status), a.SCIMManaged, string(a.SCIMRole), a.CreatedAt, a.UpdatedAt,
+		a.LastLoginAt, a.Version, a.Attributes}
 }
 
 func (s *SQL) administratorWriteError(err error, a *Administrator) error {
@@ -96,8 +128,12 @@ func (s *SQL) administratorWriteError(err error, a *Administrator) error {
 	return fmt.Errorf("store: write administrator: %w", err)
 }
 
-// CreateAdministrator inserts one administrator.
+// CreateAdministrator inserts one administrator: on SQLite through the
+// group commit (see createQueue), elsewhere in a transaction of its own.
 func (s *SQL) CreateAdministrator(ctx context.Context, a Administrator) (Administrator, error) {
+	if s.creates != nil {
+		return s.creates.create(ctx, s, a)
+	}
 	var out Administrator
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var err error
@@ -116,31 +152,28 @@ func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) erro
 	now := s.timestamp()
 	rows := make([]Administrator, len(as))
 	for i, a := range as {
-		if err := validAdministrator(&a); err != nil {
+		if err := newAdministrator(&a, now); err != nil {
 			return err
 		}
-		if a.ID == "" {
-			a.ID = uuid.NewString()
-		}
-		a.CreatedAt, a.UpdatedAt, a.Version = now, now, 1
 		rows[i] = a
 	}
-	const perRow = 17
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		for _, chunk := range chunks(rows, 500) {
-			args := make([]any, 0, len(chunk)*perRow)
+			args := make([]any, 0, len(chunk)*administratorInsertArgs)
 			for i := range chunk {
 				args = append(args, administratorArgs(&chunk[i])...)
 			}
-			_, err := s.exec(ctx, tx, `INSERT INTO administrators (id, org_id, username, username_fold, external_id, given_name, family_name,
-				email, phone, role, status, scim_managed, created_at, updated_at, last_login_at, version, attributes)
-				VALUES `+placeholders(len(chunk), perRow), args...)
+			_, err := s.exec(ctx, tx, `INSERT INTO administrators (`+administratorInsertColumns+`)
+				VALUES `+placeholders(len(chunk), administratorInsertArgs), args...)
 			if s.d.uniqueViolation(err) {
 				return s.batchClash(ctx, rows)
 			}
 			if err := s.administratorWriteError(err, &chunk[0]); err != nil {
 				return err
 			}
+		}
+		if err := s.insertEmails(ctx, tx, rows); err != nil {
+			return err
 		}
 		perOrg := map[string]int{}
 		for _, a := range rows {
@@ -200,24 +233,38 @@ func (s *SQL) AdministratorByUsername(ctx context.Context, org, username string)
 
 // UpdateAdministrator applies fn to the administrator. Its id, organization
 // and creation time do not change; a new username is checked for a
-// case-insensitive clash.
+// case-insensitive clash; the role of a SCIM-managed administrator is
+// recomputed, and its email index rewritten if its addresses changed.
 func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error) {
+	var before Administrator
 	a, err := updateRecord(ctx, s, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`, []any{id, org}, fn,
-		func(before, after *Administrator) {
-			after.ID, after.OrgID, after.CreatedAt = before.ID, before.OrgID, before.CreatedAt
-			after.Version, after.UpdatedAt = before.Version+1, s.timestamp()
+		func(b, after *Administrator) {
+			before = *b
+			after.ID, after.OrgID, after.CreatedAt = b.ID, b.OrgID, b.CreatedAt
+			after.Version, after.UpdatedAt = b.Version+1, s.timestamp()
+			after.LastLoginAt = micro(after.LastLoginAt)
 		},
 		func(tx *sqlx.Tx, a *Administrator) (int64, error) {
+			if a.SCIMManaged {
+				in, err := s.inSuperGroup(ctx, tx, a.OrgID, a.ID)
+				if err != nil {
+					return 0, err
+				}
+				a.Role = scimManagedRoleOf(a.SCIMRole, in)
+			}
 			if err := validAdministrator(a); err != nil {
 				return 0, err
 			}
 			n, err := s.exec(ctx, tx, `UPDATE administrators SET username = ?, username_fold = ?, external_id = ?, given_name = ?,
-				family_name = ?, email = ?, phone = ?, role = ?, status = ?, scim_managed = ?, updated_at = ?, last_login_at = ?,
-				version = ?, attributes = ? WHERE id = ? AND org_id = ? AND version = ?`,
-				a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName, a.Email, a.Phone,
-				string(a.Role), string(a.Status), a.SCIMManaged, a.UpdatedAt, a.LastLoginAt, a.Version, a.Attributes,
-				a.ID, a.OrgID, a.Version-1)
-			return n, s.administratorWriteError(err, a)
+				family_name = ?, email = ?, emails = ?, phone = ?, role = ?, status = ?, scim_managed = ?, scim_role = ?, updated_at = ?,
+				last_login_at = ?, version = ?, attributes = ? WHERE id = ? AND org_id = ? AND version = ?`,
+				a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName, a.Email, a.Emails, a.Phone,
+				string(a.Role), string(a.Status), a.SCIMManaged, string(a.SCIMRole), a.UpdatedAt, a.LastLoginAt, a.Version,
+				a.Attributes, a.ID, a.OrgID, a.Version-1)
+			if err := s.administratorWriteError(err, a); err != nil || n == 0 {
+				return n, err
+			}
+			return n, s.replaceEmails(ctx, tx, &before, a)
 		})
 	if err != nil {
 		return Administrator{}, s.nameTaken(ctx, err)

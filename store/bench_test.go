@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"gatehouse/store"
@@ -72,6 +74,24 @@ func runStoreBenchmarks(b *testing.B, s store.Store) {
 			}
 		}
 	})
+	// SCIM clients provision in parallel (Okta and Entra run several
+	// requests at once per tenant): 32 concurrent creators on 2 cores.
+	b.Run("CreateAdministratorParallel", func(b *testing.B) {
+		var n atomic.Int64
+		run := created
+		created++
+		b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				a := store.Administrator{OrgID: f.org, UserName: fmt.Sprintf("par-%d-%d", run, n.Add(1)), Email: "p@example.com",
+					Role: store.RoleAdministrator, Status: store.StatusActive}
+				if _, err := s.CreateAdministrator(ctx, a); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 	b.Run("AdministratorByID", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
@@ -100,6 +120,48 @@ func runStoreBenchmarks(b *testing.B, s store.Store) {
 			}
 		})
 	}
+	// The filters identity providers send on every cycle (Okta and Entra:
+	// userName eq; Entra: emails[type eq "work"].value eq), each a page of
+	// up to 100 with its total.
+	for _, q := range []struct {
+		name  string
+		where func(i int) store.Predicate
+	}{
+		{"QueryUserNameEq", func(i int) store.Predicate {
+			return store.Compare{Field: store.Field{Column: "username"}, Op: store.OpEq, Value: fmt.Sprintf("user-%d", i)}
+		}},
+		{"QueryEmailEq", func(i int) store.Predicate {
+			return store.Any{Attr: "emails", Where: store.And{
+				store.Compare{Field: store.Field{Attr: []string{"type"}}, Op: store.OpEq, Value: ""},
+				store.Compare{Field: store.Field{Attr: []string{"value"}}, Op: store.OpEq, Value: fmt.Sprintf("USER-%d@example.com", i), Fold: true},
+			}}
+		}},
+	} {
+		b.Run(q.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				res, err := s.QueryAdministrators(ctx, f.org, store.Query{Where: q.where((i * 7919) % benchSize), Page: store.Page{Limit: 100}})
+				if err != nil || len(res.Items) != 1 || res.Total != 1 {
+					b.Fatalf("%d items, total %d, %v", len(res.Items), res.Total, err)
+				}
+			}
+		})
+	}
+	// A deep page in creation order, continued from the page before
+	// (Query.After) instead of skipped to (compare ListPage100/offset=50000).
+	b.Run("QueryPage100/after=50000", func(b *testing.B) {
+		prev, err := s.QueryAdministrators(ctx, f.org, store.Query{Page: store.Page{Offset: benchSize/2 - 100, Limit: 100}})
+		if err != nil || prev.Next == "" {
+			b.Fatalf("page before: %v", err)
+		}
+		for b.Loop() {
+			res, err := s.QueryAdministrators(ctx, f.org, store.Query{After: prev.Next, Page: store.Page{Limit: 100}})
+			if err != nil || len(res.Items) != 100 || res.Total < benchSize {
+				b.Fatalf("page of %d, total %d, %v", len(res.Items), res.Total, err)
+			}
+		}
+	})
 	for _, g := range []struct{ name, id string }{{"AddOneMemberTo100k", f.group}, {"AddOneMemberTo100", f.smallGroup}} {
 		group := g.id
 		b.Run(g.name, func(b *testing.B) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +12,24 @@ import (
 
 const groupColumns = `id, org_id, display_name, external_id, created_at, updated_at, version, attributes`
 
+// validGroup checks what both databases can store and query.
+func validGroup(g *Group) error {
+	switch {
+	case g.DisplayName == "":
+		return errors.New("store: group needs a display name")
+	case !storable(g.DisplayName) || !storable(g.ExternalID):
+		return errors.New("store: group name is not valid UTF-8 text")
+	}
+	return queryableJSON(g.Attributes)
+}
+
 // CreateGroup inserts a group with no members.
 func (s *SQL) CreateGroup(ctx context.Context, g Group) (Group, error) {
-	if g.OrgID == "" || g.DisplayName == "" {
-		return Group{}, errors.New("store: group needs an organization and a display name")
+	if g.OrgID == "" {
+		return Group{}, errors.New("store: group needs an organization")
+	}
+	if err := validGroup(&g); err != nil {
+		return Group{}, err
 	}
 	if g.ID == "" {
 		g.ID = uuid.NewString()
@@ -22,8 +37,9 @@ func (s *SQL) CreateGroup(ctx context.Context, g Group) (Group, error) {
 	now := s.timestamp()
 	g.CreatedAt, g.UpdatedAt, g.Version = now, now, 1
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO groups (id, org_id, display_name, external_id, created_at, updated_at, version, attributes)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, g.ID, g.OrgID, g.DisplayName, g.ExternalID, g.CreatedAt, g.UpdatedAt, g.Version, g.Attributes)
+		_, err := s.exec(ctx, tx, `INSERT INTO groups (id, org_id, display_name, display_name_fold, external_id, created_at, updated_at,
+			version, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			g.ID, g.OrgID, g.DisplayName, Fold(g.DisplayName), g.ExternalID, g.CreatedAt, g.UpdatedAt, g.Version, g.Attributes)
 		if err != nil {
 			return err
 		}
@@ -47,35 +63,56 @@ func (s *SQL) Group(ctx context.Context, org, id string) (Group, error) {
 	return g, err
 }
 
-// UpdateGroup applies fn to the group's own fields (not its members).
+// UpdateGroup applies fn to the group's own fields (not its members); the
+// version grows even if fn changes nothing, as every Update method's does.
 func (s *SQL) UpdateGroup(ctx context.Context, org, id string, fn func(*Group) error) (Group, error) {
-	return updateRecord(ctx, s, `SELECT `+groupColumns+` FROM groups WHERE id = ? AND org_id = ?`, []any{id, org}, fn,
-		func(before, after *Group) {
-			after.ID, after.OrgID, after.CreatedAt = before.ID, before.OrgID, before.CreatedAt
-			after.Version, after.UpdatedAt = before.Version+1, s.timestamp()
-		},
-		func(tx *sqlx.Tx, g *Group) (int64, error) {
-			if g.DisplayName == "" {
-				return 0, errors.New("store: group needs a display name")
-			}
-			return s.exec(ctx, tx, `UPDATE groups SET display_name = ?, external_id = ?, updated_at = ?, version = ?, attributes = ?
-				WHERE id = ? AND org_id = ? AND version = ?`,
-				g.DisplayName, g.ExternalID, g.UpdatedAt, g.Version, g.Attributes, g.ID, g.OrgID, g.Version-1)
-		})
+	g, _, err := s.patchGroup(ctx, org, id, GroupPatch{Update: fn}, true)
+	return g, err
 }
 
 // countGroups is the record_counts kind of groups.
 const countGroups = "groups"
 
-// DeleteGroup removes the group and its member rows.
+// lockedGroup is a group read at the start of a change, with its
+// organization's designated group name. On PostgreSQL the read locks the
+// group row (concurrent changes of one group take turns, so their version
+// bumps cannot interleave) and share-locks the organization row: a change
+// of the designation waits for the member changes in flight, and they for
+// it, so neither recomputes roles from a stale view of the other.
+type lockedGroup struct {
+	Group
+	Designated string `db:"super_admin_group"`
+}
+
+func (s *SQL) lockGroup(ctx context.Context, tx *sqlx.Tx, org, id string) (lockedGroup, error) {
+	var g lockedGroup
+	err := s.get(ctx, tx, &g, `SELECT g.id, g.org_id, g.display_name, g.external_id, g.created_at, g.updated_at, g.version,
+		g.attributes, o.super_admin_group FROM groups g JOIN orgs o ON o.id = g.org_id WHERE g.id = ? AND g.org_id = ?`+s.d.lockGroup, id, org)
+	return g, err
+}
+
+// designates reports whether name is the designated group's.
+func (g lockedGroup) designates(name string) bool { return g.Designated != "" && name == g.Designated }
+
+// DeleteGroup removes the group and its member rows. Deleting the
+// designated group recomputes the roles of its former members.
 func (s *SQL) DeleteGroup(ctx context.Context, org, id string) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		n, err := s.exec(ctx, tx, `DELETE FROM groups WHERE id = ? AND org_id = ?`, id, org)
+		g, err := s.lockGroup(ctx, tx, org, id)
 		if err != nil {
+			return err
+		}
+		var members []string
+		if g.designates(g.DisplayName) {
+			if err := sqlx.SelectContext(ctx, tx, &members, s.q(`SELECT administrator_id FROM group_members WHERE group_id = ?`), id); err != nil {
+				return fmt.Errorf("store: delete group: %w", err)
+			}
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM groups WHERE id = ? AND org_id = ?`, id, org); err != nil {
 			return fmt.Errorf("store: delete group: %w", err)
 		}
-		if n == 0 {
-			return ErrNotFound
+		if err := s.syncRoles(ctx, tx, org, members); err != nil {
+			return err
 		}
 		return s.addCount(ctx, tx, org, countGroups, -1)
 	})
@@ -102,19 +139,6 @@ func (s *SQL) ListGroups(ctx context.Context, org string, p Page) ([]Group, int,
 	return gs, total, nil
 }
 
-// lockGroup checks that the group belongs to org and, on PostgreSQL, locks
-// its row so concurrent member changes of one group take turns (their
-// version bumps must not interleave).
-func (s *SQL) lockGroup(ctx context.Context, tx *sqlx.Tx, org, group string) error {
-	var id string
-	return s.get(ctx, tx, &id, `SELECT id FROM groups WHERE id = ? AND org_id = ?`+s.d.forUpdate, group, org)
-}
-
-func (s *SQL) bumpGroup(ctx context.Context, tx *sqlx.Tx, group string) error {
-	_, err := s.exec(ctx, tx, `UPDATE groups SET version = version + 1, updated_at = ? WHERE id = ?`, s.timestamp(), group)
-	return err
-}
-
 func dedupe(ids []string) []string {
 	seen := make(map[string]struct{}, len(ids))
 	out := make([]string, 0, len(ids))
@@ -131,80 +155,154 @@ func dedupe(ids []string) []string {
 // stays well under SQLite's and PostgreSQL's parameter limits.
 const memberChunk = 500
 
+// PatchGroup applies p to the group in one transaction.
+func (s *SQL) PatchGroup(ctx context.Context, org, id string, p GroupPatch) (Group, error) {
+	g, _, err := s.patchGroup(ctx, org, id, p, false)
+	return g, err
+}
+
 // AddGroupMembers adds administrators of org to the group. Every statement
 // touches only the rows named, so the cost does not grow with the group.
 func (s *SQL) AddGroupMembers(ctx context.Context, org, group string, ids []string) (int, error) {
-	ids = dedupe(ids)
-	added := 0
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		added = 0
-		if err := s.lockGroup(ctx, tx, org, group); err != nil {
-			return err
-		}
-		for _, chunk := range chunks(ids, memberChunk) {
-			args := make([]any, 0, len(chunk)+1)
-			args = append(args, org)
-			for _, id := range chunk {
-				args = append(args, id)
-			}
-			var found int
-			err := tx.GetContext(ctx, &found, tx.Rebind(`SELECT count(*) FROM administrators WHERE org_id = ? AND id IN `+placeholders(1, len(chunk))), args...)
-			if err != nil {
-				return fmt.Errorf("store: add members: %w", err)
-			}
-			if found != len(chunk) {
-				return fmt.Errorf("store: a member is not an administrator of the organization: %w", ErrNotFound)
-			}
-			args = args[:0]
-			for _, id := range chunk {
-				args = append(args, group, id)
-			}
-			n, err := s.exec(ctx, tx, `INSERT INTO group_members (group_id, administrator_id) VALUES `+placeholders(len(chunk), 2)+`
-				ON CONFLICT (group_id, administrator_id) DO NOTHING`, args...)
-			if err != nil {
-				return fmt.Errorf("store: add members: %w", err)
-			}
-			added += int(n)
-		}
-		if added > 0 {
-			return s.bumpGroup(ctx, tx, group)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	return added, nil
+	_, n, err := s.patchGroup(ctx, org, group, GroupPatch{Add: ids}, false)
+	return n.added, err
 }
 
 // RemoveGroupMembers removes the named members; absent ones are ignored.
 func (s *SQL) RemoveGroupMembers(ctx context.Context, org, group string, ids []string) (int, error) {
-	ids = dedupe(ids)
-	removed := 0
+	_, n, err := s.patchGroup(ctx, org, group, GroupPatch{Remove: ids}, false)
+	return n.removed, err
+}
+
+// memberCounts is how many member rows a patch added and removed.
+type memberCounts struct{ added, removed int }
+
+// patchGroup is PatchGroup, UpdateGroup (touch: a new version even if
+// nothing changed), AddGroupMembers and RemoveGroupMembers.
+func (s *SQL) patchGroup(ctx context.Context, org, id string, p GroupPatch, touch bool) (Group, memberCounts, error) {
+	add := dedupe(p.Add)
+	var out Group
+	var n memberCounts
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		removed = 0
-		if err := s.lockGroup(ctx, tx, org, group); err != nil {
+		n = memberCounts{}
+		cur, err := s.lockGroup(ctx, tx, org, id)
+		if err != nil {
 			return err
 		}
-		for _, chunk := range chunks(ids, memberChunk) {
-			args := make([]any, 0, len(chunk)+1)
-			args = append(args, group)
-			for _, id := range chunk {
-				args = append(args, id)
+		g := cur.Group
+		if p.Update != nil {
+			if err := p.Update(&g); err != nil {
+				return err
 			}
-			n, err := s.exec(ctx, tx, `DELETE FROM group_members WHERE group_id = ? AND administrator_id IN `+placeholders(1, len(chunk)), args...)
+			g.ID, g.OrgID, g.CreatedAt, g.Version, g.UpdatedAt = cur.ID, cur.OrgID, cur.CreatedAt, cur.Version, cur.UpdatedAt
+			if err := validGroup(&g); err != nil {
+				return err
+			}
+		}
+		// Roles change when members of the designated group change, and for
+		// every member when the group takes or gives up the designated name.
+		designated := cur.designates(cur.DisplayName) || cur.designates(g.DisplayName)
+		renamed := designated && g.DisplayName != cur.DisplayName
+		var leaving []string
+		if p.RemoveAll {
+			if designated {
+				err = sqlx.SelectContext(ctx, tx, &leaving, s.q(`DELETE FROM group_members WHERE group_id = ? RETURNING administrator_id`), id)
+				n.removed = len(leaving)
+			} else {
+				var k int64
+				k, err = s.exec(ctx, tx, `DELETE FROM group_members WHERE group_id = ?`, id)
+				n.removed = int(k)
+			}
 			if err != nil {
 				return fmt.Errorf("store: remove members: %w", err)
 			}
-			removed += int(n)
 		}
-		if removed > 0 {
-			return s.bumpGroup(ctx, tx, group)
+		if len(p.Remove) > 0 && !p.RemoveAll {
+			k, err := s.removeMembers(ctx, tx, id, p.Remove)
+			if err != nil {
+				return err
+			}
+			n.removed += k
 		}
+		if n.added, err = s.addMembers(ctx, tx, org, id, add); err != nil {
+			return err
+		}
+		fields := g.DisplayName != cur.DisplayName || g.ExternalID != cur.ExternalID || !bytes.Equal(g.Attributes, cur.Attributes)
+		if touch || fields || n.added+n.removed > 0 {
+			g.Version, g.UpdatedAt = cur.Version+1, s.timestamp()
+			_, err := s.exec(ctx, tx, `UPDATE groups SET display_name = ?, display_name_fold = ?, external_id = ?, attributes = ?,
+				version = ?, updated_at = ? WHERE id = ?`, g.DisplayName, Fold(g.DisplayName), g.ExternalID, g.Attributes, g.Version, g.UpdatedAt, id)
+			if err != nil {
+				return fmt.Errorf("store: update group: %w", err)
+			}
+		}
+		if designated {
+			leaving = append(leaving, p.Remove...)
+			if renamed {
+				if err := s.syncGroupRoles(ctx, tx, org, id); err != nil {
+					return err
+				}
+			} else {
+				leaving = append(leaving, add...)
+			}
+			if err := s.syncRoles(ctx, tx, org, leaving); err != nil {
+				return err
+			}
+		}
+		out = g
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return Group{}, memberCounts{}, err
+	}
+	return out, n, nil
+}
+
+// addMembers inserts member rows for ids (distinct), all administrators of
+// org or none: an id that is not one is ErrNotFound.
+func (s *SQL) addMembers(ctx context.Context, tx *sqlx.Tx, org, group string, ids []string) (int, error) {
+	added := 0
+	for _, chunk := range chunks(ids, memberChunk) {
+		args := make([]any, 0, 2*len(chunk))
+		args = append(args, org)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		var found int
+		if err := s.get(ctx, tx, &found, `SELECT count(*) FROM administrators WHERE org_id = ? AND id IN `+placeholders(1, len(chunk)), args...); err != nil {
+			return 0, fmt.Errorf("store: add members: %w", err)
+		}
+		if found != len(chunk) {
+			return 0, fmt.Errorf("store: a member is not an administrator of the organization: %w", ErrNotFound)
+		}
+		args = args[:0]
+		for _, id := range chunk {
+			args = append(args, group, id)
+		}
+		n, err := s.exec(ctx, tx, `INSERT INTO group_members (group_id, administrator_id) VALUES `+placeholders(len(chunk), 2)+`
+			ON CONFLICT (group_id, administrator_id) DO NOTHING`, args...)
+		if err != nil {
+			return 0, fmt.Errorf("store: add members: %w", err)
+		}
+		added += int(n)
+	}
+	return added, nil
+}
+
+// removeMembers deletes the member rows of ids; absent ones are ignored.
+func (s *SQL) removeMembers(ctx context.Context, tx *sqlx.Tx, group string, ids []string) (int, error) {
+	removed := 0
+	for _, chunk := range chunks(dedupe(ids), memberChunk) {
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, group)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		n, err := s.exec(ctx, tx, `DELETE FROM group_members WHERE group_id = ? AND administrator_id IN `+placeholders(1, len(chunk)), args...)
+		if err != nil {
+			return 0, fmt.Errorf("store: remove members: %w", err)
+		}
+		removed += int(n)
 	}
 	return removed, nil
 }
@@ -246,4 +344,31 @@ func (s *SQL) AdministratorGroups(ctx context.Context, org, administrator string
 		return nil, fmt.Errorf("store: groups of administrator: %w", err)
 	}
 	return gs, nil
+}
+
+// GroupsOf returns the groups of each administrator, one query per chunk
+// of ids.
+func (s *SQL) GroupsOf(ctx context.Context, org string, administratorIDs []string) (map[string][]GroupRef, error) {
+	out := map[string][]GroupRef{}
+	for _, chunk := range chunks(dedupe(administratorIDs), memberChunk) {
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, org)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		var rows []struct {
+			AdministratorID string `db:"administrator_id"`
+			GroupRef
+		}
+		err := sqlx.SelectContext(ctx, s.reader, &rows, s.reader.Rebind(`SELECT m.administrator_id, g.id, g.display_name
+			FROM group_members m JOIN groups g ON g.id = m.group_id
+			WHERE g.org_id = ? AND m.administrator_id IN `+placeholders(1, len(chunk))+` ORDER BY g.seq`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: groups of administrators: %w", err)
+		}
+		for _, r := range rows {
+			out[r.AdministratorID] = append(out[r.AdministratorID], r.GroupRef)
+		}
+	}
+	return out, nil
 }

@@ -89,6 +89,11 @@ func (s *SQL) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return err
 			}
+			if step := backfills[m.version]; step != nil {
+				if err := step(ctx, s, tx); err != nil {
+					return err
+				}
+			}
 			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 				m.version, m.name, s.timestamp().Format("2006-01-02T15:04:05.000000Z"))
 			return err
@@ -98,6 +103,32 @@ func (s *SQL) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// backfills are Go steps that run after the migration of the same version,
+// in its transaction, to fill columns SQL cannot compute the way the store
+// does (Fold).
+var backfills = map[int]func(ctx context.Context, s *SQL, tx *sqlx.Tx) error{
+	2: backfillFolds,
+}
+
+// backfillFolds gives the groups and administrators that exist before
+// migration 2 their display_name_fold and email index rows.
+func backfillFolds(ctx context.Context, s *SQL, tx *sqlx.Tx) error {
+	var groups []Group
+	if err := sqlx.SelectContext(ctx, tx, &groups, `SELECT id, display_name FROM groups`); err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if _, err := s.exec(ctx, tx, `UPDATE groups SET display_name_fold = ? WHERE id = ?`, Fold(g.DisplayName), g.ID); err != nil {
+			return err
+		}
+	}
+	var as []Administrator
+	if err := sqlx.SelectContext(ctx, tx, &as, `SELECT id, org_id, email FROM administrators WHERE email <> ''`); err != nil {
+		return err
+	}
+	return s.insertEmails(ctx, tx, as)
 }
 
 // MigrationVersions lists the versions recorded as applied, for tests and

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,7 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-const orgColumns = `id, slug, name, scim_enabled, created_at, updated_at, version`
+const orgColumns = `id, slug, name, scim_enabled, super_admin_group, created_at, updated_at, version`
 
 // CreateOrg writes the organization, its domains, its first administrator
 // and that administrator's invitation in one transaction.
@@ -23,9 +24,12 @@ func (s *SQL) CreateOrg(ctx context.Context, n NewOrg) (Org, Administrator, erro
 	o.CreatedAt, o.UpdatedAt, o.Version = now, now, 1
 	owner := n.Owner
 	owner.OrgID = o.ID
+	if !storable(o.SuperAdminGroup) {
+		return Org{}, Administrator{}, errors.New("store: super administrator group is not valid UTF-8 text")
+	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO orgs (id, slug, name, scim_enabled, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			o.ID, o.Slug, o.Name, o.SCIMEnabled, o.CreatedAt, o.UpdatedAt, o.Version)
+		_, err := s.exec(ctx, tx, `INSERT INTO orgs (`+orgColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.ID, o.Slug, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.CreatedAt, o.UpdatedAt, o.Version)
 		if s.d.uniqueViolation(err) {
 			return &ExistsError{Kind: "organization", Field: "slug", Existing: o.Slug}
 		}
@@ -69,16 +73,27 @@ func (s *SQL) OrgBySlug(ctx context.Context, slug string) (Org, error) {
 }
 
 // UpdateOrg applies fn to the organization; its id, slug and creation time
-// do not change.
+// do not change. A new designated group recomputes the roles of the members
+// of the groups named by the old and the new designation.
 func (s *SQL) UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Org, error) {
+	var designated string
 	return updateRecord(ctx, s, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, []any{id}, fn,
 		func(before, after *Org) {
+			designated = before.SuperAdminGroup
 			after.ID, after.Slug, after.CreatedAt = before.ID, before.Slug, before.CreatedAt
 			after.Version, after.UpdatedAt = before.Version+1, s.timestamp()
 		},
 		func(tx *sqlx.Tx, o *Org) (int64, error) {
-			return s.exec(ctx, tx, `UPDATE orgs SET name = ?, scim_enabled = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?`,
-				o.Name, o.SCIMEnabled, o.UpdatedAt, o.Version, o.ID, o.Version-1)
+			if !storable(o.SuperAdminGroup) {
+				return 0, errors.New("store: super administrator group is not valid UTF-8 text")
+			}
+			n, err := s.exec(ctx, tx, `UPDATE orgs SET name = ?, scim_enabled = ?, super_admin_group = ?, updated_at = ?, version = ?
+				WHERE id = ? AND version = ?`, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.UpdatedAt, o.Version, o.ID, o.Version-1)
+			if err != nil || n == 0 || o.SuperAdminGroup == designated {
+				return n, err
+			}
+			return n, s.syncRolesWhere(ctx, tx, o.ID, `id IN (SELECT m.administrator_id FROM group_members m
+				JOIN groups g ON g.id = m.group_id WHERE g.org_id = ? AND g.display_name IN (?, ?))`, o.ID, designated, o.SuperAdminGroup)
 		})
 }
 

@@ -29,18 +29,28 @@ type dialect struct {
 	// which already excludes other writers. PostgreSQL takes FOR NO KEY
 	// UPDATE, which does not block foreign-key checks of inserts that refer
 	// to the row (group members).
-	forUpdate           string
+	forUpdate string
+	// lockGroup ends the read of a group (alias g) joined with its
+	// organization (alias o) at the start of a group change: see lockedGroup.
+	lockGroup           string
 	uniqueViolation     func(error) bool
 	foreignKeyViolation func(error) bool
 	migrations          string // folder under migrations/
 	// countSlots is how many rows a record count is spread over (see
 	// record_counts in the migrations): one where writes are serial anyway.
 	countSlots int
+	// What a Query needs: JSON access, substring tests, and the collation
+	// that orders text by code point (SQLite's default, binary, already
+	// does; PostgreSQL's default follows the database's locale).
+	json      jsonSQL
+	strings   stringSQL
+	byteOrder string
 }
 
 var sqliteDialect = dialect{
 	name:      "sqlite",
 	forUpdate: "",
+	lockGroup: "",
 	uniqueViolation: func(err error) bool {
 		var e sqlite3.Error
 		return errors.As(err, &e) && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
@@ -51,11 +61,15 @@ var sqliteDialect = dialect{
 	},
 	migrations: "sqlite",
 	countSlots: 1,
+	json:       sqliteJSON{},
+	strings:    sqliteStrings{},
+	byteOrder:  "",
 }
 
 var postgresDialect = dialect{
 	name:      "postgres",
 	forUpdate: " FOR NO KEY UPDATE",
+	lockGroup: " FOR NO KEY UPDATE OF g FOR SHARE OF o",
 	uniqueViolation: func(err error) bool {
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505"
@@ -66,6 +80,9 @@ var postgresDialect = dialect{
 	},
 	migrations: "postgres",
 	countSlots: 8,
+	json:       postgresJSON{},
+	strings:    postgresStrings{},
+	byteOrder:  ` COLLATE "C"`,
 }
 
 // SQL is the Store on SQLite or PostgreSQL.
@@ -80,6 +97,10 @@ type SQL struct {
 
 	bound sync.Map // query with ? placeholders -> query for the dialect
 	stmts sync.Map // stmtKey -> *sqlx.Stmt
+
+	// creates is the SQLite group commit of CreateAdministrator; nil on
+	// PostgreSQL, whose own WAL writer already groups concurrent commits.
+	creates *createQueue
 }
 
 type stmtKey struct {
@@ -211,7 +232,9 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	reader.SetMaxOpenConns(opt.MaxConns)
 	reader.SetMaxIdleConns(opt.MaxConns)
 	reader.SetConnMaxLifetime(0)
-	return &SQL{d: sqliteDialect, writer: writer, reader: reader, now: opt.Now}, nil
+	s := &SQL{d: sqliteDialect, writer: writer, reader: reader, now: opt.Now}
+	s.creates = newCreateQueue(s)
+	return s, nil
 }
 
 // Dialect names the backend: "sqlite" or "postgres".
@@ -232,8 +255,11 @@ func (s *SQL) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pools.
+// Close waits for the creates already queued, then closes the pools.
 func (s *SQL) Close() error {
+	if s.creates != nil {
+		s.creates.close()
+	}
 	s.stmts.Range(func(_, v any) bool { v.(*sqlx.Stmt).Close(); return true })
 	err := s.writer.Close()
 	if s.reader != s.writer {

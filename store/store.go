@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -25,6 +26,12 @@ var (
 	// ErrConflict: a concurrent writer changed the record first (optimistic
 	// concurrency), or an update function refused a stale version.
 	ErrConflict = errors.New("store: conflict")
+	// ErrInvalidQuery: a Query names a field the store does not have, or
+	// compares it with a value of the wrong type. The error wraps it with
+	// the detail; the protocol layer answers 400 (SCIM invalidFilter).
+	ErrInvalidQuery = errors.New("store: invalid query")
+	// ErrClosed: the store was closed while the call waited.
+	ErrClosed = errors.New("store: closed")
 )
 
 // ExistsError names the existing value that a write collided with.
@@ -97,13 +104,17 @@ func (s Status) Valid() bool {
 // Org is an organization (an "account" in seed 002): the tenant that owns
 // administrators, groups, registered domains, SCIM tokens and connections.
 type Org struct {
-	ID          string    `db:"id"`
-	Slug        string    `db:"slug"` // URL-safe, unique, lower case
-	Name        string    `db:"name"`
-	SCIMEnabled bool      `db:"scim_enabled"` // the IdP owns the lifecycle while true
-	CreatedAt   time.Time `db:"created_at"`
-	UpdatedAt   time.Time `db:"updated_at"`
-	Version     int64     `db:"version"`
+	ID          string `db:"id"`
+	Slug        string `db:"slug"` // URL-safe, unique, lower case
+	Name        string `db:"name"`
+	SCIMEnabled bool   `db:"scim_enabled"` // the IdP owns the lifecycle while true
+	// SuperAdminGroup is the display name (compared exactly) of the group
+	// whose members are Super Administrators when the IdP manages them; ""
+	// designates none. See Administrator for the rule.
+	SuperAdminGroup string    `db:"super_admin_group"`
+	CreatedAt       time.Time `db:"created_at"`
+	UpdatedAt       time.Time `db:"updated_at"`
+	Version         int64     `db:"version"`
 }
 
 // RegisteredDomain is an email domain an organization's administrators may
@@ -114,29 +125,86 @@ type RegisteredDomain struct {
 	CreatedAt time.Time `db:"created_at"`
 }
 
+// Email is one address of an administrator, as SCIM's "emails" carries it
+// (RFC 7643 §4.1.2).
+type Email struct {
+	Value   string `json:"value"`
+	Type    string `json:"type,omitempty"` // "work", "home", "other" or the IdP's own
+	Display string `json:"display,omitempty"`
+	Primary bool   `json:"primary,omitempty"`
+}
+
+// Emails is an administrator's addresses in the order the IdP sent them,
+// stored as one JSON array (nil or empty is stored as NULL). A []Email
+// converts to it implicitly.
+type Emails []Email
+
+// Scan implements sql.Scanner for the JSON text column.
+func (e *Emails) Scan(src any) error {
+	var raw RawJSON
+	if err := raw.Scan(src); err != nil {
+		return err
+	}
+	*e = nil
+	if len(raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, e); err != nil {
+		return fmt.Errorf("store: stored emails: %w", err)
+	}
+	return nil
+}
+
+// Value implements driver.Valuer.
+func (e Emails) Value() (driver.Value, error) {
+	if len(e) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal([]Email(e))
+	return string(b), err
+}
+
 // Administrator is one administrator account (seed 001 fields plus what SCIM
 // needs). UserName is stored and matched exactly; uniqueness within the
 // organization is case-insensitive (see FoldUsername).
+//
+// The role of an administrator the IdP manages (SCIMManaged) is the store's
+// to keep, whatever the caller sets: Super Administrator when SCIMRole is
+// Super Administrator or when it is a member of a group of its organization
+// whose display name is the organization's SuperAdminGroup, Administrator
+// otherwise. The store recomputes it in the transaction of every write that
+// can change it (the administrator itself, a member change, rename or
+// deletion of the designated group, a new designation); an administrator
+// whose role changes that way gets a new Version. The role of other
+// administrators is what their caller sets.
 type Administrator struct {
-	ID          string     `db:"id"`
-	OrgID       string     `db:"org_id"`
-	UserName    string     `db:"username"`
-	ExternalID  string     `db:"external_id"` // the IdP's identifier; not unique
-	GivenName   string     `db:"given_name"`
-	FamilyName  string     `db:"family_name"`
-	Email       string     `db:"email"`
+	ID         string `db:"id"`
+	OrgID      string `db:"org_id"`
+	UserName   string `db:"username"`
+	ExternalID string `db:"external_id"` // the IdP's identifier; not unique
+	GivenName  string `db:"given_name"`
+	FamilyName string `db:"family_name"`
+	Email      string `db:"email"` // the primary address
+	// Emails are all the addresses, indexed for filters (Query with Any
+	// "emails"). When empty, the index holds Email as the one primary
+	// address without a type, so that administrators created outside SCIM
+	// are found by their address too.
+	Emails      Emails     `db:"emails"`
 	Phone       string     `db:"phone"`
 	Role        Role       `db:"role"`
 	Status      Status     `db:"status"`
 	SCIMManaged bool       `db:"scim_managed"` // created or claimed by the IdP over SCIM
+	SCIMRole    Role       `db:"scim_role"`    // what the IdP's "roles" grant; "" none
 	CreatedAt   time.Time  `db:"created_at"`
 	UpdatedAt   time.Time  `db:"updated_at"`
 	LastLoginAt *time.Time `db:"last_login_at"` // nil: never signed in
 	Version     int64      `db:"version"`       // bumped by every update; the SCIM ETag
 	// Attributes holds the SCIM attributes gatehouse stores but does not
-	// model as columns (addresses, extra emails, enterprise extension, ...),
-	// as one JSON object exactly as the protocol layer wrote it. Nil or empty
-	// means none.
+	// model as columns (addresses, phone numbers, enterprise extension,
+	// ...), as one JSON object exactly as the protocol layer wrote it. Nil
+	// or empty means none. It must be JSON both databases can query: no
+	// \u0000 and no unpaired surrogate escapes (PostgreSQL's jsonb refuses
+	// them).
 	Attributes RawJSON `db:"attributes"`
 }
 
@@ -151,6 +219,24 @@ type Group struct {
 	UpdatedAt   time.Time `db:"updated_at"`
 	Version     int64     `db:"version"` // bumped by member changes too
 	Attributes  RawJSON   `db:"attributes"`
+}
+
+// GroupRef names a group an administrator belongs to (SCIM's read-only
+// User "groups").
+type GroupRef struct {
+	ID          string `db:"id"`
+	DisplayName string `db:"display_name"`
+}
+
+// GroupPatch is a set of changes PatchGroup applies to a group in one
+// transaction, in this order: Update (the group's own fields, as
+// UpdateGroup; nil changes nothing), RemoveAll (every member), Remove,
+// Add.
+type GroupPatch struct {
+	Update    func(*Group) error
+	RemoveAll bool
+	Remove    []string // administrator ids; absent members are ignored
+	Add       []string // administrator ids of the organization; present members are left as they are
 }
 
 // GroupMember is one member of a group, with the display fields a SCIM
@@ -233,6 +319,9 @@ type Store interface {
 	CreateOrg(ctx context.Context, n NewOrg) (Org, Administrator, error)
 	Org(ctx context.Context, id string) (Org, error)
 	OrgBySlug(ctx context.Context, slug string) (Org, error)
+	// UpdateOrg applies fn to the organization. A new SuperAdminGroup
+	// recomputes the roles of the SCIM-managed members of the groups named
+	// by the old and the new designation.
 	UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Org, error)
 
 	RegisteredDomains(ctx context.Context, org string) ([]RegisteredDomain, error)
@@ -240,7 +329,9 @@ type Store interface {
 	RemoveRegisteredDomain(ctx context.Context, org, domain string) error
 
 	// CreateAdministrator inserts a; a username equal to an existing one
-	// after FoldUsername is an *ExistsError naming the stored username.
+	// after FoldUsername is an *ExistsError naming the stored username. It
+	// returns once the row is durable; on SQLite concurrent calls share
+	// one transaction and one fsync (each still fails or succeeds alone).
 	CreateAdministrator(ctx context.Context, a Administrator) (Administrator, error)
 	// CreateAdministrators inserts all of as in one transaction, or none.
 	CreateAdministrators(ctx context.Context, as []Administrator) error
@@ -251,12 +342,26 @@ type Store interface {
 	DeleteAdministrator(ctx context.Context, org, id string) error
 	// ListAdministrators returns one page in creation order and the total.
 	ListAdministrators(ctx context.Context, org string, p Page) ([]Administrator, int, error)
+	// QueryAdministrators returns the administrators of org that match
+	// q.Where, sorted and windowed as q says (see Query).
+	QueryAdministrators(ctx context.Context, org string, q Query) (Result[Administrator], error)
 
 	CreateGroup(ctx context.Context, g Group) (Group, error)
 	Group(ctx context.Context, org, id string) (Group, error)
 	UpdateGroup(ctx context.Context, org, id string, fn func(*Group) error) (Group, error)
 	DeleteGroup(ctx context.Context, org, id string) error
 	ListGroups(ctx context.Context, org string, p Page) ([]Group, int, error)
+	// QueryGroups is QueryAdministrators for groups.
+	QueryGroups(ctx context.Context, org string, q Query) (Result[Group], error)
+	// PatchGroup applies p to the group in one transaction holding the
+	// group, and returns the group as written. Its Version grows by one if
+	// anything changed (fields, or a member added or removed) and not at
+	// all otherwise; p.Update sees the version before the patch, so an
+	// If-Match check belongs there. An id in p.Add that is not an
+	// administrator of org is ErrNotFound and nothing of p is applied. The
+	// cost is proportional to the ids given (RemoveAll excepted), not to
+	// the size of the group.
+	PatchGroup(ctx context.Context, org, id string, p GroupPatch) (Group, error)
 	// AddGroupMembers adds administrators to a group; ones already members
 	// are left as they are. An id that is not an administrator of org is
 	// ErrNotFound and nothing is added. It returns how many were added and
@@ -271,6 +376,11 @@ type Store interface {
 	GroupMembers(ctx context.Context, org, group string, p Page) ([]GroupMember, int, error)
 	// AdministratorGroups lists the groups an administrator belongs to.
 	AdministratorGroups(ctx context.Context, org, administrator string) ([]Group, error)
+	// GroupsOf returns the groups each of the administrators belongs to,
+	// in the groups' creation order, in one query per few hundred ids (a
+	// page of SCIM Users with their "groups"). Administrators in no group,
+	// and ids that are not administrators of org, have no entry.
+	GroupsOf(ctx context.Context, org string, administratorIDs []string) (map[string][]GroupRef, error)
 
 	CreateSCIMToken(ctx context.Context, t SCIMToken) (SCIMToken, error)
 	// SCIMTokenByHash finds a token of any organization by the hash of its

@@ -83,6 +83,7 @@ func commandTree() *command {
 			}},
 			{name: "enable", summary: "turn SCIM provisioning on for an organization", run: runSCIMSwitch(true)},
 			{name: "disable", summary: "turn SCIM provisioning off for an organization", run: runSCIMSwitch(false)},
+			{name: "super-admin-group", summary: "name the SCIM group whose members are Super Administrators", run: runSCIMSuperAdminGroup},
 		}},
 	}}
 }

@@ -101,6 +101,47 @@ func runSCIMSwitch(enabled bool) func(context.Context, *cli, []string) error {
 	}
 }
 
+func runSCIMSuperAdminGroup(ctx context.Context, c *cli, args []string) error {
+	fs := newFlagSet("scim super-admin-group")
+	slug := fs.String("org", "", "the organization's slug (required)")
+	group := fs.String("group", "", "the group's displayName, exactly as the identity provider pushes it")
+	none := fs.Bool("none", false, "designate no group: roles come from the SCIM roles attribute only")
+	db := dbFlag(fs)
+	pos, err := c.parse(fs, "--org SLUG (--group NAME | --none) [flags]",
+		"Designates the SCIM group whose members are Super Administrators. A SCIM-provisioned\n"+
+			"administrator is a Super Administrator when its roles attribute holds the value\n"+
+			"\"Super Administrator\" or it is a member of this group; otherwise an Administrator.\n"+
+			"Roles of the group's members are recomputed at once.", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("scim super-admin-group: unexpected argument %q", pos[0])
+	}
+	if *slug == "" || (*group == "") == !*none {
+		return usagef("scim super-admin-group: give --org and one of --group or --none (see 'gatehouse scim super-admin-group --help')")
+	}
+	s, err := c.openDB(ctx, fs, db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	orgs := &admin.Orgs{Store: s}
+	org, err := orgs.BySlug(ctx, *slug)
+	if err != nil {
+		return err
+	}
+	if org, err = orgs.SetSuperAdminGroup(ctx, org.ID, *group); err != nil {
+		return err
+	}
+	if org.SuperAdminGroup == "" {
+		fmt.Fprintf(c.stdout, "organization %q designates no super-administrator group\n", org.Slug)
+	} else {
+		fmt.Fprintf(c.stdout, "members of SCIM group %q are Super Administrators of organization %q\n", org.SuperAdminGroup, org.Slug)
+	}
+	return nil
+}
+
 // lifetime is a token lifetime flag: "90d" (days) or a Go duration
 // ("720h", "1h30m"); "0" or "" means no expiry.
 type lifetime time.Duration

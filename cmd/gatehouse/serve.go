@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/term"
 
+	"gatehouse/scim"
 	"gatehouse/store"
 )
 
@@ -33,6 +34,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	db := fs.String("db", defaultDB, "database: a SQLite file path, sqlite:PATH, or a postgres:// URL; migrated on start (env GATEHOUSE_DB)")
 	baseURL := fs.String("base-url", "", "public URL of this server, used in links and SSO redirects (env GATEHOUSE_BASE_URL; default http://ADDR)")
 	logFormat := fs.String("log-format", "auto", "auto (text on a terminal, JSON otherwise), text or json (env GATEHOUSE_LOG_FORMAT)")
+	scimRate := fs.Float64("scim-rate-limit", scim.DefaultRateLimit, "SCIM requests per second each organization may make on this instance (bursts of twice that); negative disables (env GATEHOUSE_SCIM_RATE_LIMIT)")
 	sqliteSync := fs.String("sqlite-synchronous", "FULL", "SQLite durability: FULL (a committed write survives power loss) or NORMAL (survives a crash of gatehouse only) (env GATEHOUSE_SQLITE_SYNCHRONOUS)")
 	pos, err := c.parse(fs, "[flags]",
 		"Runs the HTTP server until SIGINT or SIGTERM, then drains requests for up to\n"+
@@ -49,9 +51,13 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		"base-url":           "GATEHOUSE_BASE_URL",
 		"log-format":         "GATEHOUSE_LOG_FORMAT",
 		"sqlite-synchronous": "GATEHOUSE_SQLITE_SYNCHRONOUS",
+		"scim-rate-limit":    "GATEHOUSE_SCIM_RATE_LIMIT",
 	})
 	if err != nil {
 		return err
+	}
+	if *scimRate == 0 {
+		return usagef("--scim-rate-limit: give a positive rate, or a negative one to disable the limit")
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return usagef("--addr: %q is not HOST:PORT", *addr)
@@ -101,7 +107,12 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 
 	reg := newRegistry(s)
-	handler := instrument(newMux(deps{store: s, metrics: reg, baseURL: *baseURL}), logger, newHTTPMetrics(reg))
+	scimServer := scim.New(s, scim.Config{
+		BaseURL:   *baseURL,
+		RateLimit: *scimRate,
+		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
+	})
+	handler := instrument(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer}), logger, newHTTPMetrics(reg))
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())
 	if err := serveUntilDone(ctx, ln, handler, logger); err != nil {
 		return err
@@ -116,6 +127,7 @@ type deps struct {
 	store   store.Store
 	metrics prometheus.Gatherer
 	baseURL string // public URL, for redirects and links
+	scim    *scim.Server
 }
 
 // newMux routes every endpoint of the server. Routes use Go 1.22 patterns;
@@ -127,6 +139,9 @@ func newMux(d deps) *http.ServeMux {
 	})
 	mux.HandleFunc("GET /readyz", readyz(d.store))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	if d.scim != nil {
+		d.scim.Register(mux)
+	}
 	return mux
 }
 

@@ -1,0 +1,181 @@
+package scim
+
+import (
+	"crypto/subtle"
+	"errors"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"gatehouse/admin"
+	"gatehouse/store"
+)
+
+// touchEvery throttles the token's last-used write: once a minute is
+// precise enough for "last used" and keeps a write off every request.
+const touchEvery = time.Minute
+
+var (
+	errNoToken = &Error{Status: http.StatusUnauthorized,
+		Detail: "authentication required: send the organization's SCIM token as Authorization: Bearer <token>"}
+	errBadToken = &Error{Status: http.StatusUnauthorized,
+		Detail: "the bearer token is not valid: unknown, revoked or expired"}
+	errSCIMOff = &Error{Status: http.StatusForbidden,
+		Detail: "SCIM provisioning is turned off for this organization; a super administrator must turn it on before the identity provider can provision"}
+)
+
+// authenticate finds the organization of the request's bearer token. The
+// token is looked up by the SHA-256 of its text, so the stored form is
+// useless to a thief; the lookup result is then compared with the hash in
+// constant time. Several tokens of one organization are valid at once, so
+// a new one can be rolled out before the old one is revoked.
+func (s *Server) authenticate(r *http.Request) (store.Org, error) {
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
+		return store.Org{}, errNoToken
+	}
+	hash := admin.HashSecret(strings.TrimSpace(secret))
+	now := s.cfg.Now()
+	e, ok := s.tokens.get(hash, now)
+	if !ok {
+		t, err := s.store.SCIMTokenByHash(r.Context(), hash)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Org{}, errBadToken
+		}
+		if err != nil {
+			return store.Org{}, err
+		}
+		if subtle.ConstantTimeCompare(t.Hash, hash) != 1 {
+			return store.Org{}, errBadToken
+		}
+		org, err := s.store.Org(r.Context(), t.OrgID)
+		if err != nil {
+			return store.Org{}, err
+		}
+		e = &tokenEntry{token: t, org: org, cached: now}
+		if t.LastUsedAt != nil {
+			e.touched = *t.LastUsedAt
+		}
+		s.tokens.put(hash, e)
+	}
+	if !e.token.Usable(now) {
+		return store.Org{}, errBadToken
+	}
+	if !e.org.SCIMEnabled {
+		return store.Org{}, errSCIMOff
+	}
+	if e.touchDue(now) {
+		if err := s.store.TouchSCIMToken(r.Context(), e.token.ID, now); err != nil {
+			return store.Org{}, err
+		}
+	}
+	return e.org, nil
+}
+
+// tokenCache remembers verified tokens for a short time so that a busy IdP
+// costs no database read per request for authentication.
+type tokenCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]*tokenEntry
+}
+
+type tokenEntry struct {
+	token   store.SCIMToken
+	org     store.Org
+	cached  time.Time
+	mu      sync.Mutex
+	touched time.Time
+}
+
+// touchDue reports whether the last-used time should be written now, and
+// if so claims the write for this request.
+func (e *tokenEntry) touchDue(now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now.Sub(e.touched) < touchEvery {
+		return false
+	}
+	e.touched = now
+	return true
+}
+
+const maxCachedTokens = 10000
+
+func newTokenCache(ttl time.Duration) *tokenCache {
+	return &tokenCache{ttl: ttl, m: map[string]*tokenEntry{}}
+}
+
+func (c *tokenCache) get(hash []byte, now time.Time) (*tokenEntry, bool) {
+	if c.ttl < 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[string(hash)]
+	if !ok || now.Sub(e.cached) >= c.ttl || now.Before(e.cached) {
+		return nil, false
+	}
+	return e, true
+}
+
+func (c *tokenCache) put(hash []byte, e *tokenEntry) {
+	if c.ttl < 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedTokens {
+		clear(c.m) // only verified tokens get here; refilling is cheap
+	}
+	c.m[string(hash)] = e
+}
+
+// limiter is a token bucket per organization: rate requests per second
+// sustained, bursts of twice that. It is per instance: with N instances an
+// organization may make N times the rate.
+type limiter struct {
+	rate float64
+	now  func() time.Time
+	mu   sync.Mutex
+	m    map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate float64, now func() time.Time) *limiter {
+	return &limiter{rate: rate, now: now, m: map[string]*bucket{}}
+}
+
+// allow takes one token from org's bucket, or returns a 429 whose
+// Retry-After (an integer, which Okta honours) is when one will be there.
+func (l *limiter) allow(org string) error {
+	if l.rate < 0 {
+		return nil
+	}
+	now := l.now()
+	burst := 2 * l.rate
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.m[org]
+	if !ok {
+		b = &bucket{tokens: burst, last: now}
+		l.m[org] = b
+	}
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = math.Min(burst, b.tokens+dt*l.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return nil
+	}
+	wait := int(math.Ceil((1 - b.tokens) / l.rate))
+	return &Error{Status: http.StatusTooManyRequests, RetryAfter: max(wait, 1),
+		Detail: "too many requests for this organization; retry after the number of seconds in Retry-After"}
+}

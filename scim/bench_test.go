@@ -1,0 +1,54 @@
+package scim_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"gatehouse/store/storetest"
+)
+
+// Handler benchmarks through real HTTP on loopback and real SQLite; the
+// load tool (cmd/scimload) measures the server as a whole.
+func BenchmarkSCIM(b *testing.B) {
+	st := storetest.SQLite(b)
+	e := newEnv(b, st)
+	ids := storetest.SeedAdministrators(b, st, e.org.ID, "bench", 10000)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	get := func(b *testing.B, path string) {
+		req, _ := http.NewRequest("GET", e.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+e.token)
+		res, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			b.Fatalf("%s: %d", path, res.StatusCode)
+		}
+	}
+	b.Run("GetUser", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			get(b, "/Users/"+ids[i%len(ids)])
+			i++
+		}
+	})
+	b.Run("FilterUserName", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			get(b, "/Users?filter="+url.QueryEscape(fmt.Sprintf(`userName eq "bench-%d"`, i%len(ids))))
+			i++
+		}
+	})
+	b.Run("Page100", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			get(b, fmt.Sprintf("/Users?startIndex=%d&count=100", 1+(i%90)*100))
+			i++
+		}
+	})
+}

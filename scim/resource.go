@@ -1,0 +1,348 @@
+package scim
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"gatehouse/scim/filter"
+	"gatehouse/scim/patch"
+	"gatehouse/scim/schema"
+	"gatehouse/store"
+)
+
+// resource is one rendered SCIM resource and its version (the ETag).
+type resource struct {
+	id      string
+	version int64
+	doc     map[string]any
+}
+
+// kind is what differs between Users and Groups; resourceType turns it
+// into the HTTP endpoints. ifMatch is the request's If-Match header ("" for
+// none), checked inside the write's transaction.
+type kind interface {
+	get(c *call, id string, p projection) (resource, error)
+	query(c *call, q store.Query, p projection) ([]resource, int, string, error)
+	create(c *call, doc map[string]any) (resource, error)
+	replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error)
+	patch(c *call, id string, ops []patch.Operation, ifMatch string) (resource, error)
+	delete(c *call, id string, ifMatch string) error
+	// field maps a filter or sortBy attribute to what the store compares.
+	field(r schema.Resolved) (mapping, bool)
+	// patchStatus is the success status of PATCH when the client asked for
+	// no attributes: 200 with the resource, or 204.
+	patchStatus() int
+}
+
+type resourceType struct {
+	schema *schema.ResourceType
+	kind   kind
+}
+
+var (
+	users  = &resourceType{schema: schema.Users, kind: userKind{}}
+	groups = &resourceType{schema: schema.Groups, kind: groupKind{}}
+)
+
+func (s *Server) location(rt *schema.ResourceType, id string) string {
+	return s.cfg.BaseURL + Prefix + rt.Endpoint + "/" + id
+}
+
+// etag is the entity tag of a version: weak, because the representation
+// depends on the projection asked for (RFC 7232 §2.1).
+func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
+
+// etagMatches reports whether an If-Match / If-None-Match header value
+// names version. Weak comparison (RFC 7232 §2.3.2) is what both need here.
+func etagMatches(header string, version int64) bool {
+	want := strconv.FormatInt(version, 10)
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		t = strings.TrimPrefix(t, "W/")
+		if strings.Trim(t, `"`) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// checkIfMatch is called by kinds inside their write transaction.
+func checkIfMatch(ifMatch string, version int64) error {
+	if ifMatch != "" && !etagMatches(ifMatch, version) {
+		return errPrecondition
+	}
+	return nil
+}
+
+func (c *call) projection(rt *resourceType) (projection, error) {
+	q := c.r.URL.Query()
+	return parseProjection(rt.schema, q.Get("attributes"), q.Get("excludedAttributes"))
+}
+
+// writeResource answers with one resource, its ETag and, for 201, its
+// Location.
+func (c *call) writeResource(rt *resourceType, status int, res resource, p projection) {
+	h := c.w.Header()
+	h.Set("ETag", etag(res.version))
+	if status == http.StatusCreated {
+		h.Set("Location", c.s.location(rt.schema, res.id))
+	}
+	c.writeJSON(status, p.apply(res.doc))
+}
+
+func (rt *resourceType) get(c *call) error {
+	p, err := c.projection(rt)
+	if err != nil {
+		return err
+	}
+	res, err := rt.kind.get(c, c.r.PathValue("id"), p)
+	if err != nil {
+		return err
+	}
+	if inm := c.r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, res.version) {
+		c.w.Header().Set("ETag", etag(res.version))
+		c.w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	c.writeResource(rt, http.StatusOK, res, p)
+	return nil
+}
+
+func (rt *resourceType) create(c *call) error {
+	p, err := c.projection(rt)
+	if err != nil {
+		return err
+	}
+	doc, err := c.resourceBody(rt)
+	if err != nil {
+		return err
+	}
+	res, err := rt.kind.create(c, doc)
+	if err != nil {
+		return err
+	}
+	c.writeResource(rt, http.StatusCreated, res, p)
+	return nil
+}
+
+// resourceBody decodes and normalizes a full resource (POST, PUT).
+func (c *call) resourceBody(rt *resourceType) (map[string]any, error) {
+	raw, err := c.decode()
+	if err != nil {
+		return nil, err
+	}
+	doc, err := schema.Normalize(rt.schema, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := schema.CheckRequired(rt.schema, doc); err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
+
+func (rt *resourceType) replace(c *call) error {
+	p, err := c.projection(rt)
+	if err != nil {
+		return err
+	}
+	doc, err := c.resourceBody(rt)
+	if err != nil {
+		return err
+	}
+	res, err := rt.kind.replace(c, c.r.PathValue("id"), doc, c.r.Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	c.writeResource(rt, http.StatusOK, res, p)
+	return nil
+}
+
+func (rt *resourceType) patch(c *call) error {
+	p, err := c.projection(rt)
+	if err != nil {
+		return err
+	}
+	body, err := c.decode()
+	if err != nil {
+		return err
+	}
+	ops, err := patch.Parse(body)
+	if err != nil {
+		return err
+	}
+	res, err := rt.kind.patch(c, c.r.PathValue("id"), ops, c.r.Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	q := c.r.URL.Query()
+	// RFC 7644 §3.5.2: 200 with the resource is required when the client
+	// asked for attributes; otherwise the resource type decides.
+	if q.Get("attributes") == "" && q.Get("excludedAttributes") == "" && rt.kind.patchStatus() == http.StatusNoContent {
+		c.w.Header().Set("ETag", etag(res.version))
+		c.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	c.writeResource(rt, http.StatusOK, res, p)
+	return nil
+}
+
+func (rt *resourceType) delete(c *call) error {
+	if err := rt.kind.delete(c, c.r.PathValue("id"), c.r.Header.Get("If-Match")); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// listParams are a list's query parameters (RFC 7644 §3.4.2), from the
+// URL or from a SearchRequest body.
+type listParams struct {
+	filter, sortBy, sortOrder string
+	attributes, excluded      string
+	startIndex, count         int
+}
+
+func (c *call) urlListParams() (listParams, error) {
+	q := c.r.URL.Query()
+	lp := listParams{
+		filter: q.Get("filter"), sortBy: q.Get("sortBy"), sortOrder: q.Get("sortOrder"),
+		attributes: q.Get("attributes"), excluded: q.Get("excludedAttributes"),
+		startIndex: 1, count: defaultCount,
+	}
+	var err error
+	if v := q.Get("startIndex"); v != "" {
+		if lp.startIndex, err = strconv.Atoi(v); err != nil {
+			return lp, errorf(http.StatusBadRequest, invalidValue, "startIndex must be an integer")
+		}
+	}
+	if v := q.Get("count"); v != "" {
+		if lp.count, err = strconv.Atoi(v); err != nil {
+			return lp, errorf(http.StatusBadRequest, invalidValue, "count must be an integer")
+		}
+	}
+	return lp, nil
+}
+
+// defaultCount is the page size when the client gives none.
+const defaultCount = 100
+
+// normalize applies RFC 7644 §3.4.2.4: a startIndex below 1 is 1, a
+// negative count is 0, and a count above MaxResults is clamped.
+func (lp *listParams) normalize() {
+	lp.startIndex = max(lp.startIndex, 1)
+	lp.count = min(max(lp.count, 0), MaxResults)
+}
+
+func (rt *resourceType) list(c *call) error {
+	lp, err := c.urlListParams()
+	if err != nil {
+		return err
+	}
+	return rt.serveList(c, lp)
+}
+
+func (rt *resourceType) search(c *call) error {
+	lp, err := c.searchParams()
+	if err != nil {
+		return err
+	}
+	return rt.serveList(c, lp)
+}
+
+func (rt *resourceType) serveList(c *call, lp listParams) error {
+	lp.normalize()
+	p, err := parseProjection(rt.schema, lp.attributes, lp.excluded)
+	if err != nil {
+		return err
+	}
+	q, err := rt.storeQuery(lp)
+	if err != nil {
+		return err
+	}
+	key := c.s.pages.key(c.org.ID, rt.schema.ID, lp)
+	if q.SortBy.IsZero() {
+		q.After = c.s.pages.get(key, lp.startIndex)
+	}
+	list, total, next, err := rt.kind.query(c, q, p)
+	if err != nil {
+		return err
+	}
+	if next != "" {
+		c.s.pages.put(key, lp.startIndex+len(list), next)
+	}
+	out := make([]any, len(list))
+	for i, res := range list {
+		out[i] = p.apply(res.doc)
+	}
+	c.writeJSON(http.StatusOK, listResponse(out, total, lp.startIndex))
+	return nil
+}
+
+// storeQuery translates the list parameters into a store query.
+func (rt *resourceType) storeQuery(lp listParams) (store.Query, error) {
+	q := store.Query{Page: store.Page{Offset: lp.startIndex - 1, Limit: lp.count}}
+	if lp.filter != "" {
+		e, err := filter.Parse(lp.filter)
+		if err != nil {
+			return q, err
+		}
+		if q.Where, err = rt.predicate(e); err != nil {
+			return q, err
+		}
+	}
+	if lp.sortBy != "" {
+		if f, fold, ok := rt.sortField(lp.sortBy); ok {
+			q.SortBy, q.SortFold = f, fold
+		}
+	}
+	switch strings.ToLower(lp.sortOrder) {
+	case "", "ascending":
+	case "descending":
+		q.Descending = true
+	default:
+		return q, errorf(http.StatusBadRequest, invalidValue, "sortOrder must be ascending or descending")
+	}
+	return q, nil
+}
+
+// pageCursors remembers, for a list an IdP is paging through, where the
+// next page starts, so that page 10,000 of 1M users is a seek on the
+// creation sequence instead of skipping 999,900 rows. A miss (another
+// instance served the previous page, or the entry was evicted) falls back
+// to the offset. Continuing after the last row served also keeps a walk
+// from skipping a row when an earlier one is deleted meanwhile.
+type pageCursors struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]string
+}
+
+func newPageCursors(n int) *pageCursors { return &pageCursors{max: n, m: map[string]string{}} }
+
+func (pc *pageCursors) key(org, rt string, lp listParams) string {
+	return org + "\x00" + rt + "\x00" + lp.filter + "\x00" + strings.ToLower(lp.sortOrder)
+}
+
+func (pc *pageCursors) get(key string, startIndex int) string {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.m[key+"\x00"+strconv.Itoa(startIndex)]
+}
+
+func (pc *pageCursors) put(key string, startIndex int, cursor string) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if len(pc.m) >= pc.max {
+		for k := range pc.m { // drop an arbitrary entry
+			delete(pc.m, k)
+			break
+		}
+	}
+	pc.m[key+"\x00"+strconv.Itoa(startIndex)] = cursor
+}

@@ -1,0 +1,267 @@
+// Package scim is gatehouse's SCIM 2.0 service provider (RFC 7643, RFC 7644):
+// Users are the organization's administrators, Groups are groups of them.
+// The bearer token names the organization. Schemas are data (scim/schema),
+// filters are parsed to an AST (scim/filter) and run as SQL by the store,
+// PATCH is applied by scim/patch, all inside one store transaction per
+// request.
+package scim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gatehouse/scim/schema"
+	"gatehouse/store"
+)
+
+// Limits advertised in /ServiceProviderConfig and enforced.
+const (
+	// MaxBodyBytes bounds every request body; a PATCH adding thousands of
+	// members fits easily.
+	MaxBodyBytes = 1 << 20
+	// MaxResults is the largest page a list returns; a larger count is
+	// clamped to it (RFC 7644 §3.4.2.4).
+	MaxResults = 1000
+	// MaxBulkOperations bounds a /Bulk request.
+	MaxBulkOperations = 1000
+	// maxJSONDepth refuses documents nested deeper than any SCIM resource.
+	maxJSONDepth = 16
+)
+
+// Config is the Server's configuration. The zero value of each field is a
+// safe default.
+type Config struct {
+	// BaseURL is the public URL of gatehouse; resource locations are
+	// BaseURL + "/scim/v2/...".
+	BaseURL string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RateLimit is each organization's sustained SCIM requests per second
+	// on this instance; 0 means DefaultRateLimit, negative disables.
+	RateLimit float64
+	// TokenCacheTTL is how long a verified token and its organization's
+	// SCIM switch are remembered; a revoked token or a disabled switch takes
+	// effect within it. 0 means 5 seconds; negative disables the cache.
+	TokenCacheTTL time.Duration
+	// Logger gives the logger of a request (the server's middleware adds
+	// the request ID to it); nil means slog.Default.
+	Logger func(*http.Request) *slog.Logger
+}
+
+// DefaultRateLimit is the per-organization rate: Entra ID's gallery asks for
+// at least 25 requests/s; an initial Okta import pages at its own pace.
+const DefaultRateLimit = 200
+
+// Server serves SCIM for every organization.
+type Server struct {
+	store   store.Store
+	cfg     Config
+	tokens  *tokenCache
+	limiter *limiter
+	pages   *pageCursors
+}
+
+// New returns a Server over st.
+func New(st store.Store, cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = DefaultRateLimit
+	}
+	if cfg.TokenCacheTTL == 0 {
+		cfg.TokenCacheTTL = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = func(*http.Request) *slog.Logger { return slog.Default() }
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	return &Server{
+		store:   st,
+		cfg:     cfg,
+		tokens:  newTokenCache(cfg.TokenCacheTTL),
+		limiter: newLimiter(cfg.RateLimit, cfg.Now),
+		pages:   newPageCursors(4096),
+	}
+}
+
+// Prefix is where the SCIM endpoints live under the base URL.
+const Prefix = "/scim/v2"
+
+// Register mounts the SCIM endpoints on mux under Prefix. Route patterns
+// double as metric labels.
+func (s *Server) Register(mux *http.ServeMux) {
+	p := Prefix
+	mux.Handle("GET "+p+"/ServiceProviderConfig", s.public(s.serviceProviderConfig))
+	mux.Handle("GET "+p+"/Schemas", s.public(s.listSchemas))
+	mux.Handle("GET "+p+"/Schemas/{id}", s.public(s.getSchema))
+	mux.Handle("GET "+p+"/ResourceTypes", s.public(s.listResourceTypes))
+	mux.Handle("GET "+p+"/ResourceTypes/{id}", s.public(s.getResourceType))
+
+	for _, rt := range []*resourceType{users, groups} {
+		base := p + rt.schema.Endpoint
+		mux.Handle("GET "+base, s.guard(rt.list))
+		mux.Handle("GET "+base+"/{$}", s.guard(rt.list)) // Microsoft's tests ask for /Users/?filter=
+		mux.Handle("POST "+base+"/.search", s.guard(rt.search))
+		mux.Handle("POST "+base, s.guard(rt.create))
+		mux.Handle("GET "+base+"/{id}", s.guard(rt.get))
+		mux.Handle("PUT "+base+"/{id}", s.guard(rt.replace))
+		mux.Handle("PATCH "+base+"/{id}", s.guard(rt.patch))
+		mux.Handle("DELETE "+base+"/{id}", s.guard(rt.delete))
+	}
+	mux.Handle("POST "+p+"/.search", s.guard(s.searchAll))
+	mux.Handle("POST "+p+"/Bulk", s.guard(s.bulk))
+	mux.Handle(p+"/", s.public(s.notFound))
+}
+
+// call is one SCIM request being served.
+type call struct {
+	s   *Server
+	w   http.ResponseWriter
+	r   *http.Request
+	org store.Org
+	log *slog.Logger
+}
+
+type handler func(c *call) error
+
+// public serves endpoints that need no token: the discovery documents are
+// the same for every organization (RFC 7644 §4).
+func (s *Server) public(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &call{s: s, w: w, r: r, log: s.cfg.Logger(r)}
+		if err := h(c); err != nil {
+			c.fail(err)
+		}
+	})
+}
+
+// guard authenticates the bearer token, checks the organization's SCIM
+// switch and rate limit, then runs h.
+func (s *Server) guard(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &call{s: s, w: w, r: r, log: s.cfg.Logger(r)}
+		org, err := s.authenticate(r)
+		if err == nil {
+			c.org = org
+			c.log = c.log.With("org", org.Slug)
+			err = s.limiter.allow(org.ID)
+		}
+		if err == nil {
+			err = h(c)
+		}
+		if err != nil {
+			c.fail(err)
+		}
+	})
+}
+
+func (s *Server) notFound(c *call) error {
+	return errorf(http.StatusNotFound, "", "no SCIM endpoint %s %s", c.r.Method, c.r.URL.Path)
+}
+
+// fail writes err as a SCIM error.
+func (c *call) fail(err error) {
+	e := asError(err, c.log)
+	if e.Status == http.StatusTooManyRequests && e.RetryAfter > 0 {
+		c.w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	if e.Status == http.StatusUnauthorized {
+		c.w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse SCIM"`)
+	}
+	c.writeJSON(e.Status, e.body())
+}
+
+// writeJSON answers with a SCIM JSON body.
+func (c *call) writeJSON(status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.log.Error("scim: encoding a response", "err", err)
+		status, b = http.StatusInternalServerError, []byte(`{"schemas":["`+schema.ErrorURN+`"],"status":"500","detail":"internal server error"}`)
+	}
+	h := c.w.Header()
+	h.Set("Content-Type", "application/scim+json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	c.w.WriteHeader(status)
+	c.w.Write(b)
+}
+
+// decode reads the request body as one JSON object, bounded by
+// MaxBodyBytes, refusing invalid UTF-8 (encoding/json would silently
+// replace it), trailing data and nesting deeper than any SCIM document.
+// Numbers stay json.Number so integers keep their digits.
+func (c *call) decode() (map[string]any, error) {
+	if ct := c.r.Header.Get("Content-Type"); ct != "" {
+		mt, _, _ := strings.Cut(ct, ";")
+		mt = strings.TrimSpace(strings.ToLower(mt))
+		if mt != "application/scim+json" && mt != "application/json" {
+			return nil, errorf(http.StatusUnsupportedMediaType, invalidSyntax, "Content-Type must be application/scim+json or application/json")
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "", "the request body is larger than %d bytes", MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, invalidSyntax, "the request body could not be read")
+	}
+	return decodeJSON(body)
+}
+
+func decodeJSON(body []byte) (map[string]any, error) {
+	if !utf8.Valid(body) {
+		return nil, errorf(http.StatusBadRequest, invalidSyntax, "the request body is not valid UTF-8")
+	}
+	if depth(body) > maxJSONDepth {
+		return nil, errorf(http.StatusBadRequest, invalidSyntax, "the request body is nested more than %d levels deep", maxJSONDepth)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil || doc == nil {
+		return nil, errorf(http.StatusBadRequest, invalidSyntax, "the request body must be one JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errorf(http.StatusBadRequest, invalidSyntax, "the request body has data after its JSON object")
+	}
+	return doc, nil
+}
+
+// depth is the deepest nesting of arrays and objects in a JSON text,
+// counting brackets outside strings. It runs before decoding so a body of
+// a million "[" costs one pass, not a recursive decode.
+func depth(b []byte) int {
+	d, deepest, inString, escaped := 0, 0, false, false
+	for _, ch := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case ch == '\\':
+				escaped = true
+			case ch == '"':
+				inString = false
+			}
+		case ch == '"':
+			inString = true
+		case ch == '[' || ch == '{':
+			d++
+			deepest = max(deepest, d)
+		case ch == ']' || ch == '}':
+			d--
+		}
+	}
+	return deepest
+}

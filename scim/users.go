@@ -1,0 +1,431 @@
+package scim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"gatehouse/admin"
+	"gatehouse/scim/patch"
+	"gatehouse/scim/schema"
+	"gatehouse/store"
+)
+
+// userKind serves Users: the organization's administrators.
+//
+// Storage: the attributes gatehouse acts on are columns of the
+// administrator (userName, externalId, name.givenName, name.familyName,
+// emails, active as the status, the role from roles); every other attribute
+// the IdP sent is kept in the administrator's JSON document exactly as sent
+// (after type normalization) and returned as such.
+type userKind struct{}
+
+func (userKind) patchStatus() int { return http.StatusOK } // Okta wants the user back
+
+func (userKind) field(r schema.Resolved) (mapping, bool) {
+	switch {
+	case r.Extension == schema.Gatehouse:
+		switch r.Attr.Name {
+		case "role":
+			return column("role"), true
+		case "status":
+			return column("status"), true
+		case "lastLogin":
+			return column("last_login_at"), true
+		}
+	case r.Extension != nil:
+	case r.Attr.Name == "userName":
+		return column("username"), true
+	case r.Attr.Name == "active":
+		return mapping{active: true}, true
+	case r.Attr.Name == "name" && r.Sub != nil && r.Sub.Name == "givenName":
+		return column("given_name"), true
+	case r.Attr.Name == "name" && r.Sub != nil && r.Sub.Name == "familyName":
+		return column("family_name"), true
+	}
+	return mapping{}, false
+}
+
+func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// renderUser is the SCIM representation of an administrator.
+func (c *call) renderUser(a store.Administrator, groups []store.GroupRef) (map[string]any, error) {
+	doc := map[string]any{}
+	if len(a.Attributes) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(a.Attributes))
+		dec.UseNumber()
+		if err := dec.Decode(&doc); err != nil {
+			return nil, err
+		}
+	}
+	schemas := []any{schema.UserURN}
+	if _, ok := doc[schema.EnterpriseURN]; ok {
+		schemas = append(schemas, schema.EnterpriseURN)
+	}
+	schemas = append(schemas, schema.GatehouseURN)
+	doc["schemas"] = schemas
+	doc["id"] = a.ID
+	if a.ExternalID != "" {
+		doc["externalId"] = a.ExternalID
+	}
+	doc["userName"] = a.UserName
+	name, _ := doc["name"].(map[string]any)
+	if a.GivenName != "" || a.FamilyName != "" {
+		if name == nil {
+			name = map[string]any{}
+			doc["name"] = name
+		}
+		if a.GivenName != "" {
+			name["givenName"] = a.GivenName
+		}
+		if a.FamilyName != "" {
+			name["familyName"] = a.FamilyName
+		}
+	}
+	switch {
+	case len(a.Emails) > 0:
+		emails := make([]any, len(a.Emails))
+		for i, e := range a.Emails {
+			m := map[string]any{"value": e.Value}
+			if e.Type != "" {
+				m["type"] = e.Type
+			}
+			if e.Display != "" {
+				m["display"] = e.Display
+			}
+			if e.Primary {
+				m["primary"] = true
+			}
+			emails[i] = m
+		}
+		doc["emails"] = emails
+	case a.Email != "": // an administrator created outside SCIM
+		doc["emails"] = []any{map[string]any{"value": a.Email, "type": "work", "primary": true}}
+	}
+	if _, ok := doc["phoneNumbers"]; !ok && a.Phone != "" {
+		doc["phoneNumbers"] = []any{map[string]any{"value": a.Phone, "type": "work", "primary": true}}
+	}
+	doc["active"] = a.Status != store.StatusDeactivated
+	if len(groups) > 0 {
+		gs := make([]any, len(groups))
+		for i, g := range groups {
+			gs[i] = map[string]any{"value": g.ID, "display": g.DisplayName, "type": "direct",
+				"$ref": c.s.location(schema.Groups, g.ID)}
+		}
+		doc["groups"] = gs
+	}
+	ext := map[string]any{"role": string(a.Role), "status": string(a.Status)}
+	if a.LastLoginAt != nil {
+		ext["lastLogin"] = timeString(*a.LastLoginAt)
+	}
+	doc[schema.GatehouseURN] = ext
+	doc["meta"] = map[string]any{
+		"resourceType": "User",
+		"created":      timeString(a.CreatedAt),
+		"lastModified": timeString(a.UpdatedAt),
+		"location":     c.s.location(schema.Users, a.ID),
+		"version":      etag(a.Version),
+	}
+	return doc, nil
+}
+
+// superAdministratorRole reports whether a roles value grants the Super
+// Administrator role: "Super Administrator" in any case, with or without
+// the space, or with an underscore or hyphen (how IdP app roles are often
+// spelled).
+func superAdministratorRole(v string) bool {
+	v = strings.NewReplacer(" ", "", "_", "", "-", "").Replace(strings.ToLower(v))
+	return v == "superadministrator"
+}
+
+// applyUser sets a from a normalized User document (POST, PUT, or the
+// result of a PATCH). Absent readWrite attributes are cleared (RFC 7644
+// §3.5.1), except active: a document without it leaves the status as it
+// is (new users are Active).
+func (c *call) applyUser(doc map[string]any, a *store.Administrator, domains []string) error {
+	rest := make(map[string]any, len(doc))
+	for k, v := range doc {
+		rest[k] = v
+	}
+	userName, _ := rest["userName"].(string)
+	if err := admin.CheckUsername(userName); err != nil {
+		return err
+	}
+	a.UserName = userName
+	a.ExternalID, _ = rest["externalId"].(string)
+	a.GivenName, a.FamilyName = "", ""
+	if name, ok := rest["name"].(map[string]any); ok {
+		a.GivenName, _ = name["givenName"].(string)
+		a.FamilyName, _ = name["familyName"].(string)
+		other := make(map[string]any, len(name))
+		for k, v := range name {
+			if k != "givenName" && k != "familyName" {
+				other[k] = v
+			}
+		}
+		if len(other) > 0 {
+			rest["name"] = other
+		} else {
+			delete(rest, "name")
+		}
+	}
+	a.Emails, a.Email = nil, ""
+	emails, _ := rest["emails"].([]any)
+	for _, e := range emails {
+		m, _ := e.(map[string]any)
+		v, _ := m["value"].(string)
+		if v == "" {
+			continue
+		}
+		if len(domains) > 0 {
+			if err := admin.CheckEmail(v, domains); err != nil {
+				return err
+			}
+		}
+		em := store.Email{Value: v}
+		em.Type, _ = m["type"].(string)
+		em.Display, _ = m["display"].(string)
+		em.Primary, _ = m["primary"].(bool)
+		a.Emails = append(a.Emails, em)
+	}
+	a.Email = primaryValue(emailValues(a.Emails))
+	phones, _ := rest["phoneNumbers"].([]any)
+	a.Phone = primaryValue(phones)
+	if active, ok := rest["active"].(bool); ok {
+		// The IdP owns the lifecycle: active makes a Pending (invited)
+		// administrator Active too, since it signs in through SSO.
+		a.Status = store.StatusActive
+		if !active {
+			a.Status = store.StatusDeactivated
+		}
+	} else if a.Status == "" {
+		a.Status = store.StatusActive
+	}
+	a.SCIMRole = store.RoleAdministrator
+	roles, _ := rest["roles"].([]any)
+	for _, r := range roles {
+		m, _ := r.(map[string]any)
+		if v, _ := m["value"].(string); superAdministratorRole(v) {
+			a.SCIMRole = store.RoleSuperAdministrator
+		}
+	}
+	if !a.Role.Valid() {
+		a.Role = a.SCIMRole
+	}
+	a.SCIMManaged = true
+	for _, k := range []string{"userName", "externalId", "emails", "active", "id", "meta", "groups", "schemas", schema.GatehouseURN} {
+		delete(rest, k)
+	}
+	a.Attributes = nil
+	if len(rest) > 0 {
+		b, err := json.Marshal(rest)
+		if err != nil {
+			return err
+		}
+		a.Attributes = b
+	}
+	return nil
+}
+
+func emailValues(es []store.Email) []any {
+	out := make([]any, len(es))
+	for i, e := range es {
+		out[i] = map[string]any{"value": e.Value, "primary": e.Primary}
+	}
+	return out
+}
+
+// primaryValue is the value of the primary element of a multi-valued
+// attribute, else of the first.
+func primaryValue(list []any) string {
+	first := ""
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		v, _ := m["value"].(string)
+		if p, _ := m["primary"].(bool); p && v != "" {
+			return v
+		}
+		if first == "" {
+			first = v
+		}
+	}
+	return first
+}
+
+func (c *call) domains() ([]string, error) {
+	ds, err := c.s.store.RegisteredDomains(c.r.Context(), c.org.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.Domain
+	}
+	return out, nil
+}
+
+func (c *call) userResource(a store.Administrator, withGroups bool) (resource, error) {
+	var refs []store.GroupRef
+	if withGroups {
+		m, err := c.s.store.GroupsOf(c.r.Context(), c.org.ID, []string{a.ID})
+		if err != nil {
+			return resource{}, err
+		}
+		refs = m[a.ID]
+	}
+	doc, err := c.renderUser(a, refs)
+	return resource{id: a.ID, version: a.Version, doc: doc}, err
+}
+
+func (userKind) get(c *call, id string, p projection) (resource, error) {
+	a, err := c.s.store.Administrator(c.r.Context(), c.org.ID, id)
+	if err != nil {
+		return resource{}, err
+	}
+	return c.userResource(a, p.wants("groups"))
+}
+
+func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, string, error) {
+	res, err := c.s.store.QueryAdministrators(c.r.Context(), c.org.ID, q)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	var refs map[string][]store.GroupRef
+	if p.wants("groups") && len(res.Items) > 0 {
+		ids := make([]string, len(res.Items))
+		for i, a := range res.Items {
+			ids[i] = a.ID
+		}
+		if refs, err = c.s.store.GroupsOf(c.r.Context(), c.org.ID, ids); err != nil {
+			return nil, 0, "", err
+		}
+	}
+	out := make([]resource, len(res.Items))
+	for i, a := range res.Items {
+		doc, err := c.renderUser(a, refs[a.ID])
+		if err != nil {
+			return nil, 0, "", err
+		}
+		out[i] = resource{id: a.ID, version: a.Version, doc: doc}
+	}
+	return out, res.Total, res.Next, nil
+}
+
+// create adds an administrator. A userName that exists already (in any
+// case) is 409 uniqueness naming the existing user, with one exception that
+// makes IdP re-assignment work: when the existing administrator is
+// Deactivated, has the same userName exactly, and its externalId is the
+// one sent (or either side has none), it is the same person coming back —
+// it is reactivated with the POSTed attributes and returned with its id.
+func (userKind) create(c *call, doc map[string]any) (resource, error) {
+	domains, err := c.domains()
+	if err != nil {
+		return resource{}, err
+	}
+	a := store.Administrator{OrgID: c.org.ID}
+	if err := c.applyUser(doc, &a, domains); err != nil {
+		return resource{}, err
+	}
+	a.Role = a.SCIMRole
+	out, err := c.s.store.CreateAdministrator(c.r.Context(), a)
+	var exists *store.ExistsError
+	if errors.As(err, &exists) && exists.Field == "userName" {
+		return c.userExists(exists.Existing, doc, a)
+	}
+	if err != nil {
+		return resource{}, err
+	}
+	return c.userResource(out, false)
+}
+
+func (c *call) userExists(username string, doc map[string]any, sent store.Administrator) (resource, error) {
+	ctx := c.r.Context()
+	old, err := c.s.store.AdministratorByUsername(ctx, c.org.ID, username)
+	if err != nil {
+		return resource{}, errorf(http.StatusConflict, uniqueness, "userName %q is already taken (usernames are unique regardless of case)", username)
+	}
+	sameExternal := old.ExternalID == "" || sent.ExternalID == "" || old.ExternalID == sent.ExternalID
+	if old.Status != store.StatusDeactivated || old.UserName != sent.UserName || !sameExternal {
+		return resource{}, errorf(http.StatusConflict, uniqueness,
+			"userName %q is already taken by the existing user %q (id %s); usernames are unique regardless of case", sent.UserName, old.UserName, old.ID)
+	}
+	domains, err := c.domains()
+	if err != nil {
+		return resource{}, err
+	}
+	a, err := c.s.store.UpdateAdministrator(ctx, c.org.ID, old.ID, func(a *store.Administrator) error {
+		if a.Status != store.StatusDeactivated {
+			return errorf(http.StatusConflict, uniqueness, "userName %q is already taken by the existing user (id %s)", a.UserName, a.ID)
+		}
+		a.Status = store.StatusActive
+		return c.applyUser(doc, a, domains)
+	})
+	if err != nil {
+		return resource{}, err
+	}
+	c.log.Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
+	return c.userResource(a, true)
+}
+
+func (userKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {
+	domains, err := c.domains()
+	if err != nil {
+		return resource{}, err
+	}
+	a, err := c.s.store.UpdateAdministrator(c.r.Context(), c.org.ID, id, func(a *store.Administrator) error {
+		if err := checkIfMatch(ifMatch, a.Version); err != nil {
+			return err
+		}
+		return c.applyUser(doc, a, domains)
+	})
+	if err != nil {
+		return resource{}, err
+	}
+	return c.userResource(a, true)
+}
+
+func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string) (resource, error) {
+	domains, err := c.domains()
+	if err != nil {
+		return resource{}, err
+	}
+	a, err := c.s.store.UpdateAdministrator(c.r.Context(), c.org.ID, id, func(a *store.Administrator) error {
+		if err := checkIfMatch(ifMatch, a.Version); err != nil {
+			return err
+		}
+		doc, err := c.renderUser(*a, nil)
+		if err != nil {
+			return err
+		}
+		patched, _, err := patch.Apply(schema.Users, doc, ops)
+		if err != nil {
+			return err
+		}
+		norm, err := schema.Normalize(schema.Users, patched)
+		if err != nil {
+			return err
+		}
+		return c.applyUser(norm, a, domains)
+	})
+	if err != nil {
+		return resource{}, err
+	}
+	return c.userResource(a, true)
+}
+
+func (userKind) delete(c *call, id string, ifMatch string) error {
+	ctx := c.r.Context()
+	if ifMatch != "" {
+		a, err := c.s.store.Administrator(ctx, c.org.ID, id)
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(ifMatch, a.Version); err != nil {
+			return err
+		}
+	}
+	return c.s.store.DeleteAdministrator(ctx, c.org.ID, id)
+}

@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+)
+
+// ExplainQuery returns the database's plan of each statement
+// QueryAdministrators (resource "administrators") or QueryGroups
+// ("groups") runs for q: EXPLAIN QUERY PLAN on SQLite, EXPLAIN on
+// PostgreSQL, one line of the plan a string.
+func ExplainQuery(ctx context.Context, s *SQL, resource, org string, q Query) ([]string, error) {
+	res, columns := administratorsResource, administratorColumns
+	if resource == "groups" {
+		res, columns = groupsResource, groupColumns
+	}
+	qs, err := s.buildQuery(res, columns, org, q)
+	if err != nil {
+		return nil, err
+	}
+	explain, col := "EXPLAIN ", 0
+	if s.d.name == "sqlite" {
+		explain, col = "EXPLAIN QUERY PLAN ", 3
+	}
+	var plan []string
+	for _, e := range []expr{qs.count, qs.page} {
+		if e.sql == "" {
+			continue
+		}
+		rows, err := s.reader.QueryContext(ctx, s.reader.Rebind(explain+e.sql), e.args...)
+		if err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, e.sql)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			plan = append(plan, fmt.Sprint(vals[col]))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return plan, nil
+}
+
+// MigrationSQL returns the text of one embedded migration of a dialect
+// ("sqlite" or "postgres").
+func MigrationSQL(dialect string, version int) string {
+	matches, _ := fs.Glob(migrationFiles, path.Join("migrations", dialect, fmt.Sprintf("%04d_*.sql", version)))
+	if len(matches) != 1 {
+		panic(fmt.Sprintf("no migration %d for %s", version, dialect))
+	}
+	b, _ := fs.ReadFile(migrationFiles, matches[0])
+	return string(b)
+}

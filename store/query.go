@@ -1,0 +1,880 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Predicate selects records: And, Or, Not, Compare or Any. The store renders
+// it as SQL in which every value is a bind parameter and every name comes
+// from the store's own list, so a predicate built from a client's filter
+// cannot inject SQL.
+//
+// Every predicate is two-valued: an absent attribute makes a comparison
+// false, never unknown, so Not and OpNe are true for a record that lacks
+// the attribute (RFC 7644 §3.4.2.2).
+type Predicate interface{ predicate() }
+
+// And is true when all of its predicates are; an empty And is true.
+type And []Predicate
+
+// Or is true when one of its predicates is; an empty Or is false.
+type Or []Predicate
+
+// Not negates P.
+type Not struct{ P Predicate }
+
+// Op is a comparison operator of RFC 7644 §3.4.2.2.
+type Op string
+
+const (
+	OpEq      Op = "eq"
+	OpNe      Op = "ne"
+	OpCo      Op = "co" // contains: a substring, no wildcards
+	OpSw      Op = "sw" // starts with
+	OpEw      Op = "ew" // ends with
+	OpGt      Op = "gt"
+	OpGe      Op = "ge"
+	OpLt      Op = "lt"
+	OpLe      Op = "le"
+	OpPresent Op = "pr" // has a value: not null, not "", not [] or {}
+)
+
+// Compare compares a field with a value.
+//
+// Strings compare by code point (byte order of UTF-8), the same on both
+// databases; with Fold they compare case-insensitively: through the
+// field's *_fold column and Fold where it has one (username, display_name,
+// the emails' value, the members' and groups' display), elsewhere through
+// the database's lower() on both sides. Times compare chronologically,
+// numbers numerically, booleans only with eq and ne. A value of another
+// type than the field's is ErrInvalidQuery for columns; for an Attributes
+// path it matches only values of its own JSON type. A nil Value with OpEq
+// is "not present", with OpNe "present".
+type Compare struct {
+	Field Field
+	Op    Op
+	Value any  // string, float64, int64, bool, time.Time, or nil (OpPresent ignores it)
+	Fold  bool // case-insensitive (strings only)
+}
+
+// Field names what a Compare looks at: a column of the record, or a path
+// into its Attributes JSON.
+//
+// Columns of administrators: id, username, external_id, given_name,
+// family_name, email, phone, role, status, scim_role (text), created_at,
+// updated_at, last_login_at (time). Columns of groups: id, display_name,
+// external_id (text), created_at, updated_at (time).
+//
+// Attr keys are matched exactly (the protocol layer writes and asks for
+// the schema's names) and may not contain '"' or '\'. A time.Time compared
+// with an Attributes value compares with its RFC 3339 text in UTC, which is
+// how the protocol layer should write date-times it keeps there.
+type Field struct {
+	Column string
+	Attr   []string // e.g. {"name","formatted"} or {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","manager","value"}
+}
+
+// IsZero reports whether f names nothing (the default sort).
+func (f Field) IsZero() bool { return f.Column == "" && len(f.Attr) == 0 }
+
+// Any is true when some element of a multi-valued attribute satisfies
+// Where; inside Where, Field.Attr (one element) names the element's
+// sub-attribute ({"value"}, {"type"}, {"primary"}); an element that is a
+// bare scalar is named by Attr {""} or nil. Any does not nest.
+//
+// Attr is "emails" (administrators: the indexed addresses, sub-attributes
+// value, type, display, primary), "groups" (administrators: value = group
+// id, display = its display name), "members" (groups: value =
+// administrator id, display = username), or the key of a JSON array in
+// Attributes ("phoneNumbers", "addresses", "roles", ...); an extension's
+// array is named "<schema URN>:<attribute>" and found under the URN's key.
+type Any struct {
+	Attr  string
+	Where Predicate // nil: the attribute has at least one element
+}
+
+func (And) predicate()     {}
+func (Or) predicate()      {}
+func (Not) predicate()     {}
+func (Compare) predicate() {}
+func (Any) predicate()     {}
+
+// Query selects, sorts and windows the records of one organization.
+type Query struct {
+	Where Predicate // nil: every record of the org
+	// SortBy is the sort key, with the record's creation order (seq) as
+	// tie-breaker so the order is total and stable across pages; zero
+	// sorts by creation order alone. Records without a value sort last
+	// (first when Descending), RFC 7644 §3.4.2.3. Strings sort by code
+	// point, or by their case fold with SortFold; an Attributes path
+	// sorts numbers (numerically) before strings.
+	SortBy     Field
+	SortFold   bool
+	Descending bool
+	Page       Page
+	// After continues a previous result in creation order: the opaque Next
+	// of the page before. When set, Page.Offset is ignored and the store
+	// seeks (seq > the cursor's) instead of skipping rows, so deep pages cost
+	// the same as the first, and rows inserted meanwhile neither repeat nor
+	// shift the pages. Giving After with SortBy is ErrInvalidQuery.
+	After string
+}
+
+// Result is a window of a query's records and their total.
+type Result[T any] struct {
+	Items []T
+	Total int // records that match Where, whatever the window
+	// Next continues after the last item (Query.After) when the query is in
+	// creation order and the page is full; "" otherwise.
+	Next string
+}
+
+// kind is the type of a column's values.
+type kind int
+
+const (
+	kindText kind = iota
+	kindTime
+	kindBool
+)
+
+// column is a field the store can compare: its SQL, on the alias of its
+// table in the query.
+type column struct {
+	sql      string
+	kind     kind
+	fold     string // column holding Fold(sql), if any
+	nullable bool
+	// exactViaFold: a case-exact eq compares the fold column too, only so
+	// that the index on the fold column serves it.
+	exactViaFold bool
+}
+
+// resource is a table Query runs on.
+type resource struct {
+	table, alias string
+	columns      map[string]column
+	count        string // record_counts kind
+	// multi are its multi-valued attributes kept in tables: the SQL around
+	// the element condition, and the columns Where can name.
+	multi map[string]multiValued
+}
+
+type multiValued struct {
+	open    func(org string) expr // up to the element condition
+	close   string
+	columns map[string]column
+}
+
+func textColumn(sql string) column { return column{sql: sql, kind: kindText} }
+func timeColumn(sql string) column { return column{sql: sql, kind: kindTime} }
+
+var administratorsResource = &resource{
+	table: "administrators", alias: "a", count: countAdministrators,
+	columns: map[string]column{
+		"id":            textColumn("a.id"),
+		"username":      {sql: "a.username", kind: kindText, fold: "a.username_fold"},
+		"external_id":   textColumn("a.external_id"),
+		"given_name":    textColumn("a.given_name"),
+		"family_name":   textColumn("a.family_name"),
+		"email":         textColumn("a.email"),
+		"phone":         textColumn("a.phone"),
+		"role":          textColumn("a.role"),
+		"status":        textColumn("a.status"),
+		"scim_role":     textColumn("a.scim_role"),
+		"created_at":    timeColumn("a.created_at"),
+		"updated_at":    timeColumn("a.updated_at"),
+		"last_login_at": {sql: "a.last_login_at", kind: kindTime, nullable: true},
+	},
+	multi: map[string]multiValued{
+		// An IN of seqs rather than a correlated EXISTS or an IN of ids:
+		// "a.org_id = ? AND a.seq IN (...)" is an equality on both columns
+		// of the (org_id, seq) index, so the database starts from the
+		// index of the subquery (the Entra filter on an address: the
+		// (org_id, value_fold) index) and seeks each administrator, in
+		// seq order, instead of walking the organization and testing
+		// every administrator (what SQLite chose for an IN of ids, having
+		// no statistics to tell it the org_id range is large).
+		"emails": {
+			open: func(org string) expr {
+				return cat("a.seq IN (SELECT ea.seq FROM administrator_emails e JOIN administrators ea ON ea.id = e.administrator_id",
+					" WHERE e.org_id = ", param{org}, " AND (")
+			},
+			close: "))",
+			columns: map[string]column{
+				"value":   {sql: "e.value", kind: kindText, fold: "e.value_fold", exactViaFold: true},
+				"type":    textColumn("e.type"),
+				"display": textColumn("e.display"),
+				"primary": {sql: "e.is_primary", kind: kindBool},
+			},
+		},
+		"groups": {
+			open: func(org string) expr {
+				return cat("a.seq IN (SELECT ga.seq FROM group_members m JOIN groups mg ON mg.id = m.group_id",
+					" JOIN administrators ga ON ga.id = m.administrator_id WHERE mg.org_id = ", param{org}, " AND (")
+			},
+			close: "))",
+			columns: map[string]column{
+				"value":   textColumn("m.group_id"),
+				"display": {sql: "mg.display_name", kind: kindText, fold: "mg.display_name_fold"},
+			},
+		},
+	},
+}
+
+var groupsResource = &resource{
+	table: "groups", alias: "g", count: countGroups,
+	columns: map[string]column{
+		"id":           textColumn("g.id"),
+		"display_name": {sql: "g.display_name", kind: kindText, fold: "g.display_name_fold"},
+		"external_id":  textColumn("g.external_id"),
+		"created_at":   timeColumn("g.created_at"),
+		"updated_at":   timeColumn("g.updated_at"),
+	},
+	multi: map[string]multiValued{
+		"members": {
+			open: func(string) expr {
+				return cat("EXISTS (SELECT 1 FROM group_members m JOIN administrators ma ON ma.id = m.administrator_id WHERE m.group_id = g.id AND (")
+			},
+			close: "))",
+			columns: map[string]column{
+				"value":   textColumn("m.administrator_id"),
+				"display": {sql: "ma.username", kind: kindText, fold: "ma.username_fold"},
+			},
+		},
+	},
+}
+
+// expr is a piece of SQL with the values of its ? placeholders, in order.
+type expr struct {
+	sql  string
+	args []any
+}
+
+// param is a bind parameter inside cat.
+type param struct{ v any }
+
+// cat joins SQL text (string), pieces (expr) and parameters (param) in
+// order.
+func cat(parts ...any) expr {
+	var b strings.Builder
+	var args []any
+	for _, p := range parts {
+		switch p := p.(type) {
+		case string:
+			b.WriteString(p)
+		case expr:
+			b.WriteString(p.sql)
+			args = append(args, p.args...)
+		case param:
+			b.WriteByte('?')
+			args = append(args, p.v)
+		default:
+			panic(fmt.Sprintf("store: cat of %T", p))
+		}
+	}
+	return expr{b.String(), args}
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidQuery}, args...)...)
+}
+
+// jsonRef is a value inside a JSON document: a path into a record's
+// attributes, or into (or at) the current element of an Any over a JSON
+// array.
+type jsonRef struct {
+	doc  string   // the record's attributes column; "" for the element
+	path []string // empty: the element itself
+}
+
+// jsonSQL is how a dialect reads JSON. Each method returns a two-valued
+// condition or a value that is NULL when the JSON value is absent or of
+// another type, so documents of any shape never make a query fail.
+type jsonSQL interface {
+	text(r jsonRef) expr    // a string, as text
+	number(r jsonRef) expr  // a number, as a numeric value
+	boolean(r jsonRef) expr // a boolean, as the text 'true' or 'false'
+	present(r jsonRef) expr // not null, "", [] or {}
+	// elements is true when the array at r has an element satisfying
+	// where, which reads the element through jsonRef{}.
+	elements(r jsonRef, where expr) expr
+	nonEmpty(r jsonRef) expr // r is an array with an element
+}
+
+// stringSQL is how a dialect tests substrings without pattern characters.
+type stringSQL interface {
+	contains(x, v expr) expr
+	startsWith(x, v expr) expr
+	endsWith(x, v expr) expr
+}
+
+// sqliteJSON: JSON paths are bound as '$."key"."key"'; json_type tells
+// SQLite's types apart ('text', 'integer', 'real', 'true', 'false', 'null',
+// 'object', 'array').
+type sqliteJSON struct{}
+
+func sqlitePath(path []string) string {
+	var b strings.Builder
+	b.WriteByte('$')
+	for _, k := range path {
+		b.WriteString(`."`)
+		b.WriteString(k)
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// typeAndValue are json_type and json_extract of r. The element of
+// json_each is e: e.type and e.value, and a path into it is read only when
+// it is an object (json_extract of a bare string element would fail).
+func (sqliteJSON) typeAndValue(r jsonRef) (typ, val expr) {
+	p := param{sqlitePath(r.path)}
+	switch {
+	case r.doc != "":
+		return cat("json_type(", r.doc, ", ", p, ")"), cat("json_extract(", r.doc, ", ", p, ")")
+	case len(r.path) > 0:
+		return cat("(CASE WHEN e.type = 'object' THEN json_type(e.value, ", p, ") END)"), cat("json_extract(e.value, ", p, ")")
+	}
+	return cat("e.type"), cat("e.value")
+}
+
+func (j sqliteJSON) text(r jsonRef) expr {
+	t, v := j.typeAndValue(r)
+	return cat("(CASE WHEN ", t, " = 'text' THEN ", v, " END)")
+}
+
+func (j sqliteJSON) number(r jsonRef) expr {
+	t, v := j.typeAndValue(r)
+	return cat("(CASE WHEN ", t, " IN ('integer', 'real') THEN ", v, " END)")
+}
+
+func (j sqliteJSON) boolean(r jsonRef) expr {
+	t, _ := j.typeAndValue(r)
+	return cat("(CASE WHEN ", t, " IN ('true', 'false') THEN ", t, " END)")
+}
+
+// present relies on json_extract returning arrays and objects minified.
+func (j sqliteJSON) present(r jsonRef) expr {
+	t, v := j.typeAndValue(r)
+	return cat("(CASE WHEN ", t, " IS NULL OR ", t, " = 'null' THEN FALSE WHEN ", t, " = 'text' THEN ", v, " <> '' WHEN ",
+		t, " = 'array' THEN ", v, " <> '[]' WHEN ", t, " = 'object' THEN ", v, " <> '{}' ELSE TRUE END)")
+}
+
+func (j sqliteJSON) elements(r jsonRef, where expr) expr {
+	p := param{sqlitePath(r.path)}
+	return cat("(COALESCE(json_type(", r.doc, ", ", p, ") = 'array', FALSE) AND EXISTS (SELECT 1 FROM json_each(", r.doc, ", ", p,
+		") e WHERE ", where, "))")
+}
+
+func (sqliteJSON) nonEmpty(r jsonRef) expr {
+	return cat("COALESCE(json_array_length(", r.doc, ", ", param{sqlitePath(r.path)}, ") > 0, FALSE)")
+}
+
+// postgresJSON reads the text attributes column as jsonb (writes checked
+// that it parses: queryableJSON) with the path bound as a text[].
+type postgresJSON struct{}
+
+func (postgresJSON) node(r jsonRef) expr {
+	switch {
+	case r.doc != "":
+		return cat("(", r.doc, "::jsonb #> ", param{r.path}, "::text[])")
+	case len(r.path) > 0:
+		return cat("(e.value #> ", param{r.path}, "::text[])")
+	}
+	return cat("e.value")
+}
+
+func (j postgresJSON) text(r jsonRef) expr {
+	n := j.node(r)
+	return cat("(CASE WHEN jsonb_typeof(", n, ") = 'string' THEN ", n, " #>> '{}' END)")
+}
+
+func (j postgresJSON) number(r jsonRef) expr {
+	n := j.node(r)
+	return cat("(CASE WHEN jsonb_typeof(", n, ") = 'number' THEN (", n, ")::numeric END)")
+}
+
+func (j postgresJSON) boolean(r jsonRef) expr {
+	n := j.node(r)
+	return cat("(CASE WHEN jsonb_typeof(", n, ") = 'boolean' THEN ", n, " #>> '{}' END)")
+}
+
+func (j postgresJSON) present(r jsonRef) expr {
+	n := j.node(r)
+	t := cat("jsonb_typeof(", n, ")")
+	return cat("(CASE WHEN ", t, " IS NULL OR ", t, " = 'null' THEN FALSE WHEN ", t, " = 'string' THEN ", n, " #>> '{}' <> '' WHEN ",
+		t, " = 'array' THEN jsonb_array_length(", n, ") > 0 WHEN ", t, " = 'object' THEN ", n, " <> '{}'::jsonb ELSE TRUE END)")
+}
+
+// elements hands jsonb_array_elements NULL (no rows) for a non-array, which
+// would otherwise make it fail.
+func (j postgresJSON) elements(r jsonRef, where expr) expr {
+	n := j.node(r)
+	return cat("EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(", n, ") = 'array' THEN ", n, " END) e(value) WHERE ",
+		where, ")")
+}
+
+func (j postgresJSON) nonEmpty(r jsonRef) expr {
+	n := j.node(r)
+	return cat("(CASE WHEN jsonb_typeof(", n, ") = 'array' THEN jsonb_array_length(", n, ") > 0 ELSE FALSE END)")
+}
+
+// sqliteStrings: instr and substr count characters and know no wildcards
+// (LIKE would treat % and _ as patterns and ignore ASCII case).
+type sqliteStrings struct{}
+
+func (sqliteStrings) contains(x, v expr) expr { return cat("instr(", x, ", ", v, ") > 0") }
+func (sqliteStrings) startsWith(x, v expr) expr {
+	return cat("substr(", x, ", 1, length(", v, ")) = ", v)
+}
+func (sqliteStrings) endsWith(x, v expr) expr {
+	return cat("(CASE WHEN length(", v, ") = 0 THEN ", x, " IS NOT NULL ELSE substr(", x, ", -length(", v, ")) = ", v, " END)")
+}
+
+type postgresStrings struct{}
+
+func (postgresStrings) contains(x, v expr) expr   { return cat("strpos(", x, ", ", v, ") > 0") }
+func (postgresStrings) startsWith(x, v expr) expr { return cat("starts_with(", x, ", ", v, ")") }
+func (postgresStrings) endsWith(x, v expr) expr   { return cat("right(", x, ", length(", v, ")) = ", v) }
+
+// compiler renders a Predicate for one resource of one organization.
+type compiler struct {
+	d   *dialect
+	res *resource
+	org string
+}
+
+// scope is where a Field is resolved: the record (sub and elem unset), an
+// element of a multi-valued attribute kept in a table (sub), or an element
+// of a JSON array (elem).
+type scope struct {
+	sub  map[string]column
+	elem bool
+}
+
+func (c *compiler) predicate(p Predicate, sc scope) (expr, error) {
+	switch p := p.(type) {
+	case And, Or:
+		list, op, empty := []Predicate(nil), " AND ", "TRUE"
+		if a, ok := p.(And); ok {
+			list = a
+		} else {
+			list, op, empty = p.(Or), " OR ", "FALSE"
+		}
+		if len(list) == 0 {
+			return cat(empty), nil
+		}
+		parts := make([]any, 0, 2*len(list)+1)
+		parts = append(parts, "(")
+		for i, q := range list {
+			e, err := c.predicate(q, sc)
+			if err != nil {
+				return expr{}, err
+			}
+			if i > 0 {
+				parts = append(parts, op)
+			}
+			parts = append(parts, e)
+		}
+		return cat(append(parts, ")")...), nil
+	case Not:
+		e, err := c.predicate(p.P, sc)
+		if err != nil {
+			return expr{}, err
+		}
+		return cat("NOT ", e), nil
+	case Compare:
+		return c.compare(p, sc)
+	case Any:
+		return c.any(p, sc)
+	case nil:
+		return expr{}, invalid("nil predicate")
+	}
+	return expr{}, invalid("unknown predicate %T", p)
+}
+
+func (c *compiler) any(p Any, sc scope) (expr, error) {
+	if sc.sub != nil || sc.elem {
+		return expr{}, invalid("Any %q inside Any", p.Attr)
+	}
+	if m, ok := c.res.multi[strings.ToLower(p.Attr)]; ok {
+		where := cat("TRUE")
+		if p.Where != nil {
+			var err error
+			if where, err = c.predicate(p.Where, scope{sub: m.columns}); err != nil {
+				return expr{}, err
+			}
+		}
+		return cat(m.open(c.org), where, m.close), nil
+	}
+	path := []string{p.Attr}
+	if strings.HasPrefix(strings.ToLower(p.Attr), "urn:") {
+		i := strings.LastIndexByte(p.Attr, ':')
+		path = []string{p.Attr[:i], p.Attr[i+1:]}
+	}
+	if err := checkPath(path); err != nil {
+		return expr{}, err
+	}
+	r := jsonRef{doc: c.res.alias + ".attributes", path: path}
+	if p.Where == nil {
+		return c.d.json.nonEmpty(r), nil
+	}
+	where, err := c.predicate(p.Where, scope{elem: true})
+	if err != nil {
+		return expr{}, err
+	}
+	return c.d.json.elements(r, where), nil
+}
+
+func checkPath(path []string) error {
+	if len(path) == 0 {
+		return invalid("empty attribute path")
+	}
+	for _, k := range path {
+		if k == "" || strings.ContainsAny(k, `"\`) || !storable(k) {
+			return invalid("attribute name %q", k)
+		}
+	}
+	return nil
+}
+
+func (c *compiler) compare(x Compare, sc scope) (expr, error) {
+	f := x.Field
+	if x.Value == nil && (x.Op == OpEq || x.Op == OpNe) {
+		e, err := c.compare(Compare{Field: f, Op: OpPresent}, sc)
+		if x.Op == OpEq {
+			e = cat("NOT ", e)
+		}
+		return e, err
+	}
+	switch {
+	case sc.sub != nil:
+		if f.Column != "" || len(f.Attr) != 1 {
+			return expr{}, invalid("a sub-attribute must be named by one Attr key")
+		}
+		col, ok := sc.sub[strings.ToLower(f.Attr[0])]
+		if !ok {
+			return expr{}, invalid("unknown sub-attribute %q", f.Attr[0])
+		}
+		return c.compareColumn(col, x)
+	case sc.elem:
+		if f.Column != "" {
+			return expr{}, invalid("column %q inside an Any over a JSON array", f.Column)
+		}
+		if len(f.Attr) == 0 || len(f.Attr) == 1 && f.Attr[0] == "" {
+			return c.compareJSON(jsonRef{}, x)
+		}
+		if err := checkPath(f.Attr); err != nil {
+			return expr{}, err
+		}
+		return c.compareJSON(jsonRef{path: f.Attr}, x)
+	case f.Column != "" && len(f.Attr) > 0:
+		return expr{}, invalid("a field names a column or an attribute path, not both")
+	case f.Column != "":
+		col, ok := c.res.columns[f.Column]
+		if !ok {
+			return expr{}, invalid("unknown column %q of %s", f.Column, c.res.table)
+		}
+		return c.compareColumn(col, x)
+	}
+	if err := checkPath(f.Attr); err != nil {
+		return expr{}, err
+	}
+	return c.compareJSON(jsonRef{doc: c.res.alias + ".attributes", path: f.Attr}, x)
+}
+
+func (c *compiler) compareColumn(col column, x Compare) (expr, error) {
+	switch col.kind {
+	case kindText:
+		if x.Op == OpPresent {
+			return cat("(", col.sql, " <> '')"), nil
+		}
+		v, ok := x.Value.(string)
+		if !ok {
+			return expr{}, invalid("%s compared with %T, not a string", col.sql, x.Value)
+		}
+		if !storable(v) {
+			return expr{}, invalid("value is not valid UTF-8 text")
+		}
+		switch {
+		case x.Fold && col.fold != "":
+			return c.compareText(x.Op, cat(col.fold), cat(param{Fold(v)}), col.nullable)
+		case x.Fold:
+			return c.compareText(x.Op, cat("lower(", col.sql, ")"), cat("lower(CAST(", param{v}, " AS TEXT))"), col.nullable)
+		case x.Op == OpEq && col.exactViaFold:
+			return cat("(", col.fold, " = ", param{Fold(v)}, " AND ", col.sql, " = ", param{v}, ")"), nil
+		}
+		return c.compareText(x.Op, cat(col.sql), cat(param{v}), col.nullable)
+	case kindTime:
+		if x.Op == OpPresent {
+			return cat("(", col.sql, " IS NOT NULL)"), nil
+		}
+		v, ok := x.Value.(time.Time)
+		if !ok {
+			return expr{}, invalid("%s compared with %T, not a time", col.sql, x.Value)
+		}
+		// UTC as stored: SQLite keeps times as text in one fixed format,
+		// whose byte order is then chronological.
+		return c.order(x.Op, cat(col.sql), cat(param{v.UTC()}), col.nullable)
+	case kindBool:
+		if x.Op == OpPresent {
+			return cat(col.sql), nil
+		}
+		v, ok := x.Value.(bool)
+		if !ok {
+			return expr{}, invalid("%s compared with %T, not a boolean", col.sql, x.Value)
+		}
+		switch x.Op {
+		case OpEq:
+			return cat("(", col.sql, " = ", param{v}, ")"), nil
+		case OpNe:
+			return cat("(", col.sql, " <> ", param{v}, ")"), nil
+		}
+		return expr{}, invalid("operator %q on a boolean", x.Op)
+	}
+	return expr{}, invalid("column kind %d", col.kind)
+}
+
+func (c *compiler) compareJSON(r jsonRef, x Compare) (expr, error) {
+	j := c.d.json
+	if x.Op == OpPresent {
+		return j.present(r), nil
+	}
+	switch v := x.Value.(type) {
+	case string:
+		if !storable(v) {
+			return expr{}, invalid("value is not valid UTF-8 text")
+		}
+		if x.Fold {
+			return c.compareText(x.Op, cat("lower(", j.text(r), ")"), cat("lower(CAST(", param{v}, " AS TEXT))"), true)
+		}
+		return c.compareText(x.Op, j.text(r), cat(param{v}), true)
+	case time.Time:
+		return c.compareText(x.Op, j.text(r), cat(param{v.UTC().Format(time.RFC3339Nano)}), true)
+	case float64, int64:
+		return c.order(x.Op, j.number(r), cat("CAST(", param{v}, " AS NUMERIC)"), true)
+	case bool:
+		b := cat(param{strconv.FormatBool(v)})
+		switch x.Op {
+		case OpEq:
+			return cat("COALESCE(", j.boolean(r), " = ", b, ", FALSE)"), nil
+		case OpNe:
+			return cat("COALESCE(", j.boolean(r), " <> ", b, ", TRUE)"), nil
+		}
+		return expr{}, invalid("operator %q on a boolean", x.Op)
+	}
+	return expr{}, invalid("cannot compare with a %T", x.Value)
+}
+
+// compareText renders x op v for strings: the substring operators, or an
+// ordering in byte order.
+func (c *compiler) compareText(op Op, x, v expr, nullable bool) (expr, error) {
+	var e expr
+	switch op {
+	case OpCo:
+		e = c.d.strings.contains(x, v)
+	case OpSw:
+		e = c.d.strings.startsWith(x, v)
+	case OpEw:
+		e = c.d.strings.endsWith(x, v)
+	case OpGt, OpGe, OpLt, OpLe:
+		return c.order(op, cat(x, c.d.byteOrder), v, nullable)
+	default:
+		return c.order(op, x, v, nullable)
+	}
+	if nullable {
+		e = cat("COALESCE(", e, ", FALSE)")
+	}
+	return cat("(", e, ")"), nil
+}
+
+// order renders x op v for eq, ne and the orderings. A nullable x is
+// absent when NULL: a comparison with it is false, ne true.
+func (c *compiler) order(op Op, x, v expr, nullable bool) (expr, error) {
+	sym, ok := map[Op]string{OpEq: " = ", OpNe: " <> ", OpGt: " > ", OpGe: " >= ", OpLt: " < ", OpLe: " <= "}[op]
+	if !ok {
+		return expr{}, invalid("operator %q", op)
+	}
+	e := cat(x, sym, v)
+	switch {
+	case !nullable:
+		return cat("(", e, ")"), nil
+	case op == OpNe:
+		return cat("COALESCE(", e, ", TRUE)"), nil
+	}
+	return cat("COALESCE(", e, ", FALSE)"), nil
+}
+
+// orderBy renders the sort keys of q, seq last.
+func (c *compiler) orderBy(q Query) (expr, error) {
+	dir := ""
+	if q.Descending {
+		dir = " DESC"
+	}
+	seq := c.res.alias + ".seq" + dir
+	f := q.SortBy
+	switch {
+	case f.IsZero():
+		return cat(seq), nil
+	case f.Column != "" && len(f.Attr) > 0:
+		return expr{}, invalid("a sort field names a column or an attribute path, not both")
+	case f.Column != "":
+		col, ok := c.res.columns[f.Column]
+		if !ok {
+			return expr{}, invalid("unknown column %q of %s", f.Column, c.res.table)
+		}
+		if col.kind == kindTime {
+			return cat("(", col.sql, " IS NULL)", dir, ", ", col.sql, dir, ", ", seq), nil
+		}
+		key := col.sql
+		switch {
+		case q.SortFold && col.fold != "":
+			key = col.fold
+		case q.SortFold:
+			key = "lower(" + col.sql + ")"
+		}
+		return cat("(", col.sql, " = '')", dir, ", ", key, c.d.byteOrder, dir, ", ", seq), nil
+	}
+	if err := checkPath(f.Attr); err != nil {
+		return expr{}, err
+	}
+	r := jsonRef{doc: c.res.alias + ".attributes", path: f.Attr}
+	num, txt := c.d.json.number(r), c.d.json.text(r)
+	if q.SortFold {
+		txt = cat("lower(", txt, ")")
+	}
+	return cat("(", num, " IS NULL AND ", txt, " IS NULL)", dir, ", (", num, " IS NULL)", dir, ", ", num, dir, ", ",
+		txt, c.d.byteOrder, dir, ", ", seq), nil
+}
+
+// cursor is the opaque form of a seq in Result.Next and Query.After.
+func cursor(seq int64) string { return "c" + strconv.FormatInt(seq, 36) }
+
+func parseCursor(s string) (int64, error) {
+	seq, err := strconv.ParseInt(strings.TrimPrefix(s, "c"), 36, 64)
+	if err != nil || !strings.HasPrefix(s, "c") || seq < 0 {
+		return 0, invalid("cursor %q", s)
+	}
+	return seq, nil
+}
+
+// QueryAdministrators runs q on the administrators of org.
+func (s *SQL) QueryAdministrators(ctx context.Context, org string, q Query) (Result[Administrator], error) {
+	type row struct {
+		Seq int64 `db:"seq"`
+		Administrator
+	}
+	return runQuery(ctx, s, administratorsResource, administratorColumns, org, q, func(r row) (Administrator, int64) {
+		return r.Administrator, r.Seq
+	})
+}
+
+// QueryGroups runs q on the groups of org.
+func (s *SQL) QueryGroups(ctx context.Context, org string, q Query) (Result[Group], error) {
+	type row struct {
+		Seq int64 `db:"seq"`
+		Group
+	}
+	return runQuery(ctx, s, groupsResource, groupColumns, org, q, func(r row) (Group, int64) { return r.Group, r.Seq })
+}
+
+// querySQL is a query rendered: the page's and the total's statements.
+type querySQL struct {
+	page, count expr
+}
+
+// buildQuery renders q on res for org. count is empty when the total
+// comes from record_counts; page is empty when no rows are asked for.
+func (s *SQL) buildQuery(res *resource, columns, org string, q Query) (querySQL, error) {
+	var out querySQL
+	if err := checkPage(q.Page); err != nil {
+		return out, fmt.Errorf("%w: %w", ErrInvalidQuery, err)
+	}
+	if and, ok := q.Where.(And); ok && len(and) == 0 {
+		q.Where = nil
+	}
+	c := &compiler{d: &s.d, res: res, org: org}
+	where := cat(res.alias, ".org_id = ", param{org})
+	if q.Where != nil {
+		w, err := c.predicate(q.Where, scope{})
+		if err != nil {
+			return out, err
+		}
+		where = cat(where, " AND ", w)
+		out.count = cat("SELECT count(*) FROM ", res.table, " ", res.alias, " WHERE ", where)
+	}
+	if q.Page.Limit == 0 {
+		return out, nil
+	}
+	orderBy, err := c.orderBy(q)
+	if err != nil {
+		return out, err
+	}
+	offset := q.Page.Offset
+	if q.After != "" {
+		if !q.SortBy.IsZero() {
+			return out, invalid("After continues creation order only, not a sort")
+		}
+		seq, err := parseCursor(q.After)
+		if err != nil {
+			return out, err
+		}
+		cmp := " > "
+		if q.Descending {
+			cmp = " < "
+		}
+		where, offset = cat(where, " AND ", res.alias, ".seq", cmp, param{seq}), 0
+	}
+	out.page = cat("SELECT ", res.alias, ".seq, ", prefixed(columns, res.alias), " FROM ", res.table, " ", res.alias,
+		" WHERE ", where, " ORDER BY ", orderBy, " LIMIT ", param{q.Page.Limit}, " OFFSET ", param{offset})
+	return out, nil
+}
+
+// prefixed qualifies a list of columns with a table alias.
+func prefixed(columns, alias string) string {
+	fields := strings.Split(columns, ",")
+	for i, f := range fields {
+		fields[i] = alias + "." + strings.TrimSpace(f)
+	}
+	return strings.Join(fields, ", ")
+}
+
+func runQuery[R, T any](ctx context.Context, s *SQL, res *resource, columns, org string, q Query, split func(R) (T, int64)) (Result[T], error) {
+	out := Result[T]{Items: []T{}}
+	qs, err := s.buildQuery(res, columns, org, q)
+	if err != nil {
+		return out, err
+	}
+	if qs.count.sql == "" {
+		out.Total, err = s.count(ctx, org, res.count)
+	} else {
+		err = sqlx.GetContext(ctx, s.reader, &out.Total, s.reader.Rebind(qs.count.sql), qs.count.args...)
+	}
+	if err != nil {
+		return out, fmt.Errorf("store: query %s: %w", res.table, err)
+	}
+	if qs.page.sql == "" || q.After == "" && q.Page.Offset >= out.Total {
+		return out, nil
+	}
+	var rows []R
+	if err := sqlx.SelectContext(ctx, s.reader, &rows, s.reader.Rebind(qs.page.sql), qs.page.args...); err != nil {
+		return out, fmt.Errorf("store: query %s: %w", res.table, err)
+	}
+	var last int64
+	for _, r := range rows {
+		var t T
+		t, last = split(r)
+		out.Items = append(out.Items, t)
+	}
+	if q.SortBy.IsZero() && len(rows) == q.Page.Limit {
+		out.Next = cursor(last)
+	}
+	return out, nil
+}

@@ -1,0 +1,451 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"gatehouse/store"
+)
+
+func col(name string) store.Field           { return store.Field{Column: name} }
+func attr(path ...string) store.Field       { return store.Field{Attr: path} }
+func eq(f store.Field, v any) store.Compare { return store.Compare{Field: f, Op: store.OpEq, Value: v} }
+func op(f store.Field, o store.Op, v any) store.Compare {
+	return store.Compare{Field: f, Op: o, Value: v}
+}
+func fold(c store.Compare) store.Compare  { c.Fold = true; return c }
+func present(f store.Field) store.Compare { return store.Compare{Field: f, Op: store.OpPresent} }
+
+const enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+// queryFixture is an organization whose administrators, besides the owner,
+// are alice, bob, Carol, dave and eve, created in that order, with
+// attributes of every shape a filter must cope with.
+func queryFixture(t *testing.T, s store.Store, slug string) (store.Org, map[string]store.Administrator) {
+	t.Helper()
+	o, owner := newOrg(t, s, slug)
+	out := map[string]store.Administrator{"owner": owner}
+	for _, x := range []struct {
+		name, given, external, attrs string
+	}{
+		{"alice", "Zed", "ext-1", `{"title":"Engineer","name":{"formatted":"Alice Anders"},"flag":true,"level":5,
+			"` + enterprise + `":{"manager":{"value":"boss-1"},"employeeNumber":"100"},
+			"phoneNumbers":[{"value":"+1 555 0100","type":"work"}],"roles":["admin","dev"],"x509Certificates":[]}`},
+		{"bob", "Amy", "ext-2", `{"title":"50% off_sale","flag":false,"level":10,"name":{},
+			"phoneNumbers":[{"value":"+44 20","type":"home","primary":true}],"roles":"not an array"}`},
+		{"Carol", "Amy", "ext-1", `{"title":"","name":{"formatted":"carol c"},"level":"5","phoneNumbers":["bare"],"roles":[{"value":"dev"}]}`},
+		{"dave", "", "", ``},
+		{"eve", "Amy", "", `{"title":"50X offXsale","flag":"true","level":2.5}`},
+	} {
+		a := admin(o.ID, x.name)
+		a.GivenName, a.ExternalID = x.given, x.external
+		if x.attrs != "" {
+			a.Attributes = store.RawJSON(x.attrs)
+		}
+		out[x.name] = mustCreate(t, s, a)
+	}
+	return o, out
+}
+
+// queryCase is a query and the usernames it must return, in order.
+type queryCase struct {
+	name string
+	q    store.Query
+	want []string
+}
+
+func where(p store.Predicate) store.Query { return store.Query{Where: p, Page: store.Page{Limit: 100}} }
+
+func runAdministratorCases(t *testing.T, s store.Store, org string, cases []queryCase) {
+	t.Helper()
+	for _, tc := range cases {
+		res, err := s.QueryAdministrators(ctx, org, tc.q)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got := usernames(res.Items); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+		if tc.q.Page.Offset == 0 && res.Total != len(tc.want) {
+			t.Errorf("%s: total %d, want %d", tc.name, res.Total, len(tc.want))
+		}
+	}
+}
+
+func testQueryAdministrators(t *testing.T, s store.Store) {
+	o, u := queryFixture(t, s, "query")
+	other, _ := queryFixture(t, s, "query-other") // the same names in another organization
+	all := []string{"owner", "alice", "bob", "Carol", "dave", "eve"}
+	except := func(names ...string) []string {
+		return slices.DeleteFunc(slices.Clone(all), func(n string) bool { return slices.Contains(names, n) })
+	}
+	admins, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Admins"})
+	ops, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Ops"})
+	if _, err := s.AddGroupMembers(ctx, o.ID, admins.ID, []string{u["bob"].ID, u["alice"].ID}); err != nil {
+		t.Fatal(err)
+	}
+	username, title, level, flag := col("username"), attr("title"), attr("level"), attr("flag")
+	phone := func(p store.Predicate) store.Any { return store.Any{Attr: "phoneNumbers", Where: p} }
+	sub := func(name string) store.Field { return attr(name) }
+	sorted := func(f store.Field, desc, fold bool) store.Query {
+		return store.Query{SortBy: f, Descending: desc, SortFold: fold, Page: store.Page{Limit: 100}}
+	}
+
+	runAdministratorCases(t, s, o.ID, []queryCase{
+		{"everyone", store.Query{Page: store.Page{Limit: 100}}, all},
+		{"empty And", where(store.And{}), all},
+		{"empty Or", where(store.Or{}), []string{}},
+		// Columns. Usernames are case-exact unless Fold says otherwise.
+		{"username eq", where(eq(username, "alice")), []string{"alice"}},
+		{"username eq is case-exact", where(eq(username, "ALICE")), []string{}},
+		{"username eq folded", where(fold(eq(username, "ALICE"))), []string{"alice"}},
+		{"username ne", where(op(username, store.OpNe, "alice")), except("alice")},
+		{"username co", where(op(username, store.OpCo, "ar")), []string{"Carol"}},
+		{"username co is case-exact", where(op(username, store.OpCo, "AR")), []string{}},
+		{"username co folded", where(fold(op(username, store.OpCo, "AR"))), []string{"Carol"}},
+		{"username sw", where(op(username, store.OpSw, "a")), []string{"alice"}},
+		{"username sw is case-exact", where(op(username, store.OpSw, "A")), []string{}},
+		{"username sw folded", where(fold(op(username, store.OpSw, "c"))), []string{"Carol"}},
+		{"username ew", where(op(username, store.OpEw, "e")), []string{"alice", "dave", "eve"}},
+		{"username gt, byte order", where(op(username, store.OpGt, "c")), []string{"owner", "dave", "eve"}},
+		{"username lt", where(op(username, store.OpLt, "a")), []string{"Carol"}},
+		{"username le", where(op(username, store.OpLe, "alice")), []string{"alice", "Carol"}},
+		{"username ge", where(op(username, store.OpGe, "eve")), []string{"owner", "eve"}},
+		{"external_id eq, shared", where(eq(col("external_id"), "ext-1")), []string{"alice", "Carol"}},
+		{"given_name pr", where(present(col("given_name"))), except("dave")},
+		{"not given_name pr", where(store.Not{P: present(col("given_name"))}), []string{"dave"}},
+		{"given_name eq null", where(eq(col("given_name"), nil)), []string{"dave"}},
+		{"given_name ne null", where(op(col("given_name"), store.OpNe, nil)), except("dave")},
+		{"given_name eq folded, no fold column", where(fold(eq(col("given_name"), "aMY"))), []string{"bob", "Carol", "eve"}},
+		{"email ew", where(op(col("email"), store.OpEw, "@example.com")), except("owner")},
+		{"role", where(eq(col("role"), string(store.RoleSuperAdministrator))), []string{"owner"}},
+		{"status", where(eq(col("status"), string(store.StatusPending))), []string{"owner"}},
+		{"id and anything", where(store.And{eq(col("id"), u["alice"].ID), eq(title, "Engineer")}), []string{"alice"}},
+		{"id and nothing", where(store.And{eq(col("id"), u["bob"].ID), eq(title, "Engineer")}), []string{}},
+		{"or", where(store.Or{eq(username, "bob"), eq(username, "alice")}), []string{"alice", "bob"}},
+		// Attributes paths.
+		{"title eq", where(eq(title, "Engineer")), []string{"alice"}},
+		{"title eq is case-exact", where(eq(title, "engineer")), []string{}},
+		{"title eq folded", where(fold(eq(title, "ENGINEER"))), []string{"alice"}},
+		{"co: % is a character", where(op(title, store.OpCo, "%")), []string{"bob"}},
+		{"co: _ is a character", where(op(title, store.OpCo, "_")), []string{"bob"}},
+		{"co: 0%", where(op(title, store.OpCo, "0%")), []string{"bob"}},
+		{"sw", where(op(title, store.OpSw, "50")), []string{"bob", "eve"}},
+		{"ew", where(op(title, store.OpEw, "sale")), []string{"bob", "eve"}},
+		{"ew empty: any string", where(op(title, store.OpEw, "")), []string{"alice", "bob", "Carol", "eve"}},
+		{"sw folded", where(fold(op(title, store.OpSw, "eng"))), []string{"alice"}},
+		{"title pr: not absent, not empty", where(present(title)), []string{"alice", "bob", "eve"}},
+		{"not title pr", where(store.Not{P: present(title)}), []string{"owner", "Carol", "dave"}},
+		{"ne is true when absent", where(op(title, store.OpNe, "Engineer")), except("alice")},
+		{"not eq is true when absent", where(store.Not{P: eq(title, "Engineer")}), except("alice")},
+		{"nested path", where(op(attr("name", "formatted"), store.OpSw, "carol")), []string{"Carol"}},
+		{"nested path folded", where(fold(op(attr("name", "formatted"), store.OpSw, "ALICE"))), []string{"alice"}},
+		{"complex pr: {} is not present", where(present(attr("name"))), []string{"alice", "Carol"}},
+		{"URN key", where(eq(attr(enterprise, "manager", "value"), "boss-1")), []string{"alice"}},
+		{"URN key, other attribute", where(eq(attr(enterprise, "employeeNumber"), "100")), []string{"alice"}},
+		{"bool true", where(eq(flag, true)), []string{"alice"}},
+		{"bool false", where(eq(flag, false)), []string{"bob"}},
+		{"bool ne", where(op(flag, store.OpNe, true)), except("alice")},
+		{"the string true is not a boolean", where(eq(flag, "true")), []string{"eve"}},
+		{"number eq", where(eq(level, 5.0)), []string{"alice"}},
+		{"number eq int64", where(eq(level, int64(5))), []string{"alice"}},
+		{"number gt", where(op(level, store.OpGt, 4.0)), []string{"alice", "bob"}},
+		{"number ge: 10 > 9 numerically", where(op(level, store.OpGe, 9.0)), []string{"bob"}},
+		{"number lt", where(op(level, store.OpLt, 5.0)), []string{"eve"}},
+		{"number le", where(op(level, store.OpLe, int64(5))), []string{"alice", "eve"}},
+		{"number ne", where(op(level, store.OpNe, 5.0)), except("alice")},
+		{"the string 5 is not a number", where(eq(level, "5")), []string{"Carol"}},
+		{"strings do not compare with numbers", where(op(title, store.OpGt, 1.0)), []string{}},
+		// Any over JSON arrays.
+		{"any: type", where(phone(eq(sub("type"), "work"))), []string{"alice"}},
+		{"any: and inside", where(phone(store.And{eq(sub("type"), "home"), eq(sub("primary"), true)})), []string{"bob"}},
+		{"any: and inside, no single element", where(phone(store.And{eq(sub("type"), "work"), eq(sub("primary"), true)})), []string{}},
+		{"any: sw", where(phone(op(sub("value"), store.OpSw, "+"))), []string{"alice", "bob"}},
+		{"any: bare scalar element", where(phone(eq(store.Field{Attr: []string{""}}, "bare"))), []string{"Carol"}},
+		{"any: non-empty", where(store.Any{Attr: "phoneNumbers"}), []string{"alice", "bob", "Carol"}},
+		{"any: not", where(store.Not{P: phone(eq(sub("type"), "work"))}), except("alice")},
+		{"any: scalar array", where(store.Any{Attr: "roles", Where: eq(store.Field{}, "dev")}), []string{"alice"}},
+		{"any: object elements, non-array ignored", where(store.Any{Attr: "roles", Where: eq(sub("value"), "dev")}), []string{"Carol"}},
+		{"any: non-empty, non-array ignored", where(store.Any{Attr: "roles"}), []string{"alice", "Carol"}},
+		{"any: empty array", where(store.Any{Attr: "x509Certificates"}), []string{}},
+		{"any: absent array", where(store.Any{Attr: "ims", Where: eq(sub("value"), "x")}), []string{}},
+		{"any: emails derived from Email", where(store.Any{Attr: "emails", Where: fold(eq(sub("value"), "ALICE@example.com"))}), []string{"alice"}},
+		{"any: groups by display", where(store.Any{Attr: "groups", Where: fold(eq(sub("display"), "admins"))}), []string{"alice", "bob"}},
+		{"any: groups by value", where(store.Any{Attr: "groups", Where: eq(sub("value"), admins.ID)}), []string{"alice", "bob"}},
+		{"any: empty group", where(store.Any{Attr: "groups", Where: eq(sub("value"), ops.ID)}), []string{}},
+		{"any: in a group", where(store.Any{Attr: "groups"}), []string{"alice", "bob"}},
+		// Sorting: by code point, ties by creation, absent last.
+		{"sort username", sorted(username, false, false), []string{"Carol", "alice", "bob", "dave", "eve", "owner"}},
+		{"sort username desc", sorted(username, true, false), []string{"owner", "eve", "dave", "bob", "alice", "Carol"}},
+		{"sort username folded", sorted(username, false, true), []string{"alice", "bob", "Carol", "dave", "eve", "owner"}},
+		{"sort given_name, ties stable", sorted(col("given_name"), false, false), []string{"bob", "Carol", "eve", "owner", "alice", "dave"}},
+		{"sort given_name desc", sorted(col("given_name"), true, false), []string{"dave", "alice", "owner", "eve", "Carol", "bob"}},
+		{"sort created_at", sorted(col("created_at"), false, false), all},
+		{"sort JSON string", sorted(title, false, false), []string{"Carol", "bob", "eve", "alice", "owner", "dave"}},
+		{"sort JSON string desc", sorted(title, true, false), []string{"dave", "owner", "alice", "eve", "bob", "Carol"}},
+		{"sort JSON numbers before strings", sorted(level, false, false), []string{"eve", "alice", "bob", "Carol", "owner", "dave"}},
+		{"sort JSON numbers desc", sorted(level, true, false), []string{"dave", "owner", "Carol", "bob", "alice", "eve"}},
+		{"filter, sort, window", store.Query{Where: present(title), SortBy: title, Descending: true, Page: store.Page{Offset: 1, Limit: 2}},
+			[]string{"eve", "bob"}},
+	})
+
+	// Totals: the stored count without a filter, a count with one; a limit
+	// of 0 asks for the total alone.
+	for _, tc := range []struct {
+		name  string
+		q     store.Query
+		items int
+		total int
+	}{
+		{"unfiltered", store.Query{Page: store.Page{Limit: 2}}, 2, 6},
+		{"filtered", store.Query{Where: present(title), Page: store.Page{Limit: 1}}, 1, 3},
+		{"total only", store.Query{Where: present(title)}, 0, 3},
+		{"past the end", store.Query{Where: present(title), Page: store.Page{Offset: 3, Limit: 5}}, 0, 3},
+	} {
+		res, err := s.QueryAdministrators(ctx, o.ID, tc.q)
+		if err != nil || len(res.Items) != tc.items || res.Total != tc.total || res.Items == nil {
+			t.Errorf("%s: %d items, total %d, %v; want %d, %d", tc.name, len(res.Items), res.Total, err, tc.items, tc.total)
+		}
+	}
+	// The other organization's identical records stay out.
+	res, err := s.QueryAdministrators(ctx, other.ID, where(eq(title, "Engineer")))
+	if err != nil || len(res.Items) != 1 || res.Items[0].OrgID != other.ID {
+		t.Fatalf("other org: %+v, %v", res.Items, err)
+	}
+	// Records come back whole.
+	res, _ = s.QueryAdministrators(ctx, o.ID, where(eq(username, "alice")))
+	if got, _ := s.Administrator(ctx, o.ID, u["alice"].ID); len(res.Items) != 1 || fmt.Sprint(res.Items[0]) != fmt.Sprint(got) {
+		t.Fatalf("query item %+v\nread       %+v", res.Items, got)
+	}
+}
+
+func testQueryGroups(t *testing.T, s store.Store) {
+	o, u := queryFixture(t, s, "query-groups")
+	mk := func(name, external string, members ...string) store.Group {
+		g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: name, ExternalID: external,
+			Attributes: store.RawJSON(`{"description":"` + name + ` group"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, m := range members {
+			ids = append(ids, u[m].ID)
+		}
+		if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, ids); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	mk("Admins", "okta-1", "alice", "bob")
+	mk("Ops", "okta-2")
+	mk("admins team", "okta-1", "Carol")
+	mk("Ärzte", "", "dave")
+	dn := col("display_name")
+	member := func(p store.Predicate) store.Any { return store.Any{Attr: "members", Where: p} }
+	for _, tc := range []queryCase{
+		{"displayName eq folded", where(fold(eq(dn, "ADMINS"))), []string{"Admins"}},
+		{"displayName eq folded, Unicode", where(fold(eq(dn, "äRZTE"))), []string{"Ärzte"}},
+		{"displayName eq exact", where(eq(dn, "admins")), []string{}},
+		{"displayName co folded", where(fold(op(dn, store.OpCo, "ADMIN"))), []string{"Admins", "admins team"}},
+		{"externalId", where(eq(col("external_id"), "okta-1")), []string{"Admins", "admins team"}},
+		{"attribute", where(op(attr("description"), store.OpSw, "Ops")), []string{"Ops"}},
+		{"members value", where(member(eq(attr("value"), u["alice"].ID))), []string{"Admins"}},
+		{"members display folded", where(member(fold(eq(attr("display"), "CAROL")))), []string{"admins team"}},
+		{"members display exact", where(member(eq(attr("display"), "carol"))), []string{}},
+		{"has members", where(store.Any{Attr: "members"}), []string{"Admins", "admins team", "Ärzte"}},
+		{"no members", where(store.Not{P: store.Any{Attr: "members"}}), []string{"Ops"}},
+		{"sort by code point", store.Query{SortBy: dn, Page: store.Page{Limit: 10}}, []string{"Admins", "Ops", "admins team", "Ärzte"}},
+		{"sort folded", store.Query{SortBy: dn, SortFold: true, Page: store.Page{Limit: 10}}, []string{"Admins", "admins team", "Ops", "Ärzte"}},
+		{"newest first", store.Query{Descending: true, Page: store.Page{Limit: 10}}, []string{"Ärzte", "admins team", "Ops", "Admins"}},
+	} {
+		res, err := s.QueryGroups(ctx, o.ID, tc.q)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		var got []string
+		for _, g := range res.Items {
+			got = append(got, g.DisplayName)
+		}
+		if !slices.Equal(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+		if res.Total != len(tc.want) {
+			t.Errorf("%s: total %d, want %d", tc.name, res.Total, len(tc.want))
+		}
+	}
+	res, err := s.QueryGroups(ctx, o.ID, store.Query{Page: store.Page{Limit: 0}})
+	if err != nil || res.Total != 4 || len(res.Items) != 0 {
+		t.Fatalf("group total: %+v, %v", res, err)
+	}
+}
+
+// testQueryTimes: timestamps compare and sort chronologically, including
+// ones whose fractions have different lengths (SQLite keeps them as text).
+func testQueryTimes(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "query-times")
+	at := func(v string) *time.Time {
+		x, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &x
+	}
+	logins := []*time.Time{
+		at("2026-01-01T12:00:00Z"),
+		at("2026-01-01T12:00:00.5Z"),
+		at("2026-01-01T12:00:00.25Z"),
+		at("2026-01-01T11:59:59.999999Z"),
+		at("2025-12-31T23:00:00-02:00"), // 01:00 UTC; written in another zone
+		nil,
+	}
+	created := map[string]store.Administrator{}
+	for i, l := range logins {
+		a := admin(o.ID, fmt.Sprintf("t%d", i+1))
+		a.LastLoginAt = l
+		created[a.UserName] = mustCreate(t, s, a)
+		time.Sleep(2 * time.Millisecond) // distinct creation times
+	}
+	ll := col("last_login_at")
+	runAdministratorCases(t, s, o.ID, []queryCase{
+		{"gt", where(op(ll, store.OpGt, *at("2026-01-01T12:00:00Z"))), []string{"t2", "t3"}},
+		{"lt", where(op(ll, store.OpLt, *at("2026-01-01T12:00:00.3Z"))), []string{"t1", "t3", "t4", "t5"}},
+		{"eq", where(eq(ll, *at("2026-01-01T12:00:00.25Z"))), []string{"t3"}},
+		{"eq, other zone", where(eq(ll, *at("2026-01-01T13:00:00.25+01:00"))), []string{"t3"}},
+		{"ge", where(op(ll, store.OpGe, *at("2026-01-01T01:00:00Z"))), []string{"t1", "t2", "t3", "t4", "t5"}},
+		{"le, written in another zone", where(op(ll, store.OpLe, *at("2026-01-01T01:00:00Z"))), []string{"t5"}},
+		{"pr", where(present(ll)), []string{"t1", "t2", "t3", "t4", "t5"}},
+		{"ne is true when absent", where(op(ll, store.OpNe, *at("2026-01-01T12:00:00Z"))), []string{"owner", "t2", "t3", "t4", "t5", "t6"}},
+		{"sort", store.Query{SortBy: ll, Page: store.Page{Limit: 10}}, []string{"t5", "t4", "t1", "t3", "t2", "owner", "t6"}},
+		{"sort desc", store.Query{SortBy: ll, Descending: true, Page: store.Page{Limit: 10}}, []string{"t6", "owner", "t2", "t3", "t1", "t4", "t5"}},
+		{"created_at ge", where(op(col("created_at"), store.OpGe, created["t3"].CreatedAt)), []string{"t3", "t4", "t5", "t6"}},
+		{"created_at lt", where(op(col("created_at"), store.OpLt, created["t2"].CreatedAt)), []string{"owner", "t1"}},
+		{"updated_at eq", where(eq(col("updated_at"), created["t4"].UpdatedAt)), []string{"t4"}},
+	})
+	got, _ := s.Administrator(ctx, o.ID, created["t5"].ID)
+	if got.LastLoginAt == nil || !got.LastLoginAt.Equal(*logins[4]) {
+		t.Fatalf("a time written in another zone read back as %v", got.LastLoginAt)
+	}
+}
+
+func testQueryInvalid(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "query-invalid")
+	for name, q := range map[string]store.Query{
+		"unknown column":         where(eq(col("password"), "x")),
+		"SQL as a column":        where(eq(col("1=1; --"), "x")),
+		"group column on users":  where(eq(col("display_name"), "x")),
+		"column and path":        where(eq(store.Field{Column: "username", Attr: []string{"x"}}, "x")),
+		"no field":               where(eq(store.Field{}, "x")),
+		"number for a string":    where(eq(col("username"), 5.0)),
+		"string for a time":      where(op(col("created_at"), store.OpGt, "2026-01-01")),
+		"substring of a time":    where(op(col("created_at"), store.OpCo, time.Now())),
+		"unknown operator":       where(op(col("username"), "like", "x")),
+		"substring of a number":  where(op(attr("level"), store.OpCo, 5.0)),
+		"order of booleans":      where(op(attr("flag"), store.OpGt, true)),
+		"quote in a key":         where(eq(attr(`a"b`), "x")),
+		"backslash in a key":     where(eq(attr(`a\b`), "x")),
+		"empty key":              where(eq(attr("name", ""), "x")),
+		"NUL in a value":         where(eq(col("username"), "a\x00b")),
+		"nested Any":             where(store.Any{Attr: "addresses", Where: store.Any{Attr: "roles"}}),
+		"unknown email field":    where(store.Any{Attr: "emails", Where: eq(attr("kind"), "x")}),
+		"column inside Any":      where(store.Any{Attr: "addresses", Where: eq(col("username"), "x")}),
+		"nil predicate":          where(store.And{nil}),
+		"sort by unknown column": {SortBy: col("secret"), Page: store.Page{Limit: 1}},
+		"After with a sort":      {SortBy: col("username"), After: "c1", Page: store.Page{Limit: 1}},
+		"bad cursor":             {After: "not-a-cursor", Page: store.Page{Limit: 1}},
+		"negative offset":        {Page: store.Page{Offset: -1, Limit: 1}},
+	} {
+		_, err := s.QueryAdministrators(ctx, o.ID, q)
+		if !errors.Is(err, store.ErrInvalidQuery) {
+			t.Errorf("%s: %v, want ErrInvalidQuery", name, err)
+		}
+	}
+	_, err := s.QueryGroups(ctx, o.ID, where(eq(col("username"), "x")))
+	if !errors.Is(err, store.ErrInvalidQuery) {
+		t.Errorf("user column on groups: %v, want ErrInvalidQuery", err)
+	}
+}
+
+// testQueryCursorPaging pages through 1,000 administrators with After while
+// others are inserted between pages: every record is seen once, in order.
+func testQueryCursorPaging(t *testing.T, s store.Store) {
+	o, owner := newOrg(t, s, "cursor")
+	const n, limit = 1000, 37
+	var batch []store.Administrator
+	for i := range n {
+		batch = append(batch, admin(o.ID, fmt.Sprintf("p%04d", i)))
+	}
+	if err := s.CreateAdministrators(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{owner.UserName}
+	for i := range n {
+		want = append(want, fmt.Sprintf("p%04d", i))
+	}
+	page := func(q store.Query) store.Result[store.Administrator] {
+		t.Helper()
+		res, err := s.QueryAdministrators(ctx, o.ID, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+
+	// Ascending: rows inserted meanwhile come after the ones there before.
+	var got []string
+	q := store.Query{Page: store.Page{Limit: limit}}
+	for pages := 0; ; pages++ {
+		res := page(q)
+		got = append(got, usernames(res.Items)...)
+		if res.Next == "" {
+			if len(res.Items) == limit {
+				t.Fatal("a full page without Next")
+			}
+			break
+		}
+		if pages > 2*n/limit {
+			t.Fatal("paging does not end")
+		}
+		mustCreate(t, s, admin(o.ID, fmt.Sprintf("late%03d", pages)))
+		q.After, q.Page.Offset = res.Next, 5 // Offset is ignored once After is set
+	}
+	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+		t.Fatalf("paged %d records; the first %d differ from the creation order", len(got), len(want))
+	}
+	seen := map[string]bool{}
+	for _, name := range got {
+		if seen[name] {
+			t.Fatalf("%s on two pages", name)
+		}
+		seen[name] = true
+	}
+	_, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{})
+	if len(got) != total {
+		t.Fatalf("paged through %d of %d: some were skipped", len(got), total)
+	}
+
+	// Descending, with a filter: the later inserts are not in the filter.
+	got = nil
+	q = store.Query{Where: op(col("username"), store.OpSw, "p"), Descending: true, Page: store.Page{Limit: limit}}
+	for {
+		res := page(q)
+		if res.Total != n {
+			t.Fatalf("filtered total %d, want %d", res.Total, n)
+		}
+		got = append(got, usernames(res.Items)...)
+		if res.Next == "" {
+			break
+		}
+		mustCreate(t, s, admin(o.ID, fmt.Sprintf("x-late-%d", len(got))))
+		q.After = res.Next
+	}
+	reversed := slices.Clone(want[1:])
+	slices.Reverse(reversed)
+	if !slices.Equal(got, reversed) {
+		t.Fatalf("descending pages: %d records, want the %d in reverse creation order", len(got), n)
+	}
+}

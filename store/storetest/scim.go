@@ -1,0 +1,507 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+
+	"gatehouse/store"
+)
+
+// byEmail returns the usernames of the administrators of org that have an
+// address equal to value, case-insensitively.
+func byEmail(t *testing.T, s store.Store, org string, where store.Predicate) []string {
+	t.Helper()
+	res, err := s.QueryAdministrators(ctx, org, store.Query{Where: store.Any{Attr: "emails", Where: where}, Page: store.Page{Limit: 100}})
+	if err != nil {
+		t.Fatalf("query emails: %v", err)
+	}
+	return usernames(res.Items)
+}
+
+func usernames(as []store.Administrator) []string {
+	out := []string{}
+	for _, a := range as {
+		out = append(out, a.UserName)
+	}
+	return out
+}
+
+func emailValue(v string, fold bool) store.Predicate {
+	return store.Compare{Field: store.Field{Attr: []string{"value"}}, Op: store.OpEq, Value: v, Fold: fold}
+}
+
+func testEmails(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "emails")
+	in := admin(o.ID, "jane")
+	in.Email = "jane@work.example"
+	in.Emails = []store.Email{
+		{Value: "jane@work.example", Type: "work", Primary: true},
+		{Value: "Jane.Doe@Home.Example", Type: "home", Display: "Jane at home"},
+	}
+	jane := mustCreate(t, s, in)
+	got, err := s.Administrator(ctx, o.ID, jane.ID)
+	if err != nil || !reflect.DeepEqual(got.Emails, in.Emails) {
+		t.Fatalf("emails read back = %+v, %v; want %+v", got.Emails, err, in.Emails)
+	}
+	// Administrators created outside SCIM have only Email: found by it.
+	mustCreate(t, s, admin(o.ID, "plain"))
+	none := admin(o.ID, "none")
+	none.Email = ""
+	mustCreate(t, s, none)
+	batch := admin(o.ID, "batched")
+	batch.Emails = []store.Email{{Value: "b1@x.example", Type: "work"}, {Value: "b2@x.example"}}
+	if err := s.CreateAdministrators(ctx, []store.Administrator{batch}); err != nil {
+		t.Fatal(err)
+	}
+
+	workType := store.Compare{Field: store.Field{Attr: []string{"type"}}, Op: store.OpEq, Value: "work"}
+	for _, tc := range []struct {
+		name  string
+		where store.Predicate
+		want  []string
+	}{
+		{"value folded", emailValue("JANE.DOE@home.example", true), []string{"jane"}},
+		{"value exact, other case", emailValue("jane.doe@home.example", false), []string{}},
+		{"value exact", emailValue("Jane.Doe@Home.Example", false), []string{"jane"}},
+		{"Entra: type work and value", store.And{workType, emailValue("JANE@WORK.EXAMPLE", true)}, []string{"jane"}},
+		{"type work, home address", store.And{workType, emailValue("jane.doe@home.example", true)}, []string{}},
+		{"derived from Email", emailValue("plain@example.com", true), []string{"plain"}},
+		{"derived has no type", store.And{workType, emailValue("plain@example.com", true)}, []string{}},
+		{"batch insert indexed", emailValue("B2@x.example", true), []string{"batched"}},
+		{"primary", store.And{store.Compare{Field: store.Field{Attr: []string{"primary"}}, Op: store.OpEq, Value: true},
+			store.Compare{Field: store.Field{Attr: []string{"value"}}, Op: store.OpCo, Value: "example"}}, []string{"owner", "jane", "plain"}},
+		{"display", store.Compare{Field: store.Field{Attr: []string{"display"}}, Op: store.OpSw, Value: "Jane"}, []string{"jane"}},
+		{"any address", nil, []string{"owner", "jane", "plain", "batched"}},
+	} {
+		if got := byEmail(t, s, o.ID, tc.where); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// Rewritten with the record; the old addresses are gone from the index.
+	up, err := s.UpdateAdministrator(ctx, o.ID, jane.ID, func(a *store.Administrator) error {
+		a.Emails = []store.Email{{Value: "jane@new.example", Type: "work", Primary: true}}
+		a.Email = "jane@new.example"
+		return nil
+	})
+	if err != nil || up.Version != 2 || len(up.Emails) != 1 {
+		t.Fatalf("update emails: %+v, %v", up, err)
+	}
+	if got := byEmail(t, s, o.ID, emailValue("jane.doe@home.example", true)); len(got) != 0 {
+		t.Errorf("old address still indexed: %v", got)
+	}
+	if got := byEmail(t, s, o.ID, store.And{workType, emailValue("JANE@new.example", true)}); !slices.Equal(got, []string{"jane"}) {
+		t.Errorf("new address: %v", got)
+	}
+	// An update that leaves the addresses keeps them indexed.
+	if _, err := s.UpdateAdministrator(ctx, o.ID, jane.ID, func(a *store.Administrator) error { a.GivenName = "J"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := byEmail(t, s, o.ID, emailValue("jane@new.example", true)); !slices.Equal(got, []string{"jane"}) {
+		t.Errorf("after an unrelated update: %v", got)
+	}
+	// Emails removed: Email is indexed again.
+	if _, err := s.UpdateAdministrator(ctx, o.ID, jane.ID, func(a *store.Administrator) error {
+		a.Emails, a.Email = nil, "jane@only.example"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := byEmail(t, s, o.ID, emailValue("jane@new.example", true)); len(got) != 0 {
+		t.Errorf("dropped address still indexed: %v", got)
+	}
+	if got := byEmail(t, s, o.ID, emailValue("jane@only.example", true)); !slices.Equal(got, []string{"jane"}) {
+		t.Errorf("Email after Emails were removed: %v", got)
+	}
+	// Deleting the administrator deletes its index rows.
+	if err := s.DeleteAdministrator(ctx, o.ID, jane.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := byEmail(t, s, o.ID, emailValue("jane@only.example", true)); len(got) != 0 {
+		t.Errorf("deleted administrator found by email: %v", got)
+	}
+
+	bad := admin(o.ID, "bad")
+	bad.Emails = []store.Email{{Type: "work"}}
+	if _, err := s.CreateAdministrator(ctx, bad); err == nil {
+		t.Error("an email without a value was accepted")
+	}
+	bad.Emails = nil
+	bad.Attributes = store.RawJSON(`{"title":"a\u0000b"}`)
+	if _, err := s.CreateAdministrator(ctx, bad); err == nil {
+		t.Error(`attributes with \u0000 were accepted (PostgreSQL's jsonb cannot read them)`)
+	}
+	bad.Attributes = store.RawJSON(`{"title":"\ud800"}`)
+	if _, err := s.CreateAdministrator(ctx, bad); err == nil {
+		t.Error("attributes with an unpaired surrogate were accepted")
+	}
+	bad.Attributes = store.RawJSON(`{"title":"\\u0000 is text, \ud83d\ude00 a pair"}`)
+	if _, err := s.CreateAdministrator(ctx, bad); err != nil {
+		t.Errorf("valid attributes refused: %v", err)
+	}
+}
+
+// roleOf reads an administrator's role and version.
+func roleOf(t *testing.T, s store.Store, org, id string) (store.Role, int64) {
+	t.Helper()
+	a, err := s.Administrator(ctx, org, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Role, a.Version
+}
+
+func testSCIMRoles(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "roles")
+	scim := func(name string, role store.Role) store.Administrator {
+		a := admin(o.ID, name)
+		a.SCIMManaged, a.SCIMRole = true, role
+		a.Role = store.RoleAdministrator
+		if role == "" {
+			a.Role = store.RoleSuperAdministrator // the caller's choice is overridden
+		}
+		return mustCreate(t, s, a)
+	}
+	granted := scim("granted", store.RoleSuperAdministrator)
+	if granted.Role != store.RoleSuperAdministrator {
+		t.Fatalf("SCIM role Super Administrator gave %q", granted.Role)
+	}
+	u1 := scim("u1", "")
+	u2 := scim("u2", store.RoleAdministrator)
+	if u1.Role != store.RoleAdministrator || u2.Role != store.RoleAdministrator {
+		t.Fatalf("roles = %q, %q; want Administrator", u1.Role, u2.Role)
+	}
+	manual := admin(o.ID, "manual") // not SCIM-managed: its role is the caller's
+	manual = mustCreate(t, s, manual)
+
+	want := func(step string, a store.Administrator, role store.Role, version int64) {
+		t.Helper()
+		if r, v := roleOf(t, s, o.ID, a.ID); r != role || v != version {
+			t.Errorf("%s: %s is %q version %d, want %q version %d", step, a.UserName, r, v, role, version)
+		}
+	}
+
+	admins, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Admins"})
+	others, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Others"})
+	lower, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "admins"}) // not the designated name: exact match
+	if _, err := s.AddGroupMembers(ctx, o.ID, admins.ID, []string{u1.ID, manual.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddGroupMembers(ctx, o.ID, lower.ID, []string{u2.ID}); err != nil {
+		t.Fatal(err)
+	}
+	want("no designation yet", u1, store.RoleAdministrator, 1)
+
+	if _, err := s.UpdateOrg(ctx, o.ID, func(o *store.Org) error { o.SuperAdminGroup = "Admins"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Org(ctx, o.ID); got.SuperAdminGroup != "Admins" {
+		t.Fatalf("SuperAdminGroup read back %q", got.SuperAdminGroup)
+	}
+	want("designated", u1, store.RoleSuperAdministrator, 2)
+	want("designated, not SCIM-managed", manual, store.RoleAdministrator, 1)
+	want("in a group named like it in another case", u2, store.RoleAdministrator, 1)
+	want("granted by SCIM role", granted, store.RoleSuperAdministrator, 1)
+
+	if _, err := s.AddGroupMembers(ctx, o.ID, admins.ID, []string{u2.ID, granted.ID}); err != nil {
+		t.Fatal(err)
+	}
+	want("added", u2, store.RoleSuperAdministrator, 2)
+	want("added, already super by SCIM role", granted, store.RoleSuperAdministrator, 1)
+	if _, err := s.RemoveGroupMembers(ctx, o.ID, admins.ID, []string{u2.ID, granted.ID}); err != nil {
+		t.Fatal(err)
+	}
+	want("removed", u2, store.RoleAdministrator, 3)
+	want("removed, still super by SCIM role", granted, store.RoleSuperAdministrator, 1)
+
+	// A caller cannot set the role of a SCIM-managed administrator.
+	up, err := s.UpdateAdministrator(ctx, o.ID, u1.ID, func(a *store.Administrator) error { a.Role = store.RoleAdministrator; return nil })
+	if err != nil || up.Role != store.RoleSuperAdministrator {
+		t.Fatalf("update of a designated member's role: %q, %v", up.Role, err)
+	}
+	want("update of a member", u1, store.RoleSuperAdministrator, 3)
+	// The SCIM role grants and takes away.
+	up, err = s.UpdateAdministrator(ctx, o.ID, u2.ID, func(a *store.Administrator) error { a.SCIMRole = store.RoleSuperAdministrator; return nil })
+	if err != nil || up.Role != store.RoleSuperAdministrator {
+		t.Fatalf("SCIM role granted: %q, %v", up.Role, err)
+	}
+	up, err = s.UpdateAdministrator(ctx, o.ID, u2.ID, func(a *store.Administrator) error { a.SCIMRole = ""; return nil })
+	if err != nil || up.Role != store.RoleAdministrator || up.Version != 5 {
+		t.Fatalf("SCIM role taken away: %+v, %v", up, err)
+	}
+	// Not SCIM-managed any more: the role is the caller's again.
+	up, err = s.UpdateAdministrator(ctx, o.ID, u1.ID, func(a *store.Administrator) error {
+		a.SCIMManaged, a.Role = false, store.RoleAdministrator
+		return nil
+	})
+	if err != nil || up.Role != store.RoleAdministrator {
+		t.Fatalf("released from SCIM: %q, %v", up.Role, err)
+	}
+	if _, err := s.UpdateAdministrator(ctx, o.ID, u1.ID, func(a *store.Administrator) error { a.SCIMManaged = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want("managed again, in the designated group", u1, store.RoleSuperAdministrator, 5)
+
+	// Renames away from and back to the designated name.
+	if _, err := s.UpdateGroup(ctx, o.ID, admins.ID, func(g *store.Group) error { g.DisplayName = "Former"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want("renamed away", u1, store.RoleAdministrator, 6)
+	if _, err := s.PatchGroup(ctx, o.ID, admins.ID, store.GroupPatch{Update: func(g *store.Group) error { g.DisplayName = "Admins"; return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	want("renamed back", u1, store.RoleSuperAdministrator, 7)
+	// Renaming another group to the designated name promotes its members.
+	if _, err := s.AddGroupMembers(ctx, o.ID, others.ID, []string{u2.ID}); err != nil {
+		t.Fatal(err)
+	}
+	want("member of a plain group", u2, store.RoleAdministrator, 5)
+
+	// A new designation: members of the old group lose, of the new gain.
+	if _, err := s.UpdateOrg(ctx, o.ID, func(o *store.Org) error { o.SuperAdminGroup = "Others"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want("designation moved away", u1, store.RoleAdministrator, 8)
+	want("designation moved here", u2, store.RoleSuperAdministrator, 6)
+	want("designation moved, not SCIM-managed", manual, store.RoleAdministrator, 1)
+
+	// Deleting the designated group.
+	if err := s.DeleteGroup(ctx, o.ID, others.ID); err != nil {
+		t.Fatal(err)
+	}
+	want("designated group deleted", u2, store.RoleAdministrator, 7)
+
+	// A group created with the designated name, members added by patch.
+	g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Others"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: []string{u1.ID, u2.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	want("patched in", u1, store.RoleSuperAdministrator, 9)
+	if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{RemoveAll: true, Add: []string{u2.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	want("replaced out", u1, store.RoleAdministrator, 10)
+	want("replaced, stays", u2, store.RoleSuperAdministrator, 8)
+	if _, err := s.UpdateOrg(ctx, o.ID, func(o *store.Org) error { o.SuperAdminGroup = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want("no designation", u2, store.RoleAdministrator, 9)
+}
+
+func testPatchGroup(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "patch")
+	_, stranger := newOrg(t, s, "patch-other")
+	m := make([]string, 4)
+	for i := range m {
+		m[i] = mustCreate(t, s, admin(o.ID, fmt.Sprintf("m%d", i))).ID
+	}
+	g, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Team"})
+	if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, m[:2]); err != nil {
+		t.Fatal(err)
+	}
+	g, _ = s.Group(ctx, o.ID, g.ID)
+	members := func() []string {
+		t.Helper()
+		ms, _, err := s.GroupMembers(ctx, o.ID, g.ID, store.Page{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []string{}
+		for _, x := range ms {
+			out = append(out, x.AdministratorID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	rename := func(name string) func(*store.Group) error {
+		return func(x *store.Group) error { x.DisplayName = name; return nil }
+	}
+
+	// One bad id in Add: nothing of the patch is applied.
+	for _, bad := range []string{"no-such-admin", stranger.ID} {
+		_, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Update: rename("Renamed"), Remove: m[:1], Add: []string{m[2], bad}})
+		wantErr(t, err, store.ErrNotFound)
+		got, _ := s.Group(ctx, o.ID, g.ID)
+		if got.DisplayName != "Team" || got.Version != g.Version || !slices.Equal(members(), sorted(m[:2])) {
+			t.Fatalf("refused patch left %+v with members %v", got, members())
+		}
+	}
+	// An If-Match check inside Update sees the version before the patch.
+	stale := func(x *store.Group) error {
+		if x.Version != g.Version-1 {
+			return store.ErrConflict
+		}
+		return nil
+	}
+	_, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Update: stale, Add: m[2:3]})
+	wantErr(t, err, store.ErrConflict)
+	if !slices.Equal(members(), sorted(m[:2])) {
+		t.Fatalf("a refused Update let the members change: %v", members())
+	}
+
+	ifMatch := func(x *store.Group) error {
+		if x.Version != g.Version {
+			return store.ErrConflict
+		}
+		x.DisplayName, x.ExternalID = "Renamed", "ext-9"
+		x.ID, x.Version = "forged", 99 // not the caller's to change
+		return nil
+	}
+	got, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Update: ifMatch, Remove: m[:1], Add: m[2:4]})
+	if err != nil || got.Version != g.Version+1 || got.DisplayName != "Renamed" || got.ID != g.ID || got.ExternalID != "ext-9" {
+		t.Fatalf("PatchGroup = %+v, %v; want version %d", got, err, g.Version+1)
+	}
+	if read, _ := s.Group(ctx, o.ID, g.ID); read.Version != got.Version || read.DisplayName != "Renamed" || !read.UpdatedAt.Equal(got.UpdatedAt) {
+		t.Fatalf("read back %+v, returned %+v", read, got)
+	}
+	if want := []string{m[1], m[2], m[3]}; !slices.Equal(members(), sorted(want)) {
+		t.Fatalf("members = %v, want %v", members(), want)
+	}
+	g = got
+
+	// Nothing changed: no new version.
+	got, err = s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Update: rename("Renamed"), Remove: []string{"absent"}, Add: m[1:2]})
+	if err != nil || got.Version != g.Version {
+		t.Fatalf("no-op patch: version %d, %v; want %d", got.Version, err, g.Version)
+	}
+	// RemoveAll, then Add: the members are replaced, one version.
+	got, err = s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{RemoveAll: true, Remove: m[3:4], Add: m[:1]})
+	if err != nil || got.Version != g.Version+1 || !slices.Equal(members(), sorted(m[:1])) {
+		t.Fatalf("replace members: %+v, %v, members %v", got, err, members())
+	}
+	if _, total, _ := s.GroupMembers(ctx, o.ID, g.ID, store.Page{}); total != 1 {
+		t.Fatalf("member total after replace = %d", total)
+	}
+	// A group of another organization, or none.
+	_, err = s.PatchGroup(ctx, stranger.OrgID, g.ID, store.GroupPatch{RemoveAll: true})
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.PatchGroup(ctx, o.ID, "no-such-group", store.GroupPatch{})
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Update: rename("")})
+	if err == nil {
+		t.Fatal("a patch to an empty display name succeeded")
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+func testGroupsOf(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "groups-of")
+	other, stranger := newOrg(t, s, "groups-of-other")
+	a := mustCreate(t, s, admin(o.ID, "a"))
+	b := mustCreate(t, s, admin(o.ID, "b"))
+	c := mustCreate(t, s, admin(o.ID, "c"))
+	g1, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "First"})
+	g2, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Second"})
+	og, _ := s.CreateGroup(ctx, store.Group{OrgID: other.ID, DisplayName: "Foreign"})
+	s.AddGroupMembers(ctx, o.ID, g2.ID, []string{a.ID, b.ID})
+	s.AddGroupMembers(ctx, o.ID, g1.ID, []string{a.ID})
+	s.AddGroupMembers(ctx, other.ID, og.ID, []string{stranger.ID})
+	ids := []string{a.ID, b.ID, c.ID, stranger.ID, a.ID}
+	for i := range 600 { // more than one chunk
+		ids = append(ids, fmt.Sprintf("missing-%d", i))
+	}
+	got, err := s.GroupsOf(ctx, o.ID, ids)
+	want := map[string][]store.GroupRef{
+		a.ID: {{ID: g1.ID, DisplayName: "First"}, {ID: g2.ID, DisplayName: "Second"}},
+		b.ID: {{ID: g2.ID, DisplayName: "Second"}},
+	}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("GroupsOf = %v, %v; want %v", got, err, want)
+	}
+	if got, err := s.GroupsOf(ctx, o.ID, nil); err != nil || len(got) != 0 {
+		t.Fatalf("GroupsOf(nil) = %v, %v", got, err)
+	}
+}
+
+// testGroupCommit: concurrent creates, some clashing with stored usernames
+// and some with each other, each fail or succeed alone.
+func testGroupCommit(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "group-commit")
+	const n, taken, pairs = 200, 20, 10
+	for i := range taken {
+		mustCreate(t, s, admin(o.ID, fmt.Sprintf("taken-%d", i)))
+	}
+	names := make([]string, 0, n)
+	for i := range taken {
+		names = append(names, fmt.Sprintf("TAKEN-%d", i)) // clashes with a stored one
+	}
+	for i := range pairs {
+		names = append(names, fmt.Sprintf("pair-%d", i), fmt.Sprintf("PAIR-%d", i)) // one of the two wins
+	}
+	for i := len(names); i < n; i++ {
+		names = append(names, fmt.Sprintf("new-%d", i))
+	}
+	errs := make([]error, n)
+	created := make([]store.Administrator, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			created[i], errs[i] = s.CreateAdministrator(ctx, admin(o.ID, name))
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	ok := 0
+	for i, name := range names {
+		var exists *store.ExistsError
+		switch {
+		case i < taken:
+			if !errors.As(errs[i], &exists) || exists.Existing != fmt.Sprintf("taken-%d", i) {
+				t.Errorf("%s: %v, want ExistsError naming taken-%d", name, errs[i], i)
+			}
+		case i < taken+2*pairs:
+			if i%2 == 1 {
+				continue
+			}
+			a, b := errs[i], errs[i+1]
+			if (a == nil) == (b == nil) {
+				t.Errorf("%s / %s: errors %v / %v, want exactly one to fail", names[i], names[i+1], a, b)
+			}
+			if failed := errors.Join(a, b); !errors.As(failed, &exists) {
+				t.Errorf("%s / %s: %v, want an ExistsError", names[i], names[i+1], failed)
+			}
+			ok++
+		default:
+			if errs[i] != nil {
+				t.Errorf("%s: %v", name, errs[i])
+				continue
+			}
+			got, err := s.Administrator(ctx, o.ID, created[i].ID)
+			if err != nil || got.UserName != name || got.Version != 1 {
+				t.Errorf("%s read back: %+v, %v", name, got, err)
+			}
+			ok++
+		}
+	}
+	_, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{})
+	if want := 1 + taken + ok; total != want {
+		t.Errorf("total = %d, want %d", total, want)
+	}
+
+	// A caller whose context has ended gets its error and writes nothing.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := s.CreateAdministrator(cancelled, admin(o.ID, "cancelled"))
+	wantErr(t, err, context.Canceled)
+	if _, err := s.AdministratorByUsername(ctx, o.ID, "cancelled"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a cancelled create was written: %v", err)
+	}
+}
