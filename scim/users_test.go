@@ -62,13 +62,13 @@ func TestUserLifecycle(t *testing.T) {
 
 		// Exact, case-sensitive userName match.
 		for filter, want := range map[string]float64{
-			`userName eq "jdoe@acme.test"`:                      1,
-			`userName eq "JDOE@acme.test"`:                      0,
-			`externalId eq "00u1"`:                              1,
+			`userName eq "jdoe@acme.test"`:                     1,
+			`userName eq "JDOE@acme.test"`:                     0,
+			`externalId eq "00u1"`:                             1,
 			`emails[type eq "work"].value eq "JDOE@ACME.TEST"`: 1, // emails are case-insensitive
-			`title eq "engineer"`:                               1,
-			`addresses[locality eq "Lyon"]`:                     1,
-			`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984"`: 1,
+			`title eq "engineer"`:                              1,
+			`addresses[locality eq "Lyon"]`:                    1,
+			`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984"`:              1,
 			`id eq "` + id + `" and urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "m-1"`: 1,
 			`active eq true`: 2, // with the owner
 		} {
