@@ -120,7 +120,7 @@ func container(doc map[string]any, ext string) map[string]any {
 	if ext == "" {
 		return doc
 	}
-	m, _ := doc[ext].(map[string]any)
+	m, _ := decoded(doc[ext]).(map[string]any)
 	return m
 }
 
@@ -133,7 +133,7 @@ func exclude(out map[string]any, pp projected) {
 		return
 	}
 	if pp.ext != "" {
-		m := container(out, pp.ext)
+		m, _ := decoded(out[pp.ext]).(map[string]any)
 		if m == nil {
 			return
 		}
@@ -145,7 +145,7 @@ func exclude(out map[string]any, pp projected) {
 		delete(out, pp.attr)
 		return
 	}
-	switch v := out[pp.attr].(type) {
+	switch v := decoded(out[pp.attr]).(type) {
 	case map[string]any:
 		c := shallowCopy(v)
 		delete(c, pp.sub)
@@ -190,7 +190,7 @@ func include(out, doc map[string]any, pp projected) {
 		dst[pp.attr] = v
 		return
 	}
-	switch v := v.(type) {
+	switch v := decoded(v).(type) {
 	case map[string]any:
 		m, _ := dst[pp.attr].(map[string]any)
 		if m == nil {

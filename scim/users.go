@@ -1,7 +1,6 @@
 package scim
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -51,13 +50,24 @@ func (userKind) field(r schema.Resolved) (mapping, bool) {
 
 func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// renderUser is the SCIM representation of an administrator.
-func (c *call) renderUser(a store.Administrator, groups []store.GroupRef) (map[string]any, error) {
+// renderUser is the SCIM representation of an administrator. For a
+// response, the stored attributes stay raw JSON (json.RawMessage values)
+// and are written out as they are; decoded is for the PATCH engine, which
+// needs every value as Go data.
+func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decoded bool) (map[string]any, error) {
 	doc := map[string]any{}
 	if len(a.Attributes) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(a.Attributes))
-		dec.UseNumber()
-		if err := dec.Decode(&doc); err != nil {
+		var err error
+		if decoded {
+			err = decodeJSONValue(a.Attributes, &doc)
+		} else {
+			var raw map[string]json.RawMessage
+			err = json.Unmarshal(a.Attributes, &raw)
+			for k, v := range raw {
+				doc[k] = v
+			}
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -72,12 +82,12 @@ func (c *call) renderUser(a store.Administrator, groups []store.GroupRef) (map[s
 		doc["externalId"] = a.ExternalID
 	}
 	doc["userName"] = a.UserName
-	name, _ := doc["name"].(map[string]any)
 	if a.GivenName != "" || a.FamilyName != "" {
-		if name == nil {
-			name = map[string]any{}
-			doc["name"] = name
+		name, err := asObject(doc["name"])
+		if err != nil {
+			return nil, err
 		}
+		doc["name"] = name
 		if a.GivenName != "" {
 			name["givenName"] = a.GivenName
 		}
@@ -276,7 +286,7 @@ func (c *call) userResource(a store.Administrator, withGroups bool) (resource, e
 		}
 		refs = m[a.ID]
 	}
-	doc, err := c.renderUser(a, refs)
+	doc, err := c.renderUser(a, refs, false)
 	return resource{id: a.ID, version: a.Version, doc: doc}, err
 }
 
@@ -305,7 +315,7 @@ func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, st
 	}
 	out := make([]resource, len(res.Items))
 	for i, a := range res.Items {
-		doc, err := c.renderUser(a, refs[a.ID])
+		doc, err := c.renderUser(a, refs[a.ID], false)
 		if err != nil {
 			return nil, 0, "", err
 		}
@@ -396,7 +406,7 @@ func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string)
 		if err := checkIfMatch(ifMatch, a.Version); err != nil {
 			return err
 		}
-		doc, err := c.renderUser(*a, nil)
+		doc, err := c.renderUser(*a, nil, true)
 		if err != nil {
 			return err
 		}

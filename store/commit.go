@@ -152,7 +152,11 @@ func (s *SQL) commitCreates(batch []*createReq) {
 		return
 	}
 	results := make([]createResult, len(taken))
+	t0 := time.Now()
+	var tcommit time.Time
+	defer func() { DebugStats(len(taken), tcommit.Sub(t0), time.Since(tcommit)) }()
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		defer func() { tcommit = time.Now() }()
 		now := s.timestamp()
 		perOrg := map[string]int{}
 		for i, r := range taken {
@@ -202,3 +206,5 @@ func (s *SQL) createInSavepoint(ctx context.Context, tx *sqlx.Tx, a Administrato
 	}
 	return a, err, nil
 }
+
+var DebugStats = func(n int, work, commit time.Duration) {}
