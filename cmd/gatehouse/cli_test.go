@@ -348,6 +348,22 @@ func TestSCIMCommands(t *testing.T) {
 			}
 		})
 
+		t.Run("super-admin-group", func(t *testing.T) {
+			for _, step := range []struct {
+				args []string
+				want string
+			}{{[]string{"--group", "IdP Super Admins"}, "IdP Super Admins"}, {[]string{"--none"}, ""}} {
+				r := gatehouse(t, env, append([]string{"scim", "super-admin-group", "--org", "acme"}, step.args...)...)
+				if r.code != 0 {
+					t.Fatalf("%v: exit %d: %s", step.args, r.code, r.stderr)
+				}
+				got, err := s.OrgBySlug(ctx, "acme")
+				if err != nil || got.SuperAdminGroup != step.want {
+					t.Fatalf("%v: SuperAdminGroup %q, %v", step.args, got.SuperAdminGroup, err)
+				}
+			}
+		})
+
 		t.Run("refused", func(t *testing.T) {
 			tests := []struct {
 				name string
@@ -355,6 +371,9 @@ func TestSCIMCommands(t *testing.T) {
 				code int
 				want string
 			}{
+				{"super-admin-group without a choice", []string{"scim", "super-admin-group", "--org", "acme"}, 2, "one of --group or --none"},
+				{"super-admin-group with both", []string{"scim", "super-admin-group", "--org", "acme", "--group", "g", "--none"}, 2, "one of --group or --none"},
+				{"super-admin-group control character", []string{"scim", "super-admin-group", "--org", "acme", "--group", "a\x01"}, 1, "control characters"},
 				{"token for unknown org", []string{"scim", "token", "create", "--org", "x"}, 1, `organization "x" not found`},
 				{"enable unknown org", []string{"scim", "enable", "--org", "x"}, 1, `organization "x" not found`},
 				{"disable unknown org", []string{"scim", "disable", "--org", "x"}, 1, `organization "x" not found`},
