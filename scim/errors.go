@@ -79,6 +79,8 @@ func asError(err error, log *slog.Logger) *Error {
 		return errorf(http.StatusBadRequest, invalidValue, "%s", ae.Message)
 	case errors.As(err, &ee):
 		return errorf(http.StatusConflict, uniqueness, "%s %q is already taken by an existing user (usernames are unique regardless of case)", ee.Field, ee.Existing)
+	case errors.Is(err, store.ErrInvalidQuery):
+		return errorf(http.StatusBadRequest, invalidFilter, "the filter or sort cannot be applied to this resource type")
 	case errors.Is(err, store.ErrNotFound):
 		return errorf(http.StatusNotFound, "", "resource not found")
 	case errors.Is(err, store.ErrConflict), errors.Is(err, errPrecondition):

@@ -2,10 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -152,32 +152,12 @@ func (s *SQL) commitCreates(batch []*createReq) {
 		return
 	}
 	results := make([]createResult, len(taken))
-	t0 := time.Now()
-	var tcommit time.Time
-	defer func() { DebugStats(len(taken), tcommit.Sub(t0), time.Since(tcommit)) }()
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		defer func() { tcommit = time.Now() }()
-		now := s.timestamp()
-		perOrg := map[string]int{}
-		for i, r := range taken {
-			a, err, txErr := s.createInSavepoint(ctx, tx, r.a, now)
-			if txErr != nil {
-				return txErr
-			}
-			if err != nil {
-				results[i] = createResult{err: err}
-				continue
-			}
-			results[i] = createResult{a: a}
-			perOrg[a.OrgID]++
-		}
-		for org, n := range perOrg {
-			if err := s.addCount(ctx, tx, org, countAdministrators, n); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	stmts, err := s.batchStatements(ctx)
+	if err == nil {
+		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+			return s.createAll(ctx, tx, stmts.in(ctx, tx), taken, results)
+		})
+	}
 	for i, r := range taken {
 		if err != nil {
 			results[i] = createResult{err: err}
@@ -186,25 +166,97 @@ func (s *SQL) commitCreates(batch []*createReq) {
 	}
 }
 
-// createInSavepoint inserts one administrator of a batch. If the insert
-// fails (err), the savepoint takes back whatever part of it was written;
-// if the savepoint itself fails (txErr), the whole batch must roll back.
-func (s *SQL) createInSavepoint(ctx context.Context, tx *sqlx.Tx, a Administrator, now time.Time) (_ Administrator, err, txErr error) {
-	if err := newAdministrator(&a, now); err != nil {
-		return a, err, nil
+// createAll inserts the batch's administrators, each in its savepoint, then
+// their email index rows and counts.
+func (s *SQL) createAll(ctx context.Context, tx *sqlx.Tx, b createBatch, taken []*createReq, results []createResult) error {
+	now := s.timestamp()
+	perOrg := map[string]int{}
+	var created []Administrator
+	for i, r := range taken {
+		a := r.a
+		if err := newAdministrator(&a, now); err != nil {
+			results[i] = createResult{err: err}
+			continue
+		}
+		if err := b.insert(ctx, &a); err != nil {
+			if errors.Is(err, errBatchBroken) {
+				return err
+			}
+			results[i] = createResult{err: s.administratorWriteError(err, &a)}
+			continue
+		}
+		results[i] = createResult{a: a}
+		created = append(created, a)
+		perOrg[a.OrgID]++
 	}
-	if _, err := tx.ExecContext(ctx, `SAVEPOINT create_administrator`); err != nil {
-		return a, nil, fmt.Errorf("store: savepoint: %w", err)
+	if err := s.insertEmails(ctx, tx, created); err != nil {
+		return err
 	}
-	if err = s.insertAdministratorRow(ctx, tx, &a); err != nil {
-		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT create_administrator`); rerr != nil {
-			return a, nil, fmt.Errorf("store: rollback to savepoint: %w", rerr)
+	for org, n := range perOrg {
+		if err := s.addCount(ctx, tx, org, countAdministrators, n); err != nil {
+			return err
 		}
 	}
-	if _, rerr := tx.ExecContext(ctx, `RELEASE SAVEPOINT create_administrator`); rerr != nil {
-		return a, nil, fmt.Errorf("store: release savepoint: %w", rerr)
-	}
-	return a, err, nil
+	return nil
 }
 
-var DebugStats = func(n int, work, commit time.Duration) {}
+// errBatchBroken marks a failure of the batch's transaction itself (a
+// savepoint that cannot be taken or rolled back to): every create of the
+// batch fails.
+var errBatchBroken = errors.New("store: group commit transaction failed")
+
+// createBatch is the statements of a batch.
+type createBatch struct {
+	savepoint, rollback, release, insertRow *sqlx.Stmt
+}
+
+// batchStatements prepares createBatch's statements once on the writer and
+// keeps them: parsing them for every insert would cost more than the
+// inserts. They are prepared before the batch's transaction begins
+// (preparing inside it would wait for the writer's only connection, which
+// the transaction holds); in binds them to the transaction, reusing them
+// on its connection.
+func (s *SQL) batchStatements(ctx context.Context) (createBatch, error) {
+	var b createBatch
+	for _, p := range []struct {
+		st    **sqlx.Stmt
+		query string
+	}{
+		{&b.savepoint, `SAVEPOINT create_administrator`},
+		{&b.rollback, `ROLLBACK TO SAVEPOINT create_administrator`},
+		{&b.release, `RELEASE SAVEPOINT create_administrator`},
+		{&b.insertRow, `INSERT INTO administrators (` + administratorInsertColumns + `) VALUES ` + placeholders(1, administratorInsertArgs)},
+	} {
+		st, err := s.stmt(ctx, s.writer, p.query)
+		if err != nil {
+			return b, fmt.Errorf("store: prepare group commit: %w", err)
+		}
+		*p.st = st
+	}
+	return b, nil
+}
+
+func (b createBatch) in(ctx context.Context, tx *sqlx.Tx) createBatch {
+	return createBatch{tx.StmtxContext(ctx, b.savepoint), tx.StmtxContext(ctx, b.rollback), tx.StmtxContext(ctx, b.release),
+		tx.StmtxContext(ctx, b.insertRow)}
+}
+
+// insert writes one administrator's row inside a savepoint: if the insert
+// fails (a username clash), the savepoint takes back whatever part of it
+// was written and only this create fails. Its email index rows are
+// written for the whole batch afterwards.
+func (b createBatch) insert(ctx context.Context, a *Administrator) error {
+	if _, err := b.savepoint.ExecContext(ctx); err != nil {
+		return fmt.Errorf("%w: %w", errBatchBroken, err)
+	}
+	_, err := b.insertRow.ExecContext(ctx, administratorArgs(a)...)
+	if err != nil {
+		if _, rerr := b.rollback.ExecContext(ctx); rerr != nil {
+			return fmt.Errorf("%w: %w", errBatchBroken, rerr)
+		}
+	}
+	if _, rerr := b.release.ExecContext(ctx); rerr != nil {
+		return fmt.Errorf("%w: %w", errBatchBroken, rerr)
+	}
+	return err
+}

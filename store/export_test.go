@@ -64,3 +64,13 @@ func MigrationSQL(dialect string, version int) string {
 	b, _ := fs.ReadFile(migrationFiles, matches[0])
 	return string(b)
 }
+
+// WithoutGroupCommit makes CreateAdministrator on s run one transaction
+// per create, as before group commit, for benchmarks that compare the two.
+// Call it before s is used concurrently.
+func WithoutGroupCommit(s *SQL) {
+	if s.creates != nil {
+		s.creates.close()
+		s.creates = nil
+	}
+}

@@ -203,11 +203,11 @@ func (s *SQL) patchGroup(ctx context.Context, org, id string, p GroupPatch, touc
 		// every member when the group takes or gives up the designated name.
 		designated := cur.designates(cur.DisplayName) || cur.designates(g.DisplayName)
 		renamed := designated && g.DisplayName != cur.DisplayName
-		var leaving []string
+		var resync []string // administrators whose role may change: the members removed or added
 		if p.RemoveAll {
 			if designated {
-				err = sqlx.SelectContext(ctx, tx, &leaving, s.q(`DELETE FROM group_members WHERE group_id = ? RETURNING administrator_id`), id)
-				n.removed = len(leaving)
+				err = sqlx.SelectContext(ctx, tx, &resync, s.q(`DELETE FROM group_members WHERE group_id = ? RETURNING administrator_id`), id)
+				n.removed = len(resync)
 			} else {
 				var k int64
 				k, err = s.exec(ctx, tx, `DELETE FROM group_members WHERE group_id = ?`, id)
@@ -237,15 +237,15 @@ func (s *SQL) patchGroup(ctx context.Context, org, id string, p GroupPatch, touc
 			}
 		}
 		if designated {
-			leaving = append(leaving, p.Remove...)
+			resync = append(resync, p.Remove...)
 			if renamed {
 				if err := s.syncGroupRoles(ctx, tx, org, id); err != nil {
 					return err
 				}
 			} else {
-				leaving = append(leaving, add...)
+				resync = append(resync, add...)
 			}
-			if err := s.syncRoles(ctx, tx, org, leaving); err != nil {
+			if err := s.syncRoles(ctx, tx, org, resync); err != nil {
 				return err
 			}
 		}

@@ -62,22 +62,26 @@ func (s *SQL) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY,
-		name TEXT NOT NULL,
-		applied_at TEXT NOT NULL)`); err != nil {
-		// Two PostgreSQL instances may race on the CREATE; the loser sees a
-		// unique violation on the catalog and the table exists all the same.
-		if !s.d.uniqueViolation(err) {
-			return fmt.Errorf("store: migrations table: %w", err)
+	// Under the same lock as the migrations: two PostgreSQL instances
+	// racing on CREATE TABLE IF NOT EXISTS may otherwise both try to create
+	// it, and the loser fails.
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockMigrations(ctx, tx); err != nil {
+			return err
 		}
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY,
+			name TEXT NOT NULL,
+			applied_at TEXT NOT NULL)`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: migrations table: %w", err)
 	}
 	for _, m := range ms {
 		err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-			if s.d.name == "postgres" {
-				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7238462091)`); err != nil {
-					return err
-				}
+			if err := s.lockMigrations(ctx, tx); err != nil {
+				return err
 			}
 			var n int
 			if err := tx.GetContext(ctx, &n, s.q(`SELECT count(*) FROM schema_migrations WHERE version = ?`), m.version); err != nil {
@@ -103,6 +107,16 @@ func (s *SQL) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// lockMigrations makes concurrent migrators on PostgreSQL take turns, until
+// the transaction ends; on SQLite the writer's BEGIN IMMEDIATE already does.
+func (s *SQL) lockMigrations(ctx context.Context, tx *sqlx.Tx) error {
+	if s.d.name != "postgres" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7238462091)`)
+	return err
 }
 
 // backfills are Go steps that run after the migration of the same version,

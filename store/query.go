@@ -461,29 +461,10 @@ type scope struct {
 
 func (c *compiler) predicate(p Predicate, sc scope) (expr, error) {
 	switch p := p.(type) {
-	case And, Or:
-		list, op, empty := []Predicate(nil), " AND ", "TRUE"
-		if a, ok := p.(And); ok {
-			list = a
-		} else {
-			list, op, empty = p.(Or), " OR ", "FALSE"
-		}
-		if len(list) == 0 {
-			return cat(empty), nil
-		}
-		parts := make([]any, 0, 2*len(list)+1)
-		parts = append(parts, "(")
-		for i, q := range list {
-			e, err := c.predicate(q, sc)
-			if err != nil {
-				return expr{}, err
-			}
-			if i > 0 {
-				parts = append(parts, op)
-			}
-			parts = append(parts, e)
-		}
-		return cat(append(parts, ")")...), nil
+	case And:
+		return c.join(p, " AND ", "TRUE", sc)
+	case Or:
+		return c.join(p, " OR ", "FALSE", sc)
 	case Not:
 		e, err := c.predicate(p.P, sc)
 		if err != nil {
@@ -498,6 +479,27 @@ func (c *compiler) predicate(p Predicate, sc scope) (expr, error) {
 		return expr{}, invalid("nil predicate")
 	}
 	return expr{}, invalid("unknown predicate %T", p)
+}
+
+// join renders the predicates of an And or an Or; empty is the value of
+// none.
+func (c *compiler) join(list []Predicate, op, empty string, sc scope) (expr, error) {
+	if len(list) == 0 {
+		return cat(empty), nil
+	}
+	parts := make([]any, 0, 2*len(list)+1)
+	parts = append(parts, "(")
+	for i, q := range list {
+		e, err := c.predicate(q, sc)
+		if err != nil {
+			return expr{}, err
+		}
+		if i > 0 {
+			parts = append(parts, op)
+		}
+		parts = append(parts, e)
+	}
+	return cat(append(parts, ")")...), nil
 }
 
 func (c *compiler) any(p Any, sc scope) (expr, error) {
@@ -533,12 +535,16 @@ func (c *compiler) any(p Any, sc scope) (expr, error) {
 	return c.d.json.elements(r, where), nil
 }
 
+// checkPath admits the keys both dialects read alike: SQLite's quoted path
+// labels cannot hold '"', and PostgreSQL's #> reads a key that looks like a
+// number as an array index (RFC 7643 attribute names start with a letter
+// anyway).
 func checkPath(path []string) error {
 	if len(path) == 0 {
 		return invalid("empty attribute path")
 	}
 	for _, k := range path {
-		if k == "" || strings.ContainsAny(k, `"\`) || !storable(k) {
+		if k == "" || strings.ContainsAny(k, `"\`) || !storable(k) || k[0] == '-' || '0' <= k[0] && k[0] <= '9' {
 			return invalid("attribute name %q", k)
 		}
 	}
@@ -852,29 +858,67 @@ func runQuery[R, T any](ctx context.Context, s *SQL, res *resource, columns, org
 	if err != nil {
 		return out, err
 	}
+	counted := false
 	if qs.count.sql == "" {
-		out.Total, err = s.count(ctx, org, res.count)
-	} else {
-		err = sqlx.GetContext(ctx, s.reader, &out.Total, s.reader.Rebind(qs.count.sql), qs.count.args...)
+		if out.Total, err = s.count(ctx, org, res.count); err != nil {
+			return out, fmt.Errorf("store: query %s: %w", res.table, err)
+		}
+		counted = true
+		if q.After == "" && q.Page.Offset >= out.Total {
+			return out, nil
+		}
 	}
-	if err != nil {
-		return out, fmt.Errorf("store: query %s: %w", res.table, err)
+	if qs.page.sql != "" {
+		var rows []R
+		if err := s.dynamic(ctx, qs.page, func(st *sqlx.Stmt, args []any) error { return st.SelectContext(ctx, &rows, args...) }); err != nil {
+			return out, fmt.Errorf("store: query %s: %w", res.table, err)
+		}
+		var last int64
+		for _, r := range rows {
+			var t T
+			t, last = split(r)
+			out.Items = append(out.Items, t)
+		}
+		if q.SortBy.IsZero() && len(rows) == q.Page.Limit {
+			out.Next = cursor(last)
+		}
+		// A first page that is not full holds every match (the filters of
+		// identity providers find one record or none): no count needed.
+		if !counted && q.After == "" && q.Page.Offset == 0 && len(rows) < q.Page.Limit {
+			out.Total, counted = len(rows), true
+		}
 	}
-	if qs.page.sql == "" || q.After == "" && q.Page.Offset >= out.Total {
-		return out, nil
-	}
-	var rows []R
-	if err := sqlx.SelectContext(ctx, s.reader, &rows, s.reader.Rebind(qs.page.sql), qs.page.args...); err != nil {
-		return out, fmt.Errorf("store: query %s: %w", res.table, err)
-	}
-	var last int64
-	for _, r := range rows {
-		var t T
-		t, last = split(r)
-		out.Items = append(out.Items, t)
-	}
-	if q.SortBy.IsZero() && len(rows) == q.Page.Limit {
-		out.Next = cursor(last)
+	if !counted {
+		if err := s.dynamic(ctx, qs.count, func(st *sqlx.Stmt, args []any) error { return st.GetContext(ctx, &out.Total, args...) }); err != nil {
+			return out, fmt.Errorf("store: query %s: %w", res.table, err)
+		}
 	}
 	return out, nil
+}
+
+// maxDynamicStatements bounds the query statements kept prepared: their
+// text depends on the shape of a client's filter, which a client could
+// vary without end.
+const maxDynamicStatements = 1000
+
+// dynamic runs a query built from a Query on the reader, through a kept
+// prepared statement while fewer than maxDynamicStatements are kept, and
+// prepared for this call alone after that.
+func (s *SQL) dynamic(ctx context.Context, e expr, run func(st *sqlx.Stmt, args []any) error) error {
+	if _, kept := s.stmts.Load(stmtKey{s.reader, e.sql}); kept || s.dynamicKept.Load() < maxDynamicStatements {
+		st, err := s.stmt(ctx, s.reader, e.sql)
+		if err != nil {
+			return err
+		}
+		if !kept {
+			s.dynamicKept.Add(1)
+		}
+		return run(st, e.args)
+	}
+	st, err := s.reader.PreparexContext(ctx, s.reader.Rebind(e.sql))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return run(st, e.args)
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -95,8 +96,9 @@ type SQL struct {
 	reader *sqlx.DB
 	now    func() time.Time
 
-	bound sync.Map // query with ? placeholders -> query for the dialect
-	stmts sync.Map // stmtKey -> *sqlx.Stmt
+	bound       sync.Map // query with ? placeholders -> query for the dialect
+	stmts       sync.Map // stmtKey -> *sqlx.Stmt
+	dynamicKept atomic.Int64
 
 	// creates is the SQLite group commit of CreateAdministrator; nil on
 	// PostgreSQL, whose own WAL writer already groups concurrent commits.

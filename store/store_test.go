@@ -2,10 +2,14 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 
 	"gatehouse/store"
 	"gatehouse/store/storetest"
@@ -134,4 +138,63 @@ func FuzzFoldUsername(f *testing.F) {
 			t.Fatalf("FoldUsername not idempotent on %q", s)
 		}
 	})
+}
+
+// Close lets the creates already queued commit and answers every caller:
+// each create either succeeds (and its row survives a reopen) or fails
+// with ErrClosed; none waits for ever.
+func TestCloseDrainsGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "g.db")
+	s, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "drain", Name: "Drain"},
+		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	ids := make(chan string, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := s.CreateAdministrator(ctx, store.Administrator{OrgID: o.ID, UserName: fmt.Sprintf("d%d", i),
+				Role: store.RoleAdministrator, Status: store.StatusActive})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- a.ID
+		}()
+	}
+	time.Sleep(time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(ids)
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, store.ErrClosed) {
+			t.Errorf("create during Close: %v, want success or ErrClosed", err)
+		}
+	}
+	s, err = store.Open(ctx, path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	created := 0
+	for id := range ids {
+		created++
+		if _, err := s.Administrator(ctx, o.ID, id); err != nil {
+			t.Errorf("acknowledged create %s lost: %v", id, err)
+		}
+	}
+	t.Logf("%d of %d created before Close", created, n)
 }

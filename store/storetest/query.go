@@ -349,6 +349,7 @@ func testQueryInvalid(t *testing.T, s store.Store) {
 		"quote in a key":         where(eq(attr(`a"b`), "x")),
 		"backslash in a key":     where(eq(attr(`a\b`), "x")),
 		"empty key":              where(eq(attr("name", ""), "x")),
+		"numeric key":            where(eq(attr("phoneNumbers", "0", "value"), "x")),
 		"NUL in a value":         where(eq(col("username"), "a\x00b")),
 		"nested Any":             where(store.Any{Attr: "addresses", Where: store.Any{Attr: "roles"}}),
 		"unknown email field":    where(store.Any{Attr: "emails", Where: eq(attr("kind"), "x")}),

@@ -505,3 +505,91 @@ func testGroupCommit(t *testing.T, s store.Store) {
 		t.Errorf("a cancelled create was written: %v", err)
 	}
 }
+
+// testRolesUnderConcurrency: a designation that changes while members are
+// being added (each once, so a missed recomputation is never repaired by a
+// later one) and the designated group is renamed, leaves every
+// SCIM-managed administrator with the role the rule gives for the final
+// state.
+func testRolesUnderConcurrency(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "roles-race")
+	const workers, each = 8, 25
+	batch := make([]store.Administrator, workers*each)
+	for i := range batch {
+		batch[i] = admin(o.ID, fmt.Sprintf("r%d", i))
+		batch[i].ID = fmt.Sprintf("roles-race-%d", i)
+		batch[i].SCIMManaged = true
+		if i%10 == 0 {
+			batch[i].SCIMRole = store.RoleSuperAdministrator
+		}
+	}
+	if err := s.CreateAdministrators(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	ga, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "A"})
+	gb, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "B"})
+	var wg sync.WaitGroup
+	var added sync.WaitGroup // half of the adds are done
+	added.Add(workers)
+	errs := make(chan error, workers*each+10)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if i == each/2 {
+					added.Done()
+				}
+				id := batch[w*each+i].ID
+				g := []string{ga.ID, gb.ID}[i%2]
+				var err error
+				if i%3 == 0 {
+					_, err = s.PatchGroup(ctx, o.ID, g, store.GroupPatch{Add: []string{id}})
+				} else {
+					_, err = s.AddGroupMembers(ctx, o.ID, g, []string{id})
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		added.Wait()
+		if _, err := s.UpdateOrg(ctx, o.ID, func(o *store.Org) error { o.SuperAdminGroup = "B"; return nil }); err != nil {
+			errs <- err
+		}
+		if _, err := s.UpdateGroup(ctx, o.ID, ga.ID, func(g *store.Group) error { g.DisplayName = "B"; return nil }); err != nil {
+			errs <- err
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent change: %v", err)
+	}
+	ids := make([]string, len(batch))
+	for i, a := range batch {
+		ids[i] = a.ID
+	}
+	member, err := s.GroupsOf(ctx, o.ID, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for i, id := range ids {
+		want := store.RoleAdministrator
+		if i%10 == 0 || len(member[id]) > 0 { // both groups are named B now
+			want = store.RoleSuperAdministrator
+		}
+		if got, _ := roleOf(t, s, o.ID, id); got != want {
+
+			t.Errorf("r%d is %q, want %q (groups %v)", i, got, want, member[id])
+		}
+	}
+	if n := len(member); n != len(ids) {
+		t.Errorf("%d of %d administrators are members", n, len(ids))
+	}
+}

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SCIMRoles", testSCIMRoles},
 		{"PatchGroup", testPatchGroup},
 		{"GroupsOf", testGroupsOf},
+		{"RolesUnderConcurrency", testRolesUnderConcurrency},
 		{"GroupCommit", testGroupCommit},
 		{"QueryAdministrators", testQueryAdministrators},
 		{"QueryGroups", testQueryGroups},
