@@ -360,9 +360,11 @@ func (s *SQL) GroupsOf(ctx context.Context, org string, administratorIDs []strin
 			AdministratorID string `db:"administrator_id"`
 			GroupRef
 		}
-		err := sqlx.SelectContext(ctx, s.reader, &rows, s.reader.Rebind(`SELECT m.administrator_id, g.id, g.display_name
+		// Prepared and cached: one statement per chunk length, at most
+		// memberChunk of them.
+		err := s.selectAll(ctx, s.reader, &rows, `SELECT m.administrator_id, g.id, g.display_name
 			FROM group_members m JOIN groups g ON g.id = m.group_id
-			WHERE g.org_id = ? AND m.administrator_id IN `+placeholders(1, len(chunk))+` ORDER BY g.seq`), args...)
+			WHERE g.org_id = ? AND m.administrator_id IN `+placeholders(1, len(chunk))+` ORDER BY g.seq`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("store: groups of administrators: %w", err)
 		}
