@@ -16,7 +16,14 @@ import (
 	"gatehouse/store/storetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+func TestMain(m *testing.M) {
+	// The durability test runs `gatehouse serve` as a child process it can
+	// kill -9: the test binary itself, told so by this variable.
+	if os.Getenv("GATEHOUSE_TEST_CHILD_SERVE") == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	}
+	os.Exit(storetest.Main(m))
+}
 
 type result struct {
 	code           int
