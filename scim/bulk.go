@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gatehouse/scim/filter"
 	"gatehouse/scim/schema"
 )
 
@@ -106,17 +107,10 @@ func (s *Server) bulk(c *call) error {
 	return nil
 }
 
-// field finds a key case-insensitively (RFC 7643 §2.1).
+// field finds a key of a request body, case-insensitively (RFC 7643 §2.1).
 func field(m map[string]any, name string) any {
-	if v, ok := m[name]; ok {
-		return v
-	}
-	for k, v := range m {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return nil
+	v, _ := filter.Lookup(m, name)
+	return v
 }
 
 func hasSchema(body map[string]any, urn string) bool {

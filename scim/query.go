@@ -74,25 +74,11 @@ func jsonField(r schema.Resolved) store.Field {
 func (rt *resourceType) predicate(e filter.Expr) (store.Predicate, error) {
 	switch e := e.(type) {
 	case *filter.And:
-		l, err := rt.predicate(e.Left)
-		if err != nil {
-			return nil, err
-		}
-		r, err := rt.predicate(e.Right)
-		if err != nil {
-			return nil, err
-		}
-		return store.And{l, r}, nil
+		l, r, err := rt.predicates(e.Left, e.Right)
+		return store.And{l, r}, err
 	case *filter.Or:
-		l, err := rt.predicate(e.Left)
-		if err != nil {
-			return nil, err
-		}
-		r, err := rt.predicate(e.Right)
-		if err != nil {
-			return nil, err
-		}
-		return store.Or{l, r}, nil
+		l, r, err := rt.predicates(e.Left, e.Right)
+		return store.Or{l, r}, err
 	case *filter.Not:
 		p, err := rt.predicate(e.X)
 		if err != nil {
@@ -116,6 +102,15 @@ func (rt *resourceType) predicate(e filter.Expr) (store.Predicate, error) {
 		return rt.compare(e)
 	}
 	return nil, errorf(http.StatusBadRequest, invalidFilter, "unsupported filter expression")
+}
+
+func (rt *resourceType) predicates(left, right filter.Expr) (store.Predicate, store.Predicate, error) {
+	l, err := rt.predicate(left)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := rt.predicate(right)
+	return l, r, err
 }
 
 // arrayName is the store's name for a multi-valued attribute: the JSON

@@ -381,23 +381,27 @@ func (c *call) userExists(username string, doc map[string]any, sent store.Admini
 }
 
 func (userKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {
-	domains, err := c.domains()
-	if err != nil {
-		return resource{}, err
-	}
-	a, err := c.s.store.UpdateAdministrator(c.r.Context(), c.org.ID, id, func(a *store.Administrator) error {
-		if err := checkIfMatch(ifMatch, a.Version); err != nil {
-			return err
-		}
-		return c.applyUser(doc, a, domains)
-	})
-	if err != nil {
-		return resource{}, err
-	}
-	return c.userResource(a, true)
+	return c.updateUser(id, ifMatch, func(*store.Administrator) (map[string]any, error) { return doc, nil })
 }
 
 func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string) (resource, error) {
+	return c.updateUser(id, ifMatch, func(a *store.Administrator) (map[string]any, error) {
+		doc, err := c.renderUser(*a, nil, true)
+		if err != nil {
+			return nil, err
+		}
+		patched, _, err := patch.Apply(schema.Users, doc, ops)
+		if err != nil {
+			return nil, err
+		}
+		return schema.Normalize(schema.Users, patched)
+	})
+}
+
+// updateUser replaces an administrator's SCIM attributes with the document
+// next gives for its current state, inside the store's transaction, after
+// checking If-Match.
+func (c *call) updateUser(id, ifMatch string, next func(*store.Administrator) (map[string]any, error)) (resource, error) {
 	domains, err := c.domains()
 	if err != nil {
 		return resource{}, err
@@ -406,19 +410,11 @@ func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string)
 		if err := checkIfMatch(ifMatch, a.Version); err != nil {
 			return err
 		}
-		doc, err := c.renderUser(*a, nil, true)
+		doc, err := next(a)
 		if err != nil {
 			return err
 		}
-		patched, _, err := patch.Apply(schema.Users, doc, ops)
-		if err != nil {
-			return err
-		}
-		norm, err := schema.Normalize(schema.Users, patched)
-		if err != nil {
-			return err
-		}
-		return c.applyUser(norm, a, domains)
+		return c.applyUser(doc, a, domains)
 	})
 	if err != nil {
 		return resource{}, err

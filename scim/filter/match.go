@@ -119,16 +119,16 @@ func (m matcher) compare(c *Compare, obj map[string]any) bool {
 func lookupPath(obj map[string]any, a AttrPath) any {
 	var v any
 	if a.URN != "" {
-		if x, ok := lookup(obj, a.URN+":"+a.Name); ok {
+		if x, ok := Lookup(obj, a.URN+":"+a.Name); ok {
 			// The path is a whole extension:
 			// urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
 			v = x
 		} else if ext, ok := lookupObject(obj, a.URN); ok {
-			v, _ = lookup(ext, a.Name)
+			v, _ = Lookup(ext, a.Name)
 		} else {
-			v, _ = lookup(obj, a.Name)
+			v, _ = Lookup(obj, a.Name)
 		}
-	} else if x, ok := lookup(obj, a.Name); ok {
+	} else if x, ok := Lookup(obj, a.Name); ok {
 		v = x
 	} else {
 		v = lookupExtensions(obj, a.Name)
@@ -138,13 +138,13 @@ func lookupPath(obj map[string]any, a AttrPath) any {
 	}
 	switch x := v.(type) {
 	case map[string]any:
-		s, _ := lookup(x, a.Sub)
+		s, _ := Lookup(x, a.Sub)
 		return s
 	case []any:
 		subs := make([]any, 0, len(x))
 		for _, e := range x {
 			if el, ok := e.(map[string]any); ok {
-				if s, ok := lookup(el, a.Sub); ok {
+				if s, ok := Lookup(el, a.Sub); ok {
 					subs = append(subs, s)
 				}
 			}
@@ -164,15 +164,16 @@ func lookupExtensions(obj map[string]any, name string) any {
 	}
 	slices.Sort(urns)
 	for _, k := range urns {
-		if v, ok := lookup(obj[k].(map[string]any), name); ok {
+		if v, ok := Lookup(obj[k].(map[string]any), name); ok {
 			return v
 		}
 	}
 	return nil
 }
 
-// lookup finds key in m, case-insensitively.
-func lookup(m map[string]any, key string) (any, bool) {
+// Lookup finds key in a JSON object, case-insensitively as SCIM attribute
+// names compare (RFC 7643 §2.1), preferring an exact match.
+func Lookup(m map[string]any, key string) (any, bool) {
 	if v, ok := m[key]; ok {
 		return v, true
 	}
@@ -185,7 +186,7 @@ func lookup(m map[string]any, key string) (any, bool) {
 }
 
 func lookupObject(m map[string]any, key string) (map[string]any, bool) {
-	v, _ := lookup(m, key)
+	v, _ := Lookup(m, key)
 	obj, ok := v.(map[string]any)
 	return obj, ok
 }
@@ -204,7 +205,7 @@ func collect(v any, out *[]any, top bool) {
 			}
 		}
 	case map[string]any:
-		if val, ok := lookup(x, "value"); ok {
+		if val, ok := Lookup(x, "value"); ok {
 			if _, isMap := val.(map[string]any); !isMap {
 				collect(val, out, false)
 			}

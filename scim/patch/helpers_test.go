@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"gatehouse/scim/filter"
 	"gatehouse/scim/schema"
 )
 
@@ -133,7 +134,7 @@ func checkResult(t testing.TB, rt *schema.ResourceType, in, before, out map[stri
 	if s, s0 := serverSet(rt, out), serverSet(rt, before); !reflect.DeepEqual(s, s0) {
 		t.Fatalf("server-set attributes changed:\n%s\nwere\n%s", toJSON(s), toJSON(s0))
 	}
-	if _, ok := lookup(out, "members"); ok && rt.Schema.Attribute("members") != nil {
+	if _, ok := filter.Lookup(out, "members"); ok && rt.Schema.Attribute("members") != nil {
 		t.Fatalf("result holds members:\n%s", toJSON(out))
 	}
 }

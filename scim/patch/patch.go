@@ -121,12 +121,12 @@ func errorf(scimType, format string, args ...any) *Error {
 // otherwise). A "value" is taken as decoded: a JSON string that happens to
 // contain an object stays a string.
 func Parse(body map[string]any) ([]Operation, error) {
-	if v, ok := lookup(body, "schemas"); ok && v != nil {
+	if v, ok := filter.Lookup(body, "schemas"); ok && v != nil {
 		if !hasPatchOpURN(v) {
 			return nil, errorf(InvalidSyntax, `"schemas" must contain %q`, schema.PatchOpURN)
 		}
 	}
-	v, ok := lookup(body, "Operations")
+	v, ok := filter.Lookup(body, "Operations")
 	if !ok || v == nil {
 		return nil, errorf(InvalidSyntax, `the request has no "Operations"`)
 	}
@@ -167,7 +167,7 @@ func parseOperation(x any) (Operation, *Error) {
 		return Operation{}, errorf(InvalidSyntax, "an operation must be an object")
 	}
 	var op Operation
-	name, _ := lookup(m, "op")
+	name, _ := filter.Lookup(m, "op")
 	s, ok := name.(string)
 	switch {
 	case !ok:
@@ -177,7 +177,7 @@ func parseOperation(x any) (Operation, *Error) {
 	default:
 		return Operation{}, errorf(InvalidSyntax, `"op" must be "add", "replace" or "remove", not %s`, quote(s))
 	}
-	switch p, _ := lookup(m, "path"); p := p.(type) {
+	switch p, _ := filter.Lookup(m, "path"); p := p.(type) {
 	case nil:
 	case string:
 		if strings.TrimSpace(p) != "" {
@@ -190,7 +190,7 @@ func parseOperation(x any) (Operation, *Error) {
 	default:
 		return Operation{}, errorf(InvalidPath, `"path" must be a string`)
 	}
-	v, hasValue := lookup(m, "value")
+	v, hasValue := filter.Lookup(m, "value")
 	op.Value = v
 	switch {
 	case op.Op == Remove && op.Path == nil:
@@ -208,19 +208,6 @@ func pathError(err error) *Error {
 		return errorf(InvalidPath, `invalid "path" at position %d: %s`, ferr.Pos, ferr.Msg)
 	}
 	return errorf(InvalidPath, `invalid "path"`)
-}
-
-// lookup finds key in m, case-insensitively (RFC 7643 §2.1).
-func lookup(m map[string]any, key string) (any, bool) {
-	if v, ok := m[key]; ok {
-		return v, true
-	}
-	for k, v := range m {
-		if strings.EqualFold(k, key) {
-			return v, true
-		}
-	}
-	return nil, false
 }
 
 // maxQuoted bounds how much of a client's text one error detail echoes.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gatehouse/scim/filter"
 	"gatehouse/scim/schema"
 )
 
@@ -21,7 +22,7 @@ func projectKey(attr *schema.Attribute, e any, subs []string) string {
 	}
 	var b strings.Builder
 	for _, s := range subs {
-		v, found := lookup(el, s)
+		v, found := filter.Lookup(el, s)
 		if !found {
 			return "\x00"
 		}
@@ -96,7 +97,7 @@ func present(v any) bool {
 
 // get returns m's value for key, matched case-insensitively; m may be nil.
 func get(m map[string]any, key string) any {
-	v, _ := lookup(m, key)
+	v, _ := filter.Lookup(m, key)
 	return v
 }
 
