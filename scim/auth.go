@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"math"
@@ -31,10 +32,10 @@ var (
 // useless to a thief; the lookup result is then compared with the hash in
 // constant time. Several tokens of one organization are valid at once, so
 // a new one can be rolled out before the old one is revoked.
-func (s *Server) authenticate(r *http.Request) (store.Org, error) {
+func (s *Server) authenticate(r *http.Request) (*tokenEntry, error) {
 	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
-		return store.Org{}, errNoToken
+		return nil, errNoToken
 	}
 	hash := admin.HashSecret(strings.TrimSpace(secret))
 	now := s.cfg.Now()
@@ -42,17 +43,17 @@ func (s *Server) authenticate(r *http.Request) (store.Org, error) {
 	if !ok {
 		t, err := s.store.SCIMTokenByHash(r.Context(), hash)
 		if errors.Is(err, store.ErrNotFound) {
-			return store.Org{}, errBadToken
+			return nil, errBadToken
 		}
 		if err != nil {
-			return store.Org{}, err
+			return nil, err
 		}
 		if subtle.ConstantTimeCompare(t.Hash, hash) != 1 {
-			return store.Org{}, errBadToken
+			return nil, errBadToken
 		}
 		org, err := s.store.Org(r.Context(), t.OrgID)
 		if err != nil {
-			return store.Org{}, err
+			return nil, err
 		}
 		e = &tokenEntry{token: t, org: org, cached: now}
 		if t.LastUsedAt != nil {
@@ -61,17 +62,17 @@ func (s *Server) authenticate(r *http.Request) (store.Org, error) {
 		s.tokens.put(hash, e)
 	}
 	if !e.token.Usable(now) {
-		return store.Org{}, errBadToken
+		return nil, errBadToken
 	}
 	if !e.org.SCIMEnabled {
-		return store.Org{}, errSCIMOff
+		return nil, errSCIMOff
 	}
 	if e.touchDue(now) {
 		if err := s.store.TouchSCIMToken(r.Context(), e.token.ID, now); err != nil {
-			return store.Org{}, err
+			return nil, err
 		}
 	}
-	return e.org, nil
+	return e, nil
 }
 
 // tokenCache remembers verified tokens for a short time so that a busy IdP
@@ -88,6 +89,29 @@ type tokenEntry struct {
 	cached  time.Time
 	mu      sync.Mutex
 	touched time.Time
+	// registered is the organization's registered email domains, read
+	// when a write first needs them; nil until then.
+	registered []string
+}
+
+// domains returns the organization's registered email domains, read once
+// per entry: like the SCIM switch, a change takes effect within the
+// cache's lifetime.
+func (e *tokenEntry) domains(ctx context.Context, st store.Store) ([]string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.registered != nil {
+		return e.registered, nil
+	}
+	ds, err := st.RegisteredDomains(ctx, e.org.ID)
+	if err != nil {
+		return nil, err
+	}
+	e.registered = make([]string, len(ds))
+	for i, d := range ds {
+		e.registered[i] = d.Domain
+	}
+	return e.registered, nil
 }
 
 // touchDue reports whether the last-used time should be written now, and

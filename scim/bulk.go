@@ -219,7 +219,7 @@ func (s *Server) bulkRun(c *call, st *bulkState, op bulkOp, path string, data js
 		r.SetPathValue("id", segs[1])
 	}
 	rec := &recorder{header: http.Header{}}
-	sub := &call{s: s, w: rec, r: r, org: c.org, log: c.log}
+	sub := &call{s: s, w: rec, r: r, org: c.org, entry: c.entry, log: c.log}
 	if err := h(sub); err != nil {
 		sub.fail(err)
 	}

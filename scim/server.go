@@ -128,7 +128,9 @@ type call struct {
 	w   http.ResponseWriter
 	r   *http.Request
 	org store.Org
-	log *slog.Logger
+	// entry is the verified token and what is cached with it.
+	entry *tokenEntry
+	log   *slog.Logger
 }
 
 type handler func(c *call) error
@@ -149,11 +151,11 @@ func (s *Server) public(h handler) http.Handler {
 func (s *Server) guard(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &call{s: s, w: w, r: r, log: s.cfg.Logger(r)}
-		org, err := s.authenticate(r)
+		entry, err := s.authenticate(r)
 		if err == nil {
-			c.org = org
-			c.log = c.log.With("org", org.Slug)
-			err = s.limiter.allow(org.ID)
+			c.entry, c.org = entry, entry.org
+			c.log = c.log.With("org", c.org.Slug)
+			err = s.limiter.allow(c.org.ID)
 		}
 		if err == nil {
 			err = h(c)

@@ -265,17 +265,8 @@ func primaryValue(list []any) string {
 	return first
 }
 
-func (c *call) domains() ([]string, error) {
-	ds, err := c.s.store.RegisteredDomains(c.r.Context(), c.org.ID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.Domain
-	}
-	return out, nil
-}
+// domains are the organization's registered email domains.
+func (c *call) domains() ([]string, error) { return c.entry.domains(c.r.Context(), c.s.store) }
 
 func (c *call) userResource(a store.Administrator, withGroups bool) (resource, error) {
 	var refs []store.GroupRef
@@ -291,11 +282,19 @@ func (c *call) userResource(a store.Administrator, withGroups bool) (resource, e
 }
 
 func (userKind) get(c *call, id string, p projection) (resource, error) {
-	a, err := c.s.store.Administrator(c.r.Context(), c.org.ID, id)
+	if !p.wants("groups") {
+		a, err := c.s.store.Administrator(c.r.Context(), c.org.ID, id)
+		if err != nil {
+			return resource{}, err
+		}
+		return c.userResource(a, false)
+	}
+	a, refs, err := c.s.store.AdministratorWithGroups(c.r.Context(), c.org.ID, id)
 	if err != nil {
 		return resource{}, err
 	}
-	return c.userResource(a, p.wants("groups"))
+	doc, err := c.renderUser(a, refs, false)
+	return resource{id: a.ID, version: a.Version, doc: doc}, err
 }
 
 func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, string, error) {

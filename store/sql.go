@@ -46,6 +46,10 @@ type dialect struct {
 	json      jsonSQL
 	strings   stringSQL
 	byteOrder string
+	// groupRefs is a scalar subquery giving the groups of the
+	// administrator row aliased "a" as a JSON array of [id, displayName]
+	// pairs in the groups' creation order.
+	groupRefs string
 }
 
 var sqliteDialect = dialect{
@@ -65,6 +69,8 @@ var sqliteDialect = dialect{
 	json:       sqliteJSON{},
 	strings:    sqliteStrings{},
 	byteOrder:  "",
+	groupRefs: `(SELECT json_group_array(json_array(id, display_name)) FROM (SELECT g.id, g.display_name
+		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id ORDER BY g.seq))`,
 }
 
 var postgresDialect = dialect{
@@ -84,6 +90,8 @@ var postgresDialect = dialect{
 	json:       postgresJSON{},
 	strings:    postgresStrings{},
 	byteOrder:  ` COLLATE "C"`,
+	groupRefs: `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.seq)
+		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id)`,
 }
 
 // SQL is the Store on SQLite or PostgreSQL.

@@ -336,6 +336,9 @@ type Store interface {
 	// CreateAdministrators inserts all of as in one transaction, or none.
 	CreateAdministrators(ctx context.Context, as []Administrator) error
 	Administrator(ctx context.Context, org, id string) (Administrator, error)
+	// AdministratorWithGroups is Administrator and its groups (in the
+	// groups' creation order) in one query.
+	AdministratorWithGroups(ctx context.Context, org, id string) (Administrator, []GroupRef, error)
 	// AdministratorByUsername matches the username exactly (case-sensitive).
 	AdministratorByUsername(ctx context.Context, org, username string) (Administrator, error)
 	UpdateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error)

@@ -424,6 +424,15 @@ func testGroupsOf(t *testing.T, s store.Store) {
 	if got, err := s.GroupsOf(ctx, o.ID, nil); err != nil || len(got) != 0 {
 		t.Fatalf("GroupsOf(nil) = %v, %v", got, err)
 	}
+	for _, x := range []store.Administrator{a, b, c} {
+		got, refs, err := s.AdministratorWithGroups(ctx, o.ID, x.ID)
+		if err != nil || got.ID != x.ID || got.UserName != x.UserName || !reflect.DeepEqual(refs, want[x.ID]) {
+			t.Fatalf("AdministratorWithGroups(%s) = %s, %v, %v; want groups %v", x.UserName, got.UserName, refs, err, want[x.ID])
+		}
+	}
+	if _, _, err := s.AdministratorWithGroups(ctx, o.ID, stranger.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another organization's administrator: %v", err)
+	}
 }
 
 // testGroupCommit: concurrent creates, some clashing with stored usernames
