@@ -112,7 +112,11 @@ func memberFilterIDs(e filter.Expr) ([]string, *Error) {
 			return nil, errorf(InvalidFilter, `a members filter must be value eq "id", or several joined by "or", `+
 				`such as members[value eq "a" or value eq "b"]; found [%s]`, truncate(e.String()))
 		}
-		ids = append(ids, c.Value.V.(string))
+		// No member has the empty id: value eq "" matches none, so it
+		// removes nothing (found by FuzzApply).
+		if id := c.Value.V.(string); id != "" {
+			ids = append(ids, id)
+		}
 	}
 	return ids, nil
 }
