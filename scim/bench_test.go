@@ -14,7 +14,7 @@ import (
 // load tool (cmd/scimload) measures the server as a whole.
 func BenchmarkSCIM(b *testing.B) {
 	st := storetest.SQLite(b)
-	e := newEnv(b, st)
+	e := newEnv(b, st, withTokenCache())
 	ids := storetest.SeedAdministrators(b, st, e.org.ID, "bench", 10000)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	get := func(b *testing.B, path string) {

@@ -39,6 +39,11 @@ func withDomains(ds ...string) envOption {
 	return func(_ *scim.Config, s *admin.OrgSpec) { s.Domains = ds }
 }
 
+// withTokenCache keeps verified tokens as production does.
+func withTokenCache() envOption {
+	return func(c *scim.Config, _ *admin.OrgSpec) { c.TokenCacheTTL = 0 }
+}
+
 func withRateLimit(r float64) envOption {
 	return func(c *scim.Config, _ *admin.OrgSpec) { c.RateLimit = r }
 }
