@@ -14,17 +14,13 @@ import (
 	"gatehouse/store"
 )
 
-// scimType values of RFC 7644 §3.12.
+// scimType values of RFC 7644 §3.12 that this package sets itself (the
+// PATCH engine sets its own).
 const (
 	invalidFilter = "invalidFilter"
-	tooMany       = "tooMany"
 	uniqueness    = "uniqueness"
-	mutability    = "mutability"
 	invalidSyntax = "invalidSyntax"
-	invalidPath   = "invalidPath"
-	noTarget      = "noTarget"
 	invalidValue  = "invalidValue"
-	invalidVers   = "invalidVers"
 )
 
 // Error is a SCIM error response (RFC 7644 §3.12). Detail is written for

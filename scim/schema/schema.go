@@ -189,12 +189,3 @@ func (rt *ResourceType) Resolve(urn, name, sub string) (r Resolved, ok bool) {
 	}
 	return r, true
 }
-
-// SchemaIDs lists the URNs of the core schema and every extension.
-func (rt *ResourceType) SchemaIDs() []string {
-	ids := []string{rt.Schema.ID}
-	for _, e := range rt.Extensions {
-		ids = append(ids, e.Schema.ID)
-	}
-	return ids
-}
