@@ -228,8 +228,7 @@ func (s *SQL) AdministratorWithGroups(ctx context.Context, org, id string) (Admi
 		Administrator
 		Groups sql.NullString `db:"group_refs"`
 	}
-	err := s.get(ctx, s.reader, &row, `SELECT `+prefixed(administratorColumns, "a")+`, `+s.d.groupRefs+` AS group_refs
-		FROM administrators a WHERE a.id = ? AND a.org_id = ?`, id, org)
+	err := s.get(ctx, s.reader, &row, s.d.administratorWithGroups, id, org)
 	if err != nil {
 		return Administrator{}, nil, err
 	}

@@ -46,10 +46,15 @@ type dialect struct {
 	json      jsonSQL
 	strings   stringSQL
 	byteOrder string
-	// groupRefs is a scalar subquery giving the groups of the
-	// administrator row aliased "a" as a JSON array of [id, displayName]
-	// pairs in the groups' creation order.
-	groupRefs string
+	// administratorWithGroups reads an administrator (by id and org) and,
+	// through a scalar subquery, its groups as a JSON array of [id,
+	// displayName] pairs in the groups' creation order.
+	administratorWithGroups string
+}
+
+func administratorWithGroupsQuery(groupRefs string) string {
+	return `SELECT ` + prefixed(administratorColumns, "a") + `, ` + groupRefs + ` AS group_refs
+		FROM administrators a WHERE a.id = ? AND a.org_id = ?`
 }
 
 var sqliteDialect = dialect{
@@ -69,8 +74,9 @@ var sqliteDialect = dialect{
 	json:       sqliteJSON{},
 	strings:    sqliteStrings{},
 	byteOrder:  "",
-	groupRefs: `(SELECT json_group_array(json_array(id, display_name)) FROM (SELECT g.id, g.display_name
-		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id ORDER BY g.seq))`,
+	administratorWithGroups: administratorWithGroupsQuery(`(SELECT json_group_array(json_array(id, display_name))
+		FROM (SELECT g.id, g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id
+		WHERE m.administrator_id = a.id ORDER BY g.seq))`),
 }
 
 var postgresDialect = dialect{
@@ -90,8 +96,8 @@ var postgresDialect = dialect{
 	json:       postgresJSON{},
 	strings:    postgresStrings{},
 	byteOrder:  ` COLLATE "C"`,
-	groupRefs: `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.seq)
-		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id)`,
+	administratorWithGroups: administratorWithGroupsQuery(`(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.seq)
+		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id)`),
 }
 
 // SQL is the Store on SQLite or PostgreSQL.
