@@ -125,4 +125,16 @@ func TestRoles(t *testing.T) {
 	if role(r2) != "Administrator" {
 		t.Fatalf("after leaving the group: %s", role(r2))
 	}
+	// The owner, a Super Administrator created by hand, once provisioned by
+	// the IdP holds the role the IdP gives: through the designated group
+	// it stays one, with neither roles nor the group it is demoted.
+	e.do("PATCH", "/Groups/"+gid, patchBody(fmt.Sprintf(`{"op":"add","path":"members","value":[{"value":%q}]}`, e.owner.ID))).must(t, 204)
+	e.do("PUT", "/Users/"+e.owner.ID, user(e.owner.UserName)).must(t, 200)
+	if role(e.owner.ID) != "Super Administrator" {
+		t.Fatalf("owner in the designated group: %s", role(e.owner.ID))
+	}
+	e.do("PATCH", "/Groups/"+gid, patchBody(`{"op":"remove","path":"members"}`)).must(t, 204)
+	if role(e.owner.ID) != "Administrator" {
+		t.Fatalf("owner provisioned without roles or group: %s", role(e.owner.ID))
+	}
 }

@@ -214,8 +214,12 @@ func (c *call) applyUser(doc map[string]any, a *store.Administrator, domains []s
 	} else if a.Status == "" {
 		a.Status = store.StatusActive
 	}
-	a.SCIMRole = store.RoleAdministrator
+	// The role follows the IdP alone, also for an administrator created by
+	// hand that the IdP now provisions: roles the IdP stops sending must
+	// stop granting (a PATCH removing a role leaves no roles attribute),
+	// so an absent attribute cannot mean "keep what was there".
 	roles, _ := rest["roles"].([]any)
+	a.SCIMRole = store.RoleAdministrator
 	for _, r := range roles {
 		m, _ := r.(map[string]any)
 		if v, _ := m["value"].(string); superAdministratorRole(v) {
