@@ -302,23 +302,14 @@ func (userKind) get(c *call, id string, p projection) (resource, error) {
 }
 
 func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, string, error) {
+	q.WithGroups = p.wants("groups")
 	res, err := c.s.store.QueryAdministrators(c.r.Context(), c.org.ID, q)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	var refs map[string][]store.GroupRef
-	if p.wants("groups") && len(res.Items) > 0 {
-		ids := make([]string, len(res.Items))
-		for i, a := range res.Items {
-			ids[i] = a.ID
-		}
-		if refs, err = c.s.store.GroupsOf(c.r.Context(), c.org.ID, ids); err != nil {
-			return nil, 0, "", err
-		}
-	}
 	out := make([]resource, len(res.Items))
 	for i, a := range res.Items {
-		doc, err := c.renderUser(a, refs[a.ID], false)
+		doc, err := c.renderUser(a, res.Groups[a.ID], false)
 		if err != nil {
 			return nil, 0, "", err
 		}

@@ -232,17 +232,27 @@ func (s *SQL) AdministratorWithGroups(ctx context.Context, org, id string) (Admi
 	if err != nil {
 		return Administrator{}, nil, err
 	}
+	refs, err := parseGroupRefs(row.Groups)
+	if err != nil {
+		return Administrator{}, nil, err
+	}
+	return row.Administrator, refs, nil
+}
+
+// parseGroupRefs reads the groupRefs column: [[id, displayName], ...].
+func parseGroupRefs(col sql.NullString) ([]GroupRef, error) {
+	if !col.Valid {
+		return nil, nil
+	}
 	var pairs [][2]string
-	if row.Groups.Valid {
-		if err := json.Unmarshal([]byte(row.Groups.String), &pairs); err != nil {
-			return Administrator{}, nil, fmt.Errorf("store: groups of administrator: %w", err)
-		}
+	if err := json.Unmarshal([]byte(col.String), &pairs); err != nil {
+		return nil, fmt.Errorf("store: groups of administrator: %w", err)
 	}
 	var refs []GroupRef
 	for _, p := range pairs {
 		refs = append(refs, GroupRef{ID: p[0], DisplayName: p[1]})
 	}
-	return row.Administrator, refs, nil
+	return refs, nil
 }
 
 // AdministratorByUsername matches username exactly, byte for byte.

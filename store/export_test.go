@@ -16,7 +16,7 @@ func ExplainQuery(ctx context.Context, s *SQL, resource, org string, q Query) ([
 	if resource == "groups" {
 		res, columns = groupsResource, groupColumns
 	}
-	qs, err := s.buildQuery(res, columns, org, q)
+	qs, err := s.buildQuery(res, columns, "", org, q)
 	if err != nil {
 		return nil, err
 	}

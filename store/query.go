@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -118,6 +119,9 @@ type Query struct {
 	SortFold   bool
 	Descending bool
 	Page       Page
+	// WithGroups (administrators only) fills Result.Groups in the same
+	// statement.
+	WithGroups bool
 	// After continues a previous result in creation order: the opaque Next
 	// of the page before. When set, Page.Offset is ignored and the store
 	// seeks (seq > the cursor's) instead of skipping rows, so deep pages cost
@@ -133,6 +137,9 @@ type Result[T any] struct {
 	// Next continues after the last item (Query.After) when the query is in
 	// creation order and the page is full; "" otherwise.
 	Next string
+	// Groups holds the groups of each administrator of Items that has any,
+	// when the query asked for them (Query.WithGroups).
+	Groups map[string][]GroupRef
 }
 
 // kind is the type of a column's values.
@@ -776,10 +783,30 @@ func (s *SQL) QueryAdministrators(ctx context.Context, org string, q Query) (Res
 	type row struct {
 		Seq int64 `db:"seq"`
 		Administrator
+		Groups sql.NullString `db:"group_refs"`
 	}
-	return runQuery(ctx, s, administratorsResource, administratorColumns, org, q, func(r row) (Administrator, int64) {
+	extra := ""
+	if q.WithGroups {
+		extra = s.d.groupRefs + " AS group_refs"
+	}
+	var groups map[string][]GroupRef
+	var bad error
+	res, err := runQuery(ctx, s, administratorsResource, administratorColumns, extra, org, q, func(r row) (Administrator, int64) {
+		if refs, err := parseGroupRefs(r.Groups); err != nil {
+			bad = err
+		} else if len(refs) > 0 {
+			if groups == nil {
+				groups = map[string][]GroupRef{}
+			}
+			groups[r.ID] = refs
+		}
 		return r.Administrator, r.Seq
 	})
+	if err == nil {
+		err = bad
+	}
+	res.Groups = groups
+	return res, err
 }
 
 // QueryGroups runs q on the groups of org.
@@ -788,7 +815,7 @@ func (s *SQL) QueryGroups(ctx context.Context, org string, q Query) (Result[Grou
 		Seq int64 `db:"seq"`
 		Group
 	}
-	return runQuery(ctx, s, groupsResource, groupColumns, org, q, func(r row) (Group, int64) { return r.Group, r.Seq })
+	return runQuery(ctx, s, groupsResource, groupColumns, "", org, q, func(r row) (Group, int64) { return r.Group, r.Seq })
 }
 
 // querySQL is a query rendered: the page's and the total's statements.
@@ -798,7 +825,9 @@ type querySQL struct {
 
 // buildQuery renders q on res for org. count is empty when the total
 // comes from record_counts; page is empty when no rows are asked for.
-func (s *SQL) buildQuery(res *resource, columns, org string, q Query) (querySQL, error) {
+// extra, when not empty, is one more expression of the page's select list
+// (it may name the row by the resource's alias).
+func (s *SQL) buildQuery(res *resource, columns, extra, org string, q Query) (querySQL, error) {
 	var out querySQL
 	if err := checkPage(q.Page); err != nil {
 		return out, fmt.Errorf("%w: %w", ErrInvalidQuery, err)
@@ -838,7 +867,10 @@ func (s *SQL) buildQuery(res *resource, columns, org string, q Query) (querySQL,
 		}
 		where, offset = cat(where, " AND ", res.alias, ".seq", cmp, param{seq}), 0
 	}
-	out.page = cat("SELECT ", res.alias, ".seq, ", prefixed(columns, res.alias), " FROM ", res.table, " ", res.alias,
+	if extra != "" {
+		extra = ", " + extra
+	}
+	out.page = cat("SELECT ", res.alias, ".seq, ", prefixed(columns, res.alias), extra, " FROM ", res.table, " ", res.alias,
 		" WHERE ", where, " ORDER BY ", orderBy, " LIMIT ", param{q.Page.Limit}, " OFFSET ", param{offset})
 	return out, nil
 }
@@ -852,9 +884,9 @@ func prefixed(columns, alias string) string {
 	return strings.Join(fields, ", ")
 }
 
-func runQuery[R, T any](ctx context.Context, s *SQL, res *resource, columns, org string, q Query, split func(R) (T, int64)) (Result[T], error) {
+func runQuery[R, T any](ctx context.Context, s *SQL, res *resource, columns, extra, org string, q Query, split func(R) (T, int64)) (Result[T], error) {
 	out := Result[T]{Items: []T{}}
-	qs, err := s.buildQuery(res, columns, org, q)
+	qs, err := s.buildQuery(res, columns, extra, org, q)
 	if err != nil {
 		return out, err
 	}

@@ -46,18 +46,22 @@ type dialect struct {
 	json      jsonSQL
 	strings   stringSQL
 	byteOrder string
-	// administratorWithGroups reads an administrator (by id and org) and,
-	// through a scalar subquery, its groups as a JSON array of [id,
-	// displayName] pairs in the groups' creation order.
+	// groupRefs is a scalar subquery giving the groups of the
+	// administrator row aliased "a" as a JSON array of [id, displayName]
+	// pairs in the groups' creation order.
+	groupRefs string
+	// administratorWithGroups reads an administrator by id and org with
+	// its groupRefs.
 	administratorWithGroups string
 }
 
-func administratorWithGroupsQuery(groupRefs string) string {
-	return `SELECT ` + prefixed(administratorColumns, "a") + `, ` + groupRefs + ` AS group_refs
+func withGroupRefs(d dialect) dialect {
+	d.administratorWithGroups = `SELECT ` + prefixed(administratorColumns, "a") + `, ` + d.groupRefs + ` AS group_refs
 		FROM administrators a WHERE a.id = ? AND a.org_id = ?`
+	return d
 }
 
-var sqliteDialect = dialect{
+var sqliteDialect = withGroupRefs(dialect{
 	name:      "sqlite",
 	forUpdate: "",
 	lockGroup: "",
@@ -74,12 +78,12 @@ var sqliteDialect = dialect{
 	json:       sqliteJSON{},
 	strings:    sqliteStrings{},
 	byteOrder:  "",
-	administratorWithGroups: administratorWithGroupsQuery(`(SELECT json_group_array(json_array(id, display_name))
+	groupRefs: `(SELECT json_group_array(json_array(id, display_name))
 		FROM (SELECT g.id, g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id
-		WHERE m.administrator_id = a.id ORDER BY g.seq))`),
-}
+		WHERE m.administrator_id = a.id ORDER BY g.seq))`,
+})
 
-var postgresDialect = dialect{
+var postgresDialect = withGroupRefs(dialect{
 	name:      "postgres",
 	forUpdate: " FOR NO KEY UPDATE",
 	lockGroup: " FOR NO KEY UPDATE OF g FOR SHARE OF o",
@@ -96,9 +100,9 @@ var postgresDialect = dialect{
 	json:       postgresJSON{},
 	strings:    postgresStrings{},
 	byteOrder:  ` COLLATE "C"`,
-	administratorWithGroups: administratorWithGroupsQuery(`(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.seq)
-		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id)`),
-}
+	groupRefs: `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.seq)
+		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id)`,
+})
 
 // SQL is the Store on SQLite or PostgreSQL.
 type SQL struct {

@@ -430,6 +430,13 @@ func testGroupsOf(t *testing.T, s store.Store) {
 			t.Fatalf("AdministratorWithGroups(%s) = %s, %v, %v; want groups %v", x.UserName, got.UserName, refs, err, want[x.ID])
 		}
 	}
+	q := store.Query{Where: store.Or{}, WithGroups: true, Page: store.Page{Limit: 10}}
+	for _, x := range []store.Administrator{a, b, c} {
+		q.Where = append(q.Where.(store.Or), store.Compare{Field: store.Field{Column: "id"}, Op: store.OpEq, Value: x.ID})
+	}
+	if r, err := s.QueryAdministrators(ctx, o.ID, q); err != nil || len(r.Items) != 3 || !reflect.DeepEqual(r.Groups, want) {
+		t.Fatalf("QueryAdministrators WithGroups: %d items, groups %v, %v; want %v", len(r.Items), r.Groups, err, want)
+	}
 	if _, _, err := s.AdministratorWithGroups(ctx, o.ID, stranger.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("another organization's administrator: %v", err)
 	}
