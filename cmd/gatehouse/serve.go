@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -80,6 +81,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return usagef("--sqlite-synchronous: %q is not FULL or NORMAL", *sqliteSync)
 	}
 	logger := newLogger(c.stderr, *logFormat)
+	tuneGC(c.getenv)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -220,6 +222,19 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, logger
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// tuneGC trades memory the server has to spare for fewer garbage
+// collections: the live heap is small (tens of MB) and requests allocate
+// fast, so Go's default GOGC=100 collects very often. A soft limit keeps the
+// heap bounded whatever the setting. GOGC and GOMEMLIMIT, when set, win.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(96 << 20)
+	}
 }
 
 // newLogger logs to w as text or JSON; auto picks text when w is a
