@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gatehouse/store/storetest"
@@ -43,6 +45,27 @@ func BenchmarkSCIM(b *testing.B) {
 			get(b, "/Users?filter="+url.QueryEscape(fmt.Sprintf(`userName eq "bench-%d"`, i%len(ids))))
 			i++
 		}
+	})
+	var n atomic.Int64 // across the benchmark's rounds: usernames stay unique
+	b.Run("CreateUserParallel", func(b *testing.B) {
+		b.SetParallelism(8) // 16 clients on 2 CPUs, as the load tool runs
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"new-%d@acme.test","name":{"givenName":"N","familyName":"U"},"emails":[{"value":"n@acme.test","type":"work","primary":true}],"active":true,"externalId":"x","password":"p"}`, n.Add(1))
+				req, _ := http.NewRequest("POST", e.url+"/Users", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+e.token)
+				req.Header.Set("Content-Type", "application/scim+json")
+				res, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != 201 {
+					b.Fatalf("create: %d", res.StatusCode)
+				}
+			}
+		})
 	})
 	b.Run("Page100", func(b *testing.B) {
 		i := 0
