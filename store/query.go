@@ -159,7 +159,9 @@ type column struct {
 	fold     string // column holding Fold(sql), if any
 	nullable bool
 	// exactViaFold: a case-exact eq compares the fold column too, only so
-	// that the index on the fold column serves it.
+	// that the index on the fold column serves it. On a unique fold index
+	// (username) that also spares SQLite sorting the match for ORDER BY
+	// seq: one userName eq went from 18 µs to 6 µs.
 	exactViaFold bool
 }
 
@@ -186,7 +188,7 @@ var administratorsResource = &resource{
 	table: "administrators", alias: "a", count: countAdministrators,
 	columns: map[string]column{
 		"id":            textColumn("a.id"),
-		"username":      {sql: "a.username", kind: kindText, fold: "a.username_fold"},
+		"username":      {sql: "a.username", kind: kindText, fold: "a.username_fold", exactViaFold: true},
 		"external_id":   textColumn("a.external_id"),
 		"given_name":    textColumn("a.given_name"),
 		"family_name":   textColumn("a.family_name"),
