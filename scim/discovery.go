@@ -38,42 +38,36 @@ func (s *Server) serviceProviderConfig(c *call) error {
 	return nil
 }
 
-func (s *Server) listSchemas(c *call) error {
-	out := make([]any, len(schema.Schemas))
-	for i, sc := range schema.Schemas {
-		out[i] = s.schemaDoc(sc)
+// discovery is a set of discovery documents (the schemas or the resource
+// types), rendered once: they never change while the server runs.
+type discovery struct {
+	kind string // for the 404: "schema", "resource type"
+	ids  []string
+	docs []any
+}
+
+func newDiscovery[T any](kind string, items []T, id func(T) string, doc func(T) map[string]any) *discovery {
+	d := &discovery{kind: kind}
+	for _, it := range items {
+		d.ids = append(d.ids, id(it))
+		d.docs = append(d.docs, doc(it))
 	}
-	c.writeJSON(http.StatusOK, listResponse(out, len(out), 1))
+	return d
+}
+
+func (d *discovery) list(c *call) error {
+	c.writeJSON(http.StatusOK, listResponse(d.docs, len(d.docs), 1))
 	return nil
 }
 
-func (s *Server) getSchema(c *call) error {
-	for _, sc := range schema.Schemas {
-		if strings.EqualFold(sc.ID, c.r.PathValue("id")) {
-			c.writeJSON(http.StatusOK, s.schemaDoc(sc))
+func (d *discovery) get(c *call) error {
+	for i, id := range d.ids {
+		if strings.EqualFold(id, c.r.PathValue("id")) {
+			c.writeJSON(http.StatusOK, d.docs[i])
 			return nil
 		}
 	}
-	return errorf(http.StatusNotFound, "", "no schema %q", c.r.PathValue("id"))
-}
-
-func (s *Server) listResourceTypes(c *call) error {
-	out := make([]any, len(schema.ResourceTypes))
-	for i, rt := range schema.ResourceTypes {
-		out[i] = s.resourceTypeDoc(rt)
-	}
-	c.writeJSON(http.StatusOK, listResponse(out, len(out), 1))
-	return nil
-}
-
-func (s *Server) getResourceType(c *call) error {
-	for _, rt := range schema.ResourceTypes {
-		if strings.EqualFold(rt.ID, c.r.PathValue("id")) {
-			c.writeJSON(http.StatusOK, s.resourceTypeDoc(rt))
-			return nil
-		}
-	}
-	return errorf(http.StatusNotFound, "", "no resource type %q", c.r.PathValue("id"))
+	return errorf(http.StatusNotFound, "", "no %s %q", d.kind, c.r.PathValue("id"))
 }
 
 func (s *Server) schemaDoc(sc *schema.Schema) map[string]any {

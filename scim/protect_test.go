@@ -36,6 +36,12 @@ func TestBadInput(t *testing.T) {
 		{"patch removes userName", "PATCH", "/Users/" + id, patchBody(`{"op":"remove","path":"userName"}`), 400},
 		{"second op bad", "PATCH", "/Users/" + id, patchBody(`{"op":"replace","path":"title","value":"T"},{"op":"replace","path":"active","value":"perhaps"}`), 400},
 		{"bad count", "GET", "/Users?count=many", nil, 400},
+		{"search without schemas", "POST", "/Users/.search", `{"filter":"userName eq \"bad@acme.test\""}`, 400},
+		{"search count not an integer", "POST", "/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"count":"ten"}`, 400},
+		{"search bad filter", "POST", "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"userName eq"}`, 400},
+		{"bulk without schemas", "POST", "/Bulk", `{"Operations":[{"method":"DELETE","path":"/Users/` + id + `"}]}`, 400},
+		{"bulk without operations", "POST", "/Bulk", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[]}`, 400},
+		{"bulk failOnErrors negative", "POST", "/Bulk", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"failOnErrors":-1,"Operations":[{"method":"DELETE","path":"/Users/` + id + `"}]}`, 400},
 		{"both projections", "GET", "/Users?attributes=userName&excludedAttributes=emails", nil, 400},
 	} {
 		r := e.do(c.method, c.path, c.body)
@@ -102,6 +108,17 @@ func TestBulk(t *testing.T) {
 	}
 	if r := e.do("GET", "/Users?filter=userName+eq+%22bob@acme.test%22", nil).must(t, 200); r.body["totalResults"] != float64(0) {
 		t.Errorf("the operation after the failure ran: %s", r.raw)
+	}
+	// An operation gatehouse does not serve, and a POST without bulkId, fail
+	// alone with a SCIM error in their result.
+	r = e.do("POST", "/Bulk", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[
+	 {"method":"GET","path":"/Users"},
+	 {"method":"POST","path":"/Users","data":{"userName":"nobulkid@acme.test"}}]}`).must(t, 200)
+	for i, o := range r.body["Operations"].([]any) {
+		m := o.(map[string]any)
+		if m["status"] != "400" || lookup(m, "response.scimType") != "invalidValue" {
+			t.Errorf("operation %d: %v", i, m)
+		}
 	}
 	// maxOperations.
 	var b strings.Builder

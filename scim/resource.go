@@ -114,6 +114,18 @@ func (rt *resourceType) get(c *call) error {
 }
 
 func (rt *resourceType) create(c *call) error {
+	return rt.write(c, http.StatusCreated, func(doc map[string]any) (resource, error) { return rt.kind.create(c, doc) })
+}
+
+func (rt *resourceType) replace(c *call) error {
+	return rt.write(c, http.StatusOK, func(doc map[string]any) (resource, error) {
+		return rt.kind.replace(c, c.r.PathValue("id"), doc, c.r.Header.Get("If-Match"))
+	})
+}
+
+// write serves POST and PUT: a full resource in, the result out with the
+// projection asked for.
+func (rt *resourceType) write(c *call, status int, apply func(doc map[string]any) (resource, error)) error {
 	p, err := c.projection(rt)
 	if err != nil {
 		return err
@@ -122,11 +134,11 @@ func (rt *resourceType) create(c *call) error {
 	if err != nil {
 		return err
 	}
-	res, err := rt.kind.create(c, doc)
+	res, err := apply(doc)
 	if err != nil {
 		return err
 	}
-	c.writeResource(rt, http.StatusCreated, res, p)
+	c.writeResource(rt, status, res, p)
 	return nil
 }
 
@@ -144,23 +156,6 @@ func (c *call) resourceBody(rt *resourceType) (map[string]any, error) {
 		return nil, err
 	}
 	return doc, nil
-}
-
-func (rt *resourceType) replace(c *call) error {
-	p, err := c.projection(rt)
-	if err != nil {
-		return err
-	}
-	doc, err := c.resourceBody(rt)
-	if err != nil {
-		return err
-	}
-	res, err := rt.kind.replace(c, c.r.PathValue("id"), doc, c.r.Header.Get("If-Match"))
-	if err != nil {
-		return err
-	}
-	c.writeResource(rt, http.StatusOK, res, p)
-	return nil
 }
 
 func (rt *resourceType) patch(c *call) error {

@@ -101,10 +101,12 @@ const Prefix = "/scim/v2"
 func (s *Server) Register(mux *http.ServeMux) {
 	p := Prefix
 	mux.Handle("GET "+p+"/ServiceProviderConfig", s.public(s.serviceProviderConfig))
-	mux.Handle("GET "+p+"/Schemas", s.public(s.listSchemas))
-	mux.Handle("GET "+p+"/Schemas/{id}", s.public(s.getSchema))
-	mux.Handle("GET "+p+"/ResourceTypes", s.public(s.listResourceTypes))
-	mux.Handle("GET "+p+"/ResourceTypes/{id}", s.public(s.getResourceType))
+	schemas := newDiscovery("schema", schema.Schemas, func(sc *schema.Schema) string { return sc.ID }, s.schemaDoc)
+	types := newDiscovery("resource type", schema.ResourceTypes, func(rt *schema.ResourceType) string { return rt.ID }, s.resourceTypeDoc)
+	mux.Handle("GET "+p+"/Schemas", s.public(schemas.list))
+	mux.Handle("GET "+p+"/Schemas/{id}", s.public(schemas.get))
+	mux.Handle("GET "+p+"/ResourceTypes", s.public(types.list))
+	mux.Handle("GET "+p+"/ResourceTypes/{id}", s.public(types.get))
 
 	for _, rt := range []*resourceType{users, groups} {
 		base := p + rt.schema.Endpoint

@@ -201,7 +201,7 @@ func (c *call) applyUser(doc map[string]any, a *store.Administrator, domains []s
 		em.Primary, _ = m["primary"].(bool)
 		a.Emails = append(a.Emails, em)
 	}
-	a.Email = primaryValue(emailValues(a.Emails))
+	a.Email = primaryEmail(a.Emails)
 	phones, _ := rest["phoneNumbers"].([]any)
 	a.Phone = primaryValue(phones)
 	if active, ok := rest["active"].(bool); ok {
@@ -244,12 +244,17 @@ func (c *call) applyUser(doc map[string]any, a *store.Administrator, domains []s
 	return nil
 }
 
-func emailValues(es []store.Email) []any {
-	out := make([]any, len(es))
-	for i, e := range es {
-		out[i] = map[string]any{"value": e.Value, "primary": e.Primary}
+// primaryEmail is the primary address, else the first.
+func primaryEmail(es []store.Email) string {
+	for _, e := range es {
+		if e.Primary {
+			return e.Value
+		}
 	}
-	return out
+	if len(es) > 0 {
+		return es[0].Value
+	}
+	return ""
 }
 
 // primaryValue is the value of the primary element of a multi-valued
