@@ -89,7 +89,16 @@ func (s *SQL) insertAdministrator(ctx context.Context, tx *sqlx.Tx, a Administra
 	if err := s.insertAdministratorRow(ctx, tx, &a); err != nil {
 		return a, err
 	}
+	if err := s.audit(ctx, tx, a.OrgID, administratorCreated(&a)); err != nil {
+		return a, err
+	}
 	return a, s.addCount(ctx, tx, a.OrgID, countAdministrators, 1)
+}
+
+// administratorCreated is the audit entry of a new administrator.
+func administratorCreated(a *Administrator) change {
+	return change{action: AuditAdministratorCreate, targetKind: "administrator", targetID: a.ID, targetName: a.UserName,
+		after: administratorView(a)}
 }
 
 // insertAdministratorRow inserts a readied administrator and its email
@@ -175,6 +184,14 @@ func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) erro
 			}
 		}
 		if err := s.insertEmails(ctx, tx, rows); err != nil {
+			return err
+		}
+		actor := ActorFrom(ctx)
+		entries := make([]pendingAudit, len(rows))
+		for i := range rows {
+			entries[i] = pendingAudit{actor: actor, org: rows[i].OrgID, change: administratorCreated(&rows[i])}
+		}
+		if err := s.auditAll(ctx, tx, entries); err != nil {
 			return err
 		}
 		perOrg := map[string]int{}
@@ -301,6 +318,10 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, fn func(*
 			if err := s.administratorWriteError(err, a); err != nil || n == 0 {
 				return n, err
 			}
+			if err := s.audit(ctx, tx, a.OrgID, change{action: AuditAdministratorUpdate, targetKind: "administrator", targetID: a.ID,
+				targetName: a.UserName, before: administratorView(&before), after: administratorView(a)}); err != nil {
+				return 0, err
+			}
 			return n, s.replaceEmails(ctx, tx, &before, a)
 		})
 	if err != nil {
@@ -320,12 +341,20 @@ func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string) error {
 			WHERE id IN (SELECT group_id FROM group_members WHERE administrator_id = ?) AND org_id = ?`, s.timestamp(), id, org); err != nil {
 			return fmt.Errorf("store: delete administrator: %w", err)
 		}
+		var before Administrator
+		if err := s.get(ctx, tx, &before, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`, id, org); err != nil {
+			return err
+		}
 		n, err := s.exec(ctx, tx, `DELETE FROM administrators WHERE id = ? AND org_id = ?`, id, org)
 		if err != nil {
 			return fmt.Errorf("store: delete administrator: %w", err)
 		}
 		if n == 0 {
 			return ErrNotFound
+		}
+		if err := s.audit(ctx, tx, org, change{action: AuditAdministratorDelete, targetKind: "administrator", targetID: id,
+			targetName: before.UserName, before: administratorView(&before)}); err != nil {
+			return err
 		}
 		return s.addCount(ctx, tx, org, countAdministrators, -1)
 	})

@@ -43,6 +43,7 @@ const (
 
 type createReq struct {
 	a     Administrator
+	actor Actor // for the audit log
 	state atomic.Int32
 	out   chan createResult // buffered: the batch never waits for a caller
 }
@@ -63,7 +64,7 @@ func (q *createQueue) create(ctx context.Context, s *SQL, a Administrator) (Admi
 	if err := ctx.Err(); err != nil {
 		return Administrator{}, err
 	}
-	r := &createReq{a: a, out: make(chan createResult, 1)}
+	r := &createReq{a: a, actor: ActorFrom(ctx), out: make(chan createResult, 1)}
 	q.mu.RLock()
 	if q.closed {
 		q.mu.RUnlock()
@@ -190,6 +191,16 @@ func (s *SQL) createAll(ctx context.Context, tx *sqlx.Tx, b createBatch, taken [
 		perOrg[a.OrgID]++
 	}
 	if err := s.insertEmails(ctx, tx, created); err != nil {
+		return err
+	}
+	entries := make([]pendingAudit, 0, len(created))
+	for i, r := range taken {
+		if results[i].err == nil {
+			a := results[i].a
+			entries = append(entries, pendingAudit{actor: r.actor, org: a.OrgID, change: administratorCreated(&a)})
+		}
+	}
+	if err := s.auditAll(ctx, tx, entries); err != nil {
 		return err
 	}
 	for org, n := range perOrg {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -41,6 +42,10 @@ func (s *SQL) CreateGroup(ctx context.Context, g Group) (Group, error) {
 			version, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			g.ID, g.OrgID, g.DisplayName, Fold(g.DisplayName), g.ExternalID, g.CreatedAt, g.UpdatedAt, g.Version, g.Attributes)
 		if err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, g.OrgID, change{action: AuditGroupCreate, targetKind: "group", targetID: g.ID,
+			targetName: g.DisplayName, after: groupView(&g)}); err != nil {
 			return err
 		}
 		return s.addCount(ctx, tx, g.OrgID, countGroups, 1)
@@ -110,6 +115,10 @@ func (s *SQL) DeleteGroup(ctx context.Context, org, id string) error {
 		}
 		if _, err := s.exec(ctx, tx, `DELETE FROM groups WHERE id = ? AND org_id = ?`, id, org); err != nil {
 			return fmt.Errorf("store: delete group: %w", err)
+		}
+		if err := s.audit(ctx, tx, org, change{action: AuditGroupDelete, targetKind: "group", targetID: id,
+			targetName: g.DisplayName, before: groupView(&g.Group)}); err != nil {
+			return err
 		}
 		if err := s.syncRoles(ctx, tx, org, members); err != nil {
 			return err
@@ -235,6 +244,9 @@ func (s *SQL) patchGroup(ctx context.Context, org, id string, p GroupPatch, touc
 			if err != nil {
 				return fmt.Errorf("store: update group: %w", err)
 			}
+			if err := s.auditGroupPatch(ctx, tx, &cur.Group, &g, p, add, n); err != nil {
+				return err
+			}
 		}
 		if designated {
 			resync = append(resync, p.Remove...)
@@ -256,6 +268,32 @@ func (s *SQL) patchGroup(ctx context.Context, org, id string, p GroupPatch, touc
 		return Group{}, memberCounts{}, err
 	}
 	return out, n, nil
+}
+
+// auditGroupPatch records a group's changed fields and its member
+// changes (the ids asked for, so the entry's size follows the request,
+// not the group).
+func (s *SQL) auditGroupPatch(ctx context.Context, tx *sqlx.Tx, before, after *Group, p GroupPatch, add []string, n memberCounts) error {
+	entries := []pendingAudit{}
+	actor := ActorFrom(ctx)
+	if b, a := groupView(before), groupView(after); !reflect.DeepEqual(b, a) {
+		entries = append(entries, pendingAudit{actor: actor, org: after.OrgID, change: change{action: AuditGroupUpdate,
+			targetKind: "group", targetID: after.ID, targetName: after.DisplayName, before: b, after: a}})
+	}
+	if n.added+n.removed > 0 {
+		members := map[string]any{"added": n.added, "removed": n.removed}
+		if p.RemoveAll {
+			members["removedAll"] = true
+		} else if len(p.Remove) > 0 {
+			members["removedIds"] = p.Remove
+		}
+		if len(add) > 0 {
+			members["addedIds"] = add
+		}
+		entries = append(entries, pendingAudit{actor: actor, org: after.OrgID, change: change{action: AuditGroupMembers,
+			targetKind: "group", targetID: after.ID, targetName: after.DisplayName, after: members}})
+	}
+	return s.auditAll(ctx, tx, entries)
 }
 
 // addMembers inserts member rows for ids (distinct), all administrators of

@@ -11,7 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-const orgColumns = `id, slug, name, scim_enabled, super_admin_group, created_at, updated_at, version`
+const orgColumns = `id, slug, name, scim_enabled, super_admin_group, require_totp, created_at, updated_at, version`
 
 // CreateOrg writes the organization, its domains, its first administrator
 // and that administrator's invitation in one transaction.
@@ -28,13 +28,17 @@ func (s *SQL) CreateOrg(ctx context.Context, n NewOrg) (Org, Administrator, erro
 		return Org{}, Administrator{}, errors.New("store: super administrator group is not valid UTF-8 text")
 	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO orgs (`+orgColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			o.ID, o.Slug, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.CreatedAt, o.UpdatedAt, o.Version)
+		_, err := s.exec(ctx, tx, `INSERT INTO orgs (`+orgColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.ID, o.Slug, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.RequireTOTP, o.CreatedAt, o.UpdatedAt, o.Version)
 		if s.d.uniqueViolation(err) {
 			return &ExistsError{Kind: "organization", Field: "slug", Existing: o.Slug}
 		}
 		if err != nil {
 			return fmt.Errorf("store: create org: %w", err)
+		}
+		if err := s.audit(ctx, tx, o.ID, change{action: AuditOrgCreate, targetKind: "organization", targetID: o.ID,
+			targetName: o.Slug, after: orgView(&o)}); err != nil {
+			return err
 		}
 		for _, d := range n.Domains {
 			if err := s.addDomain(ctx, tx, o.ID, d, now); err != nil {
@@ -48,7 +52,7 @@ func (s *SQL) CreateOrg(ctx context.Context, n NewOrg) (Org, Administrator, erro
 		if n.Invitation.Hash != nil {
 			inv := n.Invitation
 			inv.OrgID, inv.AdministratorID = o.ID, owner.ID
-			return s.insertInvitation(ctx, tx, inv, now)
+			return s.insertInvitation(ctx, tx, inv, owner.UserName, now)
 		}
 		return nil
 	})
@@ -76,10 +80,10 @@ func (s *SQL) OrgBySlug(ctx context.Context, slug string) (Org, error) {
 // do not change. A new designated group recomputes the roles of the members
 // of the groups named by the old and the new designation.
 func (s *SQL) UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Org, error) {
-	var designated string
+	var before Org
 	return updateRecord(ctx, s, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, []any{id}, fn,
-		func(before, after *Org) {
-			designated = before.SuperAdminGroup
+		func(b, after *Org) {
+			before = *b
 			after.ID, after.Slug, after.CreatedAt = before.ID, before.Slug, before.CreatedAt
 			after.Version, after.UpdatedAt = before.Version+1, s.timestamp()
 		},
@@ -87,10 +91,19 @@ func (s *SQL) UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Or
 			if !storable(o.SuperAdminGroup) {
 				return 0, errors.New("store: super administrator group is not valid UTF-8 text")
 			}
-			n, err := s.exec(ctx, tx, `UPDATE orgs SET name = ?, scim_enabled = ?, super_admin_group = ?, updated_at = ?, version = ?
-				WHERE id = ? AND version = ?`, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.UpdatedAt, o.Version, o.ID, o.Version-1)
-			if err != nil || n == 0 || o.SuperAdminGroup == designated {
+			n, err := s.exec(ctx, tx, `UPDATE orgs SET name = ?, scim_enabled = ?, super_admin_group = ?, require_totp = ?, updated_at = ?,
+				version = ? WHERE id = ? AND version = ?`, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.RequireTOTP, o.UpdatedAt, o.Version,
+				o.ID, o.Version-1)
+			if err != nil || n == 0 {
 				return n, err
+			}
+			if err := s.audit(ctx, tx, o.ID, change{action: AuditOrgUpdate, targetKind: "organization", targetID: o.ID,
+				targetName: o.Slug, before: orgView(&before), after: orgView(o)}); err != nil {
+				return 0, err
+			}
+			designated := before.SuperAdminGroup
+			if o.SuperAdminGroup == designated {
+				return n, nil
 			}
 			return n, s.syncRolesWhere(ctx, tx, o.ID, `id IN (SELECT m.administrator_id FROM group_members m
 				JOIN groups g ON g.id = m.group_id WHERE g.org_id = ? AND g.display_name IN (?, ?))`, o.ID, designated, o.SuperAdminGroup)
@@ -125,17 +138,22 @@ func (s *SQL) addDomain(ctx context.Context, tx *sqlx.Tx, org, domain string, no
 	case err != nil:
 		return fmt.Errorf("store: add domain: %w", err)
 	}
-	return nil
+	return s.audit(ctx, tx, org, change{action: AuditDomainAdd, targetKind: "domain", targetName: domain,
+		after: map[string]any{"domain": domain}})
 }
 
 // RemoveRegisteredDomain unregisters a domain; an absent one is ErrNotFound.
 func (s *SQL) RemoveRegisteredDomain(ctx context.Context, org, domain string) error {
-	n, err := s.exec(ctx, s.writer, `DELETE FROM registered_domains WHERE org_id = ? AND domain = ?`, org, strings.ToLower(domain))
-	if err != nil {
-		return fmt.Errorf("store: remove domain: %w", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	domain = strings.ToLower(domain)
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		n, err := s.exec(ctx, tx, `DELETE FROM registered_domains WHERE org_id = ? AND domain = ?`, org, domain)
+		if err != nil {
+			return fmt.Errorf("store: remove domain: %w", err)
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return s.audit(ctx, tx, org, change{action: AuditDomainRemove, targetKind: "domain", targetName: domain,
+			before: map[string]any{"domain": domain}})
+	})
 }

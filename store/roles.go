@@ -61,12 +61,27 @@ func (s *SQL) syncRoles(ctx context.Context, tx *sqlx.Tx, org string, ids []stri
 // those whose role changes.
 func (s *SQL) syncRolesWhere(ctx context.Context, tx *sqlx.Tx, org, cond string, args ...any) error {
 	all := append([]any{s.timestamp(), org}, args...)
-	_, err := s.exec(ctx, tx, `UPDATE administrators SET role = `+scimManagedRole+`, version = version + 1, updated_at = ?
-		WHERE org_id = ? AND scim_managed AND `+cond+` AND role <> `+scimManagedRole, all...)
+	var changed []struct {
+		ID       string `db:"id"`
+		UserName string `db:"username"`
+		Role     Role   `db:"role"`
+	}
+	err := sqlx.SelectContext(ctx, tx, &changed, s.q(`UPDATE administrators SET role = `+scimManagedRole+`, version = version + 1,
+		updated_at = ? WHERE org_id = ? AND scim_managed AND `+cond+` AND role <> `+scimManagedRole+` RETURNING id, username, role`), all...)
 	if err != nil {
 		return fmt.Errorf("store: recompute roles: %w", err)
 	}
-	return nil
+	actor := ActorFrom(ctx)
+	entries := make([]pendingAudit, len(changed))
+	for i, c := range changed {
+		old := RoleAdministrator
+		if c.Role == RoleAdministrator {
+			old = RoleSuperAdministrator
+		}
+		entries[i] = pendingAudit{actor: actor, org: org, change: change{action: AuditAdministratorUpdate, targetKind: "administrator",
+			targetID: c.ID, targetName: c.UserName, before: map[string]any{"role": string(old)}, after: map[string]any{"role": string(c.Role)}}}
+	}
+	return s.auditAll(ctx, tx, entries)
 }
 
 // syncGroupRoles recomputes the roles of the members of one group.

@@ -111,10 +111,13 @@ type Org struct {
 	// SuperAdminGroup is the display name (compared exactly) of the group
 	// whose members are Super Administrators when the IdP manages them; ""
 	// designates none. See Administrator for the rule.
-	SuperAdminGroup string    `db:"super_admin_group"`
-	CreatedAt       time.Time `db:"created_at"`
-	UpdatedAt       time.Time `db:"updated_at"`
-	Version         int64     `db:"version"`
+	SuperAdminGroup string `db:"super_admin_group"`
+	// RequireTOTP: every administrator signs in with a second factor
+	// (seed 000), enrolling at the next sign-in if they have none.
+	RequireTOTP bool      `db:"require_totp"`
+	CreatedAt   time.Time `db:"created_at"`
+	UpdatedAt   time.Time `db:"updated_at"`
+	Version     int64     `db:"version"`
 }
 
 // RegisteredDomain is an email domain an organization's administrators may
@@ -273,10 +276,17 @@ type Invitation struct {
 	Hash            []byte     `db:"hash"`
 	OrgID           string     `db:"org_id"`
 	AdministratorID string     `db:"administrator_id"`
+	Purpose         string     `db:"purpose"` // PurposeActivation ("" on create) or PurposePasswordReset
 	CreatedAt       time.Time  `db:"created_at"`
 	ExpiresAt       time.Time  `db:"expires_at"`
 	UsedAt          *time.Time `db:"used_at"`
 }
+
+// Purposes of an Invitation.
+const (
+	PurposeActivation    = "activation"     // a Pending administrator finishes their account
+	PurposePasswordReset = "password_reset" // an active administrator sets a new password
+)
 
 // NewOrg is everything CreateOrg writes in one transaction: the organization,
 // its registered domains, its first administrator and that administrator's
@@ -395,4 +405,10 @@ type Store interface {
 
 	CreateInvitation(ctx context.Context, inv Invitation) error
 	InvitationByHash(ctx context.Context, hash []byte) (Invitation, error)
+
+	// RecordAudit writes an audit entry no other write carries; every
+	// write above records its own, with the Actor of its context.
+	RecordAudit(ctx context.Context, e AuditEntry) error
+	// AuditLog returns a page of an organization's audit log, newest first.
+	AuditLog(ctx context.Context, org string, q AuditQuery) ([]AuditEntry, error)
 }

@@ -23,8 +23,19 @@ func (s *SQL) CreateSCIMToken(ctx context.Context, t SCIMToken) (SCIMToken, erro
 	}
 	t.CreatedAt = s.timestamp()
 	t.ExpiresAt, t.LastUsedAt, t.RevokedAt = micro(t.ExpiresAt), micro(t.LastUsedAt), micro(t.RevokedAt)
-	_, err := s.exec(ctx, s.writer, `INSERT INTO scim_tokens (`+scimTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.OrgID, t.Prefix, t.Hash, t.Description, t.CreatedAt, t.ExpiresAt, t.LastUsedAt, t.RevokedAt)
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO scim_tokens (`+scimTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.OrgID, t.Prefix, t.Hash, t.Description, t.CreatedAt, t.ExpiresAt, t.LastUsedAt, t.RevokedAt)
+		if err != nil {
+			return err
+		}
+		after := map[string]any{"prefix": t.Prefix, "description": t.Description}
+		if t.ExpiresAt != nil {
+			after["expiresAt"] = t.ExpiresAt.Format(time.RFC3339Nano)
+		}
+		return s.audit(ctx, tx, t.OrgID, change{action: AuditSCIMTokenCreate, targetKind: "scim_token", targetID: t.ID,
+			targetName: t.Prefix, after: after})
+	})
 	switch {
 	case s.d.uniqueViolation(err):
 		return SCIMToken{}, &ExistsError{Kind: "SCIM token", Field: "prefix", Existing: t.Prefix}
@@ -78,24 +89,37 @@ func (s *SQL) TouchSCIMToken(ctx context.Context, id string, at time.Time) error
 // RevokeSCIMToken revokes a token of org; revoking twice keeps the first
 // time.
 func (s *SQL) RevokeSCIMToken(ctx context.Context, org, id string, at time.Time) error {
-	n, err := s.exec(ctx, s.writer, `UPDATE scim_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND org_id = ?`,
-		at.UTC().Truncate(time.Microsecond), id, org)
-	if err != nil {
-		return fmt.Errorf("store: revoke SCIM token: %w", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var t SCIMToken
+		if err := s.get(ctx, tx, &t, `SELECT `+scimTokenColumns+` FROM scim_tokens WHERE id = ? AND org_id = ?`+s.d.forUpdate, id, org); err != nil {
+			return err
+		}
+		if t.RevokedAt != nil {
+			return nil
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE scim_tokens SET revoked_at = ? WHERE id = ?`, at.UTC().Truncate(time.Microsecond), id); err != nil {
+			return fmt.Errorf("store: revoke SCIM token: %w", err)
+		}
+		return s.audit(ctx, tx, org, change{action: AuditSCIMTokenRevoke, targetKind: "scim_token", targetID: id, targetName: t.Prefix,
+			before: map[string]any{"revoked": false}, after: map[string]any{"revoked": true}})
+	})
 }
 
-func (s *SQL) insertInvitation(ctx context.Context, tx *sqlx.Tx, inv Invitation, now time.Time) error {
+// insertInvitation writes inv for the administrator named username.
+func (s *SQL) insertInvitation(ctx context.Context, tx *sqlx.Tx, inv Invitation, username string, now time.Time) error {
 	if len(inv.Hash) == 0 || inv.ExpiresAt.IsZero() {
 		return errors.New("store: invitation needs a hash and an expiry")
 	}
+	if inv.Purpose == "" {
+		inv.Purpose = PurposeActivation
+	}
+	if inv.Purpose != PurposeActivation && inv.Purpose != PurposePasswordReset {
+		return fmt.Errorf("store: invalid invitation purpose %q", inv.Purpose)
+	}
 	inv.CreatedAt = now
-	_, err := s.exec(ctx, tx, `INSERT INTO invitations (hash, org_id, administrator_id, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		inv.Hash, inv.OrgID, inv.AdministratorID, inv.CreatedAt, inv.ExpiresAt.UTC().Truncate(time.Microsecond), inv.UsedAt)
+	exp := inv.ExpiresAt.UTC().Truncate(time.Microsecond)
+	_, err := s.exec(ctx, tx, `INSERT INTO invitations (hash, org_id, administrator_id, purpose, created_at, expires_at, used_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, inv.Hash, inv.OrgID, inv.AdministratorID, inv.Purpose, inv.CreatedAt, exp, inv.UsedAt)
 	switch {
 	case s.d.uniqueViolation(err):
 		return &ExistsError{Kind: "invitation", Field: "hash", Existing: "(secret)"}
@@ -104,23 +128,25 @@ func (s *SQL) insertInvitation(ctx context.Context, tx *sqlx.Tx, inv Invitation,
 	case err != nil:
 		return fmt.Errorf("store: create invitation: %w", err)
 	}
-	return nil
+	return s.audit(ctx, tx, inv.OrgID, change{action: AuditInvitationCreate, targetKind: "administrator", targetID: inv.AdministratorID,
+		targetName: username, after: map[string]any{"purpose": inv.Purpose, "expiresAt": exp.Format(time.RFC3339Nano)}})
 }
 
 // CreateInvitation stores an invitation for an existing administrator.
 func (s *SQL) CreateInvitation(ctx context.Context, inv Invitation) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var id string
-		if err := s.get(ctx, tx, &id, `SELECT id FROM administrators WHERE id = ? AND org_id = ?`, inv.AdministratorID, inv.OrgID); err != nil {
+		var username string
+		if err := s.get(ctx, tx, &username, `SELECT username FROM administrators WHERE id = ? AND org_id = ?`, inv.AdministratorID, inv.OrgID); err != nil {
 			return err
 		}
-		return s.insertInvitation(ctx, tx, inv, s.timestamp())
+		return s.insertInvitation(ctx, tx, inv, username, s.timestamp())
 	})
 }
 
 // InvitationByHash finds an invitation by the hash of its secret.
 func (s *SQL) InvitationByHash(ctx context.Context, hash []byte) (Invitation, error) {
 	var inv Invitation
-	err := s.get(ctx, s.reader, &inv, `SELECT hash, org_id, administrator_id, created_at, expires_at, used_at FROM invitations WHERE hash = ?`, hash)
+	err := s.get(ctx, s.reader, &inv, `SELECT hash, org_id, administrator_id, purpose, created_at, expires_at, used_at
+		FROM invitations WHERE hash = ?`, hash)
 	return inv, err
 }

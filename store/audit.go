@@ -1,0 +1,321 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Actor is who makes a change: every write of the store records it in the
+// audit log, in the transaction of the change. It travels in the context
+// (WithActor), so every path — management API, console, CLI, SCIM,
+// sign-in — is audited by the same code.
+type Actor struct {
+	Kind string // one of the Actor* kinds
+	ID   string // the administrator's, API key's or SCIM token's id; "" for the operator and the system
+	Name string // what a reader of the log recognises: a username, a key's name, a token's prefix
+}
+
+// Kinds of Actor.
+const (
+	ActorAdministrator = "administrator" // signed in to the console or the API with a session
+	ActorAPIKey        = "api_key"
+	ActorSCIM          = "scim"     // an identity provider with a SCIM token
+	ActorOperator      = "operator" // the gatehouse command line ("contact support")
+	ActorSystem        = "system"   // gatehouse itself, or a change with no actor given
+)
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying the actor of the writes made with it.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the actor ctx carries; without one it is the system.
+func ActorFrom(ctx context.Context) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok && a.Kind != "" {
+		return a
+	}
+	return Actor{Kind: ActorSystem}
+}
+
+// AuditEntry is one change in the audit log. Before and After are JSON
+// objects holding the fields the change touched (absent on a create or a
+// delete respectively); secrets never appear in them.
+type AuditEntry struct {
+	Seq        int64     `db:"seq" json:"-"`
+	OrgID      string    `db:"org_id" json:"-"`
+	At         time.Time `db:"at" json:"at"`
+	ActorKind  string    `db:"actor_kind" json:"actorKind"`
+	ActorID    string    `db:"actor_id" json:"actorId,omitempty"`
+	ActorName  string    `db:"actor_name" json:"actorName,omitempty"`
+	Action     string    `db:"action" json:"action"`
+	TargetKind string    `db:"target_kind" json:"targetKind,omitempty"`
+	TargetID   string    `db:"target_id" json:"targetId,omitempty"`
+	TargetName string    `db:"target_name" json:"targetName,omitempty"`
+	Before     RawJSON   `db:"before" json:"before,omitempty"`
+	After      RawJSON   `db:"after" json:"after,omitempty"`
+}
+
+// AuditQuery selects entries of one organization's audit log, newest
+// first. Empty fields select everything.
+type AuditQuery struct {
+	ActorID  string
+	TargetID string
+	Action   string // exact, or a prefix ending in "." ("administrator.")
+	Since    time.Time
+	Until    time.Time // exclusive
+	Before   int64     // continue below this Seq (the previous page's last); 0 starts at the newest
+	Limit    int       // 1..1000; 0 means 100
+}
+
+// change is one audited write: what the store puts in the audit log in the
+// transaction that makes it. before and after are the audit views of the
+// record (see the *View functions) or nil.
+type change struct {
+	action     string
+	targetKind string
+	targetID   string
+	targetName string
+	before     map[string]any
+	after      map[string]any
+}
+
+// Audit actions. Part of the management API's contract: keep them.
+const (
+	AuditOrgCreate           = "organization.create"
+	AuditOrgUpdate           = "organization.update"
+	AuditDomainAdd           = "domain.add"
+	AuditDomainRemove        = "domain.remove"
+	AuditAdministratorCreate = "administrator.create"
+	AuditAdministratorUpdate = "administrator.update"
+	AuditAdministratorDelete = "administrator.delete"
+	AuditGroupCreate         = "group.create"
+	AuditGroupUpdate         = "group.update"
+	AuditGroupDelete         = "group.delete"
+	AuditGroupMembers        = "group.members"
+	AuditSCIMTokenCreate     = "scim_token.create"
+	AuditSCIMTokenRevoke     = "scim_token.revoke"
+	AuditInvitationCreate    = "invitation.create"
+	AuditInvitationUse       = "invitation.use"
+)
+
+// audit writes c to the audit log of org inside tx, with the actor of ctx.
+// Fields equal before and after are left out of both; an update that
+// changed nothing writes no entry.
+func (s *SQL) audit(ctx context.Context, tx *sqlx.Tx, org string, c change) error {
+	return s.auditAll(ctx, tx, []pendingAudit{{actor: ActorFrom(ctx), org: org, change: c}})
+}
+
+// pendingAudit is one entry of a batch written by auditAll.
+type pendingAudit struct {
+	actor Actor
+	org   string
+	change
+}
+
+const auditColumns = 11
+
+// auditAll writes entries in multi-row statements (a group commit's
+// creates each have their own actor).
+func (s *SQL) auditAll(ctx context.Context, tx *sqlx.Tx, entries []pendingAudit) error {
+	now := s.timestamp()
+	args := make([]any, 0, len(entries)*auditColumns)
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO audit_log (org_id, at, actor_kind, actor_id, actor_name, action, target_kind, target_id,
+			target_name, before, after) VALUES `+placeholders(n, auditColumns), args...)
+		args, n = args[:0], 0
+		if err != nil {
+			return fmt.Errorf("store: audit: %w", err)
+		}
+		return nil
+	}
+	for _, e := range entries {
+		before, after := diff(e.before, e.after)
+		if e.before != nil && e.after != nil && before == nil && after == nil {
+			continue
+		}
+		args = append(args, e.org, now, e.actor.Kind, e.actor.ID, e.actor.Name, e.action, e.targetKind, e.targetID, e.targetName,
+			before, after)
+		if n++; n == 400 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// RecordAudit writes an entry that no other write carries (a refused
+// sign-in, a break-glass override) with the actor of ctx. Seq, At and the
+// actor are filled in.
+func (s *SQL) RecordAudit(ctx context.Context, e AuditEntry) error {
+	if e.OrgID == "" || e.Action == "" {
+		return fmt.Errorf("store: audit entry needs an organization and an action")
+	}
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		c := change{action: e.Action, targetKind: e.TargetKind, targetID: e.TargetID, targetName: e.TargetName}
+		if len(e.Before) > 0 {
+			if err := json.Unmarshal(e.Before, &c.before); err != nil {
+				return fmt.Errorf("store: audit before: %w", err)
+			}
+		}
+		if len(e.After) > 0 {
+			if err := json.Unmarshal(e.After, &c.after); err != nil {
+				return fmt.Errorf("store: audit after: %w", err)
+			}
+		}
+		return s.audit(ctx, tx, e.OrgID, c)
+	})
+}
+
+// AuditLog returns a page of org's audit log, newest first.
+func (s *SQL) AuditLog(ctx context.Context, org string, q AuditQuery) ([]AuditEntry, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	if q.Limit > 1000 {
+		return nil, fmt.Errorf("%w: at most 1000 audit entries a page", ErrInvalidQuery)
+	}
+	var where strings.Builder
+	where.WriteString(`org_id = ?`)
+	args := []any{org}
+	add := func(cond string, arg any) {
+		where.WriteString(" AND " + cond)
+		args = append(args, arg)
+	}
+	if q.ActorID != "" {
+		add(`actor_id = ?`, q.ActorID)
+	}
+	if q.TargetID != "" {
+		add(`target_id = ?`, q.TargetID)
+	}
+	if prefix, ok := strings.CutSuffix(q.Action, "."); ok && prefix != "" {
+		add(`substr(action, 1, `+strconv.Itoa(len(q.Action))+`) = ?`, q.Action)
+	} else if q.Action != "" {
+		add(`action = ?`, q.Action)
+	}
+	if !q.Since.IsZero() {
+		add(`at >= ?`, q.Since.UTC())
+	}
+	if !q.Until.IsZero() {
+		add(`at < ?`, q.Until.UTC())
+	}
+	if q.Before > 0 {
+		add(`seq < ?`, q.Before)
+	}
+	args = append(args, q.Limit)
+	out := []AuditEntry{}
+	// The text depends only on which filters are set: a few dozen shapes,
+	// each prepared once.
+	err := s.selectAll(ctx, s.reader, &out, `SELECT seq, org_id, at, actor_kind, actor_id, actor_name, action, target_kind, target_id,
+		target_name, before, after FROM audit_log WHERE `+where.String()+` ORDER BY seq DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit log: %w", err)
+	}
+	return out, nil
+}
+
+// diff returns the fields of before and after that differ, as JSON objects
+// (nil when a side has none). A nil map is a record that does not exist
+// (create, delete): every field of the other side is kept.
+func diff(before, after map[string]any) (RawJSON, RawJSON) {
+	b, a := map[string]any{}, map[string]any{}
+	for k, v := range before {
+		if w, ok := after[k]; !ok || !reflect.DeepEqual(v, w) {
+			b[k] = v
+		}
+	}
+	for k, v := range after {
+		if w, ok := before[k]; !ok || !reflect.DeepEqual(v, w) {
+			a[k] = v
+		}
+	}
+	return encodeView(b), encodeView(a)
+}
+
+func encodeView(m map[string]any) RawJSON {
+	if len(m) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		// Views hold strings, numbers, booleans, times and JSON documents
+		// already checked on write: this cannot fail.
+		panic(fmt.Sprintf("store: audit view: %v", err))
+	}
+	return b
+}
+
+// administratorView is what the audit log shows of an administrator.
+func administratorView(a *Administrator) map[string]any {
+	if a == nil {
+		return nil
+	}
+	v := map[string]any{
+		"userName":    a.UserName,
+		"externalId":  a.ExternalID,
+		"givenName":   a.GivenName,
+		"familyName":  a.FamilyName,
+		"email":       a.Email,
+		"phone":       a.Phone,
+		"role":        string(a.Role),
+		"status":      string(a.Status),
+		"scimManaged": a.SCIMManaged,
+		"scimRole":    string(a.SCIMRole),
+	}
+	if len(a.Emails) > 0 {
+		v["emails"] = jsonText(a.Emails)
+	}
+	if a.LastLoginAt != nil {
+		v["lastLoginAt"] = a.LastLoginAt.UTC().Format(time.RFC3339Nano)
+	}
+	if len(a.Attributes) > 0 {
+		v["attributes"] = string(a.Attributes)
+	}
+	return v
+}
+
+func orgView(o *Org) map[string]any {
+	if o == nil {
+		return nil
+	}
+	return map[string]any{
+		"slug":            o.Slug,
+		"name":            o.Name,
+		"scimEnabled":     o.SCIMEnabled,
+		"superAdminGroup": o.SuperAdminGroup,
+		"requireTotp":     o.RequireTOTP,
+	}
+}
+
+func groupView(g *Group) map[string]any {
+	if g == nil {
+		return nil
+	}
+	v := map[string]any{"displayName": g.DisplayName, "externalId": g.ExternalID}
+	if len(g.Attributes) > 0 {
+		v["attributes"] = string(g.Attributes)
+	}
+	return v
+}
+
+// jsonText is v as compact JSON text, for views that compare documents.
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("store: audit view: %v", err))
+	}
+	return string(b)
+}
