@@ -403,7 +403,7 @@ type Store interface {
 	TouchSCIMToken(ctx context.Context, id string, at time.Time) error
 	RevokeSCIMToken(ctx context.Context, org, id string, at time.Time) error
 
-	CreateInvitation(ctx context.Context, inv Invitation) error
+	CreateInvitation(ctx context.Context, inv Invitation, email *OutboxMessage) error
 	InvitationByHash(ctx context.Context, hash []byte) (Invitation, error)
 
 	// RecordAudit writes an audit entry no other write carries; every

@@ -132,14 +132,31 @@ func (s *SQL) insertInvitation(ctx context.Context, tx *sqlx.Tx, inv Invitation,
 		targetName: username, after: map[string]any{"purpose": inv.Purpose, "expiresAt": exp.Format(time.RFC3339Nano)}})
 }
 
-// CreateInvitation stores an invitation for an existing administrator.
-func (s *SQL) CreateInvitation(ctx context.Context, inv Invitation) error {
+// CreateInvitation stores an invitation for an existing administrator and,
+// when email is not nil, queues it in the same transaction. Earlier unused
+// invitations of the administrator with the same purpose stop working: the
+// newest link is the only one.
+func (s *SQL) CreateInvitation(ctx context.Context, inv Invitation, email *OutboxMessage) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var username string
 		if err := s.get(ctx, tx, &username, `SELECT username FROM administrators WHERE id = ? AND org_id = ?`, inv.AdministratorID, inv.OrgID); err != nil {
 			return err
 		}
-		return s.insertInvitation(ctx, tx, inv, username, s.timestamp())
+		if inv.Purpose == "" {
+			inv.Purpose = PurposeActivation
+		}
+		now := s.timestamp()
+		if _, err := s.exec(ctx, tx, `UPDATE invitations SET used_at = ? WHERE administrator_id = ? AND purpose = ? AND used_at IS NULL`,
+			now, inv.AdministratorID, inv.Purpose); err != nil {
+			return fmt.Errorf("store: create invitation: %w", err)
+		}
+		if err := s.insertInvitation(ctx, tx, inv, username, now); err != nil {
+			return err
+		}
+		if email != nil {
+			return s.insertOutbox(ctx, tx, email)
+		}
+		return nil
 	})
 }
 

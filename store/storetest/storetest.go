@@ -697,11 +697,11 @@ func testInvitations(t *testing.T, s store.Store) {
 	}
 	a := mustCreate(t, s, admin(o.ID, "invitee"))
 	exp := time.Now().Add(48 * time.Hour)
-	if err := s.CreateInvitation(ctx, store.Invitation{Hash: []byte("second"), OrgID: o.ID, AdministratorID: a.ID, ExpiresAt: exp}); err != nil {
+	if err := s.CreateInvitation(ctx, store.Invitation{Hash: []byte("second"), OrgID: o.ID, AdministratorID: a.ID, ExpiresAt: exp}, nil); err != nil {
 		t.Fatal(err)
 	}
 	other, _ := newOrg(t, s, "invites-other")
-	err = s.CreateInvitation(ctx, store.Invitation{Hash: []byte("third"), OrgID: other.ID, AdministratorID: a.ID, ExpiresAt: exp})
+	err = s.CreateInvitation(ctx, store.Invitation{Hash: []byte("third"), OrgID: other.ID, AdministratorID: a.ID, ExpiresAt: exp}, nil)
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.InvitationByHash(ctx, []byte("third"))
 	wantErr(t, err, store.ErrNotFound)
