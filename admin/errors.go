@@ -40,6 +40,20 @@ const (
 	CodeInvalidExpiry       = "invalid_expiry"
 	CodeOrgExists           = "org_exists"
 	CodeOrgNotFound         = "org_not_found"
+
+	// The management API's rules (issue #4).
+	CodeInvalidQuery        = "invalid_query"
+	CodeInvalidRole         = "invalid_role"
+	CodeForbidden           = "forbidden"
+	CodeForbiddenRole       = "forbidden_role"
+	CodeSuperAdminProtected = "super_admin_protected"
+	CodeSCIMEnabled         = "scim_enabled"
+	CodeLastSuperAdmin      = "last_super_admin"
+	CodeUsernameTaken       = "username_taken"
+	CodeNotFound            = "not_found"
+	CodeNotPending          = "not_pending"
+	CodeAlreadyDeactivated  = "already_deactivated"
+	CodeNotDeactivated      = "not_deactivated"
 )
 
 func refuse(code, format string, args ...any) *Error {

@@ -133,6 +133,34 @@ func (o *Orgs) SetSCIM(ctx context.Context, orgID string, enabled bool) (store.O
 	return org, nil
 }
 
+// Preferences are the organization preferences a Super Administrator
+// changes (seed 000); nil fields stay as they are.
+type Preferences struct {
+	SCIMEnabled *bool // the SCIM switch: while on, the IdP owns the lifecycle and the manual paths lock
+	RequireTOTP *bool // every administrator signs in with a second factor
+}
+
+// SetPreferences changes the organization's preferences. Super
+// Administrators only.
+func (o *Orgs) SetPreferences(ctx context.Context, p Principal, prefs Preferences) (store.Org, error) {
+	if !p.Super() {
+		return store.Org{}, refuse(CodeForbidden, "only a Super Administrator may change the organization's preferences")
+	}
+	org, err := o.Store.UpdateOrg(p.Context(ctx), p.OrgID, func(org *store.Org) error {
+		if prefs.SCIMEnabled != nil {
+			org.SCIMEnabled = *prefs.SCIMEnabled
+		}
+		if prefs.RequireTOTP != nil {
+			org.RequireTOTP = *prefs.RequireTOTP
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Org{}, fmt.Errorf("admin: preferences: %w", err)
+	}
+	return org, nil
+}
+
 // SetSuperAdminGroup designates the SCIM group (by displayName, compared
 // exactly) whose members are Super Administrators; "" designates none.
 func (o *Orgs) SetSuperAdminGroup(ctx context.Context, orgID, group string) (store.Org, error) {

@@ -157,6 +157,31 @@ func (s *SQL) CreateAdministrator(ctx context.Context, a Administrator) (Adminis
 	return out, nil
 }
 
+// InviteAdministrator creates a, its invitation and the queued email in
+// one transaction.
+func (s *SQL) InviteAdministrator(ctx context.Context, a Administrator, inv Invitation, email *OutboxMessage) (Administrator, error) {
+	var out Administrator
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		now := s.timestamp()
+		var err error
+		if out, err = s.insertAdministrator(ctx, tx, a, now); err != nil {
+			return err
+		}
+		inv.OrgID, inv.AdministratorID, inv.Purpose = out.OrgID, out.ID, PurposeActivation
+		if err := s.insertInvitation(ctx, tx, inv, out.UserName, now); err != nil {
+			return err
+		}
+		if email != nil {
+			return s.insertOutbox(ctx, tx, email)
+		}
+		return nil
+	})
+	if err != nil {
+		return Administrator{}, s.nameTaken(ctx, err)
+	}
+	return out, nil
+}
+
 // CreateAdministrators inserts all of as in one transaction, in multi-row
 // statements, or none of them.
 func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) error {
@@ -290,6 +315,43 @@ func (s *SQL) AdministratorByUsername(ctx context.Context, org, username string)
 // case-insensitive clash; the role of a SCIM-managed administrator is
 // recomputed, and its email index rewritten if its addresses changed.
 func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error) {
+	return s.updateAdministrator(ctx, org, id, fn, false)
+}
+
+// UpdateAdministratorKeepingSuper is UpdateAdministrator for the manual
+// paths: a change that would leave the organization without an active
+// Super Administrator, when it has one, is ErrLastSuperAdministrator.
+func (s *SQL) UpdateAdministratorKeepingSuper(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error) {
+	return s.updateAdministrator(ctx, org, id, fn, true)
+}
+
+// activeSuper reports whether a counts towards the organization's active
+// Super Administrators.
+func activeSuper(a *Administrator) bool {
+	return a.Role == RoleSuperAdministrator && a.Status == StatusActive
+}
+
+// keepsSuper fails when the organization has no active Super
+// Administrator but the one being changed (id). It locks the organization
+// row first (PostgreSQL), so two demotions of its last two cannot both
+// see the other still there.
+func (s *SQL) keepsSuper(ctx context.Context, tx *sqlx.Tx, org, id string) error {
+	var locked string
+	if err := s.get(ctx, tx, &locked, `SELECT id FROM orgs WHERE id = ?`+s.d.forUpdate, org); err != nil {
+		return err
+	}
+	var others int
+	if err := s.get(ctx, tx, &others, `SELECT count(*) FROM administrators WHERE org_id = ? AND id <> ? AND role = ? AND status = ?`,
+		org, id, string(RoleSuperAdministrator), string(StatusActive)); err != nil {
+		return err
+	}
+	if others == 0 {
+		return ErrLastSuperAdministrator
+	}
+	return nil
+}
+
+func (s *SQL) updateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error, keepSuper bool) (Administrator, error) {
 	var before Administrator
 	a, err := updateRecord(ctx, s, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`, []any{id, org}, fn,
 		func(b, after *Administrator) {
@@ -308,6 +370,11 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, fn func(*
 			}
 			if err := validAdministrator(a); err != nil {
 				return 0, err
+			}
+			if keepSuper && activeSuper(&before) && !activeSuper(a) {
+				if err := s.keepsSuper(ctx, tx, org, a.ID); err != nil {
+					return 0, err
+				}
 			}
 			n, err := s.exec(ctx, tx, `UPDATE administrators SET username = ?, username_fold = ?, external_id = ?, given_name = ?,
 				family_name = ?, email = ?, emails = ?, phone = ?, role = ?, status = ?, scim_managed = ?, scim_role = ?, updated_at = ?,
@@ -334,6 +401,17 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, fn func(*
 // invitations. The groups it leaves get a new version: their member list
 // changed.
 func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string) error {
+	return s.deleteAdministrator(ctx, org, id, false)
+}
+
+// DeleteAdministratorKeepingSuper is DeleteAdministrator for the manual
+// paths: deleting the organization's last active Super Administrator is
+// ErrLastSuperAdministrator.
+func (s *SQL) DeleteAdministratorKeepingSuper(ctx context.Context, org, id string) error {
+	return s.deleteAdministrator(ctx, org, id, true)
+}
+
+func (s *SQL) deleteAdministrator(ctx context.Context, org, id string, keepSuper bool) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Groups first, then the administrator: the order AddGroupMembers
 		// takes its locks in, so the two cannot deadlock on PostgreSQL.
@@ -344,6 +422,11 @@ func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string) error {
 		var before Administrator
 		if err := s.get(ctx, tx, &before, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`, id, org); err != nil {
 			return err
+		}
+		if keepSuper && activeSuper(&before) {
+			if err := s.keepsSuper(ctx, tx, org, id); err != nil {
+				return err
+			}
 		}
 		n, err := s.exec(ctx, tx, `DELETE FROM administrators WHERE id = ? AND org_id = ?`, id, org)
 		if err != nil {

@@ -50,7 +50,7 @@ func ActorFrom(ctx context.Context) Actor {
 // objects holding the fields the change touched (absent on a create or a
 // delete respectively); secrets never appear in them.
 type AuditEntry struct {
-	Seq        int64     `db:"seq" json:"-"`
+	Seq        int64     `db:"seq" json:"seq"`
 	OrgID      string    `db:"org_id" json:"-"`
 	At         time.Time `db:"at" json:"at"`
 	ActorKind  string    `db:"actor_kind" json:"actorKind"`
@@ -105,6 +105,8 @@ const (
 	AuditSCIMTokenRevoke     = "scim_token.revoke"
 	AuditInvitationCreate    = "invitation.create"
 	AuditInvitationUse       = "invitation.use"
+	AuditAPIKeyCreate        = "api_key.create"
+	AuditAPIKeyRevoke        = "api_key.revoke"
 )
 
 // audit writes c to the audit log of org inside tx, with the actor of ctx.

@@ -32,6 +32,9 @@ var (
 	ErrInvalidQuery = errors.New("store: invalid query")
 	// ErrClosed: the store was closed while the call waited.
 	ErrClosed = errors.New("store: closed")
+	// ErrLastSuperAdministrator: the change would leave the organization
+	// without an active Super Administrator.
+	ErrLastSuperAdministrator = errors.New("store: the organization's last active Super Administrator")
 )
 
 // ExistsError names the existing value that a write collided with.
@@ -352,7 +355,18 @@ type Store interface {
 	// AdministratorByUsername matches the username exactly (case-sensitive).
 	AdministratorByUsername(ctx context.Context, org, username string) (Administrator, error)
 	UpdateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error)
+	// UpdateAdministratorKeepingSuper is UpdateAdministrator for the
+	// manual paths: a change that would leave the organization without an
+	// active Super Administrator, when it has one, is
+	// ErrLastSuperAdministrator (checked under a lock of the organization).
+	UpdateAdministratorKeepingSuper(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error)
 	DeleteAdministrator(ctx context.Context, org, id string) error
+	// DeleteAdministratorKeepingSuper: see UpdateAdministratorKeepingSuper.
+	DeleteAdministratorKeepingSuper(ctx context.Context, org, id string) error
+	// InviteAdministrator creates a Pending administrator with its
+	// activation invitation and queues the invitation email (when not
+	// nil), in one transaction.
+	InviteAdministrator(ctx context.Context, a Administrator, inv Invitation, email *OutboxMessage) (Administrator, error)
 	// ListAdministrators returns one page in creation order and the total.
 	ListAdministrators(ctx context.Context, org string, p Page) ([]Administrator, int, error)
 	// QueryAdministrators returns the administrators of org that match
@@ -406,9 +420,37 @@ type Store interface {
 	CreateInvitation(ctx context.Context, inv Invitation, email *OutboxMessage) error
 	InvitationByHash(ctx context.Context, hash []byte) (Invitation, error)
 
+	CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error)
+	// APIKeyByHash finds a key of any organization by the hash of its
+	// secret; revoked and expired keys are returned too (check Usable).
+	APIKeyByHash(ctx context.Context, hash []byte) (APIKey, error)
+	APIKeys(ctx context.Context, org string) ([]APIKey, error)
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+	RevokeAPIKey(ctx context.Context, org, id string, at time.Time) error
+
 	// RecordAudit writes an audit entry no other write carries; every
 	// write above records its own, with the Actor of its context.
 	RecordAudit(ctx context.Context, e AuditEntry) error
 	// AuditLog returns a page of an organization's audit log, newest first.
 	AuditLog(ctx context.Context, org string, q AuditQuery) ([]AuditEntry, error)
+
+	// The email outbox (see OutboxMessage): delivery is at least once.
+	// EnqueueEmail queues one message on its own, due now; writes that send
+	// an email queue it in their own transaction instead.
+	EnqueueEmail(ctx context.Context, m OutboxMessage) (OutboxMessage, error)
+	// ClaimEmails claims up to limit due messages (unsent, next attempt at
+	// or before now, no lease running), oldest first, until now+lease. No
+	// other claim returns them before the lease ends, whichever instance
+	// asks; after it they are claimable again, so a sender that dies with a
+	// claim loses nothing.
+	ClaimEmails(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxMessage, error)
+	// MarkEmailSent marks a message sent at at, clears its body and lease.
+	MarkEmailSent(ctx context.Context, id string, at time.Time) error
+	// MarkEmailFailed counts a failed attempt, keeps errText (cut to about
+	// 500 bytes), ends the lease and makes the message due again at next.
+	MarkEmailFailed(ctx context.Context, id, errText string, next time.Time) error
+	// PendingEmails counts the messages not sent yet.
+	PendingEmails(ctx context.Context) (int, error)
+	// OutboxEmail reads one message by id.
+	OutboxEmail(ctx context.Context, id string) (OutboxMessage, error)
 }

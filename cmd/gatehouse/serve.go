@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/term"
 
+	"gatehouse/admin"
+	"gatehouse/admin/api"
 	"gatehouse/scim"
 	"gatehouse/store"
 )
@@ -109,12 +111,20 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 
 	reg := newRegistry(s)
+	management := &api.API{
+		Store:          s,
+		Orgs:           &admin.Orgs{Store: s, BaseURL: *baseURL},
+		Administrators: &admin.Administrators{Store: s, BaseURL: *baseURL},
+		APIKeys:        &admin.APIKeys{Store: s},
+		SCIMTokens:     &admin.SCIMTokens{Store: s},
+		Logger:         func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
+	}
 	scimServer := scim.New(s, scim.Config{
 		BaseURL:   *baseURL,
 		RateLimit: *scimRate,
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
-	handler := instrument(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer}), logger, newHTTPMetrics(reg))
+	handler := instrument(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management}), logger, newHTTPMetrics(reg))
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())
 	if err := serveUntilDone(ctx, ln, handler, logger); err != nil {
 		return err
@@ -130,6 +140,7 @@ type deps struct {
 	metrics prometheus.Gatherer
 	baseURL string // public URL, for redirects and links
 	scim    *scim.Server
+	api     *api.API
 }
 
 // newMux routes every endpoint of the server. Routes use Go 1.22 patterns;
@@ -143,6 +154,9 @@ func newMux(d deps) *http.ServeMux {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
 	if d.scim != nil {
 		d.scim.Register(mux)
+	}
+	if d.api != nil {
+		d.api.Register(mux)
 	}
 	return mux
 }

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueryCursorPaging", testQueryCursorPaging},
 		{"SCIMTokens", testSCIMTokens},
 		{"Invitations", testInvitations},
+		{"Outbox", testOutbox},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

@@ -1,0 +1,431 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gatehouse/store"
+)
+
+// Principal is who makes a management request: an organization, the role
+// it acts with (an administrator's, or an API key's) and the actor the
+// audit log names.
+type Principal struct {
+	OrgID string
+	Role  store.Role
+	Actor store.Actor
+	// AdministratorID is the signed-in administrator ("" for an API key or
+	// the operator).
+	AdministratorID string
+	// Operator is the gatehouse command line ("contact support"): it may do
+	// what the API refuses everyone (deactivate a Super Administrator), and
+	// with OverrideSCIMLock it may write while SCIM is on.
+	Operator         bool
+	OverrideSCIMLock bool
+}
+
+// Super reports whether p acts as a Super Administrator.
+func (p Principal) Super() bool { return p.Operator || p.Role == store.RoleSuperAdministrator }
+
+// Context returns ctx carrying p's actor for the audit log.
+func (p Principal) Context(ctx context.Context) context.Context {
+	return store.WithActor(ctx, p.Actor)
+}
+
+// Mailer turns an email into an outbox message (body sealed) for a store
+// transaction to queue: *Mail.
+type Mailer interface {
+	Message(orgID, to, subject, body string) (store.OutboxMessage, error)
+}
+
+// Administrators holds the rules of seed 001 for managing an
+// organization's administrators by hand (the non-SCIM path).
+type Administrators struct {
+	Store store.Store
+	Mail  Mailer // nil: no emails (tests)
+	// BaseURL is the server's public URL; activation links point under it.
+	BaseURL string
+	Now     func() time.Time
+	// InvitationTTL is how long an activation link is valid; zero means
+	// DefaultInvitationTTL.
+	InvitationTTL time.Duration
+}
+
+// InviteSpec is what inviting an administrator takes (seed 000: first and
+// last name, email, phone; seed 001: username, role).
+type InviteSpec struct {
+	UserName   string
+	Email      string
+	GivenName  string
+	FamilyName string
+	Phone      string // optional
+	Role       store.Role
+}
+
+// Edit is a change of an administrator: nil fields stay as they are.
+type Edit struct {
+	GivenName  *string
+	FamilyName *string
+	Email      *string
+	Phone      *string
+	Role       *store.Role
+}
+
+// ListOptions select and order a page of administrators.
+type ListOptions struct {
+	// Search matches a substring of the username, email, first or last
+	// name, ignoring case.
+	Search     string
+	Status     store.Status // "" any
+	Role       store.Role   // "" any
+	Sort       string       // one of SortFields; "" is creation order
+	Descending bool
+	Offset     int
+	Limit      int // 1..MaxPage; 0 means DefaultPage
+}
+
+// Page sizes of List.
+const (
+	DefaultPage = 50
+	MaxPage     = 500
+)
+
+// SortFields are the orders List offers, by name.
+var SortFields = map[string]store.Field{
+	"name":      {Column: "family_name"},
+	"username":  {Column: "username"},
+	"email":     {Column: "email"},
+	"role":      {Column: "role"},
+	"status":    {Column: "status"},
+	"created":   {Column: "created_at"},
+	"lastLogin": {Column: "last_login_at"},
+}
+
+// List returns a page of the organization's administrators and the total
+// that match. Every administrator may read the list.
+func (s *Administrators) List(ctx context.Context, p Principal, o ListOptions) ([]store.Administrator, int, error) {
+	if o.Limit == 0 {
+		o.Limit = DefaultPage
+	}
+	if o.Limit < 1 || o.Limit > MaxPage || o.Offset < 0 {
+		return nil, 0, refuse(CodeInvalidQuery, "limit must be 1 to %d and offset at least 0", MaxPage)
+	}
+	var where store.And
+	if o.Search != "" {
+		var any store.Or
+		for _, col := range []string{"username", "email", "given_name", "family_name"} {
+			any = append(any, store.Compare{Field: store.Field{Column: col}, Op: store.OpCo, Value: o.Search, Fold: true})
+		}
+		where = append(where, any)
+	}
+	if o.Status != "" {
+		if !o.Status.Valid() {
+			return nil, 0, refuse(CodeInvalidQuery, "unknown status %q: use Pending, Active or Deactivated", o.Status)
+		}
+		where = append(where, store.Compare{Field: store.Field{Column: "status"}, Op: store.OpEq, Value: string(o.Status)})
+	}
+	if o.Role != "" {
+		if !o.Role.Valid() {
+			return nil, 0, refuse(CodeInvalidQuery, "unknown role %q", o.Role)
+		}
+		where = append(where, store.Compare{Field: store.Field{Column: "role"}, Op: store.OpEq, Value: string(o.Role)})
+	}
+	q := store.Query{Where: where, Descending: o.Descending, Page: store.Page{Offset: o.Offset, Limit: o.Limit}}
+	if o.Sort != "" {
+		f, ok := SortFields[o.Sort]
+		if !ok {
+			return nil, 0, refuse(CodeInvalidQuery, "cannot sort by %q", o.Sort)
+		}
+		q.SortBy, q.SortFold = f, f.Column != "created_at" && f.Column != "last_login_at"
+	}
+	res, err := s.Store.QueryAdministrators(ctx, p.OrgID, q)
+	if err != nil {
+		return nil, 0, fmt.Errorf("admin: list administrators: %w", err)
+	}
+	return res.Items, res.Total, nil
+}
+
+// Get returns one administrator of the organization.
+func (s *Administrators) Get(ctx context.Context, p Principal, id string) (store.Administrator, error) {
+	a, err := s.Store.Administrator(ctx, p.OrgID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, notFound(id)
+	}
+	return a, err
+}
+
+func notFound(id string) error {
+	return &Error{Code: CodeNotFound, Message: fmt.Sprintf("administrator %q not found", id), Err: store.ErrNotFound}
+}
+
+// unlocked refuses manual lifecycle writes while the identity provider
+// owns the lifecycle (seed 001), unless the operator overrides the lock.
+func (s *Administrators) unlocked(ctx context.Context, p Principal) (store.Org, error) {
+	org, err := s.Store.Org(ctx, p.OrgID)
+	if err != nil {
+		return org, fmt.Errorf("admin: organization: %w", err)
+	}
+	if org.SCIMEnabled && !(p.Operator && p.OverrideSCIMLock) {
+		return org, refuse(CodeSCIMEnabled, "SCIM is enabled for this organization: manage administrators in your identity provider (or turn SCIM off)")
+	}
+	return org, nil
+}
+
+// domains returns the organization's registered domains.
+func (s *Administrators) domains(ctx context.Context, org string) ([]string, error) {
+	ds, err := s.Store.RegisteredDomains(ctx, org)
+	if err != nil {
+		return nil, fmt.Errorf("admin: registered domains: %w", err)
+	}
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.Domain
+	}
+	return out, nil
+}
+
+// Invite creates a Pending administrator and queues its activation email.
+// Only a Super Administrator may invite a Super Administrator.
+func (s *Administrators) Invite(ctx context.Context, p Principal, spec InviteSpec) (store.Administrator, error) {
+	if spec.Role == "" {
+		spec.Role = store.RoleAdministrator
+	}
+	if !spec.Role.Valid() {
+		return store.Administrator{}, refuse(CodeInvalidRole, "unknown role %q: use %q or %q", spec.Role, store.RoleAdministrator, store.RoleSuperAdministrator)
+	}
+	if spec.Role == store.RoleSuperAdministrator && !p.Super() {
+		return store.Administrator{}, refuse(CodeForbiddenRole, "only a Super Administrator may create a Super Administrator")
+	}
+	org, err := s.unlocked(ctx, p)
+	if err != nil {
+		return store.Administrator{}, err
+	}
+	domains, err := s.domains(ctx, p.OrgID)
+	if err != nil {
+		return store.Administrator{}, err
+	}
+	if err := checkPerson(spec.UserName, spec.Email, spec.GivenName, spec.FamilyName, spec.Phone, domains); err != nil {
+		return store.Administrator{}, err
+	}
+	secret := newSecret()
+	inv := store.Invitation{Hash: HashSecret(secret), ExpiresAt: now(s.Now).Add(s.ttl())}
+	email := s.invitationEmail(org, spec.Email, spec.UserName, secret)
+	a, err := s.Store.InviteAdministrator(p.Context(ctx), store.Administrator{
+		OrgID:      p.OrgID,
+		UserName:   spec.UserName,
+		Email:      spec.Email,
+		GivenName:  spec.GivenName,
+		FamilyName: spec.FamilyName,
+		Phone:      spec.Phone,
+		Role:       spec.Role,
+		Status:     store.StatusPending,
+	}, inv, email)
+	if err != nil {
+		return store.Administrator{}, writeError(err)
+	}
+	return a, nil
+}
+
+// Resend replaces a Pending administrator's activation link with a new one
+// and emails it.
+func (s *Administrators) Resend(ctx context.Context, p Principal, id string) error {
+	org, err := s.unlocked(ctx, p)
+	if err != nil {
+		return err
+	}
+	a, err := s.Get(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	if a.Status != store.StatusPending {
+		return refuse(CodeNotPending, "administrator %q has finished their account: only a Pending administrator has an invitation", a.UserName)
+	}
+	if a.Role == store.RoleSuperAdministrator && !p.Super() {
+		return refuse(CodeForbiddenRole, "only a Super Administrator may invite a Super Administrator")
+	}
+	secret := newSecret()
+	inv := store.Invitation{Hash: HashSecret(secret), OrgID: p.OrgID, AdministratorID: a.ID, ExpiresAt: now(s.Now).Add(s.ttl())}
+	if err := s.Store.CreateInvitation(p.Context(ctx), inv, s.invitationEmail(org, a.Email, a.UserName, secret)); err != nil {
+		return writeError(err)
+	}
+	return nil
+}
+
+func (s *Administrators) ttl() time.Duration {
+	if s.InvitationTTL > 0 {
+		return s.InvitationTTL
+	}
+	return DefaultInvitationTTL
+}
+
+// ActivationURL is the link an invitation email carries.
+func ActivationURL(baseURL, secret string) string {
+	return strings.TrimRight(baseURL, "/") + "/activate?token=" + secret
+}
+
+func (s *Administrators) invitationEmail(org store.Org, to, username, secret string) *store.OutboxMessage {
+	if s.Mail == nil {
+		return nil
+	}
+	body := fmt.Sprintf("You have been invited to administer %s.\n\nYour username: %s\n\nFinish your account (set a password) here:\n%s\n\nThe link works once and expires on %s.\n",
+		org.Name, username, ActivationURL(s.BaseURL, secret), now(s.Now).Add(s.ttl()).UTC().Format("2006-01-02 15:04 MST"))
+	m, err := s.Mail.Message(org.ID, to, "Your administrator account for "+org.Name, body)
+	if err != nil {
+		// Addresses are checked before this point; a refusal here is a bug.
+		panic(fmt.Sprintf("admin: invitation email: %v", err))
+	}
+	return &m
+}
+
+// Update applies an edit. An Administrator may not change a Super
+// Administrator, nor make anyone one; demoting the organization's last
+// active Super Administrator is refused.
+func (s *Administrators) Update(ctx context.Context, p Principal, id string, e Edit) (store.Administrator, error) {
+	if _, err := s.unlocked(ctx, p); err != nil {
+		return store.Administrator{}, err
+	}
+	if e.Role != nil && !e.Role.Valid() {
+		return store.Administrator{}, refuse(CodeInvalidRole, "unknown role %q: use %q or %q", *e.Role, store.RoleAdministrator, store.RoleSuperAdministrator)
+	}
+	if e.Role != nil && *e.Role == store.RoleSuperAdministrator && !p.Super() {
+		return store.Administrator{}, refuse(CodeForbiddenRole, "only a Super Administrator may promote an administrator to Super Administrator")
+	}
+	domains, err := s.domains(ctx, p.OrgID)
+	if err != nil {
+		return store.Administrator{}, err
+	}
+	a, err := s.Store.UpdateAdministratorKeepingSuper(p.Context(ctx), p.OrgID, id, func(a *store.Administrator) error {
+		if a.Role == store.RoleSuperAdministrator && !p.Super() {
+			return refuse(CodeForbiddenRole, "only a Super Administrator may change a Super Administrator")
+		}
+		set(&a.GivenName, e.GivenName)
+		set(&a.FamilyName, e.FamilyName)
+		set(&a.Phone, e.Phone)
+		if e.Email != nil && *e.Email != a.Email {
+			a.Email = *e.Email
+			a.Emails = nil // the primary address is the only one an administrator edited by hand has
+		}
+		if e.Role != nil {
+			a.Role = *e.Role
+		}
+		return checkPerson(a.UserName, a.Email, a.GivenName, a.FamilyName, a.Phone, domains)
+	})
+	if err != nil {
+		return store.Administrator{}, writeError(err, id)
+	}
+	return a, nil
+}
+
+func set(dst *string, v *string) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// Deactivate removes an administrator's access (seed 001). Only a Super
+// Administrator may; a Super Administrator's account is deactivated only
+// by the operator ("contact support").
+func (s *Administrators) Deactivate(ctx context.Context, p Principal, id string) (store.Administrator, error) {
+	return s.setStatus(ctx, p, id, func(a *store.Administrator) error {
+		if a.Status == store.StatusDeactivated {
+			return refuse(CodeAlreadyDeactivated, "administrator %q is already deactivated", a.UserName)
+		}
+		a.Status = store.StatusDeactivated
+		return nil
+	})
+}
+
+// Reactivate restores a deactivated administrator's access: Active if the
+// account was finished before, Pending otherwise.
+func (s *Administrators) Reactivate(ctx context.Context, p Principal, id string) (store.Administrator, error) {
+	return s.setStatus(ctx, p, id, func(a *store.Administrator) error {
+		if a.Status != store.StatusDeactivated {
+			return refuse(CodeNotDeactivated, "administrator %q is not deactivated", a.UserName)
+		}
+		a.Status = store.StatusPending
+		if a.LastLoginAt != nil || a.SCIMManaged {
+			a.Status = store.StatusActive
+		}
+		return nil
+	})
+}
+
+func (s *Administrators) setStatus(ctx context.Context, p Principal, id string, fn func(*store.Administrator) error) (store.Administrator, error) {
+	if !p.Super() {
+		return store.Administrator{}, refuse(CodeForbidden, "only a Super Administrator may deactivate or reactivate administrators")
+	}
+	if _, err := s.unlocked(ctx, p); err != nil {
+		return store.Administrator{}, err
+	}
+	a, err := s.Store.UpdateAdministratorKeepingSuper(p.Context(ctx), p.OrgID, id, func(a *store.Administrator) error {
+		if a.Role == store.RoleSuperAdministrator && !p.Operator {
+			return refuse(CodeSuperAdminProtected, "a Super Administrator's account can only be deactivated or reactivated by support (the gatehouse operator)")
+		}
+		return fn(a)
+	})
+	if err != nil {
+		return store.Administrator{}, writeError(err, id)
+	}
+	return a, nil
+}
+
+// Delete removes an administrator. The same rules as Deactivate apply.
+func (s *Administrators) Delete(ctx context.Context, p Principal, id string) error {
+	if !p.Super() {
+		return refuse(CodeForbidden, "only a Super Administrator may delete administrators")
+	}
+	if _, err := s.unlocked(ctx, p); err != nil {
+		return err
+	}
+	a, err := s.Get(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	if a.Role == store.RoleSuperAdministrator && !p.Operator {
+		return refuse(CodeSuperAdminProtected, "a Super Administrator's account can only be removed by support (the gatehouse operator)")
+	}
+	return writeError(s.Store.DeleteAdministratorKeepingSuper(p.Context(ctx), p.OrgID, id), id)
+}
+
+// checkPerson validates the fields of an administrator a person enters.
+func checkPerson(username, email, given, family, phone string, domains []string) error {
+	if err := CheckUsername(username); err != nil {
+		return err
+	}
+	if err := CheckEmail(email, domains); err != nil {
+		return err
+	}
+	if err := checkText(given, maxNameLen, CodeInvalidGivenName, "administrator first name"); err != nil {
+		return err
+	}
+	if err := checkText(family, maxNameLen, CodeInvalidFamilyName, "administrator last name"); err != nil {
+		return err
+	}
+	if phone != "" {
+		return checkText(phone, maxPhoneLen, CodeInvalidPhone, "administrator phone")
+	}
+	return nil
+}
+
+// writeError turns the store's refusals into Errors; ids name the record
+// for a not-found message.
+func writeError(err error, ids ...string) error {
+	var exists *store.ExistsError
+	var refused *Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &refused):
+		return err
+	case errors.As(err, &exists):
+		return &Error{Code: CodeUsernameTaken, Message: fmt.Sprintf("username %q is taken (usernames must differ in more than case)", exists.Existing), Err: err}
+	case errors.Is(err, store.ErrLastSuperAdministrator):
+		return &Error{Code: CodeLastSuperAdmin, Message: "the organization must keep at least one active Super Administrator: promote another administrator first", Err: err}
+	case errors.Is(err, store.ErrNotFound) && len(ids) > 0:
+		return notFound(ids[0])
+	}
+	return fmt.Errorf("admin: %w", err)
+}

@@ -1,0 +1,316 @@
+// Package api is gatehouse's management JSON API at /api/v1: the
+// administration rules of package admin over HTTP, for API keys and for
+// the console's sessions. Errors are RFC 9457 problem details carrying the
+// rule's stable code; the routes are listed once (routes) and documented
+// in openapi.json, which a test holds to them.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"gatehouse/admin"
+	"gatehouse/store"
+)
+
+// Prefix is where the API is mounted.
+const Prefix = "/api/v1"
+
+// maxBody bounds a request body: every request of this API is small.
+const maxBody = 64 << 10
+
+//go:embed openapi.json
+var openAPI []byte
+
+// API serves the management API.
+type API struct {
+	Store          store.Store
+	Orgs           *admin.Orgs
+	Administrators *admin.Administrators
+	APIKeys        *admin.APIKeys
+	SCIMTokens     *admin.SCIMTokens
+	// Sessions authenticates console cookies; nil accepts API keys only.
+	Sessions Sessions
+	// Logger returns the request's logger; nil logs nowhere.
+	Logger func(*http.Request) *slog.Logger
+	Now    func() time.Time
+}
+
+// Sessions authenticates the console's session cookie.
+type Sessions interface {
+	// Principal returns who the session's secret signs in, or an error
+	// when it is not a usable session.
+	Principal(ctx context.Context, secret string) (admin.Principal, error)
+}
+
+// SessionCookie is the name of the console's session cookie.
+const SessionCookie = "gatehouse_session"
+
+// route is one endpoint. auth false: callers need no credentials.
+type route struct {
+	method, path string
+	auth         bool
+	handle       func(*API, *call) error
+}
+
+// routes are every endpoint of the API, relative to Prefix.
+var routes = []route{
+	{"GET", "/openapi.json", false, (*API).openAPIDocument},
+	{"GET", "/me", true, (*API).me},
+	{"GET", "/organization", true, (*API).organization},
+	{"PATCH", "/organization", true, (*API).updateOrganization},
+	{"GET", "/administrators", true, (*API).listAdministrators},
+	{"POST", "/administrators", true, (*API).inviteAdministrator},
+	{"GET", "/administrators/{id}", true, (*API).getAdministrator},
+	{"PATCH", "/administrators/{id}", true, (*API).updateAdministrator},
+	{"DELETE", "/administrators/{id}", true, (*API).deleteAdministrator},
+	{"POST", "/administrators/{id}/deactivate", true, (*API).deactivateAdministrator},
+	{"POST", "/administrators/{id}/reactivate", true, (*API).reactivateAdministrator},
+	{"POST", "/administrators/{id}/invitation", true, (*API).resendInvitation},
+	{"GET", "/scim/tokens", true, (*API).listSCIMTokens},
+	{"POST", "/scim/tokens", true, (*API).createSCIMToken},
+	{"DELETE", "/scim/tokens/{id}", true, (*API).revokeSCIMToken},
+	{"GET", "/api-keys", true, (*API).listAPIKeys},
+	{"POST", "/api-keys", true, (*API).createAPIKey},
+	{"DELETE", "/api-keys/{id}", true, (*API).revokeAPIKey},
+	{"GET", "/audit", true, (*API).auditLog},
+}
+
+// Register mounts every route on mux. Writes authenticated by a cookie are
+// refused when they come from another origin (CSRF); requests with an API
+// key carry no ambient credentials and are not checked.
+func (a *API) Register(mux *http.ServeMux) {
+	csrf := http.NewCrossOriginProtection()
+	for _, rt := range routes {
+		rt := rt
+		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, rt) }))
+		mux.Handle(rt.method+" "+Prefix+rt.path, a.guardCSRF(csrf, h))
+	}
+	// Anything else under the prefix is a problem document, not the
+	// mux's plain-text 404.
+	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		(&call{w: w, r: r}).problem(&admin.Error{Code: admin.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+}
+
+func (a *API) guardCSRF(csrf *http.CrossOriginProtection, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := r.Cookie(SessionCookie); err == nil && bearer(r) == "" {
+			if err := csrf.Check(r); err != nil {
+				(&call{w: w, r: r}).problem(&admin.Error{Code: admin.CodeForbidden, Message: "cross-origin request refused (CSRF protection)"})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// call is one request being served.
+type call struct {
+	w http.ResponseWriter
+	r *http.Request
+	p admin.Principal
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	c := &call{w: w, r: r}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.logger(r).Error("management API panic", "panic", fmt.Sprint(v))
+			c.problem(errors.New("internal error"))
+		}
+	}()
+	if rt.auth {
+		p, err := a.authenticate(r)
+		if err != nil {
+			c.problem(err)
+			return
+		}
+		c.p = p
+	}
+	if err := rt.handle(a, c); err != nil {
+		if status(err) >= 500 {
+			a.logger(r).Error("management API", "error", err.Error())
+		}
+		c.problem(err)
+	}
+}
+
+func (a *API) logger(r *http.Request) *slog.Logger {
+	if a.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Logger(r)
+}
+
+// errUnauthenticated is a request without usable credentials.
+var errUnauthenticated = &admin.Error{Code: "unauthenticated",
+	Message: "sign in, or send an API key as Authorization: Bearer gh_key_..."}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// authenticate finds who makes the request: an API key in the
+// Authorization header, else the console's session cookie.
+func (a *API) authenticate(r *http.Request) (admin.Principal, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		secret := bearer(r)
+		if secret == "" {
+			return admin.Principal{}, errUnauthenticated
+		}
+		key, err := a.APIKeys.Authenticate(r.Context(), secret)
+		if errors.Is(err, admin.ErrBadKey) {
+			return admin.Principal{}, errUnauthenticated
+		}
+		if err != nil {
+			return admin.Principal{}, err
+		}
+		return admin.KeyPrincipal(key), nil
+	}
+	if ck, err := r.Cookie(SessionCookie); err == nil && a.Sessions != nil {
+		p, err := a.Sessions.Principal(r.Context(), ck.Value)
+		if err != nil {
+			return admin.Principal{}, errUnauthenticated
+		}
+		return p, nil
+	}
+	return admin.Principal{}, errUnauthenticated
+}
+
+// decode reads a JSON object body into v, refusing unknown fields, a
+// second value, other media types and bodies over maxBody.
+func (c *call) decode(v any) error {
+	if ct := c.r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return &admin.Error{Code: "unsupported_media_type", Message: "send the body as application/json"}
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &admin.Error{Code: "body_too_large", Message: fmt.Sprintf("the body is larger than %d bytes", maxBody)}
+		}
+		return &admin.Error{Code: "invalid_json", Message: "the body is not the JSON object this endpoint takes: " + err.Error()}
+	}
+	if dec.More() {
+		return &admin.Error{Code: "invalid_json", Message: "the body holds more than one JSON value"}
+	}
+	return nil
+}
+
+// reply writes v as JSON with status.
+func (c *call) reply(status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.Header().Set("Cache-Control", "no-store")
+	c.w.WriteHeader(status)
+	c.w.Write(append(b, '\n'))
+	return nil
+}
+
+func (c *call) noContent() error {
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// problem is an RFC 9457 problem details document with gatehouse's code.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+// statuses maps the rules' codes to HTTP statuses; a code not listed is a
+// 400 (a refused value).
+var statuses = map[string]int{
+	"unauthenticated":                    http.StatusUnauthorized,
+	admin.CodeForbidden:                  http.StatusForbidden,
+	admin.CodeForbiddenRole:              http.StatusForbidden,
+	admin.CodeSuperAdminProtected:        http.StatusForbidden,
+	admin.CodeNotFound:                   http.StatusNotFound,
+	admin.CodeOrgNotFound:                http.StatusNotFound,
+	admin.CodeSCIMEnabled:                http.StatusConflict,
+	admin.CodeLastSuperAdmin:             http.StatusConflict,
+	admin.CodeUsernameTaken:              http.StatusConflict,
+	admin.CodeNotPending:                 http.StatusConflict,
+	admin.CodeAlreadyDeactivated:         http.StatusConflict,
+	admin.CodeNotDeactivated:             http.StatusConflict,
+	"unsupported_media_type":             http.StatusUnsupportedMediaType,
+	"body_too_large":                     http.StatusRequestEntityTooLarge,
+	"method_not_allowed":                 http.StatusMethodNotAllowed,
+	"internal_error":                     http.StatusInternalServerError,
+	"version_mismatch":                   http.StatusPreconditionFailed,
+	"too_many_attempts":                  http.StatusTooManyRequests,
+	"account_locked":                     http.StatusForbidden,
+	"invalid_credentials":                http.StatusUnauthorized,
+	"organization_required":              http.StatusBadRequest,
+	admin.CodeDomainNotRegistered:        http.StatusBadRequest,
+	"password_change_required":           http.StatusForbidden,
+	"totp_enrollment_required":           http.StatusForbidden,
+	"scim_token_not_found":               http.StatusNotFound,
+	"api_key_not_found":                  http.StatusNotFound,
+	"administrator_not_found":            http.StatusNotFound,
+	"session_not_found":                  http.StatusNotFound,
+	"organization_preferences_forbidden": http.StatusForbidden,
+}
+
+func status(err error) int {
+	var e *admin.Error
+	if !errors.As(err, &e) {
+		return http.StatusInternalServerError
+	}
+	if s, ok := statuses[e.Code]; ok {
+		return s
+	}
+	return http.StatusBadRequest
+}
+
+func (c *call) problem(err error) {
+	st := status(err)
+	p := problem{Type: "about:blank", Status: st, Title: http.StatusText(st), Code: "internal_error",
+		Detail: "the server failed; the request was not applied"}
+	var e *admin.Error
+	if errors.As(err, &e) {
+		p.Code, p.Detail = e.Code, e.Message
+		p.Type = "https://gatehouse.dev/problems/" + e.Code
+	}
+	b, _ := json.Marshal(p)
+	h := c.w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	if st == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+	}
+	c.w.WriteHeader(st)
+	c.w.Write(append(b, '\n'))
+}
+
+func (a *API) openAPIDocument(c *call) error {
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.Write(openAPI)
+	return nil
+}
