@@ -54,6 +54,22 @@ const (
 	CodeNotPending          = "not_pending"
 	CodeAlreadyDeactivated  = "already_deactivated"
 	CodeNotDeactivated      = "not_deactivated"
+
+	// Sign-in (issue #4 item 5).
+	CodeWeakPassword           = "weak_password"
+	CodeInvalidCredentials     = "invalid_credentials" // unknown username or wrong password: one message
+	CodeAccountLocked          = "account_locked"
+	CodeAccountPending         = "account_pending"
+	CodeAccountDeactivated     = "account_deactivated"
+	CodeTOTPRequired           = "totp_required"
+	CodeInvalidTOTP            = "invalid_totp"
+	CodeTooManyAttempts        = "too_many_attempts"
+	CodeOrganizationRequired   = "organization_required"
+	CodeInvalidToken           = "invalid_token" // activation or reset link unknown, used or expired
+	CodeInvalidSession         = "invalid_session"
+	CodePasswordChangeRequired = "password_change_required"
+	CodeTOTPEnrolmentRequired  = "totp_enrolment_required"
+	CodeTOTPAlreadyEnabled     = "totp_already_enabled"
 )
 
 func refuse(code, format string, args ...any) *Error {

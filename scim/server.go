@@ -159,6 +159,10 @@ func (s *Server) guard(h handler) http.Handler {
 			c.log = c.log.With("org", c.org.Slug)
 			err = s.limiter.allow(c.org.ID)
 		}
+		if err == nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Writes name the token in the audit log.
+			c.r = r.WithContext(store.WithActor(r.Context(), store.Actor{Kind: store.ActorSCIM, ID: entry.token.ID, Name: entry.token.Prefix}))
+		}
 		if err == nil {
 			err = h(c)
 		}

@@ -70,6 +70,14 @@ func (j *RawJSON) Scan(src any) error {
 	return nil
 }
 
+// MarshalJSON writes the document itself (null when empty).
+func (j RawJSON) MarshalJSON() ([]byte, error) {
+	if len(j) == 0 {
+		return []byte("null"), nil
+	}
+	return j, nil
+}
+
 // Value implements driver.Valuer.
 func (j RawJSON) Value() (driver.Value, error) {
 	if len(j) == 0 {
@@ -453,4 +461,47 @@ type Store interface {
 	PendingEmails(ctx context.Context) (int, error)
 	// OutboxEmail reads one message by id.
 	OutboxEmail(ctx context.Context, id string) (OutboxMessage, error)
+
+	// Sign-in (see Credentials, Session, LoginEvent). Methods that decide
+	// by the time take it from the caller, whose clock the rules follow.
+	//
+	// Credentials returns an administrator's credentials, zero (with
+	// AdministratorID) when it has none.
+	Credentials(ctx context.Context, org, administratorID string) (Credentials, error)
+	// UpdateCredentials applies c in one transaction holding the row
+	// (created if absent): the change, audited as c.Action with the
+	// non-secret view (passwordSet, passwordChangedAt, mustChangePassword,
+	// totpEnabled, lockedUntil), and the end of sessions c asks for.
+	UpdateCredentials(ctx context.Context, org, administratorID string, c CredentialsChange) (Credentials, error)
+	// UseInvitation redeems an unused, unexpired invitation of purpose at
+	// now (otherwise ErrNotFound), applying fn to its administrator
+	// (Status only) and credentials and ending the administrator's
+	// sessions, in one transaction; of concurrent uses exactly one wins.
+	UseInvitation(ctx context.Context, hash []byte, purpose string, now time.Time, fn func(*Administrator, *Credentials) error) (Administrator, error)
+	// AdministratorsByUsername matches username exactly in every
+	// organization.
+	AdministratorsByUsername(ctx context.Context, username string) ([]Administrator, error)
+	// RecordSignIn writes a sign-in attempt in one transaction: history,
+	// audit, and on success LastLoginAt, the session and the TOTP step
+	// (ErrConflict on a replayed step, ErrLocked while locked), on a
+	// counted failure the lockout counters.
+	RecordSignIn(ctx context.Context, a SignInAttempt) (Credentials, error)
+	// LoginHistory returns an administrator's events newest first.
+	LoginHistory(ctx context.Context, org, administratorID string, limit int, beforeSeq int64) ([]LoginEvent, error)
+	// Session finds a session by the hash of its secret; expired at now
+	// is ErrNotFound.
+	Session(ctx context.Context, hash []byte, now time.Time) (Session, error)
+	// TouchSession slides a session's expiry, writing at most once a
+	// minute; it reports whether it wrote.
+	TouchSession(ctx context.Context, hash []byte, now, expiresAt time.Time) (bool, error)
+	SetSessionStage(ctx context.Context, hash []byte, stage string) error
+	// DeleteSession ends one session (audited as signin.logout).
+	DeleteSession(ctx context.Context, hash []byte) error
+	// DeleteSessions ends every session of an administrator.
+	DeleteSessions(ctx context.Context, org, administratorID string) (int, error)
+	// AddLoginFailure counts a failure for key in a fixed window shared by
+	// every instance and returns the window's count; LoginFailures reads
+	// it.
+	AddLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+	LoginFailures(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
 }

@@ -31,6 +31,9 @@ const (
 // "gatehouse: ".
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
+	// Changes made from the command line are the operator's ("contact
+	// support" in seed 001) in the audit log, named by the login running it.
+	ctx = store.WithActor(ctx, store.Actor{Kind: store.ActorOperator, Name: operatorName(getenv)})
 	err := c.dispatch(ctx, commandTree(), "gatehouse", args)
 	var usage usageError
 	var refused *admin.Error
@@ -49,6 +52,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stderr, "gatehouse: "+oneLine(err.Error()))
 		return 1
 	}
+}
+
+// operatorName is who runs the command, as the audit log shows it.
+func operatorName(getenv func(string) string) string {
+	for _, v := range []string{"GATEHOUSE_OPERATOR", "SUDO_USER", "USER", "LOGNAME"} {
+		if name := getenv(v); name != "" {
+			return name
+		}
+	}
+	return "cli"
 }
 
 type cli struct {

@@ -1,0 +1,713 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Credentials is what an administrator signs in with, kept apart from the
+// Administrator record that SCIM and the API show. An administrator without
+// a row has zero Credentials: no password, no second factor, not locked.
+// Nothing here is ever written to the audit log but the non-secret view of
+// credentialsView.
+type Credentials struct {
+	AdministratorID string `db:"administrator_id"`
+	// PasswordHash is an argon2id PHC string; "" means no password (a
+	// Pending administrator, or one who signs in through SSO only).
+	PasswordHash string `db:"password_hash"`
+	// PasswordChangedAt is set by the store whenever PasswordHash changes.
+	PasswordChangedAt  *time.Time `db:"password_changed_at"`
+	MustChangePassword bool       `db:"must_change_password"`
+	// TOTPSecret is the base32 TOTP seed sealed with the server key
+	// (context "totp:" + administrator id); the store never sees it in clear.
+	TOTPSecret  string `db:"totp_secret"`
+	TOTPEnabled bool   `db:"totp_enabled"`
+	// TOTPLastStep is the time step (Unix time / 30 s) of the last TOTP
+	// code accepted: a code of this step or an earlier one is a replay.
+	TOTPLastStep int64 `db:"totp_last_step"`
+	// FailedLogins counts the failed sign-ins since the last success or the
+	// last lockout; LockedUntil, when in the future, refuses every sign-in.
+	FailedLogins int        `db:"failed_logins"`
+	LockedUntil  *time.Time `db:"locked_until"`
+}
+
+const credentialsColumns = `administrator_id, password_hash, password_changed_at, must_change_password, totp_secret, totp_enabled,
+	totp_last_step, failed_logins, locked_until`
+
+// CredentialsChange is one change of an administrator's credentials, made
+// by UpdateCredentials in one transaction with the sessions it ends.
+type CredentialsChange struct {
+	// Action is the audit action of the change (one of the
+	// AuditCredentials* constants, or another "credentials." name).
+	Action string
+	// Update changes the credentials (zero Credentials when the
+	// administrator has none yet). Returning an error writes nothing.
+	Update func(*Credentials) error
+	// EndSessions deletes every session of the administrator except the
+	// one whose hash is KeepSession (nil keeps none): a new password or
+	// second factor signs out every other browser.
+	EndSessions bool
+	KeepSession []byte
+	// KeepStage, when not "", becomes the stage of the KeepSession session
+	// (a password change moves "change_password" on).
+	KeepStage string
+}
+
+// Session is a signed-in browser or API client, stored by the SHA-256 of
+// the secret its cookie carries, so any instance can serve any request.
+type Session struct {
+	Hash            []byte    `db:"hash"`
+	OrgID           string    `db:"org_id"`
+	AdministratorID string    `db:"administrator_id"`
+	Method          string    `db:"method"` // SignInPassword, later "saml", "oidc"
+	Stage           string    `db:"stage"`  // SessionActive, SessionChangePassword, SessionEnrolTOTP
+	IP              string    `db:"ip"`
+	UserAgent       string    `db:"user_agent"`
+	CreatedAt       time.Time `db:"created_at"`
+	LastSeenAt      time.Time `db:"last_seen_at"`
+	// ExpiresAt is when the session ends unless touched: the service keeps
+	// it at the earlier of its idle and its absolute limit.
+	ExpiresAt time.Time `db:"expires_at"`
+}
+
+const sessionColumns = `hash, org_id, administrator_id, method, stage, ip, user_agent, created_at, last_seen_at, expires_at`
+
+// Stages of a Session. Only a session in SessionActive may do anything but
+// finish its stage.
+const (
+	SessionActive         = "active"
+	SessionChangePassword = "change_password" // must change the password first
+	SessionEnrolTOTP      = "enrol_totp"      // the organization requires a second factor the administrator has not set up
+)
+
+// Sign-in methods (Session.Method, LoginEvent.Method).
+const (
+	SignInPassword = "password"
+)
+
+// LoginEvent is one row of an administrator's login history (seed 002:
+// time, method, IP, browser, result).
+type LoginEvent struct {
+	Seq             int64     `db:"seq"`
+	OrgID           string    `db:"org_id"`
+	AdministratorID string    `db:"administrator_id"`
+	At              time.Time `db:"at"`
+	Method          string    `db:"method"`
+	IP              string    `db:"ip"`
+	UserAgent       string    `db:"user_agent"`
+	Result          string    `db:"result"`
+}
+
+// Results of a LoginEvent.
+const (
+	LoginSuccess         = "success"
+	LoginInvalidPassword = "invalid_password" // counts toward the lockout
+	LoginInvalidTOTP     = "invalid_totp"     // counts toward the lockout
+	LoginLocked          = "locked"           // refused while locked; not counted
+	LoginPending         = "pending"          // right password, account not activated
+	LoginDeactivated     = "deactivated"      // right password, account deactivated
+)
+
+// counted reports whether a result is a failure that counts toward the
+// lockout.
+func counted(result string) bool {
+	return result == LoginInvalidPassword || result == LoginInvalidTOTP
+}
+
+// SignInAttempt is one sign-in of a known administrator, as RecordSignIn
+// writes it.
+type SignInAttempt struct {
+	OrgID           string
+	AdministratorID string
+	At              time.Time // the service's clock
+	Method          string
+	IP              string // cut to 64 bytes of valid text
+	UserAgent       string // cut to 512 bytes of valid text
+	Result          string // one of the Login* results
+	// Session is created when Result is LoginSuccess (Hash, Stage and
+	// ExpiresAt given; the rest comes from the attempt).
+	Session *Session
+	// TOTPStep, on a success with a TOTP code, is the code's time step. It
+	// must be greater than the stored TOTPLastStep, which it replaces:
+	// otherwise the code was used before and RecordSignIn returns
+	// ErrConflict, writing nothing.
+	TOTPStep int64
+	// A counted failure that brings FailedLogins to LockAfter (> 0) locks
+	// the account until At+LockFor and restarts the count.
+	LockAfter int
+	LockFor   time.Duration
+}
+
+// ErrLocked: RecordSignIn was asked to record a success for an account
+// locked at that time. Nothing is written.
+var ErrLocked = errors.New("store: account locked")
+
+// Audit actions of sign-in and credentials. Part of the management API's
+// contract: keep them.
+const (
+	AuditSignInSuccess = "signin.success"
+	AuditSignInFailure = "signin.failure" // after: result, method, ip
+	AuditSignInLockout = "signin.lockout" // after: lockedUntil
+	AuditSignOut       = "signin.logout"
+	AuditSessionsEnd   = "session.end_all" // after: sessions (how many)
+
+	AuditCredentialsUpdate = "credentials.update"
+	AuditPasswordChange    = "credentials.password_change"
+	AuditPasswordSet       = "credentials.password_set" // by another administrator or the operator
+	AuditTOTPEnrol         = "credentials.totp_enrol"
+	AuditTOTPReset         = "credentials.totp_reset"
+	AuditCredentialsUnlock = "credentials.unlock"
+)
+
+// credentialsView is what the audit log shows of credentials: never a hash
+// or a secret, only whether they are set and when they changed.
+func credentialsView(c *Credentials) map[string]any {
+	v := map[string]any{
+		"passwordSet":        c.PasswordHash != "",
+		"mustChangePassword": c.MustChangePassword,
+		"totpEnabled":        c.TOTPEnabled,
+	}
+	if c.PasswordChangedAt != nil {
+		v["passwordChangedAt"] = c.PasswordChangedAt.UTC().Format(time.RFC3339Nano)
+	}
+	if c.LockedUntil != nil {
+		v["lockedUntil"] = c.LockedUntil.UTC().Format(time.RFC3339Nano)
+	}
+	return v
+}
+
+// credentialsAudit is the before and after views of a change; a new TOTP
+// secret, invisible in the views, is named as replaced.
+func credentialsAudit(before, after *Credentials) (map[string]any, map[string]any) {
+	b, a := credentialsView(before), credentialsView(after)
+	if before.TOTPSecret != after.TOTPSecret && before.TOTPSecret != "" && after.TOTPSecret != "" {
+		a["totpSecret"] = "replaced"
+	}
+	return b, a
+}
+
+// clip makes s storable text of at most n bytes (client-supplied IP and
+// User-Agent strings: invalid UTF-8 and NUL would be refused by PostgreSQL).
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func microTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// Credentials returns an administrator's credentials; zero Credentials
+// (with AdministratorID set) when it has none. An administrator not of org
+// is ErrNotFound.
+func (s *SQL) Credentials(ctx context.Context, org, administratorID string) (Credentials, error) {
+	var row struct {
+		Found string `db:"id"`
+		Credentials
+	}
+	err := s.get(ctx, s.reader, &row, `SELECT a.id, COALESCE(c.administrator_id, a.id) AS administrator_id,
+		COALESCE(c.password_hash, '') AS password_hash, c.password_changed_at,
+		COALESCE(c.must_change_password, `+s.bool(false)+`) AS must_change_password, COALESCE(c.totp_secret, '') AS totp_secret,
+		COALESCE(c.totp_enabled, `+s.bool(false)+`) AS totp_enabled, COALESCE(c.totp_last_step, 0) AS totp_last_step,
+		COALESCE(c.failed_logins, 0) AS failed_logins, c.locked_until
+		FROM administrators a LEFT JOIN credentials c ON c.administrator_id = a.id WHERE a.id = ? AND a.org_id = ?`, administratorID, org)
+	return row.Credentials, err
+}
+
+// bool is a boolean literal of the dialect.
+func (s *SQL) bool(b bool) string {
+	switch {
+	case s.d.name == "postgres" && b:
+		return "TRUE"
+	case s.d.name == "postgres":
+		return "FALSE"
+	case b:
+		return "1"
+	}
+	return "0"
+}
+
+// lockCredentials makes sure the administrator of org has a credentials
+// row and reads it locked, with the administrator's username (for the
+// audit log). The administrator's absence is ErrNotFound.
+func (s *SQL) lockCredentials(ctx context.Context, tx *sqlx.Tx, org, id string) (Credentials, string, error) {
+	var username string
+	if err := s.get(ctx, tx, &username, `SELECT username FROM administrators WHERE id = ? AND org_id = ?`, id, org); err != nil {
+		return Credentials{}, "", err
+	}
+	if _, err := s.exec(ctx, tx, `INSERT INTO credentials (administrator_id) VALUES (?) ON CONFLICT (administrator_id) DO NOTHING`, id); err != nil {
+		return Credentials{}, "", fmt.Errorf("store: credentials: %w", err)
+	}
+	var c Credentials
+	if err := s.get(ctx, tx, &c, `SELECT `+credentialsColumns+` FROM credentials WHERE administrator_id = ?`+s.d.forUpdate, id); err != nil {
+		return Credentials{}, "", err
+	}
+	return c, username, nil
+}
+
+// writeCredentials stores c (the row exists, see lockCredentials).
+func (s *SQL) writeCredentials(ctx context.Context, tx *sqlx.Tx, c *Credentials) error {
+	_, err := s.exec(ctx, tx, `UPDATE credentials SET password_hash = ?, password_changed_at = ?, must_change_password = ?,
+		totp_secret = ?, totp_enabled = ?, totp_last_step = ?, failed_logins = ?, locked_until = ? WHERE administrator_id = ?`,
+		c.PasswordHash, c.PasswordChangedAt, c.MustChangePassword, c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep, c.FailedLogins,
+		c.LockedUntil, c.AdministratorID)
+	if err != nil {
+		return fmt.Errorf("store: write credentials: %w", err)
+	}
+	return nil
+}
+
+// changeCredentials applies fn to the locked credentials and writes and
+// audits the result; the administrator id does not change and
+// PasswordChangedAt follows the hash.
+func (s *SQL) changeCredentials(ctx context.Context, tx *sqlx.Tx, org, id, action string, fn func(*Credentials) error) (Credentials, error) {
+	before, username, err := s.lockCredentials(ctx, tx, org, id)
+	if err != nil {
+		return Credentials{}, err
+	}
+	c := before
+	if err := fn(&c); err != nil {
+		return Credentials{}, err
+	}
+	c.AdministratorID = id
+	if c.PasswordHash != before.PasswordHash {
+		now := s.timestamp()
+		c.PasswordChangedAt = &now
+	}
+	c.PasswordChangedAt, c.LockedUntil = micro(c.PasswordChangedAt), micro(c.LockedUntil)
+	if err := s.writeCredentials(ctx, tx, &c); err != nil {
+		return Credentials{}, err
+	}
+	b, a := credentialsAudit(&before, &c)
+	if action == "" {
+		action = AuditCredentialsUpdate
+	}
+	return c, s.audit(ctx, tx, org, change{action: action, targetKind: "administrator", targetID: id, targetName: username,
+		before: b, after: a})
+}
+
+// UpdateCredentials applies c to an administrator's credentials (creating
+// them if it has none) in one transaction holding the row, and ends its
+// sessions as c says, in that transaction.
+func (s *SQL) UpdateCredentials(ctx context.Context, org, administratorID string, c CredentialsChange) (Credentials, error) {
+	if c.Update == nil {
+		c.Update = func(*Credentials) error { return nil }
+	}
+	var out Credentials
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		if out, err = s.changeCredentials(ctx, tx, org, administratorID, c.Action, c.Update); err != nil {
+			return err
+		}
+		if c.EndSessions {
+			if err := s.endSessions(ctx, tx, org, administratorID, c.KeepSession); err != nil {
+				return err
+			}
+		}
+		if c.KeepStage != "" && c.KeepSession != nil {
+			n, err := s.exec(ctx, tx, `UPDATE sessions SET stage = ? WHERE hash = ? AND administrator_id = ?`, c.KeepStage,
+				c.KeepSession, administratorID)
+			if err != nil {
+				return fmt.Errorf("store: session stage: %w", err)
+			}
+			if n == 0 {
+				return ErrNotFound // the session ended meanwhile: change nothing
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Credentials{}, err
+	}
+	return out, nil
+}
+
+// endSessions deletes the administrator's sessions except keep, and audits
+// how many ended.
+func (s *SQL) endSessions(ctx context.Context, tx *sqlx.Tx, org, id string, keep []byte) error {
+	var n int64
+	var err error
+	if keep == nil {
+		n, err = s.exec(ctx, tx, `DELETE FROM sessions WHERE administrator_id = ? AND org_id = ?`, id, org)
+	} else {
+		n, err = s.exec(ctx, tx, `DELETE FROM sessions WHERE administrator_id = ? AND org_id = ? AND hash <> ?`, id, org, keep)
+	}
+	if err != nil {
+		return fmt.Errorf("store: end sessions: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	var username string
+	if err := s.get(ctx, tx, &username, `SELECT username FROM administrators WHERE id = ?`, id); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return s.audit(ctx, tx, org, change{action: AuditSessionsEnd, targetKind: "administrator", targetID: id, targetName: username,
+		after: map[string]any{"sessions": n}})
+}
+
+// setAdministratorSignIn writes the fields a sign-in path may change on
+// the administrator record (Status, LastLoginAt) with a new Version and
+// UpdatedAt, so the SCIM ETag moves, and audits the change as
+// administrator.update unless quiet. Every other field of after is kept as
+// in before.
+func (s *SQL) setAdministratorSignIn(ctx context.Context, tx *sqlx.Tx, before Administrator, after *Administrator, quiet bool) error {
+	status, last := after.Status, micro(after.LastLoginAt)
+	*after = before
+	after.Status, after.LastLoginAt = status, last
+	if !after.Status.Valid() {
+		return fmt.Errorf("store: invalid status %q", after.Status)
+	}
+	if after.Status == before.Status && equalTimes(after.LastLoginAt, before.LastLoginAt) {
+		return nil
+	}
+	after.Version, after.UpdatedAt = before.Version+1, s.timestamp()
+	n, err := s.exec(ctx, tx, `UPDATE administrators SET status = ?, last_login_at = ?, updated_at = ?, version = ?
+		WHERE id = ? AND org_id = ? AND version = ?`, string(after.Status), after.LastLoginAt, after.UpdatedAt, after.Version,
+		after.ID, after.OrgID, before.Version)
+	if err != nil {
+		return fmt.Errorf("store: write administrator: %w", err)
+	}
+	if n == 0 {
+		return ErrConflict
+	}
+	if quiet {
+		return nil
+	}
+	return s.audit(ctx, tx, after.OrgID, change{action: AuditAdministratorUpdate, targetKind: "administrator", targetID: after.ID,
+		targetName: after.UserName, before: administratorView(&before), after: administratorView(after)})
+}
+
+func equalTimes(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// UseInvitation redeems the invitation whose secret hashes to hash, for
+// purpose, at now: in one transaction it checks that the invitation is
+// unused and not expired (otherwise ErrNotFound, whichever the reason),
+// marks it used, applies fn to the administrator and its credentials,
+// writes both, ends every session of the administrator (a new password
+// signs out every browser), and audits all of it (invitation.use, and
+// administrator.update when fn changed the status). Of concurrent uses of
+// one invitation exactly one succeeds. fn may change the administrator's
+// Status only; an error from fn writes nothing and leaves the invitation
+// unused.
+func (s *SQL) UseInvitation(ctx context.Context, hash []byte, purpose string, now time.Time,
+	fn func(*Administrator, *Credentials) error) (Administrator, error) {
+	now = microTime(now)
+	var out Administrator
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var inv Invitation
+		if err := s.get(ctx, tx, &inv, `SELECT hash, org_id, administrator_id, purpose, created_at, expires_at, used_at
+			FROM invitations WHERE hash = ?`+s.d.forUpdate, hash); err != nil {
+			return err
+		}
+		if inv.Purpose != purpose || inv.UsedAt != nil || !now.Before(inv.ExpiresAt) {
+			return ErrNotFound
+		}
+		n, err := s.exec(ctx, tx, `UPDATE invitations SET used_at = ? WHERE hash = ? AND used_at IS NULL`, now, hash)
+		if err != nil {
+			return fmt.Errorf("store: use invitation: %w", err)
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		var before Administrator
+		if err := s.get(ctx, tx, &before, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`+s.d.forUpdate,
+			inv.AdministratorID, inv.OrgID); err != nil {
+			return err
+		}
+		credsBefore, _, err := s.lockCredentials(ctx, tx, inv.OrgID, inv.AdministratorID)
+		if err != nil {
+			return err
+		}
+		a, c := before, credsBefore
+		if err := fn(&a, &c); err != nil {
+			return err
+		}
+		if err := s.setAdministratorSignIn(ctx, tx, before, &a, false); err != nil {
+			return err
+		}
+		c.AdministratorID = before.ID
+		if c.PasswordHash != credsBefore.PasswordHash {
+			c.PasswordChangedAt = &now
+		}
+		c.PasswordChangedAt, c.LockedUntil = micro(c.PasswordChangedAt), micro(c.LockedUntil)
+		if err := s.writeCredentials(ctx, tx, &c); err != nil {
+			return err
+		}
+		b, af := credentialsAudit(&credsBefore, &c)
+		b["used"], af["used"] = false, true
+		af["purpose"] = inv.Purpose
+		if err := s.audit(ctx, tx, inv.OrgID, change{action: AuditInvitationUse, targetKind: "administrator", targetID: a.ID,
+			targetName: a.UserName, before: b, after: af}); err != nil {
+			return err
+		}
+		out = a
+		return s.endSessions(ctx, tx, inv.OrgID, a.ID, nil)
+	})
+	if err != nil {
+		return Administrator{}, err
+	}
+	return out, nil
+}
+
+// AdministratorsByUsername returns the administrators of every
+// organization whose username is exactly username (byte for byte), in
+// creation order: the sign-in page may not ask for the organization.
+func (s *SQL) AdministratorsByUsername(ctx context.Context, username string) ([]Administrator, error) {
+	out := []Administrator{}
+	if !storable(username) {
+		return out, nil
+	}
+	// org_id IN (every organization) lets both databases probe the
+	// (org_id, username) index once per organization instead of scanning
+	// the administrators.
+	err := s.selectAll(ctx, s.reader, &out, `SELECT `+administratorColumns+` FROM administrators
+		WHERE org_id IN (SELECT id FROM orgs) AND username = ? ORDER BY seq`, username)
+	if err != nil {
+		return nil, fmt.Errorf("store: administrators by username: %w", err)
+	}
+	return out, nil
+}
+
+// RecordSignIn writes one sign-in attempt of a known administrator in one
+// transaction: the login history row and the audit entry (signin.success
+// or signin.failure, and signin.lockout when it locks); on success also
+// the administrator's LastLoginAt (with a new Version; the change is shown
+// in the signin.success entry, not as an administrator.update), the end of
+// any lockout, the TOTP step, and the new session; on a counted failure
+// FailedLogins+1 and, at LockAfter, LockedUntil. It returns the
+// credentials as written. A success while the account is locked at a.At is
+// ErrLocked; a TOTP step not above the stored one is ErrConflict; both
+// write nothing.
+func (s *SQL) RecordSignIn(ctx context.Context, a SignInAttempt) (Credentials, error) {
+	if a.Result == "" || a.Method == "" || a.At.IsZero() {
+		return Credentials{}, errors.New("store: sign-in attempt needs a result, a method and a time")
+	}
+	if a.Result == LoginSuccess && a.Session == nil {
+		return Credentials{}, errors.New("store: a successful sign-in needs its session")
+	}
+	a.At = microTime(a.At)
+	a.IP, a.UserAgent = clip(a.IP, 64), clip(a.UserAgent, 512)
+	var out Credentials
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var adm Administrator
+		if err := s.get(ctx, tx, &adm, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`+s.d.forUpdate,
+			a.AdministratorID, a.OrgID); err != nil {
+			return err
+		}
+		c, _, err := s.lockCredentials(ctx, tx, a.OrgID, a.AdministratorID)
+		if err != nil {
+			return err
+		}
+		view := map[string]any{"method": a.Method, "ip": a.IP, "result": a.Result}
+		if a.Result == LoginSuccess {
+			if c.LockedUntil != nil && a.At.Before(*c.LockedUntil) {
+				return ErrLocked
+			}
+			if a.TOTPStep != 0 {
+				if a.TOTPStep <= c.TOTPLastStep {
+					return ErrConflict
+				}
+				c.TOTPLastStep = a.TOTPStep
+			}
+			c.FailedLogins, c.LockedUntil = 0, nil
+			if err := s.writeCredentials(ctx, tx, &c); err != nil {
+				return err
+			}
+			after := adm
+			after.LastLoginAt = &a.At
+			if err := s.setAdministratorSignIn(ctx, tx, adm, &after, true); err != nil {
+				return err
+			}
+			ss := *a.Session
+			ss.OrgID, ss.AdministratorID, ss.Method, ss.IP, ss.UserAgent = a.OrgID, a.AdministratorID, a.Method, a.IP, a.UserAgent
+			ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = a.At, a.At, microTime(ss.ExpiresAt)
+			if len(ss.Hash) == 0 || ss.Stage == "" || !ss.ExpiresAt.After(a.At) {
+				return errors.New("store: a session needs a hash, a stage and a future expiry")
+			}
+			if _, err := s.exec(ctx, tx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				ss.Hash, ss.OrgID, ss.AdministratorID, ss.Method, ss.Stage, ss.IP, ss.UserAgent, ss.CreatedAt, ss.LastSeenAt,
+				ss.ExpiresAt); err != nil {
+				if s.d.uniqueViolation(err) {
+					return &ExistsError{Kind: "session", Field: "hash", Existing: "(secret)"}
+				}
+				return fmt.Errorf("store: create session: %w", err)
+			}
+			view["stage"] = ss.Stage
+			view["lastLoginAt"] = a.At.Format(time.RFC3339Nano)
+		} else if counted(a.Result) {
+			c.FailedLogins++
+			if a.LockAfter > 0 && c.FailedLogins >= a.LockAfter {
+				until := a.At.Add(a.LockFor)
+				c.FailedLogins, c.LockedUntil = 0, &until
+			}
+			if err := s.writeCredentials(ctx, tx, &c); err != nil {
+				return err
+			}
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO login_history (org_id, administrator_id, at, method, ip, user_agent, result)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, a.OrgID, a.AdministratorID, a.At, a.Method, a.IP, a.UserAgent, a.Result); err != nil {
+			return fmt.Errorf("store: login history: %w", err)
+		}
+		action := AuditSignInFailure
+		if a.Result == LoginSuccess {
+			action = AuditSignInSuccess
+		}
+		if err := s.audit(ctx, tx, a.OrgID, change{action: action, targetKind: "administrator", targetID: adm.ID,
+			targetName: adm.UserName, after: view}); err != nil {
+			return err
+		}
+		if counted(a.Result) && c.LockedUntil != nil && c.FailedLogins == 0 && c.LockedUntil.After(a.At) {
+			if err := s.audit(ctx, tx, a.OrgID, change{action: AuditSignInLockout, targetKind: "administrator", targetID: adm.ID,
+				targetName: adm.UserName, after: map[string]any{"lockedUntil": c.LockedUntil.Format(time.RFC3339Nano), "ip": a.IP}}); err != nil {
+				return err
+			}
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return Credentials{}, err
+	}
+	return out, nil
+}
+
+// LoginHistory returns up to limit (1..1000; 0 means 50) events of an
+// administrator, newest first, below beforeSeq when it is not 0.
+func (s *SQL) LoginHistory(ctx context.Context, org, administratorID string, limit int, beforeSeq int64) ([]LoginEvent, error) {
+	if limit == 0 {
+		limit = 50
+	}
+	if limit < 0 || limit > 1000 {
+		return nil, fmt.Errorf("%w: login history limit %d (1..1000)", ErrInvalidQuery, limit)
+	}
+	if beforeSeq <= 0 {
+		beforeSeq = 1<<63 - 1
+	}
+	out := []LoginEvent{}
+	err := s.selectAll(ctx, s.reader, &out, `SELECT seq, org_id, administrator_id, at, method, ip, user_agent, result FROM login_history
+		WHERE administrator_id = ? AND org_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, administratorID, org, beforeSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: login history: %w", err)
+	}
+	return out, nil
+}
+
+// Session returns the session whose secret hashes to hash; one that has
+// expired at now is ErrNotFound.
+func (s *SQL) Session(ctx context.Context, hash []byte, now time.Time) (Session, error) {
+	var ss Session
+	err := s.get(ctx, s.reader, &ss, `SELECT `+sessionColumns+` FROM sessions WHERE hash = ? AND expires_at > ?`, hash, microTime(now))
+	return ss, err
+}
+
+// TouchSession records that the session was used at now and moves its
+// expiry to expiresAt, unless it was already touched in the minute before
+// now (a session used by every request is written at most once a minute)
+// or has expired. It reports whether it wrote.
+func (s *SQL) TouchSession(ctx context.Context, hash []byte, now, expiresAt time.Time) (bool, error) {
+	now = microTime(now)
+	n, err := s.exec(ctx, s.writer, `UPDATE sessions SET last_seen_at = ?, expires_at = ?
+		WHERE hash = ? AND last_seen_at <= ? AND expires_at > ?`, now, microTime(expiresAt), hash, now.Add(-time.Minute), now)
+	if err != nil {
+		return false, fmt.Errorf("store: touch session: %w", err)
+	}
+	return n > 0, nil
+}
+
+// SetSessionStage changes the stage of a session.
+func (s *SQL) SetSessionStage(ctx context.Context, hash []byte, stage string) error {
+	n, err := s.exec(ctx, s.writer, `UPDATE sessions SET stage = ? WHERE hash = ?`, stage, hash)
+	if err != nil {
+		return fmt.Errorf("store: session stage: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteSession ends one session (a logout), audited as signin.logout; an
+// unknown hash is ErrNotFound.
+func (s *SQL) DeleteSession(ctx context.Context, hash []byte) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var row struct {
+			Session
+			UserName string `db:"username"`
+		}
+		if err := s.get(ctx, tx, &row, `SELECT s.hash, s.org_id, s.administrator_id, s.method, s.stage, s.ip, s.user_agent, s.created_at,
+			s.last_seen_at, s.expires_at, a.username FROM sessions s JOIN administrators a ON a.id = s.administrator_id WHERE s.hash = ?`,
+			hash); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM sessions WHERE hash = ?`, hash); err != nil {
+			return fmt.Errorf("store: delete session: %w", err)
+		}
+		return s.audit(ctx, tx, row.OrgID, change{action: AuditSignOut, targetKind: "administrator", targetID: row.AdministratorID,
+			targetName: row.UserName, after: map[string]any{"method": row.Method}})
+	})
+}
+
+// DeleteSessions ends every session of an administrator and returns how
+// many ended (audited as session.end_all when any did).
+func (s *SQL) DeleteSessions(ctx context.Context, org, administratorID string) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.get(ctx, tx, &n, `SELECT COUNT(*) FROM sessions WHERE administrator_id = ? AND org_id = ?`, administratorID, org); err != nil {
+			return err
+		}
+		return s.endSessions(ctx, tx, org, administratorID, nil)
+	})
+	return n, err
+}
+
+// AddLoginFailure counts one failure for key (a client address, say) in a
+// fixed window: if the key's window started at or before now-window a new
+// one starts at now. It returns the failures of the current window,
+// this one included. Every instance shares the count.
+func (s *SQL) AddLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
+	if window <= 0 || key == "" {
+		return 0, errors.New("store: login failure needs a key and a window")
+	}
+	now = microTime(now)
+	start := now.Add(-window)
+	var n int
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		return s.get(ctx, tx, &n, `INSERT INTO login_throttle (key, window_start, failures) VALUES (?, ?, 1)
+			ON CONFLICT (key) DO UPDATE SET
+				failures = CASE WHEN login_throttle.window_start <= ? THEN 1 ELSE login_throttle.failures + 1 END,
+				window_start = CASE WHEN login_throttle.window_start <= ? THEN excluded.window_start ELSE login_throttle.window_start END
+			RETURNING failures`, clip(key, 512), now, start, start)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: login failure: %w", err)
+	}
+	return n, nil
+}
+
+// LoginFailures returns the failures counted for key in the window that
+// is current at now (0 when it has none).
+func (s *SQL) LoginFailures(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
+	var n int
+	err := s.get(ctx, s.reader, &n, `SELECT failures FROM login_throttle WHERE key = ? AND window_start > ?`,
+		clip(key, 512), microTime(now).Add(-window))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return n, err
+}
