@@ -338,16 +338,21 @@ func (s *Administrators) Deactivate(ctx context.Context, p Principal, id string)
 	})
 }
 
-// Reactivate restores a deactivated administrator's access: Active if the
-// account was finished before, Pending otherwise.
+// Reactivate restores a deactivated administrator's access: Pending if
+// its activation link was never used (the account was never finished),
+// Active otherwise.
 func (s *Administrators) Reactivate(ctx context.Context, p Principal, id string) (store.Administrator, error) {
+	unfinished, err := s.Store.OpenInvitation(ctx, p.OrgID, id, store.PurposeActivation)
+	if err != nil {
+		return store.Administrator{}, err
+	}
 	return s.setStatus(ctx, p, id, func(a *store.Administrator) error {
 		if a.Status != store.StatusDeactivated {
 			return refuse(CodeNotDeactivated, "administrator %q is not deactivated", a.UserName)
 		}
-		a.Status = store.StatusPending
-		if a.LastLoginAt != nil || a.SCIMManaged {
-			a.Status = store.StatusActive
+		a.Status = store.StatusActive
+		if unfinished && !a.SCIMManaged {
+			a.Status = store.StatusPending
 		}
 		return nil
 	})

@@ -161,6 +161,31 @@ func (o *Orgs) SetPreferences(ctx context.Context, p Principal, prefs Preference
 	return org, nil
 }
 
+// AddDomain registers an email domain for the organization (the operator
+// CLI only: "contact support", seed 001).
+func (o *Orgs) AddDomain(ctx context.Context, orgID, domain string) (string, error) {
+	norm, err := normalizeDomain(domain)
+	if err != nil {
+		return "", err
+	}
+	err = o.Store.AddRegisteredDomain(ctx, orgID, norm)
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return "", &Error{Code: CodeInvalidDomain, Message: fmt.Sprintf("domain %q is already registered", norm), Err: err}
+	}
+	return norm, err
+}
+
+// RemoveDomain unregisters an email domain. Administrators already using
+// it keep their addresses; new invitations and email changes are checked
+// against the domains that remain.
+func (o *Orgs) RemoveDomain(ctx context.Context, orgID, domain string) error {
+	err := o.Store.RemoveRegisteredDomain(ctx, orgID, asciiLower(domain))
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("domain %q is not registered", domain), Err: err}
+	}
+	return err
+}
+
 // SetSuperAdminGroup designates the SCIM group (by displayName, compared
 // exactly) whose members are Super Administrators; "" designates none.
 func (o *Orgs) SetSuperAdminGroup(ctx context.Context, orgID, group string) (store.Org, error) {

@@ -427,6 +427,9 @@ type Store interface {
 
 	CreateInvitation(ctx context.Context, inv Invitation, email *OutboxMessage) error
 	InvitationByHash(ctx context.Context, hash []byte) (Invitation, error)
+	// OpenInvitation reports whether the administrator has an unused
+	// invitation of the purpose, expired ones included.
+	OpenInvitation(ctx context.Context, org, administratorID, purpose string) (bool, error)
 
 	CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error)
 	// APIKeyByHash finds a key of any organization by the hash of its

@@ -167,3 +167,13 @@ func (s *SQL) InvitationByHash(ctx context.Context, hash []byte) (Invitation, er
 		FROM invitations WHERE hash = ?`, hash)
 	return inv, err
 }
+
+// OpenInvitation reports whether the administrator has an unused
+// invitation of the purpose (expired ones included): for activation, that
+// the account was never finished.
+func (s *SQL) OpenInvitation(ctx context.Context, org, administratorID, purpose string) (bool, error) {
+	var n int
+	err := s.get(ctx, s.reader, &n, `SELECT count(*) FROM invitations WHERE org_id = ? AND administrator_id = ? AND purpose = ? AND used_at IS NULL`,
+		org, administratorID, purpose)
+	return n > 0, err
+}

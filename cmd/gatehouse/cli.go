@@ -98,6 +98,14 @@ func commandTree() *command {
 			{name: "disable", summary: "turn SCIM provisioning off for an organization", run: runSCIMSwitch(false)},
 			{name: "super-admin-group", summary: "name the SCIM group whose members are Super Administrators", run: runSCIMSuperAdminGroup},
 		}},
+		{name: "administrator", summary: "what only support may do to an administrator", sub: []*command{
+			{name: "deactivate", summary: "deactivate an administrator, Super Administrators included", run: administratorStatusCommand("deactivate").runner()},
+			{name: "reactivate", summary: "reactivate an administrator, Super Administrators included", run: administratorStatusCommand("reactivate").runner()},
+		}},
+		{name: "domain", summary: "manage an organization's registered email domains", sub: domainCommands()},
+		{name: "api-key", summary: "manage management API keys", sub: []*command{
+			{name: "create", summary: "create a management API key and print it once", run: apiKeyCreateCommand().runner()},
+		}},
 	}}
 }
 
