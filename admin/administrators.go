@@ -280,6 +280,29 @@ func (s *Administrators) invitationEmail(org store.Org, to, username, secret str
 	return &m
 }
 
+// SendAccess emails an administrator how to sign in: the sign-in address
+// and the username, never a password (seed 002's "send an email with
+// access").
+func (s *Administrators) SendAccess(ctx context.Context, p Principal, a store.Administrator) error {
+	if s.Mail == nil {
+		return nil
+	}
+	org, err := s.Store.Org(ctx, p.OrgID)
+	if err != nil {
+		return fmt.Errorf("admin: organization: %w", err)
+	}
+	body := fmt.Sprintf("You can sign in to administer %s.\n\nSign in at: %s/login\nYour username: %s\n\nYour password is given to you separately.\n",
+		org.Name, strings.TrimRight(s.BaseURL, "/"), a.UserName)
+	m, err := s.Mail.Message(org.ID, a.Email, "Your access to "+org.Name, body)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.EnqueueEmail(p.Context(ctx), m); err != nil {
+		return fmt.Errorf("admin: queue email: %w", err)
+	}
+	return nil
+}
+
 // Update applies an edit. An Administrator may not change a Super
 // Administrator, nor make anyone one; demoting the organization's last
 // active Super Administrator is refused.

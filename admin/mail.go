@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -40,9 +41,10 @@ import (
 // a line break or another control character.
 const CodeInvalidSubject = "invalid_subject"
 
-// maxSubject bounds a subject (in characters), so the encoded header stays
-// well inside SMTP's 998-byte line limit once folded.
-const maxSubject = 200
+// maxSubject bounds a subject, in characters: room for an organization
+// name (200) and the text around it, while the header line of an ASCII
+// subject stays under SMTP's 998 bytes (a non-ASCII one is folded).
+const maxSubject = 500
 
 // Mail queues emails in the outbox.
 type Mail struct {
@@ -138,7 +140,7 @@ func checkSubject(subject string) error {
 }
 
 func hasControl(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	return strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // SMTPConfig is how a Sender reaches the SMTP server.
@@ -196,6 +198,9 @@ type Sender struct {
 // activation links) to the log at INFO level and counts it as sent. The
 // store and sealer must be those the messages were queued with.
 func NewSender(s store.Store, sealer *Sealer, cfg *SMTPConfig, logger *slog.Logger) (*Sender, error) {
+	if s == nil || sealer == nil {
+		return nil, errors.New("admin: a Sender needs a store and the sealer of the queued bodies")
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -393,6 +398,11 @@ func (s *Sender) render(m store.OutboxMessage, to *mail.Address, body string) []
 	qp := quotedprintable.NewWriter(&b)
 	qp.Write([]byte(body)) // writes to a bytes.Buffer do not fail
 	qp.Close()
+	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
+		// The message ends with a line break (RFC 5321 §4.1.1.4); net/smtp
+		// would add it, but then the message sent is not the one built.
+		b.WriteString("\r\n")
+	}
 	return b.Bytes()
 }
 

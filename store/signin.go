@@ -217,15 +217,15 @@ func (s *SQL) Credentials(ctx context.Context, org, administratorID string) (Cre
 	}
 	err := s.get(ctx, s.reader, &row, `SELECT a.id, COALESCE(c.administrator_id, a.id) AS administrator_id,
 		COALESCE(c.password_hash, '') AS password_hash, c.password_changed_at,
-		COALESCE(c.must_change_password, `+s.bool(false)+`) AS must_change_password, COALESCE(c.totp_secret, '') AS totp_secret,
-		COALESCE(c.totp_enabled, `+s.bool(false)+`) AS totp_enabled, COALESCE(c.totp_last_step, 0) AS totp_last_step,
+		COALESCE(c.must_change_password, `+s.boolLit(false)+`) AS must_change_password, COALESCE(c.totp_secret, '') AS totp_secret,
+		COALESCE(c.totp_enabled, `+s.boolLit(false)+`) AS totp_enabled, COALESCE(c.totp_last_step, 0) AS totp_last_step,
 		COALESCE(c.failed_logins, 0) AS failed_logins, c.locked_until
 		FROM administrators a LEFT JOIN credentials c ON c.administrator_id = a.id WHERE a.id = ? AND a.org_id = ?`, administratorID, org)
 	return row.Credentials, err
 }
 
-// bool is a boolean literal of the dialect.
-func (s *SQL) bool(b bool) string {
+// boolLit is a boolean literal of the dialect.
+func (s *SQL) boolLit(b bool) string {
 	switch {
 	case s.d.name == "postgres" && b:
 		return "TRUE"
@@ -310,7 +310,7 @@ func (s *SQL) UpdateCredentials(ctx context.Context, org, administratorID string
 			return err
 		}
 		if c.EndSessions {
-			if err := s.endSessions(ctx, tx, org, administratorID, c.KeepSession); err != nil {
+			if _, err := s.endSessions(ctx, tx, org, administratorID, c.KeepSession); err != nil {
 				return err
 			}
 		}
@@ -334,7 +334,7 @@ func (s *SQL) UpdateCredentials(ctx context.Context, org, administratorID string
 
 // endSessions deletes the administrator's sessions except keep, and audits
 // how many ended.
-func (s *SQL) endSessions(ctx context.Context, tx *sqlx.Tx, org, id string, keep []byte) error {
+func (s *SQL) endSessions(ctx context.Context, tx *sqlx.Tx, org, id string, keep []byte) (int64, error) {
 	var n int64
 	var err error
 	if keep == nil {
@@ -343,16 +343,16 @@ func (s *SQL) endSessions(ctx context.Context, tx *sqlx.Tx, org, id string, keep
 		n, err = s.exec(ctx, tx, `DELETE FROM sessions WHERE administrator_id = ? AND org_id = ? AND hash <> ?`, id, org, keep)
 	}
 	if err != nil {
-		return fmt.Errorf("store: end sessions: %w", err)
+		return 0, fmt.Errorf("store: end sessions: %w", err)
 	}
 	if n == 0 {
-		return nil
+		return 0, nil
 	}
 	var username string
 	if err := s.get(ctx, tx, &username, `SELECT username FROM administrators WHERE id = ?`, id); err != nil && !errors.Is(err, ErrNotFound) {
-		return err
+		return 0, err
 	}
-	return s.audit(ctx, tx, org, change{action: AuditSessionsEnd, targetKind: "administrator", targetID: id, targetName: username,
+	return n, s.audit(ctx, tx, org, change{action: AuditSessionsEnd, targetKind: "administrator", targetID: id, targetName: username,
 		after: map[string]any{"sessions": n}})
 }
 
@@ -457,7 +457,8 @@ func (s *SQL) UseInvitation(ctx context.Context, hash []byte, purpose string, no
 			return err
 		}
 		out = a
-		return s.endSessions(ctx, tx, inv.OrgID, a.ID, nil)
+		_, err = s.endSessions(ctx, tx, inv.OrgID, a.ID, nil)
+		return err
 	})
 	if err != nil {
 		return Administrator{}, err
@@ -666,14 +667,13 @@ func (s *SQL) DeleteSession(ctx context.Context, hash []byte) error {
 // DeleteSessions ends every session of an administrator and returns how
 // many ended (audited as session.end_all when any did).
 func (s *SQL) DeleteSessions(ctx context.Context, org, administratorID string) (int, error) {
-	var n int
+	var n int64
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := s.get(ctx, tx, &n, `SELECT COUNT(*) FROM sessions WHERE administrator_id = ? AND org_id = ?`, administratorID, org); err != nil {
-			return err
-		}
-		return s.endSessions(ctx, tx, org, administratorID, nil)
+		var err error
+		n, err = s.endSessions(ctx, tx, org, administratorID, nil)
+		return err
 	})
-	return n, err
+	return int(n), err
 }
 
 // AddLoginFailure counts one failure for key (a client address, say) in a

@@ -6,7 +6,6 @@
 package api
 
 import (
-	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -37,18 +36,18 @@ type API struct {
 	Administrators *admin.Administrators
 	APIKeys        *admin.APIKeys
 	SCIMTokens     *admin.SCIMTokens
-	// Sessions authenticates console cookies; nil accepts API keys only.
-	Sessions Sessions
+	// SignIn is password sign-in and the console's sessions.
+	SignIn *admin.SignIn
+	// BaseURL is the server's public URL: the session cookie is Secure
+	// when it is https.
+	BaseURL string
+	// TrustForwardedFor takes the client's address (for the sign-in limits
+	// and the login history) from the last X-Forwarded-For entry: set it
+	// when gatehouse runs behind a load balancer that appends one.
+	TrustForwardedFor bool
 	// Logger returns the request's logger; nil logs nowhere.
 	Logger func(*http.Request) *slog.Logger
 	Now    func() time.Time
-}
-
-// Sessions authenticates the console's session cookie.
-type Sessions interface {
-	// Principal returns who the session's secret signs in, or an error
-	// when it is not a usable session.
-	Principal(ctx context.Context, secret string) (admin.Principal, error)
 }
 
 // SessionCookie is the name of the console's session cookie.
@@ -64,6 +63,15 @@ type route struct {
 // routes are every endpoint of the API, relative to Prefix.
 var routes = []route{
 	{"GET", "/openapi.json", false, (*API).openAPIDocument},
+	{"POST", "/session", false, (*API).signIn},
+	{"DELETE", "/session", false, (*API).signOut},
+	{"GET", "/activation", false, (*API).activationInfo},
+	{"POST", "/activation", false, (*API).activate},
+	{"POST", "/password-reset", false, (*API).requestPasswordReset},
+	{"POST", "/password-reset/confirm", false, (*API).resetPassword},
+	{"POST", "/me/password", false, (*API).changePassword},
+	{"POST", "/me/totp", false, (*API).beginTOTP},
+	{"POST", "/me/totp/confirm", false, (*API).confirmTOTP},
 	{"GET", "/me", true, (*API).me},
 	{"GET", "/organization", true, (*API).organization},
 	{"PATCH", "/organization", true, (*API).updateOrganization},
@@ -75,6 +83,8 @@ var routes = []route{
 	{"POST", "/administrators/{id}/deactivate", true, (*API).deactivateAdministrator},
 	{"POST", "/administrators/{id}/reactivate", true, (*API).reactivateAdministrator},
 	{"POST", "/administrators/{id}/invitation", true, (*API).resendInvitation},
+	{"PUT", "/administrators/{id}/password", true, (*API).setPassword},
+	{"GET", "/administrators/{id}/login-history", true, (*API).loginHistory},
 	{"GET", "/scim/tokens", true, (*API).listSCIMTokens},
 	{"POST", "/scim/tokens", true, (*API).createSCIMToken},
 	{"DELETE", "/scim/tokens/{id}", true, (*API).revokeSCIMToken},
@@ -183,12 +193,8 @@ func (a *API) authenticate(r *http.Request) (admin.Principal, error) {
 		}
 		return admin.KeyPrincipal(key), nil
 	}
-	if ck, err := r.Cookie(SessionCookie); err == nil && a.Sessions != nil {
-		p, err := a.Sessions.Principal(r.Context(), ck.Value)
-		if err != nil {
-			return admin.Principal{}, errUnauthenticated
-		}
-		return p, nil
+	if token := sessionToken(r); token != "" && a.SignIn != nil {
+		return a.sessionPrincipal(r, token)
 	}
 	return admin.Principal{}, errUnauthenticated
 }
@@ -247,35 +253,31 @@ type problem struct {
 // statuses maps the rules' codes to HTTP statuses; a code not listed is a
 // 400 (a refused value).
 var statuses = map[string]int{
-	"unauthenticated":                    http.StatusUnauthorized,
-	admin.CodeForbidden:                  http.StatusForbidden,
-	admin.CodeForbiddenRole:              http.StatusForbidden,
-	admin.CodeSuperAdminProtected:        http.StatusForbidden,
-	admin.CodeNotFound:                   http.StatusNotFound,
-	admin.CodeOrgNotFound:                http.StatusNotFound,
-	admin.CodeSCIMEnabled:                http.StatusConflict,
-	admin.CodeLastSuperAdmin:             http.StatusConflict,
-	admin.CodeUsernameTaken:              http.StatusConflict,
-	admin.CodeNotPending:                 http.StatusConflict,
-	admin.CodeAlreadyDeactivated:         http.StatusConflict,
-	admin.CodeNotDeactivated:             http.StatusConflict,
-	"unsupported_media_type":             http.StatusUnsupportedMediaType,
-	"body_too_large":                     http.StatusRequestEntityTooLarge,
-	"method_not_allowed":                 http.StatusMethodNotAllowed,
-	"internal_error":                     http.StatusInternalServerError,
-	"version_mismatch":                   http.StatusPreconditionFailed,
-	"too_many_attempts":                  http.StatusTooManyRequests,
-	"account_locked":                     http.StatusForbidden,
-	"invalid_credentials":                http.StatusUnauthorized,
-	"organization_required":              http.StatusBadRequest,
-	admin.CodeDomainNotRegistered:        http.StatusBadRequest,
-	"password_change_required":           http.StatusForbidden,
-	"totp_enrollment_required":           http.StatusForbidden,
-	"scim_token_not_found":               http.StatusNotFound,
-	"api_key_not_found":                  http.StatusNotFound,
-	"administrator_not_found":            http.StatusNotFound,
-	"session_not_found":                  http.StatusNotFound,
-	"organization_preferences_forbidden": http.StatusForbidden,
+	"unauthenticated":                http.StatusUnauthorized,
+	"unsupported_media_type":         http.StatusUnsupportedMediaType,
+	"body_too_large":                 http.StatusRequestEntityTooLarge,
+	admin.CodeForbidden:              http.StatusForbidden,
+	admin.CodeForbiddenRole:          http.StatusForbidden,
+	admin.CodeSuperAdminProtected:    http.StatusForbidden,
+	admin.CodeNotFound:               http.StatusNotFound,
+	admin.CodeOrgNotFound:            http.StatusNotFound,
+	admin.CodeSCIMEnabled:            http.StatusConflict,
+	admin.CodeLastSuperAdmin:         http.StatusConflict,
+	admin.CodeUsernameTaken:          http.StatusConflict,
+	admin.CodeNotPending:             http.StatusConflict,
+	admin.CodeAlreadyDeactivated:     http.StatusConflict,
+	admin.CodeNotDeactivated:         http.StatusConflict,
+	admin.CodeTOTPAlreadyEnabled:     http.StatusConflict,
+	admin.CodeInvalidCredentials:     http.StatusUnauthorized,
+	admin.CodeTOTPRequired:           http.StatusUnauthorized,
+	admin.CodeInvalidTOTP:            http.StatusUnauthorized,
+	admin.CodeInvalidSession:         http.StatusUnauthorized,
+	admin.CodeAccountLocked:          http.StatusForbidden,
+	admin.CodeAccountPending:         http.StatusForbidden,
+	admin.CodeAccountDeactivated:     http.StatusForbidden,
+	admin.CodePasswordChangeRequired: http.StatusForbidden,
+	admin.CodeTOTPEnrolmentRequired:  http.StatusForbidden,
+	admin.CodeTooManyAttempts:        http.StatusTooManyRequests,
 }
 
 func status(err error) int {

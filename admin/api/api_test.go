@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -32,6 +33,7 @@ type env struct {
 	adminKey   string
 	scimToken  string
 	httpClient *http.Client
+	sealer     *admin.Sealer
 }
 
 func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
@@ -72,33 +74,57 @@ func newEnv(t *testing.T, s *store.SQL) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	key := make([]byte, admin.SecretKeySize)
+	rand.Read(key)
+	sealer, err := admin.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mail := &admin.Mail{Store: s, Sealer: sealer}
 	mux := http.NewServeMux()
-	(&API{Store: s, Orgs: orgs, Administrators: &admin.Administrators{Store: s, BaseURL: "https://gh.example"},
-		APIKeys: keys, SCIMTokens: &admin.SCIMTokens{Store: s}}).Register(mux)
+	(&API{Store: s, Orgs: orgs, Administrators: &admin.Administrators{Store: s, BaseURL: "https://gh.example", Mail: mail},
+		APIKeys: keys, SCIMTokens: &admin.SCIMTokens{Store: s}, BaseURL: "https://gh.example",
+		SignIn: &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: "https://gh.example"}}).Register(mux)
 	scim.New(s, scim.Config{BaseURL: "https://gh.example", TokenCacheTTL: -1, RateLimit: -1}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &env{t: t, s: s, url: srv.URL, org: org, owner: owner, superKey: superKey, adminKey: adminKey, scimToken: token,
-		httpClient: srv.Client()}
+		httpClient: srv.Client(), sealer: sealer}
 }
 
 // do sends a request with the credential (an API key, a SCIM token or
-// "") and returns the status and the decoded JSON body.
+// "") and returns the status and the decoded JSON body; refusals of the
+// management API must be problem documents.
 func (e *env) do(method, path, cred, body string) (int, map[string]any) {
+	e.t.Helper()
+	h := map[string]string{}
+	if cred != "" {
+		h["Authorization"] = "Bearer " + cred
+	}
+	if body != "" && strings.HasPrefix(path, "/scim/") {
+		h["Content-Type"] = "application/scim+json"
+	}
+	st, out, _ := e.send(method, path, "", body, h)
+	return st, out
+}
+
+// send is a request with a session cookie (when not "") and headers; it
+// returns the status, the decoded JSON body and the response's cookies.
+func (e *env) send(method, path, cookie, body string, headers map[string]string) (int, map[string]any, []*http.Cookie) {
 	e.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, _ := http.NewRequest(method, e.url+path, rd)
-	if cred != "" {
-		req.Header.Set("Authorization", "Bearer "+cred)
-	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
-		if strings.HasPrefix(path, "/scim/") {
-			req.Header.Set("Content-Type", "application/scim+json")
-		}
+	}
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: SessionCookie, Value: cookie})
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	res, err := e.httpClient.Do(req)
 	if err != nil {
@@ -117,7 +143,7 @@ func (e *env) do(method, path, cred, body string) (int, map[string]any) {
 			e.t.Fatalf("%s %s: %d with Content-Type %q, want a problem document", method, path, res.StatusCode, ct)
 		}
 	}
-	return res.StatusCode, out
+	return res.StatusCode, out, res.Cookies()
 }
 
 // refused sends a request that must be refused with status and code, and

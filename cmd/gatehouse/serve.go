@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -38,6 +39,15 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	baseURL := fs.String("base-url", "", "public URL of this server, used in links and SSO redirects (env GATEHOUSE_BASE_URL; default http://ADDR)")
 	logFormat := fs.String("log-format", "auto", "auto (text on a terminal, JSON otherwise), text or json (env GATEHOUSE_LOG_FORMAT)")
 	scimRate := fs.Float64("scim-rate-limit", scim.DefaultRateLimit, "SCIM requests per second each organization may make on this instance (bursts of twice that); negative disables (env GATEHOUSE_SCIM_RATE_LIMIT)")
+	secretKey := fs.String("secret-key", "", "base64 of the 32-byte key that encrypts stored secrets (TOTP seeds, queued emails); prefer the environment (env GATEHOUSE_SECRET_KEY; default: read or create the file of --secret-key-file)")
+	secretKeyFile := fs.String("secret-key-file", "", "file holding the secret key, created with a new key on first start (env GATEHOUSE_SECRET_KEY_FILE; default: secret.key beside a SQLite database, data/secret.key otherwise)")
+	smtpHost := fs.String("smtp-host", "", "SMTP server for invitations and password resets; empty: emails are written to the log (env GATEHOUSE_SMTP_HOST)")
+	smtpPort := fs.Int("smtp-port", 587, "SMTP port (env GATEHOUSE_SMTP_PORT)")
+	smtpUser := fs.String("smtp-username", "", "SMTP user, authenticated with AUTH PLAIN over TLS (env GATEHOUSE_SMTP_USERNAME)")
+	smtpPassword := fs.String("smtp-password", "", "SMTP password; prefer the environment (env GATEHOUSE_SMTP_PASSWORD)")
+	smtpFrom := fs.String("smtp-from", "", "the From address of emails, e.g. \"Acme admin <noreply@acme.com>\" (env GATEHOUSE_SMTP_FROM)")
+	smtpTLS := fs.String("smtp-starttls", admin.StartTLSRequired, "required, opportunistic or none (env GATEHOUSE_SMTP_STARTTLS)")
+	trustXFF := fs.Bool("trust-forwarded-for", false, "take the client's address from the last X-Forwarded-For entry (behind a load balancer that appends it) for sign-in limits and login history (env GATEHOUSE_TRUST_FORWARDED_FOR)")
 	sqliteSync := fs.String("sqlite-synchronous", "FULL", "SQLite durability: FULL (a committed write survives power loss) or NORMAL (survives a crash of gatehouse only) (env GATEHOUSE_SQLITE_SYNCHRONOUS)")
 	pos, err := c.parse(fs, "[flags]",
 		"Runs the HTTP server until SIGINT or SIGTERM, then drains requests for up to\n"+
@@ -49,12 +59,21 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return usagef("serve: unexpected argument %q", pos[0])
 	}
 	err = c.fromEnv(fs, map[string]string{
-		"addr":               "GATEHOUSE_ADDR",
-		"db":                 "GATEHOUSE_DB",
-		"base-url":           "GATEHOUSE_BASE_URL",
-		"log-format":         "GATEHOUSE_LOG_FORMAT",
-		"sqlite-synchronous": "GATEHOUSE_SQLITE_SYNCHRONOUS",
-		"scim-rate-limit":    "GATEHOUSE_SCIM_RATE_LIMIT",
+		"addr":                "GATEHOUSE_ADDR",
+		"db":                  "GATEHOUSE_DB",
+		"base-url":            "GATEHOUSE_BASE_URL",
+		"log-format":          "GATEHOUSE_LOG_FORMAT",
+		"sqlite-synchronous":  "GATEHOUSE_SQLITE_SYNCHRONOUS",
+		"scim-rate-limit":     "GATEHOUSE_SCIM_RATE_LIMIT",
+		"secret-key":          "GATEHOUSE_SECRET_KEY",
+		"secret-key-file":     "GATEHOUSE_SECRET_KEY_FILE",
+		"smtp-host":           "GATEHOUSE_SMTP_HOST",
+		"smtp-port":           "GATEHOUSE_SMTP_PORT",
+		"smtp-username":       "GATEHOUSE_SMTP_USERNAME",
+		"smtp-password":       "GATEHOUSE_SMTP_PASSWORD",
+		"smtp-from":           "GATEHOUSE_SMTP_FROM",
+		"smtp-starttls":       "GATEHOUSE_SMTP_STARTTLS",
+		"trust-forwarded-for": "GATEHOUSE_TRUST_FORWARDED_FOR",
 	})
 	if err != nil {
 		return err
@@ -82,7 +101,16 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if sync != "FULL" && sync != "NORMAL" {
 		return usagef("--sqlite-synchronous: %q is not FULL or NORMAL", *sqliteSync)
 	}
+	var smtpConfig *admin.SMTPConfig
+	if *smtpHost != "" {
+		if *smtpFrom == "" {
+			return usagef("--smtp-from is required with --smtp-host")
+		}
+		smtpConfig = &admin.SMTPConfig{Host: *smtpHost, Port: *smtpPort, Username: *smtpUser, Password: *smtpPassword,
+			From: *smtpFrom, StartTLS: *smtpTLS}
+	}
 	logger := newLogger(c.stderr, *logFormat)
+
 	tuneGC(c.getenv)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -110,14 +138,32 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		*baseURL = defaultBaseURL(net.JoinHostPort(host, port))
 	}
 
+	sealer, err := loadSealer(*secretKey, *secretKeyFile, *db, logger)
+	if err != nil {
+		return err
+	}
+	sender, err := admin.NewSender(s, sealer, smtpConfig, logger)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	// The sender stops before the store closes (defers run last first).
+	senderCtx, stopSender := context.WithCancel(ctx)
+	senderDone := make(chan struct{})
+	go func() { defer close(senderDone); sender.Run(senderCtx) }()
+	defer func() { stopSender(); <-senderDone }()
+	mail := &admin.Mail{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
+
 	reg := newRegistry(s)
 	management := &api.API{
-		Store:          s,
-		Orgs:           &admin.Orgs{Store: s, BaseURL: *baseURL},
-		Administrators: &admin.Administrators{Store: s, BaseURL: *baseURL},
-		APIKeys:        &admin.APIKeys{Store: s},
-		SCIMTokens:     &admin.SCIMTokens{Store: s},
-		Logger:         func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
+		Store:             s,
+		Orgs:              &admin.Orgs{Store: s, BaseURL: *baseURL},
+		Administrators:    &admin.Administrators{Store: s, BaseURL: *baseURL, Mail: mail},
+		APIKeys:           &admin.APIKeys{Store: s},
+		SCIMTokens:        &admin.SCIMTokens{Store: s},
+		SignIn:            &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL},
+		BaseURL:           *baseURL,
+		TrustForwardedFor: *trustXFF,
+		Logger:            func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	}
 	scimServer := scim.New(s, scim.Config{
 		BaseURL:   *baseURL,
@@ -264,4 +310,35 @@ func newLogger(w io.Writer, format string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, nil))
 	}
 	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// loadSealer builds the Sealer of stored secrets from the key given, else
+// from the key file (created with a new key on first start). Instances
+// sharing a PostgreSQL database must share the key: give it to each.
+func loadSealer(key, file, dsn string, logger *slog.Logger) (*admin.Sealer, error) {
+	if key != "" {
+		k, err := admin.ParseSecretKey(key)
+		if err != nil {
+			return nil, usagef("--secret-key: %v", err)
+		}
+		return admin.NewSealer(k)
+	}
+	postgres := strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+	if file == "" {
+		file = filepath.Join("data", "secret.key")
+		if !postgres {
+			file = filepath.Join(filepath.Dir(store.SQLitePath(dsn)), "secret.key")
+		}
+	}
+	k, created, err := admin.LoadOrCreateSecretKey(file)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	if created {
+		logger.Warn("created a new secret key for stored secrets; back it up with the database", "file", file)
+		if postgres {
+			logger.Warn("with PostgreSQL, give every instance the same key (GATEHOUSE_SECRET_KEY)", "file", file)
+		}
+	}
+	return admin.NewSealer(k)
 }

@@ -19,7 +19,10 @@ func testAudit(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if _, err := s.UpdateAdministrator(store.WithActor(ctx, store.Actor{Kind: store.ActorSCIM, ID: "tok", Name: "gh_scim_x"}), o.ID, a.ID,
-		func(a *store.Administrator) error { a.GivenName, a.Status = "Robert", store.StatusDeactivated; return nil }); err != nil {
+		func(a *store.Administrator) error {
+			a.GivenName, a.Status = "Robert", store.StatusDeactivated
+			return nil
+		}); err != nil {
 		t.Fatal(err)
 	}
 	// An update that changes nothing is not an entry.

@@ -51,7 +51,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueryCursorPaging", testQueryCursorPaging},
 		{"SCIMTokens", testSCIMTokens},
 		{"Invitations", testInvitations},
+		{"Audit", testAudit},
 		{"Outbox", testOutbox},
+		{"SignIn", testSignIn},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

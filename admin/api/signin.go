@@ -1,0 +1,280 @@
+package api
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"gatehouse/admin"
+	"gatehouse/store"
+)
+
+// Sign-in over the API: the console (and any client holding a cookie jar)
+// signs in with a username and password (and a TOTP code), and gets the
+// session cookie. The rules are admin.SignIn's.
+
+// principalOf is who an active session acts as.
+func principalOf(a store.Administrator) admin.Principal {
+	return admin.Principal{OrgID: a.OrgID, Role: a.Role, AdministratorID: a.ID,
+		Actor: store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName}}
+}
+
+// clientIP is the address a request comes from: the connection's peer,
+// or with TrustForwardedFor the last address of X-Forwarded-For (the one
+// the load balancer in front of gatehouse appended).
+func (a *API) clientIP(r *http.Request) string {
+	if a.TrustForwardedFor {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// setSession sets (token != "") or clears the session cookie: HttpOnly,
+// SameSite=Lax, Secure when the server's public URL is https.
+func (a *API) setSession(c *call, token string, maxAge time.Duration) {
+	ck := &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: strings.HasPrefix(a.BaseURL, "https://"), MaxAge: int(maxAge / time.Second)}
+	if token == "" {
+		ck.MaxAge = -1
+	}
+	http.SetCookie(c.w, ck)
+}
+
+func sessionToken(r *http.Request) string {
+	if ck, err := r.Cookie(SessionCookie); err == nil {
+		return ck.Value
+	}
+	return ""
+}
+
+type signInBody struct {
+	Organization string `json:"organization"` // slug; optional when the username is in one organization only
+	UserName     string `json:"username"`
+	Password     string `json:"password"`
+	TOTPCode     string `json:"totpCode"`
+}
+
+func (a *API) signIn(c *call) error {
+	var b signInBody
+	if err := c.decode(&b); err != nil {
+		return err
+	}
+	res, err := a.SignIn.Login(c.r.Context(), admin.LoginRequest{OrgSlug: b.Organization, Username: b.UserName, Password: b.Password,
+		TOTPCode: b.TOTPCode, IP: a.clientIP(c.r), UserAgent: c.r.UserAgent()})
+	if err != nil {
+		return err
+	}
+	absolute := a.SignIn.Policy.SessionAbsolute
+	if absolute <= 0 {
+		absolute = admin.DefaultSessionAbsolute
+	}
+	a.setSession(c, res.Token, absolute) // the server ends it sooner when idle
+	return c.reply(http.StatusOK, map[string]any{"stage": res.Stage, "administrator": toAdministrator(res.Administrator)})
+}
+
+func (a *API) signOut(c *call) error {
+	if err := a.SignIn.Logout(c.r.Context(), sessionToken(c.r)); err != nil {
+		return err
+	}
+	a.setSession(c, "", 0)
+	return c.noContent()
+}
+
+func (a *API) activationInfo(c *call) error {
+	info, err := a.SignIn.ActivationInfo(c.r.Context(), c.r.URL.Query().Get("token"))
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, map[string]any{
+		"username":     info.Administrator.UserName,
+		"organization": info.Org.Name,
+		"totpRequired": info.TOTPRequired,
+		"totp":         map[string]any{"secret": info.TOTP.Secret, "url": info.TOTP.URL, "ticket": info.TOTP.Ticket},
+	})
+}
+
+func (a *API) activate(c *call) error {
+	var b struct {
+		Token      string `json:"token"`
+		Password   string `json:"password"`
+		TOTPTicket string `json:"totpTicket"`
+		TOTPCode   string `json:"totpCode"`
+	}
+	if err := c.decode(&b); err != nil {
+		return err
+	}
+	adm, err := a.SignIn.Activate(c.r.Context(), b.Token, b.Password, b.TOTPTicket, b.TOTPCode)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, toAdministrator(adm))
+}
+
+func (a *API) requestPasswordReset(c *call) error {
+	var b struct {
+		Organization string `json:"organization"`
+		UserName     string `json:"username"` // or the email address
+	}
+	if err := c.decode(&b); err != nil {
+		return err
+	}
+	if err := a.SignIn.RequestPasswordReset(c.r.Context(), b.Organization, b.UserName); err != nil {
+		return err
+	}
+	// The same answer whether or not the account exists.
+	return c.reply(http.StatusAccepted, map[string]string{"status": "if the account exists, a reset link is on its way"})
+}
+
+func (a *API) resetPassword(c *call) error {
+	var b struct {
+		Token    string `json:"token"`
+		Password string `json:"password"`
+	}
+	if err := c.decode(&b); err != nil {
+		return err
+	}
+	if err := a.SignIn.ResetPassword(c.r.Context(), b.Token, b.Password); err != nil {
+		return err
+	}
+	return c.noContent()
+}
+
+// The signed-in administrator's own credentials. These take the cookie
+// directly: a session that must change its password or enrol TOTP first
+// may call them and nothing else.
+
+func (a *API) changePassword(c *call) error {
+	var b struct {
+		Current string `json:"currentPassword"`
+		New     string `json:"newPassword"`
+	}
+	if err := c.decode(&b); err != nil {
+		return err
+	}
+	ss, err := a.SignIn.ChangePassword(c.r.Context(), sessionToken(c.r), b.Current, b.New)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, map[string]string{"stage": ss.Stage})
+}
+
+func (a *API) beginTOTP(c *call) error {
+	enrol, err := a.SignIn.BeginTOTP(c.r.Context(), sessionToken(c.r))
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, map[string]any{"secret": enrol.Secret, "url": enrol.URL, "ticket": enrol.Ticket, "expires": enrol.ExpiresAt})
+}
+
+func (a *API) confirmTOTP(c *call) error {
+	var b struct {
+		Ticket string `json:"ticket"`
+		Code   string `json:"code"`
+	}
+	if err := c.decode(&b); err != nil {
+		return err
+	}
+	ss, err := a.SignIn.ConfirmTOTP(c.r.Context(), sessionToken(c.r), b.Ticket, b.Code)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, map[string]string{"stage": ss.Stage})
+}
+
+// loginHistory is seed 002's login history of one administrator.
+func (a *API) loginHistory(c *call) error {
+	adm, err := a.Administrators.Get(c.r.Context(), c.p, c.r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	limit, err := c.intParam("limit", 100)
+	if err != nil {
+		return err
+	}
+	if limit < 1 || limit > 1000 {
+		return &admin.Error{Code: admin.CodeInvalidQuery, Message: "limit must be 1 to 1000"}
+	}
+	before, err := c.intParam("before", 0)
+	if err != nil {
+		return err
+	}
+	events, err := a.Store.LoginHistory(c.r.Context(), c.p.OrgID, adm.ID, limit, int64(before))
+	if err != nil {
+		return err
+	}
+	type event struct {
+		Seq       int64     `json:"seq"`
+		At        time.Time `json:"at"`
+		Method    string    `json:"method"`
+		IP        string    `json:"ip"`
+		UserAgent string    `json:"browser"`
+		Result    string    `json:"result"`
+	}
+	out := make([]event, len(events))
+	for i, e := range events {
+		out[i] = event{e.Seq, e.At, e.Method, e.IP, e.UserAgent, e.Result}
+	}
+	page := map[string]any{"items": out}
+	if len(out) == limit {
+		page["nextBefore"] = out[len(out)-1].Seq
+	}
+	return c.reply(http.StatusOK, page)
+}
+
+// setPassword is seed 002's safety settings: a Super Administrator sets an
+// administrator's password, may require a change at the next sign-in, and
+// may send the administrator an email with access (the sign-in address
+// and the username; never the password).
+func (a *API) setPassword(c *call) error {
+	var b struct {
+		Password        string `json:"password"`
+		MustChange      bool   `json:"mustChangePassword"`
+		SendAccessEmail bool   `json:"sendAccessEmail"`
+	}
+	if err := c.decode(&b); err != nil {
+		return err
+	}
+	if !c.p.Super() {
+		return &admin.Error{Code: admin.CodeForbidden, Message: "only a Super Administrator may set another administrator's password"}
+	}
+	adm, err := a.Administrators.Get(c.r.Context(), c.p, c.r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if adm.Role == store.RoleSuperAdministrator && adm.ID != c.p.AdministratorID {
+		return &admin.Error{Code: admin.CodeSuperAdminProtected, Message: "a Super Administrator's password is theirs to change (or support's to reset)"}
+	}
+	if err := a.SignIn.SetPassword(c.p.Context(c.r.Context()), c.p.OrgID, adm.ID, b.Password, b.MustChange); err != nil {
+		return err
+	}
+	if b.SendAccessEmail {
+		if err := a.Administrators.SendAccess(c.r.Context(), c.p, adm); err != nil {
+			return err
+		}
+	}
+	return c.noContent()
+}
+
+// sessions authenticates console cookies for authenticate.
+func (a *API) sessionPrincipal(r *http.Request, token string) (admin.Principal, error) {
+	_, adm, err := a.SignIn.Authenticate(r.Context(), token)
+	var refused *admin.Error
+	if errors.As(err, &refused) && (refused.Code == admin.CodePasswordChangeRequired || refused.Code == admin.CodeTOTPEnrolmentRequired) {
+		return admin.Principal{}, err
+	}
+	if err != nil {
+		return admin.Principal{}, errUnauthenticated
+	}
+	return principalOf(adm), nil
+}

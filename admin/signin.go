@@ -1,0 +1,918 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gatehouse/store"
+)
+
+// LoginPolicy is the sign-in limits. Zero fields take the Default* values.
+type LoginPolicy struct {
+	// LockAfter consecutive failed sign-ins (wrong password or wrong TOTP
+	// code) lock the account for LockFor; while locked even the right
+	// password is refused. A success, a password reset or an operator
+	// unlock restarts the count. Failures for a username that does not
+	// exist lock that username alike (see Login).
+	LockAfter int
+	LockFor   time.Duration
+	// UnknownWindow is how long failures for a username that does not
+	// exist are remembered toward its lock (a fixed window).
+	UnknownWindow time.Duration
+	// IPLimit failed sign-ins from one client address within IPWindow (a
+	// fixed window shared by every instance) refuse every further sign-in
+	// from it with too_many_attempts until the window ends.
+	IPLimit  int
+	IPWindow time.Duration
+	// SessionIdle ends a session not used for that long; SessionAbsolute
+	// ends any session that long after sign-in, used or not.
+	SessionIdle     time.Duration
+	SessionAbsolute time.Duration
+	// ResetTTL is the life of a password-reset link; at most ResetLimit
+	// reset emails are sent to one administrator per ResetWindow.
+	ResetTTL    time.Duration
+	ResetLimit  int
+	ResetWindow time.Duration
+}
+
+// Defaults of LoginPolicy.
+const (
+	DefaultLockAfter       = 5
+	DefaultLockFor         = 15 * time.Minute
+	DefaultUnknownWindow   = 24 * time.Hour
+	DefaultIPLimit         = 20
+	DefaultIPWindow        = 15 * time.Minute
+	DefaultSessionIdle     = 30 * time.Minute
+	DefaultSessionAbsolute = 12 * time.Hour
+	DefaultResetTTL        = time.Hour
+	DefaultResetLimit      = 3
+	DefaultResetWindow     = time.Hour
+)
+
+func (p LoginPolicy) withDefaults() LoginPolicy {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	dur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&p.LockAfter, DefaultLockAfter)
+	dur(&p.LockFor, DefaultLockFor)
+	dur(&p.UnknownWindow, DefaultUnknownWindow)
+	def(&p.IPLimit, DefaultIPLimit)
+	dur(&p.IPWindow, DefaultIPWindow)
+	dur(&p.SessionIdle, DefaultSessionIdle)
+	dur(&p.SessionAbsolute, DefaultSessionAbsolute)
+	dur(&p.ResetTTL, DefaultResetTTL)
+	def(&p.ResetLimit, DefaultResetLimit)
+	dur(&p.ResetWindow, DefaultResetWindow)
+	return p
+}
+
+// SignIn is password sign-in, sessions, activation, password reset and the
+// TOTP second factor. It holds the rules; the HTTP layer sets the cookie
+// (the Token of a LoginResult: HttpOnly, Secure under https, SameSite=Lax)
+// and guards cookie-authenticated writes against CSRF.
+//
+// Refusals are *Error with the codes below; anything else is an internal
+// error whose text is for the log only.
+type SignIn struct {
+	Store store.Store
+	// Sealer seals TOTP secrets ("totp:" + administrator id) and
+	// enrolment tickets; required.
+	Sealer *Sealer
+	// Mail queues password-reset emails; BaseURL is the server's public
+	// URL, under which reset links point. Both are needed by
+	// RequestPasswordReset only.
+	Mail    *Mail
+	BaseURL string
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Policy LoginPolicy
+}
+
+// LoginRequest is one password sign-in.
+type LoginRequest struct {
+	// OrgSlug names the organization. When empty the username must exist
+	// in exactly one organization (organization_required otherwise).
+	OrgSlug   string
+	Username  string // compared exactly, byte for byte
+	Password  string
+	TOTPCode  string // six digits; "" asks whether one is needed (totp_required)
+	IP        string // the client's address, the key of the per-address limit: always give it ("" is one shared bucket)
+	UserAgent string
+}
+
+// LoginResult is a successful sign-in. Token is the cookie's value: it is
+// shown once and stored only as HashSecret(Token). Stage is
+// Session.Stage: store.SessionActive, or store.SessionChangePassword /
+// store.SessionEnrolTOTP when only ChangePassword / BeginTOTP+ConfirmTOTP
+// may be called with the session before it becomes active.
+type LoginResult struct {
+	Token         string
+	Session       store.Session
+	Administrator store.Administrator
+	Stage         string
+}
+
+func (s *SignIn) now() time.Time { return now(s.Now).UTC() }
+
+func (s *SignIn) policy() LoginPolicy { return s.Policy.withDefaults() }
+
+func errInvalidCredentials() error {
+	return refuse(CodeInvalidCredentials, "the username or password is incorrect")
+}
+
+func errLocked() error {
+	return refuse(CodeAccountLocked, "too many failed sign-ins: the account is locked for a while, try again later")
+}
+
+func errInvalidTOTP() error {
+	return refuse(CodeInvalidTOTP, "the authentication code is incorrect, expired or already used")
+}
+
+func errInvalidToken() error {
+	return refuse(CodeInvalidToken, "the link is not valid: it is unknown, already used or expired")
+}
+
+func errInvalidSession() error {
+	return refuse(CodeInvalidSession, "the session has ended: sign in again")
+}
+
+// unknownKey is the throttle key of a username that does not exist (in
+// the organization named, or in any when none is): a digest, so the
+// throttle table holds no typed usernames.
+func unknownKey(orgSlug, username string) string {
+	h := sha256.Sum256([]byte(orgSlug + "\x00" + username))
+	return "user:" + hex.EncodeToString(h[:])
+}
+
+func unknownLockKey(orgSlug, username string) string {
+	return "lock:" + unknownKey(orgSlug, username)[5:]
+}
+
+func ipKey(ip string) string { return "ip:" + ip }
+
+// asSelf is ctx with the administrator as the actor of its writes, unless
+// the caller named another actor.
+func asSelf(ctx context.Context, a store.Administrator) context.Context {
+	if store.ActorFrom(ctx).Kind != store.ActorSystem {
+		return ctx
+	}
+	return store.WithActor(ctx, store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName})
+}
+
+// Login checks a username and password (and TOTP code) and opens a
+// session. The order of the checks, and why:
+//
+//  1. The client address has had IPLimit failures in IPWindow:
+//     too_many_attempts, before any lookup or hashing.
+//  2. The username is looked up exactly. When it does not exist the
+//     password is still hashed once (the time of a wrong password) and the
+//     answer is invalid_credentials; failures for it are counted under a
+//     throttle key and lock it exactly as an account locks (LockAfter
+//     failures, for LockFor), so a lockout does not tell which usernames
+//     exist. (Failures of an unknown username are forgotten after
+//     UnknownWindow, those of an account only by a success: telling the
+//     two apart that way costs a day per guess. An unknown username is
+//     counted per organization slug as typed, "" included, while an
+//     account is one counter whichever way it is named, so comparing
+//     locks across the with- and without-organization forms can still
+//     tell; the without-organization form tells anyway, through
+//     organization_required, that a username is used in several.)
+//  3. A locked account is refused (account_locked) without checking the
+//     password, recorded in its login history.
+//  4. A wrong password: invalid_credentials, counted.
+//  5. Only after the right password: account_pending, account_deactivated
+//     (recorded, not counted), then the second factor: totp_required when
+//     no code was given (nothing recorded: the form asks for the code),
+//     invalid_totp (counted) when the code is wrong or already used.
+//  6. Success: one transaction writes the history row, last login, the
+//     end of the failure count and the session, whose Stage is
+//     change_password when the administrator must change their password,
+//     enrol_totp when the organization requires TOTP and they have none.
+//
+// Every counted failure, and every refusal of a locked account, also
+// counts against the client address.
+func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error) {
+	p, now := s.policy(), s.now()
+	if n, err := s.Store.LoginFailures(ctx, ipKey(r.IP), now, p.IPWindow); err != nil {
+		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+	} else if n >= p.IPLimit {
+		return LoginResult{}, refuse(CodeTooManyAttempts, "too many failed sign-ins from this address: try again later")
+	}
+	a, org, err := s.findLogin(ctx, r.OrgSlug, r.Username)
+	if errors.Is(err, store.ErrNotFound) {
+		return LoginResult{}, s.unknownLogin(ctx, r, now)
+	}
+	if err != nil {
+		return LoginResult{}, err
+	}
+	creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+	}
+	attempt := store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now, Method: store.SignInPassword,
+		IP: r.IP, UserAgent: r.UserAgent, LockAfter: p.LockAfter, LockFor: p.LockFor}
+	// fail records a refusal and returns refusal.
+	fail := func(result string, refusal error) (LoginResult, error) {
+		attempt.Result = result
+		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
+			return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+		}
+		if result != store.LoginPending && result != store.LoginDeactivated {
+			if _, err := s.Store.AddLoginFailure(ctx, ipKey(r.IP), now, p.IPWindow); err != nil {
+				return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+			}
+		}
+		return LoginResult{}, refusal
+	}
+	if creds.LockedUntil != nil && now.Before(*creds.LockedUntil) {
+		return fail(store.LoginLocked, errLocked())
+	}
+	ok := false
+	if creds.PasswordHash == "" {
+		dummyVerify(r.Password)
+	} else if ok, err = VerifyPassword(creds.PasswordHash, r.Password); err != nil {
+		ok = false // a damaged hash matches nothing; the operator resets it
+	}
+	if !ok {
+		return fail(store.LoginInvalidPassword, errInvalidCredentials())
+	}
+	switch a.Status {
+	case store.StatusPending:
+		return fail(store.LoginPending, refuse(CodeAccountPending, "the account is not activated yet: follow the link of the invitation email"))
+	case store.StatusDeactivated:
+		return fail(store.LoginDeactivated, refuse(CodeAccountDeactivated, "the account is deactivated"))
+	}
+	if creds.TOTPEnabled {
+		if r.TOTPCode == "" {
+			return LoginResult{}, refuse(CodeTOTPRequired, "enter the code of your authenticator app")
+		}
+		secret, err := s.Sealer.Open(creds.TOTPSecret, totpContext(a.ID))
+		if err != nil {
+			return LoginResult{}, fmt.Errorf("admin: login: TOTP secret of %s: %w", a.ID, err)
+		}
+		step, ok := matchTOTP(secret, r.TOTPCode, now, creds.TOTPLastStep)
+		if !ok {
+			return fail(store.LoginInvalidTOTP, errInvalidTOTP())
+		}
+		attempt.TOTPStep = step
+	}
+	stage := store.SessionActive
+	switch {
+	case creds.MustChangePassword:
+		stage = store.SessionChangePassword
+	case org.RequireTOTP && !creds.TOTPEnabled:
+		stage = store.SessionEnrolTOTP
+	}
+	token := newSecret()
+	attempt.Result = store.LoginSuccess
+	attempt.Session = &store.Session{Hash: HashSecret(token), Stage: stage, ExpiresAt: now.Add(min(p.SessionIdle, p.SessionAbsolute))}
+	_, err = s.Store.RecordSignIn(asSelf(ctx, a), attempt)
+	switch {
+	case errors.Is(err, store.ErrConflict): // the code's step was used meanwhile: a replay
+		attempt.TOTPStep, attempt.Session = 0, nil
+		return fail(store.LoginInvalidTOTP, errInvalidTOTP())
+	case errors.Is(err, store.ErrLocked): // locked meanwhile by a concurrent failure
+		attempt.Session = nil
+		return fail(store.LoginLocked, errLocked())
+	case err != nil:
+		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+	}
+	ss, err := s.Store.Session(ctx, attempt.Session.Hash, now)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+	}
+	if a, err = s.Store.Administrator(ctx, a.OrgID, a.ID); err != nil {
+		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+	}
+	return LoginResult{Token: token, Session: ss, Administrator: a, Stage: stage}, nil
+}
+
+// findLogin finds the administrator a login names, and its organization;
+// ErrNotFound when there is none.
+func (s *SignIn) findLogin(ctx context.Context, orgSlug, username string) (store.Administrator, store.Org, error) {
+	if orgSlug != "" {
+		org, err := s.Store.OrgBySlug(ctx, orgSlug)
+		if err != nil {
+			return store.Administrator{}, store.Org{}, err
+		}
+		a, err := s.Store.AdministratorByUsername(ctx, org.ID, username)
+		return a, org, err
+	}
+	as, err := s.Store.AdministratorsByUsername(ctx, username)
+	if err != nil {
+		return store.Administrator{}, store.Org{}, fmt.Errorf("admin: login: %w", err)
+	}
+	switch len(as) {
+	case 0:
+		return store.Administrator{}, store.Org{}, store.ErrNotFound
+	case 1:
+		org, err := s.Store.Org(ctx, as[0].OrgID)
+		return as[0], org, err
+	}
+	// This tells that the username is used in several organizations:
+	// the price of sign-in without an organization.
+	return store.Administrator{}, store.Org{}, refuse(CodeOrganizationRequired,
+		"this username exists in several organizations: give the organization")
+}
+
+// unknownLogin answers a login whose username does not exist as a wrong
+// password would be answered, locking the username alike.
+func (s *SignIn) unknownLogin(ctx context.Context, r LoginRequest, now time.Time) error {
+	p := s.policy()
+	lockKey := unknownLockKey(r.OrgSlug, r.Username)
+	locked, err := s.Store.LoginFailures(ctx, lockKey, now, p.LockFor)
+	if err != nil {
+		return fmt.Errorf("admin: login: %w", err)
+	}
+	refusal := errInvalidCredentials()
+	if locked > 0 {
+		refusal = errLocked()
+	} else {
+		dummyVerify(r.Password)
+		n, err := s.Store.AddLoginFailure(ctx, unknownKey(r.OrgSlug, r.Username), now, p.UnknownWindow)
+		if err != nil {
+			return fmt.Errorf("admin: login: %w", err)
+		}
+		// An account's count restarts when it locks: every LockAfter-th
+		// failure locks.
+		if n%p.LockAfter == 0 {
+			if _, err := s.Store.AddLoginFailure(ctx, lockKey, now, p.LockFor); err != nil {
+				return fmt.Errorf("admin: login: %w", err)
+			}
+		}
+	}
+	if _, err := s.Store.AddLoginFailure(ctx, ipKey(r.IP), now, p.IPWindow); err != nil {
+		return fmt.Errorf("admin: login: %w", err)
+	}
+	return refusal
+}
+
+// session finds the session of token and its administrator, refreshing
+// its idle expiry; the session must be in one of stages.
+func (s *SignIn) session(ctx context.Context, token string, stages ...string) (store.Session, store.Administrator, error) {
+	p, now := s.policy(), s.now()
+	if token == "" || len(token) > 128 {
+		return store.Session{}, store.Administrator{}, errInvalidSession()
+	}
+	hash := HashSecret(token)
+	ss, err := s.Store.Session(ctx, hash, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Session{}, store.Administrator{}, errInvalidSession()
+	}
+	if err != nil {
+		return store.Session{}, store.Administrator{}, fmt.Errorf("admin: session: %w", err)
+	}
+	end := ss.CreatedAt.Add(p.SessionAbsolute)
+	if !now.Before(end) || !now.Before(ss.LastSeenAt.Add(p.SessionIdle)) {
+		return store.Session{}, store.Administrator{}, errInvalidSession()
+	}
+	a, err := s.Store.Administrator(ctx, ss.OrgID, ss.AdministratorID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Session{}, store.Administrator{}, errInvalidSession()
+	}
+	if err != nil {
+		return store.Session{}, store.Administrator{}, fmt.Errorf("admin: session: %w", err)
+	}
+	if a.Status != store.StatusActive {
+		return store.Session{}, store.Administrator{}, errInvalidSession()
+	}
+	if now.Sub(ss.LastSeenAt) >= time.Minute {
+		exp := now.Add(p.SessionIdle)
+		if exp.After(end) {
+			exp = end
+		}
+		if _, err := s.Store.TouchSession(ctx, hash, now, exp); err != nil {
+			return store.Session{}, store.Administrator{}, fmt.Errorf("admin: session: %w", err)
+		}
+		ss.LastSeenAt, ss.ExpiresAt = now, exp
+	}
+	for _, st := range stages {
+		if ss.Stage == st {
+			return ss, a, nil
+		}
+	}
+	switch ss.Stage {
+	case store.SessionChangePassword:
+		return ss, a, refuse(CodePasswordChangeRequired, "change your password first")
+	case store.SessionEnrolTOTP:
+		return ss, a, refuse(CodeTOTPEnrolmentRequired, "set up two-factor authentication first")
+	}
+	return store.Session{}, store.Administrator{}, errInvalidSession()
+}
+
+// Authenticate returns the active session of token and its administrator,
+// for every request. An unknown, expired (idle for SessionIdle, or older
+// than SessionAbsolute) session, or one whose administrator is no longer
+// active or was deleted, is invalid_session. A session that must first
+// change its password or enrol TOTP is refused with
+// password_change_required / totp_enrolment_required, the session and
+// administrator being returned with the error so the caller can show the
+// right page. The session's idle expiry slides, written at most once a
+// minute.
+func (s *SignIn) Authenticate(ctx context.Context, token string) (store.Session, store.Administrator, error) {
+	return s.session(ctx, token, store.SessionActive)
+}
+
+// Logout ends the session of token; an unknown one is not an error.
+func (s *SignIn) Logout(ctx context.Context, token string) error {
+	if token == "" || len(token) > 128 {
+		return nil
+	}
+	err := s.Store.DeleteSession(ctx, HashSecret(token))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("admin: logout: %w", err)
+	}
+	return nil
+}
+
+// ActivationInfo is what the activation page shows.
+type ActivationInfo struct {
+	Administrator store.Administrator
+	Org           store.Org
+	// TOTPRequired: the organization requires a second factor, so
+	// Activate needs TOTP's ticket and a code. TOTP is offered either way.
+	TOTPRequired bool
+	TOTP         TOTPEnrolment
+}
+
+// invitation returns the usable invitation of token for purpose and its
+// administrator, or invalid_token.
+func (s *SignIn) invitation(ctx context.Context, token, purpose string) (store.Invitation, store.Administrator, error) {
+	if token == "" || len(token) > 128 {
+		return store.Invitation{}, store.Administrator{}, errInvalidToken()
+	}
+	inv, err := s.Store.InvitationByHash(ctx, HashSecret(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Invitation{}, store.Administrator{}, errInvalidToken()
+	}
+	if err != nil {
+		return store.Invitation{}, store.Administrator{}, fmt.Errorf("admin: invitation: %w", err)
+	}
+	if inv.Purpose != purpose || inv.UsedAt != nil || !s.now().Before(inv.ExpiresAt) {
+		return store.Invitation{}, store.Administrator{}, errInvalidToken()
+	}
+	a, err := s.Store.Administrator(ctx, inv.OrgID, inv.AdministratorID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Invitation{}, store.Administrator{}, errInvalidToken()
+	}
+	if err != nil {
+		return store.Invitation{}, store.Administrator{}, fmt.Errorf("admin: invitation: %w", err)
+	}
+	want := store.StatusActive
+	if purpose == store.PurposeActivation {
+		want = store.StatusPending
+	}
+	if a.Status != want {
+		return store.Invitation{}, store.Administrator{}, errInvalidToken()
+	}
+	return inv, a, nil
+}
+
+// ActivationInfo reads an activation link without using it: who it is
+// for, and a fresh TOTP enrolment to offer.
+func (s *SignIn) ActivationInfo(ctx context.Context, token string) (ActivationInfo, error) {
+	_, a, err := s.invitation(ctx, token, store.PurposeActivation)
+	if err != nil {
+		return ActivationInfo{}, err
+	}
+	org, err := s.Store.Org(ctx, a.OrgID)
+	if err != nil {
+		return ActivationInfo{}, fmt.Errorf("admin: activation: %w", err)
+	}
+	enrol, err := newTOTPEnrolment(s.Sealer, a.ID, org.Slug, a.UserName, s.now())
+	if err != nil {
+		return ActivationInfo{}, fmt.Errorf("admin: activation: %w", err)
+	}
+	return ActivationInfo{Administrator: a, Org: org, TOTPRequired: org.RequireTOTP, TOTP: enrol}, nil
+}
+
+// errStatusChanged: the administrator's status changed between the check
+// and the transaction; the link is then not usable.
+var errStatusChanged = errors.New("admin: status changed")
+
+// Activate uses an activation link: the Pending administrator becomes
+// Active with password as its password and, when totpTicket (the Ticket
+// of ActivationInfo's TOTP) is given, that TOTP secret confirmed by
+// totpCode. It is required when the organization requires TOTP. The link
+// works once and until it expires; of concurrent uses one wins, the others
+// are invalid_token. Errors: invalid_token, weak_password, invalid_totp.
+func (s *SignIn) Activate(ctx context.Context, token, password, totpTicket, totpCode string) (store.Administrator, error) {
+	now := s.now()
+	_, a, err := s.invitation(ctx, token, store.PurposeActivation)
+	if err != nil {
+		return store.Administrator{}, err
+	}
+	if err := CheckPassword(password, a.UserName); err != nil {
+		return store.Administrator{}, err
+	}
+	org, err := s.Store.Org(ctx, a.OrgID)
+	if err != nil {
+		return store.Administrator{}, fmt.Errorf("admin: activate: %w", err)
+	}
+	var sealed string
+	var step int64
+	if totpTicket == "" && org.RequireTOTP {
+		return store.Administrator{}, refuse(CodeInvalidTOTP, "the organization requires two-factor authentication: scan the code and enter the code of your authenticator app")
+	}
+	if totpTicket != "" {
+		secret, err := openTicket(s.Sealer, totpTicket, a.ID, now)
+		if err != nil {
+			return store.Administrator{}, refuse(CodeInvalidTOTP, "the two-factor setup has expired: reload the page")
+		}
+		var ok bool
+		if step, ok = matchTOTP(secret, totpCode, now, 0); !ok {
+			return store.Administrator{}, errInvalidTOTP()
+		}
+		sealed = s.Sealer.Seal(secret, totpContext(a.ID))
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return store.Administrator{}, err
+	}
+	out, err := s.Store.UseInvitation(asSelf(ctx, a), HashSecret(token), store.PurposeActivation, now,
+		func(a *store.Administrator, c *store.Credentials) error {
+			if a.Status != store.StatusPending {
+				return errStatusChanged
+			}
+			a.Status = store.StatusActive
+			c.PasswordHash, c.MustChangePassword = hash, false
+			c.FailedLogins, c.LockedUntil = 0, nil
+			if sealed != "" {
+				c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep = sealed, true, step
+			}
+			return nil
+		})
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errStatusChanged) {
+		return store.Administrator{}, errInvalidToken()
+	}
+	if err != nil {
+		return store.Administrator{}, fmt.Errorf("admin: activate: %w", err)
+	}
+	return out, nil
+}
+
+// RequestPasswordReset emails a password-reset link (valid ResetTTL) to
+// the Active administrator named by usernameOrEmail — its exact username,
+// or else its primary email address (case-insensitive) — in the
+// organization orgSlug (in the one organization that has the username
+// when orgSlug is empty). It answers nil whether or not such an
+// administrator exists, so it does not reveal accounts; a new link
+// replaces the previous one, and at most ResetLimit are sent per
+// ResetWindow to one administrator, so the form cannot flood a mailbox.
+func (s *SignIn) RequestPasswordReset(ctx context.Context, orgSlug, usernameOrEmail string) error {
+	if s.Mail == nil || s.BaseURL == "" {
+		return errors.New("admin: SignIn.Mail and SignIn.BaseURL must be set for password reset")
+	}
+	if usernameOrEmail == "" || len(usernameOrEmail) > maxUsernameLen {
+		return nil
+	}
+	targets, err := s.resetTargets(ctx, orgSlug, usernameOrEmail)
+	if err != nil {
+		return err
+	}
+	p, now := s.policy(), s.now()
+	for _, a := range targets {
+		if a.Status != store.StatusActive || a.Email == "" {
+			continue
+		}
+		n, err := s.Store.AddLoginFailure(ctx, "reset:"+a.ID, now, p.ResetWindow)
+		if err != nil {
+			return fmt.Errorf("admin: password reset: %w", err)
+		}
+		if n > p.ResetLimit {
+			continue
+		}
+		secret := newSecret()
+		link := strings.TrimRight(s.BaseURL, "/") + "/reset-password?token=" + secret
+		msg, err := s.Mail.Message(a.OrgID, a.Email, "Reset your gatehouse password",
+			fmt.Sprintf("Hello %s,\n\nSomeone asked to reset the password of your gatehouse account %q.\n"+
+				"To choose a new password, open this link within %s:\n\n%s\n\n"+
+				"If it was not you, ignore this email: your password does not change.\n",
+				a.GivenName, a.UserName, p.ResetTTL, link))
+		if err != nil {
+			return fmt.Errorf("admin: password reset email: %w", err)
+		}
+		err = s.Store.CreateInvitation(ctx, store.Invitation{Hash: HashSecret(secret), OrgID: a.OrgID, AdministratorID: a.ID,
+			Purpose: store.PurposePasswordReset, ExpiresAt: now.Add(p.ResetTTL)}, &msg)
+		if err != nil && !errors.Is(err, store.ErrNotFound) { // deleted meanwhile
+			return fmt.Errorf("admin: password reset: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *SignIn) resetTargets(ctx context.Context, orgSlug, name string) ([]store.Administrator, error) {
+	if orgSlug == "" {
+		as, err := s.Store.AdministratorsByUsername(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("admin: password reset: %w", err)
+		}
+		if len(as) != 1 {
+			return nil, nil
+		}
+		return as, nil
+	}
+	org, err := s.Store.OrgBySlug(ctx, orgSlug)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("admin: password reset: %w", err)
+	}
+	a, err := s.Store.AdministratorByUsername(ctx, org.ID, name)
+	if err == nil {
+		return []store.Administrator{a}, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("admin: password reset: %w", err)
+	}
+	if !strings.Contains(name, "@") {
+		return nil, nil
+	}
+	res, err := s.Store.QueryAdministrators(ctx, org.ID, store.Query{
+		Where: store.Compare{Field: store.Field{Column: "email"}, Op: store.OpEq, Value: name, Fold: true},
+		Page:  store.Page{Limit: 5},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admin: password reset: %w", err)
+	}
+	return res.Items, nil
+}
+
+// ResetPassword uses a password-reset link: it sets newPassword, clears
+// "must change password" and any lockout, and ends every session of the
+// administrator. Errors: invalid_token (unknown, used, expired, or the
+// administrator is no longer Active), weak_password.
+func (s *SignIn) ResetPassword(ctx context.Context, token, newPassword string) error {
+	now := s.now()
+	_, a, err := s.invitation(ctx, token, store.PurposePasswordReset)
+	if err != nil {
+		return err
+	}
+	if err := CheckPassword(newPassword, a.UserName); err != nil {
+		return err
+	}
+	hash, err := HashPassword(newPassword)
+	if err != nil {
+		return err
+	}
+	_, err = s.Store.UseInvitation(asSelf(ctx, a), HashSecret(token), store.PurposePasswordReset, now,
+		func(a *store.Administrator, c *store.Credentials) error {
+			if a.Status != store.StatusActive {
+				return errStatusChanged
+			}
+			c.PasswordHash, c.MustChangePassword = hash, false
+			c.FailedLogins, c.LockedUntil = 0, nil
+			return nil
+		})
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errStatusChanged) {
+		return errInvalidToken()
+	}
+	if err != nil {
+		return fmt.Errorf("admin: reset password: %w", err)
+	}
+	return nil
+}
+
+// ChangePassword changes the password of the session's administrator,
+// who gives the current one. It works in an active session and in a
+// change_password one, which it moves on (to enrol_totp when the
+// organization requires TOTP the administrator lacks, else active); every
+// other session of the administrator ends. A wrong current password is
+// invalid_credentials and counts toward the lockout like a failed
+// sign-in. It returns the session as it now is.
+func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newPassword string) (store.Session, error) {
+	ss, a, err := s.session(ctx, sessionToken, store.SessionActive, store.SessionChangePassword)
+	if err != nil {
+		return store.Session{}, err
+	}
+	p, now := s.policy(), s.now()
+	ctx = asSelf(ctx, a)
+	creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID)
+	if err != nil {
+		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
+	}
+	if creds.LockedUntil != nil && now.Before(*creds.LockedUntil) {
+		return store.Session{}, errLocked()
+	}
+	ok := false
+	if creds.PasswordHash == "" {
+		dummyVerify(current)
+	} else if ok, err = VerifyPassword(creds.PasswordHash, current); err != nil {
+		ok = false
+	}
+	if !ok {
+		_, err := s.Store.RecordSignIn(ctx, store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now,
+			Method: store.SignInPassword, IP: ss.IP, UserAgent: ss.UserAgent, Result: store.LoginInvalidPassword,
+			LockAfter: p.LockAfter, LockFor: p.LockFor})
+		if err != nil {
+			return store.Session{}, fmt.Errorf("admin: change password: %w", err)
+		}
+		return store.Session{}, refuse(CodeInvalidCredentials, "the current password is incorrect")
+	}
+	if err := CheckPassword(newPassword, a.UserName); err != nil {
+		return store.Session{}, err
+	}
+	if newPassword == current {
+		return store.Session{}, refuse(CodeWeakPassword, "the new password is the current one")
+	}
+	hash, err := HashPassword(newPassword)
+	if err != nil {
+		return store.Session{}, err
+	}
+	stage := ss.Stage
+	if stage == store.SessionChangePassword {
+		org, err := s.Store.Org(ctx, a.OrgID)
+		if err != nil {
+			return store.Session{}, fmt.Errorf("admin: change password: %w", err)
+		}
+		stage = store.SessionActive
+		if org.RequireTOTP && !creds.TOTPEnabled {
+			stage = store.SessionEnrolTOTP
+		}
+	}
+	_, err = s.Store.UpdateCredentials(ctx, a.OrgID, a.ID, store.CredentialsChange{
+		Action: store.AuditPasswordChange,
+		Update: func(c *store.Credentials) error {
+			if c.PasswordHash != creds.PasswordHash {
+				return store.ErrConflict // changed meanwhile: the current password checked is no longer current
+			}
+			c.PasswordHash, c.MustChangePassword = hash, false
+			return nil
+		},
+		EndSessions: true, KeepSession: ss.Hash, KeepStage: stage,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return store.Session{}, refuse(CodeInvalidCredentials, "the password was changed meanwhile: try again")
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Session{}, errInvalidSession()
+	}
+	if err != nil {
+		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
+	}
+	ss.Stage = stage
+	return ss, nil
+}
+
+// BeginTOTP offers a new TOTP secret to the session's administrator (in
+// an active or enrol_totp session); ConfirmTOTP enables it. An
+// administrator who has TOTP already is totp_already_enabled: the
+// operator resets it first (ResetTOTP), so a stolen session cannot move
+// the second factor to another phone.
+func (s *SignIn) BeginTOTP(ctx context.Context, sessionToken string) (TOTPEnrolment, error) {
+	_, a, err := s.session(ctx, sessionToken, store.SessionActive, store.SessionEnrolTOTP)
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
+	creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID)
+	if err != nil {
+		return TOTPEnrolment{}, fmt.Errorf("admin: TOTP: %w", err)
+	}
+	if creds.TOTPEnabled {
+		return TOTPEnrolment{}, refuse(CodeTOTPAlreadyEnabled, "two-factor authentication is already set up")
+	}
+	org, err := s.Store.Org(ctx, a.OrgID)
+	if err != nil {
+		return TOTPEnrolment{}, fmt.Errorf("admin: TOTP: %w", err)
+	}
+	return newTOTPEnrolment(s.Sealer, a.ID, org.Slug, a.UserName, s.now())
+}
+
+// ConfirmTOTP enables the secret of ticket (from BeginTOTP) once code
+// shows the administrator's app has it. An enrol_totp session becomes
+// active; the administrator's other sessions end. Errors: invalid_totp,
+// totp_already_enabled.
+func (s *SignIn) ConfirmTOTP(ctx context.Context, sessionToken, ticket, code string) (store.Session, error) {
+	ss, a, err := s.session(ctx, sessionToken, store.SessionActive, store.SessionEnrolTOTP)
+	if err != nil {
+		return store.Session{}, err
+	}
+	now := s.now()
+	secret, err := openTicket(s.Sealer, ticket, a.ID, now)
+	if err != nil {
+		return store.Session{}, refuse(CodeInvalidTOTP, "the two-factor setup has expired: start again")
+	}
+	step, ok := matchTOTP(secret, code, now, 0)
+	if !ok {
+		return store.Session{}, errInvalidTOTP()
+	}
+	sealed := s.Sealer.Seal(secret, totpContext(a.ID))
+	stage := ss.Stage
+	if stage == store.SessionEnrolTOTP {
+		stage = store.SessionActive
+	}
+	errEnabled := refuse(CodeTOTPAlreadyEnabled, "two-factor authentication is already set up")
+	_, err = s.Store.UpdateCredentials(asSelf(ctx, a), a.OrgID, a.ID, store.CredentialsChange{
+		Action: store.AuditTOTPEnrol,
+		Update: func(c *store.Credentials) error {
+			if c.TOTPEnabled {
+				return errEnabled
+			}
+			c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep = sealed, true, max(step, c.TOTPLastStep)
+			return nil
+		},
+		EndSessions: true, KeepSession: ss.Hash, KeepStage: stage,
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Session{}, errInvalidSession()
+	}
+	if err != nil {
+		if e := (*Error)(nil); errors.As(err, &e) {
+			return store.Session{}, e
+		}
+		return store.Session{}, fmt.Errorf("admin: TOTP: %w", err)
+	}
+	ss.Stage = stage
+	return ss, nil
+}
+
+// ResetTOTP removes an administrator's second factor (the operator's
+// command line, for a lost phone; the management API may offer it to super
+// administrators). Audited as credentials.totp_reset with the actor of
+// ctx. When the organization requires TOTP the administrator enrols again
+// at the next sign-in.
+func (s *SignIn) ResetTOTP(ctx context.Context, orgID, administratorID string) error {
+	_, err := s.Store.UpdateCredentials(ctx, orgID, administratorID, store.CredentialsChange{
+		Action: store.AuditTOTPReset,
+		Update: func(c *store.Credentials) error {
+			c.TOTPSecret, c.TOTPEnabled = "", false
+			return nil
+		},
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse(CodeNotFound, "administrator %q not found in the organization", administratorID)
+	}
+	if err != nil {
+		return fmt.Errorf("admin: reset TOTP: %w", err)
+	}
+	return nil
+}
+
+// SetPassword sets an administrator's password on another's behalf (seed
+// 002 "Set Password", with "User must change password on next login" as
+// mustChange), ending its sessions and any lockout. Authorisation is the
+// caller's. Errors: weak_password, not_found.
+func (s *SignIn) SetPassword(ctx context.Context, orgID, administratorID, password string, mustChange bool) error {
+	a, err := s.Store.Administrator(ctx, orgID, administratorID)
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse(CodeNotFound, "administrator %q not found in the organization", administratorID)
+	}
+	if err != nil {
+		return fmt.Errorf("admin: set password: %w", err)
+	}
+	if err := CheckPassword(password, a.UserName); err != nil {
+		return err
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	_, err = s.Store.UpdateCredentials(ctx, orgID, administratorID, store.CredentialsChange{
+		Action: store.AuditPasswordSet,
+		Update: func(c *store.Credentials) error {
+			c.PasswordHash, c.MustChangePassword = hash, mustChange
+			c.FailedLogins, c.LockedUntil = 0, nil
+			return nil
+		},
+		EndSessions: true,
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse(CodeNotFound, "administrator %q not found in the organization", administratorID)
+	}
+	if err != nil {
+		return fmt.Errorf("admin: set password: %w", err)
+	}
+	return nil
+}
+
+// Unlock ends an administrator's lockout and restarts its failure count
+// (the operator's command line). Audited as credentials.unlock.
+func (s *SignIn) Unlock(ctx context.Context, orgID, administratorID string) error {
+	_, err := s.Store.UpdateCredentials(ctx, orgID, administratorID, store.CredentialsChange{
+		Action: store.AuditCredentialsUnlock,
+		Update: func(c *store.Credentials) error {
+			c.FailedLogins, c.LockedUntil = 0, nil
+			return nil
+		},
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse(CodeNotFound, "administrator %q not found in the organization", administratorID)
+	}
+	if err != nil {
+		return fmt.Errorf("admin: unlock: %w", err)
+	}
+	return nil
+}

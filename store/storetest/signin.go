@@ -1,0 +1,457 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gatehouse/store"
+)
+
+// testSignIn covers credentials, invitations used for sign-in, sessions,
+// login history and the login throttle.
+func testSignIn(t *testing.T, s store.Store) {
+	t.Run("Credentials", func(t *testing.T) { testCredentials(t, s) })
+	t.Run("UseInvitation", func(t *testing.T) { testUseInvitation(t, s) })
+	t.Run("AdministratorsByUsername", func(t *testing.T) { testAdministratorsByUsername(t, s) })
+	t.Run("RecordSignIn", func(t *testing.T) { testRecordSignIn(t, s) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, s) })
+	t.Run("LoginThrottle", func(t *testing.T) { testLoginThrottle(t, s) })
+}
+
+func auditActions(t *testing.T, s store.Store, org, target string) []store.AuditEntry {
+	t.Helper()
+	es, err := s.AuditLog(ctx, org, store.AuditQuery{TargetID: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func hasAction(es []store.AuditEntry, action string) (store.AuditEntry, bool) {
+	for _, e := range es {
+		if e.Action == action {
+			return e, true
+		}
+	}
+	return store.AuditEntry{}, false
+}
+
+// signedIn records a successful sign-in of a with a new session whose
+// hash is hash.
+func signedIn(t *testing.T, s store.Store, a store.Administrator, hash string, at time.Time) store.Session {
+	t.Helper()
+	_, err := s.RecordSignIn(ctx, store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: at, Method: store.SignInPassword,
+		IP: "192.0.2.1", UserAgent: "test", Result: store.LoginSuccess,
+		Session: &store.Session{Hash: []byte(hash), Stage: store.SessionActive, ExpiresAt: at.Add(time.Hour)}})
+	if err != nil {
+		t.Fatalf("RecordSignIn: %v", err)
+	}
+	ss, err := s.Session(ctx, []byte(hash), at)
+	if err != nil {
+		t.Fatalf("Session after sign-in: %v", err)
+	}
+	return ss
+}
+
+func testCredentials(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "creds")
+	a := mustCreate(t, s, admin(o.ID, "jdoe"))
+	c, err := s.Credentials(ctx, o.ID, a.ID)
+	if err != nil || c.AdministratorID != a.ID || c.PasswordHash != "" || c.TOTPEnabled || c.LockedUntil != nil || c.FailedLogins != 0 {
+		t.Fatalf("credentials of a new administrator = %+v, %v; want zero", c, err)
+	}
+	other, _ := newOrg(t, s, "creds-other")
+	_, err = s.Credentials(ctx, other.ID, a.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UpdateCredentials(ctx, other.ID, a.ID, store.CredentialsChange{Update: func(*store.Credentials) error { return nil }})
+	wantErr(t, err, store.ErrNotFound)
+
+	const secretHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+	// Two sessions; the change keeps one and moves its stage.
+	keep := signedIn(t, s, a, "keep", time.Now())
+	signedIn(t, s, a, "other", time.Now())
+	up, err := s.UpdateCredentials(ctx, o.ID, a.ID, store.CredentialsChange{
+		Action: store.AuditPasswordChange,
+		Update: func(c *store.Credentials) error {
+			c.PasswordHash, c.MustChangePassword = secretHash, true
+			c.AdministratorID = "someone-else" // restored
+			return nil
+		},
+		EndSessions: true, KeepSession: keep.Hash, KeepStage: store.SessionChangePassword,
+	})
+	if err != nil || up.PasswordHash != secretHash || !up.MustChangePassword || up.PasswordChangedAt == nil || up.AdministratorID != a.ID {
+		t.Fatalf("UpdateCredentials = %+v, %v", up, err)
+	}
+	got, _ := s.Credentials(ctx, o.ID, a.ID)
+	if got.PasswordHash != secretHash || !got.MustChangePassword || !got.PasswordChangedAt.Equal(*up.PasswordChangedAt) {
+		t.Fatalf("read back %+v, want %+v", got, up)
+	}
+	if ss, err := s.Session(ctx, []byte("keep"), time.Now()); err != nil || ss.Stage != store.SessionChangePassword {
+		t.Fatalf("kept session = %+v, %v", ss, err)
+	}
+	_, err = s.Session(ctx, []byte("other"), time.Now())
+	wantErr(t, err, store.ErrNotFound)
+
+	es := auditActions(t, s, o.ID, a.ID)
+	e, ok := hasAction(es, store.AuditPasswordChange)
+	if !ok {
+		t.Fatalf("no %s entry in %+v", store.AuditPasswordChange, es)
+	}
+	if !strings.Contains(string(e.After), `"passwordSet":true`) || !strings.Contains(string(e.After), `"mustChangePassword":true`) {
+		t.Fatalf("audit after = %s", e.After)
+	}
+	if _, ok := hasAction(es, store.AuditSessionsEnd); !ok {
+		t.Fatalf("ending sessions is not audited: %+v", es)
+	}
+	for _, e := range es {
+		if bytes.Contains(e.Before, []byte("argon2id")) || bytes.Contains(e.After, []byte("argon2id")) {
+			t.Fatalf("audit entry %s shows the hash: %s %s", e.Action, e.Before, e.After)
+		}
+	}
+
+	// A refusing fn writes nothing; a change that changes nothing is not
+	// audited.
+	boom := errors.New("boom")
+	_, err = s.UpdateCredentials(ctx, o.ID, a.ID, store.CredentialsChange{Update: func(c *store.Credentials) error {
+		c.PasswordHash = ""
+		return boom
+	}, EndSessions: true})
+	wantErr(t, err, boom)
+	if got, _ := s.Credentials(ctx, o.ID, a.ID); got.PasswordHash != secretHash {
+		t.Fatal("a refused update wrote")
+	}
+	if _, err := s.Session(ctx, []byte("keep"), time.Now()); err != nil {
+		t.Fatalf("a refused update ended sessions: %v", err)
+	}
+	n := len(auditActions(t, s, o.ID, a.ID))
+	if _, err := s.UpdateCredentials(ctx, o.ID, a.ID, store.CredentialsChange{}); err != nil {
+		t.Fatal(err)
+	}
+	if m := len(auditActions(t, s, o.ID, a.ID)); m != n {
+		t.Fatalf("a change of nothing wrote %d audit entries", m-n)
+	}
+	// A new TOTP secret is audited without showing it.
+	for _, secret := range []string{"v1.sealed-one", "v1.sealed-two"} {
+		if _, err := s.UpdateCredentials(ctx, o.ID, a.ID, store.CredentialsChange{Action: store.AuditTOTPEnrol,
+			Update: func(c *store.Credentials) error { c.TOTPSecret, c.TOTPEnabled = secret, true; return nil }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es = auditActions(t, s, o.ID, a.ID)
+	if es[0].Action != store.AuditTOTPEnrol || !strings.Contains(string(es[0].After), `"totpSecret":"replaced"`) ||
+		strings.Contains(string(es[0].After), "sealed") {
+		t.Fatalf("second enrolment audited as %s %s", es[0].Action, es[0].After)
+	}
+	// Credentials go with their administrator.
+	if err := s.DeleteAdministrator(ctx, o.ID, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Credentials(ctx, o.ID, a.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.Session(ctx, []byte("keep"), time.Now())
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testUseInvitation(t *testing.T, s store.Store) {
+	o, owner := newOrg(t, s, "use-inv")
+	now := time.Now()
+	activate := func(a *store.Administrator, c *store.Credentials) error {
+		a.Status = store.StatusActive
+		a.UserName = "renamed" // only the status may change
+		c.PasswordHash = "$argon2id$fake"
+		return nil
+	}
+	// Wrong purpose, then a refusing fn: nothing is used.
+	_, err := s.UseInvitation(ctx, []byte("hash-use-inv"), store.PurposePasswordReset, now, activate)
+	wantErr(t, err, store.ErrNotFound)
+	boom := errors.New("boom")
+	_, err = s.UseInvitation(ctx, []byte("hash-use-inv"), store.PurposeActivation, now,
+		func(*store.Administrator, *store.Credentials) error { return boom })
+	wantErr(t, err, boom)
+	if inv, _ := s.InvitationByHash(ctx, []byte("hash-use-inv")); inv.UsedAt != nil {
+		t.Fatal("a refused use marked the invitation used")
+	}
+	// Expired at the time given.
+	_, err = s.UseInvitation(ctx, []byte("hash-use-inv"), store.PurposeActivation, now.Add(2*time.Hour), activate)
+	wantErr(t, err, store.ErrNotFound)
+
+	signedIn(t, s, owner, "owner-session", now)
+	a, err := s.UseInvitation(ctx, []byte("hash-use-inv"), store.PurposeActivation, now, activate)
+	if err != nil || a.Status != store.StatusActive || a.UserName != "owner" || a.Version != owner.Version+2 {
+		// +1 for the sign-in's last login, +1 for the activation
+		t.Fatalf("UseInvitation = %+v, %v", a, err)
+	}
+	if got, _ := s.Administrator(ctx, o.ID, owner.ID); got.Status != store.StatusActive || got.Version != a.Version {
+		t.Fatalf("administrator after use = %+v", got)
+	}
+	if c, _ := s.Credentials(ctx, o.ID, owner.ID); c.PasswordHash != "$argon2id$fake" || c.PasswordChangedAt == nil {
+		t.Fatalf("credentials after use = %+v", c)
+	}
+	if inv, _ := s.InvitationByHash(ctx, []byte("hash-use-inv")); inv.UsedAt == nil {
+		t.Fatal("invitation not marked used")
+	}
+	_, err = s.Session(ctx, []byte("owner-session"), now)
+	wantErr(t, err, store.ErrNotFound) // a used invitation ends the sessions
+	es := auditActions(t, s, o.ID, owner.ID)
+	if e, ok := hasAction(es, store.AuditInvitationUse); !ok || strings.Contains(string(e.After), "argon2id") ||
+		!strings.Contains(string(e.After), `"passwordSet":true`) {
+		t.Fatalf("invitation.use entry missing or showing the hash: %+v", es)
+	}
+	if _, ok := hasAction(es, store.AuditAdministratorUpdate); !ok {
+		t.Fatalf("status change not audited: %+v", es)
+	}
+	// Used: never again.
+	_, err = s.UseInvitation(ctx, []byte("hash-use-inv"), store.PurposeActivation, now, activate)
+	wantErr(t, err, store.ErrNotFound)
+
+	// Concurrent uses of one invitation: exactly one wins.
+	b := mustCreate(t, s, admin(o.ID, "racer"))
+	if err := s.CreateInvitation(ctx, store.Invitation{Hash: []byte("race"), OrgID: o.ID, AdministratorID: b.ID,
+		Purpose: store.PurposePasswordReset, ExpiresAt: now.Add(time.Hour)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var wins, losses atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UseInvitation(ctx, []byte("race"), store.PurposePasswordReset, now, func(_ *store.Administrator, c *store.Credentials) error {
+				c.FailedLogins++
+				return nil
+			})
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, store.ErrNotFound):
+				losses.Add(1)
+			default:
+				t.Errorf("concurrent use: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 || losses.Load() != 7 {
+		t.Fatalf("concurrent uses: %d won, %d lost; want 1 and 7", wins.Load(), losses.Load())
+	}
+	if c, _ := s.Credentials(ctx, o.ID, b.ID); c.FailedLogins != 1 {
+		t.Fatalf("fn applied %d times", c.FailedLogins)
+	}
+}
+
+func testAdministratorsByUsername(t *testing.T, s store.Store) {
+	o1, _ := newOrg(t, s, "byname-1")
+	o2, _ := newOrg(t, s, "byname-2")
+	a1 := mustCreate(t, s, admin(o1.ID, "jdoe"))
+	a2 := mustCreate(t, s, admin(o2.ID, "jdoe"))
+	mustCreate(t, s, admin(o2.ID, "JSmith"))
+	as, err := s.AdministratorsByUsername(ctx, "jdoe")
+	if err != nil || len(as) != 2 || as[0].ID != a1.ID || as[1].ID != a2.ID {
+		t.Fatalf("AdministratorsByUsername(jdoe) = %+v, %v", as, err)
+	}
+	for _, name := range []string{"JDoe", "jdoe ", " jdoe", "jsmith", "", "j\x00doe", "\xff"} {
+		as, err := s.AdministratorsByUsername(ctx, name)
+		if err != nil || len(as) != 0 {
+			t.Fatalf("AdministratorsByUsername(%q) = %+v, %v; want none", name, as, err)
+		}
+	}
+}
+
+func testRecordSignIn(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "record")
+	a := mustCreate(t, s, admin(o.ID, "jdoe"))
+	now := time.Now().UTC().Truncate(time.Second)
+	fail := func(at time.Time, result string) store.Credentials {
+		t.Helper()
+		c, err := s.RecordSignIn(ctx, store.SignInAttempt{OrgID: o.ID, AdministratorID: a.ID, At: at, Method: store.SignInPassword,
+			IP: "198.51.100.7", UserAgent: "agent\x00\xff" + strings.Repeat("x", 1000), Result: result, LockAfter: 3, LockFor: time.Minute})
+		if err != nil {
+			t.Fatalf("RecordSignIn(%s): %v", result, err)
+		}
+		return c
+	}
+	if c := fail(now, store.LoginInvalidPassword); c.FailedLogins != 1 || c.LockedUntil != nil {
+		t.Fatalf("after one failure %+v", c)
+	}
+	if c := fail(now, store.LoginPending); c.FailedLogins != 1 {
+		t.Fatalf("a pending refusal counted: %+v", c)
+	}
+	fail(now, store.LoginInvalidTOTP)
+	c := fail(now, store.LoginInvalidPassword)
+	if c.FailedLogins != 0 || c.LockedUntil == nil || !c.LockedUntil.Equal(now.Add(time.Minute)) {
+		t.Fatalf("third counted failure: %+v, want locked until %v", c, now.Add(time.Minute))
+	}
+	es := auditActions(t, s, o.ID, a.ID)
+	if e, ok := hasAction(es, store.AuditSignInLockout); !ok || !strings.Contains(string(e.After), "lockedUntil") {
+		t.Fatalf("no lockout entry: %+v", es)
+	}
+	if e, ok := hasAction(es, store.AuditSignInFailure); !ok || !strings.Contains(string(e.After), "198.51.100.7") {
+		t.Fatalf("no failure entry: %+v", es)
+	}
+	// A success while locked writes nothing.
+	before, _ := s.Administrator(ctx, o.ID, a.ID)
+	_, err := s.RecordSignIn(ctx, store.SignInAttempt{OrgID: o.ID, AdministratorID: a.ID, At: now.Add(30 * time.Second),
+		Method: store.SignInPassword, Result: store.LoginSuccess,
+		Session: &store.Session{Hash: []byte("locked"), Stage: store.SessionActive, ExpiresAt: now.Add(time.Hour)}})
+	wantErr(t, err, store.ErrLocked)
+	_, err = s.Session(ctx, []byte("locked"), now)
+	wantErr(t, err, store.ErrNotFound)
+
+	// After the lock: success with a TOTP step.
+	at := now.Add(2 * time.Minute)
+	success := func(hash string, step int64) error {
+		_, err := s.RecordSignIn(ctx, store.SignInAttempt{OrgID: o.ID, AdministratorID: a.ID, At: at, Method: store.SignInPassword,
+			IP: "198.51.100.7", Result: store.LoginSuccess, TOTPStep: step,
+			Session: &store.Session{Hash: []byte(hash), Stage: store.SessionEnrolTOTP, ExpiresAt: at.Add(time.Hour)}})
+		return err
+	}
+	if err := success("s1", 100); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.Administrator(ctx, o.ID, a.ID)
+	if after.LastLoginAt == nil || !after.LastLoginAt.Equal(at) || after.Version != before.Version+1 || !after.UpdatedAt.After(before.UpdatedAt) {
+		t.Fatalf("administrator after sign-in = %+v (before %+v)", after, before)
+	}
+	c, _ = s.Credentials(ctx, o.ID, a.ID)
+	if c.FailedLogins != 0 || c.LockedUntil != nil || c.TOTPLastStep != 100 {
+		t.Fatalf("credentials after success = %+v", c)
+	}
+	ss, err := s.Session(ctx, []byte("s1"), at)
+	if err != nil || ss.Stage != store.SessionEnrolTOTP || ss.IP != "198.51.100.7" || !ss.CreatedAt.Equal(at) || ss.Method != store.SignInPassword {
+		t.Fatalf("session = %+v, %v", ss, err)
+	}
+	// The same step again (a replayed code) writes nothing.
+	for _, step := range []int64{100, 99} {
+		wantErr(t, success("s2", step), store.ErrConflict)
+	}
+	_, err = s.Session(ctx, []byte("s2"), at)
+	wantErr(t, err, store.ErrNotFound)
+	if got, _ := s.Administrator(ctx, o.ID, a.ID); got.Version != after.Version {
+		t.Fatal("a replayed step moved the version")
+	}
+
+	hist, err := s.LoginHistory(ctx, o.ID, a.ID, 0, 0)
+	if err != nil || len(hist) != 5 {
+		t.Fatalf("history = %+v, %v; want 5 events", hist, err)
+	}
+	wantResults := []string{store.LoginSuccess, store.LoginInvalidPassword, store.LoginInvalidTOTP, store.LoginPending, store.LoginInvalidPassword}
+	for i, e := range hist {
+		if e.Result != wantResults[i] || e.Method != store.SignInPassword || e.AdministratorID != a.ID {
+			t.Fatalf("history[%d] = %+v, want result %s", i, e, wantResults[i])
+		}
+	}
+	if ua := hist[1].UserAgent; len(ua) > 512 || strings.ContainsRune(ua, 0) || !strings.HasPrefix(ua, "agent") {
+		t.Fatalf("user agent stored as %q", ua)
+	}
+	page, _ := s.LoginHistory(ctx, o.ID, a.ID, 2, hist[1].Seq)
+	if len(page) != 2 || page[0].Seq != hist[2].Seq || page[1].Seq != hist[3].Seq {
+		t.Fatalf("second page = %+v", page)
+	}
+	other, _ := newOrg(t, s, "record-other")
+	if h, _ := s.LoginHistory(ctx, other.ID, a.ID, 10, 0); len(h) != 0 {
+		t.Fatalf("history visible from another organization: %+v", h)
+	}
+	_, err = s.LoginHistory(ctx, o.ID, a.ID, 5000, 0)
+	wantErr(t, err, store.ErrInvalidQuery)
+	_, err = s.RecordSignIn(ctx, store.SignInAttempt{OrgID: other.ID, AdministratorID: a.ID, At: at, Method: "password", Result: store.LoginInvalidPassword})
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testSessions(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "sessions")
+	a := mustCreate(t, s, admin(o.ID, "jdoe"))
+	t0 := time.Now().UTC().Truncate(time.Second)
+	ss := signedIn(t, s, a, "one", t0)
+	if !ss.ExpiresAt.Equal(t0.Add(time.Hour)) || !ss.LastSeenAt.Equal(t0) {
+		t.Fatalf("session = %+v", ss)
+	}
+	// Expired at its expiry.
+	_, err := s.Session(ctx, []byte("one"), t0.Add(time.Hour))
+	wantErr(t, err, store.ErrNotFound)
+	// A touch within the minute writes nothing; after it, it slides.
+	if wrote, err := s.TouchSession(ctx, []byte("one"), t0.Add(30*time.Second), t0.Add(2*time.Hour)); err != nil || wrote {
+		t.Fatalf("touch within a minute = %v, %v", wrote, err)
+	}
+	if wrote, err := s.TouchSession(ctx, []byte("one"), t0.Add(time.Minute), t0.Add(2*time.Hour)); err != nil || !wrote {
+		t.Fatalf("touch after a minute = %v, %v", wrote, err)
+	}
+	if got, err := s.Session(ctx, []byte("one"), t0.Add(90*time.Minute)); err != nil || !got.LastSeenAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("after touch = %+v, %v", got, err)
+	}
+	// An expired session is not revived by a touch.
+	if wrote, _ := s.TouchSession(ctx, []byte("one"), t0.Add(3*time.Hour), t0.Add(4*time.Hour)); wrote {
+		t.Fatal("an expired session was touched")
+	}
+	if err := s.SetSessionStage(ctx, []byte("one"), store.SessionChangePassword); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Session(ctx, []byte("one"), t0); got.Stage != store.SessionChangePassword {
+		t.Fatalf("stage = %q", got.Stage)
+	}
+	wantErr(t, s.SetSessionStage(ctx, []byte("nope"), store.SessionActive), store.ErrNotFound)
+
+	signedIn(t, s, a, "two", t0)
+	signedIn(t, s, a, "three", t0)
+	if err := s.DeleteSession(ctx, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.DeleteSession(ctx, []byte("one")), store.ErrNotFound)
+	if _, ok := hasAction(auditActions(t, s, o.ID, a.ID), store.AuditSignOut); !ok {
+		t.Fatal("logout not audited")
+	}
+	other, _ := newOrg(t, s, "sessions-other")
+	if n, err := s.DeleteSessions(ctx, other.ID, a.ID); err != nil || n != 0 {
+		t.Fatalf("DeleteSessions from another organization = %d, %v", n, err)
+	}
+	if n, err := s.DeleteSessions(ctx, o.ID, a.ID); err != nil || n != 2 {
+		t.Fatalf("DeleteSessions = %d, %v; want 2", n, err)
+	}
+	_, err = s.Session(ctx, []byte("two"), t0)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testLoginThrottle(t *testing.T, s store.Store) {
+	t0 := time.Now().UTC().Truncate(time.Second)
+	w := 15 * time.Minute
+	if n, err := s.LoginFailures(ctx, "ip:192.0.2.9", t0, w); err != nil || n != 0 {
+		t.Fatalf("no failures yet = %d, %v", n, err)
+	}
+	for i := 1; i <= 3; i++ {
+		if n, err := s.AddLoginFailure(ctx, "ip:192.0.2.9", t0.Add(time.Duration(i)*time.Minute), w); err != nil || n != i {
+			t.Fatalf("failure %d counted as %d, %v", i, n, err)
+		}
+	}
+	if n, _ := s.LoginFailures(ctx, "ip:192.0.2.9", t0.Add(14*time.Minute), w); n != 3 {
+		t.Fatalf("failures in the window = %d, want 3", n)
+	}
+	// The window is fixed from its first failure (t0+1m).
+	if n, _ := s.LoginFailures(ctx, "ip:192.0.2.9", t0.Add(16*time.Minute), w); n != 0 {
+		t.Fatalf("failures after the window = %d, want 0", n)
+	}
+	if n, _ := s.AddLoginFailure(ctx, "ip:192.0.2.9", t0.Add(16*time.Minute), w); n != 1 {
+		t.Fatalf("first failure of a new window counted as %d", n)
+	}
+	if n, _ := s.LoginFailures(ctx, "ip:other", t0, w); n != 0 {
+		t.Fatal("keys are not separate")
+	}
+	// Concurrent failures are all counted.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.AddLoginFailure(ctx, "ip:flood", t0, w); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n, _ := s.LoginFailures(ctx, "ip:flood", t0, w); n != 20 {
+		t.Fatalf("20 concurrent failures counted as %d", n)
+	}
+}
