@@ -101,6 +101,10 @@ func commandTree() *command {
 		{name: "administrator", summary: "what only support may do to an administrator", sub: []*command{
 			{name: "deactivate", summary: "deactivate an administrator, Super Administrators included", run: administratorStatusCommand("deactivate").runner()},
 			{name: "reactivate", summary: "reactivate an administrator, Super Administrators included", run: administratorStatusCommand("reactivate").runner()},
+			{name: "reset-totp", summary: "remove an administrator's second factor (a lost phone)", run: credentialCommand("reset-totp",
+				"Removes the administrator's TOTP second factor; when the organization requires\none, the administrator enrols again at the next sign-in.", (*admin.SignIn).ResetTOTP).runner()},
+			{name: "unlock", summary: "end an administrator's sign-in lockout", run: credentialCommand("unlock",
+				"Ends the administrator's lockout after repeated failed sign-ins.", (*admin.SignIn).Unlock).runner()},
 		}},
 		{name: "domain", summary: "manage an organization's registered email domains", sub: domainCommands()},
 		{name: "api-key", summary: "manage management API keys", sub: []*command{

@@ -116,6 +116,27 @@ func administratorStatusCommand(verb string) orgCommand {
 	}
 }
 
+// credentialCommand is an operator command on an administrator's
+// credentials: reset-totp (a lost phone) or unlock (end a lockout).
+func credentialCommand(verb, about string, do func(si *admin.SignIn, ctx context.Context, org, id string) error) orgCommand {
+	return orgCommand{
+		name:  "administrator " + verb,
+		args:  []string{"USERNAME"},
+		about: about + " USERNAME is matched exactly; the change is audited.",
+		run: func(ctx context.Context, c *cli, s *store.SQL, org store.Org, pos []string) error {
+			a, err := s.AdministratorByUsername(ctx, org.ID, pos[0])
+			if err != nil {
+				return fmt.Errorf("administrator %q of organization %q: %w", pos[0], org.Slug, err)
+			}
+			if err := do(&admin.SignIn{Store: s}, ctx, org.ID, a.ID); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "administrator %q of organization %q: %s done\n", a.UserName, org.Slug, verb)
+			return nil
+		},
+	}
+}
+
 func domainCommands() []*command {
 	add := orgCommand{name: "domain add", args: []string{"DOMAIN"},
 		about: "Registers an email domain: invitations and email changes must then use one of\nthe organization's registered domains.",

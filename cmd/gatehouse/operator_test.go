@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse/admin"
 	"gatehouse/store"
@@ -75,6 +76,32 @@ func TestOperatorCommands(t *testing.T) {
 		if len(log) < 2 || log[0].Action != store.AuditAdministratorUpdate || log[0].TargetID != second.ID || log[1].Action != "scim_lock.override" ||
 			log[0].ActorKind != store.ActorOperator || log[0].ActorName != "support-jo" || log[1].ActorName != "support-jo" {
 			t.Fatalf("audit log: %+v", log)
+		}
+
+		// A lost phone: the operator removes the second factor; a lockout
+		// is ended the same way. Both audited as the operator.
+		if _, err := s.UpdateCredentials(ctx, org.ID, owner.ID, store.CredentialsChange{Action: "credentials.update",
+			Update: func(c *store.Credentials) error {
+				lock := time.Now().Add(time.Hour)
+				c.TOTPEnabled, c.TOTPSecret, c.LockedUntil = true, "v1.sealed", &lock
+				return nil
+			}}); err != nil {
+			t.Fatal(err)
+		}
+		before = storetest.TakeSnapshot(t, s)
+		assertRefused(t, gatehouse(t, env, "administrator", "reset-totp", "--org", "acme", "jane.doe"), 1, "not found", s, before)
+		for _, verb := range []string{"reset-totp", "unlock"} {
+			if r := gatehouse(t, env, "administrator", verb, "--org", "acme", "Jane.Doe"); r.code != 0 {
+				t.Fatalf("%s: %d %s", verb, r.code, r.stderr)
+			}
+		}
+		cred, err := s.Credentials(ctx, org.ID, owner.ID)
+		if err != nil || cred.TOTPEnabled || cred.TOTPSecret != "" || cred.LockedUntil != nil {
+			t.Fatalf("credentials after reset-totp and unlock: %+v, %v", cred, err)
+		}
+		resets, _ := s.AuditLog(ctx, org.ID, store.AuditQuery{TargetID: owner.ID, Action: "credentials."})
+		if len(resets) < 2 || resets[0].Action != "credentials.unlock" || resets[1].Action != "credentials.totp_reset" || resets[0].ActorName != "support-jo" {
+			t.Fatalf("audit of the credential commands: %+v", resets)
 		}
 
 		// API keys for the management API, printed once.

@@ -496,3 +496,71 @@ func TestServePostgres(t *testing.T) {
 		t.Errorf("serve did not say it runs on PostgreSQL:\n%s", srv.stderr.String())
 	}
 }
+
+// TestServeManagement runs the management path through serve's wiring: an
+// API key from the command line invites an administrator; with no SMTP
+// server the activation email is in the log; the link activates the
+// account; the administrator signs in. The secret key file is created on
+// first start and reused on the second.
+func TestServeManagement(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"GATEHOUSE_DB": filepath.Join(dir, "gatehouse.db")}
+	if r := gatehouse(t, env, orgArgs("acme", "--domain", "example.com")...); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r := gatehouse(t, env, "api-key", "create", "--org", "acme", "--name", "test")
+	key := strings.TrimSpace(r.stdout)
+	addr := freeAddr(t)
+	srv := startServe(t, addr, env, "--addr", addr, "--log-format", "json")
+	keyFile := filepath.Join(dir, "secret.key")
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret key file: %v %v", fi, err)
+	}
+	call := func(method, path, body string, header map[string]string) (*http.Response, string) {
+		req, _ := http.NewRequest(method, srv.base+"/api/v1"+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		return do(t, req)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + key}
+	resp, body := call("POST", "/administrators", `{"username":"JDoe","firstName":"Jane","lastName":"Doe","email":"jdoe@example.com"}`, auth)
+	if resp.StatusCode != 201 {
+		t.Fatalf("invite: %d %s", resp.StatusCode, body)
+	}
+	// The sender logs the email within a poll interval.
+	var token string
+	for deadline := time.Now().Add(10 * time.Second); token == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := regexp.MustCompile(`activate\?token=([A-Za-z0-9_-]+)`).FindStringSubmatch(srv.stderr.String()); m != nil {
+			token = m[1]
+		}
+	}
+	if token == "" {
+		t.Fatalf("no activation link in the log:\n%s", srv.stderr.String())
+	}
+	resp, body = call("POST", "/activation", `{"token":"`+token+`","password":"a very good passphrase"}`, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"status":"Active"`) {
+		t.Fatalf("activate: %d %s", resp.StatusCode, body)
+	}
+	resp, body = call("POST", "/session", `{"organization":"acme","username":"JDoe","password":"a very good passphrase"}`, nil)
+	cookies := resp.Cookies()
+	if resp.StatusCode != 200 || len(cookies) != 1 || cookies[0].Secure {
+		t.Fatalf("sign in: %d %s %v (http base URL: no Secure flag)", resp.StatusCode, body, cookies)
+	}
+	resp, body = call("GET", "/me", "", map[string]string{"Cookie": cookies[0].Name + "=" + cookies[0].Value})
+	if resp.StatusCode != 200 || !strings.Contains(body, `"username":"JDoe"`) {
+		t.Fatalf("me: %d %s", resp.StatusCode, body)
+	}
+	if code := srv.shutdown(t); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	// A second start reads the same key: the sealed emails and TOTP seeds
+	// of the first still open.
+	before, _ := os.ReadFile(keyFile)
+	startServe(t, addr, env, "--addr", addr)
+	after, _ := os.ReadFile(keyFile)
+	if string(before) != string(after) || len(before) == 0 {
+		t.Fatal("the secret key file changed across a restart")
+	}
+}
