@@ -711,3 +711,28 @@ func (s *SQL) LoginFailures(ctx context.Context, key string, now time.Time, wind
 	}
 	return n, err
 }
+
+// Prune deletes what no rule reads any more: sessions past their expiry,
+// sign-in throttle windows older than keepThrottle, and emails sent more
+// than keepSent ago (their bodies were cleared when sent). It returns how
+// many rows it removed. Every instance may run it; the deletes are
+// idempotent.
+func (s *SQL) Prune(ctx context.Context, now time.Time, keepThrottle, keepSent time.Duration) (int64, error) {
+	now = now.UTC()
+	var total int64
+	for _, d := range []struct {
+		query string
+		arg   time.Time
+	}{
+		{`DELETE FROM sessions WHERE expires_at < ?`, now},
+		{`DELETE FROM login_throttle WHERE window_start < ?`, now.Add(-keepThrottle)},
+		{`DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?`, now.Add(-keepSent)},
+	} {
+		n, err := s.exec(ctx, s.writer, d.query, d.arg)
+		if err != nil {
+			return total, fmt.Errorf("store: prune: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}

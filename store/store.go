@@ -439,6 +439,10 @@ type Store interface {
 	TouchAPIKey(ctx context.Context, id string, at time.Time) error
 	RevokeAPIKey(ctx context.Context, org, id string, at time.Time) error
 
+	// Prune deletes expired sessions, sign-in throttle windows older than
+	// keepThrottle and emails sent more than keepSent ago.
+	Prune(ctx context.Context, now time.Time, keepThrottle, keepSent time.Duration) (int64, error)
+
 	// RecordAudit writes an audit entry no other write carries; every
 	// write above records its own, with the Actor of its context.
 	RecordAudit(ctx context.Context, e AuditEntry) error

@@ -150,6 +150,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	senderCtx, stopSender := context.WithCancel(ctx)
 	senderDone := make(chan struct{})
 	go func() { defer close(senderDone); sender.Run(senderCtx) }()
+	go prune(senderCtx, s, logger)
 	defer func() { stopSender(); <-senderDone }()
 	mail := &admin.Mail{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
 
@@ -341,4 +342,34 @@ func loadSealer(key, file, dsn string, logger *slog.Logger) (*admin.Sealer, erro
 		}
 	}
 	return admin.NewSealer(k)
+}
+
+// Housekeeping: how often expired rows are deleted, and how long what no
+// rule reads is kept (sign-in throttle windows: twice the longest window,
+// the unknown-username one; sent emails, whose bodies are already gone:
+// a month, for support questions).
+const (
+	pruneEvery   = 10 * time.Minute
+	keepThrottle = 2 * admin.DefaultUnknownWindow
+	keepSent     = 30 * 24 * time.Hour
+)
+
+// prune deletes expired sessions, old throttle windows and long-sent
+// emails every pruneEvery until ctx ends.
+func prune(ctx context.Context, s store.Store, logger *slog.Logger) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.Prune(ctx, time.Now(), keepThrottle, keepSent)
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("housekeeping failed", "err", err)
+		} else if n > 0 {
+			logger.Debug("housekeeping", "rows_deleted", n)
+		}
+	}
 }

@@ -21,6 +21,59 @@ func testSignIn(t *testing.T, s store.Store) {
 	t.Run("RecordSignIn", func(t *testing.T) { testRecordSignIn(t, s) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, s) })
 	t.Run("LoginThrottle", func(t *testing.T) { testLoginThrottle(t, s) })
+	t.Run("Prune", func(t *testing.T) { testPrune(t, s) })
+}
+
+// testPrune: expired sessions, old throttle windows and long-sent emails
+// go; what a rule may still read stays.
+func testPrune(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "prune")
+	a := mustCreate(t, s, admin(o.ID, "pruned"))
+	t0 := time.Now().UTC().Truncate(time.Second).Add(24 * time.Hour) // after every other case's rows
+	signedIn(t, s, a, "short", t0)                                   // expires t0+1h
+	if _, err := s.RecordSignIn(ctx, store.SignInAttempt{OrgID: o.ID, AdministratorID: a.ID, At: t0, Method: store.SignInPassword,
+		Result: store.LoginSuccess, Session: &store.Session{Hash: []byte("long"), Stage: store.SessionActive, ExpiresAt: t0.Add(72 * time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddLoginFailure(ctx, "ip:prune-old", t0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddLoginFailure(ctx, "ip:prune-new", t0.Add(47*time.Hour), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := s.EnqueueEmail(ctx, store.OutboxMessage{OrgID: o.ID, Recipient: "a@example.com", Subject: "s", Body: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkEmailSent(ctx, sent.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	queued, err := s.EnqueueEmail(ctx, store.OutboxMessage{OrgID: o.ID, Recipient: "b@example.com", Subject: "s", Body: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(48 * time.Hour)
+	if _, err := s.Prune(ctx, at, 24*time.Hour, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Session(ctx, []byte("short"), t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired session kept: %v", err)
+	}
+	if n, _ := s.LoginFailures(ctx, "ip:prune-old", t0, time.Hour); n != 0 {
+		t.Fatalf("old throttle window kept: %d", n)
+	}
+	if n, _ := s.LoginFailures(ctx, "ip:prune-new", at.Add(-30*time.Minute), time.Hour); n != 1 {
+		t.Fatalf("current throttle window pruned: %d", n)
+	}
+	if _, err := s.OutboxEmail(ctx, sent.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("long-sent email kept: %v", err)
+	}
+	if _, err := s.OutboxEmail(ctx, queued.ID); err != nil {
+		t.Fatalf("unsent email pruned: %v", err)
+	}
+	if _, err := s.Session(ctx, []byte("long"), at); err != nil {
+		t.Fatalf("unexpired session pruned: %v", err)
+	}
 }
 
 func auditActions(t *testing.T, s store.Store, org, target string) []store.AuditEntry {
