@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -97,8 +98,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	default:
 		return usagef("--log-format: %q is not auto, text or json", *logFormat)
 	}
-	sync := strings.ToUpper(*sqliteSync)
-	if sync != "FULL" && sync != "NORMAL" {
+	syncMode := strings.ToUpper(*sqliteSync)
+	if syncMode != "FULL" && syncMode != "NORMAL" {
 		return usagef("--sqlite-synchronous: %q is not FULL or NORMAL", *sqliteSync)
 	}
 	var smtpConfig *admin.SMTPConfig
@@ -118,7 +119,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	// After the first signal, a second one ends the process at once.
 	context.AfterFunc(ctx, stop)
 
-	s, err := openStore(ctx, *db, store.Options{SQLiteSynchronous: sync})
+	s, err := openStore(ctx, *db, store.Options{SQLiteSynchronous: syncMode})
 	if err != nil {
 		return err
 	}
@@ -146,12 +147,13 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	// The sender stops before the store closes (defers run last first).
-	senderCtx, stopSender := context.WithCancel(ctx)
-	senderDone := make(chan struct{})
-	go func() { defer close(senderDone); sender.Run(senderCtx) }()
-	go prune(senderCtx, s, logger)
-	defer func() { stopSender(); <-senderDone }()
+	// The sender and housekeeping stop before the store closes (defers
+	// run last first).
+	background, stopBackground := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { sender.Run(background) })
+	wg.Go(func() { prune(background, s, logger) })
+	defer func() { stopBackground(); wg.Wait() }()
 	mail := &admin.Mail{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
 
 	reg := newRegistry(s)
