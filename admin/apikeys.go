@@ -113,6 +113,8 @@ func (k *APIKeys) Authenticate(ctx context.Context, secret string) (store.APIKey
 		if err := k.Store.TouchAPIKey(ctx, key.ID, t); err != nil {
 			return store.APIKey{}, err
 		}
+		used := t.UTC().Truncate(time.Microsecond)
+		key.LastUsedAt = &used
 	}
 	return key, nil
 }
