@@ -299,6 +299,7 @@ func orgView(o *Org) map[string]any {
 		"scimEnabled":     o.SCIMEnabled,
 		"superAdminGroup": o.SuperAdminGroup,
 		"requireTotp":     o.RequireTOTP,
+		"requireSso":      o.RequireSSO,
 	}
 }
 

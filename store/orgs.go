@@ -11,7 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-const orgColumns = `id, slug, name, scim_enabled, super_admin_group, require_totp, created_at, updated_at, version`
+const orgColumns = `id, slug, name, scim_enabled, super_admin_group, require_totp, require_sso, created_at, updated_at, version`
 
 // CreateOrg writes the organization, its domains, its first administrator
 // and that administrator's invitation in one transaction.
@@ -28,8 +28,8 @@ func (s *SQL) CreateOrg(ctx context.Context, n NewOrg) (Org, Administrator, erro
 		return Org{}, Administrator{}, errors.New("store: super administrator group is not valid UTF-8 text")
 	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO orgs (`+orgColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			o.ID, o.Slug, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.RequireTOTP, o.CreatedAt, o.UpdatedAt, o.Version)
+		_, err := s.exec(ctx, tx, `INSERT INTO orgs (`+orgColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.ID, o.Slug, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.RequireTOTP, o.RequireSSO, o.CreatedAt, o.UpdatedAt, o.Version)
 		if s.d.uniqueViolation(err) {
 			return &ExistsError{Kind: "organization", Field: "slug", Existing: o.Slug}
 		}
@@ -91,9 +91,9 @@ func (s *SQL) UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Or
 			if !storable(o.SuperAdminGroup) {
 				return 0, errors.New("store: super administrator group is not valid UTF-8 text")
 			}
-			n, err := s.exec(ctx, tx, `UPDATE orgs SET name = ?, scim_enabled = ?, super_admin_group = ?, require_totp = ?, updated_at = ?,
-				version = ? WHERE id = ? AND version = ?`, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.RequireTOTP, o.UpdatedAt, o.Version,
-				o.ID, o.Version-1)
+			n, err := s.exec(ctx, tx, `UPDATE orgs SET name = ?, scim_enabled = ?, super_admin_group = ?, require_totp = ?, require_sso = ?,
+				updated_at = ?, version = ? WHERE id = ? AND version = ?`, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.RequireTOTP, o.RequireSSO,
+				o.UpdatedAt, o.Version, o.ID, o.Version-1)
 			if err != nil || n == 0 {
 				return n, err
 			}

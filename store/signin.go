@@ -35,10 +35,13 @@ type Credentials struct {
 	// last lockout; LockedUntil, when in the future, refuses every sign-in.
 	FailedLogins int        `db:"failed_logins"`
 	LockedUntil  *time.Time `db:"locked_until"`
+	// BreakGlass: this Super Administrator may sign in with a password
+	// even when the organization requires SSO.
+	BreakGlass bool `db:"break_glass"`
 }
 
 const credentialsColumns = `administrator_id, password_hash, password_changed_at, must_change_password, totp_secret, totp_enabled,
-	totp_last_step, failed_logins, locked_until`
+	totp_last_step, failed_logins, locked_until, break_glass`
 
 // CredentialsChange is one change of an administrator's credentials, made
 // by UpdateCredentials in one transaction with the sessions it ends.
@@ -172,6 +175,7 @@ func credentialsView(c *Credentials) map[string]any {
 		"passwordSet":        c.PasswordHash != "",
 		"mustChangePassword": c.MustChangePassword,
 		"totpEnabled":        c.TOTPEnabled,
+		"breakGlass":         c.BreakGlass,
 	}
 	if c.PasswordChangedAt != nil {
 		v["passwordChangedAt"] = c.PasswordChangedAt.UTC().Format(time.RFC3339Nano)
@@ -219,7 +223,7 @@ func (s *SQL) Credentials(ctx context.Context, org, administratorID string) (Cre
 		COALESCE(c.password_hash, '') AS password_hash, c.password_changed_at,
 		COALESCE(c.must_change_password, `+s.boolLit(false)+`) AS must_change_password, COALESCE(c.totp_secret, '') AS totp_secret,
 		COALESCE(c.totp_enabled, `+s.boolLit(false)+`) AS totp_enabled, COALESCE(c.totp_last_step, 0) AS totp_last_step,
-		COALESCE(c.failed_logins, 0) AS failed_logins, c.locked_until
+		COALESCE(c.failed_logins, 0) AS failed_logins, c.locked_until, COALESCE(c.break_glass, `+s.boolLit(false)+`) AS break_glass
 		FROM administrators a LEFT JOIN credentials c ON c.administrator_id = a.id WHERE a.id = ? AND a.org_id = ?`, administratorID, org)
 	return row.Credentials, err
 }
@@ -258,9 +262,9 @@ func (s *SQL) lockCredentials(ctx context.Context, tx *sqlx.Tx, org, id string) 
 // writeCredentials stores c (the row exists, see lockCredentials).
 func (s *SQL) writeCredentials(ctx context.Context, tx *sqlx.Tx, c *Credentials) error {
 	_, err := s.exec(ctx, tx, `UPDATE credentials SET password_hash = ?, password_changed_at = ?, must_change_password = ?,
-		totp_secret = ?, totp_enabled = ?, totp_last_step = ?, failed_logins = ?, locked_until = ? WHERE administrator_id = ?`,
+		totp_secret = ?, totp_enabled = ?, totp_last_step = ?, failed_logins = ?, locked_until = ?, break_glass = ? WHERE administrator_id = ?`,
 		c.PasswordHash, c.PasswordChangedAt, c.MustChangePassword, c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep, c.FailedLogins,
-		c.LockedUntil, c.AdministratorID)
+		c.LockedUntil, c.BreakGlass, c.AdministratorID)
 	if err != nil {
 		return fmt.Errorf("store: write credentials: %w", err)
 	}
@@ -713,8 +717,9 @@ func (s *SQL) LoginFailures(ctx context.Context, key string, now time.Time, wind
 }
 
 // Prune deletes what no rule reads any more: sessions past their expiry,
-// sign-in throttle windows older than keepThrottle, and emails sent more
-// than keepSent ago (their bodies were cleared when sent). It returns how
+// sign-in throttle windows older than keepThrottle, emails sent more than
+// keepSent ago (their bodies were cleared when sent), assertion IDs past
+// their expiry, and SSO requests expired more than keepThrottle ago. It returns how
 // many rows it removed. Every instance may run it; the deletes are
 // idempotent.
 func (s *SQL) Prune(ctx context.Context, now time.Time, keepThrottle, keepSent time.Duration) (int64, error) {
@@ -727,6 +732,9 @@ func (s *SQL) Prune(ctx context.Context, now time.Time, keepThrottle, keepSent t
 		{`DELETE FROM sessions WHERE expires_at < ?`, now},
 		{`DELETE FROM login_throttle WHERE window_start < ?`, now.Add(-keepThrottle)},
 		{`DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?`, now.Add(-keepSent)},
+		{`DELETE FROM sso_replay WHERE expires_at < ?`, now},
+		// A test sign-in's result is read after its request expired.
+		{`DELETE FROM sso_requests WHERE expires_at < ?`, now.Add(-keepThrottle)},
 	} {
 		n, err := s.exec(ctx, s.writer, d.query, d.arg)
 		if err != nil {

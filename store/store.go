@@ -125,10 +125,14 @@ type Org struct {
 	SuperAdminGroup string `db:"super_admin_group"`
 	// RequireTOTP: every administrator signs in with a second factor
 	// (seed 000), enrolling at the next sign-in if they have none.
-	RequireTOTP bool      `db:"require_totp"`
-	CreatedAt   time.Time `db:"created_at"`
-	UpdatedAt   time.Time `db:"updated_at"`
-	Version     int64     `db:"version"`
+	RequireTOTP bool `db:"require_totp"`
+	// RequireSSO: administrators sign in through the organization's SSO
+	// connections; passwords are refused except for break-glass Super
+	// Administrators (Credentials.BreakGlass).
+	RequireSSO bool      `db:"require_sso"`
+	CreatedAt  time.Time `db:"created_at"`
+	UpdatedAt  time.Time `db:"updated_at"`
+	Version    int64     `db:"version"`
 }
 
 // RegisteredDomain is an email domain an organization's administrators may
@@ -438,6 +442,26 @@ type Store interface {
 	APIKeys(ctx context.Context, org string) ([]APIKey, error)
 	TouchAPIKey(ctx context.Context, id string, at time.Time) error
 	RevokeAPIKey(ctx context.Context, org, id string, at time.Time) error
+
+	CreateSSOConnection(ctx context.Context, c SSOConnection) (SSOConnection, error)
+	SSOConnection(ctx context.Context, org, id string) (SSOConnection, error)
+	// SSOConnectionByID returns a connection of any organization.
+	SSOConnectionByID(ctx context.Context, id string) (SSOConnection, error)
+	SSOConnections(ctx context.Context, org string) ([]SSOConnection, error)
+	UpdateSSOConnection(ctx context.Context, org, id string, fn func(*SSOConnection) error) (SSOConnection, error)
+	DeleteSSOConnection(ctx context.Context, org, id string) error
+	CreateSSORequest(ctx context.Context, r SSORequest) (SSORequest, error)
+	// PendingSSORequest returns an unused, unexpired request of the
+	// connection bound to browser without using it.
+	PendingSSORequest(ctx context.Context, id, connectionID string, browser []byte, now time.Time) (SSORequest, error)
+	// UseSSORequest marks such a request used; of concurrent uses exactly
+	// one succeeds, the others get ErrNotFound.
+	UseSSORequest(ctx context.Context, id, connectionID string, browser []byte, now time.Time) (SSORequest, error)
+	SetSSORequestResult(ctx context.Context, id string, result RawJSON) error
+	SSORequest(ctx context.Context, org, id string) (SSORequest, error)
+	// RecordAssertion remembers an assertion ID until expiresAt; a second
+	// time is ErrReplay.
+	RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error
 
 	// Prune deletes expired sessions, sign-in throttle windows older than
 	// keepThrottle and emails sent more than keepSent ago.

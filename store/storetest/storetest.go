@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SCIMTokens", testSCIMTokens},
 		{"Invitations", testInvitations},
 		{"Audit", testAudit},
+		{"SSO", testSSO},
 		{"Outbox", testOutbox},
 		{"SignIn", testSignIn},
 	}
