@@ -70,6 +70,10 @@ const (
 	CodePasswordChangeRequired = "password_change_required"
 	CodeTOTPEnrolmentRequired  = "totp_enrolment_required"
 	CodeTOTPAlreadyEnabled     = "totp_already_enabled"
+
+	// SSO (issue #5).
+	CodeSSORequired      = "sso_required"       // the organization signs in through its IdP; passwords are refused
+	CodeSSONotConfigured = "sso_not_configured" // requiring SSO needs an enabled connection
 )
 
 func refuse(code, format string, args ...any) *Error {

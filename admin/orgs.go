@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -138,6 +139,9 @@ func (o *Orgs) SetSCIM(ctx context.Context, orgID string, enabled bool) (store.O
 type Preferences struct {
 	SCIMEnabled *bool // the SCIM switch: while on, the IdP owns the lifecycle and the manual paths lock
 	RequireTOTP *bool // every administrator signs in with a second factor
+	// RequireSSO: sign-in through the organization's SSO connections only;
+	// passwords are refused but for break-glass Super Administrators.
+	RequireSSO *bool
 }
 
 // SetPreferences changes the organization's preferences. Super
@@ -146,7 +150,19 @@ func (o *Orgs) SetPreferences(ctx context.Context, p Principal, prefs Preference
 	if !p.Super() {
 		return store.Org{}, refuse(CodeForbidden, "only a Super Administrator may change the organization's preferences")
 	}
+	if prefs.RequireSSO != nil && *prefs.RequireSSO {
+		conns, err := o.Store.SSOConnections(ctx, p.OrgID)
+		if err != nil {
+			return store.Org{}, fmt.Errorf("admin: preferences: %w", err)
+		}
+		if !slices.ContainsFunc(conns, func(c store.SSOConnection) bool { return c.Enabled }) {
+			return store.Org{}, refuse(CodeSSONotConfigured, "requiring SSO needs an enabled SSO connection first")
+		}
+	}
 	org, err := o.Store.UpdateOrg(p.Context(ctx), p.OrgID, func(org *store.Org) error {
+		if prefs.RequireSSO != nil {
+			org.RequireSSO = *prefs.RequireSSO
+		}
 		if prefs.SCIMEnabled != nil {
 			org.SCIMEnabled = *prefs.SCIMEnabled
 		}

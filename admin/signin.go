@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -229,7 +231,7 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
 			return LoginResult{}, fmt.Errorf("admin: login: %w", err)
 		}
-		if result != store.LoginPending && result != store.LoginDeactivated {
+		if result != store.LoginPending && result != store.LoginDeactivated && result != store.LoginSSORequired {
 			if _, err := s.Store.AddLoginFailure(ctx, ipKey(r.IP), now, p.IPWindow); err != nil {
 				return LoginResult{}, fmt.Errorf("admin: login: %w", err)
 			}
@@ -253,6 +255,9 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 		return fail(store.LoginPending, refuse(CodeAccountPending, "the account is not activated yet: follow the link of the invitation email"))
 	case store.StatusDeactivated:
 		return fail(store.LoginDeactivated, refuse(CodeAccountDeactivated, "the account is deactivated"))
+	}
+	if org.RequireSSO && !(creds.BreakGlass && a.Role == store.RoleSuperAdministrator) {
+		return fail(store.LoginSSORequired, refuse(CodeSSORequired, "this organization signs in through its identity provider: use single sign-on"))
 	}
 	if creds.TOTPEnabled {
 		if r.TOTPCode == "" {
@@ -915,4 +920,92 @@ func (s *SignIn) Unlock(ctx context.Context, orgID, administratorID string) erro
 		return fmt.Errorf("admin: unlock: %w", err)
 	}
 	return nil
+}
+
+// SSO signs in an administrator an SSO connection matched (method
+// store.SignInSAML or store.SignInOIDC): a session, a login-history entry
+// and the last-login time, in one transaction. The identity provider
+// handled the credentials and any second factor; Pending and Deactivated
+// administrators are refused (and the refusal recorded).
+func (s *SignIn) SSO(ctx context.Context, a store.Administrator, method, ip, userAgent string) (LoginResult, error) {
+	p, now := s.policy(), s.now()
+	attempt := store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now, Method: method, IP: ip, UserAgent: userAgent}
+	var refusal error
+	switch a.Status {
+	case store.StatusPending:
+		attempt.Result, refusal = store.LoginPending, refuse(CodeAccountPending, "the account is not activated yet")
+	case store.StatusDeactivated:
+		attempt.Result, refusal = store.LoginDeactivated, refuse(CodeAccountDeactivated, "the account is deactivated")
+	}
+	if refusal != nil {
+		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
+			return LoginResult{}, fmt.Errorf("admin: SSO sign-in: %w", err)
+		}
+		return LoginResult{}, refusal
+	}
+	token := newSecret()
+	attempt.Result = store.LoginSuccess
+	attempt.Session = &store.Session{Hash: HashSecret(token), Stage: store.SessionActive, ExpiresAt: now.Add(min(p.SessionIdle, p.SessionAbsolute))}
+	if _, err := s.Store.RecordSignIn(asSelf(ctx, a), attempt); err != nil {
+		return LoginResult{}, fmt.Errorf("admin: SSO sign-in: %w", err)
+	}
+	ss, err := s.Store.Session(ctx, attempt.Session.Hash, now)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("admin: SSO sign-in: %w", err)
+	}
+	if a, err = s.Store.Administrator(ctx, a.OrgID, a.ID); err != nil {
+		return LoginResult{}, fmt.Errorf("admin: SSO sign-in: %w", err)
+	}
+	return LoginResult{Token: token, Session: ss, Administrator: a, Stage: store.SessionActive}, nil
+}
+
+// SessionAbsolute is how long a session may last at most: the cookie's
+// lifetime.
+func (s *SignIn) SessionAbsolute() time.Duration { return s.policy().SessionAbsolute }
+
+// SessionCookie is the name of the cookie carrying a session's token, for
+// the console, the management API and the SSO sign-in alike.
+const SessionCookie = "gatehouse_session"
+
+// SessionCookieFor is the cookie that sets (token != "") or clears the
+// session: HttpOnly, SameSite=Lax, for the whole site, Secure when the
+// server's public URL is https.
+func SessionCookieFor(token string, maxAge time.Duration, baseURL string) *http.Cookie {
+	ck := &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: strings.HasPrefix(baseURL, "https://"), MaxAge: int(maxAge / time.Second)}
+	if token == "" {
+		ck.MaxAge = -1
+	}
+	return ck
+}
+
+// ClientIP is the address a request comes from: the connection's peer,
+// or with trustForwardedFor the last address of X-Forwarded-For (the one
+// the load balancer in front of gatehouse appended).
+func ClientIP(r *http.Request, trustForwardedFor bool) string {
+	if trustForwardedFor {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// SetBreakGlass names (or no longer names) an administrator who may sign
+// in with a password while the organization requires SSO. Authorisation
+// is the caller's. Audited as credentials.update.
+func (s *SignIn) SetBreakGlass(ctx context.Context, orgID, administratorID string, enabled bool) error {
+	_, err := s.Store.UpdateCredentials(ctx, orgID, administratorID, store.CredentialsChange{Action: store.AuditCredentialsUpdate,
+		Update: func(c *store.Credentials) error { c.BreakGlass = enabled; return nil }})
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("administrator %q not found", administratorID), Err: err}
+	}
+	return err
 }

@@ -157,3 +157,13 @@ func (s *SQL) RemoveRegisteredDomain(ctx context.Context, org, domain string) er
 			before: map[string]any{"domain": domain}})
 	})
 }
+
+// OrgsByDomain returns the ids of the organizations that registered the
+// email domain (lower case).
+func (s *SQL) OrgsByDomain(ctx context.Context, domain string) ([]string, error) {
+	ids := []string{}
+	if err := s.selectAll(ctx, s.reader, &ids, `SELECT org_id FROM registered_domains WHERE domain = ? ORDER BY org_id`, strings.ToLower(domain)); err != nil {
+		return nil, fmt.Errorf("store: organizations of a domain: %w", err)
+	}
+	return ids, nil
+}

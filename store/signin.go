@@ -92,6 +92,8 @@ const (
 // Sign-in methods (Session.Method, LoginEvent.Method).
 const (
 	SignInPassword = "password"
+	SignInSAML     = "saml"
+	SignInOIDC     = "oidc"
 )
 
 // LoginEvent is one row of an administrator's login history (seed 002:
@@ -115,6 +117,7 @@ const (
 	LoginLocked          = "locked"           // refused while locked; not counted
 	LoginPending         = "pending"          // right password, account not activated
 	LoginDeactivated     = "deactivated"      // right password, account deactivated
+	LoginSSORequired     = "sso_required"     // right password, but the organization signs in through SSO
 )
 
 // counted reports whether a result is a failure that counts toward the
@@ -520,7 +523,9 @@ func (s *SQL) RecordSignIn(ctx context.Context, a SignInAttempt) (Credentials, e
 			return err
 		}
 		view := map[string]any{"method": a.Method, "ip": a.IP, "result": a.Result}
-		if a.Result == LoginSuccess {
+		if a.Result == LoginSuccess && a.Method == SignInPassword {
+			// The lockout guards passwords; an SSO sign-in neither meets
+			// it nor ends it.
 			if c.LockedUntil != nil && a.At.Before(*c.LockedUntil) {
 				return ErrLocked
 			}
@@ -531,6 +536,8 @@ func (s *SQL) RecordSignIn(ctx context.Context, a SignInAttempt) (Credentials, e
 				c.TOTPLastStep = a.TOTPStep
 			}
 			c.FailedLogins, c.LockedUntil = 0, nil
+		}
+		if a.Result == LoginSuccess {
 			if err := s.writeCredentials(ctx, tx, &c); err != nil {
 				return err
 			}

@@ -263,6 +263,18 @@ func (s *SQL) SSORequest(ctx context.Context, org, id string) (SSORequest, error
 	return r, err
 }
 
+// SSOTests returns the connection's most recent test sign-ins that have
+// a result, newest first.
+func (s *SQL) SSOTests(ctx context.Context, org, connectionID string, limit int) ([]SSORequest, error) {
+	rs := []SSORequest{}
+	err := s.selectAll(ctx, s.reader, &rs, `SELECT `+ssoRequestColumns+` FROM sso_requests WHERE org_id = ? AND connection_id = ? AND test
+		AND result IS NOT NULL ORDER BY created_at DESC LIMIT ?`, org, connectionID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: SSO tests: %w", err)
+	}
+	return rs, nil
+}
+
 // ErrReplay: an assertion ID already seen on the connection.
 var ErrReplay = errors.New("store: assertion already used")
 

@@ -350,6 +350,8 @@ type Store interface {
 	UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Org, error)
 
 	RegisteredDomains(ctx context.Context, org string) ([]RegisteredDomain, error)
+	// OrgsByDomain returns the organizations that registered a domain.
+	OrgsByDomain(ctx context.Context, domain string) ([]string, error)
 	AddRegisteredDomain(ctx context.Context, org, domain string) error
 	RemoveRegisteredDomain(ctx context.Context, org, domain string) error
 
@@ -459,6 +461,8 @@ type Store interface {
 	UseSSORequest(ctx context.Context, id, connectionID string, browser []byte, now time.Time) (SSORequest, error)
 	SetSSORequestResult(ctx context.Context, id string, result RawJSON) error
 	SSORequest(ctx context.Context, org, id string) (SSORequest, error)
+	// SSOTests returns a connection's latest test sign-ins with a result.
+	SSOTests(ctx context.Context, org, connectionID string, limit int) ([]SSORequest, error)
 	// RecordAssertion remembers an assertion ID until expiresAt; a second
 	// time is ErrReplay.
 	RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error

@@ -36,6 +36,9 @@ type API struct {
 	Administrators *admin.Administrators
 	APIKeys        *admin.APIKeys
 	SCIMTokens     *admin.SCIMTokens
+	// SSO manages SSO connections (package sso); nil leaves those
+	// endpoints answering 404.
+	SSO admin.SSOConnections
 	// SignIn is password sign-in and the console's sessions.
 	SignIn *admin.SignIn
 	// BaseURL is the server's public URL: the session cookie is Secure
@@ -51,7 +54,7 @@ type API struct {
 }
 
 // SessionCookie is the name of the console's session cookie.
-const SessionCookie = "gatehouse_session"
+const SessionCookie = admin.SessionCookie
 
 // route is one endpoint. auth false: callers need no credentials.
 type route struct {
@@ -92,6 +95,14 @@ var routes = []route{
 	{"POST", "/api-keys", true, (*API).createAPIKey},
 	{"DELETE", "/api-keys/{id}", true, (*API).revokeAPIKey},
 	{"GET", "/audit", true, (*API).auditLog},
+	{"PUT", "/administrators/{id}/break-glass", true, (*API).setBreakGlass},
+	{"GET", "/sso/connections", true, (*API).listSSOConnections},
+	{"POST", "/sso/connections", true, (*API).createSSOConnection},
+	{"GET", "/sso/connections/{id}", true, (*API).getSSOConnection},
+	{"PATCH", "/sso/connections/{id}", true, (*API).updateSSOConnection},
+	{"DELETE", "/sso/connections/{id}", true, (*API).deleteSSOConnection},
+	{"POST", "/sso/connections/{id}/test", true, (*API).testSSOConnection},
+	{"GET", "/sso/connections/{id}/tests", true, (*API).ssoTestResults},
 }
 
 // Register mounts every route on mux. Writes authenticated by a cookie are
@@ -100,7 +111,9 @@ var routes = []route{
 func (a *API) Register(mux *http.ServeMux) {
 	csrf := http.NewCrossOriginProtection()
 	for _, rt := range routes {
-		rt := rt
+		if a.SSO == nil && strings.HasPrefix(rt.path, "/sso/") {
+			continue
+		}
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, rt) }))
 		mux.Handle(rt.method+" "+Prefix+rt.path, a.guardCSRF(csrf, h))
 	}
@@ -278,6 +291,8 @@ var statuses = map[string]int{
 	admin.CodePasswordChangeRequired: http.StatusForbidden,
 	admin.CodeTOTPEnrolmentRequired:  http.StatusForbidden,
 	admin.CodeTooManyAttempts:        http.StatusTooManyRequests,
+	admin.CodeSSORequired:            http.StatusForbidden,
+	admin.CodeSSONotConfigured:       http.StatusConflict,
 }
 
 func status(err error) int {

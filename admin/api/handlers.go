@@ -189,6 +189,7 @@ type organization struct {
 	Name              string    `json:"name"`
 	SCIMEnabled       bool      `json:"scimEnabled"`
 	RequireTOTP       bool      `json:"requireTotp"`
+	RequireSSO        bool      `json:"requireSso"`
 	SuperAdminGroup   string    `json:"scimSuperAdminGroup"`
 	RegisteredDomains []string  `json:"registeredDomains"`
 	CreatedAt         time.Time `json:"created"`
@@ -204,7 +205,7 @@ func (a *API) organizationOf(c *call, o store.Org) error {
 		names[i] = d.Domain
 	}
 	return c.reply(http.StatusOK, organization{ID: o.ID, Slug: o.Slug, Name: o.Name, SCIMEnabled: o.SCIMEnabled,
-		RequireTOTP: o.RequireTOTP, SuperAdminGroup: o.SuperAdminGroup, RegisteredDomains: names, CreatedAt: o.CreatedAt})
+		RequireTOTP: o.RequireTOTP, RequireSSO: o.RequireSSO, SuperAdminGroup: o.SuperAdminGroup, RegisteredDomains: names, CreatedAt: o.CreatedAt})
 }
 
 func (a *API) organization(c *call) error {
@@ -218,6 +219,7 @@ func (a *API) organization(c *call) error {
 type organizationBody struct {
 	SCIMEnabled *bool `json:"scimEnabled"`
 	RequireTOTP *bool `json:"requireTotp"`
+	RequireSSO  *bool `json:"requireSso"`
 }
 
 // updateOrganization changes the organization's preferences: the SCIM
@@ -228,7 +230,8 @@ func (a *API) updateOrganization(c *call) error {
 	if err := c.decode(&b); err != nil {
 		return err
 	}
-	o, err := a.Orgs.SetPreferences(c.r.Context(), c.p, admin.Preferences{SCIMEnabled: b.SCIMEnabled, RequireTOTP: b.RequireTOTP})
+	o, err := a.Orgs.SetPreferences(c.r.Context(), c.p, admin.Preferences{SCIMEnabled: b.SCIMEnabled, RequireTOTP: b.RequireTOTP,
+		RequireSSO: b.RequireSSO})
 	if err != nil {
 		return err
 	}

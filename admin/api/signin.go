@@ -2,9 +2,7 @@ package api
 
 import (
 	"errors"
-	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"gatehouse/admin"
@@ -21,34 +19,12 @@ func principalOf(a store.Administrator) admin.Principal {
 		Actor: store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName}}
 }
 
-// clientIP is the address a request comes from: the connection's peer,
-// or with TrustForwardedFor the last address of X-Forwarded-For (the one
-// the load balancer in front of gatehouse appended).
-func (a *API) clientIP(r *http.Request) string {
-	if a.TrustForwardedFor {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			parts := strings.Split(xff[len(xff)-1], ",")
-			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// clientIP is the address a request comes from (see admin.ClientIP).
+func (a *API) clientIP(r *http.Request) string { return admin.ClientIP(r, a.TrustForwardedFor) }
 
-// setSession sets (token != "") or clears the session cookie: HttpOnly,
-// SameSite=Lax, Secure when the server's public URL is https.
+// setSession sets (token != "") or clears the session cookie.
 func (a *API) setSession(c *call, token string, maxAge time.Duration) {
-	ck := &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		Secure: strings.HasPrefix(a.BaseURL, "https://"), MaxAge: int(maxAge / time.Second)}
-	if token == "" {
-		ck.MaxAge = -1
-	}
-	http.SetCookie(c.w, ck)
+	http.SetCookie(c.w, admin.SessionCookieFor(token, maxAge, a.BaseURL))
 }
 
 func sessionToken(r *http.Request) string {
@@ -75,11 +51,7 @@ func (a *API) signIn(c *call) error {
 	if err != nil {
 		return err
 	}
-	absolute := a.SignIn.Policy.SessionAbsolute
-	if absolute <= 0 {
-		absolute = admin.DefaultSessionAbsolute
-	}
-	a.setSession(c, res.Token, absolute) // the server ends it sooner when idle
+	a.setSession(c, res.Token, a.SignIn.SessionAbsolute()) // the server ends it sooner when idle
 	return c.reply(http.StatusOK, map[string]any{"stage": res.Stage, "administrator": toAdministrator(res.Administrator)})
 }
 

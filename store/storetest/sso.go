@@ -100,6 +100,12 @@ func testSSO(t *testing.T, s store.Store) {
 	if got, err := s.SSORequest(ctx, o.ID, test.ID); err != nil || string(got.Result) != `{"matched":false}` {
 		t.Fatalf("test result %+v, %v", got, err)
 	}
+	if tests, err := s.SSOTests(ctx, o.ID, c.ID, 10); err != nil || len(tests) != 1 || tests[0].ID != test.ID {
+		t.Fatalf("SSOTests = %+v, %v", tests, err)
+	}
+	if tests, _ := s.SSOTests(ctx, other.ID, c.ID, 10); len(tests) != 0 {
+		t.Fatalf("another organization sees %d tests", len(tests))
+	}
 	_, err = s.SSORequest(ctx, other.ID, test.ID)
 	wantErr(t, err, store.ErrNotFound)
 
