@@ -173,3 +173,57 @@ func TestBruteForce(t *testing.T) {
 		}
 	})
 }
+
+// TestRequireSSO: with SSO required, passwords are refused except for the
+// break-glass Super Administrators the organization names.
+func TestRequireSSO(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		const password = "a long enough password"
+		signIn := &admin.SignIn{Store: e.s, Sealer: e.sealer}
+		jane, err := e.s.CreateAdministrator(ctx, store.Administrator{OrgID: e.org.ID, UserName: "jane", Email: "jane@acme.test",
+			GivenName: "J", FamilyName: "D", Role: store.RoleAdministrator, Status: store.StatusActive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{e.owner.ID, jane.ID} {
+			if err := signIn.SetPassword(ctx, e.org.ID, id, password, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.refused("PATCH", "/api/v1/organization", e.superKey, `{"requireSso":true}`, 409, admin.CodeSSONotConfigured)
+		if _, err := e.s.CreateSSOConnection(ctx, store.SSOConnection{OrgID: e.org.ID, Kind: store.SSOSAML, Name: "IdP", Enabled: true,
+			UsernameFrom: "nameid", Config: store.RawJSON(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		e.refused("PATCH", "/api/v1/organization", e.adminKey, `{"requireSso":true}`, 403, admin.CodeForbidden)
+		if st, o := e.do("PATCH", "/api/v1/organization", e.superKey, `{"requireSso":true}`); st != 200 || o["requireSso"] != true {
+			t.Fatalf("require SSO = %d %v", st, o)
+		}
+		login := func(user string) (int, map[string]any) {
+			st, out, _ := e.send("POST", "/api/v1/session", "", `{"organization":"acme","username":"`+user+`","password":"`+password+`"}`, nil)
+			return st, out
+		}
+		for _, u := range []string{"owner", "jane"} {
+			if st, out := login(u); st != 403 || out["code"] != admin.CodeSSORequired {
+				t.Fatalf("%s with SSO required = %d %v", u, st, out)
+			}
+		}
+		e.refused("PUT", "/api/v1/administrators/"+jane.ID+"/break-glass", e.superKey, `{"enabled":true}`, 400, admin.CodeInvalidRole)
+		e.refused("PUT", "/api/v1/administrators/"+e.owner.ID+"/break-glass", e.adminKey, `{"enabled":true}`, 403, admin.CodeForbidden)
+		if st, _ := e.do("PUT", "/api/v1/administrators/"+e.owner.ID+"/break-glass", e.superKey, `{"enabled":true}`); st != 200 {
+			t.Fatalf("break glass: %d", st)
+		}
+		if st, out := login("owner"); st != 200 {
+			t.Fatalf("break-glass owner = %d %v", st, out)
+		}
+		if st, _ := login("jane"); st != 403 {
+			t.Fatalf("jane = %d", st)
+		}
+		// A refusal for SSO is not a failed password: no lockout.
+		cred, _ := e.s.Credentials(ctx, e.org.ID, jane.ID)
+		if cred.FailedLogins != 0 || cred.LockedUntil != nil {
+			t.Fatalf("SSO refusals counted as failures: %+v", cred)
+		}
+	})
+}
