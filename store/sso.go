@@ -124,6 +124,16 @@ func (s *SQL) SSOConnections(ctx context.Context, org string) ([]SSOConnection, 
 	return cs, nil
 }
 
+// AllSSOConnections lists the connections of every organization of a
+// kind (the SAML metadata refresher's work list).
+func (s *SQL) AllSSOConnections(ctx context.Context, kind string) ([]SSOConnection, error) {
+	cs := []SSOConnection{}
+	if err := s.selectAll(ctx, s.reader, &cs, `SELECT `+ssoConnectionColumns+` FROM sso_connections WHERE kind = ? ORDER BY seq`, kind); err != nil {
+		return nil, fmt.Errorf("store: list SSO connections: %w", err)
+	}
+	return cs, nil
+}
+
 // UpdateSSOConnection applies fn to a connection of org.
 func (s *SQL) UpdateSSOConnection(ctx context.Context, org, id string, fn func(*SSOConnection) error) (SSOConnection, error) {
 	var before SSOConnection

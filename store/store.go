@@ -450,6 +450,8 @@ type Store interface {
 	// SSOConnectionByID returns a connection of any organization.
 	SSOConnectionByID(ctx context.Context, id string) (SSOConnection, error)
 	SSOConnections(ctx context.Context, org string) ([]SSOConnection, error)
+	// AllSSOConnections lists every organization's connections of a kind.
+	AllSSOConnections(ctx context.Context, kind string) ([]SSOConnection, error)
 	UpdateSSOConnection(ctx context.Context, org, id string, fn func(*SSOConnection) error) (SSOConnection, error)
 	DeleteSSOConnection(ctx context.Context, org, id string) error
 	CreateSSORequest(ctx context.Context, r SSORequest) (SSORequest, error)

@@ -49,6 +49,12 @@ func testSSO(t *testing.T, s store.Store) {
 	if cs, _ := s.SSOConnections(ctx, o.ID); len(cs) != 1 {
 		t.Fatalf("list %+v", cs)
 	}
+	if all, _ := s.AllSSOConnections(ctx, store.SSOSAML); !slices.ContainsFunc(all, func(x store.SSOConnection) bool { return x.ID == c.ID }) {
+		t.Fatalf("AllSSOConnections(saml) = %+v", all)
+	}
+	if all, _ := s.AllSSOConnections(ctx, store.SSOOIDC); slices.ContainsFunc(all, func(x store.SSOConnection) bool { return x.ID == c.ID }) {
+		t.Fatalf("AllSSOConnections(oidc) lists a SAML connection")
+	}
 
 	// Requests: bound to browser and connection, used once, expiring.
 	now := time.Now().UTC()
