@@ -67,6 +67,19 @@ func operatorName(getenv func(string) string) string {
 type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	dsn            string // the database an org command opened
+}
+
+// baseURL is the server's public URL for a command that prints links:
+// the flag, else GATEHOUSE_BASE_URL, else serve's default.
+func (c *cli) baseURL(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if v := c.getenv("GATEHOUSE_BASE_URL"); v != "" {
+		return v
+	}
+	return defaultBaseURL(defaultAddr)
 }
 
 // usageError is a mistake on the command line (exit status 2).
@@ -107,6 +120,13 @@ func commandTree() *command {
 				"Ends the administrator's lockout after repeated failed sign-ins.", (*admin.SignIn).Unlock).runner()},
 		}},
 		{name: "domain", summary: "manage an organization's registered email domains", sub: domainCommands()},
+		{name: "sso", summary: "manage an organization's SSO connections (SAML, OIDC)", sub: []*command{
+			{name: "create", summary: "create a SAML or OIDC connection", run: ssoCreateCommand().runner()},
+			{name: "list", summary: "list the connections", run: ssoListCommand().runner()},
+			{name: "delete", summary: "delete a connection", run: ssoDeleteCommand().runner()},
+			{name: "require", summary: "require SSO for sign-in (or --off)", run: ssoRequireCommand().runner()},
+			{name: "break-glass", summary: "let a Super Administrator keep a password while SSO is required", run: ssoBreakGlassCommand().runner()},
+		}},
 		{name: "api-key", summary: "manage management API keys", sub: []*command{
 			{name: "create", summary: "create a management API key and print it once", run: apiKeyCreateCommand().runner()},
 		}},

@@ -50,6 +50,7 @@ func (oc orgCommand) runner() func(context.Context, *cli, []string) error {
 			return err
 		}
 		defer s.Close()
+		c.dsn = *db
 		org, err := (&admin.Orgs{Store: s}).BySlug(ctx, *slug)
 		if err != nil {
 			return err

@@ -25,6 +25,7 @@ import (
 	"gatehouse/admin"
 	"gatehouse/admin/api"
 	"gatehouse/scim"
+	"gatehouse/sso"
 	"gatehouse/store"
 )
 
@@ -156,6 +157,19 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	defer func() { stopBackground(); wg.Wait() }()
 	mail := &admin.Mail{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
 
+	signIn := &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL}
+	// IdP metadata and OIDC discovery are fetched over https, or from
+	// loopback, and never from private, link-local or metadata addresses.
+	fetch := sso.NewFetchClient(sso.FetchOptions{AllowLoopback: true})
+	connections := &sso.Manager{Store: s, Sealer: sealer, BaseURL: *baseURL, Fetch: fetch}
+	flow := &sso.Flow{Store: s, SignIn: signIn, BaseURL: *baseURL, New: connections.NewConnector, Metadata: connections.Metadata,
+		TrustForwardedFor: *trustXFF, Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
+	wg.Go(func() {
+		sso.RefreshSAMLMetadata(background, s, func(ctx context.Context) ([]store.SSOConnection, error) {
+			return s.AllSSOConnections(ctx, store.SSOSAML)
+		}, fetch, metadataRefresh, nil, logger)
+	})
+
 	reg := newRegistry(s)
 	management := &api.API{
 		Store:             s,
@@ -173,7 +187,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		RateLimit: *scimRate,
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
-	handler := instrument(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management}), logger, newHTTPMetrics(reg))
+	handler := instrument(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow}), logger, newHTTPMetrics(reg))
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())
 	if err := serveUntilDone(ctx, ln, handler, logger); err != nil {
 		return err
@@ -190,6 +204,7 @@ type deps struct {
 	baseURL string // public URL, for redirects and links
 	scim    *scim.Server
 	api     *api.API
+	sso     *sso.Flow
 }
 
 // newMux routes every endpoint of the server. Routes use Go 1.22 patterns;
@@ -206,6 +221,9 @@ func newMux(d deps) *http.ServeMux {
 	}
 	if d.api != nil {
 		d.api.Register(mux)
+	}
+	if d.sso != nil {
+		d.sso.Register(mux)
 	}
 	return mux
 }
@@ -354,6 +372,8 @@ const (
 	pruneEvery   = 10 * time.Minute
 	keepThrottle = 2 * admin.DefaultUnknownWindow
 	keepSent     = 30 * 24 * time.Hour
+	// metadataRefresh is how old fetched SAML IdP metadata may get.
+	metadataRefresh = 12 * time.Hour
 )
 
 // prune deletes expired sessions, old throttle windows and long-sent

@@ -1,0 +1,62 @@
+package sso
+
+import (
+	"html/template"
+	"net/http"
+)
+
+// pageData fills the sign-in pages. Every value is escaped by
+// html/template; none holds a secret.
+type pageData struct {
+	Next      string
+	Username  string
+	Message   string
+	Reference string
+	AskTOTP   bool
+	Test      *TestResult
+}
+
+const pageHead = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<meta name="referrer" content="no-referrer"><title>gatehouse</title>
+<style>body{font:16px system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem}label,input,button{display:block;margin:.4rem 0}
+input{width:100%;padding:.4rem}.msg{padding:.6rem;background:#fee}code{background:#eee}table{border-collapse:collapse}td{border:1px solid #ccc;padding:.2rem .4rem;vertical-align:top}</style>
+</head><body>`
+
+var (
+	loginTemplate = template.Must(template.New("login").Parse(pageHead + `<h1>Sign in</h1>
+{{with .Message}}<p class="msg">{{.}}</p>{{end}}
+<form method="post" action="/login"><label for="u">Username or email</label>
+<input id="u" name="username" autocomplete="username" autofocus required value="{{.Username}}">
+<input type="hidden" name="next" value="{{.Next}}"><button>Continue</button></form></body></html>`))
+
+	passwordTemplate = template.Must(template.New("password").Parse(pageHead + `<h1>Sign in</h1>
+{{with .Message}}<p class="msg">{{.}}</p>{{end}}
+<form method="post" action="/login/password"><label for="u">Username</label>
+<input id="u" name="username" autocomplete="username" required value="{{.Username}}">
+<label for="o">Organization (when your username is in several)</label><input id="o" name="organization">
+<label for="p">Password</label><input id="p" name="password" type="password" autocomplete="current-password" required autofocus>
+{{if .AskTOTP}}<label for="t">Code from your authenticator app</label><input id="t" name="totp" inputmode="numeric" autocomplete="one-time-code">{{end}}
+<input type="hidden" name="next" value="{{.Next}}"><button>Sign in</button></form></body></html>`))
+
+	messageTemplate = template.Must(template.New("message").Parse(pageHead + `<h1>Sign in</h1><p class="msg">{{.Message}}</p>
+{{with .Reference}}<p>Reference: <code>{{.}}</code>. Give it to your administrator: it names what went wrong.</p>{{end}}
+<p><a href="/login">Back to sign-in</a></p></body></html>`))
+
+	testTemplate = template.Must(template.New("test").Parse(pageHead + `{{with .Test}}<h1>Test of {{.Connection}}</h1>
+{{if .Succeeded}}<p>Matched administrator <code>{{.Administrator}}</code> ({{.Status}}). No session was created.</p>
+{{else}}<p class="msg">No sign-in: {{.Reason}}</p>{{end}}
+<table><tr><td>Username sent</td><td><code>{{.Username}}</code></td></tr><tr><td>Subject</td><td><code>{{.Subject}}</code></td></tr>
+<tr><td>Issuer</td><td>{{.Issuer}}</td></tr><tr><td>Certificate</td><td>{{.Certificate}}</td></tr>
+<tr><td>Issued</td><td>{{.IssuedAt}}</td></tr><tr><td>Valid</td><td>{{.NotBefore}} – {{.NotOnOrAfter}}</td></tr>
+{{range $k, $v := .Attributes}}<tr><td>{{$k}}</td><td>{{range $v}}<code>{{.}}</code> {{end}}</td></tr>{{end}}</table>{{end}}</body></html>`))
+)
+
+func render(w http.ResponseWriter, status int, t *template.Template, d pageData) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	t.Execute(w, d)
+}
