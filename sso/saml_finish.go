@@ -513,16 +513,6 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 		return Identity{}, store.SSORequest{}, rerr
 	}
 
-	if !idpInitiated {
-		used, err := c.st.UseSSORequest(ctx, pending.ID, c.conn.ID, browser, now)
-		if errors.Is(err, store.ErrNotFound) {
-			return Identity{}, store.SSORequest{}, refuse(nil, c.samlExplainRequest(ctx, pending.ID, browser, now))
-		}
-		if err != nil {
-			return Identity{}, store.SSORequest{}, fmt.Errorf("sso: use SAML request: %w", err)
-		}
-		pending = used
-	}
 	// Keep the assertion ID until no check could accept it any more: the
 	// earliest end of its validity, with the largest skew any connection
 	// may be given (a later settings change must not reopen the window).
@@ -533,11 +523,24 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	if end := facts.issueInstant.Add(samlMaxIssueAge); end.Before(until) {
 		until = end
 	}
-	if err := c.st.RecordAssertion(ctx, c.conn.ID, facts.id, until.Add(SAMLMaxClockSkew)); err != nil {
-		if errors.Is(err, store.ErrReplay) {
-			return Identity{}, store.SSORequest{}, refuse(err, fmt.Sprintf("the assertion %q was already used (replayed response)", samlClip(facts.id, 80)))
+	// The request is used and the assertion remembered in one
+	// transaction (one durable commit per sign-in).
+	var err error
+	if idpInitiated {
+		err = c.st.RecordAssertion(ctx, c.conn.ID, facts.id, until.Add(SAMLMaxClockSkew))
+	} else {
+		var used store.SSORequest
+		used, err = c.st.UseSSORequestRecording(ctx, pending.ID, c.conn.ID, browser, now, facts.id, until.Add(SAMLMaxClockSkew))
+		if errors.Is(err, store.ErrNotFound) {
+			return Identity{}, store.SSORequest{}, refuse(nil, c.samlExplainRequest(ctx, pending.ID, browser, now))
 		}
-		return Identity{}, store.SSORequest{}, fmt.Errorf("sso: SAML replay cache: %w", err)
+		pending = used
+	}
+	if errors.Is(err, store.ErrReplay) {
+		return Identity{}, store.SSORequest{}, refuse(err, fmt.Sprintf("the assertion %q was already used (replayed response)", samlClip(facts.id, 80)))
+	}
+	if err != nil {
+		return Identity{}, store.SSORequest{}, fmt.Errorf("sso: SAML request and replay cache: %w", err)
 	}
 
 	id := Identity{Username: username, Subject: facts.nameID, Issuer: c.idp.entity.EntityID, Attributes: facts.attributes,

@@ -241,17 +241,40 @@ func (s *SQL) PendingSSORequest(ctx context.Context, id, connectionID string, br
 func (s *SQL) UseSSORequest(ctx context.Context, id, connectionID string, browser []byte, now time.Time) (SSORequest, error) {
 	var r SSORequest
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		n, err := s.exec(ctx, tx, `UPDATE sso_requests SET used_at = ? WHERE id = ? AND connection_id = ? AND browser = ?
-			AND used_at IS NULL AND expires_at > ?`, now.UTC(), id, connectionID, browser, now.UTC())
-		if err != nil {
-			return fmt.Errorf("store: use SSO request: %w", err)
-		}
-		if n == 0 {
-			return ErrNotFound
-		}
-		return s.get(ctx, tx, &r, `SELECT `+ssoRequestColumns+` FROM sso_requests WHERE id = ?`, id)
+		var err error
+		r, err = s.useSSORequest(ctx, tx, id, connectionID, browser, now)
+		return err
 	})
 	return r, err
+}
+
+// UseSSORequestRecording is UseSSORequest and RecordAssertion in one
+// transaction (one durable commit instead of two): the request is used
+// only if the assertion was not seen before, ErrReplay otherwise.
+func (s *SQL) UseSSORequestRecording(ctx context.Context, id, connectionID string, browser []byte, now time.Time,
+	assertionID string, expiresAt time.Time) (SSORequest, error) {
+	var r SSORequest
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		if r, err = s.useSSORequest(ctx, tx, id, connectionID, browser, now); err != nil {
+			return err
+		}
+		return s.recordAssertion(ctx, tx, connectionID, assertionID, expiresAt)
+	})
+	return r, err
+}
+
+func (s *SQL) useSSORequest(ctx context.Context, tx *sqlx.Tx, id, connectionID string, browser []byte, now time.Time) (SSORequest, error) {
+	var r SSORequest
+	n, err := s.exec(ctx, tx, `UPDATE sso_requests SET used_at = ? WHERE id = ? AND connection_id = ? AND browser = ?
+		AND used_at IS NULL AND expires_at > ?`, now.UTC(), id, connectionID, browser, now.UTC())
+	if err != nil {
+		return r, fmt.Errorf("store: use SSO request: %w", err)
+	}
+	if n == 0 {
+		return r, ErrNotFound
+	}
+	return r, s.get(ctx, tx, &r, `SELECT `+ssoRequestColumns+` FROM sso_requests WHERE id = ?`, id)
 }
 
 // SetSSORequestResult keeps a test sign-in's outcome.
@@ -292,13 +315,19 @@ var ErrReplay = errors.New("store: assertion already used")
 // expiresAt; an ID already remembered is ErrReplay. Every instance on the
 // database shares the cache.
 func (s *SQL) RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error {
-	_, err := s.exec(ctx, s.writer, `INSERT INTO sso_replay (connection_id, assertion_id, expires_at) VALUES (?, ?, ?)`,
-		connectionID, assertionID, expiresAt.UTC().Truncate(time.Microsecond))
-	switch {
-	case s.d.uniqueViolation(err):
-		return ErrReplay
-	case err != nil:
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.recordAssertion(ctx, tx, connectionID, assertionID, expiresAt) })
+}
+
+func (s *SQL) recordAssertion(ctx context.Context, tx *sqlx.Tx, connectionID, assertionID string, expiresAt time.Time) error {
+	// ON CONFLICT DO NOTHING: on PostgreSQL a unique violation would
+	// abort the transaction the caller may still use.
+	n, err := s.exec(ctx, tx, `INSERT INTO sso_replay (connection_id, assertion_id, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (connection_id, assertion_id) DO NOTHING`, connectionID, assertionID, expiresAt.UTC().Truncate(time.Microsecond))
+	if err != nil {
 		return fmt.Errorf("store: replay cache: %w", err)
+	}
+	if n == 0 {
+		return ErrReplay
 	}
 	return nil
 }

@@ -461,6 +461,9 @@ type Store interface {
 	// UseSSORequest marks such a request used; of concurrent uses exactly
 	// one succeeds, the others get ErrNotFound.
 	UseSSORequest(ctx context.Context, id, connectionID string, browser []byte, now time.Time) (SSORequest, error)
+	// UseSSORequestRecording uses the request and records the assertion
+	// in one transaction: ErrNotFound or ErrReplay write nothing.
+	UseSSORequestRecording(ctx context.Context, id, connectionID string, browser []byte, now time.Time, assertionID string, expiresAt time.Time) (SSORequest, error)
 	SetSSORequestResult(ctx context.Context, id string, result RawJSON) error
 	SSORequest(ctx context.Context, org, id string) (SSORequest, error)
 	// SSOTests returns a connection's latest test sign-ins with a result.

@@ -124,6 +124,21 @@ func testSSO(t *testing.T, s store.Store) {
 		t.Fatalf("the cache is per connection: %v", err)
 	}
 
+	// Using a request and recording its assertion is one transaction: a
+	// replayed assertion leaves the request unused.
+	r2, _ := s.CreateSSORequest(ctx, store.SSORequest{ID: "id-2", ConnectionID: c.ID, OrgID: o.ID, Browser: browser, ExpiresAt: now.Add(time.Minute)})
+	_, err = s.UseSSORequestRecording(ctx, r2.ID, c.ID, browser, now, "assertion-1", now.Add(time.Minute))
+	wantErr(t, err, store.ErrReplay)
+	if _, err := s.PendingSSORequest(ctx, r2.ID, c.ID, browser, now); err != nil {
+		t.Fatalf("a replay used the request: %v", err)
+	}
+	if _, err := s.UseSSORequestRecording(ctx, r2.ID, c.ID, browser, now, "assertion-2", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.RecordAssertion(ctx, c.ID, "assertion-2", now.Add(time.Minute)), store.ErrReplay)
+	_, err = s.UseSSORequestRecording(ctx, r2.ID, c.ID, browser, now, "assertion-3", now.Add(time.Minute))
+	wantErr(t, err, store.ErrNotFound)
+
 	// Deleting the connection takes its requests and cache with it.
 	wantErr(t, s.DeleteSSOConnection(ctx, other.ID, c.ID), store.ErrNotFound)
 	if err := s.DeleteSSOConnection(ctx, o.ID, c.ID); err != nil {
