@@ -18,8 +18,8 @@ import (
 // request with its own assertion ID. Responses are minted before the
 // clock starts. Sub-benchmarks: one request at a time or as many as
 // GOMAXPROCS (an ACS under load), SQLite with synchronous FULL (the
-// production default: two fsynced commits per sign-in, UseSSORequest and
-// RecordAssertion) or NORMAL.
+// production default: one fsynced commit per sign-in, using the request
+// and recording the assertion) or NORMAL.
 func BenchmarkSAMLACS(b *testing.B) {
 	keys := samlTestKeys(b)
 	for _, bc := range []struct {
