@@ -86,30 +86,10 @@ func (s *SQL) APIKeys(ctx context.Context, org string) ([]APIKey, error) {
 
 // TouchAPIKey records that the key was used at the given time.
 func (s *SQL) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
-	n, err := s.exec(ctx, s.writer, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, at.UTC().Truncate(time.Microsecond), id)
-	if err != nil {
-		return fmt.Errorf("store: touch API key: %w", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.touchSecret(ctx, "api_keys", id, at)
 }
 
 // RevokeAPIKey revokes a key of org; revoking twice keeps the first time.
 func (s *SQL) RevokeAPIKey(ctx context.Context, org, id string, at time.Time) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var k APIKey
-		if err := s.get(ctx, tx, &k, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = ? AND org_id = ?`+s.d.forUpdate, id, org); err != nil {
-			return err
-		}
-		if k.RevokedAt != nil {
-			return nil
-		}
-		if _, err := s.exec(ctx, tx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, at.UTC().Truncate(time.Microsecond), id); err != nil {
-			return fmt.Errorf("store: revoke API key: %w", err)
-		}
-		return s.audit(ctx, tx, org, change{action: AuditAPIKeyRevoke, targetKind: "api_key", targetID: id, targetName: k.Name,
-			before: map[string]any{"revoked": false}, after: map[string]any{"revoked": true}})
-	})
+	return s.revokeSecret(ctx, "api_keys", "name", AuditAPIKeyRevoke, "api_key", org, id, at)
 }

@@ -76,9 +76,21 @@ func (s *SQL) SCIMTokens(ctx context.Context, org string) ([]SCIMToken, error) {
 
 // TouchSCIMToken records that the token was used at the given time.
 func (s *SQL) TouchSCIMToken(ctx context.Context, id string, at time.Time) error {
-	n, err := s.exec(ctx, s.writer, `UPDATE scim_tokens SET last_used_at = ? WHERE id = ?`, at.UTC().Truncate(time.Microsecond), id)
+	return s.touchSecret(ctx, "scim_tokens", id, at)
+}
+
+// RevokeSCIMToken revokes a token of org; revoking twice keeps the first
+// time.
+func (s *SQL) RevokeSCIMToken(ctx context.Context, org, id string, at time.Time) error {
+	return s.revokeSecret(ctx, "scim_tokens", "prefix", AuditSCIMTokenRevoke, "scim_token", org, id, at)
+}
+
+// touchSecret records the last use of a bearer secret (a SCIM token or an
+// API key: table).
+func (s *SQL) touchSecret(ctx context.Context, table, id string, at time.Time) error {
+	n, err := s.exec(ctx, s.writer, `UPDATE `+table+` SET last_used_at = ? WHERE id = ?`, at.UTC().Truncate(time.Microsecond), id)
 	if err != nil {
-		return fmt.Errorf("store: touch SCIM token: %w", err)
+		return fmt.Errorf("store: touch %s: %w", table, err)
 	}
 	if n == 0 {
 		return ErrNotFound
@@ -86,21 +98,25 @@ func (s *SQL) TouchSCIMToken(ctx context.Context, id string, at time.Time) error
 	return nil
 }
 
-// RevokeSCIMToken revokes a token of org; revoking twice keeps the first
-// time.
-func (s *SQL) RevokeSCIMToken(ctx context.Context, org, id string, at time.Time) error {
+// revokeSecret revokes a bearer secret of org once, auditing it as action
+// on a target of kind named by the row's nameColumn.
+func (s *SQL) revokeSecret(ctx context.Context, table, nameColumn, action, kind, org, id string, at time.Time) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var t SCIMToken
-		if err := s.get(ctx, tx, &t, `SELECT `+scimTokenColumns+` FROM scim_tokens WHERE id = ? AND org_id = ?`+s.d.forUpdate, id, org); err != nil {
+		var row struct {
+			Name      string     `db:"name"`
+			RevokedAt *time.Time `db:"revoked_at"`
+		}
+		if err := s.get(ctx, tx, &row, `SELECT `+nameColumn+` AS name, revoked_at FROM `+table+` WHERE id = ? AND org_id = ?`+s.d.forUpdate,
+			id, org); err != nil {
 			return err
 		}
-		if t.RevokedAt != nil {
+		if row.RevokedAt != nil {
 			return nil
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE scim_tokens SET revoked_at = ? WHERE id = ?`, at.UTC().Truncate(time.Microsecond), id); err != nil {
-			return fmt.Errorf("store: revoke SCIM token: %w", err)
+		if _, err := s.exec(ctx, tx, `UPDATE `+table+` SET revoked_at = ? WHERE id = ?`, at.UTC().Truncate(time.Microsecond), id); err != nil {
+			return fmt.Errorf("store: revoke %s: %w", table, err)
 		}
-		return s.audit(ctx, tx, org, change{action: AuditSCIMTokenRevoke, targetKind: "scim_token", targetID: id, targetName: t.Prefix,
+		return s.audit(ctx, tx, org, change{action: action, targetKind: kind, targetID: id, targetName: row.Name,
 			before: map[string]any{"revoked": false}, after: map[string]any{"revoked": true}})
 	})
 }
