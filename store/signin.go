@@ -481,11 +481,12 @@ func (s *SQL) AdministratorsByUsername(ctx context.Context, username string) ([]
 	if !storable(username) {
 		return out, nil
 	}
-	// org_id IN (every organization) lets both databases probe the
-	// (org_id, username) index once per organization instead of scanning
-	// the administrators.
+	// org_id IN (every organization) lets both databases probe the unique
+	// (org_id, username_fold) index once per organization instead of
+	// scanning the administrators; the equality on username then makes
+	// the match exact.
 	err := s.selectAll(ctx, s.reader, &out, `SELECT `+administratorColumns+` FROM administrators
-		WHERE org_id IN (SELECT id FROM orgs) AND username = ? ORDER BY seq`, username)
+		WHERE org_id IN (SELECT id FROM orgs) AND username_fold = ? AND username = ? ORDER BY seq`, FoldUsername(username), username)
 	if err != nil {
 		return nil, fmt.Errorf("store: administrators by username: %w", err)
 	}
