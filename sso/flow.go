@@ -48,9 +48,17 @@ const BrowserCookie = "gatehouse_sso"
 
 // Register mounts the flow's routes.
 func (f *Flow) Register(mux *http.ServeMux) {
+	// The sign-in forms refuse cross-origin posts (login CSRF: a page
+	// signing the browser in to an account of the attacker's choosing).
+	// The ACS cannot: the IdP's POST is cross-site by design, and the
+	// browser binding and signed InResponseTo protect it instead.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		render(w, http.StatusForbidden, messageTemplate, pageData{Message: "This sign-in form was posted from another site."})
+	}))
 	mux.HandleFunc("GET /login", f.loginPage)
-	mux.HandleFunc("POST /login", f.login)
-	mux.HandleFunc("POST /login/password", f.passwordLogin)
+	mux.Handle("POST /login", csrf.Handler(http.HandlerFunc(f.login)))
+	mux.Handle("POST /login/password", csrf.Handler(http.HandlerFunc(f.passwordLogin)))
 	mux.HandleFunc("GET /sso/start/{connection}", f.start)
 	mux.HandleFunc("POST /sso/saml/{connection}/acs", f.finish)
 	mux.HandleFunc("GET /sso/oidc/{connection}/callback", f.finish)

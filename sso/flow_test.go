@@ -258,6 +258,59 @@ func TestSSOTestConnection(t *testing.T) {
 	}
 }
 
+func TestLoginForms(t *testing.T) {
+	e := newFlowEnv(t)
+	c := e.browserClient()
+	// A username or an address of the organization (it has SSO) sends
+	// the browser to its IdP; an unknown one gets the password form.
+	post := func(path string, form url.Values, h map[string]string) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Test-Org", e.org.ID)
+		req.Header.Set("X-Test-Connection", e.conn.ID)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, string(b)
+	}
+	for _, name := range []string{"alice", "anyone@acme.test", "ALICE@ACME.TEST"} {
+		if res, _ := post("/login", url.Values{"username": {name}}, nil); res.StatusCode != http.StatusFound ||
+			!strings.HasPrefix(res.Header.Get("Location"), "/fake-idp?") {
+			t.Fatalf("%s: %d %q", name, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+	for _, name := range []string{"nobody", "x@elsewhere.test"} {
+		if res, body := post("/login", url.Values{"username": {name}}, nil); res.StatusCode != 200 || !strings.Contains(body, `name="password"`) {
+			t.Fatalf("%s: %d", name, res.StatusCode)
+		}
+	}
+	// Login CSRF: a cross-site post of either form is refused.
+	for _, path := range []string{"/login", "/login/password"} {
+		if res, _ := post(path, url.Values{"username": {"alice"}, "password": {"x"}}, map[string]string{"Sec-Fetch-Site": "cross-site"}); res.StatusCode != http.StatusForbidden {
+			t.Fatalf("cross-site %s: %d", path, res.StatusCode)
+		}
+	}
+	// The password form: a session and a relative landing.
+	owner, _ := e.s.AdministratorByUsername(context.Background(), e.org.ID, "owner")
+	if err := e.signIn.SetPassword(context.Background(), e.org.ID, owner.ID, "a long enough password", false); err != nil {
+		t.Fatal(err)
+	}
+	if res, body := post("/login/password", url.Values{"username": {"owner"}, "password": {"wrong password!!"}}, nil); res.StatusCode != 401 ||
+		!strings.Contains(body, "msg") {
+		t.Fatalf("wrong password: %d", res.StatusCode)
+	}
+	res, _ := post("/login/password", url.Values{"username": {"owner"}, "password": {"a long enough password"}, "next": {"https://evil.test"}}, nil)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" || sessionCookie(res) == "" {
+		t.Fatalf("password sign-in: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+}
+
 func TestSafeRedirect(t *testing.T) {
 	for in, want := range map[string]string{"/a/b?c#d": "/a/b?c#d", "": "/", "a": "/", "//x": "/", "/\\x": "/", "https://x": "/",
 		"/ok\r\nSet-Cookie: x": "/", "/%2F%2Fx": "/%2F%2Fx", "javascript:x": "/", "/x\\y": "/"} {
