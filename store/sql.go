@@ -378,6 +378,21 @@ func (s *SQL) selectAll(ctx context.Context, db *sqlx.DB, dst any, query string,
 	return st.SelectContext(ctx, dst, args...)
 }
 
+// scanRows runs a query statement and calls each for every row.
+func scanRows(ctx context.Context, st *sqlx.Stmt, args []any, each func(*sql.Rows) error) error {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // exec runs a write and returns the rows it affected.
 func (s *SQL) exec(ctx context.Context, where on, query string, args ...any) (int64, error) {
 	res, err := where.ExecContext(ctx, s.q(query), args...)
