@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -186,7 +187,14 @@ func (c *call) fail(err error) {
 
 // writeJSON answers with a SCIM JSON body.
 func (c *call) writeJSON(status int, v any) {
-	b, err := json.Marshal(v)
+	buf := bodyBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledBody {
+			bodyBuffers.Put(buf)
+		}
+	}()
+	b, err := appendJSON((*buf)[:0], v)
+	*buf = b
 	if err != nil {
 		c.log.Error("scim: encoding a response", "err", err)
 		status, b = http.StatusInternalServerError, []byte(`{"schemas":["`+schema.ErrorURN+`"],"status":"500","detail":"internal server error"}`)
@@ -199,6 +207,13 @@ func (c *call) writeJSON(status int, v any) {
 	c.w.WriteHeader(status)
 	c.w.Write(b)
 }
+
+// bodyBuffers are the buffers responses are encoded into. A buffer grown
+// past maxPooledBody (a large list) is left to the garbage collector, so
+// the pool does not keep the largest response ever sent per P.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBody = 64 << 10
 
 // decode reads the request body as one JSON object, bounded by
 // MaxBodyBytes, refusing invalid UTF-8 (encoding/json would silently
