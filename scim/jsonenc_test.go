@@ -34,7 +34,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	}
 	values = append(values, map[string]any{
 		"schemas": []any{"urn:a", "urn:b"}, "id": "1", "active": true, "count": 3,
-		"meta": map[string]any{"version": `W/"1"`, "location": "https://h/Users/1?a=b&c=<d>"},
+		"meta":   map[string]any{"version": `W/"1"`, "location": "https://h/Users/1?a=b&c=<d>"},
 		"nested": []any{map[string]any{"b": 1, "a": []any{nil, "x"}}},
 	})
 	for _, v := range values {
