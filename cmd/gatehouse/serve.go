@@ -80,7 +80,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if sync != "FULL" && sync != "NORMAL" {
 		return usagef("--sqlite-synchronous: %q is not FULL or NORMAL", *sqliteSync)
 	}
-	logger := newLogger(c.stderr, *logFormat)
+	logOut := newLogWriter(c.stderr, logFlushInterval)
+	defer logOut.Close() // last: after the final lines below
+	logger := newLogger(c.stderr, logOut, *logFormat)
 	tuneGC(c.getenv)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -237,12 +239,15 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
-// newLogger logs to w as text or JSON; auto picks text when w is a
-// terminal, JSON otherwise (a log collector).
-func newLogger(w io.Writer, format string) *slog.Logger {
+// logFlushInterval is how long a log line may wait in logWriter's buffer.
+const logFlushInterval = 100 * time.Millisecond
+
+// newLogger logs to w as text or JSON; auto picks text when dest (where w
+// writes to) is a terminal, JSON otherwise (a log collector).
+func newLogger(dest, w io.Writer, format string) *slog.Logger {
 	if format == "auto" {
 		format = "json"
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if f, ok := dest.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			format = "text"
 		}
 	}
