@@ -26,6 +26,8 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		return strconv.AppendInt(b, int64(v), 10), nil
 	case int64:
 		return strconv.AppendInt(b, v, 10), nil
+	case encodedJSON:
+		return append(b, v...), nil
 	case json.RawMessage:
 		if v == nil {
 			return append(b, "null"...), nil

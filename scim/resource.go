@@ -12,11 +12,21 @@ import (
 	"gatehouse/store"
 )
 
-// resource is one rendered SCIM resource and its version (the ETag).
+// resource is one rendered SCIM resource and its version (the ETag): doc,
+// or encoded when the kind encoded it for a request without a projection.
 type resource struct {
 	id      string
 	version int64
 	doc     map[string]any
+	encoded encodedJSON
+}
+
+// value is what a response shows of r with projection p.
+func (r resource) value(p projection) any {
+	if r.encoded != nil {
+		return r.encoded
+	}
+	return p.apply(r.doc)
 }
 
 // kind is what differs between Users and Groups; resourceType turns it
@@ -92,7 +102,7 @@ func (c *call) writeResource(rt *resourceType, status int, res resource, p proje
 	if status == http.StatusCreated {
 		h.Set("Location", c.s.location(rt.schema, res.id))
 	}
-	c.writeJSON(status, p.apply(res.doc))
+	c.writeJSON(status, res.value(p))
 }
 
 func (rt *resourceType) get(c *call) error {
@@ -273,7 +283,7 @@ func (rt *resourceType) serveList(c *call, lp listParams) error {
 	}
 	out := make([]any, len(list))
 	for i, res := range list {
-		out[i] = p.apply(res.doc)
+		out[i] = res.value(p)
 	}
 	c.writeJSON(http.StatusOK, listResponse(out, total, lp.startIndex))
 	return nil

@@ -109,7 +109,7 @@ func (s *Server) searchAll(c *call) error {
 			return err
 		}
 		for _, res := range list {
-			out = append(out, p.apply(res.doc))
+			out = append(out, res.value(p))
 		}
 		total += n
 	}

@@ -302,8 +302,20 @@ func (userKind) get(c *call, id string, p projection) (resource, error) {
 	if err != nil {
 		return resource{}, err
 	}
-	doc, err := c.renderUser(a, refs, false)
-	return resource{id: a.ID, version: a.Version, doc: doc}, err
+	return c.userFor(a, refs, p)
+}
+
+// userFor is the resource of a for a response with projection p: encoded
+// at once when p shows everything, else as the document p applies to.
+func (c *call) userFor(a store.Administrator, groups []store.GroupRef, p projection) (resource, error) {
+	res := resource{id: a.ID, version: a.Version}
+	var err error
+	if p.all() {
+		res.encoded, err = c.appendUser(nil, a, groups)
+	} else {
+		res.doc, err = c.renderUser(a, groups, false)
+	}
+	return res, err
 }
 
 func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, string, error) {
@@ -314,11 +326,9 @@ func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, st
 	}
 	out := make([]resource, len(res.Items))
 	for i, a := range res.Items {
-		doc, err := c.renderUser(a, res.Groups[a.ID], false)
-		if err != nil {
+		if out[i], err = c.userFor(a, res.Groups[a.ID], p); err != nil {
 			return nil, 0, "", err
 		}
-		out[i] = resource{id: a.ID, version: a.Version, doc: doc}
 	}
 	return out, res.Total, res.Next, nil
 }

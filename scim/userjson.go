@@ -1,0 +1,185 @@
+package scim
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+
+	"gatehouse/scim/schema"
+	"gatehouse/store"
+)
+
+// encodedJSON is a JSON text appendJSON writes as it is: a resource
+// already encoded by appendUser.
+type encodedJSON []byte
+
+// MarshalJSON lets encoding/json embed it too.
+func (e encodedJSON) MarshalJSON() ([]byte, error) { return e, nil }
+
+// appendUser appends the JSON of the User renderUser describes, the same
+// bytes as appendJSON of renderUser's document, without building that
+// document: the representation of every GET and list without a
+// projection.
+func (c *call) appendUser(b []byte, a store.Administrator, groups []store.GroupRef) ([]byte, error) {
+	var raw map[string]json.RawMessage
+	if len(a.Attributes) > 0 {
+		if err := json.Unmarshal(a.Attributes, &raw); err != nil {
+			return b, err
+		}
+	}
+	_, enterprise := raw[schema.EnterpriseURN]
+	_, rawPhones := raw["phoneNumbers"]
+	// The members renderUser sets over the stored attributes.
+	set := func(k string) bool {
+		switch k {
+		case "schemas", "id", "userName", "active", "meta", schema.GatehouseURN:
+			return true
+		case "externalId":
+			return a.ExternalID != ""
+		case "name":
+			return a.GivenName != "" || a.FamilyName != ""
+		case "emails":
+			return len(a.Emails) > 0 || a.Email != ""
+		case "phoneNumbers":
+			return !rawPhones && a.Phone != ""
+		case "groups":
+			return len(groups) > 0
+		}
+		return false
+	}
+	var stack [16]string
+	keys := append(stack[:0], "schemas", "id", "externalId", "userName", "name", "emails", "phoneNumbers", "active",
+		"groups", schema.GatehouseURN, "meta")
+	keys = slices.DeleteFunc(keys, func(k string) bool { return !set(k) })
+	for k := range raw {
+		if !set(k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		if !set(k) {
+			var err error
+			if b, err = appendJSON(b, raw[k]); err != nil {
+				return b, err
+			}
+			continue
+		}
+		switch k {
+		case "schemas":
+			b = append(b, '[')
+			b = appendString(b, schema.UserURN)
+			if enterprise {
+				b = append(b, ',')
+				b = appendString(b, schema.EnterpriseURN)
+			}
+			b = append(b, ',')
+			b = appendString(b, schema.GatehouseURN)
+			b = append(b, ']')
+		case "id":
+			b = appendString(b, a.ID)
+		case "externalId":
+			b = appendString(b, a.ExternalID)
+		case "userName":
+			b = appendString(b, a.UserName)
+		case "name":
+			var stored any
+			if v, ok := raw["name"]; ok {
+				stored = v
+			}
+			name, err := asObject(stored)
+			if err != nil {
+				return b, err
+			}
+			if a.GivenName != "" {
+				name["givenName"] = a.GivenName
+			}
+			if a.FamilyName != "" {
+				name["familyName"] = a.FamilyName
+			}
+			if b, err = appendJSON(b, name); err != nil {
+				return b, err
+			}
+		case "emails":
+			emails := a.Emails
+			if len(emails) == 0 { // an administrator created outside SCIM
+				emails = store.Emails{{Value: a.Email, Type: "work", Primary: true}}
+			}
+			b = append(b, '[')
+			for i, e := range emails {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, '{')
+				if e.Display != "" {
+					b = append(b, `"display":`...)
+					b = appendString(b, e.Display)
+					b = append(b, ',')
+				}
+				if e.Primary {
+					b = append(b, `"primary":true,`...)
+				}
+				if e.Type != "" {
+					b = append(b, `"type":`...)
+					b = appendString(b, e.Type)
+					b = append(b, ',')
+				}
+				b = append(b, `"value":`...)
+				b = appendString(b, e.Value)
+				b = append(b, '}')
+			}
+			b = append(b, ']')
+		case "phoneNumbers":
+			b = append(b, `[{"primary":true,"type":"work","value":`...)
+			b = appendString(b, a.Phone)
+			b = append(b, "}]"...)
+		case "active":
+			b = strconv.AppendBool(b, a.Status != store.StatusDeactivated)
+		case "groups":
+			b = append(b, '[')
+			for i, g := range groups {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, `{"$ref":`...)
+				b = appendString(b, c.s.location(schema.Groups, g.ID))
+				b = append(b, `,"display":`...)
+				b = appendString(b, g.DisplayName)
+				b = append(b, `,"type":"direct","value":`...)
+				b = appendString(b, g.ID)
+				b = append(b, '}')
+			}
+			b = append(b, ']')
+		case schema.GatehouseURN:
+			b = append(b, '{')
+			if a.LastLoginAt != nil {
+				b = append(b, `"lastLogin":`...)
+				b = appendString(b, timeString(*a.LastLoginAt))
+				b = append(b, ',')
+			}
+			b = append(b, `"role":`...)
+			b = appendString(b, string(a.Role))
+			b = append(b, `,"status":`...)
+			b = appendString(b, string(a.Status))
+			b = append(b, '}')
+		case "meta":
+			b = append(b, `{"created":`...)
+			b = appendString(b, timeString(a.CreatedAt))
+			b = append(b, `,"lastModified":`...)
+			b = appendString(b, timeString(a.UpdatedAt))
+			b = append(b, `,"location":`...)
+			b = appendString(b, c.s.location(schema.Users, a.ID))
+			b = append(b, `,"resourceType":"User","version":`...)
+			b = appendString(b, etag(a.Version))
+			b = append(b, '}')
+		}
+	}
+	return append(b, '}'), nil
+}
