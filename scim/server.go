@@ -133,7 +133,19 @@ type call struct {
 	org store.Org
 	// entry is the verified token and what is cached with it.
 	entry *tokenEntry
-	log   *slog.Logger
+	log   *slog.Logger // made by logger on first use
+}
+
+// logger is the request's logger, naming the organization once the token
+// has: most requests log nothing, so it is made on first use.
+func (c *call) logger() *slog.Logger {
+	if c.log == nil {
+		c.log = c.s.cfg.Logger(c.r)
+		if c.org.Slug != "" {
+			c.log = c.log.With("org", c.org.Slug)
+		}
+	}
+	return c.log
 }
 
 type handler func(c *call) error
@@ -142,7 +154,7 @@ type handler func(c *call) error
 // the same for every organization (RFC 7644 §4).
 func (s *Server) public(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{s: s, w: w, r: r, log: s.cfg.Logger(r)}
+		c := &call{s: s, w: w, r: r}
 		if err := h(c); err != nil {
 			c.fail(err)
 		}
@@ -153,11 +165,10 @@ func (s *Server) public(h handler) http.Handler {
 // switch and rate limit, then runs h.
 func (s *Server) guard(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{s: s, w: w, r: r, log: s.cfg.Logger(r)}
+		c := &call{s: s, w: w, r: r}
 		entry, err := s.authenticate(r)
 		if err == nil {
 			c.entry, c.org = entry, entry.org
-			c.log = c.log.With("org", c.org.Slug)
 			err = s.limiter.allow(c.org.ID)
 		}
 		if err == nil {
@@ -175,7 +186,7 @@ func (s *Server) notFound(c *call) error {
 
 // fail writes err as a SCIM error.
 func (c *call) fail(err error) {
-	e := asError(err, c.log)
+	e := asError(err, c.logger())
 	if e.Status == http.StatusTooManyRequests && e.RetryAfter > 0 {
 		c.w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
@@ -196,7 +207,7 @@ func (c *call) writeJSON(status int, v any) {
 	b, err := appendJSON((*buf)[:0], v)
 	*buf = b
 	if err != nil {
-		c.log.Error("scim: encoding a response", "err", err)
+		c.logger().Error("scim: encoding a response", "err", err)
 		status, b = http.StatusInternalServerError, []byte(`{"schemas":["`+schema.ErrorURN+`"],"status":"500","detail":"internal server error"}`)
 	}
 	h := c.w.Header()

@@ -385,7 +385,7 @@ func (c *call) userExists(username string, doc map[string]any, sent store.Admini
 	if err != nil {
 		return resource{}, err
 	}
-	c.log.Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
+	c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
 	return c.userResource(a, true)
 }
 
