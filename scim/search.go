@@ -109,7 +109,11 @@ func (s *Server) searchAll(c *call) error {
 			return err
 		}
 		for _, res := range list {
-			out = append(out, res.value(p))
+			v, err := c.show(res, p)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
 		}
 		total += n
 	}
