@@ -121,6 +121,9 @@ type SQL struct {
 	// creates is the SQLite group commit of CreateAdministrator; nil on
 	// PostgreSQL, whose own WAL writer already groups concurrent commits.
 	creates *createQueue
+	// checkpoints copies the SQLite WAL into the database; nil on
+	// PostgreSQL.
+	checkpoints *walCheckpointer
 }
 
 type stmtKey struct {
@@ -243,6 +246,10 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
+	if err := setWriterAutoCheckpoint(writer.DB); err != nil {
+		writer.Close()
+		return nil, err
+	}
 
 	params.Set("_query_only", "true")
 	params.Set("_txlock", "deferred")
@@ -254,7 +261,18 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	reader.SetMaxOpenConns(opt.MaxConns)
 	reader.SetMaxIdleConns(opt.MaxConns)
 	reader.SetConnMaxLifetime(0)
-	s := &SQL{d: sqliteDialect, writer: writer, reader: reader, now: opt.Now}
+	params.Del("_query_only")
+	params.Set("_cache_size", "-1000") // a checkpoint reads the WAL, not the cache
+	checkpointer, err := sql.Open("sqlite3", file+"?"+params.Encode())
+	if err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	checkpointer.SetMaxOpenConns(1)
+	checkpointer.SetMaxIdleConns(1)
+	checkpointer.SetConnMaxLifetime(0)
+	s := &SQL{d: sqliteDialect, writer: writer, reader: reader, now: opt.Now, checkpoints: newWALCheckpointer(checkpointer)}
 	s.creates = newCreateQueue(s)
 	return s, nil
 }
@@ -282,8 +300,12 @@ func (s *SQL) Close() error {
 	if s.creates != nil {
 		s.creates.close()
 	}
+	var err error
+	if s.checkpoints != nil {
+		err = s.checkpoints.close()
+	}
 	s.stmts.Range(func(_, v any) bool { v.(*sqlx.Stmt).Close(); return true })
-	err := s.writer.Close()
+	err = errors.Join(err, s.writer.Close())
 	if s.reader != s.writer {
 		err = errors.Join(err, s.reader.Close())
 	}
