@@ -168,6 +168,7 @@ type column struct {
 // resource is a table Query runs on.
 type resource struct {
 	table, alias string
+	selectList   string // the columns a query reads, qualified by alias
 	columns      map[string]column
 	count        string // record_counts kind
 	// multi are its multi-valued attributes kept in tables: the SQL around
@@ -185,7 +186,7 @@ func textColumn(sql string) column { return column{sql: sql, kind: kindText} }
 func timeColumn(sql string) column { return column{sql: sql, kind: kindTime} }
 
 var administratorsResource = &resource{
-	table: "administrators", alias: "a", count: countAdministrators,
+	table: "administrators", alias: "a", count: countAdministrators, selectList: prefixed(administratorColumns, "a"),
 	columns: map[string]column{
 		"id":            textColumn("a.id"),
 		"username":      {sql: "a.username", kind: kindText, fold: "a.username_fold", exactViaFold: true},
@@ -238,7 +239,7 @@ var administratorsResource = &resource{
 }
 
 var groupsResource = &resource{
-	table: "groups", alias: "g", count: countGroups,
+	table: "groups", alias: "g", count: countGroups, selectList: prefixed(groupColumns, "g"),
 	columns: map[string]column{
 		"id":           textColumn("g.id"),
 		"display_name": {sql: "g.display_name", kind: kindText, fold: "g.display_name_fold"},
@@ -787,7 +788,7 @@ func (s *SQL) QueryAdministrators(ctx context.Context, org string, q Query) (Res
 		extra = s.d.groupRefs + " AS group_refs"
 	}
 	var groups map[string][]GroupRef
-	res, err := runQuery(ctx, s, administratorsResource, administratorColumns, extra, org, q, func(r *sql.Rows) (Administrator, int64, error) {
+	res, err := runQuery(ctx, s, administratorsResource, extra, org, q, func(r *sql.Rows) (Administrator, int64, error) {
 		var seq int64
 		var refsCol sql.NullString
 		var a Administrator
@@ -818,7 +819,7 @@ func (s *SQL) QueryAdministrators(ctx context.Context, org string, q Query) (Res
 
 // QueryGroups runs q on the groups of org.
 func (s *SQL) QueryGroups(ctx context.Context, org string, q Query) (Result[Group], error) {
-	return runQuery(ctx, s, groupsResource, groupColumns, "", org, q, func(r *sql.Rows) (Group, int64, error) {
+	return runQuery(ctx, s, groupsResource, "", org, q, func(r *sql.Rows) (Group, int64, error) {
 		var g Group
 		var seq int64
 		err := r.Scan(&g.ID, &g.OrgID, &g.DisplayName, &g.ExternalID, &g.CreatedAt, &g.UpdatedAt, &g.Version, &g.Attributes, &seq)
@@ -833,9 +834,9 @@ type querySQL struct {
 
 // buildQuery renders q on res for org. count is empty when the total
 // comes from record_counts; page is empty when no rows are asked for.
-// The page selects columns, then extra when not empty (one more
+// The page selects res.selectList, then extra when not empty (one more
 // expression, which may name the row by the resource's alias), then seq.
-func (s *SQL) buildQuery(res *resource, columns, extra, org string, q Query) (querySQL, error) {
+func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, error) {
 	var out querySQL
 	if err := checkPage(q.Page); err != nil {
 		return out, fmt.Errorf("%w: %w", ErrInvalidQuery, err)
@@ -878,7 +879,7 @@ func (s *SQL) buildQuery(res *resource, columns, extra, org string, q Query) (qu
 	if extra != "" {
 		extra = ", " + extra
 	}
-	out.page = cat("SELECT ", prefixed(columns, res.alias), extra, ", ", res.alias, ".seq FROM ", res.table, " ", res.alias,
+	out.page = cat("SELECT ", res.selectList, extra, ", ", res.alias, ".seq FROM ", res.table, " ", res.alias,
 		" WHERE ", where, " ORDER BY ", orderBy, " LIMIT ", param{q.Page.Limit}, " OFFSET ", param{offset})
 	return out, nil
 }
@@ -892,10 +893,10 @@ func prefixed(columns, alias string) string {
 	return strings.Join(fields, ", ")
 }
 
-func runQuery[T any](ctx context.Context, s *SQL, res *resource, columns, extra, org string, q Query,
+func runQuery[T any](ctx context.Context, s *SQL, res *resource, extra, org string, q Query,
 	scan func(*sql.Rows) (T, int64, error)) (Result[T], error) {
 	out := Result[T]{Items: []T{}}
-	qs, err := s.buildQuery(res, columns, extra, org, q)
+	qs, err := s.buildQuery(res, extra, org, q)
 	if err != nil {
 		return out, err
 	}
