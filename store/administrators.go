@@ -109,7 +109,17 @@ func newAdministrator(a *Administrator, now time.Time) error {
 		return err
 	}
 	if a.ID == "" {
-		a.ID = uuid.NewString()
+		// A version 7 UUID: 74 random bits after a millisecond timestamp,
+		// so administrators created together sort together. Their inserts
+		// into the id index and into administrator_emails (keyed by it)
+		// then touch the same few pages instead of one random page each,
+		// which is most of what a group commit writes to the WAL. The
+		// creation time it shows is the one meta.created shows anyway.
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("store: new administrator id: %w", err)
+		}
+		a.ID = id.String()
 	}
 	a.CreatedAt, a.UpdatedAt, a.Version = now, now, 1
 	a.LastLoginAt = micro(a.LastLoginAt)
