@@ -153,12 +153,11 @@ func (s *SQL) commitCreates(batch []*createReq) {
 		return
 	}
 	results := make([]createResult, len(taken))
-	insert, err := s.stmt(ctx, s.writer, insertAdministratorSQL)
-	if err != nil {
-		err = fmt.Errorf("store: prepare group commit: %w", err)
-	} else {
+	var st createStatements
+	err := st.prepare(ctx, s)
+	if err == nil {
 		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-			return s.createAll(ctx, tx, tx.StmtxContext(ctx, insert), taken, results)
+			return s.createAll(ctx, st.in(ctx, tx), taken, results)
 		})
 	}
 	for i, r := range taken {
@@ -169,19 +168,18 @@ func (s *SQL) commitCreates(batch []*createReq) {
 	}
 }
 
-// createAll inserts the batch's administrators with insert (prepared on
-// the writer, bound to tx), then their email index rows and counts.
-func (s *SQL) createAll(ctx context.Context, tx *sqlx.Tx, insert *sqlx.Stmt, taken []*createReq, results []createResult) error {
+// createAll inserts the batch's administrators and their email index
+// rows, then counts them, with the batch's statements.
+func (s *SQL) createAll(ctx context.Context, st createStatements, taken []*createReq, results []createResult) error {
 	now := s.timestamp()
 	perOrg := map[string]int{}
-	var created []Administrator
 	for i, r := range taken {
 		a := r.a
 		if err := newAdministrator(&a, now); err != nil {
 			results[i] = createResult{err: err}
 			continue
 		}
-		if _, err := insert.ExecContext(ctx, administratorArgs(&a)...); err != nil {
+		if _, err := st.administrator.ExecContext(ctx, administratorArgs(&a)...); err != nil {
 			if !s.d.uniqueViolation(err) && !s.d.foreignKeyViolation(err) {
 				// Not this create's own fault (I/O, a full disk): SQLite may
 				// have ended the transaction, so every create of the batch
@@ -191,25 +189,54 @@ func (s *SQL) createAll(ctx context.Context, tx *sqlx.Tx, insert *sqlx.Stmt, tak
 			results[i] = createResult{err: s.administratorWriteError(err, &a)}
 			continue
 		}
+		for pos, e := range indexedEmails(&a) {
+			if _, err := st.email.ExecContext(ctx, emailArgs(&a, pos, e)...); err != nil {
+				return fmt.Errorf("store: index emails: %w", err)
+			}
+		}
 		results[i] = createResult{a: a}
-		created = append(created, a)
 		perOrg[a.OrgID]++
 	}
-	if err := s.insertEmails(ctx, tx, created); err != nil {
-		return err
-	}
 	for org, n := range perOrg {
-		if err := s.addCount(ctx, tx, org, countAdministrators, n); err != nil {
-			return err
+		if _, err := st.count.ExecContext(ctx, org, countAdministrators, 0, n); err != nil {
+			return fmt.Errorf("store: count %s: %w", countAdministrators, err)
 		}
 	}
 	return nil
 }
 
-// insertAdministratorSQL is the group commit's insert, kept prepared on
-// the writer: parsing it for every create would cost more than the
-// insert. It is prepared before the batch's transaction begins (preparing
-// inside it would wait for the writer's only connection, which the
-// transaction holds) and bound to the transaction, reusing it on its
-// connection.
-var insertAdministratorSQL = `INSERT INTO administrators (` + administratorInsertColumns + `) VALUES ` + placeholders(1, administratorInsertArgs)
+// createStatements are the group commit's statements, kept prepared on
+// the writer: parsing them for every batch would cost more than running
+// them. They are prepared before the batch's transaction begins
+// (preparing inside it would wait for the writer's only connection, which
+// the transaction holds), then bound to the transaction by in, which
+// reuses them on its connection.
+type createStatements struct {
+	administrator, email, count *sqlx.Stmt
+}
+
+var (
+	insertAdministratorSQL = `INSERT INTO administrators (` + administratorInsertColumns + `) VALUES ` + placeholders(1, administratorInsertArgs)
+	insertEmailSQL         = `INSERT INTO administrator_emails (` + emailInsertColumns + `) VALUES ` + placeholders(1, emailInsertArgs)
+)
+
+func (st *createStatements) prepare(ctx context.Context, s *SQL) error {
+	for _, p := range []struct {
+		stmt  **sqlx.Stmt
+		query string
+	}{
+		{&st.administrator, insertAdministratorSQL},
+		{&st.email, insertEmailSQL},
+		{&st.count, addCountSQL}, // slot 0: SQLite has one
+	} {
+		var err error
+		if *p.stmt, err = s.stmt(ctx, s.writer, p.query); err != nil {
+			return fmt.Errorf("store: prepare group commit: %w", err)
+		}
+	}
+	return nil
+}
+
+func (st createStatements) in(ctx context.Context, tx *sqlx.Tx) createStatements {
+	return createStatements{tx.StmtxContext(ctx, st.administrator), tx.StmtxContext(ctx, st.email), tx.StmtxContext(ctx, st.count)}
+}

@@ -425,6 +425,9 @@ func (s *SQL) exec(ctx context.Context, where on, query string, args ...any) (in
 	return res.RowsAffected()
 }
 
+const addCountSQL = `INSERT INTO record_counts (org_id, kind, slot, n) VALUES (?, ?, ?, ?)
+	ON CONFLICT (org_id, kind, slot) DO UPDATE SET n = record_counts.n + excluded.n`
+
 // addCount changes the stored count of an organization's records of a kind
 // (inside the transaction that inserts or deletes them).
 func (s *SQL) addCount(ctx context.Context, tx *sqlx.Tx, org, kind string, delta int) error {
@@ -432,8 +435,7 @@ func (s *SQL) addCount(ctx context.Context, tx *sqlx.Tx, org, kind string, delta
 	if s.d.countSlots > 1 {
 		slot = rand.IntN(s.d.countSlots)
 	}
-	_, err := s.exec(ctx, tx, `INSERT INTO record_counts (org_id, kind, slot, n) VALUES (?, ?, ?, ?)
-		ON CONFLICT (org_id, kind, slot) DO UPDATE SET n = record_counts.n + excluded.n`, org, kind, slot, delta)
+	_, err := s.exec(ctx, tx, addCountSQL, org, kind, slot, delta)
 	if err != nil {
 		return fmt.Errorf("store: count %s: %w", kind, err)
 	}
