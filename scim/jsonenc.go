@@ -150,6 +150,11 @@ func appendCompact(b []byte, raw []byte) ([]byte, error) {
 	if !json.Valid(raw) {
 		return b, fmt.Errorf("scim: invalid raw JSON value")
 	}
+	return appendCompactValid(b, raw), nil
+}
+
+// appendCompactValid is appendCompact of raw known to be valid JSON.
+func appendCompactValid(b []byte, raw []byte) []byte {
 	inString, escaped := false, false
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
@@ -184,5 +189,85 @@ func appendCompact(b []byte, raw []byte) ([]byte, error) {
 		}
 		b = append(b, c)
 	}
-	return b, nil
+	return b
+}
+
+// member is one member of a JSON object, its value as raw JSON text.
+type member struct {
+	key   string
+	value []byte
+}
+
+// objectMembers splits the JSON object doc, which must be valid JSON, into
+// its members in document order, without decoding the values. It reports
+// false for what it leaves to encoding/json: a document that is not an
+// object, a key with an escape, a key given twice.
+func objectMembers(doc []byte, into []member) ([]member, bool) {
+	i := skipSpace(doc, 0)
+	if i >= len(doc) || doc[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(doc, i+1)
+	if i < len(doc) && doc[i] == '}' {
+		return into, true
+	}
+	for i < len(doc) && doc[i] == '"' {
+		end := i + 1
+		for end < len(doc) && doc[end] != '"' {
+			if doc[end] == '\\' {
+				return nil, false
+			}
+			end++
+		}
+		key := string(doc[i+1 : end])
+		for _, m := range into {
+			if m.key == key {
+				return nil, false
+			}
+		}
+		i = skipSpace(doc, end+1) + 1 // past ':'
+		i = skipSpace(doc, i)
+		start, depth, inString := i, 0, false
+	value:
+		for ; i < len(doc); i++ {
+			c := doc[i]
+			switch {
+			case inString:
+				if c == '\\' {
+					i++
+				} else if c == '"' {
+					inString = false
+				}
+			case c == '"':
+				inString = true
+			case c == '{' || c == '[':
+				depth++
+			case c == '}' || c == ']':
+				if depth == 0 {
+					break value
+				}
+				depth--
+			case c == ',' && depth == 0:
+				break value
+			}
+		}
+		end = i
+		for end > start && isSpace(doc[end-1]) {
+			end--
+		}
+		into = append(into, member{key, doc[start:end]})
+		if i < len(doc) && doc[i] == ',' {
+			i = skipSpace(doc, i+1)
+		}
+	}
+	return into, true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(doc []byte, i int) int {
+	for i < len(doc) && isSpace(doc[i]) {
+		i++
+	}
+	return i
 }

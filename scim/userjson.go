@@ -2,6 +2,7 @@ package scim
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 
@@ -21,14 +22,21 @@ func (e encodedJSON) MarshalJSON() ([]byte, error) { return e, nil }
 // document: the representation of every GET and list without a
 // projection.
 func (c *call) appendUser(b []byte, a store.Administrator, groups []store.GroupRef) ([]byte, error) {
-	var raw map[string]json.RawMessage
-	if len(a.Attributes) > 0 {
-		if err := json.Unmarshal(a.Attributes, &raw); err != nil {
-			return b, err
-		}
+	var stack [12]member
+	raw, err := storedMembers(a.Attributes, stack[:0])
+	if err != nil {
+		return b, err
 	}
-	_, enterprise := raw[schema.EnterpriseURN]
-	_, rawPhones := raw["phoneNumbers"]
+	stored := func(k string) ([]byte, bool) {
+		for _, m := range raw {
+			if m.key == k {
+				return m.value, true
+			}
+		}
+		return nil, false
+	}
+	_, enterprise := stored(schema.EnterpriseURN)
+	_, rawPhones := stored("phoneNumbers")
 	// The members renderUser sets over the stored attributes.
 	set := func(k string) bool {
 		switch k {
@@ -47,13 +55,13 @@ func (c *call) appendUser(b []byte, a store.Administrator, groups []store.GroupR
 		}
 		return false
 	}
-	var stack [16]string
-	keys := append(stack[:0], "schemas", "id", "externalId", "userName", "name", "emails", "phoneNumbers", "active",
+	var keyStack [24]string
+	keys := append(keyStack[:0], "schemas", "id", "externalId", "userName", "name", "emails", "phoneNumbers", "active",
 		"groups", schema.GatehouseURN, "meta")
 	keys = slices.DeleteFunc(keys, func(k string) bool { return !set(k) })
-	for k := range raw {
-		if !set(k) {
-			keys = append(keys, k)
+	for _, m := range raw {
+		if !set(m.key) {
+			keys = append(keys, m.key)
 		}
 	}
 	slices.Sort(keys)
@@ -66,10 +74,8 @@ func (c *call) appendUser(b []byte, a store.Administrator, groups []store.GroupR
 		b = appendString(b, k)
 		b = append(b, ':')
 		if !set(k) {
-			var err error
-			if b, err = appendJSON(b, raw[k]); err != nil {
-				return b, err
-			}
+			v, _ := stored(k)
+			b = appendCompactValid(b, v)
 			continue
 		}
 		switch k {
@@ -90,11 +96,11 @@ func (c *call) appendUser(b []byte, a store.Administrator, groups []store.GroupR
 		case "userName":
 			b = appendString(b, a.UserName)
 		case "name":
-			var stored any
-			if v, ok := raw["name"]; ok {
-				stored = v
+			var storedName any
+			if v, ok := stored("name"); ok {
+				storedName = json.RawMessage(v)
 			}
-			name, err := asObject(stored)
+			name, err := asObject(storedName)
 			if err != nil {
 				return b, err
 			}
@@ -182,4 +188,26 @@ func (c *call) appendUser(b []byte, a store.Administrator, groups []store.GroupR
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// storedMembers are the members of an administrator's stored attributes
+// (a JSON object, or empty), appended to into.
+func storedMembers(attributes store.RawJSON, into []member) ([]member, error) {
+	if len(attributes) == 0 {
+		return into, nil
+	}
+	if !json.Valid(attributes) {
+		return nil, errors.New("scim: stored attributes are not valid JSON")
+	}
+	if ms, ok := objectMembers(attributes, into); ok {
+		return ms, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(attributes, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range m {
+		into = append(into, member{k, v})
+	}
+	return into, nil
 }

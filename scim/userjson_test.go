@@ -54,6 +54,14 @@ func TestAppendUserMatchesRenderUser(t *testing.T) {
 		{"stored members kept when their column is empty", func(a *store.Administrator) {
 			a.Attributes = store.RawJSON(`{"externalId":"stored","emails":[{"value":"e@x"}],"groups":[]}`)
 		}, nil},
+		{"stored keys with escapes, duplicates, nesting", func(a *store.Administrator) {
+			a.Attributes = store.RawJSON(`{"ti\u0074le":"x","a":"x,}\"{","b":[{"c":"]"},{}],"n":{"z":[1,{"y":"}"}]}}`)
+		}, nil},
+		{"stored key given twice", func(a *store.Administrator) {
+			a.Attributes = store.RawJSON(`{"title":"first","title":"second"}`)
+		}, nil},
+		{"stored null", func(a *store.Administrator) { a.Attributes = store.RawJSON(`null`) }, nil},
+		{"stored empty object", func(a *store.Administrator) { a.Attributes = store.RawJSON(` { } `) }, nil},
 		{"tricky strings", func(a *store.Administrator) {
 			a.UserName, a.ExternalID, a.FamilyName = "bad\xffutf8 <&>", "line\nbreak\u2029", `quote " back \`
 			a.Emails = store.Emails{{Value: "\x01@x", Display: "\u2028"}}
@@ -82,4 +90,27 @@ func TestAppendUserMatchesRenderUser(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzAppendUser(f *testing.F) {
+	f.Add([]byte(`{"title":"Engineer","name":{"formatted":"x"}}`), "Given")
+	f.Add([]byte(`{"a":"x,}\"{","b":[{"c":"]"}]}`), "")
+	f.Add([]byte(`{"ti\u0074le":1,"title":2}`), "g")
+	f.Add([]byte(`[1]`), "")
+	c := &call{s: New(nil, Config{BaseURL: "https://gatehouse.test"})}
+	f.Fuzz(func(t *testing.T, attributes []byte, given string) {
+		a := store.Administrator{ID: "1", UserName: "u", GivenName: given, Status: store.StatusActive, Attributes: attributes, Version: 1}
+		doc, werr := c.renderUser(a, nil, false)
+		var want []byte
+		if werr == nil {
+			want, werr = appendJSON(nil, doc)
+		}
+		got, err := c.appendUser(nil, a, nil)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("attributes %q: appendUser error %v, renderUser error %v", attributes, err, werr)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("attributes %q:\n got %s\nwant %s", attributes, got, want)
+		}
+	})
 }
