@@ -35,7 +35,7 @@ func (c *call) show(res resource, p projection) (any, error) {
 		return p.apply(res.doc), nil
 	}
 	if p.all() {
-		b, err := c.appendUser(nil, res.user.a, res.user.groups)
+		b, err := c.appendUser(make([]byte, 0, 1024), res.user.a, res.user.groups)
 		return encodedJSON(b), err
 	}
 	doc, err := c.renderUser(res.user.a, res.user.groups, false)

@@ -211,13 +211,22 @@ func (c *call) writeJSON(status int, v any) {
 		status, b = http.StatusInternalServerError, []byte(`{"schemas":["`+schema.ErrorURN+`"],"status":"500","detail":"internal server error"}`)
 	}
 	h := c.w.Header()
-	h.Set("Content-Type", "application/scim+json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	// Canonical keys set directly (no canonicalizing), constant values
+	// shared: net/http only reads them, and an Add would append to a full
+	// slice, which copies it.
+	h["Content-Type"] = scimContentType
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	c.w.WriteHeader(status)
 	c.w.Write(b)
 }
+
+var (
+	scimContentType = []string{"application/scim+json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+	noSniff         = []string{"nosniff"}
+)
 
 // bodyBuffers are the buffers responses are encoded into. A buffer grown
 // past maxPooledBody (a large list) is left to the garbage collector, so
