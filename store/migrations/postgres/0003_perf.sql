@@ -11,6 +11,8 @@ DROP INDEX group_members_administrator;
 -- (filters on addresses use administrator_emails), nor by the username as
 -- typed: exact matches go through the unique username_fold index and then
 -- compare username, and a sort by username cannot use an index that starts
--- with an expression. Every insert paid for both.
+-- with an expression. Only an ordering filter on userName (gt, lt...),
+-- which identity providers do not send, could still have used it on
+-- SQLite. Every insert paid for both.
 DROP INDEX administrators_org_email;
 DROP INDEX administrators_org_username;
