@@ -173,7 +173,7 @@ func bulkResult(op bulkOp, status int, location string, response any) map[string
 // bulkRun serves one operation through the resource's own handler.
 func (s *Server) bulkRun(c *call, st *bulkState, op bulkOp, path string, data json.RawMessage) map[string]any {
 	fail := func(err error) map[string]any {
-		e := asError(err, c.log)
+		e := asError(err, c.logger())
 		return bulkResult(op, e.Status, "", e.body())
 	}
 	method := strings.ToUpper(op.Method)
@@ -219,7 +219,7 @@ func (s *Server) bulkRun(c *call, st *bulkState, op bulkOp, path string, data js
 		r.SetPathValue("id", segs[1])
 	}
 	rec := &recorder{header: http.Header{}}
-	sub := &call{s: s, w: rec, r: r, org: c.org, entry: c.entry, log: c.log}
+	sub := &call{s: s, w: rec, r: r, org: c.org, entry: c.entry, log: c.logger()}
 	if err := h(sub); err != nil {
 		sub.fail(err)
 	}

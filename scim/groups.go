@@ -151,7 +151,7 @@ func (groupKind) create(c *call, doc map[string]any) (resource, error) {
 		g, err = c.s.store.PatchGroup(ctx, c.org.ID, g.ID, store.GroupPatch{Add: ids})
 		if err != nil {
 			if derr := c.s.store.DeleteGroup(context.WithoutCancel(ctx), c.org.ID, g.ID); derr != nil {
-				c.log.Error("scim: removing a group whose members were refused", "group", g.ID, "err", derr)
+				c.logger().Error("scim: removing a group whose members were refused", "group", g.ID, "err", derr)
 			}
 			return resource{}, memberError(err)
 		}

@@ -81,10 +81,14 @@ func (p projection) wants(name string) bool {
 	return !p.include
 }
 
+// all reports whether the projection returns every default attribute,
+// leaving the document as it is.
+func (p projection) all() bool { return len(p.paths) == 0 && !p.include }
+
 // apply returns doc as the projection shows it. doc is not modified;
 // unchanged parts are shared.
 func (p projection) apply(doc map[string]any) map[string]any {
-	if len(p.paths) == 0 && !p.include {
+	if p.all() {
 		return doc
 	}
 	if !p.include {

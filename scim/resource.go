@@ -12,11 +12,34 @@ import (
 	"gatehouse/store"
 )
 
-// resource is one rendered SCIM resource and its version (the ETag).
+// resource is one SCIM resource and its version (the ETag): a Group as
+// its rendered document, a User as the administrator it is rendered from
+// when the response is written (see show).
 type resource struct {
 	id      string
 	version int64
 	doc     map[string]any
+	user    *userSource
+}
+
+// userSource is what a User resource is rendered from.
+type userSource struct {
+	a      store.Administrator
+	groups []store.GroupRef
+}
+
+// show is what a response shows of res with projection p. A User without
+// a projection is encoded at once, without its map document.
+func (c *call) show(res resource, p projection) (any, error) {
+	if res.user == nil {
+		return p.apply(res.doc), nil
+	}
+	if p.all() {
+		b, err := c.appendUser(make([]byte, 0, 1024), res.user.a, res.user.groups)
+		return encodedJSON(b), err
+	}
+	doc, err := c.renderUser(res.user.a, res.user.groups, false)
+	return p.apply(doc), err
 }
 
 // kind is what differs between Users and Groups; resourceType turns it
@@ -86,13 +109,18 @@ func (c *call) projection(rt *resourceType) (projection, error) {
 
 // writeResource answers with one resource, its ETag and, for 201, its
 // Location.
-func (c *call) writeResource(rt *resourceType, status int, res resource, p projection) {
+func (c *call) writeResource(rt *resourceType, status int, res resource, p projection) error {
+	v, err := c.show(res, p)
+	if err != nil {
+		return err
+	}
 	h := c.w.Header()
 	h.Set("ETag", etag(res.version))
 	if status == http.StatusCreated {
 		h.Set("Location", c.s.location(rt.schema, res.id))
 	}
-	c.writeJSON(status, p.apply(res.doc))
+	c.writeJSON(status, v)
+	return nil
 }
 
 func (rt *resourceType) get(c *call) error {
@@ -109,8 +137,7 @@ func (rt *resourceType) get(c *call) error {
 		c.w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	c.writeResource(rt, http.StatusOK, res, p)
-	return nil
+	return c.writeResource(rt, http.StatusOK, res, p)
 }
 
 func (rt *resourceType) create(c *call) error {
@@ -138,8 +165,7 @@ func (rt *resourceType) write(c *call, status int, apply func(doc map[string]any
 	if err != nil {
 		return err
 	}
-	c.writeResource(rt, status, res, p)
-	return nil
+	return c.writeResource(rt, status, res, p)
 }
 
 // resourceBody decodes and normalizes a full resource (POST, PUT).
@@ -183,8 +209,7 @@ func (rt *resourceType) patch(c *call) error {
 		c.w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	c.writeResource(rt, http.StatusOK, res, p)
-	return nil
+	return c.writeResource(rt, http.StatusOK, res, p)
 }
 
 func (rt *resourceType) delete(c *call) error {
@@ -273,7 +298,9 @@ func (rt *resourceType) serveList(c *call, lp listParams) error {
 	}
 	out := make([]any, len(list))
 	for i, res := range list {
-		out[i] = p.apply(res.doc)
+		if out[i], err = c.show(res, p); err != nil {
+			return err
+		}
 	}
 	c.writeJSON(http.StatusOK, listResponse(out, total, lp.startIndex))
 	return nil

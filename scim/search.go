@@ -109,7 +109,11 @@ func (s *Server) searchAll(c *call) error {
 			return err
 		}
 		for _, res := range list {
-			out = append(out, p.apply(res.doc))
+			v, err := c.show(res, p)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
 		}
 		total += n
 	}

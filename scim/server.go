@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -132,7 +133,19 @@ type call struct {
 	org store.Org
 	// entry is the verified token and what is cached with it.
 	entry *tokenEntry
-	log   *slog.Logger
+	log   *slog.Logger // made by logger on first use
+}
+
+// logger is the request's logger, naming the organization once the token
+// has: most requests log nothing, so it is made on first use.
+func (c *call) logger() *slog.Logger {
+	if c.log == nil {
+		c.log = c.s.cfg.Logger(c.r)
+		if c.org.Slug != "" {
+			c.log = c.log.With("org", c.org.Slug)
+		}
+	}
+	return c.log
 }
 
 type handler func(c *call) error
@@ -141,7 +154,7 @@ type handler func(c *call) error
 // the same for every organization (RFC 7644 §4).
 func (s *Server) public(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{s: s, w: w, r: r, log: s.cfg.Logger(r)}
+		c := &call{s: s, w: w, r: r}
 		if err := h(c); err != nil {
 			c.fail(err)
 		}
@@ -152,11 +165,10 @@ func (s *Server) public(h handler) http.Handler {
 // switch and rate limit, then runs h.
 func (s *Server) guard(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{s: s, w: w, r: r, log: s.cfg.Logger(r)}
+		c := &call{s: s, w: w, r: r}
 		entry, err := s.authenticate(r)
 		if err == nil {
 			c.entry, c.org = entry, entry.org
-			c.log = c.log.With("org", c.org.Slug)
 			err = s.limiter.allow(c.org.ID)
 		}
 		if err == nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -178,7 +190,7 @@ func (s *Server) notFound(c *call) error {
 
 // fail writes err as a SCIM error.
 func (c *call) fail(err error) {
-	e := asError(err, c.log)
+	e := asError(err, c.logger())
 	if e.Status == http.StatusTooManyRequests && e.RetryAfter > 0 {
 		c.w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
@@ -190,19 +202,42 @@ func (c *call) fail(err error) {
 
 // writeJSON answers with a SCIM JSON body.
 func (c *call) writeJSON(status int, v any) {
-	b, err := json.Marshal(v)
+	buf := bodyBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledBody {
+			bodyBuffers.Put(buf)
+		}
+	}()
+	b, err := appendJSON((*buf)[:0], v)
+	*buf = b
 	if err != nil {
-		c.log.Error("scim: encoding a response", "err", err)
+		c.logger().Error("scim: encoding a response", "err", err)
 		status, b = http.StatusInternalServerError, []byte(`{"schemas":["`+schema.ErrorURN+`"],"status":"500","detail":"internal server error"}`)
 	}
 	h := c.w.Header()
-	h.Set("Content-Type", "application/scim+json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	// Canonical keys set directly (no canonicalizing), constant values
+	// shared: net/http only reads them, and an Add would append to a full
+	// slice, which copies it.
+	h["Content-Type"] = scimContentType
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	c.w.WriteHeader(status)
 	c.w.Write(b)
 }
+
+var (
+	scimContentType = []string{"application/scim+json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+	noSniff         = []string{"nosniff"}
+)
+
+// bodyBuffers are the buffers responses are encoded into. A buffer grown
+// past maxPooledBody (a large list) is left to the garbage collector, so
+// the pool does not keep the largest response ever sent per P.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBody = 64 << 10
 
 // decode reads the request body as one JSON object, bounded by
 // MaxBodyBytes, refusing invalid UTF-8 (encoding/json would silently

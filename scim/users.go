@@ -277,17 +277,18 @@ func primaryValue(list []any) string {
 // domains are the organization's registered email domains.
 func (c *call) domains() ([]string, error) { return c.entry.domains(c.r.Context(), c.s.store) }
 
-func (c *call) userResource(a store.Administrator, withGroups bool) (resource, error) {
-	var refs []store.GroupRef
-	if withGroups {
-		m, err := c.s.store.GroupsOf(c.r.Context(), c.org.ID, []string{a.ID})
-		if err != nil {
-			return resource{}, err
-		}
-		refs = m[a.ID]
+// userResource is the resource of a and its groups.
+func userResource(a store.Administrator, groups []store.GroupRef) resource {
+	return resource{id: a.ID, version: a.Version, user: &userSource{a, groups}}
+}
+
+// withGroups is the resource of a, with its groups read.
+func (c *call) withGroups(a store.Administrator) (resource, error) {
+	m, err := c.s.store.GroupsOf(c.r.Context(), c.org.ID, []string{a.ID})
+	if err != nil {
+		return resource{}, err
 	}
-	doc, err := c.renderUser(a, refs, false)
-	return resource{id: a.ID, version: a.Version, doc: doc}, err
+	return userResource(a, m[a.ID]), nil
 }
 
 func (userKind) get(c *call, id string, p projection) (resource, error) {
@@ -296,14 +297,13 @@ func (userKind) get(c *call, id string, p projection) (resource, error) {
 		if err != nil {
 			return resource{}, err
 		}
-		return c.userResource(a, false)
+		return userResource(a, nil), nil
 	}
 	a, refs, err := c.s.store.AdministratorWithGroups(c.r.Context(), c.org.ID, id)
 	if err != nil {
 		return resource{}, err
 	}
-	doc, err := c.renderUser(a, refs, false)
-	return resource{id: a.ID, version: a.Version, doc: doc}, err
+	return userResource(a, refs), nil
 }
 
 func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, string, error) {
@@ -314,11 +314,7 @@ func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, st
 	}
 	out := make([]resource, len(res.Items))
 	for i, a := range res.Items {
-		doc, err := c.renderUser(a, res.Groups[a.ID], false)
-		if err != nil {
-			return nil, 0, "", err
-		}
-		out[i] = resource{id: a.ID, version: a.Version, doc: doc}
+		out[i] = userResource(a, res.Groups[a.ID])
 	}
 	return out, res.Total, res.Next, nil
 }
@@ -347,7 +343,7 @@ func (userKind) create(c *call, doc map[string]any) (resource, error) {
 	if err != nil {
 		return resource{}, err
 	}
-	return c.userResource(out, false)
+	return userResource(out, nil), nil // a new administrator is in no group
 }
 
 func (c *call) userExists(username string, doc map[string]any, sent store.Administrator) (resource, error) {
@@ -375,8 +371,8 @@ func (c *call) userExists(username string, doc map[string]any, sent store.Admini
 	if err != nil {
 		return resource{}, err
 	}
-	c.log.Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
-	return c.userResource(a, true)
+	c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
+	return c.withGroups(a)
 }
 
 func (userKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {
@@ -418,7 +414,7 @@ func (c *call) updateUser(id, ifMatch string, next func(*store.Administrator) (m
 	if err != nil {
 		return resource{}, err
 	}
-	return c.userResource(a, true)
+	return c.withGroups(a)
 }
 
 func (userKind) delete(c *call, id string, ifMatch string) error {

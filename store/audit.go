@@ -125,8 +125,23 @@ type pendingAudit struct {
 
 const auditColumns = 11
 
-// auditAll writes entries in multi-row statements (a group commit's
-// creates each have their own actor).
+// insertAuditSQL writes one audit entry (auditRow's arguments).
+var insertAuditSQL = `INSERT INTO audit_log (org_id, at, actor_kind, actor_id, actor_name, action, target_kind, target_id,
+	target_name, before, after) VALUES ` + placeholders(1, auditColumns)
+
+// auditRow is the arguments of one entry's row, or false for an update
+// that changed nothing.
+func auditRow(e pendingAudit, now time.Time) ([]any, bool) {
+	before, after := diff(e.before, e.after)
+	if e.before != nil && e.after != nil && before == nil && after == nil {
+		return nil, false
+	}
+	return []any{e.org, now, e.actor.Kind, e.actor.ID, e.actor.Name, e.action, e.targetKind, e.targetID, e.targetName,
+		before, after}, true
+}
+
+// auditAll writes entries in multi-row statements (a batch of member
+// changes, role changes, seeded administrators).
 func (s *SQL) auditAll(ctx context.Context, tx *sqlx.Tx, entries []pendingAudit) error {
 	now := s.timestamp()
 	args := make([]any, 0, len(entries)*auditColumns)
@@ -144,12 +159,11 @@ func (s *SQL) auditAll(ctx context.Context, tx *sqlx.Tx, entries []pendingAudit)
 		return nil
 	}
 	for _, e := range entries {
-		before, after := diff(e.before, e.after)
-		if e.before != nil && e.after != nil && before == nil && after == nil {
+		row, ok := auditRow(e, now)
+		if !ok {
 			continue
 		}
-		args = append(args, e.org, now, e.actor.Kind, e.actor.ID, e.actor.Name, e.action, e.targetKind, e.targetID, e.targetName,
-			before, after)
+		args = append(args, row...)
 		if n++; n == 400 {
 			if err := flush(); err != nil {
 				return err

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,9 +13,11 @@ import (
 // synchronous=FULL every commit is an fsync, and SQLite has one writer, so
 // one transaction per create caps throughput at one fsync per create. The
 // queue's goroutine instead takes every create waiting (up to maxBatch),
-// runs them in one transaction with a savepoint each — a failing insert
-// (a username clash) rolls back only itself and fails only its caller —
-// commits once, and only then answers each caller. No caller hears of
+// runs them in one transaction — each create is one INSERT statement, and
+// a statement that fails a constraint (a username clash) is undone by
+// SQLite on its own (ON CONFLICT ABORT, the default: the statement's
+// changes are backed out, the transaction stays open), so it fails only
+// its caller — commits once, and only then answers each caller. No caller hears of
 // success before the commit that made its row durable has returned.
 type createQueue struct {
 	reqs chan *createReq
@@ -153,10 +154,11 @@ func (s *SQL) commitCreates(batch []*createReq) {
 		return
 	}
 	results := make([]createResult, len(taken))
-	stmts, err := s.batchStatements(ctx)
+	var st createStatements
+	err := st.prepare(ctx, s)
 	if err == nil {
 		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-			return s.createAll(ctx, tx, stmts.in(ctx, tx), taken, results)
+			return s.createAll(ctx, st.in(ctx, tx), taken, results)
 		})
 	}
 	for i, r := range taken {
@@ -167,107 +169,81 @@ func (s *SQL) commitCreates(batch []*createReq) {
 	}
 }
 
-// createAll inserts the batch's administrators, each in its savepoint, then
-// their email index rows and counts.
-func (s *SQL) createAll(ctx context.Context, tx *sqlx.Tx, b createBatch, taken []*createReq, results []createResult) error {
+// createAll inserts the batch's administrators, their email index rows
+// and audit entries, then counts them, with the batch's statements.
+func (s *SQL) createAll(ctx context.Context, st createStatements, taken []*createReq, results []createResult) error {
 	now := s.timestamp()
 	perOrg := map[string]int{}
-	var created []Administrator
 	for i, r := range taken {
 		a := r.a
 		if err := newAdministrator(&a, now); err != nil {
 			results[i] = createResult{err: err}
 			continue
 		}
-		if err := b.insert(ctx, &a); err != nil {
-			if errors.Is(err, errBatchBroken) {
-				return err
+		if _, err := st.administrator.ExecContext(ctx, administratorArgs(&a)...); err != nil {
+			if !s.d.uniqueViolation(err) && !s.d.foreignKeyViolation(err) {
+				// Not this create's own fault (I/O, a full disk): SQLite may
+				// have ended the transaction, so every create of the batch
+				// fails with it.
+				return fmt.Errorf("store: group commit: %w", err)
 			}
 			results[i] = createResult{err: s.administratorWriteError(err, &a)}
 			continue
 		}
+		for pos, e := range indexedEmails(&a) {
+			if _, err := st.email.ExecContext(ctx, emailArgs(&a, pos, e)...); err != nil {
+				return fmt.Errorf("store: index emails: %w", err)
+			}
+		}
+		row, _ := auditRow(pendingAudit{actor: r.actor, org: a.OrgID, change: administratorCreated(&a)}, now)
+		if _, err := st.audit.ExecContext(ctx, row...); err != nil {
+			return fmt.Errorf("store: audit: %w", err)
+		}
 		results[i] = createResult{a: a}
-		created = append(created, a)
 		perOrg[a.OrgID]++
 	}
-	if err := s.insertEmails(ctx, tx, created); err != nil {
-		return err
-	}
-	entries := make([]pendingAudit, 0, len(created))
-	for i, r := range taken {
-		if results[i].err == nil {
-			a := results[i].a
-			entries = append(entries, pendingAudit{actor: r.actor, org: a.OrgID, change: administratorCreated(&a)})
-		}
-	}
-	if err := s.auditAll(ctx, tx, entries); err != nil {
-		return err
-	}
 	for org, n := range perOrg {
-		if err := s.addCount(ctx, tx, org, countAdministrators, n); err != nil {
-			return err
+		if _, err := st.count.ExecContext(ctx, org, countAdministrators, 0, n); err != nil {
+			return fmt.Errorf("store: count %s: %w", countAdministrators, err)
 		}
 	}
 	return nil
 }
 
-// errBatchBroken marks a failure of the batch's transaction itself (a
-// savepoint that cannot be taken or rolled back to): every create of the
-// batch fails.
-var errBatchBroken = errors.New("store: group commit transaction failed")
-
-// createBatch is the statements of a batch.
-type createBatch struct {
-	savepoint, rollback, release, insertRow *sqlx.Stmt
+// createStatements are the group commit's statements, kept prepared on
+// the writer: parsing them for every batch would cost more than running
+// them. They are prepared before the batch's transaction begins
+// (preparing inside it would wait for the writer's only connection, which
+// the transaction holds), then bound to the transaction by in, which
+// reuses them on its connection.
+type createStatements struct {
+	administrator, email, count, audit *sqlx.Stmt
 }
 
-// batchStatements prepares createBatch's statements once on the writer and
-// keeps them: parsing them for every insert would cost more than the
-// inserts. They are prepared before the batch's transaction begins
-// (preparing inside it would wait for the writer's only connection, which
-// the transaction holds); in binds them to the transaction, reusing them
-// on its connection.
-func (s *SQL) batchStatements(ctx context.Context) (createBatch, error) {
-	var b createBatch
+var (
+	insertAdministratorSQL = `INSERT INTO administrators (` + administratorInsertColumns + `) VALUES ` + placeholders(1, administratorInsertArgs)
+	insertEmailSQL         = `INSERT INTO administrator_emails (` + emailInsertColumns + `) VALUES ` + placeholders(1, emailInsertArgs)
+)
+
+func (st *createStatements) prepare(ctx context.Context, s *SQL) error {
 	for _, p := range []struct {
-		st    **sqlx.Stmt
+		stmt  **sqlx.Stmt
 		query string
 	}{
-		{&b.savepoint, `SAVEPOINT create_administrator`},
-		{&b.rollback, `ROLLBACK TO SAVEPOINT create_administrator`},
-		{&b.release, `RELEASE SAVEPOINT create_administrator`},
-		{&b.insertRow, `INSERT INTO administrators (` + administratorInsertColumns + `) VALUES ` + placeholders(1, administratorInsertArgs)},
+		{&st.administrator, insertAdministratorSQL},
+		{&st.email, insertEmailSQL},
+		{&st.count, addCountSQL}, // slot 0: SQLite has one
+		{&st.audit, insertAuditSQL},
 	} {
-		st, err := s.stmt(ctx, s.writer, p.query)
-		if err != nil {
-			return b, fmt.Errorf("store: prepare group commit: %w", err)
-		}
-		*p.st = st
-	}
-	return b, nil
-}
-
-func (b createBatch) in(ctx context.Context, tx *sqlx.Tx) createBatch {
-	return createBatch{tx.StmtxContext(ctx, b.savepoint), tx.StmtxContext(ctx, b.rollback), tx.StmtxContext(ctx, b.release),
-		tx.StmtxContext(ctx, b.insertRow)}
-}
-
-// insert writes one administrator's row inside a savepoint: if the insert
-// fails (a username clash), the savepoint takes back whatever part of it
-// was written and only this create fails. Its email index rows are
-// written for the whole batch afterwards.
-func (b createBatch) insert(ctx context.Context, a *Administrator) error {
-	if _, err := b.savepoint.ExecContext(ctx); err != nil {
-		return fmt.Errorf("%w: %w", errBatchBroken, err)
-	}
-	_, err := b.insertRow.ExecContext(ctx, administratorArgs(a)...)
-	if err != nil {
-		if _, rerr := b.rollback.ExecContext(ctx); rerr != nil {
-			return fmt.Errorf("%w: %w", errBatchBroken, rerr)
+		var err error
+		if *p.stmt, err = s.stmt(ctx, s.writer, p.query); err != nil {
+			return fmt.Errorf("store: prepare group commit: %w", err)
 		}
 	}
-	if _, rerr := b.release.ExecContext(ctx); rerr != nil {
-		return fmt.Errorf("%w: %w", errBatchBroken, rerr)
-	}
-	return err
+	return nil
+}
+
+func (st createStatements) in(ctx context.Context, tx *sqlx.Tx) createStatements {
+	return createStatements{tx.StmtxContext(ctx, st.administrator), tx.StmtxContext(ctx, st.email), tx.StmtxContext(ctx, st.count),
+		tx.StmtxContext(ctx, st.audit)}
 }

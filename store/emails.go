@@ -38,6 +38,16 @@ func validEmails(es []Email) error {
 // row stays under both databases' parameter limits.
 const emailChunk = 500
 
+const (
+	emailInsertColumns = `administrator_id, position, org_id, value, value_fold, type, display, is_primary`
+	emailInsertArgs    = 8
+)
+
+// emailArgs are the emailInsertColumns of a's address e at pos.
+func emailArgs(a *Administrator, pos int, e Email) []any {
+	return []any{a.ID, pos, a.OrgID, e.Value, Fold(e.Value), e.Type, e.Display, e.Primary}
+}
+
 // insertEmails writes the email index rows of administrators that have
 // none yet, in multi-row statements.
 func (s *SQL) insertEmails(ctx context.Context, tx *sqlx.Tx, as []Administrator) error {
@@ -52,14 +62,13 @@ func (s *SQL) insertEmails(ctx context.Context, tx *sqlx.Tx, as []Administrator)
 			rows = append(rows, row{&as[i], pos, e})
 		}
 	}
-	const perRow = 8
 	for _, chunk := range chunks(rows, emailChunk) {
-		args := make([]any, 0, len(chunk)*perRow)
+		args := make([]any, 0, len(chunk)*emailInsertArgs)
 		for _, r := range chunk {
-			args = append(args, r.a.ID, r.pos, r.a.OrgID, r.e.Value, Fold(r.e.Value), r.e.Type, r.e.Display, r.e.Primary)
+			args = append(args, emailArgs(r.a, r.pos, r.e)...)
 		}
-		_, err := s.exec(ctx, tx, `INSERT INTO administrator_emails (administrator_id, position, org_id, value, value_fold, type, display, is_primary)
-			VALUES `+placeholders(len(chunk), perRow), args...)
+		_, err := s.exec(ctx, tx, `INSERT INTO administrator_emails (`+emailInsertColumns+`)
+			VALUES `+placeholders(len(chunk), emailInsertArgs), args...)
 		if err != nil {
 			return fmt.Errorf("store: index emails: %w", err)
 		}

@@ -12,11 +12,11 @@ import (
 // ("groups") runs for q: EXPLAIN QUERY PLAN on SQLite, EXPLAIN on
 // PostgreSQL, one line of the plan a string.
 func ExplainQuery(ctx context.Context, s *SQL, resource, org string, q Query) ([]string, error) {
-	res, columns := administratorsResource, administratorColumns
+	res := administratorsResource
 	if resource == "groups" {
-		res, columns = groupsResource, groupColumns
+		res = groupsResource
 	}
-	qs, err := s.buildQuery(res, columns, "", org, q)
+	qs, err := s.buildQuery(res, "", org, q)
 	if err != nil {
 		return nil, err
 	}

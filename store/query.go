@@ -168,6 +168,7 @@ type column struct {
 // resource is a table Query runs on.
 type resource struct {
 	table, alias string
+	selectList   string // the columns a query reads, qualified by alias
 	columns      map[string]column
 	count        string // record_counts kind
 	// multi are its multi-valued attributes kept in tables: the SQL around
@@ -185,7 +186,7 @@ func textColumn(sql string) column { return column{sql: sql, kind: kindText} }
 func timeColumn(sql string) column { return column{sql: sql, kind: kindTime} }
 
 var administratorsResource = &resource{
-	table: "administrators", alias: "a", count: countAdministrators,
+	table: "administrators", alias: "a", count: countAdministrators, selectList: prefixed(administratorColumns, "a"),
 	columns: map[string]column{
 		"id":            textColumn("a.id"),
 		"username":      {sql: "a.username", kind: kindText, fold: "a.username_fold", exactViaFold: true},
@@ -238,7 +239,7 @@ var administratorsResource = &resource{
 }
 
 var groupsResource = &resource{
-	table: "groups", alias: "g", count: countGroups,
+	table: "groups", alias: "g", count: countGroups, selectList: prefixed(groupColumns, "g"),
 	columns: map[string]column{
 		"id":           textColumn("g.id"),
 		"display_name": {sql: "g.display_name", kind: kindText, fold: "g.display_name_fold"},
@@ -782,42 +783,48 @@ func parseCursor(s string) (int64, error) {
 
 // QueryAdministrators runs q on the administrators of org.
 func (s *SQL) QueryAdministrators(ctx context.Context, org string, q Query) (Result[Administrator], error) {
-	type row struct {
-		Seq int64 `db:"seq"`
-		Administrator
-		Groups sql.NullString `db:"group_refs"`
-	}
 	extra := ""
 	if q.WithGroups {
 		extra = s.d.groupRefs + " AS group_refs"
 	}
 	var groups map[string][]GroupRef
-	var bad error
-	res, err := runQuery(ctx, s, administratorsResource, administratorColumns, extra, org, q, func(r row) (Administrator, int64) {
-		if refs, err := parseGroupRefs(r.Groups); err != nil {
-			bad = err
-		} else if len(refs) > 0 {
+	res, err := runQuery(ctx, s, administratorsResource, extra, org, q, func(r *sql.Rows) (Administrator, int64, error) {
+		var seq int64
+		var refsCol sql.NullString
+		var a Administrator
+		var err error
+		if q.WithGroups {
+			a, err = scanAdministrator(r, &refsCol, &seq)
+		} else {
+			a, err = scanAdministrator(r, &seq)
+		}
+		if err != nil {
+			return a, 0, err
+		}
+		refs, err := parseGroupRefs(refsCol)
+		if err != nil {
+			return a, 0, err
+		}
+		if len(refs) > 0 {
 			if groups == nil {
 				groups = map[string][]GroupRef{}
 			}
-			groups[r.ID] = refs
+			groups[a.ID] = refs
 		}
-		return r.Administrator, r.Seq
+		return a, seq, nil
 	})
-	if err == nil {
-		err = bad
-	}
 	res.Groups = groups
 	return res, err
 }
 
 // QueryGroups runs q on the groups of org.
 func (s *SQL) QueryGroups(ctx context.Context, org string, q Query) (Result[Group], error) {
-	type row struct {
-		Seq int64 `db:"seq"`
-		Group
-	}
-	return runQuery(ctx, s, groupsResource, groupColumns, "", org, q, func(r row) (Group, int64) { return r.Group, r.Seq })
+	return runQuery(ctx, s, groupsResource, "", org, q, func(r *sql.Rows) (Group, int64, error) {
+		var g Group
+		var seq int64
+		err := r.Scan(&g.ID, &g.OrgID, &g.DisplayName, &g.ExternalID, &g.CreatedAt, &g.UpdatedAt, &g.Version, &g.Attributes, &seq)
+		return g, seq, err
+	})
 }
 
 // querySQL is a query rendered: the page's and the total's statements.
@@ -827,9 +834,9 @@ type querySQL struct {
 
 // buildQuery renders q on res for org. count is empty when the total
 // comes from record_counts; page is empty when no rows are asked for.
-// extra, when not empty, is one more expression of the page's select list
-// (it may name the row by the resource's alias).
-func (s *SQL) buildQuery(res *resource, columns, extra, org string, q Query) (querySQL, error) {
+// The page selects res.selectList, then extra when not empty (one more
+// expression, which may name the row by the resource's alias), then seq.
+func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, error) {
 	var out querySQL
 	if err := checkPage(q.Page); err != nil {
 		return out, fmt.Errorf("%w: %w", ErrInvalidQuery, err)
@@ -872,7 +879,7 @@ func (s *SQL) buildQuery(res *resource, columns, extra, org string, q Query) (qu
 	if extra != "" {
 		extra = ", " + extra
 	}
-	out.page = cat("SELECT ", res.alias, ".seq, ", prefixed(columns, res.alias), extra, " FROM ", res.table, " ", res.alias,
+	out.page = cat("SELECT ", res.selectList, extra, ", ", res.alias, ".seq FROM ", res.table, " ", res.alias,
 		" WHERE ", where, " ORDER BY ", orderBy, " LIMIT ", param{q.Page.Limit}, " OFFSET ", param{offset})
 	return out, nil
 }
@@ -886,9 +893,10 @@ func prefixed(columns, alias string) string {
 	return strings.Join(fields, ", ")
 }
 
-func runQuery[R, T any](ctx context.Context, s *SQL, res *resource, columns, extra, org string, q Query, split func(R) (T, int64)) (Result[T], error) {
+func runQuery[T any](ctx context.Context, s *SQL, res *resource, extra, org string, q Query,
+	scan func(*sql.Rows) (T, int64, error)) (Result[T], error) {
 	out := Result[T]{Items: []T{}}
-	qs, err := s.buildQuery(res, columns, extra, org, q)
+	qs, err := s.buildQuery(res, extra, org, q)
 	if err != nil {
 		return out, err
 	}
@@ -903,23 +911,25 @@ func runQuery[R, T any](ctx context.Context, s *SQL, res *resource, columns, ext
 		}
 	}
 	if qs.page.sql != "" {
-		var rows []R
-		if err := s.dynamic(ctx, qs.page, func(st *sqlx.Stmt, args []any) error { return st.SelectContext(ctx, &rows, args...) }); err != nil {
+		var last int64
+		err := s.dynamic(ctx, qs.page, func(st *sqlx.Stmt, args []any) error {
+			return scanRows(ctx, st, args, func(r *sql.Rows) error {
+				t, seq, err := scan(r)
+				out.Items, last = append(out.Items, t), seq
+				return err
+			})
+		})
+		if err != nil {
 			return out, fmt.Errorf("store: query %s: %w", res.table, err)
 		}
-		var last int64
-		for _, r := range rows {
-			var t T
-			t, last = split(r)
-			out.Items = append(out.Items, t)
-		}
-		if q.SortBy.IsZero() && len(rows) == q.Page.Limit {
+		rows := len(out.Items)
+		if q.SortBy.IsZero() && rows == q.Page.Limit {
 			out.Next = cursor(last)
 		}
 		// A first page that is not full holds every match (the filters of
 		// identity providers find one record or none): no count needed.
-		if !counted && q.After == "" && q.Page.Offset == 0 && len(rows) < q.Page.Limit {
-			out.Total, counted = len(rows), true
+		if !counted && q.After == "" && q.Page.Offset == 0 && rows < q.Page.Limit {
+			out.Total, counted = rows, true
 		}
 	}
 	if !counted {

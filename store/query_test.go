@@ -59,7 +59,7 @@ func TestIdPFiltersUseIndexes(t *testing.T) {
 				inOrder        bool   // reads the organization's range in seq order, up to the page's end
 			}{
 				{"userName eq", "administrators", store.Query{Where: eq(field("username"), "user-1234", false), Page: page},
-					"administrators_org_username", false},
+					"administrators_org_username_fold", false},
 				{"externalId eq", "administrators", store.Query{Where: eq(field("external_id"), "ext-1234", false), Page: page},
 					"administrators_org_external_id", false},
 				{"emails[type eq work].value eq", "administrators", store.Query{Where: store.Any{Attr: "emails", Where: store.And{

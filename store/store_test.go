@@ -198,3 +198,36 @@ func TestCloseDrainsGroupCommit(t *testing.T) {
 	}
 	t.Logf("%d of %d created before Close", created, n)
 }
+
+// The WAL is copied into the database file in the background, while the
+// store stays open (the writer's own auto-checkpoint is set too high to
+// do it for a few hundred pages).
+func TestWALCheckpointedInBackground(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "g.db")
+	s, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "wal", Name: "WAL"},
+		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	time.Sleep(200 * time.Millisecond) // the migrations' pages are copied
+	before := size()
+	storetest.SeedAdministrators(t, s, o.ID, "wal", 2000)
+	for deadline := time.Now().Add(5 * time.Second); size() <= before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file stayed at %d bytes for 5 s after 2000 inserts: no checkpoint", before)
+		}
+	}
+}

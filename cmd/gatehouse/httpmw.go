@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,16 +16,31 @@ import (
 
 type loggerKey struct{}
 
+// requestLogger is the logger of one request: the server's with the
+// request's ID, made on first use (most requests log only their access
+// line, which names the ID itself).
+type requestLogger struct {
+	base *slog.Logger
+	id   string
+	once sync.Once
+	log  *slog.Logger
+}
+
+func (rl *requestLogger) logger() *slog.Logger {
+	rl.once.Do(func() { rl.log = rl.base.With("request_id", rl.id) })
+	return rl.log
+}
+
 // withLogger returns ctx carrying the request's logger.
-func withLogger(ctx context.Context, l *slog.Logger) context.Context {
-	return context.WithValue(ctx, loggerKey{}, l)
+func withLogger(ctx context.Context, rl *requestLogger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, rl)
 }
 
 // loggerFrom returns the logger of the request ctx belongs to: it carries
 // request_id, so handlers log detail there and send clients generic text.
 func loggerFrom(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if rl, ok := ctx.Value(loggerKey{}).(*requestLogger); ok {
+		return rl.logger()
 	}
 	return slog.Default()
 }
@@ -65,10 +81,10 @@ func instrument(next http.Handler, logger *slog.Logger, m *httpMetrics) http.Han
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-ID", id)
-		log := logger.With("request_id", id)
+		rl := &requestLogger{base: logger, id: id}
 		// The mux sets r.Pattern on the request it is given: keep that
 		// same *Request to read the route afterwards.
-		r = r.WithContext(withLogger(r.Context(), log))
+		r = r.WithContext(withLogger(r.Context(), rl))
 		rec := &responseRecorder{ResponseWriter: w}
 
 		defer func() {
@@ -76,7 +92,7 @@ func instrument(next http.Handler, logger *slog.Logger, m *httpMetrics) http.Han
 			abort := false
 			if p != nil {
 				if p != http.ErrAbortHandler {
-					log.Error("panic serving request", "panic", p, "method", r.Method, "path", r.URL.Path, "stack", string(debug.Stack()))
+					rl.logger().Error("panic serving request", "panic", p, "method", r.Method, "path", r.URL.Path, "stack", string(debug.Stack()))
 				}
 				if rec.status == 0 {
 					h := w.Header()
@@ -107,7 +123,8 @@ func instrument(next http.Handler, logger *slog.Logger, m *httpMetrics) http.Han
 			elapsed := time.Since(start)
 			m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 			m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
-			log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.String("path", r.URL.Path),

@@ -111,8 +111,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		smtpConfig = &admin.SMTPConfig{Host: *smtpHost, Port: *smtpPort, Username: *smtpUser, Password: *smtpPassword,
 			From: *smtpFrom, StartTLS: *smtpTLS}
 	}
-	logger := newLogger(c.stderr, *logFormat)
-
+	logOut := newLogWriter(c.stderr, logFlushInterval)
+	defer logOut.Close() // last: after the final lines below
+	logger := newLogger(c.stderr, logOut, *logFormat)
 	tuneGC(c.getenv)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -318,12 +319,15 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
-// newLogger logs to w as text or JSON; auto picks text when w is a
-// terminal, JSON otherwise (a log collector).
-func newLogger(w io.Writer, format string) *slog.Logger {
+// logFlushInterval is how long a log line may wait in logWriter's buffer.
+const logFlushInterval = 100 * time.Millisecond
+
+// newLogger logs to w as text or JSON; auto picks text when dest (where w
+// writes to) is a terminal, JSON otherwise (a log collector).
+func newLogger(dest, w io.Writer, format string) *slog.Logger {
 	if format == "auto" {
 		format = "json"
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if f, ok := dest.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			format = "text"
 		}
 	}

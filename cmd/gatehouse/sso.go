@@ -25,7 +25,7 @@ func ssoManager(c *cli, s *store.SQL, keyFlags *secretKeyFlags, dsn, baseURL str
 	if file == "" {
 		file = c.getenv("GATEHOUSE_SECRET_KEY_FILE")
 	}
-	sealer, err := loadSealer(key, file, dsn, newLogger(c.stderr, "text"))
+	sealer, err := loadSealer(key, file, dsn, newLogger(c.stderr, c.stderr, "text"))
 	if err != nil {
 		return nil, err
 	}
