@@ -879,8 +879,13 @@ func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, e
 	if extra != "" {
 		extra = ", " + extra
 	}
+	// The limit is written into the text (checkPage bounds it): with a
+	// bound LIMIT, SQLite runs an ORDER BY ... LIMIT through a sorter even
+	// when the index finds one row (35 µs instead of 12 µs for a
+	// userName filter). Clients use a few page sizes, so the kept
+	// statements stay few.
 	out.page = cat("SELECT ", res.selectList, extra, ", ", res.alias, ".seq FROM ", res.table, " ", res.alias,
-		" WHERE ", where, " ORDER BY ", orderBy, " LIMIT ", param{q.Page.Limit}, " OFFSET ", param{offset})
+		" WHERE ", where, " ORDER BY ", orderBy, " LIMIT "+strconv.Itoa(q.Page.Limit), " OFFSET ", param{offset})
 	return out, nil
 }
 
