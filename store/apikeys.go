@@ -56,13 +56,8 @@ func (s *SQL) CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error) {
 		}
 		return s.audit(ctx, tx, k.OrgID, change{action: AuditAPIKeyCreate, targetKind: "api_key", targetID: k.ID, targetName: k.Name, after: after})
 	})
-	switch {
-	case s.d.uniqueViolation(err):
-		return APIKey{}, &ExistsError{Kind: "API key", Field: "prefix", Existing: k.Prefix}
-	case s.d.foreignKeyViolation(err):
-		return APIKey{}, ErrNotFound
-	case err != nil:
-		return APIKey{}, fmt.Errorf("store: create API key: %w", err)
+	if err := s.createError(err, &ExistsError{Kind: "API key", Field: "prefix", Existing: k.Prefix}, "API key"); err != nil {
+		return APIKey{}, err
 	}
 	return k, nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -218,7 +217,8 @@ func (s *SQL) AuditLog(ctx context.Context, org string, q AuditQuery) ([]AuditEn
 		add(`target_id = ?`, q.TargetID)
 	}
 	if prefix, ok := strings.CutSuffix(q.Action, "."); ok && prefix != "" {
-		add(`substr(action, 1, `+strconv.Itoa(len(q.Action))+`) = ?`, q.Action)
+		where.WriteString(" AND substr(action, 1, ?) = ?")
+		args = append(args, len(q.Action), q.Action)
 	} else if q.Action != "" {
 		add(`action = ?`, q.Action)
 	}

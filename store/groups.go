@@ -50,13 +50,8 @@ func (s *SQL) CreateGroup(ctx context.Context, g Group) (Group, error) {
 		}
 		return s.addCount(ctx, tx, g.OrgID, countGroups, 1)
 	})
-	switch {
-	case s.d.uniqueViolation(err):
-		return Group{}, &ExistsError{Kind: "group", Field: "id", Existing: g.ID}
-	case s.d.foreignKeyViolation(err):
-		return Group{}, ErrNotFound
-	case err != nil:
-		return Group{}, fmt.Errorf("store: create group: %w", err)
+	if err := s.createError(err, &ExistsError{Kind: "group", Field: "id", Existing: g.ID}, "group"); err != nil {
+		return Group{}, err
 	}
 	return g, nil
 }

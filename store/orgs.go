@@ -130,13 +130,8 @@ func (s *SQL) AddRegisteredDomain(ctx context.Context, org, domain string) error
 func (s *SQL) addDomain(ctx context.Context, tx *sqlx.Tx, org, domain string, now time.Time) error {
 	domain = strings.ToLower(domain)
 	_, err := s.exec(ctx, tx, `INSERT INTO registered_domains (org_id, domain, created_at) VALUES (?, ?, ?)`, org, domain, now)
-	switch {
-	case s.d.uniqueViolation(err):
-		return &ExistsError{Kind: "registered domain", Field: "domain", Existing: domain}
-	case s.d.foreignKeyViolation(err):
-		return ErrNotFound
-	case err != nil:
-		return fmt.Errorf("store: add domain: %w", err)
+	if err := s.createError(err, &ExistsError{Kind: "registered domain", Field: "domain", Existing: domain}, "registered domain"); err != nil {
+		return err
 	}
 	return s.audit(ctx, tx, org, change{action: AuditDomainAdd, targetKind: "domain", targetName: domain,
 		after: map[string]any{"domain": domain}})

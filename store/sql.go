@@ -428,6 +428,21 @@ func (s *SQL) exec(ctx context.Context, where on, query string, args ...any) (in
 const addCountSQL = `INSERT INTO record_counts (org_id, kind, slot, n) VALUES (?, ?, ?, ?)
 	ON CONFLICT (org_id, kind, slot) DO UPDATE SET n = record_counts.n + excluded.n`
 
+// createError maps the error of an insert: a uniqueness clash is exists,
+// a missing parent row (the organization, the administrator) ErrNotFound,
+// anything else wrapped as the failed creation of what.
+func (s *SQL) createError(err error, exists *ExistsError, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case s.d.uniqueViolation(err):
+		return exists
+	case s.d.foreignKeyViolation(err):
+		return ErrNotFound
+	}
+	return fmt.Errorf("store: create %s: %w", what, err)
+}
+
 // addCount changes the stored count of an organization's records of a kind
 // (inside the transaction that inserts or deletes them).
 func (s *SQL) addCount(ctx context.Context, tx *sqlx.Tx, org, kind string, delta int) error {

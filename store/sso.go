@@ -88,13 +88,8 @@ func (s *SQL) CreateSSOConnection(ctx context.Context, c SSOConnection) (SSOConn
 		return s.audit(ctx, tx, c.OrgID, change{action: AuditSSOConnectionCreate, targetKind: "sso_connection", targetID: c.ID,
 			targetName: c.Name, after: ssoConnectionView(&c)})
 	})
-	switch {
-	case s.d.foreignKeyViolation(err):
-		return SSOConnection{}, ErrNotFound
-	case s.d.uniqueViolation(err):
-		return SSOConnection{}, &ExistsError{Kind: "SSO connection", Field: "id", Existing: c.ID}
-	case err != nil:
-		return SSOConnection{}, fmt.Errorf("store: create SSO connection: %w", err)
+	if err := s.createError(err, &ExistsError{Kind: "SSO connection", Field: "id", Existing: c.ID}, "SSO connection"); err != nil {
+		return SSOConnection{}, err
 	}
 	return c, nil
 }
@@ -214,13 +209,8 @@ func (s *SQL) CreateSSORequest(ctx context.Context, r SSORequest) (SSORequest, e
 	r.ExpiresAt = r.ExpiresAt.UTC().Truncate(time.Microsecond)
 	_, err := s.exec(ctx, s.writer, `INSERT INTO sso_requests (`+ssoRequestColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
 		r.ID, r.ConnectionID, r.OrgID, r.Browser, r.Nonce, r.Verifier, r.RedirectTo, r.Test, r.CreatedAt, r.ExpiresAt)
-	switch {
-	case s.d.uniqueViolation(err):
-		return SSORequest{}, &ExistsError{Kind: "SSO request", Field: "id", Existing: r.ID}
-	case s.d.foreignKeyViolation(err):
-		return SSORequest{}, ErrNotFound
-	case err != nil:
-		return SSORequest{}, fmt.Errorf("store: create SSO request: %w", err)
+	if err := s.createError(err, &ExistsError{Kind: "SSO request", Field: "id", Existing: r.ID}, "SSO request"); err != nil {
+		return SSORequest{}, err
 	}
 	return r, nil
 }

@@ -36,13 +36,8 @@ func (s *SQL) CreateSCIMToken(ctx context.Context, t SCIMToken) (SCIMToken, erro
 		return s.audit(ctx, tx, t.OrgID, change{action: AuditSCIMTokenCreate, targetKind: "scim_token", targetID: t.ID,
 			targetName: t.Prefix, after: after})
 	})
-	switch {
-	case s.d.uniqueViolation(err):
-		return SCIMToken{}, &ExistsError{Kind: "SCIM token", Field: "prefix", Existing: t.Prefix}
-	case s.d.foreignKeyViolation(err):
-		return SCIMToken{}, ErrNotFound
-	case err != nil:
-		return SCIMToken{}, fmt.Errorf("store: create SCIM token: %w", err)
+	if err := s.createError(err, &ExistsError{Kind: "SCIM token", Field: "prefix", Existing: t.Prefix}, "SCIM token"); err != nil {
+		return SCIMToken{}, err
 	}
 	return t, nil
 }
@@ -136,13 +131,8 @@ func (s *SQL) insertInvitation(ctx context.Context, tx *sqlx.Tx, inv Invitation,
 	exp := inv.ExpiresAt.UTC().Truncate(time.Microsecond)
 	_, err := s.exec(ctx, tx, `INSERT INTO invitations (hash, org_id, administrator_id, purpose, created_at, expires_at, used_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, inv.Hash, inv.OrgID, inv.AdministratorID, inv.Purpose, inv.CreatedAt, exp, inv.UsedAt)
-	switch {
-	case s.d.uniqueViolation(err):
-		return &ExistsError{Kind: "invitation", Field: "hash", Existing: "(secret)"}
-	case s.d.foreignKeyViolation(err):
-		return ErrNotFound
-	case err != nil:
-		return fmt.Errorf("store: create invitation: %w", err)
+	if err := s.createError(err, &ExistsError{Kind: "invitation", Field: "hash", Existing: "(secret)"}, "invitation"); err != nil {
+		return err
 	}
 	return s.audit(ctx, tx, inv.OrgID, change{action: AuditInvitationCreate, targetKind: "administrator", targetID: inv.AdministratorID,
 		targetName: username, after: map[string]any{"purpose": inv.Purpose, "expiresAt": exp.Format(time.RFC3339Nano)}})
