@@ -327,14 +327,18 @@ func (s *Administrators) Update(ctx context.Context, p Principal, id string, e E
 		set(&a.GivenName, e.GivenName)
 		set(&a.FamilyName, e.FamilyName)
 		set(&a.Phone, e.Phone)
+		// The registered domains bind a new address (seed 001); an address
+		// the administrator already has stays valid when the list changes.
+		emailDomains := []string(nil)
 		if e.Email != nil && *e.Email != a.Email {
 			a.Email = *e.Email
 			a.Emails = nil // the primary address is the only one an administrator edited by hand has
+			emailDomains = domains
 		}
 		if e.Role != nil {
 			a.Role = *e.Role
 		}
-		return checkPerson(a.UserName, a.Email, a.GivenName, a.FamilyName, a.Phone, domains)
+		return checkPerson(a.UserName, a.Email, a.GivenName, a.FamilyName, a.Phone, emailDomains)
 	})
 	if err != nil {
 		return store.Administrator{}, writeError(err, id)

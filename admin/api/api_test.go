@@ -310,6 +310,18 @@ func TestAdministratorRules(t *testing.T) {
 		if !slices.Equal(actions, want) {
 			t.Fatalf("audit of %s:\n%v\nwant\n%v", id, actions, want)
 		}
+		// An address outside the registered domains, from before they were
+		// registered, does not stop other edits; changing to one is refused.
+		outside, err := e.s.CreateAdministrator(context.Background(), store.Administrator{OrgID: e.org.ID, UserName: "legacy",
+			Email: "legacy@elsewhere.test", GivenName: "L", FamilyName: "G", Role: store.RoleAdministrator, Status: store.StatusActive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, a = e.do("PATCH", "/api/v1/administrators/"+outside.ID, e.adminKey, `{"firstName":"Lee"}`); st != 200 || a["firstName"] != "Lee" {
+			t.Fatalf("edit keeping an old address = %d %v", st, a)
+		}
+		e.refused("PATCH", "/api/v1/administrators/"+outside.ID, e.adminKey, `{"email":"lee@elsewhere.test"}`, 400, "domain_not_registered")
+
 		// Deleting an Administrator.
 		if st, _ = e.do("DELETE", "/api/v1/administrators/"+id, e.superKey, ""); st != 204 {
 			t.Fatalf("delete = %d", st)
