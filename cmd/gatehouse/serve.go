@@ -270,6 +270,17 @@ func newRegistry(s *store.SQL) *prometheus.Registry {
 	} else {
 		reg.MustRegister(collectors.NewDBStatsCollector(reader, "reader"), collectors.NewDBStatsCollector(writer, "writer"))
 	}
+	// The outbox's backlog: emails waiting while the SMTP server is down.
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_outbox_pending",
+		Help: "Emails queued and not sent yet (SMTP down or retrying)."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), readinessTimeout)
+		defer cancel()
+		n, err := s.PendingEmails(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
 	return reg
 }
 

@@ -204,6 +204,7 @@ func TestServe(t *testing.T) {
 	}
 	for _, want := range []string{
 		`gatehouse_http_requests_total{code="200",method="GET",route="GET /healthz"}`,
+		"gatehouse_outbox_pending 0",
 		`gatehouse_http_requests_total{code="200",method="GET",route="GET /readyz"} 2`,
 		`gatehouse_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
 		`gatehouse_http_requests_total{code="405",method="OTHER",route="unmatched"} 1`,
