@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -326,15 +325,7 @@ func parseGroupRefs(col sql.NullString) ([]GroupRef, error) {
 	if !col.Valid {
 		return nil, nil
 	}
-	var pairs [][2]string
-	if err := json.Unmarshal([]byte(col.String), &pairs); err != nil {
-		return nil, fmt.Errorf("store: groups of administrator: %w", err)
-	}
-	var refs []GroupRef
-	for _, p := range pairs {
-		refs = append(refs, GroupRef{ID: p[0], DisplayName: p[1]})
-	}
-	return refs, nil
+	return decodeGroupRefs(col.String)
 }
 
 // AdministratorByUsername matches username exactly, byte for byte.

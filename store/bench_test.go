@@ -115,6 +115,15 @@ func runStoreBenchmarks(b *testing.B, s store.Store) {
 			}
 		}
 	})
+	b.Run("AdministratorWithGroups", func(b *testing.B) { // a SCIM GET of a User
+		i := 0
+		for b.Loop() {
+			i++
+			if _, _, err := s.AdministratorWithGroups(ctx, f.org, f.ids[(i*7919)%benchSize]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("AdministratorByUsername", func(b *testing.B) {
 		i := 0
 		for b.Loop() {

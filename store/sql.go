@@ -238,6 +238,7 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	// file too, and the SCIM load goal keeps the whole server under 150 MB.
 	params.Set("_cache_size", "-8000")
 	params.Set("_txlock", "immediate")
+	params.Set("_mutex", "no") // database/sql gives a connection to one goroutine at a time
 	file := "file:" + (&url.URL{Path: path}).EscapedPath()
 
 	writer, err := sqlx.Open("sqlite3", file+"?"+params.Encode())

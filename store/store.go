@@ -159,17 +159,25 @@ type Emails []Email
 
 // Scan implements sql.Scanner for the JSON text column.
 func (e *Emails) Scan(src any) error {
-	var raw RawJSON
-	if err := raw.Scan(src); err != nil {
-		return err
+	var text string
+	switch v := src.(type) {
+	case nil:
+	case string:
+		text = v
+	case []byte:
+		text = string(v)
+	default:
+		return fmt.Errorf("store: cannot scan %T into Emails", src)
 	}
 	*e = nil
-	if len(raw) == 0 {
+	if text == "" {
 		return nil
 	}
-	if err := json.Unmarshal(raw, e); err != nil {
+	list, err := decodeEmails(text)
+	if err != nil {
 		return fmt.Errorf("store: stored emails: %w", err)
 	}
+	*e = list
 	return nil
 }
 
