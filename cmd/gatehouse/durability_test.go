@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,11 +20,20 @@ import (
 
 // A 201 from POST /Users means the administrator is durable: gatehouse is
 // killed with SIGKILL while clients are creating users, and every user it
-// acknowledged must be in the database afterwards. (Power loss cannot be
-// simulated here; SQLite's synchronous=FULL, the default, covers it.)
+// acknowledged must be in the database afterwards, on both databases (each
+// batches concurrent creates into one commit). Power loss cannot be
+// simulated here; SQLite's synchronous=FULL and PostgreSQL's
+// synchronous_commit=on, the defaults, cover it.
 func TestCreatedUsersSurviveKill9(t *testing.T) {
-	dir := t.TempDir()
-	db := filepath.Join(dir, "gatehouse.db")
+	for _, d := range databases {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			createdUsersSurviveKill9(t, d.dsn(t))
+		})
+	}
+}
+
+func createdUsersSurviveKill9(t *testing.T, db string) {
 	env := map[string]string{"GATEHOUSE_DB": db}
 	for _, args := range [][]string{orgArgs("acme"), {"scim", "enable", "--org", "acme"}} {
 		if r := gatehouse(t, env, args...); r.code != 0 {
