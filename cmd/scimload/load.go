@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +42,7 @@ const (
 
 // scenarios, in the order they run: the ceiling first (the others are set
 // beside it), page last (it is the longest).
-var scenarios = []string{"ceiling", "get", "filter", "create", "member-big", "member-small", "page"}
+var scenarios = []string{"ceiling", "bare-process", "get", "filter", "create", "member-big", "member-small", "page"}
 
 func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("run")
@@ -57,7 +59,8 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		"Drives a gatehouse on this machine over SCIM with keep-alive HTTP/1.1 clients and\n"+
 			"prints, per scenario, requests, errors, requests/s and latency percentiles.\n"+
 			"Scenarios: ceiling (a bare net/http server of this process answering a fixed\n"+
-			"User, the best any server could do here), get (GET /Users/{id}), filter\n"+
+			"User, the best any server could do here), bare-process (the same handler in a\n"+
+			"process of its own, as gatehouse is), get (GET /Users/{id}), filter\n"+
 			"(userName eq), create (POST /Users), member-big and member-small (PATCH\n"+
 			"members of "+bigGroup+" and "+smallGroup+", one writer), page (lists every user,\n"+
 			"100 a page). Seed the organization first with scimload seed. Exits 1 when\n"+
@@ -242,6 +245,8 @@ func (r *loadRun) scenario(ctx context.Context, name string) result {
 	case "ceiling":
 		res, err = r.ceiling(ctx)
 		r.ceilingRate = res.PerSecond
+	case "bare-process":
+		res, err = r.bareProcess(ctx)
 	case "get":
 		res, err = r.get(ctx)
 	case "filter":
@@ -259,7 +264,7 @@ func (r *loadRun) scenario(ctx context.Context, name string) result {
 	if err != nil {
 		res.Failure = oneLine(err.Error())
 	}
-	if r.ceilingRate > 0 && (name == "get" || name == "filter" || name == "create") {
+	if r.ceilingRate > 0 && (name == "bare-process" || name == "get" || name == "filter" || name == "create") {
 		res.CeilingRatio = res.PerSecond / r.ceilingRate
 	}
 	return res
@@ -273,6 +278,12 @@ var ceilingUser = []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Use
 	`"meta":{"resourceType":"User","created":"2026-01-23T04:56:22.123456Z","lastModified":"2026-01-23T04:56:22.123456Z",` +
 	`"location":"http://127.0.0.1:8080/scim/v2/Users/2819c223-7f76-453a-919d-413861904646","version":"W/\"1\""}}`)
 
+// ceilingHandler answers every request with ceilingUser.
+var ceilingHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", scimType)
+	w.Write(ceilingUser)
+})
+
 // ceiling drives a bare net/http server of this process the way get drives
 // gatehouse: what HTTP alone costs on this machine, with this client.
 func (r *loadRun) ceiling(ctx context.Context) (result, error) {
@@ -280,20 +291,63 @@ func (r *loadRun) ceiling(ctx context.Context) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", scimType)
-		w.Write(ceilingUser)
-	})}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: ceilingHandler}
 	go srv.Serve(ln)
 	defer srv.Close()
-	t := target{base: "http://" + ln.Addr().String() + scimPath, token: r.scim.token}
+	return r.driveBare(ctx, "ceiling", "http://"+ln.Addr().String()), nil
+}
+
+// bareProcess drives the ceiling's handler served by a process of its own
+// (this program, run as "scimload bare-serve"), as gatehouse is: the client
+// and the server then no longer share one Go runtime, and the difference
+// from the ceiling is what that separation costs any server here.
+func (r *loadRun) bareProcess(ctx context.Context) (result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return result{}, err
+	}
+	cmd := exec.CommandContext(ctx, self, "bare-serve")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return result{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return result{}, fmt.Errorf("bare-serve did not say its address: %w", err)
+	}
+	return r.driveBare(ctx, "bare-process", "http://"+strings.TrimSpace(addr)), nil
+}
+
+// bareServe serves ceilingHandler on a free loopback port, printing the
+// address, until the process is killed (run by bareProcess).
+func bareServe() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: ceilingHandler}
+	return srv.Serve(ln)
+}
+
+// driveBare drives a server of ceilingHandler at base the way get drives
+// gatehouse.
+func (r *loadRun) driveBare(ctx context.Context, name, base string) result {
+	t := target{base: base + scimPath, token: r.scim.token}
 	ids := make([]string, sampleSize)
 	for i := range ids {
 		ids[i] = uuid.NewString()
 	}
-	return r.drive(ctx, "ceiling", r.concurrency, false, func(w *worker, _ int) error {
+	return r.drive(ctx, name, r.concurrency, false, func(w *worker, _ int) error {
 		return t.exchange(ctx, w.client, http.MethodGet, "/Users/"+ids[w.rng.IntN(len(ids))], nil, nil, http.StatusOK)
-	}), nil
+	})
 }
 
 func (r *loadRun) get(ctx context.Context) (result, error) {

@@ -64,6 +64,8 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 		return runSeed(ctx, args[1:], stdout)
 	case "run":
 		return runLoad(ctx, args[1:], stdout)
+	case "bare-serve": // not listed: run's bare-process scenario starts it
+		return bareServe()
 	}
 	return usagef("unknown command %q (see 'scimload --help')", args[0])
 }
