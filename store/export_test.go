@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 )
 
 // ExplainQuery returns the database's plan of each statement
@@ -73,4 +74,28 @@ func WithoutGroupCommit(s *SQL) {
 		s.creates.close()
 		s.creates = nil
 	}
+}
+
+// CommitBatch runs creates as one batch of the group commit of s, each with
+// the actor at its index, as if they had all been queued at once and the
+// callers at the indexes in abandoned had given up before the batch took
+// them. It returns what each caller that waited hears.
+func CommitBatch(ctx context.Context, s *SQL, creates []Administrator, actors []Actor, abandoned map[int]bool) ([]Administrator, []error) {
+	reqs := make([]*createReq, len(creates))
+	for i, a := range creates {
+		reqs[i] = &createReq{a: a, actor: actors[i], out: make(chan createResult, 1)}
+		if abandoned[i] {
+			reqs[i].state.Store(reqAbandoned)
+		}
+	}
+	s.creates.commit(slices.Clone(reqs))
+	out, errs := make([]Administrator, len(reqs)), make([]error, len(reqs))
+	for i, r := range reqs {
+		if abandoned[i] {
+			continue
+		}
+		res := <-r.out
+		out[i], errs[i] = res.a, s.nameTaken(ctx, res.err)
+	}
+	return out, errs
 }
