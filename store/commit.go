@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -50,8 +49,9 @@ const (
 )
 
 type createReq struct {
-	a     Administrator
-	actor Actor // for the audit log
+	a     Administrator // readied by newAdministrator
+	actor Actor         // for the audit log
+	audit []any         // the audit entry's row
 	state atomic.Int32
 	out   chan createResult // buffered: the batch never waits for a caller
 }
@@ -72,7 +72,10 @@ func (q *createQueue) create(ctx context.Context, s *SQL, a Administrator) (Admi
 	if err := ctx.Err(); err != nil {
 		return Administrator{}, err
 	}
-	r := &createReq{a: a, actor: ActorFrom(ctx), out: make(chan createResult, 1)}
+	r, err := s.newCreateReq(a, ActorFrom(ctx))
+	if err != nil {
+		return Administrator{}, err
+	}
 	q.mu.RLock()
 	if q.closed {
 		q.mu.RUnlock()
@@ -98,6 +101,17 @@ func (q *createQueue) create(ctx context.Context, s *SQL, a Administrator) (Admi
 		return Administrator{}, s.nameTaken(ctx, res.err)
 	}
 	return res.a, nil
+}
+
+// newCreateReq readies a and its audit entry: the batch's goroutine, which
+// every create waits for, then has only to write them.
+func (s *SQL) newCreateReq(a Administrator, actor Actor) (*createReq, error) {
+	now := s.timestamp()
+	if err := newAdministrator(&a, now); err != nil {
+		return nil, err
+	}
+	audit, _ := auditRow(pendingAudit{actor: actor, org: a.OrgID, change: administratorCreated(&a)}, now)
+	return &createReq{a: a, actor: actor, audit: audit, out: make(chan createResult, 1)}, nil
 }
 
 // close stops taking creates, lets the goroutine finish the queued ones and
@@ -187,14 +201,9 @@ func (s *SQL) commitSQLite(ctx context.Context, taken []*createReq, results []cr
 // createAll inserts the batch's administrators, their email index rows
 // and audit entries, then counts them, with the batch's statements.
 func (s *SQL) createAll(ctx context.Context, st createStatements, taken []*createReq, results []createResult) error {
-	now := s.timestamp()
 	perOrg := map[string]int{}
 	for i, r := range taken {
 		a := r.a
-		if err := newAdministrator(&a, now); err != nil {
-			results[i] = createResult{err: err}
-			continue
-		}
 		if _, err := st.administrator.ExecContext(ctx, administratorArgs(&a)...); err != nil {
 			if !s.d.uniqueViolation(err) && !s.d.foreignKeyViolation(err) {
 				// Not this create's own fault (I/O, a full disk): SQLite may
@@ -210,8 +219,7 @@ func (s *SQL) createAll(ctx context.Context, st createStatements, taken []*creat
 				return fmt.Errorf("store: index emails: %w", err)
 			}
 		}
-		row, _ := auditRow(pendingAudit{actor: r.actor, org: a.OrgID, change: administratorCreated(&a)}, now)
-		if _, err := st.audit.ExecContext(ctx, row...); err != nil {
+		if _, err := st.audit.ExecContext(ctx, r.audit...); err != nil {
 			return fmt.Errorf("store: audit: %w", err)
 		}
 		results[i] = createResult{a: a}
@@ -269,80 +277,58 @@ func (st createStatements) in(ctx context.Context, tx *sqlx.Tx) createStatements
 // (createBatchSQL) whose insert skips the rows whose username is taken (ON
 // CONFLICT names the username index, so a clash on anything else still
 // fails it) and returns the ids it wrote; the callers whose rows it skipped
-// get the clash. Any other failure (an organization deleted meanwhile: a
-// foreign key) rolls the batch back, and its creates run again one by one,
-// each in a transaction of its own, so each caller gets its own outcome.
+// get the clash. If the statement fails (an organization deleted
+// meanwhile: a foreign key), nothing of it was written, and the batch's
+// creates run again one by one, each in a transaction of its own, so each
+// caller gets its own outcome. (Should a lost connection hide that the
+// statement committed, they clash with their own rows: a caller may hear
+// of a failure, never of a success that is not durable.)
 //
 // Several gatehouse instances may share the database: the unique index
 // decides between their batches (ON CONFLICT waits for the other
 // transaction holding a name to end, then skips the row or writes it), and
 // the counts are increments.
 func (s *SQL) commitPostgres(ctx context.Context, taken []*createReq, results []createResult) error {
-	now := s.timestamp()
-	var as []Administrator
-	var actors []Actor
-	var ready []int // the index in taken of each of as
+	written, err := s.insertCreates(ctx, taken)
 	for i, r := range taken {
-		a := r.a
-		if err := newAdministrator(&a, now); err != nil {
-			results[i] = createResult{err: err}
-			continue
-		}
-		as, actors, ready = append(as, a), append(actors, r.actor), append(ready, i)
-	}
-	if len(as) == 0 {
-		return nil
-	}
-	var written map[string]bool
-	statementFailed := false
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		written, err = s.insertCreates(ctx, tx, as, actors, now)
-		statementFailed = err != nil
-		return err
-	})
-	switch {
-	case statementFailed:
-		for i, r := range taken {
+		switch {
+		case err != nil:
 			results[i].a, results[i].err = s.createOne(WithActor(ctx, r.actor), r.a)
-		}
-		return nil
-	case err != nil:
-		return err // the transaction could not begin or commit
-	}
-	for k, i := range ready {
-		if written[as[k].ID] {
-			results[i] = createResult{a: as[k]}
-		} else {
-			results[i] = createResult{err: usernameTaken(&as[k])}
+		case written[r.a.ID]:
+			results[i] = createResult{a: r.a}
+		default:
+			results[i] = createResult{err: usernameTaken(&r.a)}
 		}
 	}
 	return nil
 }
 
-// insertCreates inserts readied administrators, skipping those whose
-// username is taken, with the email index rows and audit entries (as[k]'s
-// attributed to actors[k]) of those it wrote, and counts them, all in one
-// statement. It returns the ids written.
-func (s *SQL) insertCreates(ctx context.Context, tx *sqlx.Tx, as []Administrator, actors []Actor, now time.Time) (map[string]bool, error) {
+// insertCreates inserts the administrators of a batch, skipping those whose
+// username is taken, with the email index rows and audit entries of those
+// it wrote, and counts them, all in one statement, and returns the ids
+// written once they are committed.
+//
+// The statement is a transaction of its own (no BEGIN and COMMIT, which
+// would cost two more round trips): PostgreSQL commits it before it reports
+// it complete, and the driver reads that report (ReadyForQuery) before it
+// ends the rows, so the ids are returned only once the rows are durable.
+func (s *SQL) insertCreates(ctx context.Context, taken []*createReq) (map[string]bool, error) {
 	var admins, emails, audit [][]any
-	for k := range as {
-		a := &as[k]
-		admins = append(admins, administratorArgs(a))
-		for pos, e := range indexedEmails(a) {
-			emails = append(emails, emailArgs(a, pos, e))
+	for _, r := range taken {
+		admins = append(admins, administratorArgs(&r.a))
+		for pos, e := range indexedEmails(&r.a) {
+			emails = append(emails, emailArgs(&r.a, pos, e))
 		}
-		row, _ := auditRow(pendingAudit{actor: actors[k], org: a.OrgID, change: administratorCreated(a)}, now)
-		audit = append(audit, row)
+		audit = append(audit, r.audit)
 	}
 	args := slices.Concat(arrays(admins, administratorInsertArgs), arrays(emails, emailInsertArgs), arrays(audit, auditColumns),
 		[]any{rand.IntN(s.d.countSlots)})
-	ids, err := tx.QueryContext(ctx, s.q(createBatchSQL), args...)
+	ids, err := s.writer.QueryContext(ctx, s.q(createBatchSQL), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: group commit: %w", err)
 	}
 	defer ids.Close()
-	written := make(map[string]bool, len(as))
+	written := make(map[string]bool, len(taken))
 	for ids.Next() {
 		var id string
 		if err := ids.Scan(&id); err != nil {

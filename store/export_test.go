@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"slices"
 )
 
 // ExplainQuery returns the database's plan of each statement
@@ -81,17 +80,21 @@ func WithoutGroupCommit(s *SQL) {
 // callers at the indexes in abandoned had given up before the batch took
 // them. It returns what each caller that waited hears.
 func CommitBatch(ctx context.Context, s *SQL, creates []Administrator, actors []Actor, abandoned map[int]bool) ([]Administrator, []error) {
+	out, errs := make([]Administrator, len(creates)), make([]error, len(creates))
 	reqs := make([]*createReq, len(creates))
+	var batch []*createReq
 	for i, a := range creates {
-		reqs[i] = &createReq{a: a, actor: actors[i], out: make(chan createResult, 1)}
+		if reqs[i], errs[i] = s.newCreateReq(a, actors[i]); errs[i] != nil {
+			continue
+		}
 		if abandoned[i] {
 			reqs[i].state.Store(reqAbandoned)
 		}
+		batch = append(batch, reqs[i])
 	}
-	s.creates.commit(slices.Clone(reqs))
-	out, errs := make([]Administrator, len(reqs)), make([]error, len(reqs))
+	s.creates.commit(batch)
 	for i, r := range reqs {
-		if abandoned[i] {
+		if r == nil || abandoned[i] {
 			continue
 		}
 		res := <-r.out
