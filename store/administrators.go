@@ -171,34 +171,45 @@ func administratorArgs(a *Administrator) []any {
 		a.LastLoginAt, a.Version, a.Attributes}
 }
 
+// usernameTaken is the clash of a's username with a stored one.
+func usernameTaken(a *Administrator) error {
+	return errUsernameTaken{org: a.OrgID, fold: FoldUsername(a.UserName), fallback: a.UserName}
+}
+
 func (s *SQL) administratorWriteError(err error, a *Administrator) error {
 	switch {
 	case err == nil:
 		return nil
 	case s.d.uniqueViolation(err):
-		return errUsernameTaken{org: a.OrgID, fold: FoldUsername(a.UserName), fallback: a.UserName}
+		return usernameTaken(a)
 	case s.d.foreignKeyViolation(err):
 		return ErrNotFound // the organization does not exist
 	}
 	return fmt.Errorf("store: write administrator: %w", err)
 }
 
-// CreateAdministrator inserts one administrator: on SQLite through the
-// group commit (see createQueue), elsewhere in a transaction of its own.
+// CreateAdministrator inserts one administrator through the group commit
+// (see createQueue).
 func (s *SQL) CreateAdministrator(ctx context.Context, a Administrator) (Administrator, error) {
 	if s.creates != nil {
 		return s.creates.create(ctx, s, a)
 	}
+	out, err := s.createOne(ctx, a)
+	if err != nil {
+		return Administrator{}, s.nameTaken(ctx, err)
+	}
+	return out, nil
+}
+
+// createOne inserts one administrator in a transaction of its own.
+func (s *SQL) createOne(ctx context.Context, a Administrator) (Administrator, error) {
 	var out Administrator
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var err error
 		out, err = s.insertAdministrator(ctx, tx, a, s.timestamp())
 		return err
 	})
-	if err != nil {
-		return Administrator{}, s.nameTaken(ctx, err)
-	}
-	return out, nil
+	return out, err
 }
 
 // InviteAdministrator creates a, its invitation and the queued email in

@@ -122,11 +122,14 @@ type pendingAudit struct {
 	change
 }
 
-const auditColumns = 11
+// auditInsertColumns are the columns of auditRow's arguments.
+const (
+	auditInsertColumns = `org_id, at, actor_kind, actor_id, actor_name, action, target_kind, target_id, target_name, before, after`
+	auditColumns       = 11
+)
 
 // insertAuditSQL writes one audit entry (auditRow's arguments).
-var insertAuditSQL = `INSERT INTO audit_log (org_id, at, actor_kind, actor_id, actor_name, action, target_kind, target_id,
-	target_name, before, after) VALUES ` + placeholders(1, auditColumns)
+var insertAuditSQL = `INSERT INTO audit_log (` + auditInsertColumns + `) VALUES ` + placeholders(1, auditColumns)
 
 // auditRow is the arguments of one entry's row, or false for an update
 // that changed nothing.
@@ -149,8 +152,7 @@ func (s *SQL) auditAll(ctx context.Context, tx *sqlx.Tx, entries []pendingAudit)
 		if n == 0 {
 			return nil
 		}
-		_, err := s.exec(ctx, tx, `INSERT INTO audit_log (org_id, at, actor_kind, actor_id, actor_name, action, target_kind, target_id,
-			target_name, before, after) VALUES `+placeholders(n, auditColumns), args...)
+		_, err := s.exec(ctx, tx, `INSERT INTO audit_log (`+auditInsertColumns+`) VALUES `+placeholders(n, auditColumns), args...)
 		args, n = args[:0], 0
 		if err != nil {
 			return fmt.Errorf("store: audit: %w", err)

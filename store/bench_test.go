@@ -60,10 +60,18 @@ func newBenchFixture(b *testing.B, s store.Store) *benchFixture {
 func BenchmarkSQLite(b *testing.B)   { runStoreBenchmarks(b, storetest.SQLite(b)) }
 func BenchmarkPostgres(b *testing.B) { runStoreBenchmarks(b, storetest.Postgres(b)) }
 
-// BenchmarkSQLiteWithoutGroupCommit is CreateAdministratorParallel with one
-// transaction (one fsync) per create: what the group commit saves.
+// BenchmarkSQLiteWithoutGroupCommit and BenchmarkPostgresWithoutGroupCommit
+// are CreateAdministratorParallel with one transaction (one fsync) per
+// create: what the group commit saves.
 func BenchmarkSQLiteWithoutGroupCommit(b *testing.B) {
-	s := storetest.SQLite(b)
+	benchWithoutGroupCommit(b, storetest.SQLite(b))
+}
+
+func BenchmarkPostgresWithoutGroupCommit(b *testing.B) {
+	benchWithoutGroupCommit(b, storetest.Postgres(b))
+}
+
+func benchWithoutGroupCommit(b *testing.B, s *store.SQL) {
 	store.WithoutGroupCommit(s)
 	f := newBenchFixture(b, s)
 	b.Run("CreateAdministratorParallel", func(b *testing.B) { parallelCreates(b, s, f.org) })

@@ -3,23 +3,29 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/jmoiron/sqlx"
 )
 
-// createQueue is the group commit of CreateAdministrator on SQLite. With
-// synchronous=FULL every commit is an fsync, and SQLite has one writer, so
-// one transaction per create caps throughput at one fsync per create. The
-// queue's goroutine instead takes every create waiting (up to maxBatch),
-// runs them in one transaction — each create is one INSERT statement, and
-// a statement that fails a constraint (a username clash) is undone by
-// SQLite on its own (ON CONFLICT ABORT, the default: the statement's
-// changes are backed out, the transaction stays open), so it fails only
-// its caller — commits once, and only then answers each caller. No caller hears of
+// createQueue is the group commit of CreateAdministrator. One transaction
+// per create caps throughput at one commit (one fsync) per create: on
+// SQLite, whose one writer runs them one after the other, and on
+// PostgreSQL too, where the creates of an organization all increment the
+// same few record_counts rows and so wait for each other's commit on their
+// row locks. The queue's goroutine instead takes every create waiting (up to
+// maxBatch), writes them in one transaction (commitSQLite, commitPostgres),
+// commits once, and only then answers each caller. No caller hears of
 // success before the commit that made its row durable has returned.
 type createQueue struct {
+	// write inserts the batch taken in one transaction and fills in the
+	// result of each create; an error instead fails every create of it.
+	write func(ctx context.Context, taken []*createReq, results []createResult) error
+
 	reqs chan *createReq
 	stop chan struct{} // closed by close: drain and exit
 	done chan struct{} // closed when the goroutine has exited
@@ -43,8 +49,9 @@ const (
 )
 
 type createReq struct {
-	a     Administrator
-	actor Actor // for the audit log
+	a     Administrator // readied by newAdministrator
+	actor Actor         // for the audit log
+	audit []any         // the audit entry's row
 	state atomic.Int32
 	out   chan createResult // buffered: the batch never waits for a caller
 }
@@ -54,9 +61,9 @@ type createResult struct {
 	err error
 }
 
-func newCreateQueue(s *SQL) *createQueue {
-	q := &createQueue{reqs: make(chan *createReq, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
-	go q.run(s)
+func newCreateQueue(write func(context.Context, []*createReq, []createResult) error) *createQueue {
+	q := &createQueue{write: write, reqs: make(chan *createReq, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	go q.run()
 	return q
 }
 
@@ -65,7 +72,10 @@ func (q *createQueue) create(ctx context.Context, s *SQL, a Administrator) (Admi
 	if err := ctx.Err(); err != nil {
 		return Administrator{}, err
 	}
-	r := &createReq{a: a, actor: ActorFrom(ctx), out: make(chan createResult, 1)}
+	r, err := s.newCreateReq(a, ActorFrom(ctx))
+	if err != nil {
+		return Administrator{}, err
+	}
 	q.mu.RLock()
 	if q.closed {
 		q.mu.RUnlock()
@@ -93,6 +103,17 @@ func (q *createQueue) create(ctx context.Context, s *SQL, a Administrator) (Admi
 	return res.a, nil
 }
 
+// newCreateReq readies a and its audit entry: the batch's goroutine, which
+// every create waits for, then has only to write them.
+func (s *SQL) newCreateReq(a Administrator, actor Actor) (*createReq, error) {
+	now := s.timestamp()
+	if err := newAdministrator(&a, now); err != nil {
+		return nil, err
+	}
+	audit, _ := auditRow(pendingAudit{actor: actor, org: a.OrgID, change: administratorCreated(&a)}, now)
+	return &createReq{a: a, actor: actor, audit: audit, out: make(chan createResult, 1)}, nil
+}
+
 // close stops taking creates, lets the goroutine finish the queued ones and
 // waits for it.
 func (q *createQueue) close() {
@@ -105,7 +126,7 @@ func (q *createQueue) close() {
 	<-q.done
 }
 
-func (q *createQueue) run(s *SQL) {
+func (q *createQueue) run() {
 	defer close(q.done)
 	batch := make([]*createReq, 0, maxBatch)
 	for {
@@ -123,7 +144,7 @@ func (q *createQueue) run(s *SQL) {
 				if len(batch) == 0 {
 					return
 				}
-				s.commitCreates(batch)
+				q.commit(batch)
 			}
 		}
 	fill:
@@ -135,15 +156,14 @@ func (q *createQueue) run(s *SQL) {
 				break fill
 			}
 		}
-		s.commitCreates(batch)
+		q.commit(batch)
 	}
 }
 
-// commitCreates inserts a batch in one transaction and answers every
-// request it took. Its context is its own: a caller that gives up must not
-// cancel the others' transaction.
-func (s *SQL) commitCreates(batch []*createReq) {
-	ctx := context.Background()
+// commit writes a batch in one transaction and answers every request it
+// took. Its context is its own: a caller that gives up must not cancel the
+// others' transaction.
+func (q *createQueue) commit(batch []*createReq) {
 	taken := batch[:0]
 	for _, r := range batch {
 		if r.state.CompareAndSwap(reqPending, reqTaken) {
@@ -154,13 +174,7 @@ func (s *SQL) commitCreates(batch []*createReq) {
 		return
 	}
 	results := make([]createResult, len(taken))
-	var st createStatements
-	err := st.prepare(ctx, s)
-	if err == nil {
-		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-			return s.createAll(ctx, st.in(ctx, tx), taken, results)
-		})
-	}
+	err := q.write(context.Background(), taken, results)
 	for i, r := range taken {
 		if err != nil {
 			results[i] = createResult{err: err}
@@ -169,17 +183,27 @@ func (s *SQL) commitCreates(batch []*createReq) {
 	}
 }
 
+// commitSQLite writes a batch on SQLite: each create is one INSERT
+// statement, and a statement that fails a constraint (a username clash) is
+// undone by SQLite on its own (ON CONFLICT ABORT, the default: the
+// statement's changes are backed out, the transaction stays open), so it
+// fails only its caller.
+func (s *SQL) commitSQLite(ctx context.Context, taken []*createReq, results []createResult) error {
+	var st createStatements
+	if err := st.prepare(ctx, s); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		return s.createAll(ctx, st.in(ctx, tx), taken, results)
+	})
+}
+
 // createAll inserts the batch's administrators, their email index rows
 // and audit entries, then counts them, with the batch's statements.
 func (s *SQL) createAll(ctx context.Context, st createStatements, taken []*createReq, results []createResult) error {
-	now := s.timestamp()
 	perOrg := map[string]int{}
 	for i, r := range taken {
 		a := r.a
-		if err := newAdministrator(&a, now); err != nil {
-			results[i] = createResult{err: err}
-			continue
-		}
 		if _, err := st.administrator.ExecContext(ctx, administratorArgs(&a)...); err != nil {
 			if !s.d.uniqueViolation(err) && !s.d.foreignKeyViolation(err) {
 				// Not this create's own fault (I/O, a full disk): SQLite may
@@ -195,8 +219,7 @@ func (s *SQL) createAll(ctx context.Context, st createStatements, taken []*creat
 				return fmt.Errorf("store: index emails: %w", err)
 			}
 		}
-		row, _ := auditRow(pendingAudit{actor: r.actor, org: a.OrgID, change: administratorCreated(&a)}, now)
-		if _, err := st.audit.ExecContext(ctx, row...); err != nil {
+		if _, err := st.audit.ExecContext(ctx, r.audit...); err != nil {
 			return fmt.Errorf("store: audit: %w", err)
 		}
 		results[i] = createResult{a: a}
@@ -210,11 +233,11 @@ func (s *SQL) createAll(ctx context.Context, st createStatements, taken []*creat
 	return nil
 }
 
-// createStatements are the group commit's statements, kept prepared on
-// the writer: parsing them for every batch would cost more than running
-// them. They are prepared before the batch's transaction begins
-// (preparing inside it would wait for the writer's only connection, which
-// the transaction holds), then bound to the transaction by in, which
+// createStatements are the SQLite group commit's statements, kept
+// prepared on the writer: parsing them for every batch would cost more
+// than running them. They are prepared before the batch's transaction
+// begins (preparing inside it would wait for the writer's only connection,
+// which the transaction holds), then bound to the transaction by in, which
 // reuses them on its connection.
 type createStatements struct {
 	administrator, email, count, audit *sqlx.Stmt
@@ -246,4 +269,134 @@ func (st *createStatements) prepare(ctx context.Context, s *SQL) error {
 func (st createStatements) in(ctx context.Context, tx *sqlx.Tx) createStatements {
 	return createStatements{tx.StmtxContext(ctx, st.administrator), tx.StmtxContext(ctx, st.email), tx.StmtxContext(ctx, st.count),
 		tx.StmtxContext(ctx, st.audit)}
+}
+
+// commitPostgres writes a batch on PostgreSQL. A failed statement aborts a
+// PostgreSQL transaction, so a clash cannot be left to fail its own
+// statement as on SQLite: the batch is instead one statement
+// (createBatchSQL) whose insert skips the rows whose username is taken (ON
+// CONFLICT names the username index, so a clash on anything else still
+// fails it) and returns the ids it wrote; the callers whose rows it skipped
+// get the clash. If the statement fails (an organization deleted
+// meanwhile: a foreign key), nothing of it was written, and the batch's
+// creates run again one by one, each in a transaction of its own, so each
+// caller gets its own outcome. (Should a lost connection hide that the
+// statement committed, they clash with their own rows: a caller may hear
+// of a failure, never of a success that is not durable.)
+//
+// Several gatehouse instances may share the database: the unique index
+// decides between their batches (ON CONFLICT waits for the other
+// transaction holding a name to end, then skips the row or writes it), and
+// the counts are increments.
+func (s *SQL) commitPostgres(ctx context.Context, taken []*createReq, results []createResult) error {
+	written, err := s.insertCreates(ctx, taken)
+	for i, r := range taken {
+		switch {
+		case err != nil:
+			results[i].a, results[i].err = s.createOne(WithActor(ctx, r.actor), r.a)
+		case written[r.a.ID]:
+			results[i] = createResult{a: r.a}
+		default:
+			results[i] = createResult{err: usernameTaken(&r.a)}
+		}
+	}
+	return nil
+}
+
+// insertCreates inserts the administrators of a batch, skipping those whose
+// username is taken, with the email index rows and audit entries of those
+// it wrote, and counts them, all in one statement, and returns the ids
+// written once they are committed.
+//
+// The statement is a transaction of its own (no BEGIN and COMMIT, which
+// would cost two more round trips): PostgreSQL commits it before it reports
+// it complete, and the driver reads that report (ReadyForQuery) before it
+// ends the rows, so the ids are returned only once the rows are durable.
+func (s *SQL) insertCreates(ctx context.Context, taken []*createReq) (map[string]bool, error) {
+	var admins, emails, audit [][]any
+	for _, r := range taken {
+		admins = append(admins, administratorArgs(&r.a))
+		for pos, e := range indexedEmails(&r.a) {
+			emails = append(emails, emailArgs(&r.a, pos, e))
+		}
+		audit = append(audit, r.audit)
+	}
+	args := slices.Concat(arrays(admins, administratorInsertArgs), arrays(emails, emailInsertArgs), arrays(audit, auditColumns),
+		[]any{rand.IntN(s.d.countSlots)})
+	ids, err := s.writer.QueryContext(ctx, s.q(createBatchSQL), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: group commit: %w", err)
+	}
+	defer ids.Close()
+	written := make(map[string]bool, len(taken))
+	for ids.Next() {
+		var id string
+		if err := ids.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: group commit: %w", err)
+		}
+		written[id] = true
+	}
+	if err := ids.Err(); err != nil {
+		return nil, fmt.Errorf("store: group commit: %w", err)
+	}
+	return written, nil
+}
+
+// createBatchSQL is the statement of commitPostgres. Each column is sent as
+// one array parameter, expanded into rows by unnest: one statement text
+// whatever the size of the batch, which pgx then keeps prepared on each
+// connection, and a few dozen parameters where one per value would reach
+// PostgreSQL's limit (65,535) at a few thousand rows. It is one statement,
+// not one per table, because each round trip costs about as much as the
+// work it carries. The email index rows and audit entries of the rows
+// skipped are left out by their administrator's id. Rows are inserted in
+// username order and counted in organization order, so two batches (of
+// two instances) that share names or organizations lock them in one order
+// and cannot deadlock.
+var createBatchSQL = `WITH created AS (
+		INSERT INTO administrators (` + administratorInsertColumns + `)
+		` + unnest(administratorInsertColumns, `text, text, text, text, text, text, text, text, text, text, text, text, boolean,
+			text, timestamptz, timestamptz, timestamptz, bigint, text`) + `
+		ORDER BY org_id, username_fold
+		ON CONFLICT (org_id, username_fold) DO NOTHING RETURNING id, org_id
+	), emails AS (
+		INSERT INTO administrator_emails (` + emailInsertColumns + `)
+		` + unnest(emailInsertColumns, `text, integer, text, text, text, text, text, boolean`) + `
+		WHERE administrator_id IN (SELECT id FROM created)
+	), audit AS (
+		INSERT INTO audit_log (` + auditInsertColumns + `)
+		` + unnest(auditInsertColumns, `text, timestamptz, text, text, text, text, text, text, text, text, text`) + `
+		WHERE target_id IN (SELECT id FROM created)
+	), counted AS (
+		INSERT INTO record_counts (org_id, kind, slot, n)
+		SELECT org_id, '` + countAdministrators + `', ?::integer, count(*) FROM created GROUP BY org_id ORDER BY org_id
+		ON CONFLICT (org_id, kind, slot) DO UPDATE SET n = record_counts.n + excluded.n
+	)
+	SELECT id FROM created`
+
+// unnest selects the rows of one array parameter per column, of the given
+// element types, named as the columns.
+func unnest(columns, types string) string {
+	ts := strings.Split(types, ",")
+	if len(ts) != len(strings.Split(columns, ",")) {
+		panic("store: unnest: one type per column")
+	}
+	for i, t := range ts {
+		ts[i] = "?::" + strings.TrimSpace(t) + "[]"
+	}
+	return `SELECT * FROM unnest(` + strings.Join(ts, ", ") + `) AS r(` + columns + `)`
+}
+
+// arrays turns rows of n arguments into the parameters of unnest: one array
+// per column.
+func arrays(rows [][]any, n int) []any {
+	cols := make([]any, n)
+	for c := range cols {
+		col := make([]any, len(rows))
+		for r, row := range rows {
+			col[r] = row[c]
+		}
+		cols[c] = col
+	}
+	return cols
 }

@@ -74,3 +74,31 @@ func WithoutGroupCommit(s *SQL) {
 		s.creates = nil
 	}
 }
+
+// CommitBatch runs creates as one batch of the group commit of s, each with
+// the actor at its index, as if they had all been queued at once and the
+// callers at the indexes in abandoned had given up before the batch took
+// them. It returns what each caller that waited hears.
+func CommitBatch(ctx context.Context, s *SQL, creates []Administrator, actors []Actor, abandoned map[int]bool) ([]Administrator, []error) {
+	out, errs := make([]Administrator, len(creates)), make([]error, len(creates))
+	reqs := make([]*createReq, len(creates))
+	var batch []*createReq
+	for i, a := range creates {
+		if reqs[i], errs[i] = s.newCreateReq(a, actors[i]); errs[i] != nil {
+			continue
+		}
+		if abandoned[i] {
+			reqs[i].state.Store(reqAbandoned)
+		}
+		batch = append(batch, reqs[i])
+	}
+	s.creates.commit(batch)
+	for i, r := range reqs {
+		if r == nil || abandoned[i] {
+			continue
+		}
+		res := <-r.out
+		out[i], errs[i] = res.a, s.nameTaken(ctx, res.err)
+	}
+	return out, errs
+}

@@ -119,8 +119,8 @@ type SQL struct {
 	stmts       sync.Map // stmtKey -> *sqlx.Stmt
 	dynamicKept atomic.Int64
 
-	// creates is the SQLite group commit of CreateAdministrator; nil on
-	// PostgreSQL, whose own WAL writer already groups concurrent commits.
+	// creates is the group commit of CreateAdministrator; nil only in
+	// benchmarks of one transaction per create (WithoutGroupCommit).
 	creates *createQueue
 	// checkpoints copies the SQLite WAL into the database; nil on
 	// PostgreSQL.
@@ -197,7 +197,9 @@ func openPostgres(dsn string, opt Options) (*SQL, error) {
 	db.SetMaxOpenConns(opt.MaxConns)
 	db.SetMaxIdleConns(opt.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &SQL{d: postgresDialect, writer: db, reader: db, now: opt.Now}, nil
+	s := &SQL{d: postgresDialect, writer: db, reader: db, now: opt.Now}
+	s.creates = newCreateQueue(s.commitPostgres)
+	return s, nil
 }
 
 // SQLitePath returns the file a SQLite DSN names ("sqlite:PATH",
@@ -275,7 +277,7 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	checkpointer.SetMaxIdleConns(1)
 	checkpointer.SetConnMaxLifetime(0)
 	s := &SQL{d: sqliteDialect, writer: writer, reader: reader, now: opt.Now, checkpoints: newWALCheckpointer(checkpointer)}
-	s.creates = newCreateQueue(s)
+	s.creates = newCreateQueue(s.commitSQLite)
 	return s, nil
 }
 

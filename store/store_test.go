@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,21 +141,40 @@ func FuzzFoldUsername(f *testing.F) {
 	})
 }
 
-// Close lets the creates already queued commit and answers every caller:
-// each create either succeeds (and its row survives a reopen) or fails
-// with ErrClosed; none waits for ever.
-func TestCloseDrainsGroupCommit(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "g.db")
-	s, err := store.Open(ctx, path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "drain", Name: "Drain"},
+// newOrg creates an organization whose owner is "owner".
+func newOrg(t *testing.T, s store.Store, slug string) store.Org {
+	t.Helper()
+	o, _, err := s.CreateOrg(context.Background(), store.NewOrg{Org: store.Org{Slug: slug, Name: slug},
 		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return o
+}
+
+// backends gives the DSN of a new database of each backend, for tests that
+// open and close stores on it.
+var backends = map[string]func(tb testing.TB) string{
+	"sqlite":   func(tb testing.TB) string { return filepath.Join(tb.TempDir(), "g.db") },
+	"postgres": storetest.PostgresURL,
+}
+
+// Close lets the creates already queued commit and answers every caller:
+// each create either succeeds (and its row survives a reopen) or fails
+// with ErrClosed; none waits for ever.
+func TestCloseDrainsGroupCommit(t *testing.T) {
+	for name, dsn := range backends {
+		t.Run(name, func(t *testing.T) { testCloseDrainsGroupCommit(t, dsn(t)) })
+	}
+}
+
+func testCloseDrainsGroupCommit(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOrg(t, s, "drain")
 	const n = 300
 	ids := make(chan string, n)
 	errs := make(chan error, n)
@@ -184,7 +204,7 @@ func TestCloseDrainsGroupCommit(t *testing.T) {
 			t.Errorf("create during Close: %v, want success or ErrClosed", err)
 		}
 	}
-	s, err = store.Open(ctx, path, store.Options{})
+	s, err = store.Open(ctx, dsn, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +216,171 @@ func TestCloseDrainsGroupCommit(t *testing.T) {
 			t.Errorf("acknowledged create %s lost: %v", id, err)
 		}
 	}
+	if _, total, err := s.ListAdministrators(ctx, o.ID, store.Page{}); err != nil || total != 1+created {
+		t.Errorf("total = %d (%v), want %d", total, err, 1+created)
+	}
 	t.Logf("%d of %d created before Close", created, n)
+}
+
+// One batch of the group commit answers each of its creates with its own
+// outcome: a create whose username is stored already in another case, two
+// that clash with each other and one that is not valid fail alone; the one
+// whose caller gave up before the batch is not written. So does a batch
+// with a create for an organization that does not exist, which
+// PostgreSQL refuses as a whole.
+func TestGroupCommitBatch(t *testing.T) {
+	for name, dsn := range backends {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := store.Open(ctx, dsn(t), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			o := newOrg(t, s, "batch")
+			admin := func(org, name string) store.Administrator {
+				return store.Administrator{OrgID: org, UserName: name, Email: name + "@example.com",
+					Role: store.RoleAdministrator, Status: store.StatusActive}
+			}
+			if _, err := s.CreateAdministrator(ctx, admin(o.ID, "kept")); err != nil {
+				t.Fatal(err)
+			}
+			// batch runs one batch of creates of the names given, in o unless
+			// the name starts with "lost", each with its own actor, and
+			// checks that those at the indexes in want were created.
+			var exists *store.ExistsError
+			actors := map[string]store.Actor{}
+			batch := func(names []string, abandoned map[int]bool, want ...int) []error {
+				creates := make([]store.Administrator, len(names))
+				as := make([]store.Actor, len(names))
+				for i, name := range names {
+					creates[i] = admin(o.ID, name)
+					if strings.HasPrefix(name, "lost") {
+						creates[i].OrgID = "no-such-org"
+					}
+					as[i] = store.Actor{Kind: store.ActorAPIKey, ID: "key-" + name}
+					actors[name] = as[i]
+				}
+				got, errs := store.CommitBatch(ctx, s, creates, as, abandoned)
+				for _, i := range want {
+					if errs[i] != nil {
+						t.Errorf("%s: %v", names[i], errs[i])
+					} else if a, err := s.Administrator(ctx, o.ID, got[i].ID); err != nil || a.UserName != names[i] {
+						t.Errorf("%s read back: %+v, %v", names[i], a, err)
+					}
+				}
+				return errs
+			}
+			created := []string{"owner", "kept"}
+			errs := batch([]string{"alpha", "beta", "KEPT", "gamma", "Gamma", "", "abandoned", "omega"}, map[int]bool{6: true}, 0, 1, 7)
+			created = append(created, "alpha", "beta", "omega")
+			if !errors.As(errs[2], &exists) || exists.Existing != "kept" {
+				t.Errorf("KEPT: %v, want ExistsError naming kept", errs[2])
+			}
+			winner, loser := "gamma", errs[4]
+			if errs[3] != nil {
+				winner, loser = "Gamma", errs[3]
+			}
+			if !errors.As(loser, &exists) || exists.Existing != winner {
+				t.Errorf("gamma, Gamma: %v, %v; want one created and the other an ExistsError naming it", errs[3], errs[4])
+			}
+			created = append(created, winner)
+			if errs[5] == nil || errors.Is(errs[5], store.ErrAlreadyExists) {
+				t.Errorf("create without a username: %v, want a validation error", errs[5])
+			}
+			if _, err := s.AdministratorByUsername(ctx, o.ID, "abandoned"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("an abandoned create was written: %v", err)
+			}
+
+			errs = batch([]string{"delta", "lost", "DELTA"}, nil, 0)
+			created = append(created, "delta")
+			if !errors.Is(errs[1], store.ErrNotFound) || !errors.As(errs[2], &exists) || exists.Existing != "delta" {
+				t.Errorf("lost, DELTA: %v, %v; want ErrNotFound, an ExistsError naming delta", errs[1], errs[2])
+			}
+
+			if _, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{}); total != len(created) {
+				t.Errorf("total = %d, want %d", total, len(created))
+			}
+			log, err := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: store.AuditAdministratorCreate})
+			if err != nil {
+				t.Fatal(err)
+			}
+			audited := map[string]string{}
+			for _, e := range log {
+				audited[e.TargetName] += e.ActorID
+			}
+			for _, name := range created[2:] {
+				if audited[name] != actors[name].ID {
+					t.Errorf("audit entries of %s: actor %q, want %q", name, audited[name], actors[name].ID)
+				}
+			}
+			if len(audited) != len(created) {
+				t.Errorf("audit entries of %d administrators, want %d", len(audited), len(created))
+			}
+		})
+	}
+}
+
+// Two instances on one PostgreSQL database create the same usernames (in
+// other cases) at once: each name is created once, and the other create of
+// it fails naming it, whichever instance's batch came first.
+func TestGroupCommitTwoInstancesPostgres(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.PostgresURL(t)
+	var instances [2]*store.SQL
+	for i := range instances {
+		s, err := store.Open(ctx, url, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		instances[i] = s
+	}
+	o := newOrg(t, instances[0], "shared")
+	const names, rounds = 64, 4
+	created := 0
+	for round := range rounds {
+		// The second instance is sent the names in reverse order: batches
+		// that inserted them in the order queued would wait for each
+		// other's names in opposite orders.
+		var wg sync.WaitGroup
+		var errs [2][names]error
+		var got [2][names]store.Administrator
+		for in, s := range instances {
+			for k := range names {
+				i := k
+				if in == 1 {
+					i = names - 1 - k
+				}
+				name := fmt.Sprintf("r%d-user-%d", round, i)
+				if in == 1 {
+					name = strings.ToUpper(name)
+				}
+				wg.Go(func() {
+					got[in][i], errs[in][i] = s.CreateAdministrator(ctx, store.Administrator{OrgID: o.ID, UserName: name,
+						Role: store.RoleAdministrator, Status: store.StatusActive})
+				})
+			}
+		}
+		wg.Wait()
+		for i := range names {
+			winner, loser := 0, 1
+			if errs[0][i] != nil {
+				winner, loser = 1, 0
+			}
+			var exists *store.ExistsError
+			if errs[winner][i] != nil || !errors.As(errs[loser][i], &exists) || exists.Existing != got[winner][i].UserName {
+				t.Errorf("name %d of round %d: %v / %v, want one created and the other an ExistsError naming it", i, round, errs[0][i], errs[1][i])
+				continue
+			}
+			created++
+		}
+	}
+	for _, s := range instances {
+		if _, total, err := s.ListAdministrators(ctx, o.ID, store.Page{}); err != nil || total != 1+created {
+			t.Errorf("total = %d (%v), want %d", total, err, 1+created)
+		}
+	}
 }
 
 // The WAL is copied into the database file in the background, while the
@@ -210,11 +394,7 @@ func TestWALCheckpointedInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "wal", Name: "WAL"},
-		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := newOrg(t, s, "wal")
 	size := func() int64 {
 		fi, err := os.Stat(path)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -442,80 +443,149 @@ func testGroupsOf(t *testing.T, s store.Store) {
 	}
 }
 
-// testGroupCommit: concurrent creates, some clashing with stored usernames
-// and some with each other, each fail or succeed alone.
+// testGroupCommit: concurrent creates, some clashing with stored usernames,
+// some with each other (the same name in another case) and some for an
+// organization that does not exist, each fail or succeed alone, are
+// counted, and are audited with their own caller's actor.
 func testGroupCommit(t *testing.T, s store.Store) {
 	o, _ := newOrg(t, s, "group-commit")
-	const n, taken, pairs = 200, 20, 10
-	for i := range taken {
-		mustCreate(t, s, admin(o.ID, fmt.Sprintf("taken-%d", i)))
+	const stored, contested, fresh, orphans = 8, 8, 40, 4
+	// A group is three spellings of one name, differing only by case: all
+	// clash with the name stored before, or one of them wins.
+	type group struct {
+		stored string
+		names  []string
 	}
-	names := make([]string, 0, n)
-	for i := range taken {
-		names = append(names, fmt.Sprintf("TAKEN-%d", i)) // clashes with a stored one
+	spellings := func(name string) []string {
+		return []string{name, strings.ToUpper(name), strings.ToUpper(name[:1]) + name[1:]}
 	}
-	for i := range pairs {
-		names = append(names, fmt.Sprintf("pair-%d", i), fmt.Sprintf("PAIR-%d", i)) // one of the two wins
+	var groups []group
+	for i := range stored {
+		name := fmt.Sprintf("stored-%d", i)
+		mustCreate(t, s, admin(o.ID, name))
+		groups = append(groups, group{stored: name, names: spellings(name)})
 	}
-	for i := len(names); i < n; i++ {
-		names = append(names, fmt.Sprintf("new-%d", i))
+	for i := range contested {
+		groups = append(groups, group{names: spellings(fmt.Sprintf("contested-%d", i))})
 	}
-	errs := make([]error, n)
-	created := make([]store.Administrator, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			created[i], errs[i] = s.CreateAdministrator(ctx, admin(o.ID, name))
-		}()
+	// The creates of the organization that does not exist come in a second
+	// wave, with some of the others: a batch they are part of takes
+	// another path on PostgreSQL (see commitPostgres).
+	type create struct {
+		org, name string
+		group     int // the index in groups, or -1
+		wave      int
 	}
-	close(start)
-	wg.Wait()
-
-	ok := 0
-	for i, name := range names {
-		var exists *store.ExistsError
-		switch {
-		case i < taken:
-			if !errors.As(errs[i], &exists) || exists.Existing != fmt.Sprintf("taken-%d", i) {
-				t.Errorf("%s: %v, want ExistsError naming taken-%d", name, errs[i], i)
-			}
-		case i < taken+2*pairs:
-			if i%2 == 1 {
-				continue
-			}
-			a, b := errs[i], errs[i+1]
-			if (a == nil) == (b == nil) {
-				t.Errorf("%s / %s: errors %v / %v, want exactly one to fail", names[i], names[i+1], a, b)
-			}
-			if failed := errors.Join(a, b); !errors.As(failed, &exists) {
-				t.Errorf("%s / %s: %v, want an ExistsError", names[i], names[i+1], failed)
-			}
-			ok++
-		default:
-			if errs[i] != nil {
-				t.Errorf("%s: %v", name, errs[i])
-				continue
-			}
-			got, err := s.Administrator(ctx, o.ID, created[i].ID)
-			if err != nil || got.UserName != name || got.Version != 1 {
-				t.Errorf("%s read back: %+v, %v", name, got, err)
-			}
-			ok++
+	var creates []create
+	for g, gr := range groups {
+		for _, name := range gr.names {
+			creates = append(creates, create{o.ID, name, g, 0})
 		}
 	}
-	_, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{})
-	if want := 1 + taken + ok; total != want {
-		t.Errorf("total = %d, want %d", total, want)
+	for i := range fresh {
+		creates = append(creates, create{o.ID, fmt.Sprintf("fresh-%d", i), -1, i % 2})
+	}
+	for i := range orphans {
+		creates = append(creates, create{"no-such-org", fmt.Sprintf("orphan-%d", i), -1, 1})
+	}
+	actor := func(i int) store.Actor {
+		return store.Actor{Kind: store.ActorSCIM, ID: fmt.Sprintf("token-%d", i), Name: fmt.Sprintf("gh_scim_%d", i)}
+	}
+	errs := make([]error, len(creates))
+	created := make([]store.Administrator, len(creates))
+	for wave := range 2 {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, c := range creates {
+			if c.wave == wave {
+				wg.Go(func() {
+					<-start
+					created[i], errs[i] = s.CreateAdministrator(store.WithActor(ctx, actor(i)), admin(c.org, c.name))
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+	}
+
+	winners := map[string]int{} // the id of each created administrator: the index of its create
+	winnerOf := make([]string, len(groups))
+	for i, c := range creates {
+		if errs[i] == nil {
+			winners[created[i].ID] = i
+			if c.group >= 0 {
+				if winnerOf[c.group] != "" {
+					t.Errorf("both %q and %q were created", winnerOf[c.group], c.name)
+				}
+				winnerOf[c.group] = c.name
+			}
+		}
+	}
+	for i, c := range creates {
+		var exists *store.ExistsError
+		switch {
+		case c.org != o.ID:
+			if !errors.Is(errs[i], store.ErrNotFound) {
+				t.Errorf("%s in a missing organization: %v, want ErrNotFound", c.name, errs[i])
+			}
+		case c.group < 0:
+			if errs[i] != nil {
+				t.Errorf("%s: %v", c.name, errs[i])
+			}
+		case groups[c.group].stored != "":
+			if !errors.As(errs[i], &exists) || exists.Existing != groups[c.group].stored {
+				t.Errorf("%s: %v, want ExistsError naming %s", c.name, errs[i], groups[c.group].stored)
+			}
+		case errs[i] != nil && (!errors.As(errs[i], &exists) || exists.Existing != winnerOf[c.group]):
+			t.Errorf("%s: %v, want ExistsError naming %s", c.name, errs[i], winnerOf[c.group])
+		}
+	}
+	for g, gr := range groups {
+		if gr.stored == "" && winnerOf[g] == "" {
+			t.Errorf("none of %v was created", gr.names)
+		}
+	}
+	if want := fresh + contested; len(winners) != want {
+		t.Errorf("%d created, want %d", len(winners), want)
+	}
+	for id, i := range winners {
+		got, err := s.Administrator(ctx, o.ID, id)
+		if err != nil || got.UserName != creates[i].name || got.Version != 1 {
+			t.Errorf("%s read back: %+v, %v", creates[i].name, got, err)
+		}
+	}
+	page, total, err := s.ListAdministrators(ctx, o.ID, store.Page{Limit: 1000})
+	if want := 1 + stored + len(winners); err != nil || total != want || len(page) != want {
+		t.Errorf("total = %d, rows = %d (%v), want %d", total, len(page), err, want)
+	}
+	log, err := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: store.AuditAdministratorCreate, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := map[string]bool{}
+	for _, e := range log {
+		if e.ActorKind != store.ActorSCIM {
+			continue // the owner and the stored names
+		}
+		i, ok := winners[e.TargetID]
+		switch {
+		case !ok:
+			t.Errorf("audit entry of %s (%s), which was not created", e.TargetName, e.TargetID)
+		case audited[e.TargetID]:
+			t.Errorf("two audit entries of %s", e.TargetName)
+		case e.ActorID != actor(i).ID || e.ActorName != actor(i).Name || e.TargetName != creates[i].name:
+			t.Errorf("audit entry of %s: actor %s/%s, want %s", creates[i].name, e.ActorID, e.ActorName, actor(i).ID)
+		}
+		audited[e.TargetID] = true
+	}
+	if len(audited) != len(winners) {
+		t.Errorf("%d audit entries for %d creates", len(audited), len(winners))
 	}
 
 	// A caller whose context has ended gets its error and writes nothing.
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err := s.CreateAdministrator(cancelled, admin(o.ID, "cancelled"))
+	_, err = s.CreateAdministrator(cancelled, admin(o.ID, "cancelled"))
 	wantErr(t, err, context.Canceled)
 	if _, err := s.AdministratorByUsername(ctx, o.ID, "cancelled"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a cancelled create was written: %v", err)
