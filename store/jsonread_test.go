@@ -14,11 +14,11 @@ var jsonReadSeeds = []string{
 	`[["0193-a","Admins"],["0193-b","Ops"]]`,
 	`[["0193-a", "Admins"], ["0193-b", "Ops"]]`,
 	`null`, `[]`, ` [ ] `,
-	`[{"value":"caf\u00e9@acme.test"}]`,          // an escape: encoding/json reads it
+	`[{"value":"caf\u00e9@acme.test"}]`,            // an escape: encoding/json reads it
 	`[{"Value":"a@acme.test","PRIMARY":true}]`,     // encoding/json matches keys in any case
 	`[{"value":"a@acme.test","extra":1}]`,          // unknown keys are ignored
 	`[{"value":"a@acme.test",}]`, `[{"value":"a"}`, // not JSON
-	"[{\"value\":\"\xff\"}]",                       // invalid UTF-8 becomes U+FFFD
+	"[{\"value\":\"\xff\"}]", // invalid UTF-8 becomes U+FFFD
 	`[["a","b","c"]]`, `[["a"]]`, `[null]`, `[{"primary":1}]`,
 }
 
