@@ -883,9 +883,16 @@ func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, e
 	// bound LIMIT, SQLite runs an ORDER BY ... LIMIT through a sorter even
 	// when the index finds one row (35 µs instead of 12 µs for a
 	// userName filter). Clients use a few page sizes, so the kept
-	// statements stay few.
+	// statements stay few. An OFFSET of 0 (a filter, a first page, every
+	// page continued by a cursor) is left out: with an OFFSET parameter,
+	// PostgreSQL judged its generic plan dearer than a custom one and so
+	// planned the statement again at every run, which cost more than
+	// running it (92 µs and 53 µs for a userName filter).
 	out.page = cat("SELECT ", res.selectList, extra, ", ", res.alias, ".seq FROM ", res.table, " ", res.alias,
-		" WHERE ", where, " ORDER BY ", orderBy, " LIMIT "+strconv.Itoa(q.Page.Limit), " OFFSET ", param{offset})
+		" WHERE ", where, " ORDER BY ", orderBy, " LIMIT "+strconv.Itoa(q.Page.Limit))
+	if offset > 0 {
+		out.page = cat(out.page, " OFFSET ", param{offset})
+	}
 	return out, nil
 }
 
