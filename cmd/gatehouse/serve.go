@@ -178,6 +178,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Administrators:    &admin.Administrators{Store: s, BaseURL: *baseURL, Mail: mail},
 		APIKeys:           &admin.APIKeys{Store: s},
 		SCIMTokens:        &admin.SCIMTokens{Store: s},
+		SSO:               connections,
 		SignIn:            &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL},
 		BaseURL:           *baseURL,
 		TrustForwardedFor: *trustXFF,
