@@ -141,6 +141,12 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		*baseURL = defaultBaseURL(net.JoinHostPort(host, port))
 	}
 
+	// The command line prints links (org create's activation link) to the
+	// URL the server really runs at, given or derived.
+	if err := s.SetBaseURL(ctx, *baseURL); err != nil {
+		return err
+	}
+
 	sealer, err := loadSealer(*secretKey, *secretKeyFile, *db, logger)
 	if err != nil {
 		return err
