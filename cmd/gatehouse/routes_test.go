@@ -27,6 +27,7 @@ type serveFixture struct {
 	store *store.SQL
 	org   store.Org
 	key   string
+	link  string // the owner's activation link
 }
 
 func newServeFixture(t *testing.T, extraEnv map[string]string) *serveFixture {
@@ -38,14 +39,16 @@ func newServeFixture(t *testing.T, extraEnv map[string]string) *serveFixture {
 	for k, v := range extraEnv {
 		env[k] = v
 	}
-	if r := gatehouse(t, env, orgArgs("acme", "--domain", "example.com", "--base-url", "http://"+addr)...); r.code != 0 {
-		t.Fatal(r.stderr)
-	}
-	r := gatehouse(t, env, "api-key", "create", "--org", "acme", "--name", "test")
+	r := gatehouse(t, env, orgArgs("acme", "--domain", "example.com", "--base-url", "http://"+addr)...)
 	if r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	f := &serveFixture{env: env, key: strings.TrimSpace(r.stdout), store: inspect(t, env["GATEHOUSE_DB"])}
+	link := parseOrgCreate(t, r.stdout).link
+	r = gatehouse(t, env, "api-key", "create", "--org", "acme", "--name", "test")
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	f := &serveFixture{env: env, key: strings.TrimSpace(r.stdout), link: link, store: inspect(t, env["GATEHOUSE_DB"])}
 	f.org, _ = f.store.OrgBySlug(context.Background(), "acme")
 	f.srv = startServe(t, addr, env, "--addr", addr)
 	return f

@@ -195,7 +195,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		RateLimit: *scimRate,
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
-	handler := instrument(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow}), logger, newHTTPMetrics(reg))
+	handler := instrument(secureHeaders(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow})), logger, newHTTPMetrics(reg))
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())
 	if err := serveUntilDone(ctx, ln, handler, logger); err != nil {
 		return err
