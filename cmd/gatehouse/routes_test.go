@@ -215,3 +215,66 @@ func TestServeWiresEveryDocumentedRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestServeSSOAPIRefusesOthers: the SSO routes serve now wires answer a
+// Super Administrator of the connection's organization only — not an
+// Administrator's key, not another organization's Super Administrator,
+// not a caller without credentials — and a refusal changes nothing.
+func TestServeSSOAPIRefusesOthers(t *testing.T) {
+	f := newServeFixture(t, nil)
+	md := filepath.Join(t.TempDir(), "idp.xml")
+	os.WriteFile(md, []byte(idpMetadata(t)), 0o600)
+	r := gatehouse(t, f.env, "sso", "create", "--org", "acme", "--kind", "saml", "--name", "Okta", "--metadata-file", md)
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	conn := strings.TrimSpace(r.stdout)
+	r = gatehouse(t, f.env, "api-key", "create", "--org", "acme", "--name", "admin", "--role", "Administrator")
+	adminKey := strings.TrimSpace(r.stdout)
+	if r := gatehouse(t, f.env, orgArgs("beta")...); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r = gatehouse(t, f.env, "api-key", "create", "--org", "beta", "--name", "other")
+	otherKey := strings.TrimSpace(r.stdout)
+	if adminKey == "" || otherKey == "" {
+		t.Fatal("fixture: no keys")
+	}
+
+	before, _ := f.store.SSOConnection(context.Background(), f.org.ID, conn)
+	c := "/api/v1/sso/connections/" + conn
+	for _, who := range []struct {
+		name, auth string
+		status     int
+		code       string
+	}{
+		{"Administrator", "Bearer " + adminKey, 403, "forbidden"},
+		{"another organization", "Bearer " + otherKey, 404, "not_found"},
+		{"nobody", "", 401, "unauthenticated"},
+	} {
+		for _, req := range [][3]string{
+			{"GET", "/api/v1/sso/connections", ""}, {"POST", "/api/v1/sso/connections", `{"kind":"saml","name":"x"}`},
+			{"GET", c, ""}, {"PATCH", c, `{"enabled":false}`}, {"DELETE", c, ""},
+			{"POST", c + "/test", ""}, {"GET", c + "/tests", ""},
+		} {
+			resp, body := f.call(t, req[0], req[1], req[2], map[string]string{"Authorization": who.auth})
+			status, code := who.status, who.code
+			if who.name == "another organization" && req[1] == "/api/v1/sso/connections" {
+				if req[0] == "GET" { // its own, empty list
+					status, code = 200, ""
+				} else { // refused for the body, not for whose it is
+					status, code = 400, "invalid_sso_connection"
+				}
+			}
+			if resp.StatusCode != status || problemCode(resp, body) != code {
+				t.Errorf("%s: %s %s = %d %s, want %d %s", who.name, req[0], req[1], resp.StatusCode, body, status, code)
+			}
+			if status == 200 && strings.Contains(body, conn) {
+				t.Errorf("%s sees the connection: %s", who.name, body)
+			}
+		}
+	}
+	after, err := f.store.SSOConnection(context.Background(), f.org.ID, conn)
+	if err != nil || after.Version != before.Version || !after.Enabled {
+		t.Fatalf("the connection changed: %+v, %v", after.Version, err)
+	}
+}
