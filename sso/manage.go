@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -261,6 +262,7 @@ func (m *Manager) applyOIDC(ctx context.Context, conn *store.SSOConnection, cfg 
 	if spec.IdPMetadataXML != "" || spec.IdPMetadataURL != "" || spec.SPEntityID != "" || spec.AllowIdPInitiated != nil || spec.AllowSHA1 != nil {
 		return invalidConnection("IdP metadata, spEntityId, allowIdpInitiated and allowSha1 are SAML settings; this is an OIDC connection")
 	}
+	prior := cfg
 	if spec.Issuer != "" {
 		cfg.Issuer = spec.Issuer
 	}
@@ -291,7 +293,12 @@ func (m *Manager) applyOIDC(ctx context.Context, conn *store.SSOConnection, cfg 
 		return invalidConnection("an OIDC connection needs the client secret (clientSecret)")
 	}
 	// Discover now, so a wrong issuer is refused here rather than at the
-	// first sign-in.
+	// first sign-in; a change that leaves the provider's settings alone
+	// (disabling, renaming, the skew) does not need the provider, so it
+	// works while the provider is down.
+	if prior.Issuer == cfg.Issuer && prior.ClientID == cfg.ClientID && slices.Equal(prior.Scopes, cfg.Scopes) && spec.ClientSecret == "" {
+		return nil
+	}
 	if _, err := NewOIDC(ctx, *conn, m.Store, m.Sealer, m.BaseURL, m.Fetch, m.Now); err != nil {
 		return invalidConnection("discovering the OIDC provider: %v", err)
 	}

@@ -480,6 +480,11 @@ type Store interface {
 	// time is ErrReplay.
 	RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error
 
+	// SetBaseURL records the public URL gatehouse serve runs with, for the
+	// command line's links; BaseURL reads it back (ErrNotFound: none yet).
+	SetBaseURL(ctx context.Context, url string) error
+	BaseURL(ctx context.Context) (string, error)
+
 	// Prune deletes expired sessions, sign-in throttle windows older than
 	// keepThrottle and emails sent more than keepSent ago.
 	Prune(ctx context.Context, now time.Time, keepThrottle, keepSent time.Duration) (int64, error)

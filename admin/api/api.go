@@ -53,6 +53,10 @@ type API struct {
 	Now    func() time.Time
 }
 
+// CodeNoSuchEndpoint is the 404 of a method and path the API does not
+// serve.
+const CodeNoSuchEndpoint = "no_such_endpoint"
+
 // SessionCookie is the name of the console's session cookie.
 const SessionCookie = admin.SessionCookie
 
@@ -118,9 +122,10 @@ func (a *API) Register(mux *http.ServeMux) {
 		mux.Handle(rt.method+" "+Prefix+rt.path, a.guardCSRF(csrf, h))
 	}
 	// Anything else under the prefix is a problem document, not the
-	// mux's plain-text 404.
+	// mux's plain-text 404, with a code of its own: a route that is not
+	// wired is told apart from a handler's "no such record".
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		(&call{w: w, r: r}).problem(&admin.Error{Code: admin.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+		(&call{w: w, r: r}).problem(&admin.Error{Code: CodeNoSuchEndpoint, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
 }
 
@@ -273,6 +278,7 @@ var statuses = map[string]int{
 	admin.CodeForbiddenRole:          http.StatusForbidden,
 	admin.CodeSuperAdminProtected:    http.StatusForbidden,
 	admin.CodeNotFound:               http.StatusNotFound,
+	CodeNoSuchEndpoint:               http.StatusNotFound,
 	admin.CodeOrgNotFound:            http.StatusNotFound,
 	admin.CodeSCIMEnabled:            http.StatusConflict,
 	admin.CodeLastSuperAdmin:         http.StatusConflict,

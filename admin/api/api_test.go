@@ -229,7 +229,7 @@ func TestAuthentication(t *testing.T) {
 	// Only Super Administrators manage keys and SCIM tokens.
 	e.refused("POST", "/api/v1/api-keys", e.adminKey, `{"name":"x"}`, 403, "forbidden")
 	e.refused("GET", "/api/v1/scim/tokens", e.adminKey, "", 403, "forbidden")
-	e.refused("GET", "/api/v1/nothing-here", e.superKey, "", 404, "not_found")
+	e.refused("GET", "/api/v1/nothing-here", e.superKey, "", 404, CodeNoSuchEndpoint)
 }
 
 func TestAdministratorRules(t *testing.T) {

@@ -70,16 +70,29 @@ type cli struct {
 	dsn            string // the database an org command opened
 }
 
-// baseURL is the server's public URL for a command that prints links:
-// the flag, else GATEHOUSE_BASE_URL, else serve's default.
-func (c *cli) baseURL(flag string) string {
+// publicBaseURL is the server's public URL for a command that prints
+// links: the flag, else GATEHOUSE_BASE_URL, else the URL gatehouse serve
+// recorded in the database when it last started; "" when none is known
+// (the caller then prints no link: a guessed one would point elsewhere).
+func (c *cli) publicBaseURL(ctx context.Context, s store.Store, flag string) (string, error) {
+	if flag == "" {
+		flag = c.getenv("GATEHOUSE_BASE_URL")
+	}
 	if flag != "" {
-		return flag
+		return flag, checkBaseURL(flag)
 	}
-	if v := c.getenv("GATEHOUSE_BASE_URL"); v != "" {
-		return v
+	u, err := s.BaseURL(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
 	}
-	return defaultBaseURL(defaultAddr)
+	return u, err
+}
+
+// noBaseURL refuses a command whose output needs the server's public URL
+// when none is known.
+func noBaseURL(command string) error {
+	return usagef("%s: the server's public URL is unknown, so its link cannot be printed: give --base-url "+
+		"(or GATEHOUSE_BASE_URL), or start gatehouse serve once on this database (it records the URL it serves at)", command)
 }
 
 // usageError is a mistake on the command line (exit status 2).
@@ -123,6 +136,7 @@ func commandTree() *command {
 		{name: "sso", summary: "manage an organization's SSO connections (SAML, OIDC)", sub: []*command{
 			{name: "create", summary: "create a SAML or OIDC connection", run: ssoCreateCommand().runner()},
 			{name: "list", summary: "list the connections", run: ssoListCommand().runner()},
+			{name: "update", summary: "change a connection: enable, disable, rename, username source, IdP-initiated, clock skew", run: ssoUpdateCommand().runner()},
 			{name: "delete", summary: "delete a connection", run: ssoDeleteCommand().runner()},
 			{name: "require", summary: "require SSO for sign-in (or --off)", run: ssoRequireCommand().runner()},
 			{name: "break-glass", summary: "let a Super Administrator keep a password while SSO is required", run: ssoBreakGlassCommand().runner()},

@@ -122,7 +122,14 @@ func parseOrgCreate(t *testing.T, stdout string) createdOrg {
 	return c
 }
 
+// orgArgs are the arguments of org create with a base URL (the command
+// refuses to guess one); a later --base-url wins.
 func orgArgs(slug string, extra ...string) []string {
+	return append([]string{"org", "create", "--base-url", "http://127.0.0.1:8080"}, bareOrgArgs(slug, extra...)[2:]...)
+}
+
+// bareOrgArgs are orgArgs without a base URL.
+func bareOrgArgs(slug string, extra ...string) []string {
 	return append([]string{"org", "create", slug, "--name", "Acme", "--admin-username", "Jane.Doe",
 		"--admin-email", "jane@example.com", "--admin-first-name", "Jane", "--admin-last-name", "Doe"}, extra...)
 }
@@ -163,7 +170,7 @@ func TestOrgCreate(t *testing.T) {
 		},
 		{
 			name: "database and base URL from the environment",
-			args: func(string) []string { return orgArgs("gamma") },
+			args: func(string) []string { return bareOrgArgs("gamma") },
 			env: func(dsn string) map[string]string {
 				return map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_BASE_URL": "https://gh.example"}
 			},
@@ -172,14 +179,14 @@ func TestOrgCreate(t *testing.T) {
 			linkBase: "https://gh.example/activate?token=",
 		},
 		{
-			name: "flags win over the environment; default base URL from GATEHOUSE_ADDR",
-			args: func(dsn string) []string { return orgArgs("delta", "--db", dsn) },
+			name: "flags win over the environment",
+			args: func(dsn string) []string { return orgArgs("delta", "--db", dsn, "--base-url", "https://flag.example") },
 			env: func(string) map[string]string {
-				return map[string]string{"GATEHOUSE_DB": "postgres://127.0.0.1:1/unreachable", "GATEHOUSE_ADDR": ":9090"}
+				return map[string]string{"GATEHOUSE_DB": "postgres://127.0.0.1:1/unreachable", "GATEHOUSE_BASE_URL": "https://env.example"}
 			},
 			slug:     "delta",
 			username: "Jane.Doe",
-			linkBase: "http://localhost:9090/activate?token=",
+			linkBase: "https://flag.example/activate?token=",
 		},
 	}
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
@@ -252,7 +259,7 @@ func TestOrgCreateRefused(t *testing.T) {
 		{"missing slug", orgArgs("")[:2], 2, "org create: missing SLUG argument"},
 		{"two slugs", orgArgs("acme", "extra"), 2, `unexpected argument "extra"`},
 		{"missing --name", []string{"org", "create", "acme", "--admin-username", "u"}, 2, "--name is required"},
-		{"missing --admin-last-name", orgArgs("acme")[:11], 2, "--admin-last-name is required"},
+		{"missing --admin-last-name", orgArgs("acme")[:13], 2, "--admin-last-name is required"},
 		{"unknown flag", orgArgs("acme", "--admin-role", "x"), 2, "flag provided but not defined: -admin-role"},
 		{"empty --domain", orgArgs("acme", "--domain", ","), 2, "empty domain"},
 		{"bad --base-url", orgArgs("acme", "--base-url", "id.example.com"), 2, "--base-url"},

@@ -140,6 +140,61 @@ func instrument(next http.Handler, logger *slog.Logger, m *httpMetrics) http.Han
 	})
 }
 
+// secureHeaders sets X-Content-Type-Options: nosniff on every response,
+// so no browser runs a JSON, text or XML answer that echoes its input as
+// HTML or script; and Cache-Control: no-store, whatever the handler set,
+// on every response that sets a cookie (a session, the SSO browser
+// binding; the password sign-in's 303 included), so no cache on the way
+// keeps it. Answers whose body carries a secret (a new API key or SCIM
+// token, a session) set no-store themselves: every JSON answer of the
+// management API and of SCIM does.
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(&cookieGuard{ResponseWriter: w}, r)
+	})
+}
+
+// cookieGuard adds Cache-Control: no-store to a response that sets a
+// cookie, when its header is sent: the cookie may be set at any time
+// before.
+type cookieGuard struct {
+	http.ResponseWriter
+	sent bool
+}
+
+func (g *cookieGuard) guard() {
+	if h := g.Header(); len(h["Set-Cookie"]) > 0 {
+		h.Set("Cache-Control", "no-store")
+	}
+}
+
+func (g *cookieGuard) WriteHeader(code int) {
+	if !g.sent {
+		g.guard() // 1xx answers send the header too
+		g.sent = code >= 200
+	}
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *cookieGuard) Write(b []byte) (int, error) {
+	if !g.sent {
+		g.WriteHeader(http.StatusOK)
+	}
+	return g.ResponseWriter.Write(b)
+}
+
+// Flush sends the header, guarded, before the body so far.
+func (g *cookieGuard) Flush() {
+	if !g.sent {
+		g.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(g.ResponseWriter).Flush()
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (g *cookieGuard) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
 // validRequestID accepts a client's request ID only when it is short and
 // plain, so it cannot inject into logs or headers.
 func validRequestID(id string) bool {

@@ -23,7 +23,7 @@ func runOrgCreate(ctx context.Context, c *cli, args []string) error {
 	fs.StringVar(&spec.Owner.FamilyName, "admin-last-name", "", "the first administrator's last name (required)")
 	fs.StringVar(&spec.Owner.Phone, "admin-phone", "", "the first administrator's phone number")
 	db := dbFlag(fs)
-	baseURL := fs.String("base-url", "", "public URL of the server, for the activation link (env GATEHOUSE_BASE_URL; default http:// and GATEHOUSE_ADDR or "+defaultAddr+")")
+	baseURL := fs.String("base-url", "", "public URL of the server, for the activation link (env GATEHOUSE_BASE_URL; default: the URL gatehouse serve last started with on this database)")
 	pos, err := c.parse(fs, "SLUG --name NAME --admin-username U --admin-email E --admin-first-name F --admin-last-name L [flags]",
 		"Creates an organization and its first administrator, a super administrator who\n"+
 			"stays Pending until they open the printed activation link. The link is shown\n"+
@@ -47,15 +47,10 @@ func runOrgCreate(ctx context.Context, c *cli, args []string) error {
 	if err := c.fromEnv(fs, map[string]string{"base-url": "GATEHOUSE_BASE_URL"}); err != nil {
 		return err
 	}
-	if *baseURL == "" {
-		addr := c.getenv("GATEHOUSE_ADDR")
-		if addr == "" {
-			addr = defaultAddr
+	if *baseURL != "" {
+		if err := checkBaseURL(*baseURL); err != nil {
+			return err
 		}
-		*baseURL = defaultBaseURL(addr)
-	}
-	if err := checkBaseURL(*baseURL); err != nil {
-		return err
 	}
 
 	s, err := c.openDB(ctx, fs, db)
@@ -63,6 +58,15 @@ func runOrgCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer s.Close()
+	// The activation link is shown once and its secret is not stored: an
+	// organization created without a link its owner can open would have no
+	// way in, so without a known URL nothing is created.
+	if *baseURL, err = c.publicBaseURL(ctx, s, *baseURL); err != nil {
+		return err
+	}
+	if *baseURL == "" {
+		return noBaseURL("org create")
+	}
 	orgs := &admin.Orgs{Store: s, BaseURL: *baseURL}
 	org, owner, link, err := orgs.Create(ctx, spec)
 	if err != nil {

@@ -141,6 +141,12 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		*baseURL = defaultBaseURL(net.JoinHostPort(host, port))
 	}
 
+	// The command line prints links (org create's activation link) to the
+	// URL the server really runs at, given or derived.
+	if err := s.SetBaseURL(ctx, *baseURL); err != nil {
+		return err
+	}
+
 	sealer, err := loadSealer(*secretKey, *secretKeyFile, *db, logger)
 	if err != nil {
 		return err
@@ -178,6 +184,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Administrators:    &admin.Administrators{Store: s, BaseURL: *baseURL, Mail: mail},
 		APIKeys:           &admin.APIKeys{Store: s},
 		SCIMTokens:        &admin.SCIMTokens{Store: s},
+		SSO:               connections,
 		SignIn:            &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL},
 		BaseURL:           *baseURL,
 		TrustForwardedFor: *trustXFF,
@@ -188,7 +195,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		RateLimit: *scimRate,
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
-	handler := instrument(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow}), logger, newHTTPMetrics(reg))
+	handler := instrument(secureHeaders(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow})), logger, newHTTPMetrics(reg))
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())
 	if err := serveUntilDone(ctx, ln, handler, logger); err != nil {
 		return err

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"gatehouse/admin"
 	"gatehouse/sso"
@@ -64,7 +67,7 @@ func ssoCreateCommand() orgCommand {
 			fs.StringVar(&spec.ClientID, "client-id", "", "OIDC: the client ID")
 			fs.StringVar(&secretEnv, "client-secret-env", "", "OIDC: the environment variable holding the client secret")
 			fs.StringVar(&scopes, "scopes", "", "OIDC: scopes, comma-separated (default openid,email,profile)")
-			fs.StringVar(&baseURL, "base-url", "", "the server's public URL, for the endpoints printed (env GATEHOUSE_BASE_URL)")
+			fs.StringVar(&baseURL, "base-url", "", "the server's public URL, for the endpoints printed (env GATEHOUSE_BASE_URL; default: the URL gatehouse serve last started with on this database)")
 			keys.register(fs)
 		},
 		run: func(ctx context.Context, c *cli, s *store.SQL, org store.Org, _ []string) error {
@@ -90,7 +93,16 @@ func ssoCreateCommand() orgCommand {
 			if sha1 {
 				spec.AllowSHA1 = &sha1
 			}
-			m, err := ssoManager(c, s, &keys, c.dsn, c.baseURL(baseURL))
+			// The endpoints printed are what the IdP is given: without the
+			// server's real URL they would be wrong, so nothing is created.
+			base, err := c.publicBaseURL(ctx, s, baseURL)
+			if err != nil {
+				return err
+			}
+			if base == "" {
+				return noBaseURL("sso create")
+			}
+			m, err := ssoManager(c, s, &keys, c.dsn, base)
 			if err != nil {
 				return err
 			}
@@ -122,6 +134,123 @@ func ssoListCommand() orgCommand {
 			return nil
 		},
 	}
+}
+
+func ssoUpdateCommand() orgCommand {
+	var spec admin.SSOConnectionSpec
+	var enable, disable bool
+	var idpInitiated optionalBool
+	var skew optionalSeconds
+	return orgCommand{
+		name: "sso update", args: []string{"CONNECTION"},
+		about: "Changes an SSO connection, named by its id or by its name: --disable stops its\n" +
+			"sign-ins without deleting it (refused while the organization requires SSO and it\n" +
+			"is the last enabled one), --enable resumes them. Only the settings given change;\n" +
+			"the change is audited.",
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&enable, "enable", false, "accept sign-ins through the connection")
+			fs.BoolVar(&disable, "disable", false, "refuse sign-ins through the connection")
+			fs.StringVar(&spec.Name, "name", "", "a new name")
+			fs.StringVar(&spec.UsernameFrom, "username-from", "", "where the username comes from: nameid, attribute:NAME (SAML), claim:NAME (OIDC)")
+			fs.Var(&idpInitiated, "allow-idp-initiated", "SAML: accept IdP-initiated sign-ins (true or false)")
+			fs.Var(&skew, "clock-skew", "the tolerated difference between the IdP's clock and ours, whole seconds (90s, 2m)")
+		},
+		run: func(ctx context.Context, c *cli, s *store.SQL, org store.Org, pos []string) error {
+			if enable && disable {
+				return usagef("sso update: --enable and --disable exclude each other")
+			}
+			if enable || disable {
+				spec.Enabled = &enable
+			}
+			spec.AllowIdPInitiated, spec.ClockSkewSeconds = idpInitiated.v, skew.v
+			if spec.Name == "" && spec.UsernameFrom == "" && spec.Enabled == nil && spec.AllowIdPInitiated == nil && spec.ClockSkewSeconds == nil {
+				return usagef("sso update: nothing to change (see 'gatehouse sso update --help')")
+			}
+			conn, err := ssoConnectionNamed(ctx, s, org, pos[0])
+			if err != nil {
+				return err
+			}
+			// No sealer, no base URL: these settings need neither the
+			// secrets nor the identity provider, and no link is printed.
+			m := &sso.Manager{Store: s}
+			v, err := m.Update(ctx, operator(ctx, org, false), conn.ID, spec)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "%s\t%s\t%s\tenabled=%t\t%s\n", v.ID, v.Kind, v.Name, v.Enabled, v.UsernameFrom)
+			return nil
+		},
+	}
+}
+
+// ssoConnectionNamed finds a connection of org by its id, else by its
+// exact name; a name two connections share is refused.
+func ssoConnectionNamed(ctx context.Context, s *store.SQL, org store.Org, idOrName string) (store.SSOConnection, error) {
+	cs, err := s.SSOConnections(ctx, org.ID)
+	if err != nil {
+		return store.SSOConnection{}, err
+	}
+	var named []store.SSOConnection
+	for _, x := range cs {
+		if x.ID == idOrName {
+			return x, nil
+		}
+		if x.Name == idOrName {
+			named = append(named, x)
+		}
+	}
+	switch len(named) {
+	case 0:
+		return store.SSOConnection{}, &admin.Error{Code: admin.CodeNotFound,
+			Message: fmt.Sprintf("organization %q has no SSO connection with the id or name %q (see 'gatehouse sso list')", org.Slug, idOrName)}
+	case 1:
+		return named[0], nil
+	}
+	return store.SSOConnection{}, &admin.Error{Code: admin.CodeNotFound,
+		Message: fmt.Sprintf("%d SSO connections of organization %q are named %q: give the id (see 'gatehouse sso list')", len(named), org.Slug, idOrName)}
+}
+
+// optionalBool is a boolean flag that may be left unset: --flag,
+// --flag=true or --flag=false.
+type optionalBool struct{ v *bool }
+
+func (b *optionalBool) String() string {
+	if b == nil || b.v == nil {
+		return ""
+	}
+	return strconv.FormatBool(*b.v)
+}
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("give true or false")
+	}
+	b.v = &v
+	return nil
+}
+
+func (b *optionalBool) IsBoolFlag() bool { return true }
+
+// optionalSeconds is a duration flag of whole seconds that may be left
+// unset.
+type optionalSeconds struct{ v *int }
+
+func (d *optionalSeconds) String() string {
+	if d == nil || d.v == nil {
+		return ""
+	}
+	return (time.Duration(*d.v) * time.Second).String()
+}
+
+func (d *optionalSeconds) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 || v%time.Second != 0 {
+		return errors.New("give whole seconds, as 90s or 2m")
+	}
+	n := int(v / time.Second)
+	d.v = &n
+	return nil
 }
 
 func ssoDeleteCommand() orgCommand {

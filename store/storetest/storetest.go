@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SSO", testSSO},
 		{"Outbox", testOutbox},
 		{"SignIn", testSignIn},
+		{"BaseURL", testBaseURL},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
