@@ -1,6 +1,7 @@
 package sso
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -292,6 +293,9 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, req, err := c.Finish(r.Context(), r, browser(r))
+	if err != nil && req.ID == "" {
+		req = f.answeredTest(r, conn)
+	}
 	var a store.Administrator
 	if err == nil {
 		a, err = Match(r.Context(), f.Store, conn.OrgID, id.Username)
@@ -324,6 +328,29 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, admin.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
 	http.Redirect(w, r, SafeRedirect(req.RedirectTo), http.StatusSeeOther)
+}
+
+// answeredTest returns the test sign-in a refused answer names by its
+// RelayState (SAML; gatehouse makes it the AuthnRequest's ID) or state
+// (OIDC), when the connector refused before it knew the request (a body
+// that does not parse, an expired request, ...): the zero SSORequest
+// unless it is a test of this connection started in this browser and not
+// used. It only decides where the refusal is shown — on the tester's
+// result page instead of as a reference — and never accepts anything.
+func (f *Flow) answeredTest(r *http.Request, conn store.SSOConnection) store.SSORequest {
+	key := r.URL.Query().Get("state")
+	if conn.Kind == store.SSOSAML {
+		key = r.PostFormValue("RelayState")
+	}
+	b := browser(r)
+	if key == "" || len(key) > 128 || b == nil {
+		return store.SSORequest{}
+	}
+	req, err := f.Store.SSORequest(r.Context(), conn.OrgID, key)
+	if err != nil || !req.Test || req.ConnectionID != conn.ID || req.UsedAt != nil || !bytes.Equal(req.Browser, b) {
+		return store.SSORequest{}
+	}
+	return req
 }
 
 // fail records a refused or failed sign-in for the organization's
