@@ -32,8 +32,10 @@ type Flow struct {
 	Metadata func(conn store.SSOConnection) ([]byte, error)
 	// TrustForwardedFor: see admin.ClientIP.
 	TrustForwardedFor bool
-	Logger            func(*http.Request) *slog.Logger
-	Now               func() time.Time
+	// Limits bound what browsers not signed in can make it write.
+	Limits Limits
+	Logger func(*http.Request) *slog.Logger
+	Now    func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cachedConnector // by connection id
@@ -102,9 +104,10 @@ func (f *Flow) connector(ctx context.Context, conn store.SSOConnection) (Connect
 }
 
 // SafeRedirect returns next if it is a path on this server ("/x", not
-// "//host", "/\host", "https://..." or "javascript:..."), else "/".
+// "//host", "/\host", "https://..." or "javascript:...") of at most
+// store.MaxSSORedirect bytes, else "/".
 func SafeRedirect(next string) string {
-	if next == "" || next[0] != '/' || len(next) > 2048 {
+	if next == "" || next[0] != '/' || len(next) > store.MaxSSORedirect {
 		return "/"
 	}
 	if len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
@@ -267,10 +270,19 @@ func (f *Flow) superOf(r *http.Request, org string) bool {
 }
 
 func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConnection, req StartRequest) {
+	if !f.allowAddress(w, r, "start", f.Limits.starts()) {
+		return
+	}
 	c, err := f.connector(r.Context(), conn)
 	if err == nil {
 		req.Browser = f.bindBrowser(w)
 		err = c.Start(r.Context(), w, r, req)
+	}
+	if errors.Is(err, store.ErrLimit) {
+		f.fail(r, conn, refuse(nil, fmt.Sprintf("more than %d sign-ins were in progress on the connection; this one was not started", store.MaxSSORequestsInFlight)))
+		w.Header().Del("Set-Cookie")
+		tooMany(w, time.Minute, "Too many sign-ins are in progress for this organization. Try again in a few minutes.")
+		return
 	}
 	if err != nil {
 		ref := f.fail(r, conn, err)
@@ -281,6 +293,9 @@ func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConne
 // finish is the SAML ACS and the OIDC callback.
 func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxACSBody)
+	if !f.allowAddress(w, r, "answer", f.Limits.answers()) {
+		return
+	}
 	conn, err := f.Store.SSOConnectionByID(r.Context(), r.PathValue("connection"))
 	if err != nil {
 		render(w, http.StatusNotFound, messageTemplate, pageData{Message: "This sign-in address is not valid."})
@@ -372,7 +387,18 @@ func (f *Flow) fail(r *http.Request, conn store.SSOConnection, err error) string
 	// below debug level; the audit log has the whole story.
 	f.logger(r).Info("sso sign-in refused", "reference", ref, "connection", conn.ID)
 	f.logger(r).Debug("sso sign-in refused", "reference", ref, "reason", reason)
-	after, _ := json.Marshal(map[string]string{"reference": ref, "reason": reason, "method": conn.Kind, "ip": admin.ClientIP(r, f.TrustForwardedFor)})
+	// Anyone can post a refused answer: the entries are limited per
+	// address and per connection (Limits), the first one over a limit
+	// says so, and the rest go to the log above only.
+	record, last := f.auditRefusal(r, conn)
+	if !record {
+		return ref
+	}
+	entry := map[string]string{"reference": ref, "reason": reason, "method": conn.Kind, "ip": admin.ClientIP(r, f.TrustForwardedFor)}
+	if last {
+		entry["note"] = fmt.Sprintf("too many refused sign-ins: further ones on this connection are not recorded here for up to %s", f.Limits.window())
+	}
+	after, _ := json.Marshal(entry)
 	ctx := store.WithActor(r.Context(), store.Actor{Kind: store.ActorSystem, Name: "sso"})
 	if aerr := f.Store.RecordAudit(ctx, store.AuditEntry{OrgID: conn.OrgID, Action: store.AuditSignInFailure, TargetKind: "sso_connection",
 		TargetID: conn.ID, TargetName: conn.Name, After: after}); aerr != nil {
