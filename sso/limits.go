@@ -74,10 +74,13 @@ func (f *Flow) hit(ctx context.Context, key string, limit int) (within bool, hit
 // address, and answers 429 when it is over the limit.
 func (f *Flow) allowAddress(w http.ResponseWriter, r *http.Request, what string, limit int) bool {
 	key := "sso-" + what + ":" + addressKey(admin.ClientIP(r, f.TrustForwardedFor))
-	if ok, _ := f.hit(r.Context(), key, limit); ok {
+	ok, n := f.hit(r.Context(), key, limit)
+	if ok {
 		return true
 	}
-	f.logger(r).Info("sso: too many sign-ins from one address", "what", what)
+	if n == limit+1 { // once per window, not per request of a flood
+		f.logger(r).Info("sso: too many sign-ins from one address", "what", what, "limit", limit, "window", f.Limits.window())
+	}
 	tooMany(w, f.Limits.window(), "Too many sign-ins from your network. Try again in a few minutes.")
 	return false
 }
