@@ -1,6 +1,7 @@
 package sso
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -31,8 +32,10 @@ type Flow struct {
 	Metadata func(conn store.SSOConnection) ([]byte, error)
 	// TrustForwardedFor: see admin.ClientIP.
 	TrustForwardedFor bool
-	Logger            func(*http.Request) *slog.Logger
-	Now               func() time.Time
+	// Limits bound what browsers not signed in can make it write.
+	Limits Limits
+	Logger func(*http.Request) *slog.Logger
+	Now    func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cachedConnector // by connection id
@@ -101,9 +104,10 @@ func (f *Flow) connector(ctx context.Context, conn store.SSOConnection) (Connect
 }
 
 // SafeRedirect returns next if it is a path on this server ("/x", not
-// "//host", "/\host", "https://..." or "javascript:..."), else "/".
+// "//host", "/\host", "https://..." or "javascript:...") of at most
+// store.MaxSSORedirect bytes, else "/".
 func SafeRedirect(next string) string {
-	if next == "" || next[0] != '/' || len(next) > 2048 {
+	if next == "" || next[0] != '/' || len(next) > store.MaxSSORedirect {
 		return "/"
 	}
 	if len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
@@ -266,10 +270,19 @@ func (f *Flow) superOf(r *http.Request, org string) bool {
 }
 
 func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConnection, req StartRequest) {
+	if !f.allowAddress(w, r, "start", f.Limits.starts()) {
+		return
+	}
 	c, err := f.connector(r.Context(), conn)
 	if err == nil {
 		req.Browser = f.bindBrowser(w)
 		err = c.Start(r.Context(), w, r, req)
+	}
+	if errors.Is(err, store.ErrLimit) {
+		f.fail(r, conn, refuse(nil, fmt.Sprintf("more than %d sign-ins were in progress on the connection; this one was not started", store.MaxSSORequestsInFlight)))
+		w.Header().Del("Set-Cookie")
+		tooMany(w, time.Minute, "Too many sign-ins are in progress for this organization. Try again in a few minutes.")
+		return
 	}
 	if err != nil {
 		ref := f.fail(r, conn, err)
@@ -280,6 +293,9 @@ func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConne
 // finish is the SAML ACS and the OIDC callback.
 func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxACSBody)
+	if !f.allowAddress(w, r, "answer", f.Limits.answers()) {
+		return
+	}
 	conn, err := f.Store.SSOConnectionByID(r.Context(), r.PathValue("connection"))
 	if err != nil {
 		render(w, http.StatusNotFound, messageTemplate, pageData{Message: "This sign-in address is not valid."})
@@ -292,6 +308,9 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, req, err := c.Finish(r.Context(), r, browser(r))
+	if err != nil && req.ID == "" {
+		req = f.answeredTest(r, conn)
+	}
 	var a store.Administrator
 	if err == nil {
 		a, err = Match(r.Context(), f.Store, conn.OrgID, id.Username)
@@ -326,6 +345,29 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, SafeRedirect(req.RedirectTo), http.StatusSeeOther)
 }
 
+// answeredTest returns the test sign-in a refused answer names by its
+// RelayState (SAML; gatehouse makes it the AuthnRequest's ID) or state
+// (OIDC), when the connector refused before it knew the request (a body
+// that does not parse, an expired request, ...): the zero SSORequest
+// unless it is a test of this connection started in this browser and not
+// used. It only decides where the refusal is shown — on the tester's
+// result page instead of as a reference — and never accepts anything.
+func (f *Flow) answeredTest(r *http.Request, conn store.SSOConnection) store.SSORequest {
+	key := r.URL.Query().Get("state")
+	if conn.Kind == store.SSOSAML {
+		key = r.PostFormValue("RelayState")
+	}
+	b := browser(r)
+	if key == "" || len(key) > 128 || b == nil {
+		return store.SSORequest{}
+	}
+	req, err := f.Store.SSORequest(r.Context(), conn.OrgID, key)
+	if err != nil || !req.Test || req.ConnectionID != conn.ID || req.UsedAt != nil || !bytes.Equal(req.Browser, b) {
+		return store.SSORequest{}
+	}
+	return req
+}
+
 // fail records a refused or failed sign-in for the organization's
 // administrators — the audit log holds the full reason under a reference
 // — and returns the reference, which is all the browser sees.
@@ -345,7 +387,18 @@ func (f *Flow) fail(r *http.Request, conn store.SSOConnection, err error) string
 	// below debug level; the audit log has the whole story.
 	f.logger(r).Info("sso sign-in refused", "reference", ref, "connection", conn.ID)
 	f.logger(r).Debug("sso sign-in refused", "reference", ref, "reason", reason)
-	after, _ := json.Marshal(map[string]string{"reference": ref, "reason": reason, "method": conn.Kind, "ip": admin.ClientIP(r, f.TrustForwardedFor)})
+	// Anyone can post a refused answer: the entries are limited per
+	// address and per connection (Limits), the first one over a limit
+	// says so, and the rest go to the log above only.
+	record, last := f.auditRefusal(r, conn)
+	if !record {
+		return ref
+	}
+	entry := map[string]string{"reference": ref, "reason": reason, "method": conn.Kind, "ip": admin.ClientIP(r, f.TrustForwardedFor)}
+	if last {
+		entry["note"] = fmt.Sprintf("too many refused sign-ins: further ones on this connection are not recorded here for up to %s", f.Limits.window())
+	}
+	after, _ := json.Marshal(entry)
 	ctx := store.WithActor(r.Context(), store.Actor{Kind: store.ActorSystem, Name: "sso"})
 	if aerr := f.Store.RecordAudit(ctx, store.AuditEntry{OrgID: conn.OrgID, Action: store.AuditSignInFailure, TargetKind: "sso_connection",
 		TargetID: conn.ID, TargetName: conn.Name, After: after}); aerr != nil {

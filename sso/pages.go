@@ -47,7 +47,7 @@ var (
 {{else}}<p class="msg">No sign-in: {{.Reason}}</p>{{end}}
 <table><tr><td>Username sent</td><td><code>{{.Username}}</code></td></tr><tr><td>Subject</td><td><code>{{.Subject}}</code></td></tr>
 <tr><td>Issuer</td><td>{{.Issuer}}</td></tr><tr><td>Certificate</td><td>{{.Certificate}}</td></tr>
-<tr><td>Issued</td><td>{{.IssuedAt}}</td></tr><tr><td>Valid</td><td>{{.NotBefore}} – {{.NotOnOrAfter}}</td></tr>
+<tr><td>Issued</td><td>{{with .IssuedAt}}{{.}}{{end}}</td></tr><tr><td>Valid</td><td>{{with .NotBefore}}{{.}}{{end}} – {{with .NotOnOrAfter}}{{.}}{{end}}</td></tr>
 {{range $k, $v := .Attributes}}<tr><td>{{$k}}</td><td>{{range $v}}<code>{{.}}</code> {{end}}</td></tr>{{end}}</table>{{end}}</body></html>`))
 )
 

@@ -483,9 +483,6 @@ func (c *samlConnector) Metadata() ([]byte, error) { return samlSPMetadata(c.sp,
 func samlSPMetadata(sp *samlSP, cfg SAMLConfig) ([]byte, error) {
 	crew := samlCrewSP(sp, cfg)
 	ed := crew.Metadata()
-	// No validUntil: the document is uploaded once to the IdP, and an
-	// expiry would silently break sign-in later.
-	ed.ValidUntil = time.Time{}
 	certB64 := base64.StdEncoding.EncodeToString(sp.cert.Raw)
 	yes, signed := true, cfg.SignsRequests()
 	d := &ed.SPSSODescriptors[0]
@@ -505,6 +502,23 @@ func samlSPMetadata(sp *samlSP, cfg SAMLConfig) ([]byte, error) {
 	d.AssertionConsumerServices = []saml.IndexedEndpoint{{Binding: saml.HTTPPostBinding, Location: sp.acsURL, Index: 1, IsDefault: &yes}}
 	d.SingleLogoutServices = nil
 	out, err := xml.MarshalIndent(ed, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("sso: SP metadata: %w", err)
+	}
+	// No validUntil and no cacheDuration: the document is uploaded once
+	// to the IdP, or fetched from a URL that always answers the current
+	// one, so an expiry would only break sign-in some day for nothing.
+	// crewjam writes the attribute even for a zero time, as
+	// validUntil="0001-01-01T00:00:00Z", which IdPs that honour it
+	// (SimpleSAMLphp) take as long expired: it is removed from the
+	// rendered document, whatever crewjam put in it.
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(out); err != nil {
+		return nil, fmt.Errorf("sso: SP metadata: %w", err)
+	}
+	doc.Root().RemoveAttr("validUntil")
+	doc.Root().RemoveAttr("cacheDuration")
+	out, err = doc.WriteToBytes()
 	if err != nil {
 		return nil, fmt.Errorf("sso: SP metadata: %w", err)
 	}

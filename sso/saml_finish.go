@@ -434,7 +434,9 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 
 	// The request this answers. The ID is read from the unverified XML
 	// only to find the one request crewjam may accept; the signed
-	// InResponseTo is compared again below.
+	// InResponseTo is compared again below. From here on a refusal
+	// returns that request (pending for this connection in this
+	// browser), so that a test sign-in shows why.
 	idpInitiated := !shape.hasInResponseTo
 	var pending store.SSORequest
 	if idpInitiated {
@@ -466,10 +468,10 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	}
 	acs, _ := url.Parse(c.sp.acsURL)
 	if _, err := sp.ParseXMLResponse(doc, ids, *acs); err != nil {
-		return Identity{}, store.SSORequest{}, samlCrewRefusal(v, err)
+		return Identity{}, pending, samlCrewRefusal(v, err)
 	}
 	if len(v.verified) != 1 {
-		return Identity{}, store.SSORequest{}, refuse(nil, fmt.Sprintf("%d signatures were verified; exactly one (on the Response or on the Assertion) was expected", len(v.verified)))
+		return Identity{}, pending, refuse(nil, fmt.Sprintf("%d signatures were verified; exactly one (on the Response or on the Assertion) was expected", len(v.verified)))
 	}
 	signed := v.verified[0]
 
@@ -487,11 +489,11 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 		enc, _ := samlChildrenNS(resp, samlNSAssertion, "EncryptedAssertion")
 		switch {
 		case len(plain)+len(enc) != 1:
-			return Identity{}, store.SSORequest{}, refuse(nil, fmt.Sprintf("the signed Response carries %d assertions; exactly one is accepted", len(plain)+len(enc)))
+			return Identity{}, pending, refuse(nil, fmt.Sprintf("the signed Response carries %d assertions; exactly one is accepted", len(plain)+len(enc)))
 		case len(enc) == 1:
 			var rerr *Error
 			if assertionEl, rerr = c.samlDecrypt(enc[0]); rerr != nil {
-				return Identity{}, store.SSORequest{}, rerr
+				return Identity{}, pending, rerr
 			}
 		default:
 			assertionEl = plain[0]
@@ -499,18 +501,18 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	} else if signed.el.Tag == "Assertion" && signed.el.NamespaceURI() == samlNSAssertion {
 		assertionEl = signed.el
 	} else {
-		return Identity{}, store.SSORequest{}, refuse(nil, "the verified signature covers a "+signed.el.Tag+", not the Response or the Assertion")
+		return Identity{}, pending, refuse(nil, "the verified signature covers a "+signed.el.Tag+", not the Response or the Assertion")
 	}
 	if rerr := c.samlCheckResponse(shape, respSigned, idpInitiated, pending.ID, now); rerr != nil {
-		return Identity{}, store.SSORequest{}, rerr
+		return Identity{}, pending, rerr
 	}
 	facts, rerr := c.samlCheckAssertion(assertionEl, idpInitiated, pending.ID, now)
 	if rerr != nil {
-		return Identity{}, store.SSORequest{}, rerr
+		return Identity{}, pending, rerr
 	}
 	username, rerr := c.samlUsername(facts)
 	if rerr != nil {
-		return Identity{}, store.SSORequest{}, rerr
+		return Identity{}, pending, rerr
 	}
 
 	// Keep the assertion ID until no check could accept it any more: the
@@ -532,15 +534,16 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 		var used store.SSORequest
 		used, err = c.st.UseSSORequestRecording(ctx, pending.ID, c.conn.ID, browser, now, facts.id, until.Add(SAMLMaxClockSkew))
 		if errors.Is(err, store.ErrNotFound) {
+			// Used meanwhile by a concurrent answer, whose outcome stands.
 			return Identity{}, store.SSORequest{}, refuse(nil, c.samlExplainRequest(ctx, pending.ID, browser, now))
 		}
 		pending = used
 	}
 	if errors.Is(err, store.ErrReplay) {
-		return Identity{}, store.SSORequest{}, refuse(err, fmt.Sprintf("the assertion %q was already used (replayed response)", samlClip(facts.id, 80)))
+		return Identity{}, pending, refuse(err, fmt.Sprintf("the assertion %q was already used (replayed response)", samlClip(facts.id, 80)))
 	}
 	if err != nil {
-		return Identity{}, store.SSORequest{}, fmt.Errorf("sso: SAML request and replay cache: %w", err)
+		return Identity{}, pending, fmt.Errorf("sso: SAML request and replay cache: %w", err)
 	}
 
 	id := Identity{Username: username, Subject: facts.nameID, Issuer: c.idp.entity.EntityID, Attributes: facts.attributes,

@@ -83,7 +83,13 @@ type ssppSP struct {
 
 // ssppOptions shapes the IdP.
 type ssppOptions struct {
-	SP                          ssppSP
+	SP ssppSP
+	// SPMetadataURL, when set, is where the IdP reads the SP's metadata
+	// (SimpleSAMLphp's "xml" metadata source, at every request), exactly
+	// as served; SP's entity ID, certificate and flags are then not
+	// written into the IdP's configuration (SP.ACSURL is still what
+	// Login expects the answer to be posted to).
+	SPMetadataURL               string
 	Users                       []ssppUser
 	SignResponse, SignAssertion bool
 	SignatureAlgorithm          string
@@ -184,7 +190,7 @@ func ssppLaunch(t testing.TB, php, dir string, opts ssppOptions) (*ssppIdP, erro
 		"SessionDir": filepath.Join(dir, "sessions"), "SecretSalt": hex.EncodeToString(salt),
 		"AdminPassword": hex.EncodeToString(salt[:8]),
 		"Users":         opts.Users, "SP": opts.SP, "SignResponse": opts.SignResponse, "SignAssertion": opts.SignAssertion,
-		"SignatureAlgorithm": opts.SignatureAlgorithm,
+		"SignatureAlgorithm": opts.SignatureAlgorithm, "SPMetadataURL": opts.SPMetadataURL,
 	}
 	for tmpl, out := range map[string]string{
 		"config.php.tmpl":            "config/config.php",

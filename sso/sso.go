@@ -64,7 +64,8 @@ type Connector interface {
 	// browser, uses the request it answers (once), and returns the
 	// identity and that request. An IdP-initiated SAML response, where
 	// the connection allows it, has no request: the zero SSORequest.
-	// Refusals are *Error.
+	// Refusals are *Error; a refusal returns the request too once it is
+	// known to be the browser's, so that a test shows the reason.
 	Finish(ctx context.Context, r *http.Request, browser []byte) (Identity, store.SSORequest, error)
 }
 

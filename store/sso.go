@@ -200,15 +200,18 @@ type SSORequest struct {
 
 const ssoRequestColumns = `id, connection_id, org_id, browser, nonce, verifier, redirect_to, test, created_at, expires_at, used_at, result`
 
-// CreateSSORequest stores a request in flight.
+// CreateSSORequest stores a request in flight; ErrLimit when its
+// connection has MaxSSORequestsInFlight already.
 func (s *SQL) CreateSSORequest(ctx context.Context, r SSORequest) (SSORequest, error) {
 	if r.ID == "" || r.ConnectionID == "" || len(r.Browser) == 0 || r.ExpiresAt.IsZero() {
 		return SSORequest{}, errors.New("store: an SSO request needs an id, a connection, a browser and an expiry")
 	}
 	r.CreatedAt = s.timestamp()
 	r.ExpiresAt = r.ExpiresAt.UTC().Truncate(time.Microsecond)
-	_, err := s.exec(ctx, s.writer, `INSERT INTO sso_requests (`+ssoRequestColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
-		r.ID, r.ConnectionID, r.OrgID, r.Browser, r.Nonce, r.Verifier, r.RedirectTo, r.Test, r.CreatedAt, r.ExpiresAt)
+	err := s.createSSORequest(ctx, r)
+	if errors.Is(err, ErrLimit) {
+		return SSORequest{}, err
+	}
 	if err := s.createError(err, &ExistsError{Kind: "SSO request", Field: "id", Existing: r.ID}, "SSO request"); err != nil {
 		return SSORequest{}, err
 	}

@@ -462,7 +462,16 @@ type Store interface {
 	AllSSOConnections(ctx context.Context, kind string) ([]SSOConnection, error)
 	UpdateSSOConnection(ctx context.Context, org, id string, fn func(*SSOConnection) error) (SSOConnection, error)
 	DeleteSSOConnection(ctx context.Context, org, id string) error
+	// CreateSSORequest stores a request in flight; ErrLimit when its
+	// connection has MaxSSORequestsInFlight unexpired ones.
 	CreateSSORequest(ctx context.Context, r SSORequest) (SSORequest, error)
+	// HitRateWindow counts a hit for key in a fixed window shared by
+	// every instance and returns the window's hits; RateWindowHits reads
+	// them without counting.
+	HitRateWindow(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+	RateWindowHits(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+	// PruneRateWindows deletes windows started before before.
+	PruneRateWindows(ctx context.Context, before time.Time) (int64, error)
 	// PendingSSORequest returns an unused, unexpired request of the
 	// connection bound to browser without using it.
 	PendingSSORequest(ctx context.Context, id, connectionID string, browser []byte, now time.Time) (SSORequest, error)

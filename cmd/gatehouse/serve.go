@@ -394,6 +394,8 @@ const (
 	pruneEvery   = 10 * time.Minute
 	keepThrottle = 2 * admin.DefaultUnknownWindow
 	keepSent     = 30 * 24 * time.Hour
+	// keepRateWindows: longer than any window of sso.Limits.
+	keepRateWindows = time.Hour
 	// metadataRefresh is how old fetched SAML IdP metadata may get.
 	metadataRefresh = 12 * time.Hour
 )
@@ -410,6 +412,11 @@ func prune(ctx context.Context, s store.Store, logger *slog.Logger) {
 		case <-t.C:
 		}
 		n, err := s.Prune(ctx, time.Now(), keepThrottle, keepSent)
+		if m, rerr := s.PruneRateWindows(ctx, time.Now().Add(-keepRateWindows)); rerr != nil {
+			err = errors.Join(err, rerr)
+		} else {
+			n += m
+		}
 		if err != nil && ctx.Err() == nil {
 			logger.Warn("housekeeping failed", "err", err)
 		} else if n > 0 {

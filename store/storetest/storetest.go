@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Invitations", testInvitations},
 		{"Audit", testAudit},
 		{"SSO", testSSO},
+		{"SSOLimits", testSSOLimits},
 		{"Outbox", testOutbox},
 		{"SignIn", testSignIn},
 		{"BaseURL", testBaseURL},
