@@ -381,11 +381,11 @@ func loadSealer(key, file, dsn string, logger *slog.Logger) (*admin.Sealer, erro
 
 // Housekeeping: how often expired rows are deleted, and how long what no
 // rule reads is kept (sign-in throttle windows: twice the longest window,
-// the unknown-username one; sent emails, whose bodies are already gone:
+// the password-reset one; sent emails, whose bodies are already gone:
 // a month, for support questions).
 const (
 	pruneEvery   = 10 * time.Minute
-	keepThrottle = 2 * admin.DefaultUnknownWindow
+	keepThrottle = 2 * admin.DefaultResetWindow
 	keepSent     = 30 * 24 * time.Hour
 	// metadataRefresh is how old fetched SAML IdP metadata may get.
 	metadataRefresh = 12 * time.Hour
