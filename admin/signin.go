@@ -216,9 +216,10 @@ func asSelf(ctx context.Context, a store.Administrator) context.Context {
 // An attempt whose password was right gives back its counts against the
 // address and the name, unless its code was wrong: only guesses count, so
 // an office behind one address is not locked out by its sign-ins. (A
-// success gives back its own count only, never another's: the limits on
-// guesses hold.) The last attempt of a name (the LockAfter-th) locks it
-// for LockFor from its start unless its password proves right.
+// success restarts its name's count only when no attempt was counted
+// after its own, so a burst of guesses racing it keeps its count, and any
+// lock its length.) The last attempt of a name (the LockAfter-th) locks
+// it for LockFor from its start unless its password proves right.
 func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error) {
 	p, now := s.policy(), s.now()
 	if r.OrgSlug == "" {
@@ -236,6 +237,7 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 		slot.Locked = &attempt
 	}
 	verdict, n, err := s.Store.TakeSignInSlot(ctx, slot)
+	slot.Number = n
 	switch {
 	case err != nil:
 		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
@@ -729,6 +731,7 @@ func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newP
 	// faster than a sign-in form could.
 	slot := store.SignInSlot{At: now, Name: nameKey(store.Org{ID: a.OrgID}, "", a.UserName), LockAfter: p.LockAfter, LockFor: p.LockFor}
 	verdict, n, err := s.Store.TakeSignInSlot(ctx, slot)
+	slot.Number = n
 	if err != nil {
 		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
 	}

@@ -575,6 +575,9 @@ type SignInSlot struct {
 	// RecordSignIn would, Result LoginLocked) in the transaction that
 	// finds the name locked.
 	Locked *SignInAttempt
+	// Number is the attempt's number in the name's window, as
+	// TakeSignInSlot returned it (for ReturnSignInSlot).
+	Number int
 }
 
 // SlotVerdict is TakeSignInSlot's answer.
@@ -666,7 +669,12 @@ func (s *SQL) countAttempt(ctx context.Context, tx *sqlx.Tx, key string, now tim
 // ReturnSignInSlot gives back what a granted attempt counted once its
 // password proved right, in one transaction: its count against the
 // address and against the name (each unless its window started again
-// since slot.At), or with restartName (a success) the name's whole count.
+// since slot.At), or with restartName (a success) the name's whole count
+// — unless another attempt of the name was counted after this one
+// (slot.Number, as TakeSignInSlot returned it): then the count, and any
+// lock, runs on, so that no burst of guesses gets more than LockAfter
+// checks by racing a success. A slot with Number 0 (an unlock) always
+// restarts the name.
 func (s *SQL) ReturnSignInSlot(ctx context.Context, slot SignInSlot, restartName bool) error {
 	giveBack := func(tx *sqlx.Tx, key string) error {
 		_, err := s.exec(ctx, tx, `UPDATE login_throttle SET failures = failures - 1 WHERE key = ? AND failures > 0 AND window_start <= ?`,
@@ -681,8 +689,15 @@ func (s *SQL) ReturnSignInSlot(ctx context.Context, slot SignInSlot, restartName
 		}
 		switch {
 		case slot.Name == "":
-		case restartName:
+		case restartName && slot.Number == 0: // an unlock, a reset
 			if _, err := s.exec(ctx, tx, `DELETE FROM login_throttle WHERE key = ?`, clip(slot.Name, 512)); err != nil {
+				return err
+			}
+		case restartName:
+			// Only when nothing was counted after this attempt: a guess
+			// racing a success keeps its count, and a lock its length.
+			if _, err := s.exec(ctx, tx, `DELETE FROM login_throttle WHERE key = ? AND failures <= ? AND window_start <= ?`,
+				clip(slot.Name, 512), slot.Number, microTime(slot.At)); err != nil {
 				return err
 			}
 		default:

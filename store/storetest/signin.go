@@ -519,7 +519,20 @@ func testSignInSlots(t *testing.T, s store.Store) {
 	// name.
 	sl := slot(t0.Add(12*time.Minute), "name:a", "ip:2")
 	take(sl, store.SlotGranted, 2)
+	sl.Number = 2
+	// A success racing a later attempt does not restart the name.
+	racer := slot(t0.Add(12*time.Minute), "name:a", "")
+	take(racer, store.SlotGranted, 3)
 	if err := s.ReturnSignInSlot(ctx, sl, true); err != nil {
+		t.Fatal(err)
+	}
+	take(slot(t0.Add(12*time.Minute), "name:a", ""), store.SlotLocked, 0)
+	// Given back, the racer's success restarts it.
+	racer.Number = 3
+	if err := s.ReturnSignInSlot(ctx, store.SignInSlot{At: racer.At, Name: "name:a"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReturnSignInSlot(ctx, racer, true); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.LoginFailures(ctx, "ip:2", sl.At, 15*time.Minute); n != 1 {
