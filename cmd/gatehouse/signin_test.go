@@ -185,7 +185,7 @@ func TestSignInLimitsHoldAcrossInstances(t *testing.T) {
 			if i == right {
 				pw = signinPassword
 			}
-			return `{"username":"jdoe@acme","password":"` + pw + `"}`
+			return `{"organization":"acme","username":"jdoe","password":"` + pw + `"}`
 		}, "198.51.100.1")
 		checks, locked := verified(t, s, org.ID, jdoe.ID)
 		t.Logf("one account: answers %v; %d password checks, %d refused as locked", tally(as), checks, locked)
@@ -222,7 +222,7 @@ func TestSignInLimitsHoldAcrossInstances(t *testing.T) {
 		// One address, ten names (four attempts each, under the name's
 		// limit): at most IPLimit are checked.
 		as = burst(func(i int) string {
-			return fmt.Sprintf(`{"username":"ghost%d@acme","password":"wrong password"}`, i%10)
+			return fmt.Sprintf(`{"organization":"acme","username":"ghost%d","password":"wrong password"}`, i%10)
 		}, "198.51.100.2")
 		m := tally(as)
 		t.Logf("one address: answers %v", m)
