@@ -941,15 +941,13 @@ func (s *SignIn) Unlock(ctx context.Context, orgID, administratorID string) erro
 	if err != nil {
 		return fmt.Errorf("admin: unlock: %w", err)
 	}
-	// The audit entry; the count itself is the name's throttle window.
-	_, err = s.Store.UpdateCredentials(ctx, orgID, administratorID, store.CredentialsChange{Action: store.AuditCredentialsUnlock})
-	if errors.Is(err, store.ErrNotFound) {
-		return refuse(CodeNotFound, "administrator %q not found in the organization", administratorID)
-	}
-	if err != nil {
+	// The count is the name's throttle window; the audit entry says who
+	// ended it.
+	if err := s.restartCount(ctx, a); err != nil {
 		return fmt.Errorf("admin: unlock: %w", err)
 	}
-	if err := s.restartCount(ctx, a); err != nil {
+	if err := s.Store.RecordAudit(ctx, store.AuditEntry{OrgID: orgID, Action: store.AuditCredentialsUnlock, TargetKind: "administrator",
+		TargetID: a.ID, TargetName: a.UserName, After: store.RawJSON(`{"unlocked":true}`)}); err != nil {
 		return fmt.Errorf("admin: unlock: %w", err)
 	}
 	return nil
