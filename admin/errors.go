@@ -64,7 +64,6 @@ const (
 	CodeTOTPRequired           = "totp_required"
 	CodeInvalidTOTP            = "invalid_totp"
 	CodeTooManyAttempts        = "too_many_attempts"
-	CodeOrganizationRequired   = "organization_required"
 	CodeInvalidToken           = "invalid_token" // activation or reset link unknown, used or expired
 	CodeInvalidSession         = "invalid_session"
 	CodePasswordChangeRequired = "password_change_required"

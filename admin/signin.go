@@ -16,19 +16,20 @@ import (
 
 // LoginPolicy is the sign-in limits. Zero fields take the Default* values.
 type LoginPolicy struct {
-	// LockAfter consecutive failed sign-ins (wrong password or wrong TOTP
-	// code) lock the account for LockFor; while locked even the right
-	// password is refused. A success, a password reset or an operator
-	// unlock restarts the count. Failures for a username that does not
-	// exist lock that username alike (see Login).
+	// At most LockAfter password checks of one name (an organization and
+	// a username) in LockFor: the LockAfter-th attempt without a success
+	// locks the name for LockFor from it, and while locked the password
+	// is not checked, right or wrong. A success, a password reset or an
+	// operator unlock restarts the count. A username that does not exist
+	// is counted and locks alike (see Login).
 	LockAfter int
 	LockFor   time.Duration
-	// UnknownWindow is how long failures for a username that does not
-	// exist are remembered toward its lock (a fixed window).
-	UnknownWindow time.Duration
-	// IPLimit failed sign-ins from one client address within IPWindow (a
-	// fixed window shared by every instance) refuse every further sign-in
-	// from it with too_many_attempts until the window ends.
+	// At most IPLimit attempts from one client address within IPWindow (a
+	// fixed window shared by every instance); then every further sign-in
+	// from it is too_many_attempts until the window ends. Only guesses
+	// count: an attempt whose password proves right (and whose code, if
+	// any, is not wrong) gives its counts back, to the address and the
+	// name.
 	IPLimit  int
 	IPWindow time.Duration
 	// SessionIdle ends a session not used for that long; SessionAbsolute
@@ -46,7 +47,6 @@ type LoginPolicy struct {
 const (
 	DefaultLockAfter       = 5
 	DefaultLockFor         = 15 * time.Minute
-	DefaultUnknownWindow   = 24 * time.Hour
 	DefaultIPLimit         = 20
 	DefaultIPWindow        = 15 * time.Minute
 	DefaultSessionIdle     = 30 * time.Minute
@@ -69,7 +69,6 @@ func (p LoginPolicy) withDefaults() LoginPolicy {
 	}
 	def(&p.LockAfter, DefaultLockAfter)
 	dur(&p.LockFor, DefaultLockFor)
-	dur(&p.UnknownWindow, DefaultUnknownWindow)
 	def(&p.IPLimit, DefaultIPLimit)
 	dur(&p.IPWindow, DefaultIPWindow)
 	dur(&p.SessionIdle, DefaultSessionIdle)
@@ -104,8 +103,9 @@ type SignIn struct {
 
 // LoginRequest is one password sign-in.
 type LoginRequest struct {
-	// OrgSlug names the organization. When empty the username must exist
-	// in exactly one organization (organization_required otherwise).
+	// OrgSlug names the organization (its slug). When empty, Username is
+	// "username@slug" (seed 002's "login@accountname"), split at its last
+	// '@'. A sign-in never looks a username up in other organizations.
 	OrgSlug   string
 	Username  string // compared exactly, byte for byte
 	Password  string
@@ -150,16 +150,27 @@ func errInvalidSession() error {
 	return refuse(CodeInvalidSession, "the session has ended: sign in again")
 }
 
-// unknownKey is the throttle key of a username that does not exist (in
-// the organization named, or in any when none is): a digest, so the
-// throttle table holds no typed usernames.
-func unknownKey(orgSlug, username string) string {
-	h := sha256.Sum256([]byte(orgSlug + "\x00" + username))
-	return "user:" + hex.EncodeToString(h[:])
+// SplitLogin splits "username@slug" at its last '@' (so an email
+// username works: "jane@acme.com@acme"); without an '@' the slug is "".
+func SplitLogin(login string) (username, orgSlug string) {
+	at := strings.LastIndexByte(login, '@')
+	if at < 0 {
+		return login, ""
+	}
+	return login[:at], login[at+1:]
 }
 
-func unknownLockKey(orgSlug, username string) string {
-	return "lock:" + unknownKey(orgSlug, username)[5:]
+// nameKey is the throttle key of a name signed in as: the organization
+// (its id, or the slug as typed when no organization has it) and the
+// username, whether or not an administrator has it. A digest, so the
+// throttle table holds no typed usernames.
+func nameKey(org store.Org, orgSlug, username string) string {
+	scope := "org:" + org.ID
+	if org.ID == "" {
+		scope = "slug:" + orgSlug
+	}
+	h := sha256.Sum256([]byte(scope + "\x00" + username))
+	return "name:" + hex.EncodeToString(h[:])
 }
 
 func ipKey(ip string) string { return "ip:" + ip }
@@ -176,70 +187,89 @@ func asSelf(ctx context.Context, a store.Administrator) context.Context {
 // Login checks a username and password (and TOTP code) and opens a
 // session. The order of the checks, and why:
 //
-//  1. The client address has had IPLimit failures in IPWindow:
-//     too_many_attempts, before any lookup or hashing.
-//  2. The username is looked up exactly. When it does not exist the
-//     password is still hashed once (the time of a wrong password) and the
-//     answer is invalid_credentials; failures for it are counted under a
-//     throttle key and lock it exactly as an account locks (LockAfter
-//     failures, for LockFor), so a lockout does not tell which usernames
-//     exist. (Failures of an unknown username are forgotten after
-//     UnknownWindow, those of an account only by a success: telling the
-//     two apart that way costs a day per guess. An unknown username is
-//     counted per organization slug as typed, "" included, while an
-//     account is one counter whichever way it is named, so comparing
-//     locks across the with- and without-organization forms can still
-//     tell; the without-organization form tells anyway, through
-//     organization_required, that a username is used in several.)
-//  3. A locked account is refused (account_locked) without checking the
-//     password, recorded in its login history.
-//  4. A wrong password: invalid_credentials, counted.
-//  5. Only after the right password: account_pending, account_deactivated
-//     (recorded, not counted), then the second factor: totp_required when
+//  1. The organization and the username are looked up exactly, in that
+//     organization only: a sign-in tells nothing about other
+//     organizations. No organization, an unknown one and an unknown
+//     username are the same to what follows: a name without an account.
+//  2. The attempt is counted, before any password is checked, against the
+//     client address and the name, in one transaction of the database
+//     shared by every instance (store.TakeSignInSlot): an address past
+//     IPLimit is too_many_attempts, a name past LockAfter account_locked
+//     (recorded in the login history when it has an account), whatever
+//     the password, which is not checked. So concurrent attempts on any
+//     number of instances get no more checks than the limits, and the
+//     right password is answered as a wrong one while locked.
+//  3. A name without an account has its password hashed once (the time of
+//     a wrong password) and is invalid_credentials, its failure written
+//     as an account's would be: which names exist shows neither in the
+//     answer, the lock nor the time.
+//  4. A wrong password: invalid_credentials, recorded.
+//  5. Only after the right password: account_pending, account_deactivated,
+//     sso_required (recorded), then the second factor: totp_required when
 //     no code was given (nothing recorded: the form asks for the code),
-//     invalid_totp (counted) when the code is wrong or already used.
-//  6. Success: one transaction writes the history row, last login, the
-//     end of the failure count and the session, whose Stage is
-//     change_password when the administrator must change their password,
-//     enrol_totp when the organization requires TOTP and they have none.
+//     invalid_totp (recorded) when the code is wrong or already used.
+//  6. Success: one transaction writes the history row, last login and the
+//     session, whose Stage is change_password when the administrator must
+//     change their password, enrol_totp when the organization requires
+//     TOTP and they have none; then the name's count restarts.
 //
-// Every counted failure, and every refusal of a locked account, also
-// counts against the client address.
+// An attempt whose password was right gives back its counts against the
+// address and the name, unless its code was wrong: only guesses count, so
+// an office behind one address is not locked out by its sign-ins. (A
+// success restarts its name's count only when no attempt was counted
+// after its own, so a burst of guesses racing it keeps its count, and any
+// lock its length.) The last attempt of a name (the LockAfter-th) locks
+// it for LockFor from its start unless its password proves right.
 func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error) {
 	p, now := s.policy(), s.now()
-	if n, err := s.Store.LoginFailures(ctx, ipKey(r.IP), now, p.IPWindow); err != nil {
-		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
-	} else if n >= p.IPLimit {
-		return LoginResult{}, refuse(CodeTooManyAttempts, "too many failed sign-ins from this address: try again later")
+	if r.OrgSlug == "" {
+		r.Username, r.OrgSlug = SplitLogin(r.Username)
 	}
-	a, org, err := s.findLogin(ctx, r.OrgSlug, r.Username)
-	if errors.Is(err, store.ErrNotFound) {
-		return LoginResult{}, s.unknownLogin(ctx, r, now)
-	}
+	a, org, creds, found, err := s.findLogin(ctx, r.OrgSlug, r.Username)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID)
-	if err != nil {
-		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
-	}
 	attempt := store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now, Method: store.SignInPassword,
-		IP: r.IP, UserAgent: r.UserAgent, LockAfter: p.LockAfter, LockFor: p.LockFor}
-	// fail records a refusal and returns refusal.
-	fail := func(result string, refusal error) (LoginResult, error) {
+		IP: r.IP, UserAgent: r.UserAgent}
+	slot := store.SignInSlot{At: now, Name: nameKey(org, r.OrgSlug, r.Username), LockAfter: p.LockAfter, LockFor: p.LockFor,
+		Address: ipKey(r.IP), AddressLimit: p.IPLimit, AddressWindow: p.IPWindow}
+	if found {
+		slot.Locked = &attempt
+	}
+	verdict, n, err := s.Store.TakeSignInSlot(ctx, slot)
+	slot.Number = n
+	switch {
+	case err != nil:
+		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+	case verdict == store.SlotAddressLimited:
+		return LoginResult{}, refuse(CodeTooManyAttempts, "too many failed sign-ins from this address: try again later")
+	case verdict == store.SlotLocked:
+		return LoginResult{}, errLocked()
+	}
+	if n == p.LockAfter {
+		until := now.Add(p.LockFor)
+		attempt.LockedUntil = &until // if this attempt fails
+	}
+	if !found {
+		dummyVerify(r.Password)
+		if err := s.Store.RecordNameFailure(ctx, slot.Name); err != nil {
+			return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+		}
+		return LoginResult{}, errInvalidCredentials()
+	}
+	// fail records a refusal and returns refusal; giveBack returns the
+	// attempt's counts (the password was right).
+	fail := func(result string, refusal error, giveBack bool) (LoginResult, error) {
 		attempt.Result = result
 		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
 			return LoginResult{}, fmt.Errorf("admin: login: %w", err)
 		}
-		if result != store.LoginPending && result != store.LoginDeactivated && result != store.LoginSSORequired {
-			if _, err := s.Store.AddLoginFailure(ctx, ipKey(r.IP), now, p.IPWindow); err != nil {
+		if giveBack {
+			if err := s.Store.ReturnSignInSlot(ctx, slot, false); err != nil {
 				return LoginResult{}, fmt.Errorf("admin: login: %w", err)
 			}
 		}
 		return LoginResult{}, refusal
-	}
-	if creds.LockedUntil != nil && now.Before(*creds.LockedUntil) {
-		return fail(store.LoginLocked, errLocked())
 	}
 	ok := false
 	if creds.PasswordHash == "" {
@@ -248,19 +278,23 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 		ok = false // a damaged hash matches nothing; the operator resets it
 	}
 	if !ok {
-		return fail(store.LoginInvalidPassword, errInvalidCredentials())
+		return fail(store.LoginInvalidPassword, errInvalidCredentials(), false)
 	}
+	attempt.LockedUntil = nil // the right password: the lock is not this attempt's doing
 	switch a.Status {
 	case store.StatusPending:
-		return fail(store.LoginPending, refuse(CodeAccountPending, "the account is not activated yet: follow the link of the invitation email"))
+		return fail(store.LoginPending, refuse(CodeAccountPending, "the account is not activated yet: follow the link of the invitation email"), true)
 	case store.StatusDeactivated:
-		return fail(store.LoginDeactivated, refuse(CodeAccountDeactivated, "the account is deactivated"))
+		return fail(store.LoginDeactivated, refuse(CodeAccountDeactivated, "the account is deactivated"), true)
 	}
 	if org.RequireSSO && !(creds.BreakGlass && a.Role == store.RoleSuperAdministrator) {
-		return fail(store.LoginSSORequired, refuse(CodeSSORequired, "this organization signs in through its identity provider: use single sign-on"))
+		return fail(store.LoginSSORequired, refuse(CodeSSORequired, "this organization signs in through its identity provider: use single sign-on"), true)
 	}
 	if creds.TOTPEnabled {
 		if r.TOTPCode == "" {
+			if err := s.Store.ReturnSignInSlot(ctx, slot, false); err != nil {
+				return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+			}
 			return LoginResult{}, refuse(CodeTOTPRequired, "enter the code of your authenticator app")
 		}
 		secret, err := s.Sealer.Open(creds.TOTPSecret, totpContext(a.ID))
@@ -269,7 +303,7 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 		}
 		step, ok := matchTOTP(secret, r.TOTPCode, now, creds.TOTPLastStep)
 		if !ok {
-			return fail(store.LoginInvalidTOTP, errInvalidTOTP())
+			return fail(store.LoginInvalidTOTP, errInvalidTOTP(), false)
 		}
 		attempt.TOTPStep = step
 	}
@@ -287,11 +321,11 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 	switch {
 	case errors.Is(err, store.ErrConflict): // the code's step was used meanwhile: a replay
 		attempt.TOTPStep, attempt.Session = 0, nil
-		return fail(store.LoginInvalidTOTP, errInvalidTOTP())
-	case errors.Is(err, store.ErrLocked): // locked meanwhile by a concurrent failure
-		attempt.Session = nil
-		return fail(store.LoginLocked, errLocked())
+		return fail(store.LoginInvalidTOTP, errInvalidTOTP(), false)
 	case err != nil:
+		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
+	}
+	if err := s.Store.ReturnSignInSlot(ctx, slot, true); err != nil {
 		return LoginResult{}, fmt.Errorf("admin: login: %w", err)
 	}
 	ss, err := s.Store.Session(ctx, attempt.Session.Hash, now)
@@ -304,64 +338,33 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 	return LoginResult{Token: token, Session: ss, Administrator: a, Stage: stage}, nil
 }
 
-// findLogin finds the administrator a login names, and its organization;
-// ErrNotFound when there is none.
-func (s *SignIn) findLogin(ctx context.Context, orgSlug, username string) (store.Administrator, store.Org, error) {
-	if orgSlug != "" {
-		org, err := s.Store.OrgBySlug(ctx, orgSlug)
-		if err != nil {
-			return store.Administrator{}, store.Org{}, err
-		}
-		a, err := s.Store.AdministratorByUsername(ctx, org.ID, username)
-		return a, org, err
+// findLogin finds the administrator a login names in the organization
+// orgSlug, its organization and its credentials; found is false when
+// there is none (org is then the zero Org when orgSlug names none). It
+// runs the same three reads either way.
+func (s *SignIn) findLogin(ctx context.Context, orgSlug, username string) (a store.Administrator, org store.Org, creds store.Credentials, found bool, err error) {
+	org, err = s.Store.OrgBySlug(ctx, orgSlug)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return a, org, creds, false, fmt.Errorf("admin: login: %w", err)
 	}
-	as, err := s.Store.AdministratorsByUsername(ctx, username)
+	a, err = s.Store.AdministratorByUsername(ctx, org.ID, username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return a, org, creds, false, fmt.Errorf("admin: login: %w", err)
+	}
+	creds, err = s.Store.Credentials(ctx, org.ID, a.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Administrator{}, org, store.Credentials{}, false, nil
+	}
 	if err != nil {
-		return store.Administrator{}, store.Org{}, fmt.Errorf("admin: login: %w", err)
+		return a, org, creds, false, fmt.Errorf("admin: login: %w", err)
 	}
-	switch len(as) {
-	case 0:
-		return store.Administrator{}, store.Org{}, store.ErrNotFound
-	case 1:
-		org, err := s.Store.Org(ctx, as[0].OrgID)
-		return as[0], org, err
-	}
-	// This tells that the username is used in several organizations:
-	// the price of sign-in without an organization.
-	return store.Administrator{}, store.Org{}, refuse(CodeOrganizationRequired,
-		"this username exists in several organizations: give the organization")
+	return a, org, creds, true, nil
 }
 
-// unknownLogin answers a login whose username does not exist as a wrong
-// password would be answered, locking the username alike.
-func (s *SignIn) unknownLogin(ctx context.Context, r LoginRequest, now time.Time) error {
-	p := s.policy()
-	lockKey := unknownLockKey(r.OrgSlug, r.Username)
-	locked, err := s.Store.LoginFailures(ctx, lockKey, now, p.LockFor)
-	if err != nil {
-		return fmt.Errorf("admin: login: %w", err)
-	}
-	refusal := errInvalidCredentials()
-	if locked > 0 {
-		refusal = errLocked()
-	} else {
-		dummyVerify(r.Password)
-		n, err := s.Store.AddLoginFailure(ctx, unknownKey(r.OrgSlug, r.Username), now, p.UnknownWindow)
-		if err != nil {
-			return fmt.Errorf("admin: login: %w", err)
-		}
-		// An account's count restarts when it locks: every LockAfter-th
-		// failure locks.
-		if n%p.LockAfter == 0 {
-			if _, err := s.Store.AddLoginFailure(ctx, lockKey, now, p.LockFor); err != nil {
-				return fmt.Errorf("admin: login: %w", err)
-			}
-		}
-	}
-	if _, err := s.Store.AddLoginFailure(ctx, ipKey(r.IP), now, p.IPWindow); err != nil {
-		return fmt.Errorf("admin: login: %w", err)
-	}
-	return refusal
+// restartCount restarts the lockout count of an administrator's name
+// (after an unlock, a reset or a new password).
+func (s *SignIn) restartCount(ctx context.Context, a store.Administrator) error {
+	return s.Store.ReturnSignInSlot(ctx, store.SignInSlot{Name: nameKey(store.Org{ID: a.OrgID}, "", a.UserName)}, true)
 }
 
 // session finds the session of token and its administrator, refreshing
@@ -553,7 +556,6 @@ func (s *SignIn) Activate(ctx context.Context, token, password, totpTicket, totp
 			}
 			a.Status = store.StatusActive
 			c.PasswordHash, c.MustChangePassword = hash, false
-			c.FailedLogins, c.LockedUntil = 0, nil
 			if sealed != "" {
 				c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep = sealed, true, step
 			}
@@ -565,38 +567,43 @@ func (s *SignIn) Activate(ctx context.Context, token, password, totpTicket, totp
 	if err != nil {
 		return store.Administrator{}, fmt.Errorf("admin: activate: %w", err)
 	}
+	if err := s.restartCount(ctx, out); err != nil {
+		return store.Administrator{}, fmt.Errorf("admin: activate: %w", err)
+	}
 	return out, nil
 }
 
 // RequestPasswordReset emails a password-reset link (valid ResetTTL) to
 // the Active administrator named by usernameOrEmail — its exact username,
 // or else its primary email address (case-insensitive) — in the
-// organization orgSlug (in the one organization that has the username
-// when orgSlug is empty). It answers nil whether or not such an
-// administrator exists, so it does not reveal accounts; a new link
-// replaces the previous one, and at most ResetLimit are sent per
-// ResetWindow to one administrator, so the form cannot flood a mailbox.
+// organization orgSlug; when orgSlug is empty usernameOrEmail is
+// "name@slug", split at its last '@' (see SplitLogin). No other
+// organization is searched. It answers nil whether or not such an
+// administrator exists, so it does not reveal accounts: it runs the same
+// reads and writes the same throttle row for a name that has no account
+// (or no email, or is not Active) as for one, so the time does not tell
+// either. A new link replaces the previous one, and at most ResetLimit
+// are sent per ResetWindow to one name, so the form cannot flood a
+// mailbox.
 func (s *SignIn) RequestPasswordReset(ctx context.Context, orgSlug, usernameOrEmail string) error {
 	if s.Mail == nil || s.BaseURL == "" {
 		return errors.New("admin: SignIn.Mail and SignIn.BaseURL must be set for password reset")
 	}
+	if orgSlug == "" {
+		usernameOrEmail, orgSlug = SplitLogin(usernameOrEmail)
+	}
 	if usernameOrEmail == "" || len(usernameOrEmail) > maxUsernameLen {
 		return nil
 	}
-	targets, err := s.resetTargets(ctx, orgSlug, usernameOrEmail)
+	org, targets, err := s.resetTargets(ctx, orgSlug, usernameOrEmail)
 	if err != nil {
 		return err
 	}
 	p, now := s.policy(), s.now()
+	req := store.ResetRequest{At: now, Window: p.ResetWindow, Limit: p.ResetLimit}
+	sent := false
 	for _, a := range targets {
 		if a.Status != store.StatusActive || a.Email == "" {
-			continue
-		}
-		n, err := s.Store.AddLoginFailure(ctx, "reset:"+a.ID, now, p.ResetWindow)
-		if err != nil {
-			return fmt.Errorf("admin: password reset: %w", err)
-		}
-		if n > p.ResetLimit {
 			continue
 		}
 		secret := newSecret()
@@ -609,51 +616,51 @@ func (s *SignIn) RequestPasswordReset(ctx context.Context, orgSlug, usernameOrEm
 		if err != nil {
 			return fmt.Errorf("admin: password reset email: %w", err)
 		}
-		err = s.Store.CreateInvitation(ctx, store.Invitation{Hash: HashSecret(secret), OrgID: a.OrgID, AdministratorID: a.ID,
-			Purpose: store.PurposePasswordReset, ExpiresAt: now.Add(p.ResetTTL)}, &msg)
-		if err != nil && !errors.Is(err, store.ErrNotFound) { // deleted meanwhile
+		req.Key, req.Email = "reset:"+a.ID, &msg
+		req.Invitation = &store.Invitation{Hash: HashSecret(secret), OrgID: a.OrgID, AdministratorID: a.ID,
+			Purpose: store.PurposePasswordReset, ExpiresAt: now.Add(p.ResetTTL)}
+		if _, err := s.Store.RequestReset(ctx, req); err != nil && !errors.Is(err, store.ErrNotFound) { // deleted meanwhile
+			return fmt.Errorf("admin: password reset: %w", err)
+		}
+		sent = true
+	}
+	if !sent {
+		// The same transaction, without a link.
+		req.Key = "reset:" + nameKey(org, orgSlug, usernameOrEmail)
+		if _, err := s.Store.RequestReset(ctx, req); err != nil {
 			return fmt.Errorf("admin: password reset: %w", err)
 		}
 	}
 	return nil
 }
 
-func (s *SignIn) resetTargets(ctx context.Context, orgSlug, name string) ([]store.Administrator, error) {
-	if orgSlug == "" {
-		as, err := s.Store.AdministratorsByUsername(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("admin: password reset: %w", err)
-		}
-		if len(as) != 1 {
-			return nil, nil
-		}
-		return as, nil
-	}
+// resetTargets finds the administrators a reset request names in the
+// organization orgSlug (the zero Org when no organization has that slug):
+// the one with that exact username, else, for an address, those whose
+// primary email it is. It runs the same reads whether or not they exist.
+func (s *SignIn) resetTargets(ctx context.Context, orgSlug, name string) (store.Org, []store.Administrator, error) {
 	org, err := s.Store.OrgBySlug(ctx, orgSlug)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("admin: password reset: %w", err)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return org, nil, fmt.Errorf("admin: password reset: %w", err)
 	}
 	a, err := s.Store.AdministratorByUsername(ctx, org.ID, name)
 	if err == nil {
-		return []store.Administrator{a}, nil
+		return org, []store.Administrator{a}, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("admin: password reset: %w", err)
+		return org, nil, fmt.Errorf("admin: password reset: %w", err)
 	}
 	if !strings.Contains(name, "@") {
-		return nil, nil
+		return org, nil, nil
 	}
 	res, err := s.Store.QueryAdministrators(ctx, org.ID, store.Query{
 		Where: store.Compare{Field: store.Field{Column: "email"}, Op: store.OpEq, Value: name, Fold: true},
 		Page:  store.Page{Limit: 5},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("admin: password reset: %w", err)
+		return org, nil, fmt.Errorf("admin: password reset: %w", err)
 	}
-	return res.Items, nil
+	return org, res.Items, nil
 }
 
 // ResetPassword uses a password-reset link: it sets newPassword, clears
@@ -679,13 +686,15 @@ func (s *SignIn) ResetPassword(ctx context.Context, token, newPassword string) e
 				return errStatusChanged
 			}
 			c.PasswordHash, c.MustChangePassword = hash, false
-			c.FailedLogins, c.LockedUntil = 0, nil
 			return nil
 		})
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errStatusChanged) {
 		return errInvalidToken()
 	}
 	if err != nil {
+		return fmt.Errorf("admin: reset password: %w", err)
+	}
+	if err := s.restartCount(ctx, a); err != nil {
 		return fmt.Errorf("admin: reset password: %w", err)
 	}
 	return nil
@@ -705,11 +714,28 @@ func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newP
 	}
 	p, now := s.policy(), s.now()
 	ctx = asSelf(ctx, a)
+	// The new password is checked first: a refusal that needs no
+	// password check writes nothing.
+	if err := CheckPassword(newPassword, a.UserName); err != nil {
+		return store.Session{}, err
+	}
+	if newPassword == current {
+		return store.Session{}, refuse(CodeWeakPassword, "the new password is the current one")
+	}
 	creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
 	}
-	if creds.LockedUntil != nil && now.Before(*creds.LockedUntil) {
+	// The current password is counted against the name's lockout before
+	// it is checked, as a sign-in's is: a stolen session cannot guess it
+	// faster than a sign-in form could.
+	slot := store.SignInSlot{At: now, Name: nameKey(store.Org{ID: a.OrgID}, "", a.UserName), LockAfter: p.LockAfter, LockFor: p.LockFor}
+	verdict, n, err := s.Store.TakeSignInSlot(ctx, slot)
+	slot.Number = n
+	if err != nil {
+		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
+	}
+	if verdict != store.SlotGranted {
 		return store.Session{}, errLocked()
 	}
 	ok := false
@@ -719,19 +745,19 @@ func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newP
 		ok = false
 	}
 	if !ok {
-		_, err := s.Store.RecordSignIn(ctx, store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now,
-			Method: store.SignInPassword, IP: ss.IP, UserAgent: ss.UserAgent, Result: store.LoginInvalidPassword,
-			LockAfter: p.LockAfter, LockFor: p.LockFor})
-		if err != nil {
+		attempt := store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now,
+			Method: store.SignInPassword, IP: ss.IP, UserAgent: ss.UserAgent, Result: store.LoginInvalidPassword}
+		if n == p.LockAfter {
+			until := now.Add(p.LockFor)
+			attempt.LockedUntil = &until
+		}
+		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
 			return store.Session{}, fmt.Errorf("admin: change password: %w", err)
 		}
 		return store.Session{}, refuse(CodeInvalidCredentials, "the current password is incorrect")
 	}
-	if err := CheckPassword(newPassword, a.UserName); err != nil {
-		return store.Session{}, err
-	}
-	if newPassword == current {
-		return store.Session{}, refuse(CodeWeakPassword, "the new password is the current one")
+	if err := s.Store.ReturnSignInSlot(ctx, slot, false); err != nil { // not a guess
+		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
 	}
 	hash, err := HashPassword(newPassword)
 	if err != nil {
@@ -889,7 +915,6 @@ func (s *SignIn) SetPassword(ctx context.Context, orgID, administratorID, passwo
 		Action: store.AuditPasswordSet,
 		Update: func(c *store.Credentials) error {
 			c.PasswordHash, c.MustChangePassword = hash, mustChange
-			c.FailedLogins, c.LockedUntil = 0, nil
 			return nil
 		},
 		EndSessions: true,
@@ -900,23 +925,29 @@ func (s *SignIn) SetPassword(ctx context.Context, orgID, administratorID, passwo
 	if err != nil {
 		return fmt.Errorf("admin: set password: %w", err)
 	}
+	if err := s.restartCount(ctx, a); err != nil {
+		return fmt.Errorf("admin: set password: %w", err)
+	}
 	return nil
 }
 
 // Unlock ends an administrator's lockout and restarts its failure count
 // (the operator's command line). Audited as credentials.unlock.
 func (s *SignIn) Unlock(ctx context.Context, orgID, administratorID string) error {
-	_, err := s.Store.UpdateCredentials(ctx, orgID, administratorID, store.CredentialsChange{
-		Action: store.AuditCredentialsUnlock,
-		Update: func(c *store.Credentials) error {
-			c.FailedLogins, c.LockedUntil = 0, nil
-			return nil
-		},
-	})
+	a, err := s.Store.Administrator(ctx, orgID, administratorID)
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(CodeNotFound, "administrator %q not found in the organization", administratorID)
 	}
 	if err != nil {
+		return fmt.Errorf("admin: unlock: %w", err)
+	}
+	// The count is the name's throttle window; the audit entry says who
+	// ended it.
+	if err := s.restartCount(ctx, a); err != nil {
+		return fmt.Errorf("admin: unlock: %w", err)
+	}
+	if err := s.Store.RecordAudit(ctx, store.AuditEntry{OrgID: orgID, Action: store.AuditCredentialsUnlock, TargetKind: "administrator",
+		TargetID: a.ID, TargetName: a.UserName, After: store.RawJSON(`{"unlocked":true}`)}); err != nil {
 		return fmt.Errorf("admin: unlock: %w", err)
 	}
 	return nil

@@ -61,6 +61,7 @@ func (f *Flow) Register(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("GET /login", f.loginPage)
 	mux.Handle("POST /login", csrf.Handler(http.HandlerFunc(f.login)))
+	mux.HandleFunc("GET /login/password", f.passwordPage)
 	mux.Handle("POST /login/password", csrf.Handler(http.HandlerFunc(f.passwordLogin)))
 	mux.HandleFunc("GET /sso/start/{connection}", f.start)
 	mux.HandleFunc("POST /sso/saml/{connection}/acs", f.finish)
@@ -153,78 +154,119 @@ func randomToken(n int) string {
 	return strings.TrimRight(base32.StdEncoding.EncodeToString(b), "=")
 }
 
-// loginPage asks for a username or email.
+// loginPage asks for "username@organization" or a work email address.
+// ?org=slug is an organization's own sign-in link: the organization is
+// sent along, unchecked (the page is the same for any slug).
 func (f *Flow) loginPage(w http.ResponseWriter, r *http.Request) {
-	render(w, http.StatusOK, loginTemplate, pageData{Next: SafeRedirect(r.URL.Query().Get("next"))})
+	render(w, http.StatusOK, loginTemplate, pageData{Next: SafeRedirect(r.URL.Query().Get("next")), Org: orgParam(r.URL.Query().Get("org"))})
 }
 
-// login finds the organization of what was typed — the registered email
-// domain of an address, or the organization of a username — and sends
-// the browser to its identity provider, or shows the password form when
-// it has no SSO. It shows the password form too when nothing matches, so
-// the page does not tell which usernames exist.
+// passwordPage is the password form, reached from the sign-in page's
+// "Sign in with a password" link: how a break-glass Super Administrator
+// of an organization that signs in through SSO gets to a password. With
+// ?org=slug the organization is fixed, unchecked.
+func (f *Flow) passwordPage(w http.ResponseWriter, r *http.Request) {
+	org := orgParam(r.URL.Query().Get("org"))
+	render(w, http.StatusOK, passwordTemplate, pageData{Next: SafeRedirect(r.URL.Query().Get("next")), Org: org, OrgFixed: org != ""})
+}
+
+// orgParam is an organization slug from a link or a form, cut to a sane
+// length; it is only ever compared with stored slugs.
+func orgParam(s string) string {
+	if len(s) > 128 {
+		return ""
+	}
+	return s
+}
+
+// login finds the organization of what was typed, from public facts only
+// (see findOrg), and sends the browser to the organization's identity
+// provider when it has an enabled connection — the same answer for every
+// username — or else shows the password form with the organization
+// fixed. When no organization is found it shows the same password form,
+// asking for the organization. No username is ever looked up, so the page
+// does not tell which usernames exist.
 func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	name := r.PostFormValue("username")
 	next := SafeRedirect(r.PostFormValue("next"))
+	slug := orgParam(r.PostFormValue("organization"))
 	if name == "" {
-		render(w, http.StatusBadRequest, loginTemplate, pageData{Next: next, Message: "Enter your username or email address."})
+		render(w, http.StatusBadRequest, loginTemplate, pageData{Next: next, Org: slug,
+			Message: "Enter username@organization or your work email address."})
 		return
 	}
-	org, err := f.findOrg(r.Context(), name)
+	org, username, err := f.findOrg(r.Context(), slug, name)
 	if err != nil {
 		f.logger(r).Error("login: finding the organization", "err", err)
 		render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
 		return
 	}
-	if org != "" {
-		conns, err := f.Store.SSOConnections(r.Context(), org)
-		if err != nil {
-			f.logger(r).Error("login: connections", "err", err)
-			render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
+	if org.ID == "" {
+		render(w, http.StatusOK, passwordTemplate, pageData{Next: next, Username: name, Org: slug})
+		return
+	}
+	conns, err := f.Store.SSOConnections(r.Context(), org.ID)
+	if err != nil {
+		f.logger(r).Error("login: connections", "err", err)
+		render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
+		return
+	}
+	for _, c := range conns {
+		if c.Enabled {
+			f.begin(w, r, c, StartRequest{RedirectTo: next, LoginHint: username})
 			return
 		}
-		for _, c := range conns {
-			if c.Enabled {
-				f.begin(w, r, c, StartRequest{RedirectTo: next, LoginHint: name})
-				return
-			}
-		}
 	}
-	render(w, http.StatusOK, passwordTemplate, pageData{Next: next, Username: name})
+	render(w, http.StatusOK, passwordTemplate, pageData{Next: next, Username: username, Org: org.Slug, OrgFixed: true})
 }
 
-// findOrg returns the organization an entry names: the one whose
-// registered domain an address is in, else the one organization with that
-// exact username; "" when none or several.
-func (f *Flow) findOrg(ctx context.Context, name string) (string, error) {
-	if at := strings.LastIndexByte(name, '@'); at > 0 {
-		orgs, err := f.Store.OrgsByDomain(ctx, name[at+1:])
-		if err != nil {
-			return "", err
+// findOrg returns the organization a sign-in entry names, and the
+// username to sign in with, from what is public only: the slug given
+// (the page's ?org=), else "username@slug" where slug is an
+// organization's, else an email address whose domain exactly one
+// organization registered (the whole address is then the username). The
+// zero Org when none.
+func (f *Flow) findOrg(ctx context.Context, slug, entry string) (store.Org, string, error) {
+	if slug != "" {
+		org, err := f.Store.OrgBySlug(ctx, slug)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Org{}, entry, nil
 		}
-		if len(orgs) == 1 {
-			return orgs[0], nil
-		}
+		return org, entry, err
 	}
-	as, err := f.Store.AdministratorsByUsername(ctx, name)
-	if err != nil || len(as) != 1 {
-		return "", err
+	at := strings.LastIndexByte(entry, '@')
+	if at < 0 {
+		return store.Org{}, entry, nil
 	}
-	return as[0].OrgID, nil
+	org, err := f.Store.OrgBySlug(ctx, strings.ToLower(entry[at+1:]))
+	if err == nil {
+		return org, entry[:at], nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return store.Org{}, "", err
+	}
+	ids, err := f.Store.OrgsByDomain(ctx, entry[at+1:])
+	if err != nil || len(ids) != 1 {
+		return store.Org{}, entry, err
+	}
+	org, err = f.Store.Org(ctx, ids[0])
+	return org, entry, err
 }
 
-// passwordLogin is the password form's sign-in.
+// passwordLogin is the password form's sign-in. A refusal shows the form
+// again as it was posted, so it tells nothing the refusal does not.
 func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	next := SafeRedirect(r.PostFormValue("next"))
-	username := r.PostFormValue("username")
-	res, err := f.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: r.PostFormValue("organization"), Username: username,
+	username, slug := r.PostFormValue("username"), orgParam(r.PostFormValue("organization"))
+	res, err := f.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: slug, Username: username,
 		Password: r.PostFormValue("password"), TOTPCode: r.PostFormValue("totp"), IP: admin.ClientIP(r, f.TrustForwardedFor),
 		UserAgent: r.UserAgent()})
 	var refused *admin.Error
 	if errors.As(err, &refused) {
-		render(w, http.StatusUnauthorized, passwordTemplate, pageData{Next: next, Username: username, Message: refused.Message,
+		render(w, http.StatusUnauthorized, passwordTemplate, pageData{Next: next, Username: username, Org: slug,
+			OrgFixed: slug != "" && r.PostFormValue("org_fixed") == "1", Message: refused.Message,
 			AskTOTP: refused.Code == admin.CodeTOTPRequired || refused.Code == admin.CodeInvalidTOTP})
 		return
 	}

@@ -261,8 +261,9 @@ func TestSSOTestConnection(t *testing.T) {
 func TestLoginForms(t *testing.T) {
 	e := newFlowEnv(t)
 	c := e.browserClient()
-	// A username or an address of the organization (it has SSO) sends
-	// the browser to its IdP; an unknown one gets the password form.
+	// username@slug or an address of the organization's domain (it has
+	// SSO) sends the browser to its IdP, whatever the username; nothing
+	// else names an organization: the password form, asking for it.
 	post := func(path string, form url.Values, h map[string]string) (*http.Response, string) {
 		req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -279,15 +280,16 @@ func TestLoginForms(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res, string(b)
 	}
-	for _, name := range []string{"alice", "anyone@acme.test", "ALICE@ACME.TEST"} {
+	for _, name := range []string{"alice@acme", "nobody@acme", "anyone@acme.test", "ALICE@ACME.TEST"} {
 		if res, _ := post("/login", url.Values{"username": {name}}, nil); res.StatusCode != http.StatusFound ||
 			!strings.HasPrefix(res.Header.Get("Location"), "/fake-idp?") {
 			t.Fatalf("%s: %d %q", name, res.StatusCode, res.Header.Get("Location"))
 		}
 	}
-	for _, name := range []string{"nobody", "x@elsewhere.test"} {
-		if res, body := post("/login", url.Values{"username": {name}}, nil); res.StatusCode != 200 || !strings.Contains(body, `name="password"`) {
-			t.Fatalf("%s: %d", name, res.StatusCode)
+	for _, name := range []string{"alice", "nobody", "x@elsewhere.test", "alice@nope"} {
+		if res, body := post("/login", url.Values{"username": {name}}, nil); res.StatusCode != 200 || !strings.Contains(body, `name="password"`) ||
+			!strings.Contains(body, `<label for="o">Organization</label>`) {
+			t.Fatalf("%s: %d %s", name, res.StatusCode, body)
 		}
 	}
 	// Login CSRF: a cross-site post of either form is refused.
@@ -301,11 +303,11 @@ func TestLoginForms(t *testing.T) {
 	if err := e.signIn.SetPassword(context.Background(), e.org.ID, owner.ID, "a long enough password", false); err != nil {
 		t.Fatal(err)
 	}
-	if res, body := post("/login/password", url.Values{"username": {"owner"}, "password": {"wrong password!!"}}, nil); res.StatusCode != 401 ||
+	if res, body := post("/login/password", url.Values{"username": {"owner@acme"}, "password": {"wrong password!!"}}, nil); res.StatusCode != 401 ||
 		!strings.Contains(body, "msg") {
 		t.Fatalf("wrong password: %d", res.StatusCode)
 	}
-	res, _ := post("/login/password", url.Values{"username": {"owner"}, "password": {"a long enough password"}, "next": {"https://evil.test"}}, nil)
+	res, _ := post("/login/password", url.Values{"organization": {"acme"}, "username": {"owner"}, "password": {"a long enough password"}, "next": {"https://evil.test"}}, nil)
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" || sessionCookie(res) == "" {
 		t.Fatalf("password sign-in: %d %q", res.StatusCode, res.Header.Get("Location"))
 	}

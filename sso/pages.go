@@ -8,8 +8,13 @@ import (
 // pageData fills the sign-in pages. Every value is escaped by
 // html/template; none holds a secret.
 type pageData struct {
-	Next      string
-	Username  string
+	Next     string
+	Username string
+	// Org is the organization's slug on the password form; OrgFixed
+	// sends it as a hidden field (the sign-in page or link named it)
+	// instead of asking for it.
+	Org       string
+	OrgFixed  bool
 	Message   string
 	Reference string
 	AskTOTP   bool
@@ -25,15 +30,19 @@ input{width:100%;padding:.4rem}.msg{padding:.6rem;background:#fee}code{backgroun
 var (
 	loginTemplate = template.Must(template.New("login").Parse(pageHead + `<h1>Sign in</h1>
 {{with .Message}}<p class="msg">{{.}}</p>{{end}}
-<form method="post" action="/login"><label for="u">Username or email</label>
+<form method="post" action="/login"><label for="u">Username@organization, or your work email</label>
 <input id="u" name="username" autocomplete="username" autofocus required value="{{.Username}}">
-<input type="hidden" name="next" value="{{.Next}}"><button>Continue</button></form></body></html>`))
+{{with .Org}}<input type="hidden" name="organization" value="{{.}}">{{end}}
+<input type="hidden" name="next" value="{{.Next}}"><button>Continue</button></form>
+<p><a href="/login/password?{{with .Org}}org={{.}}&amp;{{end}}next={{.Next}}">Sign in with a password</a></p></body></html>`))
 
-	passwordTemplate = template.Must(template.New("password").Parse(pageHead + `<h1>Sign in</h1>
+	passwordTemplate = template.Must(template.New("password").Parse(pageHead + `<h1>Sign in{{if .OrgFixed}} to {{.Org}}{{end}}</h1>
 {{with .Message}}<p class="msg">{{.}}</p>{{end}}
-<form method="post" action="/login/password"><label for="u">Username</label>
+<form method="post" action="/login/password">
+{{if .OrgFixed}}<input type="hidden" name="organization" value="{{.Org}}"><input type="hidden" name="org_fixed" value="1">
+{{else}}<label for="o">Organization</label><input id="o" name="organization" autocomplete="organization" required value="{{.Org}}">{{end}}
+<label for="u">Username</label>
 <input id="u" name="username" autocomplete="username" required value="{{.Username}}">
-<label for="o">Organization (when your username is in several)</label><input id="o" name="organization">
 <label for="p">Password</label><input id="p" name="password" type="password" autocomplete="current-password" required autofocus>
 {{if .AskTOTP}}<label for="t">Code from your authenticator app</label><input id="t" name="totp" inputmode="numeric" autocomplete="one-time-code">{{end}}
 <input type="hidden" name="next" value="{{.Next}}"><button>Sign in</button></form></body></html>`))

@@ -72,6 +72,9 @@ func (s *SQL) Org(ctx context.Context, id string) (Org, error) {
 // OrgBySlug returns an organization by its slug.
 func (s *SQL) OrgBySlug(ctx context.Context, slug string) (Org, error) {
 	var o Org
+	if !storable(slug) {
+		return o, ErrNotFound // a sign-in form's typing: no stored slug can equal it
+	}
 	err := s.get(ctx, s.reader, &o, `SELECT `+orgColumns+` FROM orgs WHERE slug = ?`, slug)
 	return o, err
 }
@@ -157,6 +160,9 @@ func (s *SQL) RemoveRegisteredDomain(ctx context.Context, org, domain string) er
 // email domain (lower case).
 func (s *SQL) OrgsByDomain(ctx context.Context, domain string) ([]string, error) {
 	ids := []string{}
+	if !storable(domain) {
+		return ids, nil
+	}
 	if err := s.selectAll(ctx, s.reader, &ids, `SELECT org_id FROM registered_domains WHERE domain = ? ORDER BY org_id`, strings.ToLower(domain)); err != nil {
 		return nil, fmt.Errorf("store: organizations of a domain: %w", err)
 	}

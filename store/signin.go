@@ -31,17 +31,16 @@ type Credentials struct {
 	// TOTPLastStep is the time step (Unix time / 30 s) of the last TOTP
 	// code accepted: a code of this step or an earlier one is a replay.
 	TOTPLastStep int64 `db:"totp_last_step"`
-	// FailedLogins counts the failed sign-ins since the last success or the
-	// last lockout; LockedUntil, when in the future, refuses every sign-in.
-	FailedLogins int        `db:"failed_logins"`
-	LockedUntil  *time.Time `db:"locked_until"`
 	// BreakGlass: this Super Administrator may sign in with a password
 	// even when the organization requires SSO.
 	BreakGlass bool `db:"break_glass"`
 }
 
+// The failed_logins and locked_until columns of the credentials table are
+// no longer read: the lockout is counted per name in login_throttle (see
+// TakeSignInSlot), for names with and without an account alike.
 const credentialsColumns = `administrator_id, password_hash, password_changed_at, must_change_password, totp_secret, totp_enabled,
-	totp_last_step, failed_logins, locked_until, break_glass`
+	totp_last_step, break_glass`
 
 // CredentialsChange is one change of an administrator's credentials, made
 // by UpdateCredentials in one transaction with the sessions it ends.
@@ -112,19 +111,13 @@ type LoginEvent struct {
 // Results of a LoginEvent.
 const (
 	LoginSuccess         = "success"
-	LoginInvalidPassword = "invalid_password" // counts toward the lockout
-	LoginInvalidTOTP     = "invalid_totp"     // counts toward the lockout
-	LoginLocked          = "locked"           // refused while locked; not counted
+	LoginInvalidPassword = "invalid_password" // a wrong password
+	LoginInvalidTOTP     = "invalid_totp"     // the right password, a wrong code
+	LoginLocked          = "locked"           // refused while locked, the password not checked
 	LoginPending         = "pending"          // right password, account not activated
 	LoginDeactivated     = "deactivated"      // right password, account deactivated
 	LoginSSORequired     = "sso_required"     // right password, but the organization signs in through SSO
 )
-
-// counted reports whether a result is a failure that counts toward the
-// lockout.
-func counted(result string) bool {
-	return result == LoginInvalidPassword || result == LoginInvalidTOTP
-}
 
 // SignInAttempt is one sign-in of a known administrator, as RecordSignIn
 // writes it.
@@ -144,15 +137,11 @@ type SignInAttempt struct {
 	// otherwise the code was used before and RecordSignIn returns
 	// ErrConflict, writing nothing.
 	TOTPStep int64
-	// A counted failure that brings FailedLogins to LockAfter (> 0) locks
-	// the account until At+LockFor and restarts the count.
-	LockAfter int
-	LockFor   time.Duration
+	// LockedUntil, on a failure that used the last attempt of its name's
+	// window (see TakeSignInSlot), is when that lock ends: audited as
+	// signin.lockout.
+	LockedUntil *time.Time
 }
-
-// ErrLocked: RecordSignIn was asked to record a success for an account
-// locked at that time. Nothing is written.
-var ErrLocked = errors.New("store: account locked")
 
 // Audit actions of sign-in and credentials. Part of the management API's
 // contract: keep them.
@@ -182,9 +171,6 @@ func credentialsView(c *Credentials) map[string]any {
 	}
 	if c.PasswordChangedAt != nil {
 		v["passwordChangedAt"] = c.PasswordChangedAt.UTC().Format(time.RFC3339Nano)
-	}
-	if c.LockedUntil != nil {
-		v["lockedUntil"] = c.LockedUntil.UTC().Format(time.RFC3339Nano)
 	}
 	return v
 }
@@ -226,7 +212,7 @@ func (s *SQL) Credentials(ctx context.Context, org, administratorID string) (Cre
 		COALESCE(c.password_hash, '') AS password_hash, c.password_changed_at,
 		COALESCE(c.must_change_password, `+s.boolLit(false)+`) AS must_change_password, COALESCE(c.totp_secret, '') AS totp_secret,
 		COALESCE(c.totp_enabled, `+s.boolLit(false)+`) AS totp_enabled, COALESCE(c.totp_last_step, 0) AS totp_last_step,
-		COALESCE(c.failed_logins, 0) AS failed_logins, c.locked_until, COALESCE(c.break_glass, `+s.boolLit(false)+`) AS break_glass
+		COALESCE(c.break_glass, `+s.boolLit(false)+`) AS break_glass
 		FROM administrators a LEFT JOIN credentials c ON c.administrator_id = a.id WHERE a.id = ? AND a.org_id = ?`, administratorID, org)
 	return row.Credentials, err
 }
@@ -265,9 +251,9 @@ func (s *SQL) lockCredentials(ctx context.Context, tx *sqlx.Tx, org, id string) 
 // writeCredentials stores c (the row exists, see lockCredentials).
 func (s *SQL) writeCredentials(ctx context.Context, tx *sqlx.Tx, c *Credentials) error {
 	_, err := s.exec(ctx, tx, `UPDATE credentials SET password_hash = ?, password_changed_at = ?, must_change_password = ?,
-		totp_secret = ?, totp_enabled = ?, totp_last_step = ?, failed_logins = ?, locked_until = ?, break_glass = ? WHERE administrator_id = ?`,
-		c.PasswordHash, c.PasswordChangedAt, c.MustChangePassword, c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep, c.FailedLogins,
-		c.LockedUntil, c.BreakGlass, c.AdministratorID)
+		totp_secret = ?, totp_enabled = ?, totp_last_step = ?, break_glass = ? WHERE administrator_id = ?`,
+		c.PasswordHash, c.PasswordChangedAt, c.MustChangePassword, c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep,
+		c.BreakGlass, c.AdministratorID)
 	if err != nil {
 		return fmt.Errorf("store: write credentials: %w", err)
 	}
@@ -291,7 +277,7 @@ func (s *SQL) changeCredentials(ctx context.Context, tx *sqlx.Tx, org, id, actio
 		now := s.timestamp()
 		c.PasswordChangedAt = &now
 	}
-	c.PasswordChangedAt, c.LockedUntil = micro(c.PasswordChangedAt), micro(c.LockedUntil)
+	c.PasswordChangedAt = micro(c.PasswordChangedAt)
 	if err := s.writeCredentials(ctx, tx, &c); err != nil {
 		return Credentials{}, err
 	}
@@ -452,7 +438,7 @@ func (s *SQL) UseInvitation(ctx context.Context, hash []byte, purpose string, no
 		if c.PasswordHash != credsBefore.PasswordHash {
 			c.PasswordChangedAt = &now
 		}
-		c.PasswordChangedAt, c.LockedUntil = micro(c.PasswordChangedAt), micro(c.LockedUntil)
+		c.PasswordChangedAt = micro(c.PasswordChangedAt)
 		if err := s.writeCredentials(ctx, tx, &c); err != nil {
 			return err
 		}
@@ -473,36 +459,15 @@ func (s *SQL) UseInvitation(ctx context.Context, hash []byte, purpose string, no
 	return out, nil
 }
 
-// AdministratorsByUsername returns the administrators of every
-// organization whose username is exactly username (byte for byte), in
-// creation order: the sign-in page may not ask for the organization.
-func (s *SQL) AdministratorsByUsername(ctx context.Context, username string) ([]Administrator, error) {
-	out := []Administrator{}
-	if !storable(username) {
-		return out, nil
-	}
-	// org_id IN (every organization) lets both databases probe the unique
-	// (org_id, username_fold) index once per organization instead of
-	// scanning the administrators; the equality on username then makes
-	// the match exact.
-	err := s.selectAll(ctx, s.reader, &out, `SELECT `+administratorColumns+` FROM administrators
-		WHERE org_id IN (SELECT id FROM orgs) AND username_fold = ? AND username = ? ORDER BY seq`, FoldUsername(username), username)
-	if err != nil {
-		return nil, fmt.Errorf("store: administrators by username: %w", err)
-	}
-	return out, nil
-}
-
 // RecordSignIn writes one sign-in attempt of a known administrator in one
 // transaction: the login history row and the audit entry (signin.success
-// or signin.failure, and signin.lockout when it locks); on success also
-// the administrator's LastLoginAt (with a new Version; the change is shown
-// in the signin.success entry, not as an administrator.update), the end of
-// any lockout, the TOTP step, and the new session; on a counted failure
-// FailedLogins+1 and, at LockAfter, LockedUntil. It returns the
-// credentials as written. A success while the account is locked at a.At is
-// ErrLocked; a TOTP step not above the stored one is ErrConflict; both
-// write nothing.
+// or signin.failure, and signin.lockout when a.LockedUntil is set); on
+// success also the administrator's LastLoginAt (with a new Version; the
+// change is shown in the signin.success entry, not as an
+// administrator.update), the TOTP step and the new session. It returns the
+// credentials as written. A TOTP step not above the stored one is
+// ErrConflict and writes nothing. The lockout is not RecordSignIn's: the
+// attempt was counted before its password was checked (TakeSignInSlot).
 func (s *SQL) RecordSignIn(ctx context.Context, a SignInAttempt) (Credentials, error) {
 	if a.Result == "" || a.Method == "" || a.At.IsZero() {
 		return Credentials{}, errors.New("store: sign-in attempt needs a result, a method and a time")
@@ -510,94 +475,255 @@ func (s *SQL) RecordSignIn(ctx context.Context, a SignInAttempt) (Credentials, e
 	if a.Result == LoginSuccess && a.Session == nil {
 		return Credentials{}, errors.New("store: a successful sign-in needs its session")
 	}
-	a.At = microTime(a.At)
-	a.IP, a.UserAgent = clip(a.IP, 64), clip(a.UserAgent, 512)
 	var out Credentials
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var adm Administrator
-		if err := s.get(ctx, tx, &adm, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`+s.d.forUpdate,
-			a.AdministratorID, a.OrgID); err != nil {
-			return err
-		}
-		c, _, err := s.lockCredentials(ctx, tx, a.OrgID, a.AdministratorID)
-		if err != nil {
-			return err
-		}
-		view := map[string]any{"method": a.Method, "ip": a.IP, "result": a.Result}
-		if a.Result == LoginSuccess && a.Method == SignInPassword {
-			// The lockout guards passwords; an SSO sign-in neither meets
-			// it nor ends it.
-			if c.LockedUntil != nil && a.At.Before(*c.LockedUntil) {
-				return ErrLocked
-			}
-			if a.TOTPStep != 0 {
-				if a.TOTPStep <= c.TOTPLastStep {
-					return ErrConflict
-				}
-				c.TOTPLastStep = a.TOTPStep
-			}
-			c.FailedLogins, c.LockedUntil = 0, nil
-		}
-		if a.Result == LoginSuccess {
-			if err := s.writeCredentials(ctx, tx, &c); err != nil {
-				return err
-			}
-			after := adm
-			after.LastLoginAt = &a.At
-			if err := s.setAdministratorSignIn(ctx, tx, adm, &after, true); err != nil {
-				return err
-			}
-			ss := *a.Session
-			ss.OrgID, ss.AdministratorID, ss.Method, ss.IP, ss.UserAgent = a.OrgID, a.AdministratorID, a.Method, a.IP, a.UserAgent
-			ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = a.At, a.At, microTime(ss.ExpiresAt)
-			if len(ss.Hash) == 0 || ss.Stage == "" || !ss.ExpiresAt.After(a.At) {
-				return errors.New("store: a session needs a hash, a stage and a future expiry")
-			}
-			if _, err := s.exec(ctx, tx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				ss.Hash, ss.OrgID, ss.AdministratorID, ss.Method, ss.Stage, ss.IP, ss.UserAgent, ss.CreatedAt, ss.LastSeenAt,
-				ss.ExpiresAt); err != nil {
-				if s.d.uniqueViolation(err) {
-					return &ExistsError{Kind: "session", Field: "hash", Existing: "(secret)"}
-				}
-				return fmt.Errorf("store: create session: %w", err)
-			}
-			view["stage"] = ss.Stage
-			view["lastLoginAt"] = a.At.Format(time.RFC3339Nano)
-		} else if counted(a.Result) {
-			c.FailedLogins++
-			if a.LockAfter > 0 && c.FailedLogins >= a.LockAfter {
-				until := a.At.Add(a.LockFor)
-				c.FailedLogins, c.LockedUntil = 0, &until
-			}
-			if err := s.writeCredentials(ctx, tx, &c); err != nil {
-				return err
-			}
-		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO login_history (org_id, administrator_id, at, method, ip, user_agent, result)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, a.OrgID, a.AdministratorID, a.At, a.Method, a.IP, a.UserAgent, a.Result); err != nil {
-			return fmt.Errorf("store: login history: %w", err)
-		}
-		action := AuditSignInFailure
-		if a.Result == LoginSuccess {
-			action = AuditSignInSuccess
-		}
-		if err := s.audit(ctx, tx, a.OrgID, change{action: action, targetKind: "administrator", targetID: adm.ID,
-			targetName: adm.UserName, after: view}); err != nil {
-			return err
-		}
-		if counted(a.Result) && c.LockedUntil != nil && c.FailedLogins == 0 && c.LockedUntil.After(a.At) {
-			if err := s.audit(ctx, tx, a.OrgID, change{action: AuditSignInLockout, targetKind: "administrator", targetID: adm.ID,
-				targetName: adm.UserName, after: map[string]any{"lockedUntil": c.LockedUntil.Format(time.RFC3339Nano), "ip": a.IP}}); err != nil {
-				return err
-			}
-		}
-		out = c
-		return nil
+		var err error
+		out, err = s.recordSignIn(ctx, tx, a)
+		return err
 	})
 	if err != nil {
 		return Credentials{}, err
 	}
 	return out, nil
+}
+
+func (s *SQL) recordSignIn(ctx context.Context, tx *sqlx.Tx, a SignInAttempt) (Credentials, error) {
+	a.At = microTime(a.At)
+	a.IP, a.UserAgent = clip(a.IP, 64), clip(a.UserAgent, 512)
+	var adm Administrator
+	if err := s.get(ctx, tx, &adm, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`+s.d.forUpdate,
+		a.AdministratorID, a.OrgID); err != nil {
+		return Credentials{}, err
+	}
+	c, _, err := s.lockCredentials(ctx, tx, a.OrgID, a.AdministratorID)
+	if err != nil {
+		return Credentials{}, err
+	}
+	view := map[string]any{"method": a.Method, "ip": a.IP, "result": a.Result}
+	if a.Result == LoginSuccess {
+		if a.TOTPStep != 0 {
+			if a.TOTPStep <= c.TOTPLastStep {
+				return Credentials{}, ErrConflict
+			}
+			c.TOTPLastStep = a.TOTPStep
+			if err := s.writeCredentials(ctx, tx, &c); err != nil {
+				return Credentials{}, err
+			}
+		}
+		after := adm
+		after.LastLoginAt = &a.At
+		if err := s.setAdministratorSignIn(ctx, tx, adm, &after, true); err != nil {
+			return Credentials{}, err
+		}
+		ss := *a.Session
+		ss.OrgID, ss.AdministratorID, ss.Method, ss.IP, ss.UserAgent = a.OrgID, a.AdministratorID, a.Method, a.IP, a.UserAgent
+		ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = a.At, a.At, microTime(ss.ExpiresAt)
+		if len(ss.Hash) == 0 || ss.Stage == "" || !ss.ExpiresAt.After(a.At) {
+			return Credentials{}, errors.New("store: a session needs a hash, a stage and a future expiry")
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ss.Hash, ss.OrgID, ss.AdministratorID, ss.Method, ss.Stage, ss.IP, ss.UserAgent, ss.CreatedAt, ss.LastSeenAt,
+			ss.ExpiresAt); err != nil {
+			if s.d.uniqueViolation(err) {
+				return Credentials{}, &ExistsError{Kind: "session", Field: "hash", Existing: "(secret)"}
+			}
+			return Credentials{}, fmt.Errorf("store: create session: %w", err)
+		}
+		view["stage"] = ss.Stage
+		view["lastLoginAt"] = a.At.Format(time.RFC3339Nano)
+	}
+	if _, err := s.exec(ctx, tx, `INSERT INTO login_history (org_id, administrator_id, at, method, ip, user_agent, result)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, a.OrgID, a.AdministratorID, a.At, a.Method, a.IP, a.UserAgent, a.Result); err != nil {
+		return Credentials{}, fmt.Errorf("store: login history: %w", err)
+	}
+	action := AuditSignInFailure
+	if a.Result == LoginSuccess {
+		action = AuditSignInSuccess
+	}
+	if err := s.audit(ctx, tx, a.OrgID, change{action: action, targetKind: "administrator", targetID: adm.ID,
+		targetName: adm.UserName, after: view}); err != nil {
+		return Credentials{}, err
+	}
+	if a.Result != LoginSuccess && a.LockedUntil != nil {
+		if err := s.audit(ctx, tx, a.OrgID, change{action: AuditSignInLockout, targetKind: "administrator", targetID: adm.ID,
+			targetName: adm.UserName, after: map[string]any{"lockedUntil": a.LockedUntil.UTC().Format(time.RFC3339Nano), "ip": a.IP}}); err != nil {
+			return Credentials{}, err
+		}
+	}
+	return c, nil
+}
+
+// SignInSlot is one password sign-in asking for the right to have its
+// password checked (TakeSignInSlot). Both keys are throttle keys of
+// login_throttle, shared by every instance.
+type SignInSlot struct {
+	At time.Time // the service's clock
+	// Name is the key of the name signed in as — an organization and a
+	// username, whether or not an administrator has it, so that a lock
+	// does not tell which names exist. At most LockAfter attempts are
+	// granted in a window of LockFor that starts at the first; the
+	// LockAfter-th starts it again, so the lock lasts LockFor from it.
+	Name      string
+	LockAfter int
+	LockFor   time.Duration
+	// Address is the key of the client's address ("" counts none): at most
+	// AddressLimit attempts in a fixed window of AddressWindow.
+	Address       string
+	AddressLimit  int
+	AddressWindow time.Duration
+	// Locked, when the name has an administrator, is recorded (as
+	// RecordSignIn would, Result LoginLocked) in the transaction that
+	// finds the name locked.
+	Locked *SignInAttempt
+	// Number is the attempt's number in the name's window, as
+	// TakeSignInSlot returned it (for ReturnSignInSlot).
+	Number int
+}
+
+// SlotVerdict is TakeSignInSlot's answer.
+type SlotVerdict int
+
+const (
+	// SlotGranted: the password may be checked.
+	SlotGranted SlotVerdict = iota
+	// SlotLocked: the name used its attempts; the attempt counted against
+	// the address.
+	SlotLocked
+	// SlotAddressLimited: the address used its attempts; nothing was
+	// counted or written.
+	SlotAddressLimited
+)
+
+// TakeSignInSlot counts a sign-in attempt, before its password is checked,
+// in one transaction: against the address, then against the name. It
+// returns the verdict and, when granted, the attempt's number in the
+// name's window (LockAfter: the last one, which locks the name unless it
+// succeeds). Because the count comes first and is shared by every
+// instance, no number of concurrent attempts gets more than LockAfter
+// password checks per name, or AddressLimit per address, in a window.
+func (s *SQL) TakeSignInSlot(ctx context.Context, slot SignInSlot) (SlotVerdict, int, error) {
+	if slot.At.IsZero() || slot.Name == "" || slot.LockAfter <= 0 || slot.LockFor <= 0 ||
+		(slot.Address != "" && (slot.AddressLimit <= 0 || slot.AddressWindow <= 0)) {
+		return 0, 0, errors.New("store: a sign-in slot needs a time, a name, its limit and window, and the address's when it has one")
+	}
+	verdict, n := SlotGranted, 0
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if slot.Address != "" {
+			ip, err := s.countAttempt(ctx, tx, slot.Address, slot.At, slot.AddressWindow, 0)
+			if err != nil {
+				return err
+			}
+			if ip > slot.AddressLimit {
+				verdict = SlotAddressLimited
+				return errSlotRefused // nothing to keep: the window is full already
+			}
+		}
+		var err error
+		if n, err = s.countAttempt(ctx, tx, slot.Name, slot.At, slot.LockFor, slot.LockAfter); err != nil {
+			return err
+		}
+		if n <= slot.LockAfter {
+			return nil
+		}
+		verdict = SlotLocked
+		if slot.Locked != nil {
+			a := *slot.Locked
+			a.Result, a.Session, a.LockedUntil = LoginLocked, nil, nil
+			if _, err := s.recordSignIn(ctx, tx, a); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errSlotRefused) {
+		return SlotAddressLimited, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: sign-in slot: %w", err)
+	}
+	if verdict != SlotGranted {
+		n = 0
+	}
+	return verdict, n, nil
+}
+
+var errSlotRefused = errors.New("store: slot refused")
+
+// countAttempt adds one to key's count in a fixed window and returns the
+// new count. When the window began at or before now-window a new one
+// begins at now; when restartAt > 0 and the count reaches restartAt the
+// window begins again at now.
+func (s *SQL) countAttempt(ctx context.Context, tx *sqlx.Tx, key string, now time.Time, window time.Duration, restartAt int) (int, error) {
+	now = microTime(now)
+	start := now.Add(-window)
+	var n int
+	err := s.get(ctx, tx, &n, `INSERT INTO login_throttle (key, window_start, failures) VALUES (?, ?, 1)
+		ON CONFLICT (key) DO UPDATE SET
+			failures = CASE WHEN login_throttle.window_start <= ? THEN 1 ELSE login_throttle.failures + 1 END,
+			window_start = CASE WHEN login_throttle.window_start <= ? OR login_throttle.failures + 1 = ? THEN excluded.window_start
+				ELSE login_throttle.window_start END
+		RETURNING failures`, clip(key, 512), now, start, start, restartAt)
+	return n, err
+}
+
+// ReturnSignInSlot gives back what a granted attempt counted once its
+// password proved right, in one transaction: its count against the
+// address and against the name (each unless its window started again
+// since slot.At), or with restartName (a success) the name's whole count
+// — unless another attempt of the name was counted after this one
+// (slot.Number, as TakeSignInSlot returned it): then the count, and any
+// lock, runs on, so that no burst of guesses gets more than LockAfter
+// checks by racing a success. A slot with Number 0 (an unlock) always
+// restarts the name.
+func (s *SQL) ReturnSignInSlot(ctx context.Context, slot SignInSlot, restartName bool) error {
+	giveBack := func(tx *sqlx.Tx, key string) error {
+		_, err := s.exec(ctx, tx, `UPDATE login_throttle SET failures = failures - 1 WHERE key = ? AND failures > 0 AND window_start <= ?`,
+			clip(key, 512), microTime(slot.At))
+		return err
+	}
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if slot.Address != "" {
+			if err := giveBack(tx, slot.Address); err != nil {
+				return err
+			}
+		}
+		switch {
+		case slot.Name == "":
+		case restartName && slot.Number == 0: // an unlock, a reset
+			if _, err := s.exec(ctx, tx, `DELETE FROM login_throttle WHERE key = ?`, clip(slot.Name, 512)); err != nil {
+				return err
+			}
+		case restartName:
+			// Only when nothing was counted after this attempt: a guess
+			// racing a success keeps its count, and a lock its length.
+			if _, err := s.exec(ctx, tx, `DELETE FROM login_throttle WHERE key = ? AND failures <= ? AND window_start <= ?`,
+				clip(slot.Name, 512), slot.Number, microTime(slot.At)); err != nil {
+				return err
+			}
+		default:
+			return giveBack(tx, slot.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: return sign-in slot: %w", err)
+	}
+	return nil
+}
+
+// RecordNameFailure is RecordSignIn for a name no administrator has: the
+// failure is written to the name's throttle window only, in one
+// transaction, so that a wrong password costs the same writes whether or
+// not the name exists.
+func (s *SQL) RecordNameFailure(ctx context.Context, name string) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		_, err := s.exec(ctx, tx, `UPDATE login_throttle SET failures = failures WHERE key = ?`, clip(name, 512))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: name failure: %w", err)
+	}
+	return nil
 }
 
 // LoginHistory returns up to limit (1..1000; 0 means 50) events of an

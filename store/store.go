@@ -440,6 +440,10 @@ type Store interface {
 	RevokeSCIMToken(ctx context.Context, org, id string, at time.Time) error
 
 	CreateInvitation(ctx context.Context, inv Invitation, email *OutboxMessage) error
+	// RequestReset counts a password-reset request against its key and,
+	// within the limit, creates its invitation and email, in one
+	// transaction (see ResetRequest).
+	RequestReset(ctx context.Context, r ResetRequest) (bool, error)
 	InvitationByHash(ctx context.Context, hash []byte) (Invitation, error)
 	// OpenInvitation reports whether the administrator has an unused
 	// invitation of the purpose, expired ones included.
@@ -540,14 +544,21 @@ type Store interface {
 	// (Status only) and credentials and ending the administrator's
 	// sessions, in one transaction; of concurrent uses exactly one wins.
 	UseInvitation(ctx context.Context, hash []byte, purpose string, now time.Time, fn func(*Administrator, *Credentials) error) (Administrator, error)
-	// AdministratorsByUsername matches username exactly in every
-	// organization.
-	AdministratorsByUsername(ctx context.Context, username string) ([]Administrator, error)
+	// TakeSignInSlot counts a password sign-in against its address and
+	// its name before the password is checked, in one transaction, and
+	// says whether the password may be checked (see SignInSlot).
+	TakeSignInSlot(ctx context.Context, slot SignInSlot) (SlotVerdict, int, error)
+	// ReturnSignInSlot gives back a granted attempt's counts (its password
+	// was right) or, with restartName, restarts its name's count (a
+	// success, an unlock).
+	ReturnSignInSlot(ctx context.Context, slot SignInSlot, restartName bool) error
 	// RecordSignIn writes a sign-in attempt in one transaction: history,
 	// audit, and on success LastLoginAt, the session and the TOTP step
-	// (ErrConflict on a replayed step, ErrLocked while locked), on a
-	// counted failure the lockout counters.
+	// (ErrConflict on a replayed step).
 	RecordSignIn(ctx context.Context, a SignInAttempt) (Credentials, error)
+	// RecordNameFailure writes a failed sign-in of a name no administrator
+	// has, in one transaction as RecordSignIn would.
+	RecordNameFailure(ctx context.Context, name string) error
 	// LoginHistory returns an administrator's events newest first.
 	LoginHistory(ctx context.Context, org, administratorID string, limit int, beforeSeq int64) ([]LoginEvent, error)
 	// Session finds a session by the hash of its secret; expired at now

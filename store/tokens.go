@@ -143,27 +143,67 @@ func (s *SQL) insertInvitation(ctx context.Context, tx *sqlx.Tx, inv Invitation,
 // invitations of the administrator with the same purpose stop working: the
 // newest link is the only one.
 func (s *SQL) CreateInvitation(ctx context.Context, inv Invitation, email *OutboxMessage) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var username string
-		if err := s.get(ctx, tx, &username, `SELECT username FROM administrators WHERE id = ? AND org_id = ?`, inv.AdministratorID, inv.OrgID); err != nil {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.createInvitation(ctx, tx, inv, email) })
+}
+
+func (s *SQL) createInvitation(ctx context.Context, tx *sqlx.Tx, inv Invitation, email *OutboxMessage) error {
+	var username string
+	if err := s.get(ctx, tx, &username, `SELECT username FROM administrators WHERE id = ? AND org_id = ?`, inv.AdministratorID, inv.OrgID); err != nil {
+		return err
+	}
+	if inv.Purpose == "" {
+		inv.Purpose = PurposeActivation
+	}
+	now := s.timestamp()
+	if _, err := s.exec(ctx, tx, `UPDATE invitations SET used_at = ? WHERE administrator_id = ? AND purpose = ? AND used_at IS NULL`,
+		now, inv.AdministratorID, inv.Purpose); err != nil {
+		return fmt.Errorf("store: create invitation: %w", err)
+	}
+	if err := s.insertInvitation(ctx, tx, inv, username, now); err != nil {
+		return err
+	}
+	if email != nil {
+		return s.insertOutbox(ctx, tx, email)
+	}
+	return nil
+}
+
+// ResetRequest is one request for a password-reset link (RequestReset).
+type ResetRequest struct {
+	// Key is counted in a fixed window of Window from At; at most Limit
+	// requests of one key in a window create a link.
+	Key    string
+	At     time.Time
+	Window time.Duration
+	Limit  int
+	// Invitation and Email, when the request names an administrator who
+	// may have a link, are created as CreateInvitation does while the
+	// key is within its limit; nil for a name without one.
+	Invitation *Invitation
+	Email      *OutboxMessage
+}
+
+// RequestReset counts a password-reset request and creates its link, in
+// one transaction: a request for a name without an account writes the
+// same throttle row in one transaction too, so the two take the same
+// time. It reports whether a link was created.
+func (s *SQL) RequestReset(ctx context.Context, r ResetRequest) (bool, error) {
+	if r.Key == "" || r.At.IsZero() || r.Window <= 0 || r.Limit <= 0 {
+		return false, errors.New("store: a reset request needs a key, a time, a window and a limit")
+	}
+	created := false
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		n, err := s.countAttempt(ctx, tx, r.Key, r.At, r.Window, 0)
+		if err != nil || n > r.Limit || r.Invitation == nil {
 			return err
 		}
-		if inv.Purpose == "" {
-			inv.Purpose = PurposeActivation
-		}
-		now := s.timestamp()
-		if _, err := s.exec(ctx, tx, `UPDATE invitations SET used_at = ? WHERE administrator_id = ? AND purpose = ? AND used_at IS NULL`,
-			now, inv.AdministratorID, inv.Purpose); err != nil {
-			return fmt.Errorf("store: create invitation: %w", err)
-		}
-		if err := s.insertInvitation(ctx, tx, inv, username, now); err != nil {
-			return err
-		}
-		if email != nil {
-			return s.insertOutbox(ctx, tx, email)
-		}
-		return nil
+		created = true
+		return s.createInvitation(ctx, tx, *r.Invitation, r.Email)
 	})
+	if err != nil {
+		return false, err
+	}
+	return created, nil
 }
 
 // InvitationByHash finds an invitation by the hash of its secret.

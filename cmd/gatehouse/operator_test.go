@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"gatehouse/admin"
 	"gatehouse/store"
@@ -82,8 +81,7 @@ func TestOperatorCommands(t *testing.T) {
 		// is ended the same way. Both audited as the operator.
 		if _, err := s.UpdateCredentials(ctx, org.ID, owner.ID, store.CredentialsChange{Action: "credentials.update",
 			Update: func(c *store.Credentials) error {
-				lock := time.Now().Add(time.Hour)
-				c.TOTPEnabled, c.TOTPSecret, c.LockedUntil = true, "v1.sealed", &lock
+				c.TOTPEnabled, c.TOTPSecret = true, "v1.sealed"
 				return nil
 			}}); err != nil {
 			t.Fatal(err)
@@ -96,7 +94,7 @@ func TestOperatorCommands(t *testing.T) {
 			}
 		}
 		cred, err := s.Credentials(ctx, org.ID, owner.ID)
-		if err != nil || cred.TOTPEnabled || cred.TOTPSecret != "" || cred.LockedUntil != nil {
+		if err != nil || cred.TOTPEnabled || cred.TOTPSecret != "" {
 			t.Fatalf("credentials after reset-totp and unlock: %+v, %v", cred, err)
 		}
 		resets, _ := s.AuditLog(ctx, org.ID, store.AuditQuery{TargetID: owner.ID, Action: "credentials."})

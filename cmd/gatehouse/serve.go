@@ -388,11 +388,11 @@ func loadSealer(key, file, dsn string, logger *slog.Logger) (*admin.Sealer, erro
 
 // Housekeeping: how often expired rows are deleted, and how long what no
 // rule reads is kept (sign-in throttle windows: twice the longest window,
-// the unknown-username one; sent emails, whose bodies are already gone:
+// the password-reset one; sent emails, whose bodies are already gone:
 // a month, for support questions).
 const (
 	pruneEvery   = 10 * time.Minute
-	keepThrottle = 2 * admin.DefaultUnknownWindow
+	keepThrottle = 2 * admin.DefaultResetWindow
 	keepSent     = 30 * 24 * time.Hour
 	// keepRateWindows: longer than any window of sso.Limits.
 	keepRateWindows = time.Hour

@@ -17,10 +17,11 @@ import (
 func testSignIn(t *testing.T, s store.Store) {
 	t.Run("Credentials", func(t *testing.T) { testCredentials(t, s) })
 	t.Run("UseInvitation", func(t *testing.T) { testUseInvitation(t, s) })
-	t.Run("AdministratorsByUsername", func(t *testing.T) { testAdministratorsByUsername(t, s) })
 	t.Run("RecordSignIn", func(t *testing.T) { testRecordSignIn(t, s) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, s) })
 	t.Run("LoginThrottle", func(t *testing.T) { testLoginThrottle(t, s) })
+	t.Run("SignInSlots", func(t *testing.T) { testSignInSlots(t, s) })
+	t.Run("SignInSlotsConcurrent", func(t *testing.T) { testSignInSlotsConcurrent(t, s) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, s) })
 }
 
@@ -115,7 +116,7 @@ func testCredentials(t *testing.T, s store.Store) {
 	o, _ := newOrg(t, s, "creds")
 	a := mustCreate(t, s, admin(o.ID, "jdoe"))
 	c, err := s.Credentials(ctx, o.ID, a.ID)
-	if err != nil || c.AdministratorID != a.ID || c.PasswordHash != "" || c.TOTPEnabled || c.LockedUntil != nil || c.FailedLogins != 0 {
+	if err != nil || c.AdministratorID != a.ID || c.PasswordHash != "" || c.TOTPEnabled || c.TOTPLastStep != 0 {
 		t.Fatalf("credentials of a new administrator = %+v, %v; want zero", c, err)
 	}
 	other, _ := newOrg(t, s, "creds-other")
@@ -275,7 +276,7 @@ func testUseInvitation(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			_, err := s.UseInvitation(ctx, []byte("race"), store.PurposePasswordReset, now, func(_ *store.Administrator, c *store.Credentials) error {
-				c.FailedLogins++
+				c.TOTPLastStep++
 				return nil
 			})
 			switch {
@@ -292,26 +293,8 @@ func testUseInvitation(t *testing.T, s store.Store) {
 	if wins.Load() != 1 || losses.Load() != 7 {
 		t.Fatalf("concurrent uses: %d won, %d lost; want 1 and 7", wins.Load(), losses.Load())
 	}
-	if c, _ := s.Credentials(ctx, o.ID, b.ID); c.FailedLogins != 1 {
-		t.Fatalf("fn applied %d times", c.FailedLogins)
-	}
-}
-
-func testAdministratorsByUsername(t *testing.T, s store.Store) {
-	o1, _ := newOrg(t, s, "byname-1")
-	o2, _ := newOrg(t, s, "byname-2")
-	a1 := mustCreate(t, s, admin(o1.ID, "jdoe"))
-	a2 := mustCreate(t, s, admin(o2.ID, "jdoe"))
-	mustCreate(t, s, admin(o2.ID, "JSmith"))
-	as, err := s.AdministratorsByUsername(ctx, "jdoe")
-	if err != nil || len(as) != 2 || as[0].ID != a1.ID || as[1].ID != a2.ID {
-		t.Fatalf("AdministratorsByUsername(jdoe) = %+v, %v", as, err)
-	}
-	for _, name := range []string{"JDoe", "jdoe ", " jdoe", "jsmith", "", "j\x00doe", "\xff"} {
-		as, err := s.AdministratorsByUsername(ctx, name)
-		if err != nil || len(as) != 0 {
-			t.Fatalf("AdministratorsByUsername(%q) = %+v, %v; want none", name, as, err)
-		}
+	if c, _ := s.Credentials(ctx, o.ID, b.ID); c.TOTPLastStep != 1 {
+		t.Fatalf("fn applied %d times", c.TOTPLastStep)
 	}
 }
 
@@ -319,26 +302,22 @@ func testRecordSignIn(t *testing.T, s store.Store) {
 	o, _ := newOrg(t, s, "record")
 	a := mustCreate(t, s, admin(o.ID, "jdoe"))
 	now := time.Now().UTC().Truncate(time.Second)
-	fail := func(at time.Time, result string) store.Credentials {
+	fail := func(at time.Time, result string, lockedUntil *time.Time) {
 		t.Helper()
-		c, err := s.RecordSignIn(ctx, store.SignInAttempt{OrgID: o.ID, AdministratorID: a.ID, At: at, Method: store.SignInPassword,
-			IP: "198.51.100.7", UserAgent: "agent\x00\xff" + strings.Repeat("x", 1000), Result: result, LockAfter: 3, LockFor: time.Minute})
+		_, err := s.RecordSignIn(ctx, store.SignInAttempt{OrgID: o.ID, AdministratorID: a.ID, At: at, Method: store.SignInPassword,
+			IP: "198.51.100.7", UserAgent: "agent\x00\xff" + strings.Repeat("x", 1000), Result: result, LockedUntil: lockedUntil})
 		if err != nil {
 			t.Fatalf("RecordSignIn(%s): %v", result, err)
 		}
-		return c
 	}
-	if c := fail(now, store.LoginInvalidPassword); c.FailedLogins != 1 || c.LockedUntil != nil {
-		t.Fatalf("after one failure %+v", c)
+	fail(now, store.LoginInvalidPassword, nil)
+	fail(now, store.LoginPending, nil)
+	fail(now, store.LoginInvalidTOTP, nil)
+	if _, ok := hasAction(auditActions(t, s, o.ID, a.ID), store.AuditSignInLockout); ok {
+		t.Fatal("a lockout entry without a lock")
 	}
-	if c := fail(now, store.LoginPending); c.FailedLogins != 1 {
-		t.Fatalf("a pending refusal counted: %+v", c)
-	}
-	fail(now, store.LoginInvalidTOTP)
-	c := fail(now, store.LoginInvalidPassword)
-	if c.FailedLogins != 0 || c.LockedUntil == nil || !c.LockedUntil.Equal(now.Add(time.Minute)) {
-		t.Fatalf("third counted failure: %+v, want locked until %v", c, now.Add(time.Minute))
-	}
+	until := now.Add(time.Minute)
+	fail(now, store.LoginInvalidPassword, &until)
 	es := auditActions(t, s, o.ID, a.ID)
 	if e, ok := hasAction(es, store.AuditSignInLockout); !ok || !strings.Contains(string(e.After), "lockedUntil") {
 		t.Fatalf("no lockout entry: %+v", es)
@@ -346,14 +325,7 @@ func testRecordSignIn(t *testing.T, s store.Store) {
 	if e, ok := hasAction(es, store.AuditSignInFailure); !ok || !strings.Contains(string(e.After), "198.51.100.7") {
 		t.Fatalf("no failure entry: %+v", es)
 	}
-	// A success while locked writes nothing.
 	before, _ := s.Administrator(ctx, o.ID, a.ID)
-	_, err := s.RecordSignIn(ctx, store.SignInAttempt{OrgID: o.ID, AdministratorID: a.ID, At: now.Add(30 * time.Second),
-		Method: store.SignInPassword, Result: store.LoginSuccess,
-		Session: &store.Session{Hash: []byte("locked"), Stage: store.SessionActive, ExpiresAt: now.Add(time.Hour)}})
-	wantErr(t, err, store.ErrLocked)
-	_, err = s.Session(ctx, []byte("locked"), now)
-	wantErr(t, err, store.ErrNotFound)
 
 	// After the lock: success with a TOTP step.
 	at := now.Add(2 * time.Minute)
@@ -370,8 +342,8 @@ func testRecordSignIn(t *testing.T, s store.Store) {
 	if after.LastLoginAt == nil || !after.LastLoginAt.Equal(at) || after.Version != before.Version+1 || !after.UpdatedAt.After(before.UpdatedAt) {
 		t.Fatalf("administrator after sign-in = %+v (before %+v)", after, before)
 	}
-	c, _ = s.Credentials(ctx, o.ID, a.ID)
-	if c.FailedLogins != 0 || c.LockedUntil != nil || c.TOTPLastStep != 100 {
+	c, _ := s.Credentials(ctx, o.ID, a.ID)
+	if c.TOTPLastStep != 100 {
 		t.Fatalf("credentials after success = %+v", c)
 	}
 	ss, err := s.Session(ctx, []byte("s1"), at)
@@ -506,5 +478,123 @@ func testLoginThrottle(t *testing.T, s store.Store) {
 	wg.Wait()
 	if n, _ := s.LoginFailures(ctx, "ip:flood", t0, w); n != 20 {
 		t.Fatalf("20 concurrent failures counted as %d", n)
+	}
+}
+
+// testSignInSlots: the name's and the address's counts of attempts taken
+// before their passwords are checked.
+func testSignInSlots(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "slots")
+	a := mustCreate(t, s, admin(o.ID, "jdoe"))
+	t0 := time.Now().UTC().Truncate(time.Second)
+	slot := func(at time.Time, name, addr string) store.SignInSlot {
+		return store.SignInSlot{At: at, Name: name, LockAfter: 3, LockFor: 10 * time.Minute,
+			Address: addr, AddressLimit: 4, AddressWindow: 15 * time.Minute,
+			Locked: &store.SignInAttempt{OrgID: o.ID, AdministratorID: a.ID, At: at, Method: store.SignInPassword, IP: addr}}
+	}
+	take := func(sl store.SignInSlot, want store.SlotVerdict, wantN int) {
+		t.Helper()
+		v, n, err := s.TakeSignInSlot(ctx, sl)
+		if err != nil || v != want || n != wantN {
+			t.Fatalf("TakeSignInSlot(%s, %s at %v) = %d, %d, %v; want %d, %d", sl.Name, sl.Address, sl.At.Sub(t0), v, n, err, want, wantN)
+		}
+	}
+	// Three attempts of a name, the third at t0+2m: locked until t0+12m.
+	for i := 1; i <= 3; i++ {
+		take(slot(t0.Add(time.Duration(i-1)*time.Minute), "name:a", "ip:1"), store.SlotGranted, i)
+	}
+	take(slot(t0.Add(11*time.Minute), "name:a", "ip:1"), store.SlotLocked, 0)
+	hist, _ := s.LoginHistory(ctx, o.ID, a.ID, 0, 0)
+	if len(hist) != 1 || hist[0].Result != store.LoginLocked {
+		t.Fatalf("history after a locked attempt = %+v", hist)
+	}
+	take(slot(t0.Add(12*time.Minute), "name:a", "ip:2"), store.SlotGranted, 1)
+	// The address: four attempts (the locked one included), then refused
+	// without counting the name.
+	take(slot(t0.Add(12*time.Minute), "name:b", "ip:1"), store.SlotAddressLimited, 0)
+	if n, _ := s.LoginFailures(ctx, "name:b", t0.Add(12*time.Minute), 10*time.Minute); n != 0 {
+		t.Fatalf("an address-limited attempt counted against the name: %d", n)
+	}
+	// A returned slot frees its address count; a success restarts the
+	// name.
+	sl := slot(t0.Add(12*time.Minute), "name:a", "ip:2")
+	take(sl, store.SlotGranted, 2)
+	sl.Number = 2
+	// A success racing a later attempt does not restart the name.
+	racer := slot(t0.Add(12*time.Minute), "name:a", "")
+	take(racer, store.SlotGranted, 3)
+	if err := s.ReturnSignInSlot(ctx, sl, true); err != nil {
+		t.Fatal(err)
+	}
+	take(slot(t0.Add(12*time.Minute), "name:a", ""), store.SlotLocked, 0)
+	// Given back, the racer's success restarts it.
+	racer.Number = 3
+	if err := s.ReturnSignInSlot(ctx, store.SignInSlot{At: racer.At, Name: "name:a"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReturnSignInSlot(ctx, racer, true); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.LoginFailures(ctx, "ip:2", sl.At, 15*time.Minute); n != 1 {
+		t.Fatalf("address count after a returned slot = %d, want 1", n)
+	}
+	take(slot(t0.Add(12*time.Minute), "name:a", ""), store.SlotGranted, 1)
+	// A slot taken in an address window that has since started again
+	// gives nothing back to the new one.
+	old := slot(t0, "name:c", "ip:3")
+	take(old, store.SlotGranted, 1)
+	take(slot(t0.Add(20*time.Minute), "name:d", "ip:3"), store.SlotGranted, 1)
+	if err := s.ReturnSignInSlot(ctx, old, false); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.LoginFailures(ctx, "ip:3", t0.Add(20*time.Minute), 15*time.Minute); n != 1 {
+		t.Fatalf("a stale return changed the new window: %d", n)
+	}
+	if err := s.RecordNameFailure(ctx, "name:d"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.LoginFailures(ctx, "name:d", t0.Add(20*time.Minute), 10*time.Minute); n != 1 {
+		t.Fatalf("RecordNameFailure changed the count: %d", n)
+	}
+}
+
+// testSignInSlotsConcurrent: however many attempts race, at most LockAfter
+// of one name and AddressLimit of one address are granted.
+func testSignInSlotsConcurrent(t *testing.T, s store.Store) {
+	t0 := time.Now().UTC().Truncate(time.Second)
+	var granted, locked, limited atomic.Int32
+	perName := make([]atomic.Int32, 8)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := i % len(perName)
+			v, _, err := s.TakeSignInSlot(ctx, store.SignInSlot{At: t0, Name: "race:" + string(rune('a'+name)), LockAfter: 3, LockFor: time.Hour,
+				Address: "ip:race", AddressLimit: 20, AddressWindow: time.Hour})
+			switch {
+			case err != nil:
+				t.Error(err)
+			case v == store.SlotGranted:
+				granted.Add(1)
+				perName[name].Add(1)
+			case v == store.SlotLocked:
+				locked.Add(1)
+			default:
+				limited.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	// 8 names x 3 = 24 slots, but the address allows 20 attempts, locked
+	// ones included.
+	if granted.Load()+locked.Load() != 20 || limited.Load() != 20 || granted.Load() > 20 {
+		t.Fatalf("40 racing attempts: %d granted, %d locked, %d address-limited; want 20 counted, 20 limited",
+			granted.Load(), locked.Load(), limited.Load())
+	}
+	for i := range perName {
+		if n := perName[i].Load(); n > 3 {
+			t.Fatalf("name %d granted %d attempts, limit 3", i, n)
+		}
 	}
 }
