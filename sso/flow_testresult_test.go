@@ -33,11 +33,11 @@ func newTestFlowEnv(t *testing.T) *testFlowEnv {
 	keys := samlTestKeys(t)
 	e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, nil)
 	ctx := context.Background()
-	owners, err := e.st.AdministratorsByUsername(ctx, "owner")
-	if err != nil || len(owners) != 1 {
-		t.Fatalf("owner: %v %v", owners, err)
+	o, err := e.st.AdministratorByUsername(ctx, e.org.ID, "owner")
+	if err != nil {
+		t.Fatalf("owner: %v", err)
 	}
-	owner, err := e.st.UpdateAdministrator(ctx, e.org.ID, owners[0].ID, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil })
+	owner, err := e.st.UpdateAdministrator(ctx, e.org.ID, o.ID, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,8 +156,11 @@ func TestSimpleSAMLphpReadsServedSPMetadata(t *testing.T) {
 func TestSimpleSAMLphpTestSignInShowsRefusal(t *testing.T) {
 	f := newSSPPFlow(t, func(o *ssppOptions) { o.SignatureAlgorithm = "http://www.w3.org/2000/09/xmldsig#rsa-sha1" })
 	ctx := context.Background()
-	owners, _ := f.st.AdministratorsByUsername(ctx, "owner")
-	session, err := f.signIn.SSO(ctx, owners[0], store.SignInSAML, "127.0.0.1", "test")
+	owner, err := f.st.AdministratorByUsername(ctx, f.org.ID, "owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, err := f.signIn.SSO(ctx, owner, store.SignInSAML, "127.0.0.1", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func median(ds []time.Duration) time.Duration {
 // username (Pending) and returns the activation token.
 func signinOrg(t *testing.T, env map[string]string, slug, username string, extra ...string) string {
 	t.Helper()
-	r := gatehouse(t, env, append([]string{"org", "create", slug, "--name", "Org " + slug, "--admin-username", username,
+	r := gatehouse(t, env, append([]string{"org", "create", slug, "--base-url", "http://127.0.0.1:8080", "--name", "Org " + slug, "--admin-username", username,
 		"--admin-email", username + "@" + slug + ".test", "--admin-first-name", "Jane", "--admin-last-name", "Doe"}, extra...)...)
 	if r.code != 0 {
 		t.Fatal(r.stderr)
@@ -312,7 +312,7 @@ func TestLoginPageDiscovery(t *testing.T) {
 		signinOrg(t, env, "plain", "pat", "--domain", "plain.test")
 		md := filepath.Join(t.TempDir(), "idp.xml")
 		os.WriteFile(md, []byte(idpMetadata(t)), 0o600)
-		if r := gatehouse(t, env, "sso", "create", "--org", "acme", "--kind", "saml", "--name", "Okta", "--metadata-file", md); r.code != 0 {
+		if r := gatehouse(t, env, "sso", "create", "--org", "acme", "--kind", "saml", "--name", "Okta", "--metadata-file", md, "--base-url", "http://127.0.0.1:8080"); r.code != 0 {
 			t.Fatal(r.stderr)
 		}
 		addr := freeAddr(t)
