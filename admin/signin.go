@@ -233,9 +233,6 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 		IP: r.IP, UserAgent: r.UserAgent}
 	slot := store.SignInSlot{At: now, Name: nameKey(org, r.OrgSlug, r.Username), LockAfter: p.LockAfter, LockFor: p.LockFor,
 		Address: ipKey(r.IP), AddressLimit: p.IPLimit, AddressWindow: p.IPWindow}
-	if found {
-		slot.Locked = &attempt
-	}
 	verdict, n, err := s.Store.TakeSignInSlot(ctx, slot)
 	slot.Number = n
 	switch {

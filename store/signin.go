@@ -113,7 +113,7 @@ const (
 	LoginSuccess         = "success"
 	LoginInvalidPassword = "invalid_password" // a wrong password
 	LoginInvalidTOTP     = "invalid_totp"     // the right password, a wrong code
-	LoginLocked          = "locked"           // refused while locked, the password not checked
+	LoginLocked          = "locked"           // refused while locked (written by versions before the count moved ahead of the check)
 	LoginPending         = "pending"          // right password, account not activated
 	LoginDeactivated     = "deactivated"      // right password, account deactivated
 	LoginSSORequired     = "sso_required"     // right password, but the organization signs in through SSO
@@ -571,10 +571,6 @@ type SignInSlot struct {
 	Address       string
 	AddressLimit  int
 	AddressWindow time.Duration
-	// Locked, when the name has an administrator, is recorded (as
-	// RecordSignIn would, Result LoginLocked) in the transaction that
-	// finds the name locked.
-	Locked *SignInAttempt
 	// Number is the attempt's number in the name's window, as
 	// TakeSignInSlot returned it (for ReturnSignInSlot).
 	Number int
@@ -625,14 +621,11 @@ func (s *SQL) TakeSignInSlot(ctx context.Context, slot SignInSlot) (SlotVerdict,
 		if n <= slot.LockAfter {
 			return nil
 		}
+		// A refusal while locked writes nothing else — no login history,
+		// no audit entry — whether or not the name has an account, so
+		// that it costs the same work either way (the lock itself was
+		// recorded by the attempt that locked).
 		verdict = SlotLocked
-		if slot.Locked != nil {
-			a := *slot.Locked
-			a.Result, a.Session, a.LockedUntil = LoginLocked, nil, nil
-			if _, err := s.recordSignIn(ctx, tx, a); err != nil && !errors.Is(err, ErrNotFound) {
-				return err
-			}
-		}
 		return nil
 	})
 	if errors.Is(err, errSlotRefused) {
