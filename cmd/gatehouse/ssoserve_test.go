@@ -187,21 +187,30 @@ func TestServeSSOFloodIsBounded(t *testing.T) {
 	<-runFlood(flood)
 	grownDB, grownWAL := fileSize(s.dbPath)-beforeDB, fileSize(s.dbPath+"-wal")-beforeWAL
 
-	// SCIM PATCH, idle and under a flood, in the same run.
-	var idle []time.Duration
-	for i := range 40 {
-		idle = append(idle, patch(i))
-	}
-	done := runFlood(flood)
-	var loaded []time.Duration
-	for i := 0; ; i++ {
-		select {
-		case <-done:
-		default:
-			loaded = append(loaded, patch(1000+i))
-			continue
+	// SCIM PATCH, idle and under a flood, in the same run. The machine is
+	// shared with other test packages, so a comparison over 2x is measured
+	// again, up to three times: noise passes once, a flood that slows
+	// SCIM (6 → 30 ms before the limits) fails every time.
+	var idle, loaded []time.Duration
+	for try := range 3 {
+		idle, loaded = nil, nil
+		for i := range 40 {
+			idle = append(idle, patch(try*10000+i))
 		}
-		break
+		done := runFlood(flood)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+			default:
+				loaded = append(loaded, patch(try*10000+1000+i))
+				continue
+			}
+			break
+		}
+		if median(loaded) <= 2*median(idle) {
+			break
+		}
+		t.Logf("try %d: SCIM PATCH median %s under the flood, idle %s", try+1, median(loaded), median(idle))
 	}
 
 	if len(bad) > 0 {
@@ -211,7 +220,8 @@ func TestServeSSOFloodIsBounded(t *testing.T) {
 		codes, grownDB, grownWAL, median(idle), median(loaded), len(loaded))
 	// The per-address limits hold under the concurrent flood: exactly 60
 	// starts (303 to the IdP) and 60 refused answers (403) in the window.
-	if codes[http.StatusSeeOther] != 60 || codes[http.StatusForbidden] != 60 || codes[http.StatusTooManyRequests] != 2*flood-120 {
+	if codes[http.StatusSeeOther] != 60 || codes[http.StatusForbidden] != 60 || codes[http.StatusTooManyRequests] < 2*flood-120 ||
+		(codes[http.StatusTooManyRequests]-(2*flood-120))%flood != 0 {
 		t.Errorf("answers %v; want 60 starts, 60 refused answers, the rest 429", codes)
 	}
 	// The limits let about 250 small writes through per window (starts,
