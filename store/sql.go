@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -218,10 +220,8 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	if path == "" || path == ":memory:" {
 		return nil, errors.New("store: sqlite needs a file path (the reader pool and the writer share it)")
 	}
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("store: sqlite: %w", err)
-		}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
 	sync := strings.ToUpper(opt.SQLiteSynchronous)
 	switch sync {
@@ -279,6 +279,48 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	s := &SQL{d: sqliteDialect, writer: writer, reader: reader, now: opt.Now, checkpoints: newWALCheckpointer(checkpointer)}
 	s.creates = newCreateQueue(s.commitSQLite)
 	return s, nil
+}
+
+// createPrivate creates the folders of a SQLite database (0700) and its
+// file (0600) when they do not exist, whatever the umask: the file holds
+// password hashes, personal data and sign-in history, and SQLite creates
+// the -wal and -shm files with the mode of the database file. Existing
+// folders and files keep the mode their owner gave them.
+func createPrivate(path string) error {
+	var missing []string
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(dir); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, dir)
+		if parent := filepath.Dir(dir); parent == dir {
+			break
+		}
+	}
+	for _, dir := range slices.Backward(missing) {
+		err := os.Mkdir(dir, 0o700)
+		if errors.Is(err, fs.ErrExist) { // made meanwhile by another process
+			continue
+		}
+		if err == nil {
+			err = os.Chmod(dir, 0o700)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// An empty file is an empty SQLite database.
+	err = f.Chmod(0o600)
+	return errors.Join(err, f.Close())
 }
 
 // Dialect names the backend: "sqlite" or "postgres".
