@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"gatehouse/store"
+	"gatehouse/store/storetest"
+)
+
+// served is gatehouse serve on a database with two organizations: acme,
+// provisioned over SCIM (scimToken), and beta, managed through the
+// management API (apiKey).
+type served struct {
+	t              *testing.T
+	srv            *server
+	scimToken      string
+	apiKey         string
+	acmeID, betaID string
+	env            map[string]string
+}
+
+func startServed(t *testing.T, dsn string) *served {
+	t.Helper()
+	env := map[string]string{"GATEHOUSE_DB": dsn}
+	for _, args := range [][]string{orgArgs("acme"), {"scim", "enable", "--org", "acme"}, orgArgs("beta")} {
+		if r := gatehouse(t, env, args...); r.code != 0 {
+			t.Fatalf("%v: %s", args, r.stderr)
+		}
+	}
+	s := &served{t: t, env: env}
+	r := gatehouse(t, env, "scim", "token", "create", "--org", "acme")
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	s.scimToken = strings.TrimSpace(r.stdout)
+	r = gatehouse(t, env, "api-key", "create", "--org", "beta", "--name", "test")
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	s.apiKey = strings.TrimSpace(r.stdout)
+	addr := freeAddr(t)
+	s.srv = startServe(t, addr, env, "--addr", addr, "--scim-rate-limit", "-1")
+	return s
+}
+
+// scim calls the SCIM API as acme's IdP.
+func (s *served) scim(method, path, body string, header map[string]string) (*http.Response, string) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.srv.base+"/scim/v2"+path, strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.scimToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/scim+json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return do(s.t, req)
+}
+
+// api calls the management API with beta's API key.
+func (s *served) api(method, path, body string) (*http.Response, string) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.srv.base+"/api/v1"+path, strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	return do(s.t, req)
+}
+
+// createUser creates a SCIM user and returns its id.
+func (s *served) createUser(body string) string {
+	s.t.Helper()
+	resp, out := s.scim("POST", "/Users", body, nil)
+	if resp.StatusCode != http.StatusCreated {
+		s.t.Fatalf("create %s: %d %s", body, resp.StatusCode, out)
+	}
+	var u struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &u); err != nil || u.ID == "" {
+		s.t.Fatalf("create: %s", out)
+	}
+	return u.ID
+}
+
+// filterUsers returns the userNames a SCIM list answers, in its order.
+func (s *served) filterUsers(query url.Values) []string {
+	s.t.Helper()
+	resp, out := s.scim("GET", "/Users?"+query.Encode(), "", nil)
+	if resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("GET /Users?%s: %d %s", query.Encode(), resp.StatusCode, out)
+	}
+	var list struct {
+		TotalResults int
+		Resources    []struct{ UserName string }
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		s.t.Fatal(err)
+	}
+	names := []string{}
+	for _, r := range list.Resources {
+		names = append(names, r.UserName)
+	}
+	if list.TotalResults != len(names) {
+		s.t.Fatalf("GET /Users?%s: totalResults %d, %d resources", query.Encode(), list.TotalResults, len(names))
+	}
+	return names
+}
+
+// wantSCIMError checks a SCIM error answer.
+func wantSCIMError(t *testing.T, resp *http.Response, body string, status int, scimType string) {
+	t.Helper()
+	var e struct {
+		Schemas  []string
+		Status   string
+		ScimType string
+		Detail   string
+	}
+	if resp.StatusCode != status || json.Unmarshal([]byte(body), &e) != nil || len(e.Schemas) != 1 ||
+		e.Schemas[0] != "urn:ietf:params:scim:api:messages:2.0:Error" || e.ScimType != scimType || e.Detail == "" {
+		t.Errorf("want %d %s in the SCIM error schema, got %d %s", status, scimType, resp.StatusCode, body)
+	}
+}
+
+// wantProblem checks a management API problem details answer.
+func wantProblem(t *testing.T, resp *http.Response, body string, status int, code string) {
+	t.Helper()
+	var p struct {
+		Status int
+		Code   string
+		Detail string
+	}
+	if resp.StatusCode != status || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") ||
+		json.Unmarshal([]byte(body), &p) != nil || p.Status != status || p.Code != code || p.Detail == "" {
+		t.Errorf("want %d problem %s, got %d %s %s", status, code, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}
+
+// TestEscapedSurrogatesAndBidiRefused: an escaped lone surrogate would be
+// stored as U+FFFD, so different usernames from an IdP would collapse into
+// one; bidirectional controls make one username display as another. Both
+// are refused wherever a username (or, for surrogates, any string) enters,
+// and nothing is written.
+func TestEscapedSurrogatesAndBidiRefused(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, st *store.SQL) {
+		s := startServed(t, dsn)
+		id := s.createUser(`{"userName":"kept@acme.test"}`)
+		s.createUser(`{"userName":"smile\ud83d\ude00@acme.test"}`) // a whole pair is fine
+
+		for _, body := range []string{
+			`{"userName":"sur\ud800x"}`,
+			`{"userName":"sur\uDBFFx"}`,
+			`{"userName":"sur\udc00x"}`,
+			`{"userName":"ok@acme.test","displayName":"sur\ud800"}`,
+			`{"userName":"ok@acme.test","name":{"givenName":"\udfff"}}`,
+			`{"userName":"ok@acme.test","emails":[{"value":"a@acme.test","display":"\ud83d"}]}`,
+		} {
+			resp, out := s.scim("POST", "/Users", body, nil)
+			wantSCIMError(t, resp, out, 400, "invalidValue")
+		}
+		resp, out := s.scim("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+			"Operations":[{"op":"replace","path":"displayName","value":"x\ud800"}]}`, nil)
+		wantSCIMError(t, resp, out, 400, "invalidValue")
+		resp, out = s.scim("POST", "/Bulk", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+			"Operations":[{"method":"POST","path":"/Users","bulkId":"a","data":{"userName":"bulk\ud800"}}]}`, nil)
+		wantSCIMError(t, resp, out, 400, "invalidValue")
+
+		for _, u := range []string{`admin\u202Enimda`, `a\u202Ab`, `a\u202Bb`, `a\u202Cb`, `a\u202Db`, `a\u2066b`, `a\u2067b`, `a\u2068b`, `a\u2069b`} {
+			resp, out := s.scim("POST", "/Users", `{"userName":"`+u+`"}`, nil)
+			wantSCIMError(t, resp, out, 400, "invalidValue")
+			resp, out = s.scim("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+				"Operations":[{"op":"replace","path":"userName","value":"`+u+`"}]}`, nil)
+			wantSCIMError(t, resp, out, 400, "invalidValue")
+		}
+		if got := s.filterUsers(url.Values{}); strings.Join(got, " ") != "Jane.Doe kept@acme.test smile😀@acme.test" {
+			t.Errorf("users after the refusals: %q", got)
+		}
+
+		// The management API: problem details, nothing invited.
+		resp, out = s.api("POST", "/administrators", `{"username":"sur\ud800x","firstName":"S","lastName":"U","email":"s@example.com"}`)
+		wantProblem(t, resp, out, 400, "invalid_json")
+		resp, out = s.api("POST", "/administrators", `{"username":"ok","firstName":"\udc00","lastName":"U","email":"s@example.com"}`)
+		wantProblem(t, resp, out, 400, "invalid_json")
+		resp, out = s.api("POST", "/administrators", "{\"username\":\"raw\xff\",\"firstName\":\"S\",\"lastName\":\"U\",\"email\":\"s@example.com\"}")
+		wantProblem(t, resp, out, 400, "invalid_json")
+		resp, out = s.api("POST", "/administrators", `{"username":"admin\u202Enimda","firstName":"S","lastName":"U","email":"s@example.com"}`)
+		wantProblem(t, resp, out, 400, "invalid_username")
+		resp, out = s.api("GET", "/administrators", "")
+		if resp.StatusCode != 200 || strings.Contains(out, "nimda") || strings.Contains(out, "sur") || strings.Contains(out, `"ok"`) {
+			t.Errorf("administrators after the refusals: %d %s", resp.StatusCode, out)
+		}
+
+		// The command line.
+		before := storetest.TakeSnapshot(t, st)
+		r := gatehouse(t, s.env, "org", "create", "gamma", "--name", "Gamma", "--admin-username", "jane\u2067doe",
+			"--admin-email", "jane@example.com", "--admin-first-name", "Jane", "--admin-last-name", "Doe")
+		assertRefused(t, r, 1, "bidirectional control", st, before)
+	})
+}
