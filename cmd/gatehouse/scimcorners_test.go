@@ -204,3 +204,38 @@ func TestEscapedSurrogatesAndBidiRefused(t *testing.T) {
 		assertRefused(t, r, 1, "bidirectional control", st, before)
 	})
 }
+
+// TestFilterPresentComplex: pr on a single-valued complex attribute is true
+// when it contains a non-empty node (RFC 7644 §3.4.2.2); it answered 400
+// invalidFilter for name and meta.
+func TestFilterPresentComplex(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, _ *store.SQL) {
+		s := startServed(t, dsn) // Jane.Doe has a given and a family name
+		s.createUser(`{"userName":"given","name":{"givenName":"G"}}`)
+		s.createUser(`{"userName":"formatted","name":{"formatted":"F M","givenName":""}}`)
+		s.createUser(`{"userName":"nameless"}`)
+		s.createUser(`{"userName":"emptyname","name":{"middleName":""}}`)
+		for _, tt := range []struct{ filter, want string }{
+			{"name pr", "Jane.Doe given formatted"},
+			{"not (name pr)", "nameless emptyname"},
+			{"urn:ietf:params:scim:schemas:core:2.0:User:name pr", "Jane.Doe given formatted"},
+			{`name pr and userName sw "f"`, "formatted"},
+			{`not (name pr) or userName eq "given"`, "given nameless emptyname"},
+			{"meta pr", "Jane.Doe given formatted nameless emptyname"},
+			{"not (meta pr)", ""},
+			{"emails pr", "Jane.Doe"},
+		} {
+			if got := strings.Join(s.filterUsers(url.Values{"filter": {tt.filter}}), " "); got != tt.want {
+				t.Errorf("filter=%s: %q, want %q", tt.filter, got, tt.want)
+			}
+		}
+		resp, out := s.scim("POST", "/Groups", `{"displayName":"G1"}`, nil)
+		if resp.StatusCode != 201 {
+			t.Fatalf("create group: %d %s", resp.StatusCode, out)
+		}
+		resp, out = s.scim("GET", "/Groups?filter="+url.QueryEscape("meta pr"), "", nil)
+		if resp.StatusCode != 200 || !strings.Contains(out, `"totalResults":1`) {
+			t.Errorf("Groups?filter=meta pr: %d %s", resp.StatusCode, out)
+		}
+	})
+}
