@@ -48,6 +48,10 @@ type dialect struct {
 	json      jsonSQL
 	strings   stringSQL
 	byteOrder string
+	// fold is text folded case-insensitively in SQL as textFold does, when
+	// foldExact (see fold.go); a value compared with it is folded in Go.
+	fold      func(x expr) expr
+	foldExact bool
 	// groupRefs is a scalar subquery giving the groups of the
 	// administrator row aliased "a" as a JSON array of [id, displayName]
 	// pairs in the groups' creation order.
@@ -80,6 +84,8 @@ var sqliteDialect = withGroupRefs(dialect{
 	json:       sqliteJSON{},
 	strings:    sqliteStrings{},
 	byteOrder:  "",
+	fold:       sqliteFoldSQL,
+	foldExact:  true,
 	// An ORDER BY inside the aggregate (SQLite 3.44+; go-sqlite3 embeds
 	// its own SQLite) costs less than ordering a subquery it reads.
 	groupRefs: `(SELECT json_group_array(json_array(g.id, g.display_name) ORDER BY g.seq)
@@ -103,6 +109,7 @@ var postgresDialect = withGroupRefs(dialect{
 	json:       postgresJSON{},
 	strings:    postgresStrings{},
 	byteOrder:  ` COLLATE "C"`,
+	fold:       postgresLowerSQL, // until Open finds ICU: usePostgresFold
 	groupRefs: `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.seq)
 		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id)`,
 })
@@ -188,6 +195,12 @@ func Open(ctx context.Context, dsn string, opt Options) (*SQL, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.d.name == "postgres" {
+		if err := s.usePostgresFold(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: postgres: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -243,7 +256,7 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	params.Set("_mutex", "no") // database/sql gives a connection to one goroutine at a time
 	file := "file:" + (&url.URL{Path: path}).EscapedPath()
 
-	writer, err := sqlx.Open("sqlite3", file+"?"+params.Encode())
+	writer, err := sqlx.Open(sqliteDriver, file+"?"+params.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
@@ -257,7 +270,7 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 
 	params.Set("_query_only", "true")
 	params.Set("_txlock", "deferred")
-	reader, err := sqlx.Open("sqlite3", file+"?"+params.Encode())
+	reader, err := sqlx.Open(sqliteDriver, file+"?"+params.Encode())
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("store: sqlite: %w", err)
@@ -267,7 +280,7 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	reader.SetConnMaxLifetime(0)
 	params.Del("_query_only")
 	params.Set("_cache_size", "-1000") // a checkpoint reads the WAL, not the cache
-	checkpointer, err := sql.Open("sqlite3", file+"?"+params.Encode())
+	checkpointer, err := sql.Open(sqliteDriver, file+"?"+params.Encode())
 	if err != nil {
 		writer.Close()
 		reader.Close()

@@ -239,3 +239,37 @@ func TestFilterPresentComplex(t *testing.T) {
 		}
 	})
 }
+
+// TestFilterUnicodeCaseInsensitive: attributes /Schemas publishes as
+// caseExact: false compare and sort by their Unicode case fold on both
+// databases (SQLite's lower() folds ASCII only).
+func TestFilterUnicodeCaseInsensitive(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, _ *store.SQL) {
+		s := startServed(t, dsn)
+		s.createUser(`{"userName":"emile","displayName":"ÉMILE Zoë","name":{"familyName":"MÜLLER"}}`)
+		s.createUser(`{"userName":"eclair","displayName":"éclair","name":{"familyName":"Groß"}}`)
+		s.createUser(`{"userName":"emma","displayName":"emma"}`)
+		s.createUser(`{"userName":"zoe","displayName":"Zoe"}`)
+		for _, tt := range []struct{ filter, want string }{
+			{`displayName eq "émile zoë"`, "emile"},
+			{`displayName co "ZOË"`, "emile"},
+			{`name.familyName eq "müller"`, "emile"},
+			{`name.familyName eq "GROSS"`, "eclair"},
+			{`displayName sw "É"`, "emile eclair"},
+		} {
+			if got := strings.Join(s.filterUsers(url.Values{"filter": {tt.filter}}), " "); got != tt.want {
+				t.Errorf("filter=%s: %q, want %q", tt.filter, got, tt.want)
+			}
+		}
+		// By folded key in code point order: emma, zoe, éclair, émile zoë;
+		// Jane.Doe, without a displayName, last.
+		got := strings.Join(s.filterUsers(url.Values{"sortBy": {"displayName"}}), " ")
+		if want := "emma zoe eclair emile Jane.Doe"; got != want {
+			t.Errorf("sortBy=displayName: %q, want %q", got, want)
+		}
+		got = strings.Join(s.filterUsers(url.Values{"sortBy": {"displayName"}, "sortOrder": {"descending"}}), " ")
+		if want := "Jane.Doe emile eclair zoe emma"; got != want {
+			t.Errorf("sortBy=displayName descending: %q, want %q", got, want)
+		}
+	})
+}
