@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -271,5 +272,88 @@ func TestFilterUnicodeCaseInsensitive(t *testing.T) {
 		if want := "Jane.Doe emile eclair zoe emma"; got != want {
 			t.Errorf("sortBy=displayName descending: %q, want %q", got, want)
 		}
+	})
+}
+
+// TestUserETagCoversGroups: a User's ETag and meta.version cover its
+// groups, so If-None-Match does not answer 304 after a membership change
+// (or a rename of one of its groups) although the groups shown differ.
+func TestUserETagCoversGroups(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, _ *store.SQL) {
+		s := startServed(t, dsn)
+		id := s.createUser(`{"userName":"member"}`)
+		resp, out := s.scim("POST", "/Groups", `{"displayName":"Ops"}`, nil)
+		if resp.StatusCode != 201 {
+			t.Fatalf("create group: %d %s", resp.StatusCode, out)
+		}
+		var g struct{ ID string }
+		json.Unmarshal([]byte(out), &g)
+
+		// get reads the user with If-None-Match and checks the answer: 304
+		// with the same tag, or 200 whose ETag is its meta.version.
+		get := func(ifNoneMatch string, wantStatus int, wantGroups string) string {
+			t.Helper()
+			resp, out := s.scim("GET", "/Users/"+id, "", map[string]string{"If-None-Match": ifNoneMatch})
+			tag := resp.Header.Get("ETag")
+			if resp.StatusCode != wantStatus {
+				t.Fatalf("If-None-Match %s: %d, want %d (ETag %s)", ifNoneMatch, resp.StatusCode, wantStatus, tag)
+			}
+			if wantStatus == http.StatusNotModified {
+				if tag != ifNoneMatch {
+					t.Errorf("304 with ETag %s, want %s", tag, ifNoneMatch)
+				}
+				return tag
+			}
+			var u struct {
+				Groups []struct{ Display string }
+				Meta   struct{ Version string }
+			}
+			json.Unmarshal([]byte(out), &u)
+			var names []string
+			for _, g := range u.Groups {
+				names = append(names, g.Display)
+			}
+			if strings.Join(names, " ") != wantGroups || u.Meta.Version != tag || tag == "" {
+				t.Errorf("groups %q (want %q), meta.version %s, ETag %s", names, wantGroups, u.Meta.Version, tag)
+			}
+			return tag
+		}
+		patchGroup := func(op string) {
+			t.Helper()
+			resp, out := s.scim("PATCH", "/Groups/"+g.ID, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[`+op+`]}`, nil)
+			if resp.StatusCode/100 != 2 {
+				t.Fatalf("patch group %s: %d %s", op, resp.StatusCode, out)
+			}
+		}
+
+		alone := get("", 200, "")
+		get(alone, 304, "")
+		patchGroup(`{"op":"add","path":"members","value":[{"value":"` + id + `"}]}`)
+		inOps := get(alone, 200, "Ops")
+		if inOps == alone {
+			t.Fatalf("the ETag %s did not change with the groups", inOps)
+		}
+		get(inOps, 304, "Ops")
+		patchGroup(`{"op":"replace","path":"displayName","value":"Operations"}`)
+		renamed := get(inOps, 200, "Operations")
+		get(renamed, 304, "Operations")
+		// A list shows the same version as the GET.
+		resp, out = s.scim("GET", "/Users?filter="+url.QueryEscape(`userName eq "member"`), "", nil)
+		if resp.StatusCode != 200 || !strings.Contains(out, `"version":`+strconv.Quote(renamed)) {
+			t.Errorf("list: %d %s, want version %s", resp.StatusCode, out, renamed)
+		}
+		// Writing the user with If-Match: its own version counts; groups
+		// are readOnly, changed only through Groups.
+		resp, out = s.scim("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+			"Operations":[{"op":"replace","path":"displayName","value":"M"}]}`, map[string]string{"If-Match": alone})
+		if resp.StatusCode != 200 {
+			t.Errorf("PATCH with If-Match %s (groups changed since): %d %s", alone, resp.StatusCode, out)
+		}
+		resp, out = s.scim("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+			"Operations":[{"op":"replace","path":"displayName","value":"N"}]}`, map[string]string{"If-Match": renamed})
+		wantSCIMError(t, resp, out, http.StatusPreconditionFailed, "")
+		patched := get(renamed, 200, "Operations")
+		patchGroup(`{"op":"remove","path":"members[value eq \"` + id + `\"]"}`)
+		get(patched, 200, "")
 	})
 }
