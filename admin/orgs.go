@@ -302,6 +302,8 @@ func CheckUsername(u string) error {
 		return refuse(CodeInvalidUsername, "administrator username is not valid UTF-8")
 	case strings.IndexFunc(u, unicode.IsControl) >= 0:
 		return refuse(CodeInvalidUsername, "administrator username %q contains control characters", u)
+	case strings.IndexFunc(u, isBidiControl) >= 0:
+		return refuse(CodeInvalidUsername, "administrator username %q contains bidirectional control characters (U+202A to U+202E, U+2066 to U+2069)", u)
 	}
 	first, _ := utf8.DecodeRuneInString(u)
 	last, _ := utf8.DecodeLastRuneInString(u)
@@ -309,6 +311,13 @@ func CheckUsername(u string) error {
 		return refuse(CodeInvalidUsername, "administrator username %q starts or ends with white space", u)
 	}
 	return nil
+}
+
+// isBidiControl reports the embedding, override and isolate controls: in a
+// username they make one name display as another ("admin\u202Enimda"
+// shows as "adminadmin") in the console, the audit log and the IdP.
+func isBidiControl(r rune) bool {
+	return r >= '\u202A' && r <= '\u202E' || r >= '\u2066' && r <= '\u2069'
 }
 
 // CheckEmail requires a bare address (no display name, no angle brackets),

@@ -38,7 +38,7 @@ func (c *call) renderGroup(g store.Group, members []store.GroupMember) map[strin
 			"created":      timeString(g.CreatedAt),
 			"lastModified": timeString(g.UpdatedAt),
 			"location":     c.s.location(schema.Groups, g.ID),
-			"version":      etag(g.Version),
+			"version":      entityTag(g.Version, nil),
 		},
 	}
 	if g.ExternalID != "" {
@@ -64,7 +64,7 @@ func (c *call) groupResource(g store.Group, withMembers bool) (resource, error) 
 			return resource{}, err
 		}
 	}
-	return resource{id: g.ID, version: g.Version, doc: c.renderGroup(g, members)}, nil
+	return resource{id: g.ID, etag: entityTag(g.Version, nil), doc: c.renderGroup(g, members)}, nil
 }
 
 // maxMembersShown bounds the members rendered in one response. Okta and
@@ -214,7 +214,7 @@ func (groupKind) patch(c *call, id string, ops []patch.Operation, ifMatch string
 	}
 	q := c.r.URL.Query()
 	if q.Get("attributes") == "" && q.Get("excludedAttributes") == "" {
-		return resource{id: g.ID, version: g.Version}, nil // answered with 204
+		return resource{id: g.ID, etag: entityTag(g.Version, nil)}, nil // answered with 204
 	}
 	p, err := c.projection(groups)
 	if err != nil {

@@ -144,6 +144,23 @@ func (rt *resourceType) compare(e *filter.Compare) (store.Predicate, error) {
 		return store.Any{Attr: arrayName(r), Where: inner}, nil
 	}
 	target := r.Target()
+	if target.Type == schema.Complex && e.Op == filter.Pr {
+		// RFC 7644 §3.4.2.2: a complex attribute is present when it
+		// "contains a non-empty node", so when one of its sub-attributes
+		// is (meta always is: its resourceType is constant).
+		present := store.Or{}
+		for _, sub := range target.SubAttributes {
+			p, err := rt.compare(&filter.Compare{Attr: filter.AttrPath{URN: e.Attr.URN, Name: e.Attr.Name, Sub: sub.Name}, Op: filter.Pr})
+			if err != nil {
+				return nil, err
+			}
+			if all, ok := p.(store.And); ok && len(all) == 0 { // matchAll
+				return matchAll, nil
+			}
+			present = append(present, p)
+		}
+		return present, nil
+	}
 	if target.Type == schema.Complex {
 		if target = r.Attr.Sub("value"); target == nil {
 			return nil, errorf(http.StatusBadRequest, invalidFilter, "name a sub-attribute of %s to compare", e.Attr)

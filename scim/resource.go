@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"hash/fnv"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,10 +17,10 @@ import (
 // its rendered document, a User as the administrator it is rendered from
 // when the response is written (see show).
 type resource struct {
-	id      string
-	version int64
-	doc     map[string]any
-	user    *userSource
+	id   string
+	etag string // the entity tag of the representation: entityTag
+	doc  map[string]any
+	user *userSource
 }
 
 // userSource is what a User resource is rendered from.
@@ -73,12 +74,50 @@ func (s *Server) location(rt *schema.ResourceType, id string) string {
 	return s.cfg.BaseURL + Prefix + rt.Endpoint + "/" + id
 }
 
-// etag is the entity tag of a version: weak, because the representation
-// depends on the projection asked for (RFC 7232 §2.1).
-func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
+// entityTag is the entity tag (and meta.version) of a record's
+// representation: its version, which every change of the record raises,
+// and, for a User shown with its groups, a hash of those groups (ids and
+// display names). Group changes do not write the members' rows (adding one
+// member to a group of 10,000 writes one membership row), so the hash is
+// what makes a User's tag change when only its groups do: If-None-Match
+// must not answer 304 for a representation whose groups differ. Weak,
+// because the representation depends on the projection asked for (RFC
+// 7232 §2.1).
+func entityTag(version int64, groups []store.GroupRef) string {
+	b := make([]byte, 0, 32)
+	b = append(b, `W/"`...)
+	b = strconv.AppendInt(b, version, 10)
+	if len(groups) > 0 {
+		h := fnv.New64a()
+		for _, g := range groups {
+			h.Write([]byte(g.ID))
+			h.Write([]byte{0})
+			h.Write([]byte(g.DisplayName))
+			h.Write([]byte{0})
+		}
+		b = append(b, '.')
+		b = strconv.AppendUint(b, h.Sum64(), 36)
+	}
+	return string(append(b, '"'))
+}
 
-// etagMatches reports whether an If-Match / If-None-Match header value
-// names version. Weak comparison (RFC 7232 §2.3.2) is what both need here.
+// etagListed reports whether an If-None-Match header value lists tag, by
+// weak comparison (RFC 7232 §2.3.2).
+func etagListed(header, tag string) bool {
+	want := strings.TrimPrefix(tag, "W/")
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == want {
+			return true
+		}
+	}
+	return false
+}
+
+// etagMatches reports whether an If-Match header value names version.
+// For a User it compares the version alone, not the hash of its groups:
+// groups is readOnly (RFC 7643 §4.1.2), changed only through Groups, so a
+// membership change since the client's read cannot be lost by its write.
 func etagMatches(header string, version int64) bool {
 	want := strconv.FormatInt(version, 10)
 	for _, t := range strings.Split(header, ",") {
@@ -86,8 +125,8 @@ func etagMatches(header string, version int64) bool {
 		if t == "*" {
 			return true
 		}
-		t = strings.TrimPrefix(t, "W/")
-		if strings.Trim(t, `"`) == want {
+		t = strings.Trim(strings.TrimPrefix(t, "W/"), `"`)
+		if v, _, _ := strings.Cut(t, "."); v == want {
 			return true
 		}
 	}
@@ -115,7 +154,7 @@ func (c *call) writeResource(rt *resourceType, status int, res resource, p proje
 		return err
 	}
 	h := c.w.Header()
-	h.Set("ETag", etag(res.version))
+	h.Set("ETag", res.etag)
 	if status == http.StatusCreated {
 		h.Set("Location", c.s.location(rt.schema, res.id))
 	}
@@ -132,8 +171,8 @@ func (rt *resourceType) get(c *call) error {
 	if err != nil {
 		return err
 	}
-	if inm := c.r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, res.version) {
-		c.w.Header().Set("ETag", etag(res.version))
+	if inm := c.r.Header.Get("If-None-Match"); inm != "" && etagListed(inm, res.etag) {
+		c.w.Header().Set("ETag", res.etag)
 		c.w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
@@ -205,7 +244,7 @@ func (rt *resourceType) patch(c *call) error {
 	// RFC 7644 §3.5.2: 200 with the resource is required when the client
 	// asked for attributes; otherwise the resource type decides.
 	if q.Get("attributes") == "" && q.Get("excludedAttributes") == "" && rt.kind.patchStatus() == http.StatusNoContent {
-		c.w.Header().Set("ETag", etag(res.version))
+		c.w.Header().Set("ETag", res.etag)
 		c.w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

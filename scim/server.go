@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"gatehouse/admin"
 	"gatehouse/scim/schema"
 	"gatehouse/store"
 )
@@ -240,8 +241,10 @@ var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return
 const maxPooledBody = 64 << 10
 
 // decode reads the request body as one JSON object, bounded by
-// MaxBodyBytes, refusing invalid UTF-8 (encoding/json would silently
-// replace it), trailing data and nesting deeper than any SCIM document.
+// MaxBodyBytes, refusing invalid UTF-8 and escaped lone surrogates
+// (encoding/json would silently replace both with U+FFFD, for every
+// string of every resource), trailing data and nesting deeper than any
+// SCIM document.
 // Numbers stay json.Number so integers keep their digits.
 func (c *call) decode() (map[string]any, error) {
 	if ct := c.r.Header.Get("Content-Type"); ct != "" {
@@ -266,8 +269,12 @@ func decodeJSON(body []byte) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, errorf(http.StatusBadRequest, invalidSyntax, "the request body is not valid UTF-8")
 	}
-	if depth(body) > maxJSONDepth {
+	scan := admin.ScanJSON(body)
+	if scan.Depth > maxJSONDepth {
 		return nil, errorf(http.StatusBadRequest, invalidSyntax, "the request body is nested more than %d levels deep", maxJSONDepth)
+	}
+	if scan.LoneSurrogate {
+		return nil, errorf(http.StatusBadRequest, invalidValue, `the request body escapes half of a UTF-16 surrogate pair (such as "\ud800" alone); send the character itself or a complete pair`)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -279,32 +286,4 @@ func decodeJSON(body []byte) (map[string]any, error) {
 		return nil, errorf(http.StatusBadRequest, invalidSyntax, "the request body has data after its JSON object")
 	}
 	return doc, nil
-}
-
-// depth is the deepest nesting of arrays and objects in a JSON text,
-// counting brackets outside strings. It runs before decoding so a body of
-// a million "[" costs one pass, not a recursive decode.
-func depth(b []byte) int {
-	d, deepest, inString, escaped := 0, 0, false, false
-	for _, ch := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case ch == '\\':
-				escaped = true
-			case ch == '"':
-				inString = false
-			}
-		case ch == '"':
-			inString = true
-		case ch == '[' || ch == '{':
-			d++
-			deepest = max(deepest, d)
-		case ch == ']' || ch == '}':
-			d--
-		}
-	}
-	return deepest
 }

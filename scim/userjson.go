@@ -183,7 +183,7 @@ func (c *call) appendUser(b []byte, a store.Administrator, groups []store.GroupR
 			b = append(b, `,"location":`...)
 			b = appendString(b, c.s.location(schema.Users, a.ID))
 			b = append(b, `,"resourceType":"User","version":`...)
-			b = appendString(b, etag(a.Version))
+			b = appendString(b, entityTag(a.Version, groups))
 			b = append(b, '}')
 		}
 	}

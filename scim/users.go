@@ -137,7 +137,7 @@ func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decode
 		"created":      timeString(a.CreatedAt),
 		"lastModified": timeString(a.UpdatedAt),
 		"location":     c.s.location(schema.Users, a.ID),
-		"version":      etag(a.Version),
+		"version":      entityTag(a.Version, groups),
 	}
 	return doc, nil
 }
@@ -279,7 +279,7 @@ func (c *call) domains() ([]string, error) { return c.entry.domains(c.r.Context(
 
 // userResource is the resource of a and its groups.
 func userResource(a store.Administrator, groups []store.GroupRef) resource {
-	return resource{id: a.ID, version: a.Version, user: &userSource{a, groups}}
+	return resource{id: a.ID, etag: entityTag(a.Version, groups), user: &userSource{a, groups}}
 }
 
 // withGroups is the resource of a, with its groups read.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path"
@@ -102,3 +103,24 @@ func CommitBatch(ctx context.Context, s *SQL, creates []Administrator, actors []
 	}
 	return out, errs
 }
+
+// FoldInSQL folds each of in through the dialect's SQL fold, the one
+// comparisons and sorts without a *_fold column use.
+func FoldInSQL(ctx context.Context, s *SQL, in []string) ([]string, error) {
+	var q expr
+	if s.d.name == "sqlite" {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		q = cat("SELECT ", s.d.fold(cat("value")), " FROM json_each(", param{string(b)}, ") ORDER BY key")
+	} else {
+		q = cat("SELECT ", s.d.fold(cat("t")), " FROM unnest(CAST(", param{in}, " AS text[])) WITH ORDINALITY AS u(t, i) ORDER BY i")
+	}
+	var out []string
+	err := s.reader.SelectContext(ctx, &out, s.reader.Rebind(q.sql), q.args...)
+	return out, err
+}
+
+// TextFold is the fold FoldInSQL must match.
+var TextFold = textFold

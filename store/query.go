@@ -52,7 +52,7 @@ const (
 // databases; with Fold they compare case-insensitively: through the
 // field's *_fold column and Fold where it has one (username, display_name,
 // the emails' value, the members' and groups' display), elsewhere through
-// the database's lower() on both sides. Times compare chronologically,
+// the same fold computed in SQL (fold.go). Times compare chronologically,
 // numbers numerically, booleans only with eq and ne. A value of another
 // type than the field's is ErrInvalidQuery for columns; for an Attributes
 // path it matches only values of its own JSON type. A nil Value with OpEq
@@ -623,7 +623,7 @@ func (c *compiler) compareColumn(col column, x Compare) (expr, error) {
 		case x.Fold && col.fold != "":
 			return c.compareText(x.Op, cat(col.fold), cat(param{Fold(v)}), col.nullable)
 		case x.Fold:
-			return c.compareText(x.Op, cat("lower(", col.sql, ")"), cat("lower(CAST(", param{v}, " AS TEXT))"), col.nullable)
+			return c.compareText(x.Op, c.d.fold(cat(col.sql)), c.foldedValue(v), col.nullable)
 		case x.Op == OpEq && col.exactViaFold:
 			return cat("(", col.fold, " = ", param{Fold(v)}, " AND ", col.sql, " = ", param{v}, ")"), nil
 		}
@@ -669,7 +669,7 @@ func (c *compiler) compareJSON(r jsonRef, x Compare) (expr, error) {
 			return expr{}, invalid("value is not valid UTF-8 text")
 		}
 		if x.Fold {
-			return c.compareText(x.Op, cat("lower(", j.text(r), ")"), cat("lower(CAST(", param{v}, " AS TEXT))"), true)
+			return c.compareText(x.Op, c.d.fold(j.text(r)), c.foldedValue(v), true)
 		}
 		return c.compareText(x.Op, j.text(r), cat(param{v}), true)
 	case time.Time:
@@ -687,6 +687,15 @@ func (c *compiler) compareJSON(r jsonRef, x Compare) (expr, error) {
 		return expr{}, invalid("operator %q on a boolean", x.Op)
 	}
 	return expr{}, invalid("cannot compare with a %T", x.Value)
+}
+
+// foldedValue is v folded as the dialect's fold folds the other side: in
+// Go when the fold is textFold, so the database folds one side only.
+func (c *compiler) foldedValue(v string) expr {
+	if c.d.foldExact {
+		return cat(param{textFold(v)})
+	}
+	return c.d.fold(cat("CAST(", param{v}, " AS TEXT)"))
 }
 
 // compareText renders x op v for strings: the substring operators, or an
@@ -749,12 +758,12 @@ func (c *compiler) orderBy(q Query) (expr, error) {
 		if col.kind == kindTime {
 			return cat("(", col.sql, " IS NULL)", dir, ", ", col.sql, dir, ", ", seq), nil
 		}
-		key := col.sql
+		key := cat(col.sql)
 		switch {
 		case q.SortFold && col.fold != "":
-			key = col.fold
+			key = cat(col.fold)
 		case q.SortFold:
-			key = "lower(" + col.sql + ")"
+			key = c.d.fold(key)
 		}
 		return cat("(", col.sql, " = '')", dir, ", ", key, c.d.byteOrder, dir, ", ", seq), nil
 	}
@@ -764,7 +773,7 @@ func (c *compiler) orderBy(q Query) (expr, error) {
 	r := jsonRef{doc: c.res.alias + ".attributes", path: f.Attr}
 	num, txt := c.d.json.number(r), c.d.json.text(r)
 	if q.SortFold {
-		txt = cat("lower(", txt, ")")
+		txt = c.d.fold(txt)
 	}
 	return cat("(", num, " IS NULL AND ", txt, " IS NULL)", dir, ", (", num, " IS NULL)", dir, ", ", num, dir, ", ",
 		txt, c.d.byteOrder, dir, ", ", seq), nil

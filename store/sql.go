@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +48,10 @@ type dialect struct {
 	json      jsonSQL
 	strings   stringSQL
 	byteOrder string
+	// fold is text folded case-insensitively in SQL as textFold does, when
+	// foldExact (see fold.go); a value compared with it is folded in Go.
+	fold      func(x expr) expr
+	foldExact bool
 	// groupRefs is a scalar subquery giving the groups of the
 	// administrator row aliased "a" as a JSON array of [id, displayName]
 	// pairs in the groups' creation order.
@@ -78,6 +84,8 @@ var sqliteDialect = withGroupRefs(dialect{
 	json:       sqliteJSON{},
 	strings:    sqliteStrings{},
 	byteOrder:  "",
+	fold:       sqliteFoldSQL,
+	foldExact:  true,
 	// An ORDER BY inside the aggregate (SQLite 3.44+; go-sqlite3 embeds
 	// its own SQLite) costs less than ordering a subquery it reads.
 	groupRefs: `(SELECT json_group_array(json_array(g.id, g.display_name) ORDER BY g.seq)
@@ -101,6 +109,7 @@ var postgresDialect = withGroupRefs(dialect{
 	json:       postgresJSON{},
 	strings:    postgresStrings{},
 	byteOrder:  ` COLLATE "C"`,
+	fold:       postgresLowerSQL, // until Open finds ICU: usePostgresFold
 	groupRefs: `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.seq)
 		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id)`,
 })
@@ -186,6 +195,12 @@ func Open(ctx context.Context, dsn string, opt Options) (*SQL, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.d.name == "postgres" {
+		if err := s.usePostgresFold(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: postgres: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -218,10 +233,8 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	if path == "" || path == ":memory:" {
 		return nil, errors.New("store: sqlite needs a file path (the reader pool and the writer share it)")
 	}
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("store: sqlite: %w", err)
-		}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
 	sync := strings.ToUpper(opt.SQLiteSynchronous)
 	switch sync {
@@ -243,7 +256,7 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	params.Set("_mutex", "no") // database/sql gives a connection to one goroutine at a time
 	file := "file:" + (&url.URL{Path: path}).EscapedPath()
 
-	writer, err := sqlx.Open("sqlite3", file+"?"+params.Encode())
+	writer, err := sqlx.Open(sqliteDriver, file+"?"+params.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
@@ -257,7 +270,7 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 
 	params.Set("_query_only", "true")
 	params.Set("_txlock", "deferred")
-	reader, err := sqlx.Open("sqlite3", file+"?"+params.Encode())
+	reader, err := sqlx.Open(sqliteDriver, file+"?"+params.Encode())
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("store: sqlite: %w", err)
@@ -267,7 +280,7 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	reader.SetConnMaxLifetime(0)
 	params.Del("_query_only")
 	params.Set("_cache_size", "-1000") // a checkpoint reads the WAL, not the cache
-	checkpointer, err := sql.Open("sqlite3", file+"?"+params.Encode())
+	checkpointer, err := sql.Open(sqliteDriver, file+"?"+params.Encode())
 	if err != nil {
 		writer.Close()
 		reader.Close()
@@ -279,6 +292,48 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	s := &SQL{d: sqliteDialect, writer: writer, reader: reader, now: opt.Now, checkpoints: newWALCheckpointer(checkpointer)}
 	s.creates = newCreateQueue(s.commitSQLite)
 	return s, nil
+}
+
+// createPrivate creates the folders of a SQLite database (0700) and its
+// file (0600) when they do not exist, whatever the umask: the file holds
+// password hashes, personal data and sign-in history, and SQLite creates
+// the -wal and -shm files with the mode of the database file. Existing
+// folders and files keep the mode their owner gave them.
+func createPrivate(path string) error {
+	var missing []string
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(dir); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, dir)
+		if parent := filepath.Dir(dir); parent == dir {
+			break
+		}
+	}
+	for _, dir := range slices.Backward(missing) {
+		err := os.Mkdir(dir, 0o700)
+		if errors.Is(err, fs.ErrExist) { // made meanwhile by another process
+			continue
+		}
+		if err == nil {
+			err = os.Chmod(dir, 0o700)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// An empty file is an empty SQLite database.
+	err = f.Chmod(0o600)
+	return errors.Join(err, f.Close())
 }
 
 // Dialect names the backend: "sqlite" or "postgres".

@@ -6,15 +6,18 @@
 package api
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gatehouse/admin"
 	"gatehouse/store"
@@ -218,7 +221,8 @@ func (a *API) authenticate(r *http.Request) (admin.Principal, error) {
 }
 
 // decode reads a JSON object body into v, refusing unknown fields, a
-// second value, other media types and bodies over maxBody.
+// second value, invalid UTF-8, escaped lone surrogates, other media types
+// and bodies over maxBody.
 func (c *call) decode(v any) error {
 	if ct := c.r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -226,13 +230,25 @@ func (c *call) decode(v any) error {
 			return &admin.Error{Code: "unsupported_media_type", Message: "send the body as application/json"}
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &admin.Error{Code: "body_too_large", Message: fmt.Sprintf("the body is larger than %d bytes", maxBody)}
+	}
+	if err != nil {
+		return &admin.Error{Code: "invalid_json", Message: "the body could not be read"}
+	}
+	// encoding/json would turn both into U+FFFD without an error, so two
+	// different usernames would be stored as one.
+	if !utf8.Valid(body) {
+		return &admin.Error{Code: "invalid_json", Message: "the body is not valid UTF-8"}
+	}
+	if admin.ScanJSON(body).LoneSurrogate {
+		return &admin.Error{Code: "invalid_json", Message: `the body escapes half of a UTF-16 surrogate pair (such as "\ud800" alone); send the character itself or a complete pair`}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return &admin.Error{Code: "body_too_large", Message: fmt.Sprintf("the body is larger than %d bytes", maxBody)}
-		}
 		return &admin.Error{Code: "invalid_json", Message: "the body is not the JSON object this endpoint takes: " + err.Error()}
 	}
 	if dec.More() {

@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueryGroups", testQueryGroups},
 		{"QueryTimes", testQueryTimes},
 		{"QueryInvalid", testQueryInvalid},
+		{"QueryUnicodeFold", testQueryUnicodeFold},
 		{"QueryCursorPaging", testQueryCursorPaging},
 		{"SCIMTokens", testSCIMTokens},
 		{"Invitations", testInvitations},
