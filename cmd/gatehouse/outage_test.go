@@ -47,12 +47,18 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	cluster := storetest.NewPostgresCluster(t)
 	dsn := cluster.URL(t)
 	env := map[string]string{"GATEHOUSE_DB": dsn}
-	for _, args := range [][]string{orgArgs("acme", "--domain", "example.com"), {"scim", "enable", "--org", "acme"}} {
-		if r := gatehouse(t, env, args...); r.code != 0 {
-			t.Fatalf("%v: %s", args, r.stderr)
-		}
+	r := gatehouse(t, env, orgArgs("acme", "--domain", "example.com")...)
+	if r.code != 0 {
+		t.Fatal(r.stderr)
 	}
-	r := gatehouse(t, env, "scim", "token", "create", "--org", "acme")
+	activation, err := url.Parse(parseOrgCreate(t, r.stdout).link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := gatehouse(t, env, "scim", "enable", "--org", "acme"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r = gatehouse(t, env, "scim", "token", "create", "--org", "acme")
 	token := strings.TrimSpace(r.stdout)
 	r = gatehouse(t, env, "api-key", "create", "--org", "acme", "--name", "outage")
 	key := strings.TrimSpace(r.stdout)
@@ -61,7 +67,28 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	srv := startServe(t, addr, env, "--addr", addr, "--scim-rate-limit", "-1", "--log-format", "json")
-	requests := outageRequests(srv.base, token, key)
+	// The first administrator signs in to the console.
+	const password = "a very good passphrase"
+	post := func(path, body string) *http.Response {
+		req, _ := http.NewRequest("POST", srv.base+"/api/v1"+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		res, text := do(t, req)
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, res.StatusCode, text)
+		}
+		return res
+	}
+	post("/activation", `{"token":"`+activation.Query().Get("token")+`","password":"`+password+`"}`)
+	cookies := post("/session", `{"organization":"acme","username":"Jane.Doe","password":"`+password+`"}`).Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("session cookies: %v", cookies)
+	}
+	requests := append(outageRequests(srv.base, token, key), outageRequest{"API GET /me (console session)", 200,
+		"application/problem+json", `"code":"unavailable"`, func(int64) *http.Request {
+			req, _ := http.NewRequest("GET", srv.base+"/api/v1/me", nil)
+			req.AddCookie(cookies[0])
+			return req
+		}})
 
 	var (
 		mu      sync.Mutex
