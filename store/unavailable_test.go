@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -177,5 +178,35 @@ func TestUnavailableSQLiteBusy(t *testing.T) {
 	if _, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "acme", Name: "Acme"},
 		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusPending}}); err != nil {
 		t.Fatalf("after the lock: %v", err)
+	}
+}
+
+// A PostgreSQL server that accepts the TCP connection and then says
+// nothing (a frozen host) fails a new connection within the default
+// connect_timeout, as ErrUnavailable, instead of holding the caller until
+// its own deadline or the operating system's TCP timeout.
+func TestPostgresConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	start := time.Now()
+	_, err = store.Open(context.Background(), "postgres://gatehouse@"+ln.Addr().String()+"/gatehouse?sslmode=disable",
+		store.Options{ConnectTimeout: time.Minute})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("open: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("the connection was given up after %v, want about 5 s", d)
 	}
 }
