@@ -15,7 +15,9 @@ import (
 // unavailable wraps err so that errors.Is(err, ErrUnavailable) holds when
 // it says the database cannot serve now through no fault of the request,
 // and returns err unchanged otherwise (nil stays nil). Every path from a
-// Store method to the driver passes its error through here.
+// Store method to the driver passes its error through here (the helpers
+// of sql.go, inTx, dynamic); TestUnavailablePostgres holds every method of
+// the Store interface to it.
 func unavailable(err error) error {
 	if err == nil || errors.Is(err, ErrUnavailable) || !databaseDown(err) {
 		return err
