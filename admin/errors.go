@@ -78,3 +78,11 @@ const (
 func refuse(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// RetryAfterUnavailable is the Retry-After, in seconds, of the 503 that
+// SCIM, the management API and the sign-in pages answer while the database
+// is unavailable (store.ErrUnavailable). A whole number of seconds: the
+// form identity providers read (Entra ID and Okta honour it). Five seconds
+// covers a PostgreSQL restart or failover without making clients wait
+// long once it is back.
+const RetryAfterUnavailable = 5

@@ -29,7 +29,7 @@ type Error struct {
 	Status   int
 	ScimType string
 	Detail   string
-	// RetryAfter, in seconds, is sent as Retry-After with a 429.
+	// RetryAfter, in seconds, is sent as Retry-After (with a 429 or 503).
 	RetryAfter int
 }
 
@@ -65,6 +65,12 @@ func asError(err error, log *slog.Logger) *Error {
 	switch {
 	case errors.As(err, &se):
 		return se
+	case errors.Is(err, store.ErrUnavailable):
+		// Identity providers retry a 503 (Entra ID after Retry-After);
+		// a 500 is kept for gatehouse's own faults.
+		log.Warn("scim request: database unavailable", "err", err)
+		return &Error{Status: http.StatusServiceUnavailable, RetryAfter: admin.RetryAfterUnavailable,
+			Detail: "the service is temporarily unavailable; retry after the number of seconds in Retry-After"}
 	case errors.As(err, &ve):
 		return errorf(http.StatusBadRequest, invalidValue, "%s", ve.Error())
 	case errors.As(err, &fe):

@@ -192,7 +192,7 @@ func (s *Server) notFound(c *call) error {
 // fail writes err as a SCIM error.
 func (c *call) fail(err error) {
 	e := asError(err, c.logger())
-	if e.Status == http.StatusTooManyRequests && e.RetryAfter > 0 {
+	if e.RetryAfter > 0 {
 		c.w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	if e.Status == http.StatusUnauthorized {

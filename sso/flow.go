@@ -198,6 +198,9 @@ func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 	}
 	org, username, err := f.findOrg(r.Context(), slug, name)
 	if err != nil {
+		if f.unavailable(w, r, err) {
+			return
+		}
 		f.logger(r).Error("login: finding the organization", "err", err)
 		render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
 		return
@@ -208,6 +211,9 @@ func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 	}
 	conns, err := f.Store.SSOConnections(r.Context(), org.ID)
 	if err != nil {
+		if f.unavailable(w, r, err) {
+			return
+		}
 		f.logger(r).Error("login: connections", "err", err)
 		render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
 		return
@@ -263,6 +269,9 @@ func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	res, err := f.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: slug, Username: username,
 		Password: r.PostFormValue("password"), TOTPCode: r.PostFormValue("totp"), IP: admin.ClientIP(r, f.TrustForwardedFor),
 		UserAgent: r.UserAgent()})
+	if f.unavailable(w, r, err) {
+		return
+	}
 	var refused *admin.Error
 	if errors.As(err, &refused) {
 		render(w, http.StatusUnauthorized, passwordTemplate, pageData{Next: next, Username: username, Org: slug,
@@ -285,6 +294,9 @@ func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 // session.
 func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 	conn, err := f.Store.SSOConnectionByID(r.Context(), r.PathValue("connection"))
+	if f.unavailable(w, r, err) {
+		return
+	}
 	if err != nil || (!conn.Enabled && r.URL.Query().Get("test") == "") {
 		render(w, http.StatusNotFound, messageTemplate, pageData{Message: "This sign-in link is not valid."})
 		return
@@ -327,6 +339,9 @@ func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConne
 		return
 	}
 	if err != nil {
+		if f.unavailable(w, r, err) {
+			return
+		}
 		ref := f.fail(r, conn, err)
 		render(w, http.StatusBadGateway, messageTemplate, pageData{Message: "Sign-in could not start.", Reference: ref})
 	}
@@ -340,11 +355,17 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, err := f.Store.SSOConnectionByID(r.Context(), r.PathValue("connection"))
 	if err != nil {
+		if f.unavailable(w, r, err) {
+			return
+		}
 		render(w, http.StatusNotFound, messageTemplate, pageData{Message: "This sign-in address is not valid."})
 		return
 	}
 	c, err := f.connector(r.Context(), conn)
 	if err != nil {
+		if f.unavailable(w, r, err) {
+			return
+		}
 		ref := f.fail(r, conn, err)
 		render(w, http.StatusBadGateway, messageTemplate, pageData{Message: "Sign-in failed.", Reference: ref})
 		return
@@ -356,6 +377,9 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	var a store.Administrator
 	if err == nil {
 		a, err = Match(r.Context(), f.Store, conn.OrgID, id.Username)
+	}
+	if f.unavailable(w, r, err) {
+		return
 	}
 	if req.Test {
 		f.testResult(w, r, conn, req, id, a, err)
@@ -375,6 +399,9 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := f.SignIn.SSO(r.Context(), a, method, admin.ClientIP(r, f.TrustForwardedFor), r.UserAgent())
 	if err != nil {
+		if f.unavailable(w, r, err) {
+			return
+		}
 		var refused *admin.Error
 		if errors.As(err, &refused) {
 			err = refuse(err, fmt.Sprintf("administrator %q matched but cannot sign in: %s", a.UserName, refused.Message))
@@ -506,6 +533,9 @@ func (f *Flow) testResult(w http.ResponseWriter, r *http.Request, conn store.SSO
 // upload to the IdP.
 func (f *Flow) spMetadata(w http.ResponseWriter, r *http.Request) {
 	conn, err := f.Store.SSOConnectionByID(r.Context(), r.PathValue("connection"))
+	if f.unavailable(w, r, err) {
+		return
+	}
 	if err != nil || conn.Kind != store.SSOSAML {
 		http.NotFound(w, r)
 		return

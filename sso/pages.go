@@ -1,8 +1,13 @@
 package sso
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
+	"strconv"
+
+	"gatehouse/admin"
+	"gatehouse/store"
 )
 
 // pageData fills the sign-in pages. Every value is escaped by
@@ -68,4 +73,19 @@ func render(w http.ResponseWriter, status int, t *template.Template, d pageData)
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	t.Execute(w, d)
+}
+
+// unavailable answers a 503 page with Retry-After, and reports true, when
+// err says the database is unavailable (store.ErrUnavailable): the
+// sign-in may well work a few seconds later, unlike one that failed. Every
+// page that renders a failure checks it first; nothing is recorded, since
+// the audit log is in that database too.
+func (f *Flow) unavailable(w http.ResponseWriter, r *http.Request, err error) bool {
+	if !errors.Is(err, store.ErrUnavailable) {
+		return false
+	}
+	f.logger(r).Warn("sign-in: database unavailable", "err", err)
+	w.Header().Set("Retry-After", strconv.Itoa(admin.RetryAfterUnavailable))
+	render(w, http.StatusServiceUnavailable, messageTemplate, pageData{Message: "Sign-in is unavailable for a moment. Try again in a few seconds."})
+	return true
 }

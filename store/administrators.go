@@ -46,7 +46,7 @@ func (s *SQL) readAdministrator(ctx context.Context, query string, args []any, e
 	case errors.Is(err, sql.ErrNoRows):
 		return Administrator{}, ErrNotFound
 	case err != nil:
-		return Administrator{}, fmt.Errorf("store: %w", err)
+		return Administrator{}, unavailable(fmt.Errorf("store: %w", err))
 	}
 	return a, nil
 }

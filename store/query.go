@@ -978,12 +978,12 @@ func (s *SQL) dynamic(ctx context.Context, e expr, run func(st *sqlx.Stmt, args 
 		if !kept {
 			s.dynamicKept.Add(1)
 		}
-		return run(st, e.args)
+		return unavailable(run(st, e.args))
 	}
 	st, err := s.reader.PreparexContext(ctx, s.reader.Rebind(e.sql))
 	if err != nil {
-		return err
+		return unavailable(err)
 	}
 	defer st.Close()
-	return run(st, e.args)
+	return unavailable(run(st, e.args))
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,7 +157,17 @@ type Options struct {
 	// unreachable one fails fast; migrations are not bounded by it. Zero
 	// means 10 seconds.
 	ConnectTimeout time.Duration
+	// SQLiteBusyTimeout is how long SQLite waits for a lock that another
+	// process holds before the call fails with ErrUnavailable. Zero means
+	// 10 seconds.
+	SQLiteBusyTimeout time.Duration
 }
+
+// postgresConnectTimeout bounds each new PostgreSQL connection when the URL
+// sets no connect_timeout: without it, a database host that has gone away
+// (no refusal, no answer) holds a request for the operating system's TCP
+// timeout, minutes, instead of failing with ErrUnavailable.
+const postgresConnectTimeout = "5"
 
 // Open connects to the database named by dsn and migrates it:
 // a "postgres://" or "postgresql://" URL selects PostgreSQL; a "sqlite:" URL
@@ -205,6 +216,12 @@ func Open(ctx context.Context, dsn string, opt Options) (*SQL, error) {
 }
 
 func openPostgres(dsn string, opt Options) (*SQL, error) {
+	if u, err := url.Parse(dsn); err == nil && !u.Query().Has("connect_timeout") {
+		q := u.Query()
+		q.Set("connect_timeout", postgresConnectTimeout)
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
 	db, err := sqlx.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
@@ -247,7 +264,11 @@ func openSQLite(dsn string, opt Options) (*SQL, error) {
 	params := url.Values{}
 	params.Set("_journal_mode", "WAL")
 	params.Set("_foreign_keys", "on")
-	params.Set("_busy_timeout", "10000")
+	busy := opt.SQLiteBusyTimeout
+	if busy <= 0 {
+		busy = 10 * time.Second
+	}
+	params.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
 	params.Set("_synchronous", sync)
 	// 8 MB of page cache per connection (5 connections): the OS caches the
 	// file too, and the SCIM load goal keeps the whole server under 150 MB.
@@ -346,10 +367,10 @@ func (s *SQL) DB() (reader, writer *sql.DB) { return s.reader.DB, s.writer.DB }
 // Ping reports whether the database answers.
 func (s *SQL) Ping(ctx context.Context) error {
 	if err := s.writer.PingContext(ctx); err != nil {
-		return err
+		return unavailable(err)
 	}
 	if s.reader != s.writer {
-		return s.reader.PingContext(ctx)
+		return unavailable(s.reader.PingContext(ctx))
 	}
 	return nil
 }
@@ -389,14 +410,14 @@ func (s *SQL) timestamp() time.Time { return s.now().UTC().Truncate(time.Microse
 func (s *SQL) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := s.writer.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
+		return unavailable(fmt.Errorf("store: begin: %w", err))
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return unavailable(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+		return unavailable(fmt.Errorf("store: commit: %w", err))
 	}
 	return nil
 }
@@ -411,7 +432,7 @@ func (s *SQL) stmt(ctx context.Context, db *sqlx.DB, query string) (*sqlx.Stmt, 
 	}
 	st, err := db.PreparexContext(ctx, s.q(query))
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	if v, loaded := s.stmts.LoadOrStore(k, st); loaded {
 		st.Close()
@@ -445,7 +466,7 @@ func (s *SQL) get(ctx context.Context, where on, dst any, query string, args ...
 		return ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return unavailable(fmt.Errorf("store: %w", err))
 	}
 	return nil
 }
@@ -456,31 +477,32 @@ func (s *SQL) selectAll(ctx context.Context, db *sqlx.DB, dst any, query string,
 	if err != nil {
 		return err
 	}
-	return st.SelectContext(ctx, dst, args...)
+	return unavailable(st.SelectContext(ctx, dst, args...))
 }
 
 // scanRows runs a query statement and calls each for every row.
 func scanRows(ctx context.Context, st *sqlx.Stmt, args []any, each func(*sql.Rows) error) error {
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
-		return err
+		return unavailable(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		if err := each(rows); err != nil {
-			return err
+			return unavailable(err)
 		}
 	}
-	return rows.Err()
+	return unavailable(rows.Err())
 }
 
 // exec runs a write and returns the rows it affected.
 func (s *SQL) exec(ctx context.Context, where on, query string, args ...any) (int64, error) {
 	res, err := where.ExecContext(ctx, s.q(query), args...)
 	if err != nil {
-		return 0, err
+		return 0, unavailable(err)
 	}
-	return res.RowsAffected()
+	n, err := res.RowsAffected()
+	return n, unavailable(err)
 }
 
 const addCountSQL = `INSERT INTO record_counts (org_id, kind, slot, n) VALUES (?, ?, ?, ?)

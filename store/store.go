@@ -32,6 +32,14 @@ var (
 	ErrInvalidQuery = errors.New("store: invalid query")
 	// ErrClosed: the store was closed while the call waited.
 	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable: the database cannot serve now, through no fault of
+	// the call: unreachable, shutting down or starting up, out of
+	// connections, a deadline of the caller's passed waiting for it, or
+	// (SQLite) locked by another process past the busy timeout. The error
+	// wraps it with the driver's error. Nothing was written unless the
+	// connection was lost during a commit. The protocol layers answer 503
+	// with Retry-After.
+	ErrUnavailable = errors.New("store: database unavailable")
 	// ErrLastSuperAdministrator: the change would leave the organization
 	// without an active Super Administrator.
 	ErrLastSuperAdministrator = errors.New("store: the organization's last active Super Administrator")

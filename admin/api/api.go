@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -171,7 +172,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt route) {
 		c.p = p
 	}
 	if err := rt.handle(a, c); err != nil {
-		if status(err) >= 500 {
+		switch st := status(err); {
+		case st == http.StatusServiceUnavailable:
+			a.logger(r).Warn("management API: database unavailable", "error", err.Error())
+		case st >= 500:
 			a.logger(r).Error("management API", "error", err.Error())
 		}
 		c.problem(err)
@@ -318,6 +322,9 @@ var statuses = map[string]int{
 }
 
 func status(err error) int {
+	if errors.Is(err, store.ErrUnavailable) {
+		return http.StatusServiceUnavailable
+	}
 	var e *admin.Error
 	if !errors.As(err, &e) {
 		return http.StatusInternalServerError
@@ -333,7 +340,10 @@ func (c *call) problem(err error) {
 	p := problem{Type: "about:blank", Status: st, Title: http.StatusText(st), Code: "internal_error",
 		Detail: "the server failed; the request was not applied"}
 	var e *admin.Error
-	if errors.As(err, &e) {
+	switch {
+	case st == http.StatusServiceUnavailable:
+		p.Code, p.Detail = "unavailable", "the service is temporarily unavailable; retry after the number of seconds in Retry-After"
+	case errors.As(err, &e):
 		p.Code, p.Detail = e.Code, e.Message
 		p.Type = "https://gatehouse.dev/problems/" + e.Code
 	}
@@ -341,6 +351,9 @@ func (c *call) problem(err error) {
 	h := c.w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
+	if st == http.StatusServiceUnavailable {
+		h.Set("Retry-After", strconv.Itoa(admin.RetryAfterUnavailable))
+	}
 	if st == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}

@@ -242,7 +242,9 @@ func (a *API) setPassword(c *call) error {
 func (a *API) sessionPrincipal(r *http.Request, token string) (admin.Principal, error) {
 	_, adm, err := a.SignIn.Authenticate(r.Context(), token)
 	var refused *admin.Error
-	if errors.As(err, &refused) && (refused.Code == admin.CodePasswordChangeRequired || refused.Code == admin.CodeTOTPEnrolmentRequired) {
+	if errors.As(err, &refused) && (refused.Code == admin.CodePasswordChangeRequired || refused.Code == admin.CodeTOTPEnrolmentRequired) ||
+		errors.Is(err, store.ErrUnavailable) {
+		// An outage is a 503, not a reason to sign the console out.
 		return admin.Principal{}, err
 	}
 	if err != nil {

@@ -34,34 +34,67 @@ import (
 //     server on a free loopback port. PostgreSQL refuses to run as root, so
 //     as root the cluster runs as the "postgres" user.
 //  3. Neither: the test is skipped, unless CI=true, where it fails.
-var cluster struct {
-	once    sync.Once
+var shared struct {
+	once sync.Once
+	c    *Cluster
+	err  error
+}
+
+// Cluster is a PostgreSQL server run for tests.
+type Cluster struct {
 	url     string // URL of the server's maintenance database
-	err     error
 	dir     string // temporary cluster folder, when we started one
+	opts    string // the server's options (port, socket folder)
 	bin     string
 	asUser  string
-	counter int
 	mu      sync.Mutex
+	counter int
 }
 
 // PostgresURL returns the URL of a new, empty database, or skips tb (fails
 // it when CI=true) when no PostgreSQL can be had.
 func PostgresURL(tb testing.TB) string {
 	tb.Helper()
-	cluster.once.Do(startCluster)
-	if cluster.err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("storetest: PostgreSQL is required in CI: %v", cluster.err)
-		}
-		tb.Skipf("storetest: no PostgreSQL: %v", cluster.err)
+	shared.once.Do(func() { shared.c, shared.err = startShared() })
+	if shared.err != nil {
+		noPostgres(tb, shared.err)
 	}
-	cluster.mu.Lock()
-	cluster.counter++
-	name := fmt.Sprintf("gh_test_%d_%d", os.Getpid(), cluster.counter)
-	cluster.mu.Unlock()
+	return shared.c.URL(tb)
+}
 
-	db, err := sql.Open("pgx", cluster.url)
+func noPostgres(tb testing.TB, err error) {
+	tb.Helper()
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("storetest: PostgreSQL is required in CI: %v", err)
+	}
+	tb.Skipf("storetest: no PostgreSQL: %v", err)
+}
+
+// NewPostgresCluster starts a cluster of tb's own, for a test that stops
+// and restarts the server (see Stop); it is removed when tb ends. It needs
+// the PostgreSQL binaries: with only GATEHOUSE_TEST_POSTGRES, tb is skipped
+// (fails when CI=true).
+func NewPostgresCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	c, err := startCluster()
+	if c != nil {
+		tb.Cleanup(c.remove)
+	}
+	if err != nil {
+		noPostgres(tb, err)
+	}
+	return c
+}
+
+// URL returns the URL of a new, empty database in c.
+func (c *Cluster) URL(tb testing.TB) string {
+	tb.Helper()
+	c.mu.Lock()
+	c.counter++
+	name := fmt.Sprintf("gh_test_%d_%d", os.Getpid(), c.counter)
+	c.mu.Unlock()
+
+	db, err := sql.Open("pgx", c.url)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -72,19 +105,38 @@ func PostgresURL(tb testing.TB) string {
 		tb.Fatalf("storetest: create database: %v", err)
 	}
 	tb.Cleanup(func() {
-		db, err := sql.Open("pgx", cluster.url)
+		db, err := sql.Open("pgx", c.url)
 		if err != nil {
 			return
 		}
 		defer db.Close()
 		db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
 	})
-	u, err := url.Parse(cluster.url)
+	u, err := url.Parse(c.url)
 	if err != nil {
 		tb.Fatalf("storetest: %v", err)
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// Stop stops the server as an operator would (pg_ctl stop -m fast: the
+// sessions are ended with SQLSTATE 57P01, the port closes) and waits until
+// it is down.
+func (c *Cluster) Stop(tb testing.TB) {
+	tb.Helper()
+	if out, err := c.pgCommand("pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "fast", "-w", "-t", "60", "stop").CombinedOutput(); err != nil {
+		tb.Fatalf("storetest: pg_ctl stop: %v: %s", err, tail(out))
+	}
+}
+
+// Start starts a stopped server again on the same port and waits until it
+// answers.
+func (c *Cluster) Start(tb testing.TB) {
+	tb.Helper()
+	if err := c.start(); err != nil {
+		tb.Fatalf("storetest: %v", err)
+	}
 }
 
 // Postgres opens a Store on a new database (see PostgresURL).
@@ -113,86 +165,89 @@ func open(tb testing.TB, dsn string) *store.SQL {
 // cluster afterwards: func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }.
 func Main(m *testing.M) int {
 	code := m.Run()
-	stopCluster()
+	if shared.c != nil {
+		shared.c.remove()
+	}
 	return code
 }
 
-func startCluster() {
+func startShared() (*Cluster, error) {
 	if u := os.Getenv("GATEHOUSE_TEST_POSTGRES"); u != "" {
-		cluster.url = u
-		cluster.err = ping(u, 10*time.Second)
-		return
+		return &Cluster{url: u}, ping(u, 10*time.Second)
 	}
+	return startCluster()
+}
+
+// startCluster makes and starts a new cluster; when it returns a Cluster,
+// even with an error, remove cleans up after it.
+func startCluster() (*Cluster, error) {
 	bin, err := pgBin()
 	if err != nil {
-		cluster.err = err
-		return
+		return nil, err
 	}
-	cluster.bin = bin
+	c := &Cluster{bin: bin}
 	if os.Geteuid() == 0 {
 		if _, err := user.Lookup("postgres"); err != nil {
-			cluster.err = errors.New("running as root and there is no postgres user to run the server as")
-			return
+			return nil, errors.New("running as root and there is no postgres user to run the server as")
 		}
-		cluster.asUser = "postgres"
+		c.asUser = "postgres"
 	}
 	dir, err := os.MkdirTemp("", "gatehouse-pg-")
 	if err != nil {
-		cluster.err = err
-		return
+		return nil, err
 	}
-	cluster.dir = dir
+	c.dir = dir
 	if err := os.Chmod(dir, 0o755); err != nil {
-		cluster.err = err
-		return
+		return c, err
 	}
 	data := filepath.Join(dir, "data")
-	if cluster.asUser != "" {
+	if c.asUser != "" {
 		if err := os.Mkdir(data, 0o700); err != nil {
-			cluster.err = err
-			return
+			return c, err
 		}
-		if out, err := exec.Command("chown", "-R", cluster.asUser, dir).CombinedOutput(); err != nil {
-			cluster.err = fmt.Errorf("chown: %v: %s", err, out)
-			return
+		if out, err := exec.Command("chown", "-R", c.asUser, dir).CombinedOutput(); err != nil {
+			return c, fmt.Errorf("chown: %v: %s", err, out)
 		}
 	}
-	if out, err := pgCommand("initdb", "-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync").CombinedOutput(); err != nil {
-		cluster.err = fmt.Errorf("initdb: %v: %s", err, tail(out))
-		return
+	if out, err := c.pgCommand("initdb", "-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync").CombinedOutput(); err != nil {
+		return c, fmt.Errorf("initdb: %v: %s", err, tail(out))
 	}
 	port, err := freePort()
 	if err != nil {
-		cluster.err = err
-		return
+		return c, err
 	}
 	// fsync stays on, as in production: benchmarks on this cluster measure
 	// durable commits.
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=200 -c shared_buffers=128MB", port, dir)
-	if out, err := pgCommand("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-o", opts, "-w", "-t", "60", "start").CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-		cluster.err = fmt.Errorf("pg_ctl start: %v: %s %s", err, tail(out), tail(log))
-		return
-	}
-	cluster.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	cluster.err = ping(cluster.url, 30*time.Second)
+	c.opts = fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=200 -c shared_buffers=128MB", port, dir)
+	c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	return c, c.start()
 }
 
-func stopCluster() {
-	if cluster.dir == "" {
+func (c *Cluster) start() error {
+	data := filepath.Join(c.dir, "data")
+	if out, err := c.pgCommand("pg_ctl", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-o", c.opts, "-w", "-t", "60", "start").CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
+		return fmt.Errorf("pg_ctl start: %v: %s %s", err, tail(out), tail(log))
+	}
+	return ping(c.url, 30*time.Second)
+}
+
+// remove stops the server of a cluster we started and deletes its folder.
+func (c *Cluster) remove() {
+	if c.dir == "" {
 		return
 	}
-	pgCommand("pg_ctl", "-D", filepath.Join(cluster.dir, "data"), "-m", "immediate", "-w", "stop").Run()
-	os.RemoveAll(cluster.dir)
+	c.pgCommand("pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w", "stop").Run()
+	os.RemoveAll(c.dir)
 }
 
 // pgCommand runs a PostgreSQL binary, as the postgres user when we are root.
-func pgCommand(name string, args ...string) *exec.Cmd {
-	path := filepath.Join(cluster.bin, name)
-	if cluster.asUser == "" {
+func (c *Cluster) pgCommand(name string, args ...string) *exec.Cmd {
+	path := filepath.Join(c.bin, name)
+	if c.asUser == "" {
 		return exec.Command(path, args...)
 	}
-	return exec.Command("runuser", append([]string{"-u", cluster.asUser, "--", path}, args...)...)
+	return exec.Command("runuser", append([]string{"-u", c.asUser, "--", path}, args...)...)
 }
 
 func pgBin() (string, error) {
