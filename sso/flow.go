@@ -303,7 +303,11 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 	}
 	req := StartRequest{RedirectTo: SafeRedirect(r.URL.Query().Get("next"))}
 	if r.URL.Query().Get("test") != "" {
-		if !f.superOf(r, conn.OrgID) {
+		super, err := f.superOf(r, conn.OrgID)
+		if f.unavailable(w, r, err) {
+			return
+		}
+		if !super {
 			render(w, http.StatusForbidden, messageTemplate, pageData{Message: "Testing a connection needs a Super Administrator of its organization signed in."})
 			return
 		}
@@ -313,14 +317,18 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 }
 
 // superOf reports whether the request's session is a Super
-// Administrator's of org.
-func (f *Flow) superOf(r *http.Request, org string) bool {
+// Administrator's of org; the error is the store's when it could not
+// tell (an outage is not a refusal).
+func (f *Flow) superOf(r *http.Request, org string) (bool, error) {
 	ck, err := r.Cookie(admin.SessionCookie)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	_, a, err := f.SignIn.Authenticate(r.Context(), ck.Value)
-	return err == nil && a.OrgID == org && a.Role == store.RoleSuperAdministrator
+	if errors.Is(err, store.ErrUnavailable) {
+		return false, err
+	}
+	return err == nil && a.OrgID == org && a.Role == store.RoleSuperAdministrator, nil
 }
 
 func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConnection, req StartRequest) {

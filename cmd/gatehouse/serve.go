@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -249,6 +250,7 @@ func readyz(db pinger) http.HandlerFunc {
 		defer cancel()
 		if err := db.Ping(ctx); err != nil {
 			loggerFrom(r.Context()).Warn("readiness check failed", "err", err)
+			w.Header().Set("Retry-After", strconv.Itoa(admin.RetryAfterUnavailable))
 			plain(w, http.StatusServiceUnavailable, "database unreachable")
 			return
 		}

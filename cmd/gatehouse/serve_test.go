@@ -307,8 +307,8 @@ func TestReadyzDatabaseDown(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
-	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "database unreachable" {
-		t.Fatalf("store closed: %d %q", rec.Code, rec.Body.String())
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "database unreachable" || rec.Header().Get("Retry-After") != "5" {
+		t.Fatalf("store closed: %d %q, Retry-After %q", rec.Code, rec.Body.String(), rec.Header().Get("Retry-After"))
 	}
 	// The cause goes to the log, with the request ID, not to the client.
 	id := rec.Header().Get("X-Request-ID")
