@@ -1,11 +1,3 @@
-// Package store holds gatehouse's records and the persistence contract every
-// backend implements. The one implementation, SQL, serves both SQLite (the
-// embedded default) and PostgreSQL; store/storetest is the conformance suite
-// both must pass.
-//
-// Errors: backends map their driver errors to the sentinels below. Callers
-// compare with errors.Is; where they need detail (which username clashed)
-// they use errors.As with *ExistsError.
 package store
 
 import (
