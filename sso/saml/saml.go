@@ -1,4 +1,4 @@
-package sso
+package saml
 
 // The SAML 2.0 service provider: one connector per SSOConnection of kind
 // "saml". crewjam/saml does the XML signature and most protocol checks;
@@ -33,13 +33,14 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"gatehouse/admin"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
-// SAMLConfig is the Config of an SSOConnection of kind "saml". Its zero
+// Config is the Config of an SSOConnection of kind "saml". Its zero
 // value (plus IdP metadata) is the safe setting: SP-initiated only,
 // SHA-1 refused, 60 s of clock skew, signed AuthnRequests.
-type SAMLConfig struct {
+type Config struct {
 	// IdPMetadataXML is the identity provider's SAML metadata
 	// (EntityDescriptor, or an EntitiesDescriptor holding exactly one
 	// IdP). When the administrator gave a URL, the metadata fetcher fills
@@ -51,9 +52,9 @@ type SAMLConfig struct {
 	// SPEntityID is our entity ID at this IdP; "" means the SP metadata
 	// URL (baseURL + SPMetadataPath).
 	SPEntityID string `json:"spEntityId,omitempty"`
-	// SPCertificate is the PEM certificate of the SP key (NewSAMLKey);
+	// SPCertificate is the PEM certificate of the SP key (NewKey);
 	// the key itself is SSOConnection.Secret, sealed with context
-	// "sso:" + connection ID.
+	// protocol.SealContext.
 	SPCertificate string `json:"spCertificate"`
 	// AllowIdPInitiated accepts responses that answer no AuthnRequest
 	// (unsolicited). They are then only protected by the replay cache
@@ -88,7 +89,7 @@ func init() {
 }
 
 // Skew returns the connection's clock skew.
-func (c SAMLConfig) Skew() time.Duration {
+func (c Config) Skew() time.Duration {
 	if c.ClockSkew == 0 {
 		return SAMLDefaultClockSkew
 	}
@@ -96,18 +97,18 @@ func (c SAMLConfig) Skew() time.Duration {
 }
 
 // SignsRequests reports whether AuthnRequests are signed.
-func (c SAMLConfig) SignsRequests() bool { return c.SignRequests == nil || *c.SignRequests }
+func (c Config) SignsRequests() bool { return c.SignRequests == nil || *c.SignRequests }
 
-// ParseSAMLConfig decodes and validates a connection's Config.
-func ParseSAMLConfig(raw []byte) (SAMLConfig, error) {
-	var c SAMLConfig
+// ParseConfig decodes and validates a connection's Config.
+func ParseConfig(raw []byte) (Config, error) {
+	var c Config
 	if len(bytes.TrimSpace(raw)) > 0 {
 		if err := json.Unmarshal(raw, &c); err != nil {
-			return SAMLConfig{}, fmt.Errorf("sso: SAML settings are not valid JSON: %w", err)
+			return Config{}, fmt.Errorf("sso: SAML settings are not valid JSON: %w", err)
 		}
 	}
 	if err := c.Validate(); err != nil {
-		return SAMLConfig{}, err
+		return Config{}, err
 	}
 	return c, nil
 }
@@ -116,7 +117,7 @@ func ParseSAMLConfig(raw []byte) (SAMLConfig, error) {
 // signing certificate and a single sign-on endpoint with the
 // HTTP-Redirect or HTTP-POST binding; the SP certificate, when set, is
 // a PEM certificate; the clock skew is in range.
-func (c SAMLConfig) Validate() error {
+func (c Config) Validate() error {
 	if c.ClockSkew < 0 || time.Duration(c.ClockSkew)*time.Second > SAMLMaxClockSkew {
 		return fmt.Errorf("sso: clock skew must be between 0 and %d seconds, not %d", int(SAMLMaxClockSkew/time.Second), c.ClockSkew)
 	}
@@ -272,10 +273,10 @@ func samlDescribeCert(c *x509.Certificate) string {
 	return c.Subject.String() + " (SHA-256 " + b.String() + ")"
 }
 
-// NewSAMLKey makes the SP key pair of a new connection: RSA-2048 and a
+// NewKey makes the SP key pair of a new connection: RSA-2048 and a
 // self-signed certificate valid for 10 years. Store the certificate in
-// SAMLConfig.SPCertificate and the key sealed in SSOConnection.Secret.
-func NewSAMLKey() (certPEM string, keyPEM string, err error) {
+// Config.SPCertificate and the key sealed in SSOConnection.Secret.
+func NewKey() (certPEM string, keyPEM string, err error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return "", "", err
@@ -305,9 +306,6 @@ func NewSAMLKey() (certPEM string, keyPEM string, err error) {
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})), nil
 }
 
-// samlSealContext is the Sealer context of a connection's SP key.
-func samlSealContext(connectionID string) string { return "sso:" + connectionID }
-
 // samlSP is the connection's service-provider side: its key pair and
 // URLs.
 type samlSP struct {
@@ -318,7 +316,7 @@ type samlSP struct {
 
 // samlOpenSP opens the connection's SP key and checks it against the
 // certificate.
-func samlOpenSP(conn store.SSOConnection, cfg SAMLConfig, sealer *admin.Sealer, baseURL string) (*samlSP, error) {
+func samlOpenSP(conn store.SSOConnection, cfg Config, sealer *admin.Sealer, baseURL string) (*samlSP, error) {
 	base := strings.TrimSuffix(baseURL, "/")
 	if u, err := url.Parse(base); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("sso: the base URL %q is not an absolute http(s) URL", baseURL)
@@ -337,7 +335,7 @@ func samlOpenSP(conn store.SSOConnection, cfg SAMLConfig, sealer *admin.Sealer, 
 	if sealer == nil {
 		return nil, errors.New("sso: no sealer to open the SP key")
 	}
-	keyPEM, err := sealer.Open(conn.Secret, samlSealContext(conn.ID))
+	keyPEM, err := sealer.Open(conn.Secret, protocol.SealContext(conn.ID))
 	if err != nil {
 		return nil, fmt.Errorf("sso: the SP key of connection %s does not open: %w", conn.ID, err)
 	}
@@ -371,7 +369,7 @@ func samlOpenSP(conn store.SSOConnection, cfg SAMLConfig, sealer *admin.Sealer, 
 // samlConnector is a SAML connection's Connector.
 type samlConnector struct {
 	conn  store.SSOConnection
-	cfg   SAMLConfig
+	cfg   Config
 	skew  time.Duration
 	st    store.Store
 	now   func() time.Time
@@ -396,11 +394,11 @@ func samlParseUsernameFrom(s string) (samlUsernameSource, error) {
 	return samlUsernameSource{}, fmt.Errorf(`sso: a SAML connection takes the username from "nameid" or "attribute:NAME", not %q`, s)
 }
 
-// NewSAML returns the Connector of a SAML connection. It parses and
+// New returns the protocol.Connector of a SAML connection. It parses and
 // checks everything once (metadata, certificates, the sealed SP key), so
 // callers should keep it per connection version. now is the clock; nil
 // means time.Now.
-func NewSAML(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (Connector, error) {
+func New(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (protocol.Connector, error) {
 	return newSAMLConnector(conn, st, sealer, baseURL, now)
 }
 
@@ -409,12 +407,12 @@ func newSAMLConnector(conn store.SSOConnection, st store.Store, sealer *admin.Se
 		return nil, fmt.Errorf("sso: connection %s is of kind %q, not SAML", conn.ID, conn.Kind)
 	}
 	if st == nil {
-		return nil, errors.New("sso: NewSAML needs a store")
+		return nil, errors.New("sso: New needs a store")
 	}
 	if now == nil {
 		now = time.Now
 	}
-	cfg, err := ParseSAMLConfig(conn.Config)
+	cfg, err := ParseConfig(conn.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -437,7 +435,7 @@ func newSAMLConnector(conn store.SSOConnection, st store.Store, sealer *admin.Se
 }
 
 // samlCrewSP is crewjam's view of our SP.
-func samlCrewSP(sp *samlSP, cfg SAMLConfig) saml.ServiceProvider {
+func samlCrewSP(sp *samlSP, cfg Config) saml.ServiceProvider {
 	acs, _ := url.Parse(sp.acsURL)
 	md, _ := url.Parse(sp.metadataURL)
 	s := saml.ServiceProvider{
@@ -454,17 +452,17 @@ func samlCrewSP(sp *samlSP, cfg SAMLConfig) saml.ServiceProvider {
 	return s
 }
 
-// SAMLMetadata renders a SAML connection's SP metadata, for the
+// SPMetadata renders a SAML connection's SP metadata, for the
 // administrator to give the IdP: entity ID, the ACS URL (HTTP-POST), the
 // SP certificate for signing and encryption, AuthnRequestsSigned and
 // WantAssertionsSigned. It does not need the IdP metadata (IdPs often
 // want the SP's first), but checks that the sealed key opens and matches
 // the certificate.
-func SAMLMetadata(conn store.SSOConnection, sealer *admin.Sealer, baseURL string) ([]byte, error) {
+func SPMetadata(conn store.SSOConnection, sealer *admin.Sealer, baseURL string) ([]byte, error) {
 	if conn.Kind != store.SSOSAML {
 		return nil, fmt.Errorf("sso: connection %s is of kind %q, not SAML", conn.ID, conn.Kind)
 	}
-	var cfg SAMLConfig
+	var cfg Config
 	if len(bytes.TrimSpace(conn.Config)) > 0 {
 		if err := json.Unmarshal(conn.Config, &cfg); err != nil {
 			return nil, fmt.Errorf("sso: SAML settings are not valid JSON: %w", err)
@@ -477,10 +475,10 @@ func SAMLMetadata(conn store.SSOConnection, sealer *admin.Sealer, baseURL string
 	return samlSPMetadata(sp, cfg)
 }
 
-// Metadata is the connection's SP metadata (see SAMLMetadata).
+// Metadata is the connection's SP metadata (see SPMetadata).
 func (c *samlConnector) Metadata() ([]byte, error) { return samlSPMetadata(c.sp, c.cfg) }
 
-func samlSPMetadata(sp *samlSP, cfg SAMLConfig) ([]byte, error) {
+func samlSPMetadata(sp *samlSP, cfg Config) ([]byte, error) {
 	crew := samlCrewSP(sp, cfg)
 	ed := crew.Metadata()
 	certB64 := base64.StdEncoding.EncodeToString(sp.cert.Raw)
@@ -540,7 +538,7 @@ var samlPostRequestPage = template.Must(template.New("saml-post").Parse(`<!DOCTY
 
 // Start sends the browser to the IdP with an AuthnRequest whose ID is the
 // stored SSORequest's ID; RelayState is that ID too (never a URL).
-func (c *samlConnector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req StartRequest) error {
+func (c *samlConnector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req protocol.StartRequest) error {
 	if len(req.Browser) == 0 {
 		return errors.New("sso: a sign-in must be bound to a browser")
 	}
@@ -554,7 +552,7 @@ func (c *samlConnector) Start(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	authn.IssueInstant = now.UTC()
 	if _, err := c.st.CreateSSORequest(ctx, store.SSORequest{ID: authn.ID, ConnectionID: c.conn.ID, OrgID: c.conn.OrgID,
-		Browser: req.Browser, RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: now.Add(RequestTTL)}); err != nil {
+		Browser: req.Browser, RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: now.Add(protocol.RequestTTL)}); err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -589,3 +587,7 @@ func samlElementBytes(authn *saml.AuthnRequest) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Paths of a SAML connection's endpoints under the server's base URL.
+func ACSPath(connectionID string) string        { return "/sso/saml/" + connectionID + "/acs" }
+func SPMetadataPath(connectionID string) string { return "/sso/saml/" + connectionID + "/metadata" }

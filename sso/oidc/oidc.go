@@ -1,4 +1,4 @@
-package sso
+package oidc
 
 import (
 	"bytes"
@@ -22,17 +22,18 @@ import (
 	"golang.org/x/oauth2"
 
 	"gatehouse/admin"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
-// OIDCConfig is SSOConnection.Config for the kind "oidc" (JSON). The
+// Config is SSOConnection.Config for the kind "oidc" (JSON). The
 // client secret is not here: it is SSOConnection.Secret, sealed with the
-// server key in the context "sso:" + connection ID.
+// server key in the context protocol.SealContext.
 //
-// What discovery returns is not stored: NewOIDC discovers the provider
+// What discovery returns is not stored: New discovers the provider
 // each time it makes a connector, and a connector (see Flow's cache)
 // keeps it for one version of the connection.
-type OIDCConfig struct {
+type Config struct {
 	// Issuer is the provider's issuer identifier, compared exactly with
 	// the discovery document, the ID token's "iss" and the callback's
 	// "iss" (RFC 9207). https, or http on a loopback host.
@@ -69,24 +70,24 @@ var oidcSigningAlgs = []string{
 	oidc.EdDSA,
 }
 
-// ParseOIDCConfig decodes and validates an OIDC connection's Config and
+// ParseConfig decodes and validates an OIDC connection's Config and
 // fills in the defaults. Unknown fields are errors: a misspelt setting
 // must not be silently ignored.
-func ParseOIDCConfig(raw []byte) (OIDCConfig, error) {
-	var c OIDCConfig
+func ParseConfig(raw []byte) (Config, error) {
+	var c Config
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return OIDCConfig{}, fmt.Errorf("sso: oidc: config: %w", err)
+		return Config{}, fmt.Errorf("sso: oidc: config: %w", err)
 	}
 	if dec.More() {
-		return OIDCConfig{}, errors.New("sso: oidc: config: trailing data after the JSON object")
+		return Config{}, errors.New("sso: oidc: config: trailing data after the JSON object")
 	}
 	if err := oidcCheckURL(c.Issuer); err != nil {
-		return OIDCConfig{}, fmt.Errorf("sso: oidc: issuer: %w", err)
+		return Config{}, fmt.Errorf("sso: oidc: issuer: %w", err)
 	}
 	if c.ClientID == "" || strings.TrimSpace(c.ClientID) != c.ClientID || strings.ContainsFunc(c.ClientID, unicode.IsControl) {
-		return OIDCConfig{}, errors.New("sso: oidc: clientId is required, without surrounding spaces or control characters")
+		return Config{}, errors.New("sso: oidc: clientId is required, without surrounding spaces or control characters")
 	}
 	if len(c.Scopes) == 0 {
 		c.Scopes = slices.Clone(oidcDefaultScopes)
@@ -95,7 +96,7 @@ func ParseOIDCConfig(raw []byte) (OIDCConfig, error) {
 	for _, s := range c.Scopes {
 		// RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r == '"' || r == '\\' || r >= 0x7f }) {
-			return OIDCConfig{}, fmt.Errorf("sso: oidc: scope %q is not a valid scope token (RFC 6749 section 3.3)", s)
+			return Config{}, fmt.Errorf("sso: oidc: scope %q is not a valid scope token (RFC 6749 section 3.3)", s)
 		}
 		if !slices.Contains(scopes, s) {
 			scopes = append(scopes, s)
@@ -106,7 +107,7 @@ func ParseOIDCConfig(raw []byte) (OIDCConfig, error) {
 	case c.ClockSkew == 0:
 		c.ClockSkew = oidcDefaultSkew
 	case c.ClockSkew < 0 || c.ClockSkew > oidcMaxSkew:
-		return OIDCConfig{}, fmt.Errorf("sso: oidc: clockSkew must be between 1 and %d seconds, not %d", oidcMaxSkew, c.ClockSkew)
+		return Config{}, fmt.Errorf("sso: oidc: clockSkew must be between 1 and %d seconds, not %d", oidcMaxSkew, c.ClockSkew)
 	}
 	return c, nil
 }
@@ -171,7 +172,7 @@ func oidcUsernameClaim(from string) (string, error) {
 // nonce, RFC 9207 issuer check, ID token and userinfo checks.
 type oidcConnector struct {
 	conn          store.SSOConnection
-	cfg           OIDCConfig
+	cfg           Config
 	st            store.Store
 	sealer        *admin.Sealer
 	client        *http.Client
@@ -198,25 +199,25 @@ type oidcDiscovery struct {
 	IssParameter          bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
-// NewOIDC makes the connector of an OIDC connection: it validates the
+// New makes the connector of an OIDC connection: it validates the
 // configuration, opens the client secret, and discovers the provider
 // (OpenID Connect Discovery 1.0) through client, bounded in time and
 // size. client may be an SSRF-guarded fetcher; nil means a plain client
 // with a timeout. now is the clock (nil: time.Now). baseURL is the
-// server's public URL; the redirect URI is baseURL + OIDCCallbackPath.
+// server's public URL; the redirect URI is baseURL + CallbackPath.
 //
 // The connector is valid for this version of the connection; a caller
 // that keeps connectors must key them by ID and Version (Flow
 // does).
-func NewOIDC(ctx context.Context, conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string,
-	client *http.Client, now func() time.Time) (Connector, error) {
+func New(ctx context.Context, conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string,
+	client *http.Client, now func() time.Time) (protocol.Connector, error) {
 	if conn.Kind != store.SSOOIDC {
 		return nil, fmt.Errorf("sso: oidc: connection %s is of kind %q", conn.ID, conn.Kind)
 	}
 	if conn.ID == "" || st == nil || sealer == nil {
 		return nil, errors.New("sso: oidc: a connector needs a connection ID, a store and a sealer")
 	}
-	cfg, err := ParseOIDCConfig(conn.Config)
+	cfg, err := ParseConfig(conn.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +228,7 @@ func NewOIDC(ctx context.Context, conn store.SSOConnection, st store.Store, seal
 	if conn.Secret == "" {
 		return nil, errors.New("sso: oidc: the connection has no client secret")
 	}
-	secret, err := sealer.Open(conn.Secret, "sso:"+conn.ID)
+	secret, err := sealer.Open(conn.Secret, protocol.SealContext(conn.ID))
 	if err != nil {
 		return nil, fmt.Errorf("sso: oidc: client secret: %w", err)
 	}
@@ -280,7 +281,7 @@ func NewOIDC(ctx context.Context, conn store.SSOConnection, st store.Store, seal
 		provider: provider, issParam: d.IssParameter,
 		oauth: oauth2.Config{
 			ClientID: cfg.ClientID, ClientSecret: secret, Endpoint: endpoint, Scopes: cfg.Scopes,
-			RedirectURL: strings.TrimSuffix(baseURL, "/") + OIDCCallbackPath(conn.ID),
+			RedirectURL: strings.TrimSuffix(baseURL, "/") + CallbackPath(conn.ID),
 		},
 	}
 	// go-oidc checks the signature against the provider's JWKS, iss, aud
@@ -303,7 +304,7 @@ func oidcRandom() string {
 
 // Start records the request (state = its ID, nonce, sealed PKCE
 // verifier) and redirects the browser to the authorization endpoint.
-func (c *oidcConnector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req StartRequest) error {
+func (c *oidcConnector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req protocol.StartRequest) error {
 	if len(req.Browser) == 0 {
 		return errors.New("sso: oidc: a sign-in needs the browser binding")
 	}
@@ -311,7 +312,7 @@ func (c *oidcConnector) Start(ctx context.Context, w http.ResponseWriter, r *htt
 	_, err := c.st.CreateSSORequest(ctx, store.SSORequest{
 		ID: id, ConnectionID: c.conn.ID, OrgID: c.conn.OrgID, Browser: req.Browser,
 		Nonce: nonce, Verifier: c.sealer.Seal(verifier, "pkce:"+id),
-		RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: c.now().Add(RequestTTL),
+		RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: c.now().Add(protocol.RequestTTL),
 	})
 	if err != nil {
 		return fmt.Errorf("sso: oidc: start: %w", err)
@@ -359,56 +360,56 @@ var oidcProtocolClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "non
 // other. A username taken from "email" requires email_verified true: an
 // unverified address is whatever the user typed at the provider, and
 // matching on it would let anyone claim an administrator's address.
-func (c *oidcConnector) Finish(ctx context.Context, r *http.Request, browser []byte) (Identity, store.SSORequest, error) {
+func (c *oidcConnector) Finish(ctx context.Context, r *http.Request, browser []byte) (protocol.Identity, store.SSORequest, error) {
 	q := r.URL.Query()
 	for _, p := range []string{"state", "code", "iss", "error", "error_description"} {
 		if len(q[p]) > 1 {
-			return Identity{}, store.SSORequest{}, refuse(nil, fmt.Sprintf("the callback repeats the %q parameter", p))
+			return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, fmt.Sprintf("the callback repeats the %q parameter", p))
 		}
 	}
 	state := q.Get("state")
 	if state == "" {
-		return Identity{}, store.SSORequest{}, refuse(nil, "the callback has no state: it answers no sign-in started here")
+		return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, "the callback has no state: it answers no sign-in started here")
 	}
 	req, err := c.st.UseSSORequest(ctx, state, c.conn.ID, browser, c.now())
 	if errors.Is(err, store.ErrNotFound) {
-		return Identity{}, store.SSORequest{}, refuse(nil,
+		return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil,
 			"the callback's state matches no sign-in in progress on this connection in this browser (unknown, expired, already used, or started in another browser)")
 	}
 	if err != nil {
-		return Identity{}, store.SSORequest{}, fmt.Errorf("sso: oidc: finish: %w", err)
+		return protocol.Identity{}, store.SSORequest{}, fmt.Errorf("sso: oidc: finish: %w", err)
 	}
 	id, err := c.finish(ctx, q, req)
 	if err != nil {
-		return Identity{}, req, err
+		return protocol.Identity{}, req, err
 	}
 	return id, req, nil
 }
 
-func (c *oidcConnector) finish(ctx context.Context, q url.Values, req store.SSORequest) (Identity, error) {
+func (c *oidcConnector) finish(ctx context.Context, q url.Values, req store.SSORequest) (protocol.Identity, error) {
 	issuer := c.cfg.Issuer
 	if iss, ok := q["iss"]; ok {
 		if iss[0] != issuer {
-			return Identity{}, refuse(nil, fmt.Sprintf("the callback's iss %q is not this connection's issuer %q (RFC 9207: an answer from another provider)",
+			return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the callback's iss %q is not this connection's issuer %q (RFC 9207: an answer from another provider)",
 				oidcPrintable(iss[0]), issuer))
 		}
 	} else if c.issParam {
-		return Identity{}, refuse(nil, "the callback has no iss although the provider advertises authorization_response_iss_parameter_supported (RFC 9207)")
+		return protocol.Identity{}, protocol.Refuse(nil, "the callback has no iss although the provider advertises authorization_response_iss_parameter_supported (RFC 9207)")
 	}
 	if e := q.Get("error"); e != "" {
 		reason := "the OpenID provider refused the sign-in: " + oidcPrintable(e)
 		if d := q.Get("error_description"); d != "" {
 			reason += " (" + oidcPrintable(d) + ")"
 		}
-		return Identity{}, refuse(nil, reason)
+		return protocol.Identity{}, protocol.Refuse(nil, reason)
 	}
 	code := q.Get("code")
 	if code == "" {
-		return Identity{}, refuse(nil, "the callback has neither a code nor an error")
+		return protocol.Identity{}, protocol.Refuse(nil, "the callback has neither a code nor an error")
 	}
 	verifier, err := c.sealer.Open(req.Verifier, "pkce:"+req.ID)
 	if err != nil {
-		return Identity{}, fmt.Errorf("sso: oidc: the PKCE verifier of request %s: %w", req.ID, err)
+		return protocol.Identity{}, fmt.Errorf("sso: oidc: the PKCE verifier of request %s: %w", req.ID, err)
 	}
 
 	fctx, cancel := context.WithTimeout(ctx, oidcFetchTimeout)
@@ -427,43 +428,43 @@ func (c *oidcConnector) finish(ctx context.Context, q url.Values, req store.SSOR
 			if re.ErrorDescription != "" {
 				reason += ": " + oidcPrintable(re.ErrorDescription)
 			}
-			return Identity{}, refuse(nil, reason+")")
+			return protocol.Identity{}, protocol.Refuse(nil, reason+")")
 		}
-		return Identity{}, refuse(err, "the code exchange at the token endpoint failed")
+		return protocol.Identity{}, protocol.Refuse(err, "the code exchange at the token endpoint failed")
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
-		return Identity{}, refuse(nil, "the token response has no id_token")
+		return protocol.Identity{}, protocol.Refuse(nil, "the token response has no id_token")
 	}
 	idt, err := c.verifier.Verify(fctx, rawID)
 	if err != nil {
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return Identity{}, refuse(nil, fmt.Sprintf("the ID token expired at %s (clock skew allowed: %s)",
+			return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the ID token expired at %s (clock skew allowed: %s)",
 				expired.Expiry.UTC().Format(time.RFC3339), c.skew))
 		}
-		return Identity{}, refuse(err, "the ID token failed verification")
+		return protocol.Identity{}, protocol.Refuse(err, "the ID token failed verification")
 	}
 	idClaims, err := oidcClaims(idt.Claims)
 	if err != nil {
-		return Identity{}, refuse(err, "the ID token's claims are not a JSON object")
+		return protocol.Identity{}, protocol.Refuse(err, "the ID token's claims are not a JSON object")
 	}
 	if err := c.checkIDToken(idt, idClaims, req); err != nil {
-		return Identity{}, err
+		return protocol.Identity{}, err
 	}
 
 	var uiClaims map[string]any
 	if c.provider.UserInfoEndpoint() != "" {
 		ui, err := c.provider.UserInfo(fctx, oauth2.StaticTokenSource(tok))
 		if err != nil {
-			return Identity{}, refuse(err, "the userinfo request failed")
+			return protocol.Identity{}, protocol.Refuse(err, "the userinfo request failed")
 		}
 		if ui.Subject != idt.Subject {
-			return Identity{}, refuse(nil, fmt.Sprintf("userinfo's sub %q differs from the ID token's %q (OIDC Core 5.3.4)",
+			return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("userinfo's sub %q differs from the ID token's %q (OIDC Core 5.3.4)",
 				oidcPrintable(ui.Subject), oidcPrintable(idt.Subject)))
 		}
 		if uiClaims, err = oidcClaims(ui.Claims); err != nil {
-			return Identity{}, refuse(err, "userinfo's claims are not a JSON object")
+			return protocol.Identity{}, protocol.Refuse(err, "userinfo's claims are not a JSON object")
 		}
 	}
 
@@ -484,17 +485,17 @@ func (c *oidcConnector) finish(ctx context.Context, q url.Values, req store.SSOR
 	username, isString := v.(string)
 	switch {
 	case !present:
-		return Identity{}, refuse(nil, fmt.Sprintf("the username claim %q is in neither the ID token nor userinfo", c.usernameClaim))
+		return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the username claim %q is in neither the ID token nor userinfo", c.usernameClaim))
 	case !isString:
-		return Identity{}, refuse(nil, fmt.Sprintf("the username claim %q in %s is not a string", c.usernameClaim, where))
+		return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the username claim %q in %s is not a string", c.usernameClaim, where))
 	case username == "":
-		return Identity{}, refuse(nil, fmt.Sprintf("the username claim %q in %s is empty", c.usernameClaim, where))
+		return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the username claim %q in %s is empty", c.usernameClaim, where))
 	}
 	if c.usernameClaim == "email" && !oidcTrue(source["email_verified"]) {
-		return Identity{}, refuse(nil, fmt.Sprintf("the username comes from email, and %s does not say email_verified: true for it", where))
+		return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the username comes from email, and %s does not say email_verified: true for it", where))
 	}
 
-	id := Identity{
+	id := protocol.Identity{
 		Username:     username,
 		Subject:      idt.Subject,
 		Issuer:       idt.Issuer,
@@ -512,38 +513,38 @@ func (c *oidcConnector) finish(ctx context.Context, q url.Values, req store.SSOR
 // 3.1.3.7): nonce, azp, iat, nbf with this connection's skew, sub.
 func (c *oidcConnector) checkIDToken(idt *oidc.IDToken, claims map[string]any, req store.SSORequest) error {
 	if idt.Subject == "" {
-		return refuse(nil, "the ID token has no sub")
+		return protocol.Refuse(nil, "the ID token has no sub")
 	}
 	nonce, _ := claims["nonce"].(string)
 	if nonce == "" {
-		return refuse(nil, "the ID token has no nonce")
+		return protocol.Refuse(nil, "the ID token has no nonce")
 	}
 	if req.Nonce == "" || subtle.ConstantTimeCompare([]byte(nonce), []byte(req.Nonce)) != 1 {
-		return refuse(nil, "the ID token's nonce is not the one sent with this sign-in (a token from another sign-in)")
+		return protocol.Refuse(nil, "the ID token's nonce is not the one sent with this sign-in (a token from another sign-in)")
 	}
 	azp, hasAzp := claims["azp"]
 	if hasAzp {
 		if s, _ := azp.(string); s != c.cfg.ClientID {
-			return refuse(nil, fmt.Sprintf("the ID token's azp %q is not this connection's client ID", oidcPrintable(fmt.Sprint(azp))))
+			return protocol.Refuse(nil, fmt.Sprintf("the ID token's azp %q is not this connection's client ID", oidcPrintable(fmt.Sprint(azp))))
 		}
 	} else if len(idt.Audience) > 1 {
-		return refuse(nil, "the ID token has several audiences and no azp naming this client")
+		return protocol.Refuse(nil, "the ID token has several audiences and no azp naming this client")
 	}
 	now := c.now()
 	if idt.IssuedAt.IsZero() {
-		return refuse(nil, "the ID token has no iat")
+		return protocol.Refuse(nil, "the ID token has no iat")
 	}
 	if idt.IssuedAt.After(now.Add(c.skew)) {
-		return refuse(nil, fmt.Sprintf("the ID token was issued in the future (iat %s, clock skew allowed: %s)",
+		return protocol.Refuse(nil, fmt.Sprintf("the ID token was issued in the future (iat %s, clock skew allowed: %s)",
 			idt.IssuedAt.UTC().Format(time.RFC3339), c.skew))
 	}
 	if v, ok := claims["nbf"]; ok {
 		nbf, ok := oidcTime(v)
 		if !ok {
-			return refuse(nil, "the ID token's nbf is not a number")
+			return protocol.Refuse(nil, "the ID token's nbf is not a number")
 		}
 		if nbf.After(now.Add(c.skew)) {
-			return refuse(nil, fmt.Sprintf("the ID token is not valid before %s (clock skew allowed: %s)", nbf.UTC().Format(time.RFC3339), c.skew))
+			return protocol.Refuse(nil, fmt.Sprintf("the ID token is not valid before %s (clock skew allowed: %s)", nbf.UTC().Format(time.RFC3339), c.skew))
 		}
 	}
 	return nil
@@ -687,3 +688,7 @@ func (b *oidcLimitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *oidcLimitedBody) Close() error { return b.rc.Close() }
+
+// CallbackPath is an OIDC connection's redirect URI under the server's
+// base URL.
+func CallbackPath(connectionID string) string { return "/sso/oidc/" + connectionID + "/callback" }

@@ -1,4 +1,4 @@
-package sso
+package saml
 
 // Finish: the ACS side of the SAML connector. The order is deliberate:
 //
@@ -36,6 +36,7 @@ import (
 	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
@@ -73,7 +74,7 @@ type samlShape struct {
 // at most samlMaxDepth, UTF-8. It uses RawToken (no namespace
 // translation, the costly part); the root's namespace is resolved from
 // its own declarations, where the root's must be.
-func samlInspect(doc []byte) (samlShape, *Error) {
+func samlInspect(doc []byte) (samlShape, *protocol.Error) {
 	var s samlShape
 	d := xml.NewDecoder(bytes.NewReader(doc))
 	depth := 0
@@ -83,23 +84,23 @@ func samlInspect(doc []byte) (samlShape, *Error) {
 			break
 		}
 		if err != nil {
-			return s, refuse(nil, "the XML is not well-formed: "+err.Error())
+			return s, protocol.Refuse(nil, "the XML is not well-formed: "+err.Error())
 		}
 		switch t := tok.(type) {
 		case xml.Directive:
-			return s, refuse(nil, "the XML contains a DOCTYPE or entity declaration (<!"+samlClip(string(t), 20)+"...>), which SAML forbids")
+			return s, protocol.Refuse(nil, "the XML contains a DOCTYPE or entity declaration (<!"+samlClip(string(t), 20)+"...>), which SAML forbids")
 		case xml.ProcInst:
 			if t.Target != "xml" || depth > 0 || s.root.Local != "" {
-				return s, refuse(nil, "the XML contains a processing instruction <?"+samlClip(t.Target, 20)+"?>")
+				return s, protocol.Refuse(nil, "the XML contains a processing instruction <?"+samlClip(t.Target, 20)+"?>")
 			}
 		case xml.StartElement:
 			depth++
 			if depth > samlMaxDepth {
-				return s, refuse(nil, fmt.Sprintf("the XML nests elements more than %d deep", samlMaxDepth))
+				return s, protocol.Refuse(nil, fmt.Sprintf("the XML nests elements more than %d deep", samlMaxDepth))
 			}
 			if depth == 1 {
 				if s.root.Local != "" {
-					return s, refuse(nil, "the XML has more than one root element")
+					return s, protocol.Refuse(nil, "the XML has more than one root element")
 				}
 				s.root = xml.Name{Local: t.Name.Local}
 				for _, a := range t.Attr {
@@ -131,7 +132,7 @@ func samlInspect(doc []byte) (samlShape, *Error) {
 		}
 	}
 	if s.root.Local == "" {
-		return s, refuse(nil, "the XML has no root element")
+		return s, protocol.Refuse(nil, "the XML has no root element")
 	}
 	return s, nil
 }
@@ -144,32 +145,32 @@ func samlClip(s string, n int) string {
 }
 
 // samlReadACS returns the decoded SAMLResponse of an ACS request: POST,
-// at most MaxACSBody, exactly one SAMLResponse.
-func samlReadACS(r *http.Request) ([]byte, *Error) {
+// at most protocol.MaxAnswerBody, exactly one SAMLResponse.
+func samlReadACS(r *http.Request) ([]byte, *protocol.Error) {
 	if r.Method != http.MethodPost {
-		return nil, refuse(nil, "the SAML response must be posted (HTTP-POST binding), not sent with "+r.Method)
+		return nil, protocol.Refuse(nil, "the SAML response must be posted (HTTP-POST binding), not sent with "+r.Method)
 	}
-	if r.ContentLength > MaxACSBody {
-		return nil, refuse(nil, fmt.Sprintf("the ACS request body is %d bytes, more than the %d allowed", r.ContentLength, MaxACSBody))
+	if r.ContentLength > protocol.MaxAnswerBody {
+		return nil, protocol.Refuse(nil, fmt.Sprintf("the ACS request body is %d bytes, more than the %d allowed", r.ContentLength, protocol.MaxAnswerBody))
 	}
-	r.Body = http.MaxBytesReader(nil, r.Body, MaxACSBody)
+	r.Body = http.MaxBytesReader(nil, r.Body, protocol.MaxAnswerBody)
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, refuse(nil, fmt.Sprintf("the ACS request body is larger than the %d bytes allowed", MaxACSBody))
+			return nil, protocol.Refuse(nil, fmt.Sprintf("the ACS request body is larger than the %d bytes allowed", protocol.MaxAnswerBody))
 		}
-		return nil, refuse(err, "the ACS request is not a readable form")
+		return nil, protocol.Refuse(err, "the ACS request is not a readable form")
 	}
 	values := r.PostForm["SAMLResponse"]
 	switch {
 	case len(values) == 0 || values[0] == "":
-		return nil, refuse(nil, "the ACS request carries no SAMLResponse")
+		return nil, protocol.Refuse(nil, "the ACS request carries no SAMLResponse")
 	case len(values) > 1:
-		return nil, refuse(nil, "the ACS request carries more than one SAMLResponse")
+		return nil, protocol.Refuse(nil, "the ACS request carries more than one SAMLResponse")
 	}
 	doc, err := base64.StdEncoding.DecodeString(samlStripSpace(values[0]))
 	if err != nil {
-		return nil, refuse(nil, "the SAMLResponse is not base64: "+err.Error())
+		return nil, protocol.Refuse(nil, "the SAMLResponse is not base64: "+err.Error())
 	}
 	return doc, nil
 }
@@ -182,7 +183,7 @@ type samlVerifier struct {
 	c        *samlConnector
 	now      time.Time
 	verified []samlVerified
-	refusal  *Error
+	refusal  *protocol.Error
 }
 
 type samlVerified struct {
@@ -213,7 +214,7 @@ func (v *samlVerifier) VerifySignature(_ *dsig.ValidationContext, el *etree.Elem
 		}
 		last = err
 	}
-	v.refusal = refuse(last, fmt.Sprintf("the signature on the %s does not verify with the IdP's certificate (%d in the metadata)", what, len(v.c.idp.certs)))
+	v.refusal = protocol.Refuse(last, fmt.Sprintf("the signature on the %s does not verify with the IdP's certificate (%d in the metadata)", what, len(v.c.idp.certs)))
 	return v.refusal
 }
 
@@ -221,7 +222,7 @@ func (v *samlVerifier) VerifySignature(_ *dsig.ValidationContext, el *etree.Elem
 // signed el: the one its KeyInfo names, or every valid one when it names
 // none. A KeyInfo certificate absent from the metadata is refused here —
 // trust comes from the metadata only.
-func (c *samlConnector) samlCandidateCerts(el *etree.Element, what string, now time.Time) ([]*x509.Certificate, *Error) {
+func (c *samlConnector) samlCandidateCerts(el *etree.Element, what string, now time.Time) ([]*x509.Certificate, *protocol.Error) {
 	sigs, _ := samlChildrenNS(el, samlNSDSig, "Signature")
 	var keyInfoCert string
 	if len(sigs) == 1 {
@@ -244,7 +245,7 @@ func (c *samlConnector) samlCandidateCerts(el *etree.Element, what string, now t
 					desc = samlDescribeCert(cert)
 				}
 			}
-			return nil, refuse(nil, fmt.Sprintf("the %s is signed with %s, which is not a signing certificate in the IdP metadata", what, desc))
+			return nil, protocol.Refuse(nil, fmt.Sprintf("the %s is signed with %s, which is not a signing certificate in the IdP metadata", what, desc))
 		}
 	} else {
 		certs = c.idp.certs
@@ -257,7 +258,7 @@ func (c *samlConnector) samlCandidateCerts(el *etree.Element, what string, now t
 	}
 	if len(valid) == 0 {
 		cert := certs[0]
-		return nil, refuse(nil, fmt.Sprintf("the IdP certificate %s that signs the %s is valid only from %s to %s; update the IdP metadata",
+		return nil, protocol.Refuse(nil, fmt.Sprintf("the IdP certificate %s that signs the %s is valid only from %s to %s; update the IdP metadata",
 			samlDescribeCert(cert), what, cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	return valid, nil
@@ -288,8 +289,8 @@ var (
 
 // samlCheckAlgorithms refuses el if any signature in it (its own, and
 // any nested one) uses an algorithm the connection does not accept.
-func (c *samlConnector) samlCheckAlgorithms(el *etree.Element, what string) *Error {
-	var bad *Error
+func (c *samlConnector) samlCheckAlgorithms(el *etree.Element, what string) *protocol.Error {
+	var bad *protocol.Error
 	samlWalk(el, func(e *etree.Element) {
 		if bad != nil || e.Tag != "SignedInfo" {
 			return
@@ -313,7 +314,7 @@ func (c *samlConnector) samlCheckAlgorithms(el *etree.Element, what string) *Err
 	return bad
 }
 
-func (c *samlConnector) samlAlgorithm(alg, kind, what string, strong, sha1 map[string]string) *Error {
+func (c *samlConnector) samlAlgorithm(alg, kind, what string, strong, sha1 map[string]string) *protocol.Error {
 	if _, ok := strong[alg]; ok {
 		return nil
 	}
@@ -321,9 +322,9 @@ func (c *samlConnector) samlAlgorithm(alg, kind, what string, strong, sha1 map[s
 		if c.cfg.AllowSHA1 {
 			return nil
 		}
-		return refuse(nil, fmt.Sprintf("the %s uses the SHA-1 %s algorithm %s, which this connection refuses (have the IdP sign with SHA-256, or allow SHA-1 in the connection's settings)", what, kind, name))
+		return protocol.Refuse(nil, fmt.Sprintf("the %s uses the SHA-1 %s algorithm %s, which this connection refuses (have the IdP sign with SHA-256, or allow SHA-1 in the connection's settings)", what, kind, name))
 	}
-	return refuse(nil, fmt.Sprintf("the %s uses the unsupported %s algorithm %q", what, kind, alg))
+	return protocol.Refuse(nil, fmt.Sprintf("the %s uses the unsupported %s algorithm %q", what, kind, alg))
 }
 
 func samlWalk(el *etree.Element, fn func(*etree.Element)) {
@@ -350,15 +351,15 @@ func samlChildrenNS(el *etree.Element, ns, local string) (match, foreign []*etre
 }
 
 // samlOneChild returns the single child local in ns; "" reason if found.
-func samlOneChild(el *etree.Element, ns, local, where string, required bool) (*etree.Element, *Error) {
+func samlOneChild(el *etree.Element, ns, local, where string, required bool) (*etree.Element, *protocol.Error) {
 	m, f := samlChildrenNS(el, ns, local)
 	switch {
 	case len(f) > 0:
-		return nil, refuse(nil, fmt.Sprintf("the %s has a %s element in the foreign namespace %q", where, local, f[0].NamespaceURI()))
+		return nil, protocol.Refuse(nil, fmt.Sprintf("the %s has a %s element in the foreign namespace %q", where, local, f[0].NamespaceURI()))
 	case len(m) > 1:
-		return nil, refuse(nil, fmt.Sprintf("the %s has %d %s elements; exactly one is allowed", where, len(m), local))
+		return nil, protocol.Refuse(nil, fmt.Sprintf("the %s has %d %s elements; exactly one is allowed", where, len(m), local))
 	case len(m) == 0 && required:
-		return nil, refuse(nil, fmt.Sprintf("the %s has no %s", where, local))
+		return nil, protocol.Refuse(nil, fmt.Sprintf("the %s has no %s", where, local))
 	case len(m) == 0:
 		return nil, nil
 	}
@@ -381,17 +382,17 @@ func samlText(el *etree.Element) (string, bool) {
 	return b.String(), true
 }
 
-func samlTime(el *etree.Element, attr, what string, required bool) (time.Time, *Error) {
+func samlTime(el *etree.Element, attr, what string, required bool) (time.Time, *protocol.Error) {
 	a := el.SelectAttr(attr)
 	if a == nil {
 		if required {
-			return time.Time{}, refuse(nil, fmt.Sprintf("the %s has no %s", what, attr))
+			return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the %s has no %s", what, attr))
 		}
 		return time.Time{}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, a.Value)
 	if err != nil {
-		return time.Time{}, refuse(nil, fmt.Sprintf("the %s %s %q is not an xs:dateTime", what, attr, samlClip(a.Value, 40)))
+		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the %s %s %q is not an xs:dateTime", what, attr, samlClip(a.Value, 40)))
 	}
 	return t, nil
 }
@@ -410,25 +411,25 @@ type samlAssertionFacts struct {
 }
 
 // Finish validates a SAML response posted to the connection's ACS.
-func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []byte) (Identity, store.SSORequest, error) {
+func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []byte) (protocol.Identity, store.SSORequest, error) {
 	now := c.now()
 	doc, rerr := samlReadACS(r)
 	if rerr != nil {
-		return Identity{}, store.SSORequest{}, rerr
+		return protocol.Identity{}, store.SSORequest{}, rerr
 	}
 	shape, rerr := samlInspect(doc)
 	if rerr != nil {
-		return Identity{}, store.SSORequest{}, rerr
+		return protocol.Identity{}, store.SSORequest{}, rerr
 	}
 	if shape.root.Space != samlNSProtocol || shape.root.Local != "Response" {
-		return Identity{}, store.SSORequest{}, refuse(nil, fmt.Sprintf("the document is a {%s}%s, not a SAML 2.0 protocol Response",
+		return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, fmt.Sprintf("the document is a {%s}%s, not a SAML 2.0 protocol Response",
 			samlClip(shape.root.Space, 80), samlClip(shape.root.Local, 40)))
 	}
 	switch {
 	case shape.responses != 1:
-		return Identity{}, store.SSORequest{}, refuse(nil, fmt.Sprintf("the document contains %d Response elements; a copy of the Response is a signature wrapping (XSW) attack", shape.responses))
+		return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, fmt.Sprintf("the document contains %d Response elements; a copy of the Response is a signature wrapping (XSW) attack", shape.responses))
 	case shape.assertions != 1 || shape.assertionsAnywhere != 1:
-		return Identity{}, store.SSORequest{}, refuse(nil, fmt.Sprintf("the document contains %d Assertion elements (%d directly in the Response); exactly one is accepted, and copies elsewhere are a signature wrapping (XSW) attack",
+		return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, fmt.Sprintf("the document contains %d Assertion elements (%d directly in the Response); exactly one is accepted, and copies elsewhere are a signature wrapping (XSW) attack",
 			shape.assertionsAnywhere, shape.assertions))
 	}
 
@@ -441,16 +442,16 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	var pending store.SSORequest
 	if idpInitiated {
 		if !c.cfg.AllowIdPInitiated {
-			return Identity{}, store.SSORequest{}, refuse(nil, "the Response answers no AuthnRequest (no InResponseTo: IdP-initiated sign-in), which this connection does not allow")
+			return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, "the Response answers no AuthnRequest (no InResponseTo: IdP-initiated sign-in), which this connection does not allow")
 		}
 	} else {
 		var err error
 		pending, err = c.st.PendingSSORequest(ctx, shape.inResponseTo, c.conn.ID, browser, now)
 		if errors.Is(err, store.ErrNotFound) {
-			return Identity{}, store.SSORequest{}, refuse(nil, c.samlExplainRequest(ctx, shape.inResponseTo, browser, now))
+			return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, c.samlExplainRequest(ctx, shape.inResponseTo, browser, now))
 		}
 		if err != nil {
-			return Identity{}, store.SSORequest{}, fmt.Errorf("sso: look up SAML request: %w", err)
+			return protocol.Identity{}, store.SSORequest{}, fmt.Errorf("sso: look up SAML request: %w", err)
 		}
 	}
 
@@ -468,10 +469,10 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	}
 	acs, _ := url.Parse(c.sp.acsURL)
 	if _, err := sp.ParseXMLResponse(doc, ids, *acs); err != nil {
-		return Identity{}, pending, samlCrewRefusal(v, err)
+		return protocol.Identity{}, pending, samlCrewRefusal(v, err)
 	}
 	if len(v.verified) != 1 {
-		return Identity{}, pending, refuse(nil, fmt.Sprintf("%d signatures were verified; exactly one (on the Response or on the Assertion) was expected", len(v.verified)))
+		return protocol.Identity{}, pending, protocol.Refuse(nil, fmt.Sprintf("%d signatures were verified; exactly one (on the Response or on the Assertion) was expected", len(v.verified)))
 	}
 	signed := v.verified[0]
 
@@ -489,11 +490,11 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 		enc, _ := samlChildrenNS(resp, samlNSAssertion, "EncryptedAssertion")
 		switch {
 		case len(plain)+len(enc) != 1:
-			return Identity{}, pending, refuse(nil, fmt.Sprintf("the signed Response carries %d assertions; exactly one is accepted", len(plain)+len(enc)))
+			return protocol.Identity{}, pending, protocol.Refuse(nil, fmt.Sprintf("the signed Response carries %d assertions; exactly one is accepted", len(plain)+len(enc)))
 		case len(enc) == 1:
-			var rerr *Error
+			var rerr *protocol.Error
 			if assertionEl, rerr = c.samlDecrypt(enc[0]); rerr != nil {
-				return Identity{}, pending, rerr
+				return protocol.Identity{}, pending, rerr
 			}
 		default:
 			assertionEl = plain[0]
@@ -501,18 +502,18 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	} else if signed.el.Tag == "Assertion" && signed.el.NamespaceURI() == samlNSAssertion {
 		assertionEl = signed.el
 	} else {
-		return Identity{}, pending, refuse(nil, "the verified signature covers a "+signed.el.Tag+", not the Response or the Assertion")
+		return protocol.Identity{}, pending, protocol.Refuse(nil, "the verified signature covers a "+signed.el.Tag+", not the Response or the Assertion")
 	}
 	if rerr := c.samlCheckResponse(shape, respSigned, idpInitiated, pending.ID, now); rerr != nil {
-		return Identity{}, pending, rerr
+		return protocol.Identity{}, pending, rerr
 	}
 	facts, rerr := c.samlCheckAssertion(assertionEl, idpInitiated, pending.ID, now)
 	if rerr != nil {
-		return Identity{}, pending, rerr
+		return protocol.Identity{}, pending, rerr
 	}
 	username, rerr := c.samlUsername(facts)
 	if rerr != nil {
-		return Identity{}, pending, rerr
+		return protocol.Identity{}, pending, rerr
 	}
 
 	// Keep the assertion ID until no check could accept it any more: the
@@ -535,18 +536,18 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 		used, err = c.st.UseSSORequestRecording(ctx, pending.ID, c.conn.ID, browser, now, facts.id, until.Add(SAMLMaxClockSkew))
 		if errors.Is(err, store.ErrNotFound) {
 			// Used meanwhile by a concurrent answer, whose outcome stands.
-			return Identity{}, store.SSORequest{}, refuse(nil, c.samlExplainRequest(ctx, pending.ID, browser, now))
+			return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, c.samlExplainRequest(ctx, pending.ID, browser, now))
 		}
 		pending = used
 	}
 	if errors.Is(err, store.ErrReplay) {
-		return Identity{}, pending, refuse(err, fmt.Sprintf("the assertion %q was already used (replayed response)", samlClip(facts.id, 80)))
+		return protocol.Identity{}, pending, protocol.Refuse(err, fmt.Sprintf("the assertion %q was already used (replayed response)", samlClip(facts.id, 80)))
 	}
 	if err != nil {
-		return Identity{}, pending, fmt.Errorf("sso: SAML request and replay cache: %w", err)
+		return protocol.Identity{}, pending, fmt.Errorf("sso: SAML request and replay cache: %w", err)
 	}
 
-	id := Identity{Username: username, Subject: facts.nameID, Issuer: c.idp.entity.EntityID, Attributes: facts.attributes,
+	id := protocol.Identity{Username: username, Subject: facts.nameID, Issuer: c.idp.entity.EntityID, Attributes: facts.attributes,
 		Certificate: samlDescribeCert(signed.cert), IssuedAt: facts.authnInstant, NotBefore: facts.notBefore, NotOnOrAfter: until}
 	if id.IssuedAt.IsZero() {
 		id.IssuedAt = facts.issueInstant
@@ -566,19 +567,19 @@ func samlCrewRefusal(v *samlVerifier, err error) error {
 	}
 	var ire *saml.InvalidResponseError
 	if !errors.As(err, &ire) {
-		return refuse(nil, "the SAML response failed validation: "+err.Error())
+		return protocol.Refuse(nil, "the SAML response failed validation: "+err.Error())
 	}
 	priv := ire.PrivateErr
 	var status saml.ErrBadStatus
 	switch {
 	case priv == nil:
-		return refuse(nil, "the SAML response failed validation")
+		return protocol.Refuse(nil, "the SAML response failed validation")
 	case errors.As(priv, &status):
-		return refuse(nil, fmt.Sprintf("the IdP answered with status %q instead of Success (the sign-in failed at the IdP)", status.Status))
+		return protocol.Refuse(nil, fmt.Sprintf("the IdP answered with status %q instead of Success (the sign-in failed at the IdP)", status.Status))
 	case priv.Error() == "signature element not present":
-		return refuse(nil, "neither the Response nor its Assertion is signed")
+		return protocol.Refuse(nil, "neither the Response nor its Assertion is signed")
 	}
-	return refuse(nil, "the SAML response failed validation: "+priv.Error())
+	return protocol.Refuse(nil, "the SAML response failed validation: "+priv.Error())
 }
 
 // samlExplainRequest says why a request ID is not pending for this
@@ -601,62 +602,62 @@ func (c *samlConnector) samlExplainRequest(ctx context.Context, id string, brows
 
 // samlDecrypt decrypts an EncryptedAssertion with the SP key (as crewjam
 // does), checking the plaintext like any received XML.
-func (c *samlConnector) samlDecrypt(enc *etree.Element) (*etree.Element, *Error) {
+func (c *samlConnector) samlDecrypt(enc *etree.Element) (*etree.Element, *protocol.Error) {
 	data, _ := samlChildrenNS(enc, samlNSXMLEnc, "EncryptedData")
 	if len(data) != 1 {
-		return nil, refuse(nil, "the EncryptedAssertion must hold exactly one EncryptedData")
+		return nil, protocol.Refuse(nil, "the EncryptedAssertion must hold exactly one EncryptedData")
 	}
 	var key any = c.sp.key
 	if keyEl := enc.FindElement("./EncryptedKey"); keyEl != nil {
 		k, err := xmlenc.Decrypt(c.sp.key, keyEl)
 		if err != nil {
-			return nil, refuse(err, "the assertion's key does not decrypt with this connection's SP key")
+			return nil, protocol.Refuse(err, "the assertion's key does not decrypt with this connection's SP key")
 		}
 		key = k
 	}
 	plain, err := xmlenc.Decrypt(key, data[0])
 	if err != nil {
-		return nil, refuse(err, "the assertion does not decrypt with this connection's SP key")
+		return nil, protocol.Refuse(err, "the assertion does not decrypt with this connection's SP key")
 	}
 	if _, rerr := samlInspect(plain); rerr != nil {
-		return nil, refuse(nil, "the decrypted assertion: "+rerr.Reason)
+		return nil, protocol.Refuse(nil, "the decrypted assertion: "+rerr.Reason)
 	}
 	d := etree.NewDocument()
 	if err := d.ReadFromBytes(plain); err != nil || d.Root() == nil {
-		return nil, refuse(err, "the decrypted assertion is not XML")
+		return nil, protocol.Refuse(err, "the decrypted assertion is not XML")
 	}
 	return d.Root(), nil
 }
 
 // samlCheckResponse checks the Response's Destination, InResponseTo and
 // IssueInstant.
-func (c *samlConnector) samlCheckResponse(s samlShape, signed, idpInitiated bool, requestID string, now time.Time) *Error {
+func (c *samlConnector) samlCheckResponse(s samlShape, signed, idpInitiated bool, requestID string, now time.Time) *protocol.Error {
 	switch {
 	case signed && !s.hasDestination:
-		return refuse(nil, "the signed Response has no Destination (required for signed responses, SAML bindings §3.5.5.2)")
+		return protocol.Refuse(nil, "the signed Response has no Destination (required for signed responses, SAML bindings §3.5.5.2)")
 	case s.hasDestination && s.destination != c.sp.acsURL:
-		return refuse(nil, fmt.Sprintf("the Response's Destination %q is not this connection's ACS URL %q", samlClip(s.destination, 200), c.sp.acsURL))
+		return protocol.Refuse(nil, fmt.Sprintf("the Response's Destination %q is not this connection's ACS URL %q", samlClip(s.destination, 200), c.sp.acsURL))
 	case idpInitiated && s.hasInResponseTo:
-		return refuse(nil, "the IdP-initiated Response carries an InResponseTo")
+		return protocol.Refuse(nil, "the IdP-initiated Response carries an InResponseTo")
 	case !idpInitiated && s.inResponseTo != requestID:
-		return refuse(nil, fmt.Sprintf("the Response's InResponseTo %q is not the request %q", samlClip(s.inResponseTo, 80), requestID))
+		return protocol.Refuse(nil, fmt.Sprintf("the Response's InResponseTo %q is not the request %q", samlClip(s.inResponseTo, 80), requestID))
 	}
 	if s.issueInstant == "" {
-		return refuse(nil, "the Response has no IssueInstant")
+		return protocol.Refuse(nil, "the Response has no IssueInstant")
 	}
 	t, err := time.Parse(time.RFC3339Nano, s.issueInstant)
 	if err != nil {
-		return refuse(nil, fmt.Sprintf("the Response's IssueInstant %q is not an xs:dateTime", samlClip(s.issueInstant, 40)))
+		return protocol.Refuse(nil, fmt.Sprintf("the Response's IssueInstant %q is not an xs:dateTime", samlClip(s.issueInstant, 40)))
 	}
 	return c.samlCheckIssueInstant(t, "Response", now)
 }
 
-func (c *samlConnector) samlCheckIssueInstant(t time.Time, what string, now time.Time) *Error {
+func (c *samlConnector) samlCheckIssueInstant(t time.Time, what string, now time.Time) *protocol.Error {
 	switch {
 	case t.After(now.Add(c.skew)):
-		return refuse(nil, fmt.Sprintf("the %s's IssueInstant %s is in the future (now %s, clock skew %s)", what, samlFmt(t), samlFmt(now), c.skew))
+		return protocol.Refuse(nil, fmt.Sprintf("the %s's IssueInstant %s is in the future (now %s, clock skew %s)", what, samlFmt(t), samlFmt(now), c.skew))
 	case t.Add(samlMaxIssueAge + c.skew).Before(now):
-		return refuse(nil, fmt.Sprintf("the %s's IssueInstant %s is stale: more than %s old (now %s, clock skew %s)", what, samlFmt(t), samlMaxIssueAge, samlFmt(now), c.skew))
+		return protocol.Refuse(nil, fmt.Sprintf("the %s's IssueInstant %s is stale: more than %s old (now %s, clock skew %s)", what, samlFmt(t), samlMaxIssueAge, samlFmt(now), c.skew))
 	}
 	return nil
 }
@@ -667,18 +668,18 @@ func samlFmt(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // direct children in the SAML assertion namespace count: crewjam decodes
 // Subject.NameID without its namespace (GO-2026-6909), so nothing is
 // taken from its parsed structs.
-func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, requestID string, now time.Time) (samlAssertionFacts, *Error) {
+func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, requestID string, now time.Time) (samlAssertionFacts, *protocol.Error) {
 	var f samlAssertionFacts
 	if a.Tag != "Assertion" || a.NamespaceURI() != samlNSAssertion {
-		return f, refuse(nil, "the assertion is not a SAML 2.0 Assertion")
+		return f, protocol.Refuse(nil, "the assertion is not a SAML 2.0 Assertion")
 	}
 	if f.id = a.SelectAttrValue("ID", ""); f.id == "" {
-		return f, refuse(nil, "the assertion has no ID")
+		return f, protocol.Refuse(nil, "the assertion has no ID")
 	}
 	if v := a.SelectAttrValue("Version", ""); v != "2.0" {
-		return f, refuse(nil, fmt.Sprintf("the assertion's Version is %q, not 2.0", samlClip(v, 10)))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion's Version is %q, not 2.0", samlClip(v, 10)))
 	}
-	var rerr *Error
+	var rerr *protocol.Error
 	if f.issueInstant, rerr = samlTime(a, "IssueInstant", "assertion", true); rerr != nil {
 		return f, rerr
 	}
@@ -690,7 +691,7 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 		return f, rerr
 	}
 	if iss, _ := samlText(issuer); iss != c.idp.entity.EntityID {
-		return f, refuse(nil, fmt.Sprintf("the assertion's Issuer %q is not the IdP %q", samlClip(iss, 200), c.idp.entity.EntityID))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion's Issuer %q is not the IdP %q", samlClip(iss, 200), c.idp.entity.EntityID))
 	}
 
 	// Subject: exactly one NameID, in the assertion namespace.
@@ -701,26 +702,26 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 	nameIDs, foreign := samlChildrenNS(subject, samlNSAssertion, "NameID")
 	switch {
 	case len(foreign) > 0:
-		return f, refuse(nil, fmt.Sprintf("the Subject has a NameID in the foreign namespace %q (GO-2026-6909)", samlClip(foreign[0].NamespaceURI(), 100)))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the Subject has a NameID in the foreign namespace %q (GO-2026-6909)", samlClip(foreign[0].NamespaceURI(), 100)))
 	case len(nameIDs) == 0:
 		if enc, _ := samlChildrenNS(subject, samlNSAssertion, "EncryptedID"); len(enc) > 0 {
-			return f, refuse(nil, "the Subject's NameID is encrypted (EncryptedID), which gatehouse does not support")
+			return f, protocol.Refuse(nil, "the Subject's NameID is encrypted (EncryptedID), which gatehouse does not support")
 		}
-		return f, refuse(nil, "the Subject has no NameID")
+		return f, protocol.Refuse(nil, "the Subject has no NameID")
 	case len(nameIDs) > 1:
-		return f, refuse(nil, fmt.Sprintf("the Subject has %d NameIDs; exactly one is allowed", len(nameIDs)))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the Subject has %d NameIDs; exactly one is allowed", len(nameIDs)))
 	}
 	var ok bool
 	if f.nameID, ok = samlText(nameIDs[0]); !ok {
-		return f, refuse(nil, "the NameID contains elements, not text")
+		return f, protocol.Refuse(nil, "the NameID contains elements, not text")
 	}
 	if f.nameID == "" {
-		return f, refuse(nil, "the NameID is empty")
+		return f, protocol.Refuse(nil, "the NameID is empty")
 	}
 
 	// A bearer SubjectConfirmation for us, for this request, still valid.
 	confs, _ := samlChildrenNS(subject, samlNSAssertion, "SubjectConfirmation")
-	var why *Error
+	var why *protocol.Error
 	for _, sc := range confs {
 		if sc.SelectAttrValue("Method", "") != samlBearer {
 			continue
@@ -739,7 +740,7 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 		if why != nil {
 			return f, why
 		}
-		return f, refuse(nil, "the Subject has no bearer SubjectConfirmation (Method "+samlBearer+")")
+		return f, protocol.Refuse(nil, "the Subject has no bearer SubjectConfirmation (Method "+samlBearer+")")
 	}
 
 	// Conditions: the validity window and our audience.
@@ -754,17 +755,17 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 		return f, rerr
 	}
 	if !f.notBefore.IsZero() && f.notBefore.After(now.Add(c.skew)) {
-		return f, refuse(nil, fmt.Sprintf("the assertion is not valid yet: Conditions NotBefore %s is in the future (now %s, clock skew %s)", samlFmt(f.notBefore), samlFmt(now), c.skew))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion is not valid yet: Conditions NotBefore %s is in the future (now %s, clock skew %s)", samlFmt(f.notBefore), samlFmt(now), c.skew))
 	}
 	if !f.notOnOrAfter.IsZero() && !now.Before(f.notOnOrAfter.Add(c.skew)) {
-		return f, refuse(nil, fmt.Sprintf("the assertion has expired: Conditions NotOnOrAfter %s has passed (now %s, clock skew %s)", samlFmt(f.notOnOrAfter), samlFmt(now), c.skew))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion has expired: Conditions NotOnOrAfter %s has passed (now %s, clock skew %s)", samlFmt(f.notOnOrAfter), samlFmt(now), c.skew))
 	}
 	restrictions, foreignAR := samlChildrenNS(cond, samlNSAssertion, "AudienceRestriction")
 	if len(foreignAR) > 0 {
-		return f, refuse(nil, "the Conditions have an AudienceRestriction in a foreign namespace")
+		return f, protocol.Refuse(nil, "the Conditions have an AudienceRestriction in a foreign namespace")
 	}
 	if len(restrictions) == 0 {
-		return f, refuse(nil, fmt.Sprintf("the assertion has no AudienceRestriction; it must name this SP's entity ID %q as audience", c.sp.entityID))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion has no AudienceRestriction; it must name this SP's entity ID %q as audience", c.sp.entityID))
 	}
 	// SAML core §2.5.1.4: every AudienceRestriction must be met, each by
 	// one of its Audiences.
@@ -780,14 +781,14 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 			}
 		}
 		if !met {
-			return f, refuse(nil, fmt.Sprintf("the assertion's audience %q does not include this SP's entity ID %q", seen, c.sp.entityID))
+			return f, protocol.Refuse(nil, fmt.Sprintf("the assertion's audience %q does not include this SP's entity ID %q", seen, c.sp.entityID))
 		}
 	}
 
 	// AuthnStatement (required by the Web SSO profile, §4.1.4.2).
 	authn, _ := samlChildrenNS(a, samlNSAssertion, "AuthnStatement")
 	if len(authn) == 0 {
-		return f, refuse(nil, "the assertion has no AuthnStatement")
+		return f, protocol.Refuse(nil, "the assertion has no AuthnStatement")
 	}
 	if f.authnInstant, rerr = samlTime(authn[0], "AuthnInstant", "AuthnStatement", true); rerr != nil {
 		return f, rerr
@@ -818,44 +819,44 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 
 // samlCheckBearer checks one bearer SubjectConfirmation and returns its
 // NotOnOrAfter (SAML profiles §4.1.4.2).
-func (c *samlConnector) samlCheckBearer(sc *etree.Element, idpInitiated bool, requestID string, now time.Time) (time.Time, *Error) {
+func (c *samlConnector) samlCheckBearer(sc *etree.Element, idpInitiated bool, requestID string, now time.Time) (time.Time, *protocol.Error) {
 	data, rerr := samlOneChild(sc, samlNSAssertion, "SubjectConfirmationData", "bearer SubjectConfirmation", true)
 	if rerr != nil {
 		return time.Time{}, rerr
 	}
 	if rcpt := data.SelectAttrValue("Recipient", ""); rcpt != c.sp.acsURL {
-		return time.Time{}, refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation's Recipient %q is not this connection's ACS URL %q", samlClip(rcpt, 200), c.sp.acsURL))
+		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation's Recipient %q is not this connection's ACS URL %q", samlClip(rcpt, 200), c.sp.acsURL))
 	}
 	irt := data.SelectAttr("InResponseTo")
 	switch {
 	case idpInitiated && irt != nil:
-		return time.Time{}, refuse(nil, "the IdP-initiated assertion's SubjectConfirmationData carries an InResponseTo")
+		return time.Time{}, protocol.Refuse(nil, "the IdP-initiated assertion's SubjectConfirmationData carries an InResponseTo")
 	case !idpInitiated && (irt == nil || irt.Value != requestID):
 		got := "none"
 		if irt != nil {
 			got = fmt.Sprintf("%q", samlClip(irt.Value, 80))
 		}
-		return time.Time{}, refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation's InResponseTo is %s, not the request %q", got, requestID))
+		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation's InResponseTo is %s, not the request %q", got, requestID))
 	}
 	until, rerr := samlTime(data, "NotOnOrAfter", "bearer SubjectConfirmationData", true)
 	if rerr != nil {
 		return time.Time{}, rerr
 	}
 	if !now.Before(until.Add(c.skew)) {
-		return time.Time{}, refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation has expired: NotOnOrAfter %s has passed (now %s, clock skew %s)", samlFmt(until), samlFmt(now), c.skew))
+		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation has expired: NotOnOrAfter %s has passed (now %s, clock skew %s)", samlFmt(until), samlFmt(now), c.skew))
 	}
 	nb, rerr := samlTime(data, "NotBefore", "bearer SubjectConfirmationData", false)
 	if rerr != nil {
 		return time.Time{}, rerr
 	}
 	if !nb.IsZero() && nb.After(now.Add(c.skew)) {
-		return time.Time{}, refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation is not valid yet: NotBefore %s is in the future", samlFmt(nb)))
+		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation is not valid yet: NotBefore %s is in the future", samlFmt(nb)))
 	}
 	return until, nil
 }
 
 // samlUsername picks the username the connection names, byte for byte.
-func (c *samlConnector) samlUsername(f samlAssertionFacts) (string, *Error) {
+func (c *samlConnector) samlUsername(f samlAssertionFacts) (string, *protocol.Error) {
 	if c.users.attribute == "" {
 		return f.nameID, nil
 	}
@@ -866,11 +867,11 @@ func (c *samlConnector) samlUsername(f samlAssertionFacts) (string, *Error) {
 	}
 	switch {
 	case !ok || len(vals) == 0:
-		return "", refuse(nil, fmt.Sprintf("the assertion has no attribute %q to take the username from (NameID %q)", name, samlClip(f.nameID, 100)))
+		return "", protocol.Refuse(nil, fmt.Sprintf("the assertion has no attribute %q to take the username from (NameID %q)", name, samlClip(f.nameID, 100)))
 	case len(vals) > 1:
-		return "", refuse(nil, fmt.Sprintf("the attribute %q has %d values; the username needs exactly one", name, len(vals)))
+		return "", protocol.Refuse(nil, fmt.Sprintf("the attribute %q has %d values; the username needs exactly one", name, len(vals)))
 	case vals[0] == "":
-		return "", refuse(nil, fmt.Sprintf("the attribute %q is empty", name))
+		return "", protocol.Refuse(nil, fmt.Sprintf("the attribute %q is empty", name))
 	}
 	return vals[0], nil
 }
