@@ -12,6 +12,7 @@
 // sso/protocol: sso/saml (the SAML 2.0 service provider, and the refresh
 // of IdP metadata) and sso/oidc (the OpenID Connect relying party).
 // sso/fetch is the SSRF-guarded client that fetches what an identity
-// provider publishes. Dependencies point one way: sso → sso/saml,
-// sso/oidc → sso/fetch, sso/protocol.
+// provider publishes. Dependencies point one way (TestPackageLayers):
+// sso → sso/saml, sso/oidc → sso/protocol, and sso, sso/saml →
+// sso/fetch; none of them imports sso.
 package sso

@@ -583,7 +583,7 @@ func TestOIDCNewOIDCErrors(t *testing.T) {
 		return b
 	}
 	base := store.SSOConnection{ID: "c1", Kind: store.SSOOIDC, UsernameFrom: "claim:preferred_username", Config: cfg(op.issuer),
-		Secret: sealer.Seal("secret", "sso:c1")}
+		Secret: sealer.Seal("secret", protocol.SealContext("c1"))}
 	if _, err := New(ctx, base, st, sealer, oidcTestBase, nil, nil); err != nil {
 		t.Fatalf("control: %v", err)
 	}
@@ -596,7 +596,7 @@ func TestOIDCNewOIDCErrors(t *testing.T) {
 		{"SAML connection", func(c *store.SSOConnection) { c.Kind = store.SSOSAML }, nil, "of kind"},
 		{"username from nameid", func(c *store.SSOConnection) { c.UsernameFrom = "nameid" }, nil, "usernameFrom must be claim:NAME"},
 		{"no secret", func(c *store.SSOConnection) { c.Secret = "" }, nil, "no client secret"},
-		{"secret sealed for another connection", func(c *store.SSOConnection) { c.Secret = sealer.Seal("secret", "sso:c2") }, nil, "client secret"},
+		{"secret sealed for another connection", func(c *store.SSOConnection) { c.Secret = sealer.Seal("secret", protocol.SealContext("c2")) }, nil, "client secret"},
 		{"issuer mismatch (trailing slash)", func(c *store.SSOConnection) { c.Config = cfg(op.issuer + "/") }, nil, "did not match"},
 		{"nothing listening", func(c *store.SSOConnection) { c.Config = cfg("http://127.0.0.1:1") }, nil, "discovery"},
 		{"private_key_jwt only", nil, func() { op.AuthMethods = []string{"private_key_jwt"} }, "neither client_secret_basic nor client_secret_post"},
@@ -622,13 +622,13 @@ func TestOIDCNewOIDCErrors(t *testing.T) {
 func TestOIDCBoundedResponses(t *testing.T) {
 	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"issuer":"` + strings.Repeat("a", oidcMaxResponse) + `"}`))
+		w.Write([]byte(`{"issuer":"` + strings.Repeat("a", maxResponse) + `"}`))
 	}))
 	defer big.Close()
 	sealer := oidcTestSealer(t)
 	cfg, _ := json.Marshal(Config{Issuer: big.URL, ClientID: "gh"})
 	_, err := New(context.Background(), store.SSOConnection{ID: "c1", Kind: store.SSOOIDC, UsernameFrom: "claim:sub",
-		Config: cfg, Secret: sealer.Seal("s", "sso:c1")}, storetest.SQLite(t), sealer, oidcTestBase, nil, nil)
+		Config: cfg, Secret: sealer.Seal("s", protocol.SealContext("c1"))}, storetest.SQLite(t), sealer, oidcTestBase, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "over 1048576 bytes") {
 		t.Fatalf("a discovery document over 1 MiB: %v", err)
 	}
@@ -657,7 +657,7 @@ func FuzzParseOIDCConfig(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if c.Scopes[0] != "openid" || c.ClockSkew < 1 || c.ClockSkew > oidcMaxSkew || oidcCheckURL(c.Issuer) != nil {
+		if c.Scopes[0] != "openid" || c.ClockSkew < 1 || c.ClockSkew > maxSkew || checkURL(c.Issuer) != nil {
 			t.Fatalf("accepted %+v", c)
 		}
 		again, _ := json.Marshal(c)

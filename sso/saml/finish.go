@@ -3,12 +3,12 @@ package saml
 // Finish: the ACS side of the SAML connector. The order is deliberate:
 //
 //  1. bounded body, form, base64;
-//  2. samlInspect refuses DOCTYPE/entities and deep nesting before any
+//  2. inspect refuses DOCTYPE/entities and deep nesting before any
 //     other parser sees the document, and reads (unverified) the
 //     Response's InResponseTo — only to look the request up;
 //  3. crewjam's ParseXMLResponse with that single request ID (or none,
 //     for an allowed IdP-initiated response); its signature checks go
-//     through samlVerifier, which refuses SHA-1, matches KeyInfo against
+//     through verifier, which refuses SHA-1, matches KeyInfo against
 //     the metadata certificates and keeps what the signature covers;
 //  4. our checks on the covered (verified, canonical) XML only — never on
 //     the document as received: one NameID in the assertion namespace
@@ -41,11 +41,11 @@ import (
 )
 
 const (
-	samlNSAssertion = "urn:oasis:names:tc:SAML:2.0:assertion"
-	samlNSProtocol  = "urn:oasis:names:tc:SAML:2.0:protocol"
-	samlNSDSig      = "http://www.w3.org/2000/09/xmldsig#"
-	samlNSXMLEnc    = "http://www.w3.org/2001/04/xmlenc#"
-	samlBearer      = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+	nsAssertion = "urn:oasis:names:tc:SAML:2.0:assertion"
+	nsProtocol  = "urn:oasis:names:tc:SAML:2.0:protocol"
+	nsDSig      = "http://www.w3.org/2000/09/xmldsig#"
+	nsXMLEnc    = "http://www.w3.org/2001/04/xmlenc#"
+	cmBearer    = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 
 	// samlMaxDepth bounds element nesting. A real response is about 8
 	// deep (Response/Assertion/Signature/SignedInfo/Reference/Transforms/
@@ -53,8 +53,8 @@ const (
 	samlMaxDepth = 32
 )
 
-// samlShape is what samlInspect learns of a document without trusting it.
-type samlShape struct {
+// responseShape is what inspect learns of a document without trusting it.
+type responseShape struct {
 	root            xml.Name
 	inResponseTo    string
 	hasInResponseTo bool
@@ -68,14 +68,14 @@ type samlShape struct {
 	assertions, assertionsAnywhere, responses int
 }
 
-// samlInspect reads doc with a plain tokenizer before anything else
+// inspect reads doc with a plain tokenizer before anything else
 // parses it: no DTD (DOCTYPE, ENTITY — entity expansion bombs, external
 // entities), no processing instructions but the XML declaration, nesting
 // at most samlMaxDepth, UTF-8. It uses RawToken (no namespace
 // translation, the costly part); the root's namespace is resolved from
 // its own declarations, where the root's must be.
-func samlInspect(doc []byte) (samlShape, *protocol.Error) {
-	var s samlShape
+func inspect(doc []byte) (responseShape, *protocol.Error) {
+	var s responseShape
 	d := xml.NewDecoder(bytes.NewReader(doc))
 	depth := 0
 	for {
@@ -88,10 +88,10 @@ func samlInspect(doc []byte) (samlShape, *protocol.Error) {
 		}
 		switch t := tok.(type) {
 		case xml.Directive:
-			return s, protocol.Refuse(nil, "the XML contains a DOCTYPE or entity declaration (<!"+samlClip(string(t), 20)+"...>), which SAML forbids")
+			return s, protocol.Refuse(nil, "the XML contains a DOCTYPE or entity declaration (<!"+clip(string(t), 20)+"...>), which SAML forbids")
 		case xml.ProcInst:
 			if t.Target != "xml" || depth > 0 || s.root.Local != "" {
-				return s, protocol.Refuse(nil, "the XML contains a processing instruction <?"+samlClip(t.Target, 20)+"?>")
+				return s, protocol.Refuse(nil, "the XML contains a processing instruction <?"+clip(t.Target, 20)+"?>")
 			}
 		case xml.StartElement:
 			depth++
@@ -137,16 +137,16 @@ func samlInspect(doc []byte) (samlShape, *protocol.Error) {
 	return s, nil
 }
 
-func samlClip(s string, n int) string {
+func clip(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
 	}
 	return s
 }
 
-// samlReadACS returns the decoded SAMLResponse of an ACS request: POST,
+// readACS returns the decoded SAMLResponse of an ACS request: POST,
 // at most protocol.MaxAnswerBody, exactly one SAMLResponse.
-func samlReadACS(r *http.Request) ([]byte, *protocol.Error) {
+func readACS(r *http.Request) ([]byte, *protocol.Error) {
 	if r.Method != http.MethodPost {
 		return nil, protocol.Refuse(nil, "the SAML response must be posted (HTTP-POST binding), not sent with "+r.Method)
 	}
@@ -168,36 +168,36 @@ func samlReadACS(r *http.Request) ([]byte, *protocol.Error) {
 	case len(values) > 1:
 		return nil, protocol.Refuse(nil, "the ACS request carries more than one SAMLResponse")
 	}
-	doc, err := base64.StdEncoding.DecodeString(samlStripSpace(values[0]))
+	doc, err := base64.StdEncoding.DecodeString(stripSpace(values[0]))
 	if err != nil {
 		return nil, protocol.Refuse(nil, "the SAMLResponse is not base64: "+err.Error())
 	}
 	return doc, nil
 }
 
-// samlVerifier is crewjam's SignatureVerifier for one Finish: it refuses
+// verifier is crewjam's SignatureVerifier for one Finish: it refuses
 // SHA-1 unless allowed, picks the metadata certificate the signature
 // names (or tries each, for IdPs that send no KeyInfo), and keeps what
 // the signature covers and which certificate verified it.
-type samlVerifier struct {
-	c        *samlConnector
+type verifier struct {
+	c        *connector
 	now      time.Time
-	verified []samlVerified
+	verified []verifiedElement
 	refusal  *protocol.Error
 }
 
-type samlVerified struct {
+type verifiedElement struct {
 	el   *etree.Element // the signed element as canonicalized and verified
 	cert *x509.Certificate
 }
 
-func (v *samlVerifier) VerifySignature(_ *dsig.ValidationContext, el *etree.Element) error {
+func (v *verifier) VerifySignature(_ *dsig.ValidationContext, el *etree.Element) error {
 	what := el.Tag
-	if r := v.c.samlCheckAlgorithms(el, what); r != nil {
+	if r := v.c.checkAlgorithms(el, what); r != nil {
 		v.refusal = r
 		return r
 	}
-	certs, r := v.c.samlCandidateCerts(el, what, v.now)
+	certs, r := v.c.candidateCerts(el, what, v.now)
 	if r != nil {
 		v.refusal = r
 		return r
@@ -209,7 +209,7 @@ func (v *samlVerifier) VerifySignature(_ *dsig.ValidationContext, el *etree.Elem
 		vc.Clock = dsig.NewFakeClockAt(v.now)
 		out, err := vc.Validate(el)
 		if err == nil {
-			v.verified = append(v.verified, samlVerified{el: out, cert: cert})
+			v.verified = append(v.verified, verifiedElement{el: out, cert: cert})
 			return nil
 		}
 		last = err
@@ -218,17 +218,17 @@ func (v *samlVerifier) VerifySignature(_ *dsig.ValidationContext, el *etree.Elem
 	return v.refusal
 }
 
-// samlCandidateCerts returns the metadata certificates that may have
+// candidateCerts returns the metadata certificates that may have
 // signed el: the one its KeyInfo names, or every valid one when it names
 // none. A KeyInfo certificate absent from the metadata is refused here —
 // trust comes from the metadata only.
-func (c *samlConnector) samlCandidateCerts(el *etree.Element, what string, now time.Time) ([]*x509.Certificate, *protocol.Error) {
-	sigs, _ := samlChildrenNS(el, samlNSDSig, "Signature")
+func (c *connector) candidateCerts(el *etree.Element, what string, now time.Time) ([]*x509.Certificate, *protocol.Error) {
+	sigs, _ := childrenNS(el, nsDSig, "Signature")
 	var keyInfoCert string
 	if len(sigs) == 1 {
 		if x := sigs[0].FindElement("./KeyInfo/X509Data/X509Certificate"); x != nil {
-			keyInfoCert, _ = samlText(x)
-			keyInfoCert = samlStripSpace(keyInfoCert)
+			keyInfoCert, _ = textOf(x)
+			keyInfoCert = stripSpace(keyInfoCert)
 		}
 	}
 	var certs []*x509.Certificate
@@ -242,7 +242,7 @@ func (c *samlConnector) samlCandidateCerts(el *etree.Element, what string, now t
 			desc := "a certificate that does not parse"
 			if der, err := base64.StdEncoding.DecodeString(keyInfoCert); err == nil {
 				if cert, err := x509.ParseCertificate(der); err == nil {
-					desc = samlDescribeCert(cert)
+					desc = describeCert(cert)
 				}
 			}
 			return nil, protocol.Refuse(nil, fmt.Sprintf("the %s is signed with %s, which is not a signing certificate in the IdP metadata", what, desc))
@@ -259,7 +259,7 @@ func (c *samlConnector) samlCandidateCerts(el *etree.Element, what string, now t
 	if len(valid) == 0 {
 		cert := certs[0]
 		return nil, protocol.Refuse(nil, fmt.Sprintf("the IdP certificate %s that signs the %s is valid only from %s to %s; update the IdP metadata",
-			samlDescribeCert(cert), what, cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339)))
+			describeCert(cert), what, cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	return valid, nil
 }
@@ -267,7 +267,7 @@ func (c *samlConnector) samlCandidateCerts(el *etree.Element, what string, now t
 // Signature and digest algorithms: SHA-2 always; SHA-1 only when the
 // connection allows it.
 var (
-	samlStrongSignatureMethods = map[string]string{
+	strongSignatureMethods = map[string]string{
 		dsig.RSASHA256SignatureMethod:   "rsa-sha256",
 		dsig.RSASHA384SignatureMethod:   "rsa-sha384",
 		dsig.RSASHA512SignatureMethod:   "rsa-sha512",
@@ -275,34 +275,34 @@ var (
 		dsig.ECDSASHA384SignatureMethod: "ecdsa-sha384",
 		dsig.ECDSASHA512SignatureMethod: "ecdsa-sha512",
 	}
-	samlSHA1SignatureMethods = map[string]string{
+	sha1SignatureMethods = map[string]string{
 		dsig.RSASHA1SignatureMethod:   "rsa-sha1",
 		dsig.ECDSASHA1SignatureMethod: "ecdsa-sha1",
 	}
-	samlStrongDigests = map[string]string{
+	strongDigests = map[string]string{
 		"http://www.w3.org/2001/04/xmlenc#sha256":       "sha256",
 		"http://www.w3.org/2001/04/xmldsig-more#sha384": "sha384",
 		"http://www.w3.org/2001/04/xmlenc#sha512":       "sha512",
 	}
-	samlSHA1Digests = map[string]string{"http://www.w3.org/2000/09/xmldsig#sha1": "sha1"}
+	sha1Digests = map[string]string{"http://www.w3.org/2000/09/xmldsig#sha1": "sha1"}
 )
 
-// samlCheckAlgorithms refuses el if any signature in it (its own, and
+// checkAlgorithms refuses el if any signature in it (its own, and
 // any nested one) uses an algorithm the connection does not accept.
-func (c *samlConnector) samlCheckAlgorithms(el *etree.Element, what string) *protocol.Error {
+func (c *connector) checkAlgorithms(el *etree.Element, what string) *protocol.Error {
 	var bad *protocol.Error
-	samlWalk(el, func(e *etree.Element) {
+	walk(el, func(e *etree.Element) {
 		if bad != nil || e.Tag != "SignedInfo" {
 			return
 		}
 		for _, m := range e.ChildElements() {
 			switch m.Tag {
 			case "SignatureMethod":
-				bad = c.samlAlgorithm(m.SelectAttrValue("Algorithm", ""), "signature", what, samlStrongSignatureMethods, samlSHA1SignatureMethods)
+				bad = c.algorithm(m.SelectAttrValue("Algorithm", ""), "signature", what, strongSignatureMethods, sha1SignatureMethods)
 			case "Reference":
 				for _, dm := range m.ChildElements() {
 					if dm.Tag == "DigestMethod" && bad == nil {
-						bad = c.samlAlgorithm(dm.SelectAttrValue("Algorithm", ""), "digest", what, samlStrongDigests, samlSHA1Digests)
+						bad = c.algorithm(dm.SelectAttrValue("Algorithm", ""), "digest", what, strongDigests, sha1Digests)
 					}
 				}
 			}
@@ -314,7 +314,7 @@ func (c *samlConnector) samlCheckAlgorithms(el *etree.Element, what string) *pro
 	return bad
 }
 
-func (c *samlConnector) samlAlgorithm(alg, kind, what string, strong, sha1 map[string]string) *protocol.Error {
+func (c *connector) algorithm(alg, kind, what string, strong, sha1 map[string]string) *protocol.Error {
 	if _, ok := strong[alg]; ok {
 		return nil
 	}
@@ -327,16 +327,16 @@ func (c *samlConnector) samlAlgorithm(alg, kind, what string, strong, sha1 map[s
 	return protocol.Refuse(nil, fmt.Sprintf("the %s uses the unsupported %s algorithm %q", what, kind, alg))
 }
 
-func samlWalk(el *etree.Element, fn func(*etree.Element)) {
+func walk(el *etree.Element, fn func(*etree.Element)) {
 	fn(el)
 	for _, c := range el.ChildElements() {
-		samlWalk(c, fn)
+		walk(c, fn)
 	}
 }
 
-// samlChildrenNS returns el's child elements named local in namespace
+// childrenNS returns el's child elements named local in namespace
 // ns, and separately those with that local name in another namespace.
-func samlChildrenNS(el *etree.Element, ns, local string) (match, foreign []*etree.Element) {
+func childrenNS(el *etree.Element, ns, local string) (match, foreign []*etree.Element) {
 	for _, c := range el.ChildElements() {
 		if c.Tag != local {
 			continue
@@ -350,9 +350,9 @@ func samlChildrenNS(el *etree.Element, ns, local string) (match, foreign []*etre
 	return match, foreign
 }
 
-// samlOneChild returns the single child local in ns; "" reason if found.
-func samlOneChild(el *etree.Element, ns, local, where string, required bool) (*etree.Element, *protocol.Error) {
-	m, f := samlChildrenNS(el, ns, local)
+// oneChild returns the single child local in ns; "" reason if found.
+func oneChild(el *etree.Element, ns, local, where string, required bool) (*etree.Element, *protocol.Error) {
+	m, f := childrenNS(el, ns, local)
 	switch {
 	case len(f) > 0:
 		return nil, protocol.Refuse(nil, fmt.Sprintf("the %s has a %s element in the foreign namespace %q", where, local, f[0].NamespaceURI()))
@@ -366,10 +366,10 @@ func samlOneChild(el *etree.Element, ns, local, where string, required bool) (*e
 	return m[0], nil
 }
 
-// samlText is an element's character data, all of it: text split by a
+// textOf is an element's character data, all of it: text split by a
 // comment (alice@example.com<!---->.evil.test) is joined, never cut at
 // the comment. An element with child elements has no text (false).
-func samlText(el *etree.Element) (string, bool) {
+func textOf(el *etree.Element) (string, bool) {
 	var b strings.Builder
 	for _, t := range el.Child {
 		switch t := t.(type) {
@@ -382,7 +382,7 @@ func samlText(el *etree.Element) (string, bool) {
 	return b.String(), true
 }
 
-func samlTime(el *etree.Element, attr, what string, required bool) (time.Time, *protocol.Error) {
+func timeAttr(el *etree.Element, attr, what string, required bool) (time.Time, *protocol.Error) {
 	a := el.SelectAttr(attr)
 	if a == nil {
 		if required {
@@ -392,13 +392,13 @@ func samlTime(el *etree.Element, attr, what string, required bool) (time.Time, *
 	}
 	t, err := time.Parse(time.RFC3339Nano, a.Value)
 	if err != nil {
-		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the %s %s %q is not an xs:dateTime", what, attr, samlClip(a.Value, 40)))
+		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the %s %s %q is not an xs:dateTime", what, attr, clip(a.Value, 40)))
 	}
 	return t, nil
 }
 
-// samlAssertionFacts is what the verified assertion says.
-type samlAssertionFacts struct {
+// assertionFacts is what the verified assertion says.
+type assertionFacts struct {
 	id           string
 	issueInstant time.Time
 	nameID       string
@@ -411,19 +411,19 @@ type samlAssertionFacts struct {
 }
 
 // Finish validates a SAML response posted to the connection's ACS.
-func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []byte) (protocol.Identity, store.SSORequest, error) {
+func (c *connector) Finish(ctx context.Context, r *http.Request, browser []byte) (protocol.Identity, store.SSORequest, error) {
 	now := c.now()
-	doc, rerr := samlReadACS(r)
+	doc, rerr := readACS(r)
 	if rerr != nil {
 		return protocol.Identity{}, store.SSORequest{}, rerr
 	}
-	shape, rerr := samlInspect(doc)
+	shape, rerr := inspect(doc)
 	if rerr != nil {
 		return protocol.Identity{}, store.SSORequest{}, rerr
 	}
-	if shape.root.Space != samlNSProtocol || shape.root.Local != "Response" {
+	if shape.root.Space != nsProtocol || shape.root.Local != "Response" {
 		return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, fmt.Sprintf("the document is a {%s}%s, not a SAML 2.0 protocol Response",
-			samlClip(shape.root.Space, 80), samlClip(shape.root.Local, 40)))
+			clip(shape.root.Space, 80), clip(shape.root.Local, 40)))
 	}
 	switch {
 	case shape.responses != 1:
@@ -448,19 +448,19 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 		var err error
 		pending, err = c.st.PendingSSORequest(ctx, shape.inResponseTo, c.conn.ID, browser, now)
 		if errors.Is(err, store.ErrNotFound) {
-			return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, c.samlExplainRequest(ctx, shape.inResponseTo, browser, now))
+			return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, c.explainRequest(ctx, shape.inResponseTo, browser, now))
 		}
 		if err != nil {
 			return protocol.Identity{}, store.SSORequest{}, fmt.Errorf("sso: look up SAML request: %w", err)
 		}
 	}
 
-	v := &samlVerifier{c: c, now: now}
+	v := &verifier{c: c, now: now}
 	sp := c.crew
 	sp.SignatureVerifier = v
 	sp.AllowIDPInitiated = idpInitiated
 	// crewjam accepts an assertion without AudienceRestriction and lets
-	// any one restriction match; samlCheckAssertion requires every
+	// any one restriction match; checkAssertion requires every
 	// restriction to name us, with a precise reason.
 	sp.ValidateAudienceRestriction = func(*saml.Assertion) error { return nil }
 	var ids []string
@@ -469,7 +469,7 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	}
 	acs, _ := url.Parse(c.sp.acsURL)
 	if _, err := sp.ParseXMLResponse(doc, ids, *acs); err != nil {
-		return protocol.Identity{}, pending, samlCrewRefusal(v, err)
+		return protocol.Identity{}, pending, crewRefusal(v, err)
 	}
 	if len(v.verified) != 1 {
 		return protocol.Identity{}, pending, protocol.Refuse(nil, fmt.Sprintf("%d signatures were verified; exactly one (on the Response or on the Assertion) was expected", len(v.verified)))
@@ -479,39 +479,39 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	// The Response's own attributes: from the verified element when the
 	// Response is signed, else (unauthenticated, but still checked) as
 	// received.
-	respSigned := signed.el.Tag == "Response" && signed.el.NamespaceURI() == samlNSProtocol
+	respSigned := signed.el.Tag == "Response" && signed.el.NamespaceURI() == nsProtocol
 	var assertionEl *etree.Element
 	if respSigned {
 		resp := signed.el
 		shape.destination, shape.hasDestination = resp.SelectAttrValue("Destination", ""), resp.SelectAttr("Destination") != nil
 		shape.inResponseTo, shape.hasInResponseTo = resp.SelectAttrValue("InResponseTo", ""), resp.SelectAttr("InResponseTo") != nil
 		shape.issueInstant = resp.SelectAttrValue("IssueInstant", "")
-		plain, _ := samlChildrenNS(resp, samlNSAssertion, "Assertion")
-		enc, _ := samlChildrenNS(resp, samlNSAssertion, "EncryptedAssertion")
+		plain, _ := childrenNS(resp, nsAssertion, "Assertion")
+		enc, _ := childrenNS(resp, nsAssertion, "EncryptedAssertion")
 		switch {
 		case len(plain)+len(enc) != 1:
 			return protocol.Identity{}, pending, protocol.Refuse(nil, fmt.Sprintf("the signed Response carries %d assertions; exactly one is accepted", len(plain)+len(enc)))
 		case len(enc) == 1:
 			var rerr *protocol.Error
-			if assertionEl, rerr = c.samlDecrypt(enc[0]); rerr != nil {
+			if assertionEl, rerr = c.decrypt(enc[0]); rerr != nil {
 				return protocol.Identity{}, pending, rerr
 			}
 		default:
 			assertionEl = plain[0]
 		}
-	} else if signed.el.Tag == "Assertion" && signed.el.NamespaceURI() == samlNSAssertion {
+	} else if signed.el.Tag == "Assertion" && signed.el.NamespaceURI() == nsAssertion {
 		assertionEl = signed.el
 	} else {
 		return protocol.Identity{}, pending, protocol.Refuse(nil, "the verified signature covers a "+signed.el.Tag+", not the Response or the Assertion")
 	}
-	if rerr := c.samlCheckResponse(shape, respSigned, idpInitiated, pending.ID, now); rerr != nil {
+	if rerr := c.checkResponse(shape, respSigned, idpInitiated, pending.ID, now); rerr != nil {
 		return protocol.Identity{}, pending, rerr
 	}
-	facts, rerr := c.samlCheckAssertion(assertionEl, idpInitiated, pending.ID, now)
+	facts, rerr := c.checkAssertion(assertionEl, idpInitiated, pending.ID, now)
 	if rerr != nil {
 		return protocol.Identity{}, pending, rerr
 	}
-	username, rerr := c.samlUsername(facts)
+	username, rerr := c.usernameOf(facts)
 	if rerr != nil {
 		return protocol.Identity{}, pending, rerr
 	}
@@ -523,32 +523,32 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	if !facts.notOnOrAfter.IsZero() && facts.notOnOrAfter.Before(until) {
 		until = facts.notOnOrAfter
 	}
-	if end := facts.issueInstant.Add(samlMaxIssueAge); end.Before(until) {
+	if end := facts.issueInstant.Add(maxIssueAge); end.Before(until) {
 		until = end
 	}
 	// The request is used and the assertion remembered in one
 	// transaction (one durable commit per sign-in).
 	var err error
 	if idpInitiated {
-		err = c.st.RecordAssertion(ctx, c.conn.ID, facts.id, until.Add(SAMLMaxClockSkew))
+		err = c.st.RecordAssertion(ctx, c.conn.ID, facts.id, until.Add(MaxClockSkew))
 	} else {
 		var used store.SSORequest
-		used, err = c.st.UseSSORequestRecording(ctx, pending.ID, c.conn.ID, browser, now, facts.id, until.Add(SAMLMaxClockSkew))
+		used, err = c.st.UseSSORequestRecording(ctx, pending.ID, c.conn.ID, browser, now, facts.id, until.Add(MaxClockSkew))
 		if errors.Is(err, store.ErrNotFound) {
 			// Used meanwhile by a concurrent answer, whose outcome stands.
-			return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, c.samlExplainRequest(ctx, pending.ID, browser, now))
+			return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, c.explainRequest(ctx, pending.ID, browser, now))
 		}
 		pending = used
 	}
 	if errors.Is(err, store.ErrReplay) {
-		return protocol.Identity{}, pending, protocol.Refuse(err, fmt.Sprintf("the assertion %q was already used (replayed response)", samlClip(facts.id, 80)))
+		return protocol.Identity{}, pending, protocol.Refuse(err, fmt.Sprintf("the assertion %q was already used (replayed response)", clip(facts.id, 80)))
 	}
 	if err != nil {
 		return protocol.Identity{}, pending, fmt.Errorf("sso: SAML request and replay cache: %w", err)
 	}
 
 	id := protocol.Identity{Username: username, Subject: facts.nameID, Issuer: c.idp.entity.EntityID, Attributes: facts.attributes,
-		Certificate: samlDescribeCert(signed.cert), IssuedAt: facts.authnInstant, NotBefore: facts.notBefore, NotOnOrAfter: until}
+		Certificate: describeCert(signed.cert), IssuedAt: facts.authnInstant, NotBefore: facts.notBefore, NotOnOrAfter: until}
 	if id.IssuedAt.IsZero() {
 		id.IssuedAt = facts.issueInstant
 	}
@@ -558,10 +558,10 @@ func (c *samlConnector) Finish(ctx context.Context, r *http.Request, browser []b
 	return id, pending, nil
 }
 
-// samlCrewRefusal turns crewjam's error into a refusal. Its
+// crewRefusal turns crewjam's error into a refusal. Its
 // InvalidResponseError carries the whole response: only the private
 // error's text is kept.
-func samlCrewRefusal(v *samlVerifier, err error) error {
+func crewRefusal(v *verifier, err error) error {
 	if v.refusal != nil {
 		return v.refusal
 	}
@@ -582,10 +582,10 @@ func samlCrewRefusal(v *samlVerifier, err error) error {
 	return protocol.Refuse(nil, "the SAML response failed validation: "+priv.Error())
 }
 
-// samlExplainRequest says why a request ID is not pending for this
+// explainRequest says why a request ID is not pending for this
 // connection and browser, for the administrators.
-func (c *samlConnector) samlExplainRequest(ctx context.Context, id string, browser []byte, now time.Time) string {
-	q := fmt.Sprintf("InResponseTo %q", samlClip(id, 80))
+func (c *connector) explainRequest(ctx context.Context, id string, browser []byte, now time.Time) string {
+	q := fmt.Sprintf("InResponseTo %q", clip(id, 80))
 	r, err := c.st.SSORequest(ctx, c.conn.OrgID, id)
 	switch {
 	case err != nil || r.ConnectionID != c.conn.ID:
@@ -600,10 +600,10 @@ func (c *samlConnector) samlExplainRequest(ctx context.Context, id string, brows
 	return q + " names a sign-in request that is not pending"
 }
 
-// samlDecrypt decrypts an EncryptedAssertion with the SP key (as crewjam
+// decrypt decrypts an EncryptedAssertion with the SP key (as crewjam
 // does), checking the plaintext like any received XML.
-func (c *samlConnector) samlDecrypt(enc *etree.Element) (*etree.Element, *protocol.Error) {
-	data, _ := samlChildrenNS(enc, samlNSXMLEnc, "EncryptedData")
+func (c *connector) decrypt(enc *etree.Element) (*etree.Element, *protocol.Error) {
+	data, _ := childrenNS(enc, nsXMLEnc, "EncryptedData")
 	if len(data) != 1 {
 		return nil, protocol.Refuse(nil, "the EncryptedAssertion must hold exactly one EncryptedData")
 	}
@@ -619,7 +619,7 @@ func (c *samlConnector) samlDecrypt(enc *etree.Element) (*etree.Element, *protoc
 	if err != nil {
 		return nil, protocol.Refuse(err, "the assertion does not decrypt with this connection's SP key")
 	}
-	if _, rerr := samlInspect(plain); rerr != nil {
+	if _, rerr := inspect(plain); rerr != nil {
 		return nil, protocol.Refuse(nil, "the decrypted assertion: "+rerr.Reason)
 	}
 	d := etree.NewDocument()
@@ -629,82 +629,82 @@ func (c *samlConnector) samlDecrypt(enc *etree.Element) (*etree.Element, *protoc
 	return d.Root(), nil
 }
 
-// samlCheckResponse checks the Response's Destination, InResponseTo and
+// checkResponse checks the Response's Destination, InResponseTo and
 // IssueInstant.
-func (c *samlConnector) samlCheckResponse(s samlShape, signed, idpInitiated bool, requestID string, now time.Time) *protocol.Error {
+func (c *connector) checkResponse(s responseShape, signed, idpInitiated bool, requestID string, now time.Time) *protocol.Error {
 	switch {
 	case signed && !s.hasDestination:
 		return protocol.Refuse(nil, "the signed Response has no Destination (required for signed responses, SAML bindings §3.5.5.2)")
 	case s.hasDestination && s.destination != c.sp.acsURL:
-		return protocol.Refuse(nil, fmt.Sprintf("the Response's Destination %q is not this connection's ACS URL %q", samlClip(s.destination, 200), c.sp.acsURL))
+		return protocol.Refuse(nil, fmt.Sprintf("the Response's Destination %q is not this connection's ACS URL %q", clip(s.destination, 200), c.sp.acsURL))
 	case idpInitiated && s.hasInResponseTo:
 		return protocol.Refuse(nil, "the IdP-initiated Response carries an InResponseTo")
 	case !idpInitiated && s.inResponseTo != requestID:
-		return protocol.Refuse(nil, fmt.Sprintf("the Response's InResponseTo %q is not the request %q", samlClip(s.inResponseTo, 80), requestID))
+		return protocol.Refuse(nil, fmt.Sprintf("the Response's InResponseTo %q is not the request %q", clip(s.inResponseTo, 80), requestID))
 	}
 	if s.issueInstant == "" {
 		return protocol.Refuse(nil, "the Response has no IssueInstant")
 	}
 	t, err := time.Parse(time.RFC3339Nano, s.issueInstant)
 	if err != nil {
-		return protocol.Refuse(nil, fmt.Sprintf("the Response's IssueInstant %q is not an xs:dateTime", samlClip(s.issueInstant, 40)))
+		return protocol.Refuse(nil, fmt.Sprintf("the Response's IssueInstant %q is not an xs:dateTime", clip(s.issueInstant, 40)))
 	}
-	return c.samlCheckIssueInstant(t, "Response", now)
+	return c.checkIssueInstant(t, "Response", now)
 }
 
-func (c *samlConnector) samlCheckIssueInstant(t time.Time, what string, now time.Time) *protocol.Error {
+func (c *connector) checkIssueInstant(t time.Time, what string, now time.Time) *protocol.Error {
 	switch {
 	case t.After(now.Add(c.skew)):
-		return protocol.Refuse(nil, fmt.Sprintf("the %s's IssueInstant %s is in the future (now %s, clock skew %s)", what, samlFmt(t), samlFmt(now), c.skew))
-	case t.Add(samlMaxIssueAge + c.skew).Before(now):
-		return protocol.Refuse(nil, fmt.Sprintf("the %s's IssueInstant %s is stale: more than %s old (now %s, clock skew %s)", what, samlFmt(t), samlMaxIssueAge, samlFmt(now), c.skew))
+		return protocol.Refuse(nil, fmt.Sprintf("the %s's IssueInstant %s is in the future (now %s, clock skew %s)", what, fmtTime(t), fmtTime(now), c.skew))
+	case t.Add(maxIssueAge + c.skew).Before(now):
+		return protocol.Refuse(nil, fmt.Sprintf("the %s's IssueInstant %s is stale: more than %s old (now %s, clock skew %s)", what, fmtTime(t), maxIssueAge, fmtTime(now), c.skew))
 	}
 	return nil
 }
 
-func samlFmt(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// samlCheckAssertion reads and checks the verified assertion. Only
+// checkAssertion reads and checks the verified assertion. Only
 // direct children in the SAML assertion namespace count: crewjam decodes
 // Subject.NameID without its namespace (GO-2026-6909), so nothing is
 // taken from its parsed structs.
-func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, requestID string, now time.Time) (samlAssertionFacts, *protocol.Error) {
-	var f samlAssertionFacts
-	if a.Tag != "Assertion" || a.NamespaceURI() != samlNSAssertion {
+func (c *connector) checkAssertion(a *etree.Element, idpInitiated bool, requestID string, now time.Time) (assertionFacts, *protocol.Error) {
+	var f assertionFacts
+	if a.Tag != "Assertion" || a.NamespaceURI() != nsAssertion {
 		return f, protocol.Refuse(nil, "the assertion is not a SAML 2.0 Assertion")
 	}
 	if f.id = a.SelectAttrValue("ID", ""); f.id == "" {
 		return f, protocol.Refuse(nil, "the assertion has no ID")
 	}
 	if v := a.SelectAttrValue("Version", ""); v != "2.0" {
-		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion's Version is %q, not 2.0", samlClip(v, 10)))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion's Version is %q, not 2.0", clip(v, 10)))
 	}
 	var rerr *protocol.Error
-	if f.issueInstant, rerr = samlTime(a, "IssueInstant", "assertion", true); rerr != nil {
+	if f.issueInstant, rerr = timeAttr(a, "IssueInstant", "assertion", true); rerr != nil {
 		return f, rerr
 	}
-	if rerr := c.samlCheckIssueInstant(f.issueInstant, "assertion", now); rerr != nil {
+	if rerr := c.checkIssueInstant(f.issueInstant, "assertion", now); rerr != nil {
 		return f, rerr
 	}
-	issuer, rerr := samlOneChild(a, samlNSAssertion, "Issuer", "assertion", true)
+	issuer, rerr := oneChild(a, nsAssertion, "Issuer", "assertion", true)
 	if rerr != nil {
 		return f, rerr
 	}
-	if iss, _ := samlText(issuer); iss != c.idp.entity.EntityID {
-		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion's Issuer %q is not the IdP %q", samlClip(iss, 200), c.idp.entity.EntityID))
+	if iss, _ := textOf(issuer); iss != c.idp.entity.EntityID {
+		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion's Issuer %q is not the IdP %q", clip(iss, 200), c.idp.entity.EntityID))
 	}
 
 	// Subject: exactly one NameID, in the assertion namespace.
-	subject, rerr := samlOneChild(a, samlNSAssertion, "Subject", "assertion", true)
+	subject, rerr := oneChild(a, nsAssertion, "Subject", "assertion", true)
 	if rerr != nil {
 		return f, rerr
 	}
-	nameIDs, foreign := samlChildrenNS(subject, samlNSAssertion, "NameID")
+	nameIDs, foreign := childrenNS(subject, nsAssertion, "NameID")
 	switch {
 	case len(foreign) > 0:
-		return f, protocol.Refuse(nil, fmt.Sprintf("the Subject has a NameID in the foreign namespace %q (GO-2026-6909)", samlClip(foreign[0].NamespaceURI(), 100)))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the Subject has a NameID in the foreign namespace %q (GO-2026-6909)", clip(foreign[0].NamespaceURI(), 100)))
 	case len(nameIDs) == 0:
-		if enc, _ := samlChildrenNS(subject, samlNSAssertion, "EncryptedID"); len(enc) > 0 {
+		if enc, _ := childrenNS(subject, nsAssertion, "EncryptedID"); len(enc) > 0 {
 			return f, protocol.Refuse(nil, "the Subject's NameID is encrypted (EncryptedID), which gatehouse does not support")
 		}
 		return f, protocol.Refuse(nil, "the Subject has no NameID")
@@ -712,7 +712,7 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 		return f, protocol.Refuse(nil, fmt.Sprintf("the Subject has %d NameIDs; exactly one is allowed", len(nameIDs)))
 	}
 	var ok bool
-	if f.nameID, ok = samlText(nameIDs[0]); !ok {
+	if f.nameID, ok = textOf(nameIDs[0]); !ok {
 		return f, protocol.Refuse(nil, "the NameID contains elements, not text")
 	}
 	if f.nameID == "" {
@@ -720,13 +720,13 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 	}
 
 	// A bearer SubjectConfirmation for us, for this request, still valid.
-	confs, _ := samlChildrenNS(subject, samlNSAssertion, "SubjectConfirmation")
+	confs, _ := childrenNS(subject, nsAssertion, "SubjectConfirmation")
 	var why *protocol.Error
 	for _, sc := range confs {
-		if sc.SelectAttrValue("Method", "") != samlBearer {
+		if sc.SelectAttrValue("Method", "") != cmBearer {
 			continue
 		}
-		until, rerr := c.samlCheckBearer(sc, idpInitiated, requestID, now)
+		until, rerr := c.checkBearer(sc, idpInitiated, requestID, now)
 		if rerr == nil {
 			f.confirmUntil = until
 			why = nil
@@ -740,27 +740,27 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 		if why != nil {
 			return f, why
 		}
-		return f, protocol.Refuse(nil, "the Subject has no bearer SubjectConfirmation (Method "+samlBearer+")")
+		return f, protocol.Refuse(nil, "the Subject has no bearer SubjectConfirmation (Method "+cmBearer+")")
 	}
 
 	// Conditions: the validity window and our audience.
-	cond, rerr := samlOneChild(a, samlNSAssertion, "Conditions", "assertion", true)
+	cond, rerr := oneChild(a, nsAssertion, "Conditions", "assertion", true)
 	if rerr != nil {
 		return f, rerr
 	}
-	if f.notBefore, rerr = samlTime(cond, "NotBefore", "Conditions", false); rerr != nil {
+	if f.notBefore, rerr = timeAttr(cond, "NotBefore", "Conditions", false); rerr != nil {
 		return f, rerr
 	}
-	if f.notOnOrAfter, rerr = samlTime(cond, "NotOnOrAfter", "Conditions", false); rerr != nil {
+	if f.notOnOrAfter, rerr = timeAttr(cond, "NotOnOrAfter", "Conditions", false); rerr != nil {
 		return f, rerr
 	}
 	if !f.notBefore.IsZero() && f.notBefore.After(now.Add(c.skew)) {
-		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion is not valid yet: Conditions NotBefore %s is in the future (now %s, clock skew %s)", samlFmt(f.notBefore), samlFmt(now), c.skew))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion is not valid yet: Conditions NotBefore %s is in the future (now %s, clock skew %s)", fmtTime(f.notBefore), fmtTime(now), c.skew))
 	}
 	if !f.notOnOrAfter.IsZero() && !now.Before(f.notOnOrAfter.Add(c.skew)) {
-		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion has expired: Conditions NotOnOrAfter %s has passed (now %s, clock skew %s)", samlFmt(f.notOnOrAfter), samlFmt(now), c.skew))
+		return f, protocol.Refuse(nil, fmt.Sprintf("the assertion has expired: Conditions NotOnOrAfter %s has passed (now %s, clock skew %s)", fmtTime(f.notOnOrAfter), fmtTime(now), c.skew))
 	}
-	restrictions, foreignAR := samlChildrenNS(cond, samlNSAssertion, "AudienceRestriction")
+	restrictions, foreignAR := childrenNS(cond, nsAssertion, "AudienceRestriction")
 	if len(foreignAR) > 0 {
 		return f, protocol.Refuse(nil, "the Conditions have an AudienceRestriction in a foreign namespace")
 	}
@@ -770,12 +770,12 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 	// SAML core §2.5.1.4: every AudienceRestriction must be met, each by
 	// one of its Audiences.
 	for _, ar := range restrictions {
-		auds, _ := samlChildrenNS(ar, samlNSAssertion, "Audience")
+		auds, _ := childrenNS(ar, nsAssertion, "Audience")
 		met := false
 		var seen []string
 		for _, au := range auds {
-			t, _ := samlText(au)
-			seen = append(seen, samlClip(t, 200))
+			t, _ := textOf(au)
+			seen = append(seen, clip(t, 200))
 			if t == c.sp.entityID {
 				met = true
 			}
@@ -786,24 +786,24 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 	}
 
 	// AuthnStatement (required by the Web SSO profile, §4.1.4.2).
-	authn, _ := samlChildrenNS(a, samlNSAssertion, "AuthnStatement")
+	authn, _ := childrenNS(a, nsAssertion, "AuthnStatement")
 	if len(authn) == 0 {
 		return f, protocol.Refuse(nil, "the assertion has no AuthnStatement")
 	}
-	if f.authnInstant, rerr = samlTime(authn[0], "AuthnInstant", "AuthnStatement", true); rerr != nil {
+	if f.authnInstant, rerr = timeAttr(authn[0], "AuthnInstant", "AuthnStatement", true); rerr != nil {
 		return f, rerr
 	}
 
 	// Attributes, values exactly as sent.
 	f.attributes, f.friendly = map[string][]string{}, map[string][]string{}
-	stmts, _ := samlChildrenNS(a, samlNSAssertion, "AttributeStatement")
+	stmts, _ := childrenNS(a, nsAssertion, "AttributeStatement")
 	for _, st := range stmts {
-		attrs, _ := samlChildrenNS(st, samlNSAssertion, "Attribute")
+		attrs, _ := childrenNS(st, nsAssertion, "Attribute")
 		for _, at := range attrs {
 			name := at.SelectAttrValue("Name", "")
-			vals, _ := samlChildrenNS(at, samlNSAssertion, "AttributeValue")
+			vals, _ := childrenNS(at, nsAssertion, "AttributeValue")
 			for _, v := range vals {
-				t, ok := samlText(v)
+				t, ok := textOf(v)
 				if !ok {
 					continue // a complex value: not a string
 				}
@@ -817,15 +817,15 @@ func (c *samlConnector) samlCheckAssertion(a *etree.Element, idpInitiated bool, 
 	return f, nil
 }
 
-// samlCheckBearer checks one bearer SubjectConfirmation and returns its
+// checkBearer checks one bearer SubjectConfirmation and returns its
 // NotOnOrAfter (SAML profiles §4.1.4.2).
-func (c *samlConnector) samlCheckBearer(sc *etree.Element, idpInitiated bool, requestID string, now time.Time) (time.Time, *protocol.Error) {
-	data, rerr := samlOneChild(sc, samlNSAssertion, "SubjectConfirmationData", "bearer SubjectConfirmation", true)
+func (c *connector) checkBearer(sc *etree.Element, idpInitiated bool, requestID string, now time.Time) (time.Time, *protocol.Error) {
+	data, rerr := oneChild(sc, nsAssertion, "SubjectConfirmationData", "bearer SubjectConfirmation", true)
 	if rerr != nil {
 		return time.Time{}, rerr
 	}
 	if rcpt := data.SelectAttrValue("Recipient", ""); rcpt != c.sp.acsURL {
-		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation's Recipient %q is not this connection's ACS URL %q", samlClip(rcpt, 200), c.sp.acsURL))
+		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation's Recipient %q is not this connection's ACS URL %q", clip(rcpt, 200), c.sp.acsURL))
 	}
 	irt := data.SelectAttr("InResponseTo")
 	switch {
@@ -834,29 +834,29 @@ func (c *samlConnector) samlCheckBearer(sc *etree.Element, idpInitiated bool, re
 	case !idpInitiated && (irt == nil || irt.Value != requestID):
 		got := "none"
 		if irt != nil {
-			got = fmt.Sprintf("%q", samlClip(irt.Value, 80))
+			got = fmt.Sprintf("%q", clip(irt.Value, 80))
 		}
 		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation's InResponseTo is %s, not the request %q", got, requestID))
 	}
-	until, rerr := samlTime(data, "NotOnOrAfter", "bearer SubjectConfirmationData", true)
+	until, rerr := timeAttr(data, "NotOnOrAfter", "bearer SubjectConfirmationData", true)
 	if rerr != nil {
 		return time.Time{}, rerr
 	}
 	if !now.Before(until.Add(c.skew)) {
-		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation has expired: NotOnOrAfter %s has passed (now %s, clock skew %s)", samlFmt(until), samlFmt(now), c.skew))
+		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation has expired: NotOnOrAfter %s has passed (now %s, clock skew %s)", fmtTime(until), fmtTime(now), c.skew))
 	}
-	nb, rerr := samlTime(data, "NotBefore", "bearer SubjectConfirmationData", false)
+	nb, rerr := timeAttr(data, "NotBefore", "bearer SubjectConfirmationData", false)
 	if rerr != nil {
 		return time.Time{}, rerr
 	}
 	if !nb.IsZero() && nb.After(now.Add(c.skew)) {
-		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation is not valid yet: NotBefore %s is in the future", samlFmt(nb)))
+		return time.Time{}, protocol.Refuse(nil, fmt.Sprintf("the bearer SubjectConfirmation is not valid yet: NotBefore %s is in the future", fmtTime(nb)))
 	}
 	return until, nil
 }
 
-// samlUsername picks the username the connection names, byte for byte.
-func (c *samlConnector) samlUsername(f samlAssertionFacts) (string, *protocol.Error) {
+// usernameOf picks the username the connection names, byte for byte.
+func (c *connector) usernameOf(f assertionFacts) (string, *protocol.Error) {
 	if c.users.attribute == "" {
 		return f.nameID, nil
 	}
@@ -867,7 +867,7 @@ func (c *samlConnector) samlUsername(f samlAssertionFacts) (string, *protocol.Er
 	}
 	switch {
 	case !ok || len(vals) == 0:
-		return "", protocol.Refuse(nil, fmt.Sprintf("the assertion has no attribute %q to take the username from (NameID %q)", name, samlClip(f.nameID, 100)))
+		return "", protocol.Refuse(nil, fmt.Sprintf("the assertion has no attribute %q to take the username from (NameID %q)", name, clip(f.nameID, 100)))
 	case len(vals) > 1:
 		return "", protocol.Refuse(nil, fmt.Sprintf("the attribute %q has %d values; the username needs exactly one", name, len(vals)))
 	case vals[0] == "":

@@ -1,10 +1,17 @@
+// Package saml is gatehouse's SAML 2.0 service provider, one connector
+// (protocol.Connector) per SSOConnection of kind "saml": the connection's
+// settings (Config, ParseConfig), its SP key pair (NewKey) and SP
+// metadata (SPMetadata), the redirect or POST that starts a sign-in, the
+// checks of the IdP's answer at the ACS (finish.go), the paths of its
+// endpoints (ACSPath, SPMetadataPath), and the IdP metadata: its check
+// (CheckIdPMetadata) and its refresh from the URL the administrator gave
+// (MetadataRefresher, RefreshIdPMetadata), fetched through sso/fetch.
+//
+// crewjam/saml does the XML signature and most protocol checks; the
+// checks it leaves out (see /work/shared/notes/sso-security.md and
+// finish.go) are ours. samlsp is not used: it logs whole responses and
+// follows raw RelayState values.
 package saml
-
-// The SAML 2.0 service provider: one connector per SSOConnection of kind
-// "saml". crewjam/saml does the XML signature and most protocol checks;
-// the checks it leaves out (see /work/shared/notes/sso-security.md and
-// saml_finish.go) are ours. samlsp is not used: it logs whole responses
-// and follows raw RelayState values.
 
 import (
 	"bytes"
@@ -37,7 +44,7 @@ import (
 	"gatehouse/store"
 )
 
-// Config is the Config of an SSOConnection of kind "saml". Its zero
+// Config is SSOConnection.Config for the kind "saml" (JSON). Its zero
 // value (plus IdP metadata) is the safe setting: SP-initiated only,
 // SHA-1 refused, 60 s of clock skew, signed AuthnRequests.
 type Config struct {
@@ -63,8 +70,8 @@ type Config struct {
 	// AllowSHA1 accepts rsa-sha1 signatures and sha1 digests.
 	AllowSHA1 bool `json:"allowSha1,omitempty"`
 	// ClockSkew is the tolerated difference between the IdP's clock and
-	// ours, in seconds: 0 means SAMLDefaultClockSkew, at most
-	// SAMLMaxClockSkew.
+	// ours, in seconds: 0 means DefaultClockSkew, at most
+	// MaxClockSkew.
 	ClockSkew int `json:"clockSkew,omitempty"`
 	// SignRequests signs AuthnRequests (rsa-sha256); nil means true.
 	SignRequests *bool `json:"signRequests,omitempty"`
@@ -72,26 +79,26 @@ type Config struct {
 
 // Clock skew bounds, and how old an IssueInstant may be.
 const (
-	SAMLDefaultClockSkew = 60 * time.Second
-	SAMLMaxClockSkew     = 600 * time.Second
-	// samlMaxIssueAge: a Response or Assertion issued longer ago than this
+	DefaultClockSkew = 60 * time.Second
+	MaxClockSkew     = 600 * time.Second
+	// maxIssueAge: a Response or Assertion issued longer ago than this
 	// (plus the skew) is refused, whatever its NotOnOrAfter says.
-	samlMaxIssueAge = 5 * time.Minute
+	maxIssueAge = 5 * time.Minute
 )
 
 func init() {
 	// crewjam/saml keeps its time tolerances in package globals, so they
 	// cannot vary per connection. Set them once to the loosest value any
 	// connection may have; Finish enforces the connection's own skew and
-	// issue age afterwards (samlCheckAssertion).
-	saml.MaxClockSkew = SAMLMaxClockSkew
-	saml.MaxIssueDelay = samlMaxIssueAge + SAMLMaxClockSkew
+	// issue age afterwards (checkAssertion).
+	saml.MaxClockSkew = MaxClockSkew
+	saml.MaxIssueDelay = maxIssueAge + MaxClockSkew
 }
 
 // Skew returns the connection's clock skew.
 func (c Config) Skew() time.Duration {
 	if c.ClockSkew == 0 {
-		return SAMLDefaultClockSkew
+		return DefaultClockSkew
 	}
 	return time.Duration(c.ClockSkew) * time.Second
 }
@@ -118,14 +125,14 @@ func ParseConfig(raw []byte) (Config, error) {
 // HTTP-Redirect or HTTP-POST binding; the SP certificate, when set, is
 // a PEM certificate; the clock skew is in range.
 func (c Config) Validate() error {
-	if c.ClockSkew < 0 || time.Duration(c.ClockSkew)*time.Second > SAMLMaxClockSkew {
-		return fmt.Errorf("sso: clock skew must be between 0 and %d seconds, not %d", int(SAMLMaxClockSkew/time.Second), c.ClockSkew)
+	if c.ClockSkew < 0 || time.Duration(c.ClockSkew)*time.Second > MaxClockSkew {
+		return fmt.Errorf("sso: clock skew must be between 0 and %d seconds, not %d", int(MaxClockSkew/time.Second), c.ClockSkew)
 	}
-	if _, err := samlParseIdP(c.IdPMetadataXML); err != nil {
+	if _, err := parseIdP(c.IdPMetadataXML); err != nil {
 		return err
 	}
 	if c.SPCertificate != "" {
-		if _, err := samlParseCertificate(c.SPCertificate); err != nil {
+		if _, err := parseCertificate(c.SPCertificate); err != nil {
 			return err
 		}
 	}
@@ -135,8 +142,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// samlIdP is what gatehouse uses of the IdP metadata.
-type samlIdP struct {
+// identityProvider is what gatehouse uses of the IdP metadata.
+type identityProvider struct {
 	entity *saml.EntityDescriptor
 	certs  []*x509.Certificate // signing certificates, all trusted (rollover)
 	// certsB64 are the certificates' DER in base64, to match a
@@ -147,12 +154,12 @@ type samlIdP struct {
 	ssoURL, ssoBinding string
 }
 
-// samlParseIdP parses and checks IdP metadata.
-func samlParseIdP(doc string) (*samlIdP, error) {
+// parseIdP parses and checks IdP metadata.
+func parseIdP(doc string) (*identityProvider, error) {
 	if strings.TrimSpace(doc) == "" {
 		return nil, errors.New("sso: the IdP metadata is missing")
 	}
-	if _, err := samlInspect([]byte(doc)); err != nil {
+	if _, err := inspect([]byte(doc)); err != nil {
 		return nil, fmt.Errorf("sso: the IdP metadata is not acceptable XML: %s", err.Reason)
 	}
 	var ed saml.EntityDescriptor
@@ -179,14 +186,14 @@ func samlParseIdP(doc string) (*samlIdP, error) {
 	if len(ed.IDPSSODescriptors) == 0 {
 		return nil, fmt.Errorf("sso: the metadata of %q has no IDPSSODescriptor (is it an SP's metadata?)", ed.EntityID)
 	}
-	idp := &samlIdP{entity: &ed}
+	idp := &identityProvider{entity: &ed}
 	for _, d := range ed.IDPSSODescriptors {
 		for _, kd := range d.KeyDescriptors {
 			if kd.Use != "" && kd.Use != "signing" {
 				continue
 			}
 			for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
-				b64 := samlStripSpace(xc.Data)
+				b64 := stripSpace(xc.Data)
 				if b64 == "" {
 					continue
 				}
@@ -198,7 +205,7 @@ func samlParseIdP(doc string) (*samlIdP, error) {
 				if err != nil {
 					return nil, fmt.Errorf("sso: a signing certificate in the IdP metadata does not parse: %w", err)
 				}
-				if !samlContainsCert(idp.certs, cert) {
+				if !containsCert(idp.certs, cert) {
 					idp.certs = append(idp.certs, cert)
 					idp.certsB64 = append(idp.certsB64, base64.StdEncoding.EncodeToString(cert.Raw))
 				}
@@ -227,7 +234,7 @@ func samlParseIdP(doc string) (*samlIdP, error) {
 	return idp, nil
 }
 
-func samlContainsCert(certs []*x509.Certificate, c *x509.Certificate) bool {
+func containsCert(certs []*x509.Certificate, c *x509.Certificate) bool {
 	for _, x := range certs {
 		if x.Equal(c) {
 			return true
@@ -236,7 +243,7 @@ func samlContainsCert(certs []*x509.Certificate, c *x509.Certificate) bool {
 	return false
 }
 
-func samlStripSpace(s string) string {
+func stripSpace(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch r {
 		case ' ', '\t', '\r', '\n':
@@ -246,7 +253,7 @@ func samlStripSpace(s string) string {
 	}, s)
 }
 
-func samlParseCertificate(pemText string) (*x509.Certificate, error) {
+func parseCertificate(pemText string) (*x509.Certificate, error) {
 	block, _ := pem.Decode([]byte(pemText))
 	if block == nil || block.Type != "CERTIFICATE" {
 		return nil, errors.New("sso: the SP certificate is not a PEM CERTIFICATE")
@@ -258,9 +265,9 @@ func samlParseCertificate(pemText string) (*x509.Certificate, error) {
 	return cert, nil
 }
 
-// samlDescribeCert names a certificate for administrators: subject and
+// describeCert names a certificate for administrators: subject and
 // SHA-256 fingerprint.
-func samlDescribeCert(c *x509.Certificate) string {
+func describeCert(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
 	h := strings.ToUpper(hex.EncodeToString(sum[:]))
 	var b strings.Builder
@@ -306,29 +313,29 @@ func NewKey() (certPEM string, keyPEM string, err error) {
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})), nil
 }
 
-// samlSP is the connection's service-provider side: its key pair and
+// serviceProvider is the connection's service-provider side: its key pair and
 // URLs.
-type samlSP struct {
+type serviceProvider struct {
 	entityID, acsURL, metadataURL string
 	cert                          *x509.Certificate
 	key                           *rsa.PrivateKey
 }
 
-// samlOpenSP opens the connection's SP key and checks it against the
+// openSP opens the connection's SP key and checks it against the
 // certificate.
-func samlOpenSP(conn store.SSOConnection, cfg Config, sealer *admin.Sealer, baseURL string) (*samlSP, error) {
+func openSP(conn store.SSOConnection, cfg Config, sealer *admin.Sealer, baseURL string) (*serviceProvider, error) {
 	base := strings.TrimSuffix(baseURL, "/")
 	if u, err := url.Parse(base); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("sso: the base URL %q is not an absolute http(s) URL", baseURL)
 	}
-	sp := &samlSP{acsURL: base + ACSPath(conn.ID), metadataURL: base + SPMetadataPath(conn.ID), entityID: cfg.SPEntityID}
+	sp := &serviceProvider{acsURL: base + ACSPath(conn.ID), metadataURL: base + SPMetadataPath(conn.ID), entityID: cfg.SPEntityID}
 	if sp.entityID == "" {
 		sp.entityID = sp.metadataURL
 	}
 	if cfg.SPCertificate == "" {
 		return nil, errors.New("sso: the connection has no SP certificate")
 	}
-	cert, err := samlParseCertificate(cfg.SPCertificate)
+	cert, err := parseCertificate(cfg.SPCertificate)
 	if err != nil {
 		return nil, err
 	}
@@ -366,32 +373,32 @@ func samlOpenSP(conn store.SSOConnection, cfg Config, sealer *admin.Sealer, base
 	return sp, nil
 }
 
-// samlConnector is a SAML connection's Connector.
-type samlConnector struct {
+// connector is a SAML connection's Connector.
+type connector struct {
 	conn  store.SSOConnection
 	cfg   Config
 	skew  time.Duration
 	st    store.Store
 	now   func() time.Time
-	sp    *samlSP
-	idp   *samlIdP
+	sp    *serviceProvider
+	idp   *identityProvider
 	crew  saml.ServiceProvider // template; Finish works on a copy
-	users samlUsernameSource
+	users usernameSource
 }
 
-// samlUsernameSource is a parsed UsernameFrom.
-type samlUsernameSource struct {
+// usernameSource is a parsed UsernameFrom.
+type usernameSource struct {
 	attribute string // "" means the NameID
 }
 
-func samlParseUsernameFrom(s string) (samlUsernameSource, error) {
+func parseUsernameFrom(s string) (usernameSource, error) {
 	if s == "nameid" {
-		return samlUsernameSource{}, nil
+		return usernameSource{}, nil
 	}
 	if name, ok := strings.CutPrefix(s, "attribute:"); ok && name != "" {
-		return samlUsernameSource{attribute: name}, nil
+		return usernameSource{attribute: name}, nil
 	}
-	return samlUsernameSource{}, fmt.Errorf(`sso: a SAML connection takes the username from "nameid" or "attribute:NAME", not %q`, s)
+	return usernameSource{}, fmt.Errorf(`sso: a SAML connection takes the username from "nameid" or "attribute:NAME", not %q`, s)
 }
 
 // New returns the protocol.Connector of a SAML connection. It parses and
@@ -399,10 +406,10 @@ func samlParseUsernameFrom(s string) (samlUsernameSource, error) {
 // callers should keep it per connection version. now is the clock; nil
 // means time.Now.
 func New(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (protocol.Connector, error) {
-	return newSAMLConnector(conn, st, sealer, baseURL, now)
+	return newConnector(conn, st, sealer, baseURL, now)
 }
 
-func newSAMLConnector(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (*samlConnector, error) {
+func newConnector(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (*connector, error) {
 	if conn.Kind != store.SSOSAML {
 		return nil, fmt.Errorf("sso: connection %s is of kind %q, not SAML", conn.ID, conn.Kind)
 	}
@@ -416,26 +423,26 @@ func newSAMLConnector(conn store.SSOConnection, st store.Store, sealer *admin.Se
 	if err != nil {
 		return nil, err
 	}
-	users, err := samlParseUsernameFrom(conn.UsernameFrom)
+	users, err := parseUsernameFrom(conn.UsernameFrom)
 	if err != nil {
 		return nil, err
 	}
-	idp, err := samlParseIdP(cfg.IdPMetadataXML)
+	idp, err := parseIdP(cfg.IdPMetadataXML)
 	if err != nil {
 		return nil, err
 	}
-	sp, err := samlOpenSP(conn, cfg, sealer, baseURL)
+	sp, err := openSP(conn, cfg, sealer, baseURL)
 	if err != nil {
 		return nil, err
 	}
-	c := &samlConnector{conn: conn, cfg: cfg, skew: cfg.Skew(), st: st, now: now, sp: sp, idp: idp, users: users}
-	c.crew = samlCrewSP(sp, cfg)
+	c := &connector{conn: conn, cfg: cfg, skew: cfg.Skew(), st: st, now: now, sp: sp, idp: idp, users: users}
+	c.crew = crewSP(sp, cfg)
 	c.crew.IDPMetadata = idp.entity
 	return c, nil
 }
 
-// samlCrewSP is crewjam's view of our SP.
-func samlCrewSP(sp *samlSP, cfg Config) saml.ServiceProvider {
+// crewSP is crewjam's view of our SP.
+func crewSP(sp *serviceProvider, cfg Config) saml.ServiceProvider {
 	acs, _ := url.Parse(sp.acsURL)
 	md, _ := url.Parse(sp.metadataURL)
 	s := saml.ServiceProvider{
@@ -468,18 +475,18 @@ func SPMetadata(conn store.SSOConnection, sealer *admin.Sealer, baseURL string) 
 			return nil, fmt.Errorf("sso: SAML settings are not valid JSON: %w", err)
 		}
 	}
-	sp, err := samlOpenSP(conn, cfg, sealer, baseURL)
+	sp, err := openSP(conn, cfg, sealer, baseURL)
 	if err != nil {
 		return nil, err
 	}
-	return samlSPMetadata(sp, cfg)
+	return spMetadata(sp, cfg)
 }
 
 // Metadata is the connection's SP metadata (see SPMetadata).
-func (c *samlConnector) Metadata() ([]byte, error) { return samlSPMetadata(c.sp, c.cfg) }
+func (c *connector) Metadata() ([]byte, error) { return spMetadata(c.sp, c.cfg) }
 
-func samlSPMetadata(sp *samlSP, cfg Config) ([]byte, error) {
-	crew := samlCrewSP(sp, cfg)
+func spMetadata(sp *serviceProvider, cfg Config) ([]byte, error) {
+	crew := crewSP(sp, cfg)
 	ed := crew.Metadata()
 	certB64 := base64.StdEncoding.EncodeToString(sp.cert.Raw)
 	yes, signed := true, cfg.SignsRequests()
@@ -523,9 +530,9 @@ func samlSPMetadata(sp *samlSP, cfg Config) ([]byte, error) {
 	return append([]byte(xml.Header), out...), nil
 }
 
-// samlPostRequestPage posts an AuthnRequest to the IdP (HTTP-POST
+// postRequestPage posts an AuthnRequest to the IdP (HTTP-POST
 // binding, SAML bindings §3.5.4).
-var samlPostRequestPage = template.Must(template.New("saml-post").Parse(`<!DOCTYPE html>
+var postRequestPage = template.Must(template.New("saml-post").Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Signing in…</title></head>
 <body onload="document.forms[0].submit()">
 <form method="post" action="{{.URL}}">
@@ -538,7 +545,7 @@ var samlPostRequestPage = template.Must(template.New("saml-post").Parse(`<!DOCTY
 
 // Start sends the browser to the IdP with an AuthnRequest whose ID is the
 // stored SSORequest's ID; RelayState is that ID too (never a URL).
-func (c *samlConnector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req protocol.StartRequest) error {
+func (c *connector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req protocol.StartRequest) error {
 	if len(req.Browser) == 0 {
 		return errors.New("sso: a sign-in must be bound to a browser")
 	}
@@ -569,16 +576,16 @@ func (c *samlConnector) Start(ctx context.Context, w http.ResponseWriter, r *htt
 			return fmt.Errorf("sso: sign AuthnRequest: %w", err)
 		}
 	}
-	doc, err := samlElementBytes(authn)
+	doc, err := elementBytes(authn)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	return samlPostRequestPage.Execute(w, map[string]string{"URL": c.idp.ssoURL,
+	return postRequestPage.Execute(w, map[string]string{"URL": c.idp.ssoURL,
 		"SAMLRequest": base64.StdEncoding.EncodeToString(doc), "RelayState": authn.ID})
 }
 
-func samlElementBytes(authn *saml.AuthnRequest) ([]byte, error) {
+func elementBytes(authn *saml.AuthnRequest) ([]byte, error) {
 	doc := etree.NewDocument()
 	doc.SetRoot(authn.Element())
 	b, err := doc.WriteToBytes()

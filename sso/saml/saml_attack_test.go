@@ -37,7 +37,7 @@ type samlAttack struct {
 // answer makes m answer requestID in the Response and the confirmation.
 func (m *samlMint) answer(e *samlEnv, requestID string) {
 	m.InResponseTo, m.NoResponseIRT = requestID, requestID == ""
-	m.ConfirmationXML = samlConfirmation(samlBearer, e.c.sp.acsURL, requestID, time.Now().Add(5*time.Minute))
+	m.ConfirmationXML = samlConfirmation(cmBearer, e.c.sp.acsURL, requestID, time.Now().Add(5*time.Minute))
 }
 
 func responseSigned(_ *samlEnv, m *samlMint) { m.SignResponse, m.SignAssertion = true, false }
@@ -185,7 +185,7 @@ func TestSAMLAttacks(t *testing.T) {
 		{name: "InResponseTo from another browser", browser: "b2", want: []string{"started in another browser"}},
 		{name: "reused InResponseTo", reuse: true, want: []string{"already used"}},
 		{name: "InResponseTo only in the confirmation differs", attack: func(e *samlEnv, m *samlMint) {
-			m.ConfirmationXML = samlConfirmation(samlBearer, e.c.sp.acsURL, "id-other", time.Now().Add(5*time.Minute))
+			m.ConfirmationXML = samlConfirmation(cmBearer, e.c.sp.acsURL, "id-other", time.Now().Add(5*time.Minute))
 		}, want: []string{"SubjectConfirmation"}},
 		{name: "IdP-initiated when not allowed", attack: func(e *samlEnv, m *samlMint) { m.answer(e, "") },
 			want: []string{"IdP-initiated", "does not allow"}},
@@ -200,7 +200,7 @@ func TestSAMLAttacks(t *testing.T) {
 			m.ConditionsXML = strings.Replace(c, "</saml:Conditions>", "<saml:AudienceRestriction><saml:Audience>https://other-sp.example/metadata</saml:Audience></saml:AudienceRestriction></saml:Conditions>", 1)
 		}, want: []string{"does not include this SP's entity ID"}},
 		{name: "wrong Recipient", attack: func(e *samlEnv, m *samlMint) {
-			m.ConfirmationXML = samlConfirmation(samlBearer, "https://gatehouse.test/sso/saml/other/acs", m.InResponseTo, time.Now().Add(5*time.Minute))
+			m.ConfirmationXML = samlConfirmation(cmBearer, "https://gatehouse.test/sso/saml/other/acs", m.InResponseTo, time.Now().Add(5*time.Minute))
 		}, want: []string{"Recipient"}},
 		{name: "wrong Destination", attack: func(e *samlEnv, m *samlMint) { m.Destination = "https://gatehouse.test/sso/saml/other/acs" },
 			want: []string{"Destination"}},
@@ -218,7 +218,7 @@ func TestSAMLAttacks(t *testing.T) {
 			m.ConditionsXML = samlConditions(time.Now().Add(-5*time.Minute), time.Now().Add(-2*time.Minute), e.c.sp.entityID)
 		}, want: []string{"expired", "NotOnOrAfter"}},
 		{name: "confirmation NotOnOrAfter past", attack: func(e *samlEnv, m *samlMint) {
-			m.ConfirmationXML = samlConfirmation(samlBearer, e.c.sp.acsURL, m.InResponseTo, time.Now().Add(-2*time.Minute))
+			m.ConfirmationXML = samlConfirmation(cmBearer, e.c.sp.acsURL, m.InResponseTo, time.Now().Add(-2*time.Minute))
 		}, want: []string{"bearer SubjectConfirmation has expired"}},
 		{name: "stale IssueInstant", attack: func(e *samlEnv, m *samlMint) {
 			m.IssueInstant, m.AssertionIssueInstant = time.Now().Add(-7*time.Minute), time.Now().Add(-7*time.Minute)
@@ -324,8 +324,8 @@ func TestSAMLAttacks(t *testing.T) {
 	}
 }
 
-// The XSW documents again, straight through crewjam and samlVerifier
-// (below the element counting of samlInspect): the signature layer on its
+// The XSW documents again, straight through crewjam and verifier
+// (below the element counting of inspect): the signature layer on its
 // own either refuses them or has verified only the genuine content.
 func TestSAMLXSWSignatureLayer(t *testing.T) {
 	keys := samlTestKeys(t)
@@ -339,7 +339,7 @@ func TestSAMLXSWSignatureLayer(t *testing.T) {
 			}
 			d := m.build()
 			tc.tamper(e, d)
-			v := &samlVerifier{c: e.c, now: time.Now()}
+			v := &verifier{c: e.c, now: time.Now()}
 			sp := e.c.crew
 			sp.SignatureVerifier = v
 			acs, _ := url.Parse(e.c.sp.acsURL)
@@ -349,7 +349,7 @@ func TestSAMLXSWSignatureLayer(t *testing.T) {
 			}
 			for _, ver := range v.verified {
 				for _, n := range ver.el.FindElements(".//NameID") {
-					if txt, _ := samlText(n); txt != "alice" {
+					if txt, _ := textOf(n); txt != "alice" {
 						t.Fatalf("the signature layer verified NameID %q", txt)
 					}
 				}
@@ -449,7 +449,7 @@ func TestSAMLReplayAcrossInstancesPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.c, err = newSAMLConnector(conn, st2, samlSealer, a.base, nil); err != nil {
+	if b.c, err = newConnector(conn, st2, samlSealer, a.base, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, idpInitiated := range []bool{false, true} {

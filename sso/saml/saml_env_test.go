@@ -109,7 +109,7 @@ type samlEnv struct {
 	sealer *admin.Sealer
 	org    store.Org
 	conn   store.SSOConnection
-	c      *samlConnector
+	c      *connector
 	base   string
 	idp    samlKeyPair // the key the IdP signs with by default
 	idpID  string
@@ -156,7 +156,7 @@ func newSAMLEnv(t testing.TB, st store.Store, slug string, idp samlKeyPair, conf
 	if e.conn, err = st.CreateSSOConnection(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
-	if e.c, err = newSAMLConnector(e.conn, st, samlSealer, e.base, nil); err != nil {
+	if e.c, err = newConnector(e.conn, st, samlSealer, e.base, nil); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -226,7 +226,7 @@ func (e *samlEnv) mint(requestID string) *samlMint {
 		NoResponseIRT: requestID == "", Issuer: e.idpID, IssueInstant: now, AssertionIssueInstant: now,
 		Status: "urn:oasis:names:tc:SAML:2.0:status:Success", SignAssertion: true, Signer: e.idp, SigAlg: dsig.RSASHA256SignatureMethod}
 	m.NameIDXML = samlNameID("alice")
-	m.ConfirmationXML = samlConfirmation(samlBearer, e.c.sp.acsURL, requestID, now.Add(5*time.Minute))
+	m.ConfirmationXML = samlConfirmation(cmBearer, e.c.sp.acsURL, requestID, now.Add(5*time.Minute))
 	m.ConditionsXML = samlConditions(now.Add(-time.Minute), now.Add(5*time.Minute), e.c.sp.entityID)
 	m.AuthnXML = fmt.Sprintf(`<saml:AuthnStatement AuthnInstant="%s" SessionIndex="s-1"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>`,
 		samlTS(now.Add(-10*time.Second)))

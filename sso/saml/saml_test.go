@@ -87,7 +87,7 @@ func TestNewSAMLKeyAndConnectorErrors(t *testing.T) {
 	if err != nil || !strings.Contains(certPEM, "BEGIN CERTIFICATE") || !strings.Contains(keyPEM, "PRIVATE KEY") {
 		t.Fatalf("NewKey: %v", err)
 	}
-	cert, err := samlParseCertificate(certPEM)
+	cert, err := parseCertificate(certPEM)
 	if err != nil || cert.PublicKey.(*rsa.PublicKey).N.BitLen() != 2048 || cert.NotAfter.Before(time.Now().AddDate(9, 11, 0)) {
 		t.Fatalf("cert %v", err)
 	}
@@ -99,7 +99,7 @@ func TestNewSAMLKeyAndConnectorErrors(t *testing.T) {
 		t.Fatalf("mismatched key: %v", err)
 	}
 	bad = e.conn
-	bad.Secret = samlSealer.Seal(keys.spKeyPEM, "sso:another-connection")
+	bad.Secret = samlSealer.Seal(keys.spKeyPEM, protocol.SealContext("another-connection"))
 	if _, err := New(bad, e.st, samlSealer, e.base, nil); err == nil || !strings.Contains(err.Error(), "does not open") {
 		t.Fatalf("key sealed for another connection: %v", err)
 	}
@@ -232,7 +232,7 @@ func FuzzSAMLInspect(f *testing.F) {
 	f.Add([]byte(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" InResponseTo="x"><a:Assertion xmlns:a="y"/></samlp:Response>`))
 	f.Add([]byte(`<!DOCTYPE a><a/>`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		s, err := samlInspect(doc)
+		s, err := inspect(doc)
 		if err == nil && s.root.Local == "" {
 			t.Fatal("accepted a document without root")
 		}
