@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gatehouse/admin"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
@@ -27,7 +28,7 @@ type Flow struct {
 	Store   store.Store
 	SignIn  *admin.SignIn
 	BaseURL string
-	New     func(ctx context.Context, conn store.SSOConnection) (Connector, error)
+	New     func(ctx context.Context, conn store.SSOConnection) (protocol.Connector, error)
 	// Metadata renders a SAML connection's SP metadata.
 	Metadata func(conn store.SSOConnection) ([]byte, error)
 	// TrustForwardedFor: see admin.ClientIP.
@@ -43,7 +44,7 @@ type Flow struct {
 
 type cachedConnector struct {
 	version int64
-	c       Connector
+	c       protocol.Connector
 }
 
 // BrowserCookie binds a sign-in to the browser that started it.
@@ -83,8 +84,8 @@ func (f *Flow) logger(r *http.Request) *slog.Logger {
 	return f.Logger(r)
 }
 
-// connector returns the Connector of conn, built once per version.
-func (f *Flow) connector(ctx context.Context, conn store.SSOConnection) (Connector, error) {
+// connector returns the protocol.Connector of conn, built once per version.
+func (f *Flow) connector(ctx context.Context, conn store.SSOConnection) (protocol.Connector, error) {
 	f.mu.Lock()
 	if c, ok := f.cache[conn.ID]; ok && c.version == conn.Version {
 		f.mu.Unlock()
@@ -131,7 +132,7 @@ func SafeRedirect(next string) string {
 // top-level POST for a short while.
 func (f *Flow) bindBrowser(w http.ResponseWriter) []byte {
 	secret := randomToken(32)
-	ck := &http.Cookie{Name: BrowserCookie, Value: secret, Path: "/sso/", HttpOnly: true, MaxAge: int(RequestTTL / time.Second)}
+	ck := &http.Cookie{Name: BrowserCookie, Value: secret, Path: "/sso/", HttpOnly: true, MaxAge: int(protocol.RequestTTL / time.Second)}
 	if strings.HasPrefix(f.BaseURL, "https://") {
 		ck.Secure, ck.SameSite = true, http.SameSiteNoneMode
 	}
@@ -220,7 +221,7 @@ func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, c := range conns {
 		if c.Enabled {
-			f.begin(w, r, c, StartRequest{RedirectTo: next, LoginHint: username})
+			f.begin(w, r, c, protocol.StartRequest{RedirectTo: next, LoginHint: username})
 			return
 		}
 	}
@@ -301,7 +302,7 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 		render(w, http.StatusNotFound, messageTemplate, pageData{Message: "This sign-in link is not valid."})
 		return
 	}
-	req := StartRequest{RedirectTo: SafeRedirect(r.URL.Query().Get("next"))}
+	req := protocol.StartRequest{RedirectTo: SafeRedirect(r.URL.Query().Get("next"))}
 	if r.URL.Query().Get("test") != "" {
 		super, err := f.superOf(r, conn.OrgID)
 		if f.unavailable(w, r, err) {
@@ -331,7 +332,7 @@ func (f *Flow) superOf(r *http.Request, org string) (bool, error) {
 	return err == nil && a.OrgID == org && a.Role == store.RoleSuperAdministrator, nil
 }
 
-func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConnection, req StartRequest) {
+func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConnection, req protocol.StartRequest) {
 	if !f.allowAddress(w, r, "start", f.Limits.starts()) {
 		return
 	}
@@ -341,7 +342,7 @@ func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConne
 		err = c.Start(r.Context(), w, r, req)
 	}
 	if errors.Is(err, store.ErrLimit) {
-		f.fail(r, conn, refuse(nil, fmt.Sprintf("more than %d sign-ins were in progress on the connection; this one was not started", store.MaxSSORequestsInFlight)))
+		f.fail(r, conn, protocol.Refuse(nil, fmt.Sprintf("more than %d sign-ins were in progress on the connection; this one was not started", store.MaxSSORequestsInFlight)))
 		w.Header().Del("Set-Cookie")
 		tooMany(w, time.Minute, "Too many sign-ins are in progress for this organization. Try again in a few minutes.")
 		return
@@ -357,7 +358,7 @@ func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConne
 
 // finish is the SAML ACS and the OIDC callback.
 func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxACSBody)
+	r.Body = http.MaxBytesReader(w, r.Body, protocol.MaxAnswerBody)
 	if !f.allowAddress(w, r, "answer", f.Limits.answers()) {
 		return
 	}
@@ -394,7 +395,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err == nil && !conn.Enabled {
-		err = refuse(nil, "the connection is disabled")
+		err = protocol.Refuse(nil, "the connection is disabled")
 	}
 	if err != nil {
 		ref := f.fail(r, conn, err)
@@ -412,7 +413,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 		}
 		var refused *admin.Error
 		if errors.As(err, &refused) {
-			err = refuse(err, fmt.Sprintf("administrator %q matched but cannot sign in: %s", a.UserName, refused.Message))
+			err = protocol.Refuse(err, fmt.Sprintf("administrator %q matched but cannot sign in: %s", a.UserName, refused.Message))
 		}
 		ref := f.fail(r, conn, err)
 		render(w, http.StatusForbidden, messageTemplate, pageData{Message: "Sign-in failed.", Reference: ref})
@@ -451,7 +452,7 @@ func (f *Flow) answeredTest(r *http.Request, conn store.SSOConnection) store.SSO
 func (f *Flow) fail(r *http.Request, conn store.SSOConnection, err error) string {
 	ref := randomToken(5)
 	reason := err.Error()
-	var refused *Error
+	var refused *protocol.Error
 	if errors.As(err, &refused) {
 		reason = refused.Reason
 		if refused.Err != nil {
@@ -510,12 +511,12 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func (f *Flow) testResult(w http.ResponseWriter, r *http.Request, conn store.SSOConnection, req store.SSORequest, id Identity, a store.Administrator, err error) {
+func (f *Flow) testResult(w http.ResponseWriter, r *http.Request, conn store.SSOConnection, req store.SSORequest, id protocol.Identity, a store.Administrator, err error) {
 	res := TestResult{Connection: conn.Name, Succeeded: err == nil, Username: id.Username, Subject: id.Subject, Issuer: id.Issuer,
 		Certificate: id.Certificate, IssuedAt: timePtr(id.IssuedAt), NotBefore: timePtr(id.NotBefore), NotOnOrAfter: timePtr(id.NotOnOrAfter),
 		Attributes: id.Attributes, At: f.now().UTC()}
 	if err != nil {
-		var refused *Error
+		var refused *protocol.Error
 		if errors.As(err, &refused) {
 			res.Reason = refused.Reason
 			if refused.Err != nil {

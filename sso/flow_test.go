@@ -15,37 +15,38 @@ import (
 	"time"
 
 	"gatehouse/admin"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
-// fakeIdP is a Connector whose "identity provider" is the test: Start
+// fakeIdP is a protocol.Connector whose "identity provider" is the test: Start
 // redirects to /fake-idp with the request id, and Finish believes the
 // username in the callback's form, once per request and browser.
 type fakeIdP struct{ st store.Store }
 
-func (f fakeIdP) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req StartRequest) error {
+func (f fakeIdP) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req protocol.StartRequest) error {
 	id := randomToken(10)
 	conn := r.PathValue("connection")
 	if conn == "" { // from /login: the test's only connection
 		conn = r.Header.Get("X-Test-Connection")
 	}
 	if _, err := f.st.CreateSSORequest(ctx, store.SSORequest{ID: id, ConnectionID: conn, OrgID: r.Header.Get("X-Test-Org"),
-		Browser: req.Browser, RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: time.Now().Add(RequestTTL)}); err != nil {
+		Browser: req.Browser, RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: time.Now().Add(protocol.RequestTTL)}); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/fake-idp?state="+id+"&hint="+url.QueryEscape(req.LoginHint), http.StatusFound)
 	return nil
 }
 
-func (f fakeIdP) Finish(ctx context.Context, r *http.Request, browser []byte) (Identity, store.SSORequest, error) {
+func (f fakeIdP) Finish(ctx context.Context, r *http.Request, browser []byte) (protocol.Identity, store.SSORequest, error) {
 	req, err := f.st.UseSSORequest(ctx, r.FormValue("state"), r.PathValue("connection"), browser, time.Now())
 	if err != nil {
-		return Identity{}, store.SSORequest{}, refuse(err, "unknown, used or foreign request")
+		return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(err, "unknown, used or foreign request")
 	}
-	return Identity{Username: r.FormValue("username"), Subject: "sub-" + r.FormValue("username"), Issuer: "https://fake.idp",
+	return protocol.Identity{Username: r.FormValue("username"), Subject: "sub-" + r.FormValue("username"), Issuer: "https://fake.idp",
 		Attributes: map[string][]string{"email": {"x@acme.test"}}}, req, nil
 }
 
@@ -86,7 +87,7 @@ func newFlowEnv(t *testing.T) *flowEnv {
 	signIn := &admin.SignIn{Store: s, Sealer: sealer}
 	mux := http.NewServeMux()
 	flow := &Flow{Store: s, SignIn: signIn, BaseURL: "http://127.0.0.1",
-		New:      func(context.Context, store.SSOConnection) (Connector, error) { return fakeIdP{s}, nil },
+		New:      func(context.Context, store.SSOConnection) (protocol.Connector, error) { return fakeIdP{s}, nil },
 		Metadata: func(store.SSOConnection) ([]byte, error) { return []byte("<md/>"), nil }}
 	flow.Register(mux)
 	// The fake IdP "authenticates" whoever the test says and posts back.
@@ -338,7 +339,7 @@ func TestMatch(t *testing.T) {
 		{other.ID, "alice", "no administrator of the organization"}, // another organization's username
 	} {
 		_, err := Match(ctx, e.s, tc.org, tc.name)
-		var refused *Error
+		var refused *protocol.Error
 		if !errors.As(err, &refused) || !strings.Contains(refused.Reason, tc.reason) {
 			t.Errorf("Match(%q) = %v, want a refusal saying %q", tc.name, err, tc.reason)
 		}

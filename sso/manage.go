@@ -15,6 +15,10 @@ import (
 	"github.com/google/uuid"
 
 	"gatehouse/admin"
+	"gatehouse/sso/fetch"
+	"gatehouse/sso/oidc"
+	"gatehouse/sso/protocol"
+	"gatehouse/sso/saml"
 	"gatehouse/store"
 )
 
@@ -25,7 +29,7 @@ type Manager struct {
 	Store   store.Store
 	Sealer  *admin.Sealer
 	BaseURL string
-	// Fetch fetches IdP metadata and OIDC discovery: NewFetchClient's
+	// Fetch fetches IdP metadata and OIDC discovery: fetch.NewClient's
 	// SSRF-guarded client in production.
 	Fetch *http.Client
 	Now   func() time.Time
@@ -52,23 +56,20 @@ func manageOnly(p admin.Principal) error {
 	return nil
 }
 
-// secretContext binds a connection's sealed secret to it.
-func secretContext(id string) string { return "sso:" + id }
-
-// NewConnector makes the Connector of a connection (Flow.New).
-func (m *Manager) NewConnector(ctx context.Context, conn store.SSOConnection) (Connector, error) {
+// NewConnector makes the protocol.Connector of a connection (Flow.New).
+func (m *Manager) NewConnector(ctx context.Context, conn store.SSOConnection) (protocol.Connector, error) {
 	switch conn.Kind {
 	case store.SSOSAML:
-		return NewSAML(conn, m.Store, m.Sealer, m.BaseURL, m.Now)
+		return saml.New(conn, m.Store, m.Sealer, m.BaseURL, m.Now)
 	case store.SSOOIDC:
-		return NewOIDC(ctx, conn, m.Store, m.Sealer, m.BaseURL, m.Fetch, m.Now)
+		return oidc.New(ctx, conn, m.Store, m.Sealer, m.BaseURL, m.Fetch, m.Now)
 	}
 	return nil, fmt.Errorf("sso: connection %s has unknown kind %q", conn.ID, conn.Kind)
 }
 
 // Metadata is a SAML connection's SP metadata (Flow.Metadata).
 func (m *Manager) Metadata(conn store.SSOConnection) ([]byte, error) {
-	return SAMLMetadata(conn, m.Sealer, m.BaseURL)
+	return saml.SPMetadata(conn, m.Sealer, m.BaseURL)
 }
 
 func (m *Manager) get(ctx context.Context, p admin.Principal, id string) (store.SSOConnection, error) {
@@ -114,24 +115,24 @@ func (m *Manager) view(c store.SSOConnection) admin.SSOConnectionView {
 		Settings: map[string]any{}, Endpoints: map[string]string{}, Version: c.Version}
 	switch c.Kind {
 	case store.SSOSAML:
-		var cfg SAMLConfig
+		var cfg saml.Config
 		json.Unmarshal(c.Config, &cfg)
 		entity := cfg.SPEntityID
 		if entity == "" {
-			entity = base + SPMetadataPath(c.ID)
+			entity = base + saml.SPMetadataPath(c.ID)
 		}
 		v.Settings = map[string]any{"idpMetadataUrl": cfg.IdPMetadataURL, "allowIdpInitiated": cfg.AllowIdPInitiated,
 			"allowSha1": cfg.AllowSHA1, "clockSkewSeconds": int(cfg.Skew() / time.Second), "idpMetadataXml": cfg.IdPMetadataXML}
 		if !cfg.MetadataFetchedAt.IsZero() {
 			v.Settings["metadataFetchedAt"] = cfg.MetadataFetchedAt
 		}
-		v.Endpoints = map[string]string{"spEntityId": entity, "acsUrl": base + ACSPath(c.ID), "spMetadataUrl": base + SPMetadataPath(c.ID)}
+		v.Endpoints = map[string]string{"spEntityId": entity, "acsUrl": base + saml.ACSPath(c.ID), "spMetadataUrl": base + saml.SPMetadataPath(c.ID)}
 	case store.SSOOIDC:
-		var cfg OIDCConfig
+		var cfg oidc.Config
 		json.Unmarshal(c.Config, &cfg)
 		v.Settings = map[string]any{"issuer": cfg.Issuer, "clientId": cfg.ClientID, "scopes": cfg.Scopes,
 			"clockSkewSeconds": cfg.ClockSkew, "clientSecretSet": c.Secret != ""}
-		v.Endpoints = map[string]string{"redirectUri": base + OIDCCallbackPath(c.ID)}
+		v.Endpoints = map[string]string{"redirectUri": base + oidc.CallbackPath(c.ID)}
 	}
 	v.Endpoints["testUrl"] = base + "/sso/start/" + c.ID + "?test=1"
 	return v
@@ -178,19 +179,19 @@ func (m *Manager) Create(ctx context.Context, p admin.Principal, spec admin.SSOC
 		if conn.UsernameFrom == "" {
 			conn.UsernameFrom = "nameid"
 		}
-		cert, key, err := NewSAMLKey()
+		cert, key, err := saml.NewKey()
 		if err != nil {
 			return admin.SSOConnectionView{}, err
 		}
-		conn.Secret = m.Sealer.Seal(key, secretContext(conn.ID))
-		if err := m.applySAML(ctx, &conn, SAMLConfig{SPCertificate: cert}, spec); err != nil {
+		conn.Secret = m.Sealer.Seal(key, protocol.SealContext(conn.ID))
+		if err := m.applySAML(ctx, &conn, saml.Config{SPCertificate: cert}, spec); err != nil {
 			return admin.SSOConnectionView{}, err
 		}
 	case store.SSOOIDC:
 		if conn.UsernameFrom == "" {
 			conn.UsernameFrom = "claim:preferred_username"
 		}
-		if err := m.applyOIDC(ctx, &conn, OIDCConfig{}, spec); err != nil {
+		if err := m.applyOIDC(ctx, &conn, oidc.Config{}, spec); err != nil {
 			return admin.SSOConnectionView{}, err
 		}
 	default:
@@ -211,7 +212,7 @@ func (m *Manager) Create(ctx context.Context, p admin.Principal, spec admin.SSOC
 
 // applySAML merges spec's SAML settings into cfg, fetches the metadata of
 // a URL, validates, and stores the result in conn.Config.
-func (m *Manager) applySAML(ctx context.Context, conn *store.SSOConnection, cfg SAMLConfig, spec admin.SSOConnectionSpec) error {
+func (m *Manager) applySAML(ctx context.Context, conn *store.SSOConnection, cfg saml.Config, spec admin.SSOConnectionSpec) error {
 	if spec.Issuer != "" || spec.ClientID != "" || spec.ClientSecret != "" || len(spec.Scopes) > 0 {
 		return invalidConnection("issuer, clientId, clientSecret and scopes are OIDC settings; this is a SAML connection")
 	}
@@ -221,10 +222,10 @@ func (m *Manager) applySAML(ctx context.Context, conn *store.SSOConnection, cfg 
 	case spec.IdPMetadataXML != "":
 		cfg.IdPMetadataXML, cfg.IdPMetadataURL, cfg.MetadataFetchedAt = spec.IdPMetadataXML, "", time.Time{}
 	case spec.IdPMetadataURL != "":
-		if err := CheckMetadataURL(spec.IdPMetadataURL); err != nil {
+		if err := fetch.CheckURL(spec.IdPMetadataURL); err != nil {
 			return invalidConnection("IdP metadata URL: %v", err)
 		}
-		doc, err := FetchMetadata(ctx, m.Fetch, spec.IdPMetadataURL)
+		doc, err := fetch.Get(ctx, m.Fetch, spec.IdPMetadataURL)
 		if err != nil {
 			return invalidConnection("fetching the IdP metadata: %v", err)
 		}
@@ -258,7 +259,7 @@ func (m *Manager) applySAML(ctx context.Context, conn *store.SSOConnection, cfg 
 
 // applyOIDC merges spec's OIDC settings into cfg, validates them and
 // discovers the provider.
-func (m *Manager) applyOIDC(ctx context.Context, conn *store.SSOConnection, cfg OIDCConfig, spec admin.SSOConnectionSpec) error {
+func (m *Manager) applyOIDC(ctx context.Context, conn *store.SSOConnection, cfg oidc.Config, spec admin.SSOConnectionSpec) error {
 	if spec.IdPMetadataXML != "" || spec.IdPMetadataURL != "" || spec.SPEntityID != "" || spec.AllowIdPInitiated != nil || spec.AllowSHA1 != nil {
 		return invalidConnection("IdP metadata, spEntityId, allowIdpInitiated and allowSha1 are SAML settings; this is an OIDC connection")
 	}
@@ -279,7 +280,7 @@ func (m *Manager) applyOIDC(ctx context.Context, conn *store.SSOConnection, cfg 
 	if err != nil {
 		return err
 	}
-	if cfg, err = ParseOIDCConfig(raw); err != nil {
+	if cfg, err = oidc.ParseConfig(raw); err != nil {
 		return invalidConnection("%v", err)
 	}
 	if raw, err = json.Marshal(cfg); err != nil {
@@ -287,7 +288,7 @@ func (m *Manager) applyOIDC(ctx context.Context, conn *store.SSOConnection, cfg 
 	}
 	conn.Config = raw
 	if spec.ClientSecret != "" {
-		conn.Secret = m.Sealer.Seal(spec.ClientSecret, secretContext(conn.ID))
+		conn.Secret = m.Sealer.Seal(spec.ClientSecret, protocol.SealContext(conn.ID))
 	}
 	if conn.Secret == "" {
 		return invalidConnection("an OIDC connection needs the client secret (clientSecret)")
@@ -299,7 +300,7 @@ func (m *Manager) applyOIDC(ctx context.Context, conn *store.SSOConnection, cfg 
 	if prior.Issuer == cfg.Issuer && prior.ClientID == cfg.ClientID && slices.Equal(prior.Scopes, cfg.Scopes) && spec.ClientSecret == "" {
 		return nil
 	}
-	if _, err := NewOIDC(ctx, *conn, m.Store, m.Sealer, m.BaseURL, m.Fetch, m.Now); err != nil {
+	if _, err := oidc.New(ctx, *conn, m.Store, m.Sealer, m.BaseURL, m.Fetch, m.Now); err != nil {
 		return invalidConnection("discovering the OIDC provider: %v", err)
 	}
 	return nil
@@ -329,13 +330,13 @@ func (m *Manager) Update(ctx context.Context, p admin.Principal, id string, spec
 	}
 	switch cur.Kind {
 	case store.SSOSAML:
-		var cfg SAMLConfig
+		var cfg saml.Config
 		if err := json.Unmarshal(cur.Config, &cfg); err != nil {
 			return admin.SSOConnectionView{}, fmt.Errorf("sso: stored SAML settings: %w", err)
 		}
 		err = m.applySAML(ctx, &next, cfg, spec)
 	case store.SSOOIDC:
-		var cfg OIDCConfig
+		var cfg oidc.Config
 		if err := json.Unmarshal(cur.Config, &cfg); err != nil {
 			return admin.SSOConnectionView{}, fmt.Errorf("sso: stored OIDC settings: %w", err)
 		}

@@ -6,19 +6,20 @@ import (
 	"fmt"
 	"strings"
 
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
 // Match finds the administrator of org whose username is exactly
 // username: byte for byte, no trimming, no case folding (seed 001:
 // usernames are case-sensitive and are what SSO matches on). When none is,
-// the *Error's Reason says why for the organization's administrators,
+// the *protocol.Error's Reason says why for the organization's administrators,
 // naming a near miss — an administrator whose username differs only by
 // case or by surrounding white space — since that is the usual
 // misconfiguration of an identity provider.
 func Match(ctx context.Context, st store.Store, org, username string) (store.Administrator, error) {
 	if username == "" {
-		return store.Administrator{}, refuse(nil, "the identity provider sent an empty username")
+		return store.Administrator{}, protocol.Refuse(nil, "the identity provider sent an empty username")
 	}
 	a, err := st.AdministratorByUsername(ctx, org, username)
 	if err == nil {
@@ -31,7 +32,7 @@ func Match(ctx context.Context, st store.Store, org, username string) (store.Adm
 	// it), or the name without surrounding white space.
 	if trimmed := strings.TrimSpace(username); trimmed != username && trimmed != "" {
 		if near, err := st.AdministratorByUsername(ctx, org, trimmed); err == nil {
-			return store.Administrator{}, refuse(nil, fmt.Sprintf("the identity provider sent %q, with white space around it; usernames match exactly; %q exists",
+			return store.Administrator{}, protocol.Refuse(nil, fmt.Sprintf("the identity provider sent %q, with white space around it; usernames match exactly; %q exists",
 				username, near.UserName))
 		}
 	}
@@ -43,8 +44,8 @@ func Match(ctx context.Context, st store.Store, org, username string) (store.Adm
 		return store.Administrator{}, fmt.Errorf("sso: match: %w", err)
 	}
 	if len(res.Items) > 0 {
-		return store.Administrator{}, refuse(nil, fmt.Sprintf("the identity provider sent %q; usernames are case-sensitive; %q exists",
+		return store.Administrator{}, protocol.Refuse(nil, fmt.Sprintf("the identity provider sent %q; usernames are case-sensitive; %q exists",
 			username, res.Items[0].UserName))
 	}
-	return store.Administrator{}, refuse(nil, fmt.Sprintf("the identity provider sent %q; no administrator of the organization has that username", username))
+	return store.Administrator{}, protocol.Refuse(nil, fmt.Sprintf("the identity provider sent %q; no administrator of the organization has that username", username))
 }

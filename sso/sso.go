@@ -1,108 +1,18 @@
-// Package sso is gatehouse's SSO bridge: a SAML 2.0 service provider
-// (crewjam/saml, with the checks it leaves out) and an OpenID Connect
-// relying party (go-oidc and x/oauth2) behind one Connector interface, the
-// matching of the identity provider's subject to a username — exactly,
-// byte for byte — and the sign-in flow that turns a match into a gatehouse
-// session.
+// Package sso is gatehouse's SSO bridge. It holds the sign-in flow (Flow:
+// the browser routes /login, /sso/start, the SAML ACS and SP metadata,
+// the OIDC callback, the pages they render, the limits on starts,
+// answers and audit entries per address and connection, and the test
+// results of a connection), the matching of the identity provider's
+// username to an administrator — exactly, byte for byte (Match) — and
+// the Manager, which keeps an organization's SSO connections
+// (admin.SSOConnections: creating, changing, deleting, testing) and makes
+// their connectors.
+//
+// The protocols are packages of their own, behind the interface of
+// sso/protocol: sso/saml (the SAML 2.0 service provider, and the refresh
+// of IdP metadata) and sso/oidc (the OpenID Connect relying party).
+// sso/fetch is the SSRF-guarded client that fetches what an identity
+// provider publishes. Dependencies point one way (TestPackageLayers):
+// sso → sso/saml, sso/oidc → sso/protocol, and sso, sso/saml →
+// sso/fetch; none of them imports sso.
 package sso
-
-import (
-	"context"
-	"errors"
-	"net/http"
-	"time"
-
-	"gatehouse/store"
-)
-
-// Identity is what an identity provider asserted, after every check of
-// the protocol passed.
-type Identity struct {
-	// Username is the value the connection's UsernameFrom names (the SAML
-	// NameID or an attribute, an OIDC claim), exactly as the IdP sent it.
-	Username string
-	// Subject is the SAML NameID or the OIDC "sub".
-	Subject string
-	Issuer  string
-	// Attributes are the SAML attributes or the OIDC claims (ID token and
-	// userinfo merged), for the test page; values as sent.
-	Attributes map[string][]string
-	// Certificate describes the IdP certificate that verified a SAML
-	// signature (subject and SHA-256 fingerprint); "" for OIDC.
-	Certificate string
-	// Times the IdP stated: when it authenticated the user, and the
-	// validity window of the assertion or ID token.
-	IssuedAt     time.Time
-	NotBefore    time.Time
-	NotOnOrAfter time.Time
-}
-
-// StartRequest is a sign-in a browser begins at gatehouse.
-type StartRequest struct {
-	// Browser is the SHA-256 of the secret of the browser-binding cookie
-	// the caller set: the answer must come back in the same browser.
-	Browser []byte
-	// RedirectTo is the relative path to land on after sign-in.
-	RedirectTo string
-	// Test: a Super Administrator's test of the connection; no session is
-	// made, the result is kept on the request.
-	Test bool
-	// LoginHint is the username or email the browser typed, passed to
-	// IdPs that take one; "" for none.
-	LoginHint string
-}
-
-// Connector is one connection's protocol.
-type Connector interface {
-	// Start records a store.SSORequest for req (bound to req.Browser and
-	// the connection, expiring in minutes) and sends the browser to the
-	// identity provider: a redirect, or for SAML's POST binding a page
-	// that posts itself.
-	Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req StartRequest) error
-	// Finish validates the identity provider's answer arriving at the ACS
-	// (SAML) or callback (OIDC) URL, in the browser whose binding is
-	// browser, uses the request it answers (once), and returns the
-	// identity and that request. An IdP-initiated SAML response, where
-	// the connection allows it, has no request: the zero SSORequest.
-	// Refusals are *Error; a refusal returns the request too once it is
-	// known to be the browser's, so that a test shows the reason.
-	Finish(ctx context.Context, r *http.Request, browser []byte) (Identity, store.SSORequest, error)
-}
-
-// Error is a refused sign-in. Reason is the full explanation for the
-// organization's administrators (the audit log, the test page); the
-// browser is shown only a plain message and a reference.
-type Error struct {
-	Reason string
-	Err    error
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return "sso: " + e.Reason + ": " + e.Err.Error()
-	}
-	return "sso: " + e.Reason
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-// refuse is an *Error with a formatted reason.
-func refuse(err error, reason string) *Error { return &Error{Reason: reason, Err: err} }
-
-// ErrRefused marks every refusal for errors.Is.
-var ErrRefused = errors.New("sso: sign-in refused")
-
-// Is makes errors.Is(err, ErrRefused) true for every *Error.
-func (e *Error) Is(target error) bool { return target == ErrRefused }
-
-// RequestTTL is how long a sign-in sent to an identity provider may take
-// to come back.
-const RequestTTL = 10 * time.Minute
-
-// Paths of a connection's endpoints under the server's base URL.
-func ACSPath(connectionID string) string          { return "/sso/saml/" + connectionID + "/acs" }
-func SPMetadataPath(connectionID string) string   { return "/sso/saml/" + connectionID + "/metadata" }
-func OIDCCallbackPath(connectionID string) string { return "/sso/oidc/" + connectionID + "/callback" }
-
-// MaxACSBody bounds what an ACS or callback request may carry.
-const MaxACSBody = 1 << 20

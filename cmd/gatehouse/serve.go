@@ -27,6 +27,8 @@ import (
 	"gatehouse/admin/api"
 	"gatehouse/scim"
 	"gatehouse/sso"
+	"gatehouse/sso/fetch"
+	"gatehouse/sso/saml"
 	"gatehouse/store"
 )
 
@@ -168,14 +170,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	signIn := &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL}
 	// IdP metadata and OIDC discovery are fetched over https, or from
 	// loopback, and never from private, link-local or metadata addresses.
-	fetch := sso.NewFetchClient(sso.FetchOptions{AllowLoopback: true})
-	connections := &sso.Manager{Store: s, Sealer: sealer, BaseURL: *baseURL, Fetch: fetch}
+	fetcher := fetch.NewClient(fetch.Options{AllowLoopback: true})
+	connections := &sso.Manager{Store: s, Sealer: sealer, BaseURL: *baseURL, Fetch: fetcher}
 	flow := &sso.Flow{Store: s, SignIn: signIn, BaseURL: *baseURL, New: connections.NewConnector, Metadata: connections.Metadata,
 		TrustForwardedFor: *trustXFF, Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	wg.Go(func() {
-		sso.RefreshSAMLMetadata(background, s, func(ctx context.Context) ([]store.SSOConnection, error) {
+		saml.RefreshIdPMetadata(background, s, func(ctx context.Context) ([]store.SSOConnection, error) {
 			return s.AllSSOConnections(ctx, store.SSOSAML)
-		}, fetch, metadataRefresh, nil, logger)
+		}, fetcher, metadataRefresh, nil, logger)
 	})
 
 	reg := newRegistry(s)

@@ -12,6 +12,7 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/sso"
+	"gatehouse/sso/fetch"
 	"gatehouse/store"
 )
 
@@ -32,7 +33,7 @@ func ssoManager(c *cli, s *store.SQL, keyFlags *secretKeyFlags, dsn, baseURL str
 	if err != nil {
 		return nil, err
 	}
-	return &sso.Manager{Store: s, Sealer: sealer, BaseURL: baseURL, Fetch: sso.NewFetchClient(sso.FetchOptions{AllowLoopback: true})}, nil
+	return &sso.Manager{Store: s, Sealer: sealer, BaseURL: baseURL, Fetch: fetch.NewClient(fetch.Options{AllowLoopback: true})}, nil
 }
 
 // secretKeyFlags are serve's --secret-key and --secret-key-file.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/sso"
+	"gatehouse/sso/saml"
 )
 
 // ssoServe is gatehouse serve on SQLite with one organization "acme" and
@@ -56,7 +56,7 @@ func startSSOServe(t *testing.T, extra ...string) *ssoServe {
 // crewjam would turn year 1 back into a zero time.
 func TestServeSPMetadataHasNoExpiry(t *testing.T) {
 	s := startSSOServe(t)
-	resp, body := get(t, s.srv.base+sso.SPMetadataPath(s.connID), nil)
+	resp, body := get(t, s.srv.base+saml.SPMetadataPath(s.connID), nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/samlmetadata+xml" {
 		t.Fatalf("metadata: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
@@ -69,7 +69,7 @@ func TestServeSPMetadataHasNoExpiry(t *testing.T) {
 	if err := xml.Unmarshal([]byte(body), &root); err != nil {
 		t.Fatal(err)
 	}
-	if root.XMLName.Local != "EntityDescriptor" || root.EntityID != s.srv.base+sso.SPMetadataPath(s.connID) {
+	if root.XMLName.Local != "EntityDescriptor" || root.EntityID != s.srv.base+saml.SPMetadataPath(s.connID) {
 		t.Fatalf("not the SP's EntityDescriptor: %+v\n%s", root, body)
 	}
 	if root.ValidUntil != "" {
@@ -145,7 +145,7 @@ func TestServeSSOFloodIsBounded(t *testing.T) {
 					if i%2 == 0 {
 						req, _ = http.NewRequest("GET", s.srv.base+"/sso/start/"+s.connID+"?next="+url.QueryEscape(next), nil)
 					} else {
-						req, _ = http.NewRequest("POST", s.srv.base+sso.ACSPath(s.connID), strings.NewReader(garbage))
+						req, _ = http.NewRequest("POST", s.srv.base+saml.ACSPath(s.connID), strings.NewReader(garbage))
 						req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 					}
 					resp, err := client.Do(req)

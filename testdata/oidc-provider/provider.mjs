@@ -1,4 +1,4 @@
-// A real, certified OpenID provider (panva's oidc-provider) for sso's
+// A real, certified OpenID provider (panva's oidc-provider) for sso/oidc's
 // TestOIDCRealProvider. It listens on 127.0.0.1 on a random port and prints
 // one JSON line on stdout: {"issuer": "http://127.0.0.1:PORT"}.
 //

@@ -1,4 +1,4 @@
-package sso
+package saml
 
 // End-to-end sign-ins against a real SAML IdP: crewjam/saml's samlidp,
 // served on 127.0.0.1 inside the test. It sends the user's email as a
@@ -26,6 +26,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 	"golang.org/x/crypto/bcrypt"
 
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
@@ -127,12 +128,12 @@ func samlPageBody(t *testing.T, res *http.Response, err error) string {
 
 // signIn runs an SP-initiated sign-in: Start, the redirect to samlidp,
 // its login form posted to /sso, and its auto-post form to Finish.
-func (p *samlRealIdP) signIn(e *samlEnv, browser string) (Identity, store.SSORequest, error) {
+func (p *samlRealIdP) signIn(e *samlEnv, browser string) (protocol.Identity, store.SSORequest, error) {
 	t := p.t
 	t.Helper()
 	w := httptest.NewRecorder()
 	if err := e.c.Start(context.Background(), w, httptest.NewRequest("GET", "/sso/start/x", nil),
-		StartRequest{Browser: samlBrowser(browser), RedirectTo: "/console/after"}); err != nil {
+		protocol.StartRequest{Browser: samlBrowser(browser), RedirectTo: "/console/after"}); err != nil {
 		t.Fatal(err)
 	}
 	loc := w.Header().Get("Location")
@@ -151,9 +152,9 @@ func (p *samlRealIdP) signIn(e *samlEnv, browser string) (Identity, store.SSOReq
 }
 
 // samlRealEnv is a connection to a samlidp with its metadata.
-func samlRealEnv(t *testing.T, p *samlRealIdP, configure func(cfg *SAMLConfig, conn *store.SSOConnection)) *samlEnv {
+func samlRealEnv(t *testing.T, p *samlRealIdP, configure func(cfg *Config, conn *store.SSOConnection)) *samlEnv {
 	md := p.metadata()
-	e := newSAMLEnv(t, samlSQLite(t), "org-a", samlTestKeys(t).idpA, func(cfg *SAMLConfig, conn *store.SSOConnection) {
+	e := newSAMLEnv(t, samlSQLite(t), "org-a", samlTestKeys(t).idpA, func(cfg *Config, conn *store.SSOConnection) {
 		cfg.IdPMetadataXML = md
 		if configure != nil {
 			configure(cfg, conn)
@@ -183,7 +184,7 @@ func TestSAMLRealIdP(t *testing.T) {
 			if tc.sha256 {
 				p.idp.IDP.SignatureMethod = dsig.RSASHA256SignatureMethod
 			}
-			e := samlRealEnv(t, p, func(cfg *SAMLConfig, conn *store.SSOConnection) {
+			e := samlRealEnv(t, p, func(cfg *Config, conn *store.SSOConnection) {
 				cfg.AllowSHA1 = !tc.sha256
 				conn.UsernameFrom = tc.usernameFrom
 			})
@@ -225,7 +226,7 @@ func TestSAMLRealIdPInitiated(t *testing.T) {
 	keys := samlTestKeys(t)
 	for _, allow := range []bool{true, false} {
 		p := newSAMLRealIdP(t, keys.idpA)
-		e := samlRealEnv(t, p, func(cfg *SAMLConfig, conn *store.SSOConnection) {
+		e := samlRealEnv(t, p, func(cfg *Config, conn *store.SSOConnection) {
 			cfg.AllowSHA1, cfg.AllowIdPInitiated = true, allow
 			conn.UsernameFrom = "attribute:uid"
 		})
@@ -265,7 +266,7 @@ func TestSAMLRealIdPRollover(t *testing.T) {
 	keys := samlTestKeys(t)
 	p := newSAMLRealIdP(t, keys.idpA)
 	md := samlIdPMetadata(p.srv.URL+"/metadata", p.srv.URL+"/sso", saml.HTTPRedirectBinding, keys.idpA.cert, keys.idpA2.cert)
-	e := samlRealEnv(t, p, func(cfg *SAMLConfig, conn *store.SSOConnection) {
+	e := samlRealEnv(t, p, func(cfg *Config, conn *store.SSOConnection) {
 		cfg.IdPMetadataXML, cfg.AllowSHA1 = md, true
 	})
 	p.register(e, true)

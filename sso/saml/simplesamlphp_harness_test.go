@@ -1,4 +1,4 @@
-package sso
+package saml
 
 // A real SAML identity provider for the tests: SimpleSAMLphp 1.19 from
 // Debian, served by `php -S` on loopback over a configuration rendered
@@ -33,6 +33,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"gatehouse/sso/fetch"
 )
 
 // ssppRoot is where Debian installs SimpleSAMLphp.
@@ -224,7 +226,7 @@ func ssppLaunch(t testing.TB, php, dir string, opts ssppOptions) (*ssppIdP, erro
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		md, err := FetchMetadata(ctx, NewFetchClient(FetchOptions{AllowLoopback: true}), idp.MetadataURL)
+		md, err := fetch.Get(ctx, fetch.NewClient(fetch.Options{AllowLoopback: true}), idp.MetadataURL)
 		cancel()
 		if err == nil {
 			idp.Metadata = md
@@ -285,7 +287,7 @@ func ssppPHP(v any) string {
 func ssppRender(t testing.TB, name, out string, data any) {
 	t.Helper()
 	tmpl, err := template.New(name).Funcs(template.FuncMap{"php": ssppPHP}).
-		ParseFiles(filepath.Join("..", "testdata", "simplesamlphp", name))
+		ParseFiles(filepath.Join("..", "..", "testdata", "simplesamlphp", name))
 	if err != nil {
 		t.Fatal(err)
 	}

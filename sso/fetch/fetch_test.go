@@ -1,35 +1,22 @@
-package sso
+package fetch
 
 import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"gatehouse/store"
 )
 
 func TestFetchAddrRule(t *testing.T) {
@@ -109,7 +96,7 @@ func TestFetchAddrRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/loopback=%v/https=%v", tt.addr, tt.allowLoopback, tt.https), func(t *testing.T) {
-			got := fetchAddrRule(netip.MustParseAddr(tt.addr), tt.allowLoopback, tt.https)
+			got := addrRule(netip.MustParseAddr(tt.addr), tt.allowLoopback, tt.https)
 			switch {
 			case tt.want == "" && got != "":
 				t.Fatalf("refused (%s), want allowed", got)
@@ -156,14 +143,14 @@ func TestCheckMetadataURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
-			err := CheckMetadataURL(tt.url)
+			err := CheckURL(tt.url)
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("err = %v, want one containing %q", err, tt.want)
-			case tt.want != "" && !errors.Is(err, ErrFetchRefused):
-				t.Fatalf("err = %v is not ErrFetchRefused", err)
+			case tt.want != "" && !errors.Is(err, ErrRefused):
+				t.Fatalf("err = %v is not ErrRefused", err)
 			}
 		})
 	}
@@ -215,7 +202,7 @@ func (r *fetchResolver) count(host string) int {
 // fetchTestClient is a client with small limits so a broken rule fails
 // fast instead of waiting on an unreachable address.
 func fetchTestClient(r *fetchResolver, loopback bool) *http.Client {
-	return NewFetchClient(FetchOptions{AllowLoopback: loopback, Resolve: r.resolve,
+	return NewClient(Options{AllowLoopback: loopback, Resolve: r.resolve,
 		DialTimeout: 500 * time.Millisecond, Timeout: 2 * time.Second})
 }
 
@@ -235,9 +222,9 @@ func fetchPort(srv *httptest.Server) string {
 
 func wantRefused(t *testing.T, err error, rule string) {
 	t.Helper()
-	var refused *FetchRefusedError
-	if !errors.As(err, &refused) || !errors.Is(err, ErrFetchRefused) {
-		t.Fatalf("err = %v, want a *FetchRefusedError", err)
+	var refused *RefusedError
+	if !errors.As(err, &refused) || !errors.Is(err, ErrRefused) {
+		t.Fatalf("err = %v, want a *RefusedError", err)
 	}
 	if !strings.Contains(err.Error(), rule) {
 		t.Fatalf("err = %v, want one naming %q", err, rule)
@@ -274,7 +261,7 @@ func TestFetchRefusesAddresses(t *testing.T) {
 			r := newFetchResolver()
 			r.set("idp.test", addr)
 			client := fetchTestClient(r, false)
-			_, err := FetchMetadata(context.Background(), client, "https://idp.test/metadata")
+			_, err := Get(context.Background(), client, "https://idp.test/metadata")
 			wantRefused(t, err, rule)
 			if r.count("idp.test") != 1 {
 				t.Fatalf("%d lookups, want 1", r.count("idp.test"))
@@ -283,7 +270,7 @@ func TestFetchRefusesAddresses(t *testing.T) {
 			if strings.Contains(addr, ":") {
 				host = "[" + addr + "]"
 			}
-			_, err = FetchMetadata(context.Background(), client, "https://"+host+"/metadata")
+			_, err = Get(context.Background(), client, "https://"+host+"/metadata")
 			wantRefused(t, err, rule)
 		})
 	}
@@ -295,11 +282,11 @@ func TestFetchLoopback(t *testing.T) {
 	r.set("idp.test", "127.0.0.1")
 
 	for _, u := range []string{srv.URL + "/metadata", "http://idp.test" + fetchPort(srv) + "/metadata"} {
-		body, err := FetchMetadata(context.Background(), fetchTestClient(r, true), u)
+		body, err := Get(context.Background(), fetchTestClient(r, true), u)
 		if err != nil || string(body) != "<EntityDescriptor/>" {
 			t.Fatalf("%s with AllowLoopback: %q, %v", u, body, err)
 		}
-		_, err = FetchMetadata(context.Background(), fetchTestClient(r, false), u)
+		_, err = Get(context.Background(), fetchTestClient(r, false), u)
 		wantRefused(t, err, "loopback is not allowed")
 	}
 }
@@ -309,11 +296,11 @@ func TestFetchLoopback(t *testing.T) {
 func TestFetchPlainHTTPToPublicRefused(t *testing.T) {
 	r := newFetchResolver()
 	r.set("idp.test", "8.8.8.8")
-	_, err := FetchMetadata(context.Background(), fetchTestClient(r, true), "http://idp.test/metadata")
+	_, err := Get(context.Background(), fetchTestClient(r, true), "http://idp.test/metadata")
 	wantRefused(t, err, "plain http is allowed only to loopback")
 	// A name answering loopback and a public address is refused too.
 	r.set("mixed.test", "127.0.0.1,8.8.8.8")
-	_, err = FetchMetadata(context.Background(), fetchTestClient(r, true), "http://mixed.test/metadata")
+	_, err = Get(context.Background(), fetchTestClient(r, true), "http://mixed.test/metadata")
 	wantRefused(t, err, "plain http")
 }
 
@@ -331,7 +318,7 @@ func TestFetchURLRules(t *testing.T) {
 		"https://127.0.0.1:0/":                                     "port",
 		strings.Replace(srv.URL, "127.0.0.1", "[fe80::1%25lo]", 1): "zone",
 	} {
-		_, err := FetchMetadata(context.Background(), client, u)
+		_, err := Get(context.Background(), client, u)
 		wantRefused(t, err, rule)
 	}
 }
@@ -346,9 +333,9 @@ func TestFetchHTTPS(t *testing.T) {
 	r := newFetchResolver()
 	r.set("example.com", "127.0.0.1") // httptest's certificate names example.com
 
-	client := NewFetchClient(FetchOptions{AllowLoopback: true, RootCAs: pool, Resolve: r.resolve})
+	client := NewClient(Options{AllowLoopback: true, RootCAs: pool, Resolve: r.resolve})
 	for _, u := range []string{srv.URL + "/metadata", "https://example.com" + fetchPort(srv) + "/metadata"} {
-		body, err := FetchMetadata(context.Background(), client, u)
+		body, err := Get(context.Background(), client, u)
 		if err != nil || string(body) != "<EntityDescriptor/>" {
 			t.Fatalf("%s: %q, %v", u, body, err)
 		}
@@ -357,12 +344,12 @@ func TestFetchHTTPS(t *testing.T) {
 	// The certificate is verified: another name, or the system roots,
 	// fail (not a rule of ours: a TLS error).
 	r.set("other.test", "127.0.0.1")
-	if _, err := FetchMetadata(context.Background(), client, "https://other.test"+fetchPort(srv)+"/"); err == nil ||
-		errors.Is(err, ErrFetchRefused) || !strings.Contains(err.Error(), "certificate") {
+	if _, err := Get(context.Background(), client, "https://other.test"+fetchPort(srv)+"/"); err == nil ||
+		errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("wrong name: err = %v, want a certificate error", err)
 	}
-	system := NewFetchClient(FetchOptions{AllowLoopback: true})
-	if _, err := FetchMetadata(context.Background(), system, srv.URL); err == nil || !strings.Contains(err.Error(), "certificate") {
+	system := NewClient(Options{AllowLoopback: true})
+	if _, err := Get(context.Background(), system, srv.URL); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("untrusted certificate: err = %v, want a certificate error", err)
 	}
 }
@@ -376,17 +363,17 @@ func TestFetchDNSRebinding(t *testing.T) {
 	r.set("rebind.test", "127.0.0.1", "10.0.0.1")
 	client := fetchTestClient(r, true)
 	u := "http://rebind.test" + fetchPort(srv) + "/metadata"
-	if _, err := FetchMetadata(context.Background(), client, u); err != nil {
+	if _, err := Get(context.Background(), client, u); err != nil {
 		t.Fatalf("first fetch: %v", err)
 	}
-	_, err := FetchMetadata(context.Background(), client, u)
+	_, err := Get(context.Background(), client, u)
 	wantRefused(t, err, "rebind.test resolves to 10.0.0.1: private network")
 	if n := r.count("rebind.test"); n != 2 {
 		t.Fatalf("%d lookups, want 2 (one per connection)", n)
 	}
 
 	r.set("both.test", "127.0.0.1,169.254.169.254")
-	_, err = FetchMetadata(context.Background(), client, "http://both.test"+fetchPort(srv)+"/metadata")
+	_, err = Get(context.Background(), client, "http://both.test"+fetchPort(srv)+"/metadata")
 	wantRefused(t, err, "169.254.169.254: link-local")
 }
 
@@ -408,7 +395,7 @@ func TestFetchRedirects(t *testing.T) {
 		"scheme":          {"file:///etc/passwd", "scheme"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := FetchMetadata(context.Background(), fetchTestClient(r, true), redirect(tc.to).URL)
+			_, err := Get(context.Background(), fetchTestClient(r, true), redirect(tc.to).URL)
 			wantRefused(t, err, tc.rule)
 		})
 	}
@@ -421,10 +408,10 @@ func TestFetchRedirects(t *testing.T) {
 			}
 			return u
 		}
-		if body, err := FetchMetadata(context.Background(), fetchTestClient(r, true), chain(3)); err != nil || len(body) == 0 {
+		if body, err := Get(context.Background(), fetchTestClient(r, true), chain(3)); err != nil || len(body) == 0 {
 			t.Fatalf("3 redirects: %q, %v", body, err)
 		}
-		_, err := FetchMetadata(context.Background(), fetchTestClient(r, true), chain(4))
+		_, err := Get(context.Background(), fetchTestClient(r, true), chain(4))
 		wantRefused(t, err, "more than 3 redirects")
 	})
 
@@ -435,8 +422,8 @@ func TestFetchRedirects(t *testing.T) {
 		t.Cleanup(tlsSrv.Close)
 		pool := x509.NewCertPool()
 		pool.AddCert(tlsSrv.Certificate())
-		client := NewFetchClient(FetchOptions{AllowLoopback: true, RootCAs: pool})
-		_, err := FetchMetadata(context.Background(), client, tlsSrv.URL)
+		client := NewClient(Options{AllowLoopback: true, RootCAs: pool})
+		_, err := Get(context.Background(), client, tlsSrv.URL)
 		wantRefused(t, err, "redirect from https to http")
 	})
 }
@@ -446,7 +433,7 @@ func TestFetchSizeLimit(t *testing.T) {
 	big := strings.Repeat("x", limit+1)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write([]byte(strings.Repeat("x", 10*DefaultFetchMaxBytes)))
+	zw.Write([]byte(strings.Repeat("x", 10*DefaultMaxBytes)))
 	zw.Close()
 
 	srv := fetchServer(t, func(w http.ResponseWriter, req *http.Request) {
@@ -463,19 +450,19 @@ func TestFetchSizeLimit(t *testing.T) {
 			w.Write(gz.Bytes())
 		case "/default": // just over the default limit
 			w.(http.Flusher).Flush()
-			io.WriteString(w, strings.Repeat("x", DefaultFetchMaxBytes+1))
+			io.WriteString(w, strings.Repeat("x", DefaultMaxBytes+1))
 		}
 	})
-	client := NewFetchClient(FetchOptions{AllowLoopback: true, MaxBytes: limit})
-	if body, err := FetchMetadata(context.Background(), client, srv.URL+"/exact"); err != nil || len(body) != limit {
+	client := NewClient(Options{AllowLoopback: true, MaxBytes: limit})
+	if body, err := Get(context.Background(), client, srv.URL+"/exact"); err != nil || len(body) != limit {
 		t.Fatalf("exactly the limit: %d bytes, %v", len(body), err)
 	}
 	for _, p := range []string{"/length", "/chunked"} {
-		_, err := FetchMetadata(context.Background(), client, srv.URL+p)
+		_, err := Get(context.Background(), client, srv.URL+p)
 		wantRefused(t, err, "larger than 1000 bytes")
 	}
 	for _, p := range []string{"/gzip", "/default"} {
-		_, err := FetchMetadata(context.Background(), NewFetchClient(FetchOptions{AllowLoopback: true}), srv.URL+p)
+		_, err := Get(context.Background(), NewClient(Options{AllowLoopback: true}), srv.URL+p)
 		wantRefused(t, err, "larger than 1048576 bytes")
 	}
 }
@@ -493,10 +480,10 @@ func TestFetchTimeout(t *testing.T) {
 		case <-req.Context().Done():
 		}
 	})
-	client := NewFetchClient(FetchOptions{AllowLoopback: true, Timeout: 200 * time.Millisecond})
+	client := NewClient(Options{AllowLoopback: true, Timeout: 200 * time.Millisecond})
 	for _, p := range []string{"/slow-headers", "/slow-body"} {
 		start := time.Now()
-		_, err := FetchMetadata(context.Background(), client, srv.URL+p)
+		_, err := Get(context.Background(), client, srv.URL+p)
 		if msg := strings.ToLower(fmt.Sprint(err)); err == nil || !strings.Contains(msg, "timeout") && !strings.Contains(msg, "deadline") {
 			t.Fatalf("%s: err = %v, want a timeout", p, err)
 		}
@@ -507,7 +494,7 @@ func TestFetchTimeout(t *testing.T) {
 	// The caller's context bounds it too.
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := FetchMetadata(ctx, NewFetchClient(FetchOptions{AllowLoopback: true}), srv.URL+"/slow-headers"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := Get(ctx, NewClient(Options{AllowLoopback: true}), srv.URL+"/slow-headers"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("context deadline: err = %v", err)
 	}
 }
@@ -528,285 +515,16 @@ func TestFetchStatusAndProxy(t *testing.T) {
 	r := newFetchResolver()
 	r.set("idp.test", "127.0.0.1")
 	client := fetchTestClient(r, true)
-	if _, err := FetchMetadata(context.Background(), client, "http://idp.test"+fetchPort(srv)+"/metadata"); err != nil {
+	if _, err := Get(context.Background(), client, "http://idp.test"+fetchPort(srv)+"/metadata"); err != nil {
 		t.Fatalf("with a proxy in the environment: %v", err)
 	}
-	_, err := FetchMetadata(context.Background(), client, srv.URL+"/missing?secret=1")
+	_, err := Get(context.Background(), client, srv.URL+"/missing?secret=1")
 	if err == nil || !strings.Contains(err.Error(), "404") || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("404: err = %v, want the status without the query", err)
 	}
 }
 
-// fetchIdPMetadata is IdP metadata with a fresh signing certificate.
-func fetchIdPMetadata(t testing.TB, entityID string) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: entityID},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fetchMetadataXML(entityID, "signing", base64.StdEncoding.EncodeToString(der))
-}
-
-func fetchMetadataXML(entityID, use, certB64 string) string {
-	return `<?xml version="1.0"?>
-<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="` + entityID + `">
-  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-    <md:KeyDescriptor use="` + use + `"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` + certB64 + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
-    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.com/sso"/>
-  </md:IDPSSODescriptor>
-</md:EntityDescriptor>
-`
-}
-
-func TestCheckSAMLMetadata(t *testing.T) {
-	good := fetchIdPMetadata(t, "https://idp.example.com")
-	if err := CheckSAMLMetadata([]byte(good)); err != nil {
-		t.Fatalf("good metadata: %v", err)
-	}
-	cert := good[strings.Index(good, "<ds:X509Certificate>")+len("<ds:X509Certificate>") : strings.Index(good, "</ds:X509Certificate>")]
-	body := strings.TrimPrefix(good, `<?xml version="1.0"?>`)
-	entities := func(inner ...string) string {
-		return `<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">` + strings.Join(inner, "") + `</md:EntitiesDescriptor>`
-	}
-	sp := `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="sp"><md:SPSSODescriptor/></md:EntityDescriptor>`
-	if err := CheckSAMLMetadata([]byte(entities(sp, body))); err != nil {
-		t.Fatalf("an EntitiesDescriptor with one IdP: %v", err)
-	}
-	for name, doc := range map[string]string{
-		"html":                "<html><body>Sign in</body></html>",
-		"not xml":             "{}",
-		"empty":               "",
-		"no idp":              `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><md:SPSSODescriptor/></md:EntityDescriptor>`,
-		"encryption only":     fetchMetadataXML("https://idp.example.com", "encryption", cert),
-		"bad certificate":     fetchMetadataXML("https://idp.example.com", "signing", "AAAA"),
-		"no entityID":         fetchMetadataXML("", "signing", cert),
-		"wrong namespace":     strings.ReplaceAll(good, "urn:oasis:names:tc:SAML:2.0:metadata", "urn:evil"),
-		"two IdPs":            entities(body, strings.Replace(body, "idp.example.com", "idp2.example.com", 1)),
-		"no IdP in list":      entities(sp),
-		"not round-trip safe": strings.Replace(good, "</md:IDPSSODescriptor>", "<b:c:d/></md:IDPSSODescriptor>", 1),
-	} {
-		if err := CheckSAMLMetadata([]byte(doc)); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-}
-
-type fetchRefreshFixture struct {
-	st      *store.SQL
-	conn    store.SSOConnection
-	srv     *httptest.Server
-	doc     atomic.Value // string the server answers; "404" for not found
-	fetches atomic.Int32
-	now     time.Time
-	r       *MetadataRefresher
-}
-
-func newFetchRefreshFixture(t *testing.T, initialDoc string) *fetchRefreshFixture {
-	t.Helper()
-	ctx := context.Background()
-	f := &fetchRefreshFixture{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	f.doc.Store(initialDoc)
-	f.srv = fetchServer(t, func(w http.ResponseWriter, req *http.Request) {
-		f.fetches.Add(1)
-		if d := f.doc.Load().(string); d == "404" {
-			http.NotFound(w, req)
-		} else {
-			io.WriteString(w, d)
-		}
-	})
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	f.st = st
-	org, _, err := st.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "acme", Name: "Acme"},
-		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusPending}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := json.Marshal(map[string]any{"idpMetadataUrl": f.srv.URL + "/metadata", "idpMetadataXml": initialDoc,
-		"metadataFetchedAt": f.now.Format(time.RFC3339Nano), "spEntityId": "https://gatehouse.example/sp", "allowIdpInitiated": false})
-	f.conn, err = st.CreateSSOConnection(ctx, store.SSOConnection{OrgID: org.ID, Kind: store.SSOSAML, Name: "IdP", Enabled: true,
-		UsernameFrom: "nameid", Config: cfg, Secret: "sealed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Connections the refresher must skip: OIDC, and SAML without URL.
-	if _, err := st.CreateSSOConnection(ctx, store.SSOConnection{OrgID: org.ID, Kind: store.SSOOIDC, Name: "OIDC",
-		Config: store.RawJSON(`{"idpMetadataUrl":"` + f.srv.URL + `/metadata"}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateSSOConnection(ctx, store.SSOConnection{OrgID: org.ID, Kind: store.SSOSAML, Name: "Pasted",
-		Config: store.RawJSON(`{"idpMetadataXml":"<x/>"}`)}); err != nil {
-		t.Fatal(err)
-	}
-	f.r = &MetadataRefresher{Store: st, Client: NewFetchClient(FetchOptions{AllowLoopback: true}), Every: time.Hour,
-		Now: func() time.Time { return f.now }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		List: func(ctx context.Context) ([]store.SSOConnection, error) { return st.SSOConnections(ctx, org.ID) }}
-	return f
-}
-
-func (f *fetchRefreshFixture) stored(t *testing.T) (store.SSOConnection, map[string]any) {
-	t.Helper()
-	c, err := f.st.SSOConnection(context.Background(), f.conn.OrgID, f.conn.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(c.Config, &m); err != nil {
-		t.Fatal(err)
-	}
-	return c, m
-}
-
-func TestMetadataRefresher(t *testing.T) {
-	ctx := context.Background()
-	v1 := fetchIdPMetadata(t, "https://idp.example.com")
-	v2 := fetchIdPMetadata(t, "https://idp.example.com") // the IdP rolled its key
-	f := newFetchRefreshFixture(t, v1)
-
-	// Fetched just now: not due.
-	if got := f.r.Round(ctx); got != (RefreshStats{}) || f.fetches.Load() != 0 {
-		t.Fatalf("fresh: %+v, %d fetches", got, f.fetches.Load())
-	}
-
-	// Due, unchanged: nothing written.
-	f.now = f.now.Add(61 * time.Minute)
-	if got := f.r.Round(ctx); got != (RefreshStats{Due: 1, Unchanged: 1}) {
-		t.Fatalf("unchanged: %+v", got)
-	}
-	if c, _ := f.stored(t); c.Version != f.conn.Version {
-		t.Fatalf("unchanged document written: version %d", c.Version)
-	}
-	// Remembered: not fetched again before another hour.
-	if got := f.r.Round(ctx); got.Due != 0 {
-		t.Fatalf("just checked: %+v", got)
-	}
-
-	// Changed: stored, with its time; the other keys are kept.
-	f.doc.Store(v2)
-	f.now = f.now.Add(61 * time.Minute)
-	if got := f.r.Round(ctx); got != (RefreshStats{Due: 1, Updated: 1}) {
-		t.Fatalf("changed: %+v", got)
-	}
-	c, m := f.stored(t)
-	if m["idpMetadataXml"] != v2 || m["metadataFetchedAt"] != f.now.Format(time.RFC3339Nano) ||
-		m["spEntityId"] != "https://gatehouse.example/sp" || m["allowIdpInitiated"] != false ||
-		m["idpMetadataUrl"] != f.srv.URL+"/metadata" || len(m) != 5 {
-		t.Fatalf("config after refresh: %v", m)
-	}
-	if c.Secret != "sealed" || c.Name != "IdP" || !c.Enabled || c.Version != f.conn.Version+1 {
-		t.Fatalf("connection after refresh: %+v", c)
-	}
-
-	// A document that is not valid IdP metadata, or a failed fetch, keeps
-	// the stored one, and is tried again next round.
-	// (No SingleSignOnService: passes CheckSAMLMetadata, but the SAML
-	// connector could not use it.)
-	noSSO := regexp.MustCompile(`(?s)<md:SingleSignOnService[^>]*/>`).ReplaceAllString(fetchIdPMetadata(t, "https://idp.example.com"), "")
-	if err := CheckSAMLMetadata([]byte(noSSO)); err != nil {
-		t.Fatal(err)
-	}
-	for _, bad := range []string{"<html>maintenance</html>", fetchMetadataXML("https://idp.example.com", "encryption", "AAAA"), noSSO, "404"} {
-		f.doc.Store(bad)
-		f.now = f.now.Add(61 * time.Minute)
-		before := f.fetches.Load()
-		for range 2 {
-			if got := f.r.Round(ctx); got != (RefreshStats{Due: 1, Failed: 1}) {
-				t.Fatalf("%.20s: %+v", bad, got)
-			}
-		}
-		if f.fetches.Load() != before+2 {
-			t.Fatalf("%.20s: not retried", bad)
-		}
-		if _, m := f.stored(t); m["idpMetadataXml"] != v2 {
-			t.Fatalf("%.20s replaced the stored metadata", bad)
-		}
-	}
-
-	// Back to a good document.
-	f.doc.Store(v1)
-	if got := f.r.Round(ctx); got != (RefreshStats{Due: 1, Updated: 1}) {
-		t.Fatalf("recovered: %+v", got)
-	}
-	if _, m := f.stored(t); m["idpMetadataXml"] != v1 {
-		t.Fatal("good document after failures not stored")
-	}
-}
-
-// A connection whose URL changed after it was listed is not overwritten
-// with the old URL's document.
-func TestMetadataRefresherConcurrentEdit(t *testing.T) {
-	ctx := context.Background()
-	f := newFetchRefreshFixture(t, fetchIdPMetadata(t, "https://old.example.com"))
-	f.doc.Store(fetchIdPMetadata(t, "https://old.example.com"))
-	listed := f.conn
-	if _, err := f.st.UpdateSSOConnection(ctx, f.conn.OrgID, f.conn.ID, func(c *store.SSOConnection) error {
-		c.Config = store.RawJSON(`{"idpMetadataUrl":"https://new.example.com/metadata","idpMetadataXml":"<pasted/>"}`)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	f.r.List = func(context.Context) ([]store.SSOConnection, error) { return []store.SSOConnection{listed}, nil }
-	f.now = f.now.Add(2 * time.Hour)
-	if got := f.r.Round(ctx); got != (RefreshStats{Due: 1, Unchanged: 1}) {
-		t.Fatalf("round: %+v", got)
-	}
-	if _, m := f.stored(t); m["idpMetadataXml"] != "<pasted/>" {
-		t.Fatalf("edited connection overwritten: %v", m)
-	}
-}
-
-func TestRefreshSAMLMetadataRuns(t *testing.T) {
-	f := newFetchRefreshFixture(t, "")
-	v := fetchIdPMetadata(t, "https://idp.example.com")
-	f.doc.Store(v)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		RefreshSAMLMetadata(ctx, f.st, f.r.List, f.r.Client, time.Hour, f.r.Now, f.r.Logger)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, m := f.stored(t); m["idpMetadataXml"] == v {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("metadata never stored")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("RefreshSAMLMetadata did not return after cancel")
-	}
-}
-
-// CheckSAMLMetadata reads documents from any URL an administrator
-// gives: it must not panic, and what it accepts must be XML whose root
-// is in the SAML metadata namespace.
-func FuzzCheckSAMLMetadata(f *testing.F) {
-	f.Add([]byte(fetchIdPMetadata(f, "https://idp.example.com")))
-	f.Add([]byte("<html>"))
-	f.Add([]byte(`<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"/>`))
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		if CheckSAMLMetadata(doc) == nil && !bytes.Contains(doc, []byte(fetchMetadataNS)) {
-			t.Fatalf("accepted a document outside the metadata namespace: %q", doc)
-		}
-	})
-}
-
-// What CheckMetadataURL accepts is an http(s) URL with a host and no
+// What CheckURL accepts is an http(s) URL with a host and no
 // credentials, whose literal IP (if any) the fetch rules allow.
 func FuzzCheckMetadataURL(f *testing.F) {
 	for _, s := range []string{"https://idp.example.com/metadata", "http://127.0.0.1:8080/x", "https://[::ffff:10.0.0.1]/",
@@ -814,14 +532,14 @@ func FuzzCheckMetadataURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		if CheckMetadataURL(raw) != nil {
+		if CheckURL(raw) != nil {
 			return
 		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || u.User != nil {
 			t.Fatalf("accepted %q", raw)
 		}
-		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && fetchAddrRule(ip, true, u.Scheme == "https") != "" {
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && addrRule(ip, true, u.Scheme == "https") != "" {
 			t.Fatalf("accepted %q with a refused address", raw)
 		}
 	})

@@ -1,4 +1,4 @@
-package sso
+package saml
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"github.com/google/uuid"
 
 	"gatehouse/admin"
+	"gatehouse/sso/fetch"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
@@ -27,7 +29,7 @@ type ssppSignIn struct {
 	st        *store.SQL
 	idp       *ssppIdP
 	conn      store.SSOConnection
-	connector Connector
+	connector protocol.Connector
 	acsURL    string
 }
 
@@ -59,7 +61,7 @@ func newSSPPSignIn(t *testing.T, adjust ...func(*ssppOptions)) *ssppSignIn {
 	id := uuid.NewString()
 	acsURL := ssppBaseURL + ACSPath(id)
 	spEntityID := ssppBaseURL + "/sso/saml/acme"
-	certPEM, keyPEM, err := NewSAMLKey()
+	certPEM, keyPEM, err := NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +73,11 @@ func newSSPPSignIn(t *testing.T, adjust ...func(*ssppOptions)) *ssppSignIn {
 
 	// The IdP's metadata comes in as an administrator would give it: by
 	// URL, through the fetch rules (loopback allowed).
-	md, err := FetchMetadata(ctx, NewFetchClient(FetchOptions{AllowLoopback: true}), idp.MetadataURL)
+	md, err := fetch.Get(ctx, fetch.NewClient(fetch.Options{AllowLoopback: true}), idp.MetadataURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckSAMLMetadata(md); err != nil {
+	if err := CheckIdPMetadata(md); err != nil {
 		t.Fatalf("SimpleSAMLphp's metadata: %v", err)
 	}
 	cfg, err := json.Marshal(map[string]any{"idpMetadataXml": string(md), "idpMetadataUrl": idp.MetadataURL,
@@ -84,13 +86,13 @@ func newSSPPSignIn(t *testing.T, adjust ...func(*ssppOptions)) *ssppSignIn {
 		t.Fatal(err)
 	}
 	conn, err := st.CreateSSOConnection(ctx, store.SSOConnection{ID: id, OrgID: org.ID, Kind: store.SSOSAML, Name: "SimpleSAMLphp",
-		Enabled: true, UsernameFrom: "nameid", Config: cfg, Secret: sealer.Seal(keyPEM, "sso:"+id)})
+		Enabled: true, UsernameFrom: "nameid", Config: cfg, Secret: sealer.Seal(keyPEM, protocol.SealContext(id))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	connector, err := NewSAML(conn, st, sealer, ssppBaseURL, time.Now)
+	connector, err := New(conn, st, sealer, ssppBaseURL, time.Now)
 	if err != nil {
-		t.Fatalf("NewSAML: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return &ssppSignIn{st: st, idp: idp, conn: conn, connector: connector, acsURL: acsURL}
 }
@@ -109,7 +111,7 @@ func (s *ssppSignIn) start(t *testing.T, browser []byte, redirectTo string) stri
 	t.Helper()
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest(http.MethodGet, ssppBaseURL+"/sso/start", nil)
-	if err := s.connector.Start(context.Background(), w, r, StartRequest{Browser: browser, RedirectTo: redirectTo}); err != nil {
+	if err := s.connector.Start(context.Background(), w, r, protocol.StartRequest{Browser: browser, RedirectTo: redirectTo}); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	loc := w.Header().Get("Location")
@@ -120,7 +122,7 @@ func (s *ssppSignIn) start(t *testing.T, browser []byte, redirectTo string) stri
 }
 
 // finish posts the IdP's answer to the ACS, from browser.
-func (s *ssppSignIn) finish(samlResponse, relayState string, browser []byte) (Identity, store.SSORequest, error) {
+func (s *ssppSignIn) finish(samlResponse, relayState string, browser []byte) (protocol.Identity, store.SSORequest, error) {
 	form := url.Values{"SAMLResponse": {samlResponse}, "RelayState": {relayState}}
 	r := httptest.NewRequest(http.MethodPost, s.acsURL, strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -156,7 +158,7 @@ func TestSimpleSAMLphpSignIn(t *testing.T) {
 			}
 
 			// The same response again (replay) is refused.
-			if _, _, err := s.finish(resp, relay, browser); !errors.Is(err, ErrRefused) {
+			if _, _, err := s.finish(resp, relay, browser); !errors.Is(err, protocol.ErrRefused) {
 				t.Fatalf("replayed response: err = %v, want a refusal", err)
 			}
 		})
@@ -165,7 +167,7 @@ func TestSimpleSAMLphpSignIn(t *testing.T) {
 	t.Run("another browser", func(t *testing.T) {
 		browser := ssppBrowser()
 		resp, relay := s.idp.Login(t, s.start(t, browser, "/"), "Alice", "password")
-		if _, _, err := s.finish(resp, relay, ssppBrowser()); !errors.Is(err, ErrRefused) {
+		if _, _, err := s.finish(resp, relay, ssppBrowser()); !errors.Is(err, protocol.ErrRefused) {
 			t.Fatalf("response posted from another browser: err = %v, want a refusal", err)
 		}
 		// Still usable by the browser that started it.
@@ -223,7 +225,7 @@ func TestSimpleSAMLphpResponseShapes(t *testing.T) {
 				t.Fatalf("Finish: %v", err)
 			case tc.refused == "" && id.Username != "Alice":
 				t.Fatalf("Username = %q, want Alice", id.Username)
-			case tc.refused != "" && (!errors.Is(err, ErrRefused) || !strings.Contains(strings.ToLower(err.Error()), tc.refused)):
+			case tc.refused != "" && (!errors.Is(err, protocol.ErrRefused) || !strings.Contains(strings.ToLower(err.Error()), tc.refused)):
 				t.Fatalf("err = %v, want a refusal mentioning %q", err, tc.refused)
 			}
 		})

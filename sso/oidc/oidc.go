@@ -1,4 +1,12 @@
-package sso
+// Package oidc is gatehouse's OpenID Connect relying party, one connector
+// (protocol.Connector) per SSOConnection of kind "oidc": the connection's
+// settings (Config, ParseConfig), discovery of the provider (New), the
+// authorization code flow with PKCE, state and nonce that starts a
+// sign-in, the checks of the ID token and userinfo at the callback, and
+// the path of that callback (CallbackPath). Every response read from the
+// provider is bounded; the HTTP client is the caller's (sso/fetch's
+// SSRF-guarded one in production).
+package oidc
 
 import (
 	"bytes"
@@ -22,17 +30,18 @@ import (
 	"golang.org/x/oauth2"
 
 	"gatehouse/admin"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
-// OIDCConfig is SSOConnection.Config for the kind "oidc" (JSON). The
+// Config is SSOConnection.Config for the kind "oidc" (JSON). The
 // client secret is not here: it is SSOConnection.Secret, sealed with the
-// server key in the context "sso:" + connection ID.
+// server key in the context protocol.SealContext.
 //
-// What discovery returns is not stored: NewOIDC discovers the provider
+// What discovery returns is not stored: New discovers the provider
 // each time it makes a connector, and a connector (see Flow's cache)
 // keeps it for one version of the connection.
-type OIDCConfig struct {
+type Config struct {
 	// Issuer is the provider's issuer identifier, compared exactly with
 	// the discovery document, the ID token's "iss" and the callback's
 	// "iss" (RFC 9207). https, or http on a loopback host.
@@ -47,55 +56,55 @@ type OIDCConfig struct {
 }
 
 const (
-	oidcDefaultSkew = 60
-	oidcMaxSkew     = 600
-	// oidcFetchTimeout bounds each call to the provider (discovery, token
+	defaultSkew = 60
+	maxSkew     = 600
+	// fetchTimeout bounds each call to the provider (discovery, token
 	// exchange, userinfo) when the caller's context allows more.
-	oidcFetchTimeout = 15 * time.Second
-	// oidcMaxResponse bounds every body read from the provider.
-	oidcMaxResponse = 1 << 20
+	fetchTimeout = 15 * time.Second
+	// maxResponse bounds every body read from the provider.
+	maxResponse = 1 << 20
 )
 
-var oidcDefaultScopes = []string{oidc.ScopeOpenID, "email", "profile"}
+var defaultScopes = []string{oidc.ScopeOpenID, "email", "profile"}
 
-// oidcSigningAlgs are the only ID token algorithms accepted: asymmetric
+// signingAlgs are the only ID token algorithms accepted: asymmetric
 // ones. "none" and the HMAC family (HS256 with the client secret as key:
 // anyone who knows the secret, such as a second relying party sharing the
 // client, could mint tokens) are refused whatever discovery advertises.
-var oidcSigningAlgs = []string{
+var signingAlgs = []string{
 	oidc.RS256, oidc.RS384, oidc.RS512,
 	oidc.ES256, oidc.ES384, oidc.ES512,
 	oidc.PS256, oidc.PS384, oidc.PS512,
 	oidc.EdDSA,
 }
 
-// ParseOIDCConfig decodes and validates an OIDC connection's Config and
+// ParseConfig decodes and validates an OIDC connection's Config and
 // fills in the defaults. Unknown fields are errors: a misspelt setting
 // must not be silently ignored.
-func ParseOIDCConfig(raw []byte) (OIDCConfig, error) {
-	var c OIDCConfig
+func ParseConfig(raw []byte) (Config, error) {
+	var c Config
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return OIDCConfig{}, fmt.Errorf("sso: oidc: config: %w", err)
+		return Config{}, fmt.Errorf("sso: oidc: config: %w", err)
 	}
 	if dec.More() {
-		return OIDCConfig{}, errors.New("sso: oidc: config: trailing data after the JSON object")
+		return Config{}, errors.New("sso: oidc: config: trailing data after the JSON object")
 	}
-	if err := oidcCheckURL(c.Issuer); err != nil {
-		return OIDCConfig{}, fmt.Errorf("sso: oidc: issuer: %w", err)
+	if err := checkURL(c.Issuer); err != nil {
+		return Config{}, fmt.Errorf("sso: oidc: issuer: %w", err)
 	}
 	if c.ClientID == "" || strings.TrimSpace(c.ClientID) != c.ClientID || strings.ContainsFunc(c.ClientID, unicode.IsControl) {
-		return OIDCConfig{}, errors.New("sso: oidc: clientId is required, without surrounding spaces or control characters")
+		return Config{}, errors.New("sso: oidc: clientId is required, without surrounding spaces or control characters")
 	}
 	if len(c.Scopes) == 0 {
-		c.Scopes = slices.Clone(oidcDefaultScopes)
+		c.Scopes = slices.Clone(defaultScopes)
 	}
 	scopes := []string{oidc.ScopeOpenID}
 	for _, s := range c.Scopes {
 		// RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r == '"' || r == '\\' || r >= 0x7f }) {
-			return OIDCConfig{}, fmt.Errorf("sso: oidc: scope %q is not a valid scope token (RFC 6749 section 3.3)", s)
+			return Config{}, fmt.Errorf("sso: oidc: scope %q is not a valid scope token (RFC 6749 section 3.3)", s)
 		}
 		if !slices.Contains(scopes, s) {
 			scopes = append(scopes, s)
@@ -104,17 +113,17 @@ func ParseOIDCConfig(raw []byte) (OIDCConfig, error) {
 	c.Scopes = scopes
 	switch {
 	case c.ClockSkew == 0:
-		c.ClockSkew = oidcDefaultSkew
-	case c.ClockSkew < 0 || c.ClockSkew > oidcMaxSkew:
-		return OIDCConfig{}, fmt.Errorf("sso: oidc: clockSkew must be between 1 and %d seconds, not %d", oidcMaxSkew, c.ClockSkew)
+		c.ClockSkew = defaultSkew
+	case c.ClockSkew < 0 || c.ClockSkew > maxSkew:
+		return Config{}, fmt.Errorf("sso: oidc: clockSkew must be between 1 and %d seconds, not %d", maxSkew, c.ClockSkew)
 	}
 	return c, nil
 }
 
-// oidcCheckURL accepts an absolute https URL, or http on a loopback host
+// checkURL accepts an absolute https URL, or http on a loopback host
 // (127.0.0.0/8, ::1, localhost: tests and a provider on the same host),
 // without credentials, query or fragment.
-func oidcCheckURL(s string) error {
+func checkURL(s string) error {
 	if s == "" {
 		return errors.New("required")
 	}
@@ -129,27 +138,27 @@ func oidcCheckURL(s string) error {
 		return fmt.Errorf("%q must have no credentials, query or fragment", s)
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && oidcLoopback(u.Hostname()):
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
 		return nil
 	}
 	return fmt.Errorf("%q must use https (http only on a loopback address)", s)
 }
 
-// oidcCheckEndpoint is oidcCheckURL for endpoints from discovery, which
+// checkEndpoint is checkURL for endpoints from discovery, which
 // may carry a query (RFC 6749 section 3.1).
-func oidcCheckEndpoint(name, s string) error {
+func checkEndpoint(name, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || s == "" {
 		return fmt.Errorf("sso: oidc: discovery: %s %q is not a URL", name, s)
 	}
 	u.RawQuery, u.ForceQuery = "", false
-	if err := oidcCheckURL(u.String()); err != nil {
+	if err := checkURL(u.String()); err != nil {
 		return fmt.Errorf("sso: oidc: discovery: %s: %w", name, err)
 	}
 	return nil
 }
 
-func oidcLoopback(host string) bool {
+func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
@@ -157,8 +166,8 @@ func oidcLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// oidcUsernameClaim reads UsernameFrom: "claim:NAME".
-func oidcUsernameClaim(from string) (string, error) {
+// parseUsernameClaim reads UsernameFrom: "claim:NAME".
+func parseUsernameClaim(from string) (string, error) {
 	name, ok := strings.CutPrefix(from, "claim:")
 	if !ok || name == "" || strings.TrimSpace(name) != name {
 		return "", fmt.Errorf("sso: oidc: usernameFrom must be claim:NAME, not %q", from)
@@ -166,12 +175,12 @@ func oidcUsernameClaim(from string) (string, error) {
 	return name, nil
 }
 
-// oidcConnector is one OIDC connection's relying party: authorization
+// connector is one OIDC connection's relying party: authorization
 // code flow with PKCE (S256), state bound to the browser and connection,
 // nonce, RFC 9207 issuer check, ID token and userinfo checks.
-type oidcConnector struct {
+type connector struct {
 	conn          store.SSOConnection
-	cfg           OIDCConfig
+	cfg           Config
 	st            store.Store
 	sealer        *admin.Sealer
 	client        *http.Client
@@ -187,9 +196,9 @@ type oidcConnector struct {
 	issParam bool
 }
 
-// oidcDiscovery is what gatehouse reads from the discovery document
+// discoveryDoc is what gatehouse reads from the discovery document
 // beyond what go-oidc keeps.
-type oidcDiscovery struct {
+type discoveryDoc struct {
 	AuthorizationEndpoint string   `json:"authorization_endpoint"`
 	TokenEndpoint         string   `json:"token_endpoint"`
 	UserinfoEndpoint      string   `json:"userinfo_endpoint"`
@@ -198,36 +207,36 @@ type oidcDiscovery struct {
 	IssParameter          bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
-// NewOIDC makes the connector of an OIDC connection: it validates the
+// New makes the connector of an OIDC connection: it validates the
 // configuration, opens the client secret, and discovers the provider
 // (OpenID Connect Discovery 1.0) through client, bounded in time and
 // size. client may be an SSRF-guarded fetcher; nil means a plain client
 // with a timeout. now is the clock (nil: time.Now). baseURL is the
-// server's public URL; the redirect URI is baseURL + OIDCCallbackPath.
+// server's public URL; the redirect URI is baseURL + CallbackPath.
 //
 // The connector is valid for this version of the connection; a caller
 // that keeps connectors must key them by ID and Version (Flow
 // does).
-func NewOIDC(ctx context.Context, conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string,
-	client *http.Client, now func() time.Time) (Connector, error) {
+func New(ctx context.Context, conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string,
+	client *http.Client, now func() time.Time) (protocol.Connector, error) {
 	if conn.Kind != store.SSOOIDC {
 		return nil, fmt.Errorf("sso: oidc: connection %s is of kind %q", conn.ID, conn.Kind)
 	}
 	if conn.ID == "" || st == nil || sealer == nil {
 		return nil, errors.New("sso: oidc: a connector needs a connection ID, a store and a sealer")
 	}
-	cfg, err := ParseOIDCConfig(conn.Config)
+	cfg, err := ParseConfig(conn.Config)
 	if err != nil {
 		return nil, err
 	}
-	claim, err := oidcUsernameClaim(conn.UsernameFrom)
+	claim, err := parseUsernameClaim(conn.UsernameFrom)
 	if err != nil {
 		return nil, err
 	}
 	if conn.Secret == "" {
 		return nil, errors.New("sso: oidc: the connection has no client secret")
 	}
-	secret, err := sealer.Open(conn.Secret, "sso:"+conn.ID)
+	secret, err := sealer.Open(conn.Secret, protocol.SealContext(conn.ID))
 	if err != nil {
 		return nil, fmt.Errorf("sso: oidc: client secret: %w", err)
 	}
@@ -238,27 +247,27 @@ func NewOIDC(ctx context.Context, conn store.SSOConnection, st store.Store, seal
 	if now == nil {
 		now = time.Now
 	}
-	client = oidcBoundedClient(client)
+	client = boundedClient(client)
 
-	dctx, cancel := context.WithTimeout(ctx, oidcFetchTimeout)
+	dctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	provider, err := oidc.NewProvider(oidc.ClientContext(dctx, client), cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("sso: oidc: discovery of %s: %w", cfg.Issuer, err)
 	}
-	var d oidcDiscovery
+	var d discoveryDoc
 	if err := provider.Claims(&d); err != nil {
 		return nil, fmt.Errorf("sso: oidc: discovery of %s: %w", cfg.Issuer, err)
 	}
 	for _, e := range []struct{ name, url string }{
 		{"authorization_endpoint", d.AuthorizationEndpoint}, {"token_endpoint", d.TokenEndpoint}, {"jwks_uri", d.JWKSURI},
 	} {
-		if err := oidcCheckEndpoint(e.name, e.url); err != nil {
+		if err := checkEndpoint(e.name, e.url); err != nil {
 			return nil, err
 		}
 	}
 	if d.UserinfoEndpoint != "" {
-		if err := oidcCheckEndpoint("userinfo_endpoint", d.UserinfoEndpoint); err != nil {
+		if err := checkEndpoint("userinfo_endpoint", d.UserinfoEndpoint); err != nil {
 			return nil, err
 		}
 	}
@@ -275,12 +284,12 @@ func NewOIDC(ctx context.Context, conn store.SSOConnection, st store.Store, seal
 			d.TokenAuthMethods)
 	}
 	skew := time.Duration(cfg.ClockSkew) * time.Second
-	c := &oidcConnector{
+	c := &connector{
 		conn: conn, cfg: cfg, st: st, sealer: sealer, client: client, now: now, skew: skew, usernameClaim: claim,
 		provider: provider, issParam: d.IssParameter,
 		oauth: oauth2.Config{
 			ClientID: cfg.ClientID, ClientSecret: secret, Endpoint: endpoint, Scopes: cfg.Scopes,
-			RedirectURL: strings.TrimSuffix(baseURL, "/") + OIDCCallbackPath(conn.ID),
+			RedirectURL: strings.TrimSuffix(baseURL, "/") + CallbackPath(conn.ID),
 		},
 	}
 	// go-oidc checks the signature against the provider's JWKS, iss, aud
@@ -288,14 +297,14 @@ func NewOIDC(ctx context.Context, conn store.SSOConnection, st store.Store, seal
 	// runs skew behind). nonce, azp, iat and nbf are checked in Finish.
 	c.verifier = provider.Verifier(&oidc.Config{
 		ClientID:             cfg.ClientID,
-		SupportedSigningAlgs: oidcSigningAlgs,
+		SupportedSigningAlgs: signingAlgs,
 		Now:                  func() time.Time { return now().Add(-skew) },
 	})
 	return c, nil
 }
 
-// oidcRandom is 256 random bits, base64url.
-func oidcRandom() string {
+// randomValue is 256 random bits, base64url.
+func randomValue() string {
 	b := make([]byte, 32)
 	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -303,15 +312,15 @@ func oidcRandom() string {
 
 // Start records the request (state = its ID, nonce, sealed PKCE
 // verifier) and redirects the browser to the authorization endpoint.
-func (c *oidcConnector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req StartRequest) error {
+func (c *connector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req protocol.StartRequest) error {
 	if len(req.Browser) == 0 {
 		return errors.New("sso: oidc: a sign-in needs the browser binding")
 	}
-	id, nonce, verifier := oidcRandom(), oidcRandom(), oauth2.GenerateVerifier()
+	id, nonce, verifier := randomValue(), randomValue(), oauth2.GenerateVerifier()
 	_, err := c.st.CreateSSORequest(ctx, store.SSORequest{
 		ID: id, ConnectionID: c.conn.ID, OrgID: c.conn.OrgID, Browser: req.Browser,
 		Nonce: nonce, Verifier: c.sealer.Seal(verifier, "pkce:"+id),
-		RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: c.now().Add(RequestTTL),
+		RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: c.now().Add(protocol.RequestTTL),
 	})
 	if err != nil {
 		return fmt.Errorf("sso: oidc: start: %w", err)
@@ -325,9 +334,9 @@ func (c *oidcConnector) Start(ctx context.Context, w http.ResponseWriter, r *htt
 	return nil
 }
 
-// oidcProtocolClaims are claims about the token, not the user: only the
+// protocolClaims are claims about the token, not the user: only the
 // ID token's count, userinfo's copies are ignored.
-var oidcProtocolClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "auth_time", "at_hash", "c_hash",
+var protocolClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "auth_time", "at_hash", "c_hash",
 	"acr", "amr", "sid", "jti"}
 
 // Finish validates the authorization response at the callback and
@@ -359,59 +368,59 @@ var oidcProtocolClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "non
 // other. A username taken from "email" requires email_verified true: an
 // unverified address is whatever the user typed at the provider, and
 // matching on it would let anyone claim an administrator's address.
-func (c *oidcConnector) Finish(ctx context.Context, r *http.Request, browser []byte) (Identity, store.SSORequest, error) {
+func (c *connector) Finish(ctx context.Context, r *http.Request, browser []byte) (protocol.Identity, store.SSORequest, error) {
 	q := r.URL.Query()
 	for _, p := range []string{"state", "code", "iss", "error", "error_description"} {
 		if len(q[p]) > 1 {
-			return Identity{}, store.SSORequest{}, refuse(nil, fmt.Sprintf("the callback repeats the %q parameter", p))
+			return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, fmt.Sprintf("the callback repeats the %q parameter", p))
 		}
 	}
 	state := q.Get("state")
 	if state == "" {
-		return Identity{}, store.SSORequest{}, refuse(nil, "the callback has no state: it answers no sign-in started here")
+		return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil, "the callback has no state: it answers no sign-in started here")
 	}
 	req, err := c.st.UseSSORequest(ctx, state, c.conn.ID, browser, c.now())
 	if errors.Is(err, store.ErrNotFound) {
-		return Identity{}, store.SSORequest{}, refuse(nil,
+		return protocol.Identity{}, store.SSORequest{}, protocol.Refuse(nil,
 			"the callback's state matches no sign-in in progress on this connection in this browser (unknown, expired, already used, or started in another browser)")
 	}
 	if err != nil {
-		return Identity{}, store.SSORequest{}, fmt.Errorf("sso: oidc: finish: %w", err)
+		return protocol.Identity{}, store.SSORequest{}, fmt.Errorf("sso: oidc: finish: %w", err)
 	}
 	id, err := c.finish(ctx, q, req)
 	if err != nil {
-		return Identity{}, req, err
+		return protocol.Identity{}, req, err
 	}
 	return id, req, nil
 }
 
-func (c *oidcConnector) finish(ctx context.Context, q url.Values, req store.SSORequest) (Identity, error) {
+func (c *connector) finish(ctx context.Context, q url.Values, req store.SSORequest) (protocol.Identity, error) {
 	issuer := c.cfg.Issuer
 	if iss, ok := q["iss"]; ok {
 		if iss[0] != issuer {
-			return Identity{}, refuse(nil, fmt.Sprintf("the callback's iss %q is not this connection's issuer %q (RFC 9207: an answer from another provider)",
-				oidcPrintable(iss[0]), issuer))
+			return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the callback's iss %q is not this connection's issuer %q (RFC 9207: an answer from another provider)",
+				printable(iss[0]), issuer))
 		}
 	} else if c.issParam {
-		return Identity{}, refuse(nil, "the callback has no iss although the provider advertises authorization_response_iss_parameter_supported (RFC 9207)")
+		return protocol.Identity{}, protocol.Refuse(nil, "the callback has no iss although the provider advertises authorization_response_iss_parameter_supported (RFC 9207)")
 	}
 	if e := q.Get("error"); e != "" {
-		reason := "the OpenID provider refused the sign-in: " + oidcPrintable(e)
+		reason := "the OpenID provider refused the sign-in: " + printable(e)
 		if d := q.Get("error_description"); d != "" {
-			reason += " (" + oidcPrintable(d) + ")"
+			reason += " (" + printable(d) + ")"
 		}
-		return Identity{}, refuse(nil, reason)
+		return protocol.Identity{}, protocol.Refuse(nil, reason)
 	}
 	code := q.Get("code")
 	if code == "" {
-		return Identity{}, refuse(nil, "the callback has neither a code nor an error")
+		return protocol.Identity{}, protocol.Refuse(nil, "the callback has neither a code nor an error")
 	}
 	verifier, err := c.sealer.Open(req.Verifier, "pkce:"+req.ID)
 	if err != nil {
-		return Identity{}, fmt.Errorf("sso: oidc: the PKCE verifier of request %s: %w", req.ID, err)
+		return protocol.Identity{}, fmt.Errorf("sso: oidc: the PKCE verifier of request %s: %w", req.ID, err)
 	}
 
-	fctx, cancel := context.WithTimeout(ctx, oidcFetchTimeout)
+	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	fctx = oidc.ClientContext(fctx, c.client)
 	tok, err := c.oauth.Exchange(fctx, code, oauth2.VerifierOption(verifier))
@@ -422,54 +431,54 @@ func (c *oidcConnector) finish(ctx context.Context, q url.Values, req store.SSOR
 			// repeated into reasons that reach the audit log.
 			reason := fmt.Sprintf("the OpenID provider refused the authorization code (HTTP %d", re.Response.StatusCode)
 			if re.ErrorCode != "" {
-				reason += ", " + oidcPrintable(re.ErrorCode)
+				reason += ", " + printable(re.ErrorCode)
 			}
 			if re.ErrorDescription != "" {
-				reason += ": " + oidcPrintable(re.ErrorDescription)
+				reason += ": " + printable(re.ErrorDescription)
 			}
-			return Identity{}, refuse(nil, reason+")")
+			return protocol.Identity{}, protocol.Refuse(nil, reason+")")
 		}
-		return Identity{}, refuse(err, "the code exchange at the token endpoint failed")
+		return protocol.Identity{}, protocol.Refuse(err, "the code exchange at the token endpoint failed")
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
-		return Identity{}, refuse(nil, "the token response has no id_token")
+		return protocol.Identity{}, protocol.Refuse(nil, "the token response has no id_token")
 	}
 	idt, err := c.verifier.Verify(fctx, rawID)
 	if err != nil {
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return Identity{}, refuse(nil, fmt.Sprintf("the ID token expired at %s (clock skew allowed: %s)",
+			return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the ID token expired at %s (clock skew allowed: %s)",
 				expired.Expiry.UTC().Format(time.RFC3339), c.skew))
 		}
-		return Identity{}, refuse(err, "the ID token failed verification")
+		return protocol.Identity{}, protocol.Refuse(err, "the ID token failed verification")
 	}
-	idClaims, err := oidcClaims(idt.Claims)
+	idClaims, err := claimsOf(idt.Claims)
 	if err != nil {
-		return Identity{}, refuse(err, "the ID token's claims are not a JSON object")
+		return protocol.Identity{}, protocol.Refuse(err, "the ID token's claims are not a JSON object")
 	}
 	if err := c.checkIDToken(idt, idClaims, req); err != nil {
-		return Identity{}, err
+		return protocol.Identity{}, err
 	}
 
 	var uiClaims map[string]any
 	if c.provider.UserInfoEndpoint() != "" {
 		ui, err := c.provider.UserInfo(fctx, oauth2.StaticTokenSource(tok))
 		if err != nil {
-			return Identity{}, refuse(err, "the userinfo request failed")
+			return protocol.Identity{}, protocol.Refuse(err, "the userinfo request failed")
 		}
 		if ui.Subject != idt.Subject {
-			return Identity{}, refuse(nil, fmt.Sprintf("userinfo's sub %q differs from the ID token's %q (OIDC Core 5.3.4)",
-				oidcPrintable(ui.Subject), oidcPrintable(idt.Subject)))
+			return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("userinfo's sub %q differs from the ID token's %q (OIDC Core 5.3.4)",
+				printable(ui.Subject), printable(idt.Subject)))
 		}
-		if uiClaims, err = oidcClaims(ui.Claims); err != nil {
-			return Identity{}, refuse(err, "userinfo's claims are not a JSON object")
+		if uiClaims, err = claimsOf(ui.Claims); err != nil {
+			return protocol.Identity{}, protocol.Refuse(err, "userinfo's claims are not a JSON object")
 		}
 	}
 
 	merged := make(map[string]any, len(idClaims)+len(uiClaims))
 	for k, v := range uiClaims {
-		if !slices.Contains(oidcProtocolClaims, k) {
+		if !slices.Contains(protocolClaims, k) {
 			merged[k] = v
 		}
 	}
@@ -477,32 +486,32 @@ func (c *oidcConnector) finish(ctx context.Context, q url.Values, req store.SSOR
 		merged[k] = v
 	}
 	source, where := idClaims, "the ID token"
-	if _, ok := idClaims[c.usernameClaim]; !ok && !slices.Contains(oidcProtocolClaims, c.usernameClaim) {
+	if _, ok := idClaims[c.usernameClaim]; !ok && !slices.Contains(protocolClaims, c.usernameClaim) {
 		source, where = uiClaims, "userinfo"
 	}
 	v, present := source[c.usernameClaim]
 	username, isString := v.(string)
 	switch {
 	case !present:
-		return Identity{}, refuse(nil, fmt.Sprintf("the username claim %q is in neither the ID token nor userinfo", c.usernameClaim))
+		return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the username claim %q is in neither the ID token nor userinfo", c.usernameClaim))
 	case !isString:
-		return Identity{}, refuse(nil, fmt.Sprintf("the username claim %q in %s is not a string", c.usernameClaim, where))
+		return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the username claim %q in %s is not a string", c.usernameClaim, where))
 	case username == "":
-		return Identity{}, refuse(nil, fmt.Sprintf("the username claim %q in %s is empty", c.usernameClaim, where))
+		return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the username claim %q in %s is empty", c.usernameClaim, where))
 	}
-	if c.usernameClaim == "email" && !oidcTrue(source["email_verified"]) {
-		return Identity{}, refuse(nil, fmt.Sprintf("the username comes from email, and %s does not say email_verified: true for it", where))
+	if c.usernameClaim == "email" && !isTrue(source["email_verified"]) {
+		return protocol.Identity{}, protocol.Refuse(nil, fmt.Sprintf("the username comes from email, and %s does not say email_verified: true for it", where))
 	}
 
-	id := Identity{
+	id := protocol.Identity{
 		Username:     username,
 		Subject:      idt.Subject,
 		Issuer:       idt.Issuer,
-		Attributes:   oidcAttributes(merged),
+		Attributes:   attributes(merged),
 		IssuedAt:     idt.IssuedAt,
 		NotOnOrAfter: idt.Expiry,
 	}
-	if nbf, ok := oidcTime(idClaims["nbf"]); ok {
+	if nbf, ok := timeClaim(idClaims["nbf"]); ok {
 		id.NotBefore = nbf
 	}
 	return id, nil
@@ -510,47 +519,47 @@ func (c *oidcConnector) finish(ctx context.Context, q url.Values, req store.SSOR
 
 // checkIDToken makes the checks go-oidc leaves to its caller (OIDC Core
 // 3.1.3.7): nonce, azp, iat, nbf with this connection's skew, sub.
-func (c *oidcConnector) checkIDToken(idt *oidc.IDToken, claims map[string]any, req store.SSORequest) error {
+func (c *connector) checkIDToken(idt *oidc.IDToken, claims map[string]any, req store.SSORequest) error {
 	if idt.Subject == "" {
-		return refuse(nil, "the ID token has no sub")
+		return protocol.Refuse(nil, "the ID token has no sub")
 	}
 	nonce, _ := claims["nonce"].(string)
 	if nonce == "" {
-		return refuse(nil, "the ID token has no nonce")
+		return protocol.Refuse(nil, "the ID token has no nonce")
 	}
 	if req.Nonce == "" || subtle.ConstantTimeCompare([]byte(nonce), []byte(req.Nonce)) != 1 {
-		return refuse(nil, "the ID token's nonce is not the one sent with this sign-in (a token from another sign-in)")
+		return protocol.Refuse(nil, "the ID token's nonce is not the one sent with this sign-in (a token from another sign-in)")
 	}
 	azp, hasAzp := claims["azp"]
 	if hasAzp {
 		if s, _ := azp.(string); s != c.cfg.ClientID {
-			return refuse(nil, fmt.Sprintf("the ID token's azp %q is not this connection's client ID", oidcPrintable(fmt.Sprint(azp))))
+			return protocol.Refuse(nil, fmt.Sprintf("the ID token's azp %q is not this connection's client ID", printable(fmt.Sprint(azp))))
 		}
 	} else if len(idt.Audience) > 1 {
-		return refuse(nil, "the ID token has several audiences and no azp naming this client")
+		return protocol.Refuse(nil, "the ID token has several audiences and no azp naming this client")
 	}
 	now := c.now()
 	if idt.IssuedAt.IsZero() {
-		return refuse(nil, "the ID token has no iat")
+		return protocol.Refuse(nil, "the ID token has no iat")
 	}
 	if idt.IssuedAt.After(now.Add(c.skew)) {
-		return refuse(nil, fmt.Sprintf("the ID token was issued in the future (iat %s, clock skew allowed: %s)",
+		return protocol.Refuse(nil, fmt.Sprintf("the ID token was issued in the future (iat %s, clock skew allowed: %s)",
 			idt.IssuedAt.UTC().Format(time.RFC3339), c.skew))
 	}
 	if v, ok := claims["nbf"]; ok {
-		nbf, ok := oidcTime(v)
+		nbf, ok := timeClaim(v)
 		if !ok {
-			return refuse(nil, "the ID token's nbf is not a number")
+			return protocol.Refuse(nil, "the ID token's nbf is not a number")
 		}
 		if nbf.After(now.Add(c.skew)) {
-			return refuse(nil, fmt.Sprintf("the ID token is not valid before %s (clock skew allowed: %s)", nbf.UTC().Format(time.RFC3339), c.skew))
+			return protocol.Refuse(nil, fmt.Sprintf("the ID token is not valid before %s (clock skew allowed: %s)", nbf.UTC().Format(time.RFC3339), c.skew))
 		}
 	}
 	return nil
 }
 
-// oidcClaims decodes a claims object keeping numbers exact.
-func oidcClaims(into func(any) error) (map[string]any, error) {
+// claimsOf decodes a claims object keeping numbers exact.
+func claimsOf(into func(any) error) (map[string]any, error) {
 	var raw json.RawMessage
 	if err := into(&raw); err != nil {
 		return nil, err
@@ -567,9 +576,9 @@ func oidcClaims(into func(any) error) (map[string]any, error) {
 	return m, nil
 }
 
-// oidcTrue: a JSON true, or the string "true" that some providers (AWS
+// isTrue: a JSON true, or the string "true" that some providers (AWS
 // Cognito) send for email_verified.
-func oidcTrue(v any) bool {
+func isTrue(v any) bool {
 	switch v := v.(type) {
 	case bool:
 		return v
@@ -579,7 +588,7 @@ func oidcTrue(v any) bool {
 	return false
 }
 
-func oidcTime(v any) (time.Time, bool) {
+func timeClaim(v any) (time.Time, bool) {
 	n, ok := v.(json.Number)
 	if !ok {
 		return time.Time{}, false
@@ -591,9 +600,9 @@ func oidcTime(v any) (time.Time, bool) {
 	return time.Unix(int64(f), 0), true
 }
 
-// oidcAttributes renders claims as strings: strings as sent, numbers and
+// attributes renders claims as strings: strings as sent, numbers and
 // booleans in their JSON text, arrays element by element, objects as JSON.
-func oidcAttributes(claims map[string]any) map[string][]string {
+func attributes(claims map[string]any) map[string][]string {
 	out := make(map[string][]string, len(claims))
 	str := func(v any) string {
 		switch v := v.(type) {
@@ -621,9 +630,9 @@ func oidcAttributes(claims map[string]any) map[string][]string {
 	return out
 }
 
-// oidcPrintable quotes nothing but keeps a provider's text to one short
+// printable quotes nothing but keeps a provider's text to one short
 // line without control characters, for reasons shown to administrators.
-func oidcPrintable(s string) string {
+func printable(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
@@ -636,44 +645,44 @@ func oidcPrintable(s string) string {
 	return s
 }
 
-// oidcBoundedClient is client (or a default one) with a timeout and every
-// response body limited to oidcMaxResponse: go-oidc and x/oauth2 read
+// boundedClient is client (or a default one) with a timeout and every
+// response body limited to maxResponse: go-oidc and x/oauth2 read
 // bodies whole.
-func oidcBoundedClient(client *http.Client) *http.Client {
+func boundedClient(client *http.Client) *http.Client {
 	c := &http.Client{}
 	if client != nil {
 		*c = *client
 	}
 	if c.Timeout == 0 {
-		c.Timeout = oidcFetchTimeout
+		c.Timeout = fetchTimeout
 	}
 	rt := c.Transport
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	c.Transport = oidcLimitTransport{rt}
+	c.Transport = limitTransport{rt}
 	return c
 }
 
-type oidcLimitTransport struct{ rt http.RoundTripper }
+type limitTransport struct{ rt http.RoundTripper }
 
-func (t oidcLimitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.rt.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	resp.Body = &oidcLimitedBody{rc: resp.Body, left: oidcMaxResponse}
+	resp.Body = &limitedBody{rc: resp.Body, left: maxResponse}
 	return resp, nil
 }
 
-type oidcLimitedBody struct {
+type limitedBody struct {
 	rc   io.ReadCloser
 	left int64
 }
 
-func (b *oidcLimitedBody) Read(p []byte) (int, error) {
+func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
-		return 0, fmt.Errorf("sso: oidc: a response from the provider is over %d bytes", oidcMaxResponse)
+		return 0, fmt.Errorf("sso: oidc: a response from the provider is over %d bytes", maxResponse)
 	}
 	if int64(len(p)) > b.left+1 {
 		p = p[:b.left+1]
@@ -681,9 +690,13 @@ func (b *oidcLimitedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		return 0, fmt.Errorf("sso: oidc: a response from the provider is over %d bytes", oidcMaxResponse)
+		return 0, fmt.Errorf("sso: oidc: a response from the provider is over %d bytes", maxResponse)
 	}
 	return n, err
 }
 
-func (b *oidcLimitedBody) Close() error { return b.rc.Close() }
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// CallbackPath is an OIDC connection's redirect URI under the server's
+// base URL.
+func CallbackPath(connectionID string) string { return "/sso/oidc/" + connectionID + "/callback" }

@@ -1,4 +1,4 @@
-package sso
+package oidc
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"gatehouse/admin"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
@@ -30,7 +31,7 @@ type oidcEnv struct {
 	org     store.Org
 	op      *oidcTestOP
 	conn    store.SSOConnection
-	c       Connector
+	c       protocol.Connector
 	clock   time.Duration // added to time.Now for the relying party
 	browser []byte
 }
@@ -68,24 +69,24 @@ func newOIDCEnvOn(t testing.TB, st *store.SQL, sealer *admin.Sealer, slug string
 		t.Fatal(err)
 	}
 	connID := uuid.NewString()
-	op := newOIDCTestOP(t, "gatehouse-"+slug, "s3cret/"+slug+"+:%", oidcTestBase+OIDCCallbackPath(connID))
+	op := newOIDCTestOP(t, "gatehouse-"+slug, "s3cret/"+slug+"+:%", oidcTestBase+CallbackPath(connID))
 	conn := store.SSOConnection{ID: connID, OrgID: org.ID, Kind: store.SSOOIDC, Name: "IdP", Enabled: true,
 		UsernameFrom: "claim:preferred_username"}
 	if configure != nil {
 		configure(op, &conn)
 	}
 	if conn.Config == nil {
-		cfg, _ := json.Marshal(OIDCConfig{Issuer: op.issuer, ClientID: op.clientID})
+		cfg, _ := json.Marshal(Config{Issuer: op.issuer, ClientID: op.clientID})
 		conn.Config = store.RawJSON(cfg)
 	}
-	conn.Secret = sealer.Seal(op.clientSecret, "sso:"+connID)
+	conn.Secret = sealer.Seal(op.clientSecret, protocol.SealContext(connID))
 	if conn, err = st.CreateSSOConnection(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	e := &oidcEnv{t: t, st: st, sealer: sealer, org: org, op: op, conn: conn, browser: []byte("browser-" + slug)}
-	e.c, err = NewOIDC(ctx, conn, st, sealer, oidcTestBase, &http.Client{Timeout: 10 * time.Second}, e.now)
+	e.c, err = New(ctx, conn, st, sealer, oidcTestBase, &http.Client{Timeout: 10 * time.Second}, e.now)
 	if err != nil {
-		t.Fatalf("NewOIDC: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return e
 }
@@ -93,7 +94,7 @@ func newOIDCEnvOn(t testing.TB, st *store.SQL, sealer *admin.Sealer, slug string
 func (e *oidcEnv) now() time.Time { return time.Now().Add(e.clock) }
 
 // start begins a sign-in in browser and returns the authorization URL.
-func (e *oidcEnv) start(browser []byte, req StartRequest) string {
+func (e *oidcEnv) start(browser []byte, req protocol.StartRequest) string {
 	e.t.Helper()
 	req.Browser = browser
 	w := httptest.NewRecorder()
@@ -118,13 +119,13 @@ func (e *oidcEnv) authorize(authURL string) *url.URL {
 	}
 	resp.Body.Close()
 	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(loc.String(), oidcTestBase+OIDCCallbackPath(e.conn.ID)+"?") {
+	if resp.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(loc.String(), oidcTestBase+CallbackPath(e.conn.ID)+"?") {
 		e.t.Fatalf("the OP answered %d to %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	return loc
 }
 
-func (e *oidcEnv) finish(callback *url.URL, browser []byte) (Identity, store.SSORequest, error) {
+func (e *oidcEnv) finish(callback *url.URL, browser []byte) (protocol.Identity, store.SSORequest, error) {
 	r := httptest.NewRequest("GET", callback.String(), nil)
 	return e.c.Finish(context.Background(), r, browser)
 }
@@ -132,11 +133,11 @@ func (e *oidcEnv) finish(callback *url.URL, browser []byte) (Identity, store.SSO
 // callback is a fresh sign-in's callback URL in e's browser.
 func (e *oidcEnv) callback() *url.URL {
 	e.t.Helper()
-	return e.authorize(e.start(e.browser, StartRequest{RedirectTo: "/console"}))
+	return e.authorize(e.start(e.browser, protocol.StartRequest{RedirectTo: "/console"}))
 }
 
 // signIn runs a whole sign-in and must succeed.
-func (e *oidcEnv) signIn() Identity {
+func (e *oidcEnv) signIn() protocol.Identity {
 	e.t.Helper()
 	id, _, err := e.finish(e.callback(), e.browser)
 	if err != nil {
@@ -145,12 +146,12 @@ func (e *oidcEnv) signIn() Identity {
 	return id
 }
 
-// refused asserts err is an *Error whose text (reason and cause) contains
+// refused asserts err is a *protocol.Error whose text (reason and cause) contains
 // want.
 func refused(t *testing.T, err error, want string) {
 	t.Helper()
-	var se *Error
-	if !errors.As(err, &se) || !errors.Is(err, ErrRefused) {
+	var se *protocol.Error
+	if !errors.As(err, &se) || !errors.Is(err, protocol.ErrRefused) {
 		t.Fatalf("want a refusal containing %q, got %v", want, err)
 	}
 	if !strings.Contains(se.Error(), want) {
@@ -173,7 +174,7 @@ func withParam(u *url.URL, name, value string) *url.URL {
 func TestOIDCSignIn(t *testing.T) {
 	e := newOIDCEnv(t, nil)
 	ctx := context.Background()
-	authURL := e.start(e.browser, StartRequest{RedirectTo: "/console/admins", LoginHint: "Alice", Test: true})
+	authURL := e.start(e.browser, protocol.StartRequest{RedirectTo: "/console/admins", LoginHint: "Alice", Test: true})
 
 	a, err := url.Parse(authURL)
 	if err != nil || !strings.HasPrefix(authURL, e.op.issuer+"/authorize?") {
@@ -201,8 +202,8 @@ func TestOIDCSignIn(t *testing.T) {
 	if !strings.HasPrefix(pending.Verifier, "v1.") {
 		t.Fatalf("the verifier is not sealed: %q", pending.Verifier)
 	}
-	if exp := time.Until(pending.ExpiresAt); exp < RequestTTL-time.Minute || exp > RequestTTL {
-		t.Fatalf("expires in %s, want %s", exp, RequestTTL)
+	if exp := time.Until(pending.ExpiresAt); exp < protocol.RequestTTL-time.Minute || exp > protocol.RequestTTL {
+		t.Fatalf("expires in %s, want %s", exp, protocol.RequestTTL)
 	}
 	verifier, err := e.sealer.Open(pending.Verifier, "pkce:"+state)
 	if err != nil || len(verifier) < 43 {
@@ -261,12 +262,12 @@ func TestOIDCState(t *testing.T) {
 		{"another browser", func() (*url.URL, []byte) { return e.callback(), []byte("attacker-browser") }},
 		{"another connection", func() (*url.URL, []byte) {
 			// A state of the other connection, in the same browser, at this connection's callback.
-			cb := other.authorize(other.start(e.browser, StartRequest{}))
+			cb := other.authorize(other.start(e.browser, protocol.StartRequest{}))
 			return withParam(e.callback(), "state", cb.Query().Get("state")), e.browser
 		}},
 		{"expired", func() (*url.URL, []byte) {
 			cb := e.callback()
-			e.clock = RequestTTL + time.Second
+			e.clock = protocol.RequestTTL + time.Second
 			return cb, e.browser
 		}},
 	}
@@ -338,7 +339,7 @@ func TestOIDCCodeInjection(t *testing.T) {
 	e := newOIDCEnv(t, nil)
 	e.signIn()
 	attacker := []byte("attacker-browser")
-	stolen := e.authorize(e.start(attacker, StartRequest{})).Query().Get("code")
+	stolen := e.authorize(e.start(attacker, protocol.StartRequest{})).Query().Get("code")
 	victim := e.callback()
 	_, _, err := e.finish(withParam(victim, "code", stolen), e.browser)
 	refused(t, err, "PKCE verification failed")
@@ -431,7 +432,7 @@ func TestOIDCIssuerMixUp(t *testing.T) {
 	})
 	t.Run("org B's whole callback at org A's connection", func(t *testing.T) {
 		a.t = t
-		cb := b.authorize(b.start(a.browser, StartRequest{}))
+		cb := b.authorize(b.start(a.browser, protocol.StartRequest{}))
 		_, _, err := a.finish(cb, a.browser)
 		refused(t, err, "matches no sign-in in progress")
 	})
@@ -523,12 +524,12 @@ func TestOIDCUsername(t *testing.T) {
 }
 
 func TestOIDCConfig(t *testing.T) {
-	good := func(c *OIDCConfig) {}
+	good := func(c *Config) {}
 	cases := []struct {
 		name string
 		json string
 		want string // error text; "" valid
-		edit func(c *OIDCConfig)
+		edit func(c *Config)
 	}{
 		{"minimal", `{"issuer":"https://idp.example","clientId":"gh"}`, "", good},
 		{"loopback http", `{"issuer":"http://127.0.0.1:8080/realms/x","clientId":"gh"}`, "", good},
@@ -551,7 +552,7 @@ func TestOIDCConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := ParseOIDCConfig([]byte(tc.json))
+			c, err := ParseConfig([]byte(tc.json))
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("err %v, want %q", err, tc.want)
@@ -566,7 +567,7 @@ func TestOIDCConfig(t *testing.T) {
 			}
 		})
 	}
-	c, err := ParseOIDCConfig([]byte(`{"issuer":"https://idp.example","clientId":"gh","scopes":["groups","openid","groups"],"clockSkew":5}`))
+	c, err := ParseConfig([]byte(`{"issuer":"https://idp.example","clientId":"gh","scopes":["groups","openid","groups"],"clockSkew":5}`))
 	if err != nil || strings.Join(c.Scopes, " ") != "openid groups" || c.ClockSkew != 5 {
 		t.Fatalf("scopes %+v, %v", c, err)
 	}
@@ -576,14 +577,14 @@ func TestOIDCNewOIDCErrors(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.SQLite(t)
 	sealer := oidcTestSealer(t)
-	op := newOIDCTestOP(t, "gh", "secret", oidcTestBase+OIDCCallbackPath("c1"))
+	op := newOIDCTestOP(t, "gh", "secret", oidcTestBase+CallbackPath("c1"))
 	cfg := func(issuer string) store.RawJSON {
-		b, _ := json.Marshal(OIDCConfig{Issuer: issuer, ClientID: "gh"})
+		b, _ := json.Marshal(Config{Issuer: issuer, ClientID: "gh"})
 		return b
 	}
 	base := store.SSOConnection{ID: "c1", Kind: store.SSOOIDC, UsernameFrom: "claim:preferred_username", Config: cfg(op.issuer),
-		Secret: sealer.Seal("secret", "sso:c1")}
-	if _, err := NewOIDC(ctx, base, st, sealer, oidcTestBase, nil, nil); err != nil {
+		Secret: sealer.Seal("secret", protocol.SealContext("c1"))}
+	if _, err := New(ctx, base, st, sealer, oidcTestBase, nil, nil); err != nil {
 		t.Fatalf("control: %v", err)
 	}
 	cases := []struct {
@@ -595,7 +596,7 @@ func TestOIDCNewOIDCErrors(t *testing.T) {
 		{"SAML connection", func(c *store.SSOConnection) { c.Kind = store.SSOSAML }, nil, "of kind"},
 		{"username from nameid", func(c *store.SSOConnection) { c.UsernameFrom = "nameid" }, nil, "usernameFrom must be claim:NAME"},
 		{"no secret", func(c *store.SSOConnection) { c.Secret = "" }, nil, "no client secret"},
-		{"secret sealed for another connection", func(c *store.SSOConnection) { c.Secret = sealer.Seal("secret", "sso:c2") }, nil, "client secret"},
+		{"secret sealed for another connection", func(c *store.SSOConnection) { c.Secret = sealer.Seal("secret", protocol.SealContext("c2")) }, nil, "client secret"},
 		{"issuer mismatch (trailing slash)", func(c *store.SSOConnection) { c.Config = cfg(op.issuer + "/") }, nil, "did not match"},
 		{"nothing listening", func(c *store.SSOConnection) { c.Config = cfg("http://127.0.0.1:1") }, nil, "discovery"},
 		{"private_key_jwt only", nil, func() { op.AuthMethods = []string{"private_key_jwt"} }, "neither client_secret_basic nor client_secret_post"},
@@ -610,7 +611,7 @@ func TestOIDCNewOIDCErrors(t *testing.T) {
 				tc.op()
 				defer func() { op.AuthMethods = []string{"client_secret_basic"} }()
 			}
-			_, err := NewOIDC(ctx, c, st, sealer, oidcTestBase, nil, nil)
+			_, err := New(ctx, c, st, sealer, oidcTestBase, nil, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
@@ -621,13 +622,13 @@ func TestOIDCNewOIDCErrors(t *testing.T) {
 func TestOIDCBoundedResponses(t *testing.T) {
 	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"issuer":"` + strings.Repeat("a", oidcMaxResponse) + `"}`))
+		w.Write([]byte(`{"issuer":"` + strings.Repeat("a", maxResponse) + `"}`))
 	}))
 	defer big.Close()
 	sealer := oidcTestSealer(t)
-	cfg, _ := json.Marshal(OIDCConfig{Issuer: big.URL, ClientID: "gh"})
-	_, err := NewOIDC(context.Background(), store.SSOConnection{ID: "c1", Kind: store.SSOOIDC, UsernameFrom: "claim:sub",
-		Config: cfg, Secret: sealer.Seal("s", "sso:c1")}, storetest.SQLite(t), sealer, oidcTestBase, nil, nil)
+	cfg, _ := json.Marshal(Config{Issuer: big.URL, ClientID: "gh"})
+	_, err := New(context.Background(), store.SSOConnection{ID: "c1", Kind: store.SSOOIDC, UsernameFrom: "claim:sub",
+		Config: cfg, Secret: sealer.Seal("s", protocol.SealContext("c1"))}, storetest.SQLite(t), sealer, oidcTestBase, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "over 1048576 bytes") {
 		t.Fatalf("a discovery document over 1 MiB: %v", err)
 	}
@@ -652,15 +653,15 @@ func FuzzParseOIDCConfig(f *testing.F) {
 	f.Add([]byte(`{"issuer":"http://127.0.0.1:9/x","clientId":"gh","scopes":["groups"],"clockSkew":5}`))
 	f.Add([]byte(`{"issuer":"http://[::1]","clientId":"a b"}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		c, err := ParseOIDCConfig(raw)
+		c, err := ParseConfig(raw)
 		if err != nil {
 			return
 		}
-		if c.Scopes[0] != "openid" || c.ClockSkew < 1 || c.ClockSkew > oidcMaxSkew || oidcCheckURL(c.Issuer) != nil {
+		if c.Scopes[0] != "openid" || c.ClockSkew < 1 || c.ClockSkew > maxSkew || checkURL(c.Issuer) != nil {
 			t.Fatalf("accepted %+v", c)
 		}
 		again, _ := json.Marshal(c)
-		c2, err := ParseOIDCConfig(again)
+		c2, err := ParseConfig(again)
 		if err != nil || !reflect.DeepEqual(c, c2) {
 			t.Fatalf("%+v does not parse back to itself: %+v, %v", c, c2, err)
 		}

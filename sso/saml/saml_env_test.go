@@ -1,4 +1,4 @@
-package sso
+package saml
 
 // Test fixtures of the SAML connector: key pairs, an organization with a
 // SAML connection on a real store, and samlMint, which builds responses
@@ -32,6 +32,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"gatehouse/admin"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
@@ -74,7 +75,7 @@ func samlTestKeys(t testing.TB) *samlKeySet {
 		samlKeys.idpB = samlNewKeyPair(t, "IdP B")
 		samlKeys.attacker = samlNewKeyPair(t, "Attacker")
 		var err error
-		samlKeys.spCertPEM, samlKeys.spKeyPEM, err = NewSAMLKey()
+		samlKeys.spCertPEM, samlKeys.spKeyPEM, err = NewKey()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +109,7 @@ type samlEnv struct {
 	sealer *admin.Sealer
 	org    store.Org
 	conn   store.SSOConnection
-	c      *samlConnector
+	c      *connector
 	base   string
 	idp    samlKeyPair // the key the IdP signs with by default
 	idpID  string
@@ -124,7 +125,7 @@ var samlSealer = func() *admin.Sealer {
 
 // newSAMLEnv makes an organization slug on st with a SAML connection
 // trusting idpCerts; cfg and usernameFrom adjust it.
-func newSAMLEnv(t testing.TB, st store.Store, slug string, idp samlKeyPair, configure func(cfg *SAMLConfig, conn *store.SSOConnection), idpCerts ...*x509.Certificate) *samlEnv {
+func newSAMLEnv(t testing.TB, st store.Store, slug string, idp samlKeyPair, configure func(cfg *Config, conn *store.SSOConnection), idpCerts ...*x509.Certificate) *samlEnv {
 	t.Helper()
 	keys := samlTestKeys(t)
 	ctx := context.Background()
@@ -143,7 +144,7 @@ func newSAMLEnv(t testing.TB, st store.Store, slug string, idp samlKeyPair, conf
 	}
 	e := &samlEnv{t: t, st: st, sealer: samlSealer, org: o, base: "https://gatehouse.test", idp: idp,
 		idpID: "https://idp." + slug + ".example/metadata"}
-	cfg := SAMLConfig{IdPMetadataXML: samlIdPMetadata(e.idpID, "https://idp."+slug+".example/sso", saml.HTTPRedirectBinding, idpCerts...),
+	cfg := Config{IdPMetadataXML: samlIdPMetadata(e.idpID, "https://idp."+slug+".example/sso", saml.HTTPRedirectBinding, idpCerts...),
 		SPCertificate: keys.spCertPEM}
 	conn := store.SSOConnection{ID: "conn-" + slug, OrgID: o.ID, Kind: store.SSOSAML, Name: "SAML " + slug, Enabled: true, UsernameFrom: "nameid"}
 	if configure != nil {
@@ -151,11 +152,11 @@ func newSAMLEnv(t testing.TB, st store.Store, slug string, idp samlKeyPair, conf
 	}
 	raw, _ := json.Marshal(cfg)
 	conn.Config = store.RawJSON(raw)
-	conn.Secret = samlSealer.Seal(keys.spKeyPEM, samlSealContext(conn.ID))
+	conn.Secret = samlSealer.Seal(keys.spKeyPEM, protocol.SealContext(conn.ID))
 	if e.conn, err = st.CreateSSOConnection(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
-	if e.c, err = newSAMLConnector(e.conn, st, samlSealer, e.base, nil); err != nil {
+	if e.c, err = newConnector(e.conn, st, samlSealer, e.base, nil); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -166,7 +167,7 @@ func (e *samlEnv) start(browser string) string {
 	e.t.Helper()
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest("GET", "/sso/start/"+e.conn.ID, nil)
-	if err := e.c.Start(context.Background(), w, r, StartRequest{Browser: samlBrowser(browser), RedirectTo: "/console"}); err != nil {
+	if err := e.c.Start(context.Background(), w, r, protocol.StartRequest{Browser: samlBrowser(browser), RedirectTo: "/console"}); err != nil {
 		e.t.Fatal(err)
 	}
 	loc, err := url.Parse(w.Header().Get("Location"))
@@ -179,11 +180,11 @@ func (e *samlEnv) start(browser string) string {
 func samlBrowser(name string) []byte { return []byte("browser-hash-" + name) }
 
 // finish posts a base64 SAMLResponse to the connector.
-func (e *samlEnv) finish(doc []byte, browser string) (Identity, store.SSORequest, error) {
+func (e *samlEnv) finish(doc []byte, browser string) (protocol.Identity, store.SSORequest, error) {
 	return e.finishForm(url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)}, "RelayState": {"ignored"}}, browser)
 }
 
-func (e *samlEnv) finishForm(form url.Values, browser string) (Identity, store.SSORequest, error) {
+func (e *samlEnv) finishForm(form url.Values, browser string) (protocol.Identity, store.SSORequest, error) {
 	r := httptest.NewRequest("POST", ACSPath(e.conn.ID), strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return e.c.Finish(context.Background(), r, samlBrowser(browser))
@@ -225,7 +226,7 @@ func (e *samlEnv) mint(requestID string) *samlMint {
 		NoResponseIRT: requestID == "", Issuer: e.idpID, IssueInstant: now, AssertionIssueInstant: now,
 		Status: "urn:oasis:names:tc:SAML:2.0:status:Success", SignAssertion: true, Signer: e.idp, SigAlg: dsig.RSASHA256SignatureMethod}
 	m.NameIDXML = samlNameID("alice")
-	m.ConfirmationXML = samlConfirmation(samlBearer, e.c.sp.acsURL, requestID, now.Add(5*time.Minute))
+	m.ConfirmationXML = samlConfirmation(cmBearer, e.c.sp.acsURL, requestID, now.Add(5*time.Minute))
 	m.ConditionsXML = samlConditions(now.Add(-time.Minute), now.Add(5*time.Minute), e.c.sp.entityID)
 	m.AuthnXML = fmt.Sprintf(`<saml:AuthnStatement AuthnInstant="%s" SessionIndex="s-1"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>`,
 		samlTS(now.Add(-10*time.Second)))
@@ -382,12 +383,12 @@ func samlDocBytes(d *etree.Document) []byte {
 // one of wants.
 func samlWantRefused(t testing.TB, err error, wants ...string) {
 	t.Helper()
-	var e *Error
+	var e *protocol.Error
 	if !errors.As(err, &e) {
 		t.Fatalf("want a refusal mentioning %q, got %v", wants, err)
 	}
-	if !errors.Is(err, ErrRefused) {
-		t.Fatalf("refusal %v is not ErrRefused", err)
+	if !errors.Is(err, protocol.ErrRefused) {
+		t.Fatalf("refusal %v is not protocol.ErrRefused", err)
 	}
 	for _, w := range wants {
 		if !strings.Contains(e.Reason, w) {

@@ -1,4 +1,4 @@
-package sso
+package saml_test
 
 import (
 	"context"
@@ -14,10 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crewjam/saml"
+	crewjam "github.com/crewjam/saml"
 	"github.com/google/uuid"
 
 	"gatehouse/admin"
+	"gatehouse/sso"
+	"gatehouse/sso/fetch"
+	"gatehouse/sso/protocol"
+	"gatehouse/sso/saml"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
@@ -27,17 +31,17 @@ import (
 // SimpleSAMLphp that knows gatehouse only from the SP metadata URL.
 type ssppFlow struct {
 	st      *store.SQL
-	idp     *ssppIdP
+	idp     *saml.SSPPIdP
 	srv     *httptest.Server
 	org     store.Org
 	conn    store.SSOConnection
-	manager *Manager
+	manager *sso.Manager
 	signIn  *admin.SignIn
 }
 
-func newSSPPFlow(t *testing.T, adjust ...func(*ssppOptions)) *ssppFlow {
+func newSSPPFlow(t *testing.T, adjust ...func(*saml.SSPPOptions)) *ssppFlow {
 	t.Helper()
-	ssppRequire(t)
+	saml.SSPPRequire(t)
 	ctx := context.Background()
 	st := storetest.SQLite(t)
 	var h http.Handler
@@ -64,35 +68,35 @@ func newSSPPFlow(t *testing.T, adjust ...func(*ssppOptions)) *ssppFlow {
 	key := make([]byte, admin.SecretKeySize)
 	rand.Read(key)
 	sealer, _ := admin.NewSealer(key)
-	certPEM, keyPEM, err := NewSAMLKey()
+	certPEM, keyPEM, err := saml.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	standIn := samlNewKeyPair(t, "stand-in")
+	standIn := saml.NewTestKeyPair(t, "stand-in")
 	config := func(md, mdURL string) store.RawJSON {
 		cfg, _ := json.Marshal(map[string]any{"idpMetadataXml": md, "idpMetadataUrl": mdURL,
 			"metadataFetchedAt": time.Now().UTC(), "spCertificate": certPEM})
 		return cfg
 	}
 	conn, err := st.CreateSSOConnection(ctx, store.SSOConnection{ID: id, OrgID: org.ID, Kind: store.SSOSAML, Name: "SimpleSAMLphp",
-		Enabled: true, UsernameFrom: "nameid", Config: config(samlIdPMetadata("https://stand-in.test", "https://stand-in.test/sso",
-			saml.HTTPRedirectBinding, standIn.cert), ""), Secret: sealer.Seal(keyPEM, samlSealContext(id))})
+		Enabled: true, UsernameFrom: "nameid", Config: config(saml.TestIdPMetadata("https://stand-in.test", "https://stand-in.test/sso",
+			crewjam.HTTPRedirectBinding, standIn.Cert()), ""), Secret: sealer.Seal(keyPEM, protocol.SealContext(id))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Manager{Store: st, Sealer: sealer, BaseURL: srv.URL, Fetch: NewFetchClient(FetchOptions{AllowLoopback: true})}
+	m := &sso.Manager{Store: st, Sealer: sealer, BaseURL: srv.URL, Fetch: fetch.NewClient(fetch.Options{AllowLoopback: true})}
 	signIn := &admin.SignIn{Store: st, Sealer: sealer}
 	mux := http.NewServeMux()
-	(&Flow{Store: st, SignIn: signIn, BaseURL: srv.URL, New: m.NewConnector, Metadata: m.Metadata}).Register(mux)
+	(&sso.Flow{Store: st, SignIn: signIn, BaseURL: srv.URL, New: m.NewConnector, Metadata: m.Metadata}).Register(mux)
 	h = mux
 
-	opts := ssppDefaults(t, "", srv.URL+ACSPath(id), "")
-	opts.SPMetadataURL = srv.URL + SPMetadataPath(id)
+	opts := saml.SSPPDefaults(t, "", srv.URL+saml.ACSPath(id), "")
+	opts.SPMetadataURL = srv.URL + saml.SPMetadataPath(id)
 	for _, fn := range adjust {
 		fn(&opts)
 	}
-	idp := startSimpleSAMLphpWith(t, opts)
-	md, err := FetchMetadata(ctx, NewFetchClient(FetchOptions{AllowLoopback: true}), idp.MetadataURL)
+	idp := saml.StartSimpleSAMLphpWith(t, opts)
+	md, err := fetch.Get(ctx, fetch.NewClient(fetch.Options{AllowLoopback: true}), idp.MetadataURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +129,7 @@ func (f *ssppFlow) signInAs(t *testing.T, query, user, password string, cookies 
 		t.Fatalf("start: %d %q", res.StatusCode, res.Header.Get("Location"))
 	}
 	samlResponse, relay := f.idp.Login(t, res.Header.Get("Location"), user, password)
-	res, err = browser.PostForm(f.srv.URL+ACSPath(f.conn.ID), url.Values{"SAMLResponse": {samlResponse}, "RelayState": {relay}})
+	res, err = browser.PostForm(f.srv.URL+saml.ACSPath(f.conn.ID), url.Values{"SAMLResponse": {samlResponse}, "RelayState": {relay}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +158,7 @@ func TestSimpleSAMLphpReadsServedSPMetadata(t *testing.T) {
 // (SHA-1 signatures, which the connection does not allow) shows the
 // reason on the test page and keeps it as the test's result.
 func TestSimpleSAMLphpTestSignInShowsRefusal(t *testing.T) {
-	f := newSSPPFlow(t, func(o *ssppOptions) { o.SignatureAlgorithm = "http://www.w3.org/2000/09/xmldsig#rsa-sha1" })
+	f := newSSPPFlow(t, func(o *saml.SSPPOptions) { o.SignatureAlgorithm = "http://www.w3.org/2000/09/xmldsig#rsa-sha1" })
 	ctx := context.Background()
 	owner, err := f.st.AdministratorByUsername(ctx, f.org.ID, "owner")
 	if err != nil {

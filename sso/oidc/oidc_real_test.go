@@ -1,4 +1,4 @@
-package sso
+package oidc
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
@@ -48,7 +49,7 @@ func oidcRealProviderDir(tb testing.TB) (node, modules string) {
 		}
 		cache = filepath.Join(dir, "gatehouse-oidc-provider")
 	}
-	want, err := os.ReadFile(filepath.Join("..", "testdata", "oidc-provider", "package-lock.json"))
+	want, err := os.ReadFile(filepath.Join("..", "..", "testdata", "oidc-provider", "package-lock.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func startOIDCRealProvider(t *testing.T, clientID, secret, redirectURI string) s
 	t.Helper()
 	node, modules := oidcRealProviderDir(t)
 	dir := t.TempDir()
-	script, err := os.ReadFile(filepath.Join("..", "testdata", "oidc-provider", "provider.mjs"))
+	script, err := os.ReadFile(filepath.Join("..", "..", "testdata", "oidc-provider", "provider.mjs"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestOIDCRealProvider(t *testing.T) {
 	sealer := oidcTestSealer(t)
 	connID := uuid.NewString()
 	clientID, secret := "gatehouse", "real-op-secret-"+oidcRandomText()
-	redirectURI := oidcTestBase + OIDCCallbackPath(connID)
+	redirectURI := oidcTestBase + CallbackPath(connID)
 	issuer := startOIDCRealProvider(t, clientID, secret, redirectURI)
 
 	org, _, err := st.CreateOrg(ctx, store.NewOrg{
@@ -145,21 +146,21 @@ func TestOIDCRealProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := json.Marshal(OIDCConfig{Issuer: issuer, ClientID: clientID})
+	cfg, _ := json.Marshal(Config{Issuer: issuer, ClientID: clientID})
 	conn, err := st.CreateSSOConnection(ctx, store.SSOConnection{ID: connID, OrgID: org.ID, Kind: store.SSOOIDC, Name: "oidc-provider",
-		Enabled: true, UsernameFrom: "claim:preferred_username", Config: cfg, Secret: sealer.Seal(secret, "sso:"+connID)})
+		Enabled: true, UsernameFrom: "claim:preferred_username", Config: cfg, Secret: sealer.Seal(secret, protocol.SealContext(connID))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewOIDC(ctx, conn, st, sealer, oidcTestBase, &http.Client{Timeout: 10 * time.Second}, nil)
+	c, err := New(ctx, conn, st, sealer, oidcTestBase, &http.Client{Timeout: 10 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &oidcEnv{t: t, st: st, sealer: sealer, org: org, conn: conn, c: c, browser: []byte("real-browser")}
 
-	signIn := func(hint string) (Identity, store.SSORequest, error) {
+	signIn := func(hint string) (protocol.Identity, store.SSORequest, error) {
 		t.Helper()
-		callback := oidcDriveRealProvider(t, e.start(e.browser, StartRequest{RedirectTo: "/console", LoginHint: hint}), issuer)
+		callback := oidcDriveRealProvider(t, e.start(e.browser, protocol.StartRequest{RedirectTo: "/console", LoginHint: hint}), issuer)
 		return e.finish(callback, e.browser)
 	}
 	id, req, err := signIn("")
@@ -177,25 +178,25 @@ func TestOIDCRealProvider(t *testing.T) {
 		}
 	}
 	// The provider's RFC 9207 iss is checked: drop it and we refuse.
-	callback := oidcDriveRealProvider(t, e.start(e.browser, StartRequest{}), issuer)
+	callback := oidcDriveRealProvider(t, e.start(e.browser, protocol.StartRequest{}), issuer)
 	if callback.Query().Get("iss") != issuer {
 		t.Fatalf("oidc-provider sent iss %q", callback.Query().Get("iss"))
 	}
 	_, _, err = e.finish(withParam(callback, "iss", ""), e.browser)
 	refused(t, err, "has no iss")
 	// A replayed callback is refused, and the real OP refuses a reused code.
-	callback = oidcDriveRealProvider(t, e.start(e.browser, StartRequest{}), issuer)
+	callback = oidcDriveRealProvider(t, e.start(e.browser, protocol.StartRequest{}), issuer)
 	if _, _, err := e.finish(callback, e.browser); err != nil {
 		t.Fatalf("control: %v", err)
 	}
 	_, _, err = e.finish(callback, e.browser)
 	refused(t, err, "matches no sign-in in progress")
-	_, _, err = e.finish(withParam(oidcDriveRealProvider(t, e.start(e.browser, StartRequest{}), issuer), "code", callback.Query().Get("code")),
+	_, _, err = e.finish(withParam(oidcDriveRealProvider(t, e.start(e.browser, protocol.StartRequest{}), issuer), "code", callback.Query().Get("code")),
 		e.browser)
 	refused(t, err, "refused the authorization code")
 	// A code from another sign-in (another PKCE challenge) is refused by the OP.
-	stolen := oidcDriveRealProvider(t, e.start([]byte("attacker"), StartRequest{}), issuer).Query().Get("code")
-	_, _, err = e.finish(withParam(oidcDriveRealProvider(t, e.start(e.browser, StartRequest{}), issuer), "code", stolen), e.browser)
+	stolen := oidcDriveRealProvider(t, e.start([]byte("attacker"), protocol.StartRequest{}), issuer).Query().Get("code")
+	_, _, err = e.finish(withParam(oidcDriveRealProvider(t, e.start(e.browser, protocol.StartRequest{}), issuer), "code", stolen), e.browser)
 	refused(t, err, "refused the authorization code")
 }
 

@@ -1,10 +1,17 @@
-package sso
-
-// The SAML 2.0 service provider: one connector per SSOConnection of kind
-// "saml". crewjam/saml does the XML signature and most protocol checks;
-// the checks it leaves out (see /work/shared/notes/sso-security.md and
-// saml_finish.go) are ours. samlsp is not used: it logs whole responses
-// and follows raw RelayState values.
+// Package saml is gatehouse's SAML 2.0 service provider, one connector
+// (protocol.Connector) per SSOConnection of kind "saml": the connection's
+// settings (Config, ParseConfig), its SP key pair (NewKey) and SP
+// metadata (SPMetadata), the redirect or POST that starts a sign-in, the
+// checks of the IdP's answer at the ACS (finish.go), the paths of its
+// endpoints (ACSPath, SPMetadataPath), and the IdP metadata: its check
+// (CheckIdPMetadata) and its refresh from the URL the administrator gave
+// (MetadataRefresher, RefreshIdPMetadata), fetched through sso/fetch.
+//
+// crewjam/saml does the XML signature and most protocol checks; the
+// checks it leaves out (see /work/shared/notes/sso-security.md and
+// finish.go) are ours. samlsp is not used: it logs whole responses and
+// follows raw RelayState values.
+package saml
 
 import (
 	"bytes"
@@ -33,13 +40,14 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"gatehouse/admin"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
-// SAMLConfig is the Config of an SSOConnection of kind "saml". Its zero
+// Config is SSOConnection.Config for the kind "saml" (JSON). Its zero
 // value (plus IdP metadata) is the safe setting: SP-initiated only,
 // SHA-1 refused, 60 s of clock skew, signed AuthnRequests.
-type SAMLConfig struct {
+type Config struct {
 	// IdPMetadataXML is the identity provider's SAML metadata
 	// (EntityDescriptor, or an EntitiesDescriptor holding exactly one
 	// IdP). When the administrator gave a URL, the metadata fetcher fills
@@ -51,9 +59,9 @@ type SAMLConfig struct {
 	// SPEntityID is our entity ID at this IdP; "" means the SP metadata
 	// URL (baseURL + SPMetadataPath).
 	SPEntityID string `json:"spEntityId,omitempty"`
-	// SPCertificate is the PEM certificate of the SP key (NewSAMLKey);
+	// SPCertificate is the PEM certificate of the SP key (NewKey);
 	// the key itself is SSOConnection.Secret, sealed with context
-	// "sso:" + connection ID.
+	// protocol.SealContext.
 	SPCertificate string `json:"spCertificate"`
 	// AllowIdPInitiated accepts responses that answer no AuthnRequest
 	// (unsolicited). They are then only protected by the replay cache
@@ -62,8 +70,8 @@ type SAMLConfig struct {
 	// AllowSHA1 accepts rsa-sha1 signatures and sha1 digests.
 	AllowSHA1 bool `json:"allowSha1,omitempty"`
 	// ClockSkew is the tolerated difference between the IdP's clock and
-	// ours, in seconds: 0 means SAMLDefaultClockSkew, at most
-	// SAMLMaxClockSkew.
+	// ours, in seconds: 0 means DefaultClockSkew, at most
+	// MaxClockSkew.
 	ClockSkew int `json:"clockSkew,omitempty"`
 	// SignRequests signs AuthnRequests (rsa-sha256); nil means true.
 	SignRequests *bool `json:"signRequests,omitempty"`
@@ -71,43 +79,43 @@ type SAMLConfig struct {
 
 // Clock skew bounds, and how old an IssueInstant may be.
 const (
-	SAMLDefaultClockSkew = 60 * time.Second
-	SAMLMaxClockSkew     = 600 * time.Second
-	// samlMaxIssueAge: a Response or Assertion issued longer ago than this
+	DefaultClockSkew = 60 * time.Second
+	MaxClockSkew     = 600 * time.Second
+	// maxIssueAge: a Response or Assertion issued longer ago than this
 	// (plus the skew) is refused, whatever its NotOnOrAfter says.
-	samlMaxIssueAge = 5 * time.Minute
+	maxIssueAge = 5 * time.Minute
 )
 
 func init() {
 	// crewjam/saml keeps its time tolerances in package globals, so they
 	// cannot vary per connection. Set them once to the loosest value any
 	// connection may have; Finish enforces the connection's own skew and
-	// issue age afterwards (samlCheckAssertion).
-	saml.MaxClockSkew = SAMLMaxClockSkew
-	saml.MaxIssueDelay = samlMaxIssueAge + SAMLMaxClockSkew
+	// issue age afterwards (checkAssertion).
+	saml.MaxClockSkew = MaxClockSkew
+	saml.MaxIssueDelay = maxIssueAge + MaxClockSkew
 }
 
 // Skew returns the connection's clock skew.
-func (c SAMLConfig) Skew() time.Duration {
+func (c Config) Skew() time.Duration {
 	if c.ClockSkew == 0 {
-		return SAMLDefaultClockSkew
+		return DefaultClockSkew
 	}
 	return time.Duration(c.ClockSkew) * time.Second
 }
 
 // SignsRequests reports whether AuthnRequests are signed.
-func (c SAMLConfig) SignsRequests() bool { return c.SignRequests == nil || *c.SignRequests }
+func (c Config) SignsRequests() bool { return c.SignRequests == nil || *c.SignRequests }
 
-// ParseSAMLConfig decodes and validates a connection's Config.
-func ParseSAMLConfig(raw []byte) (SAMLConfig, error) {
-	var c SAMLConfig
+// ParseConfig decodes and validates a connection's Config.
+func ParseConfig(raw []byte) (Config, error) {
+	var c Config
 	if len(bytes.TrimSpace(raw)) > 0 {
 		if err := json.Unmarshal(raw, &c); err != nil {
-			return SAMLConfig{}, fmt.Errorf("sso: SAML settings are not valid JSON: %w", err)
+			return Config{}, fmt.Errorf("sso: SAML settings are not valid JSON: %w", err)
 		}
 	}
 	if err := c.Validate(); err != nil {
-		return SAMLConfig{}, err
+		return Config{}, err
 	}
 	return c, nil
 }
@@ -116,15 +124,15 @@ func ParseSAMLConfig(raw []byte) (SAMLConfig, error) {
 // signing certificate and a single sign-on endpoint with the
 // HTTP-Redirect or HTTP-POST binding; the SP certificate, when set, is
 // a PEM certificate; the clock skew is in range.
-func (c SAMLConfig) Validate() error {
-	if c.ClockSkew < 0 || time.Duration(c.ClockSkew)*time.Second > SAMLMaxClockSkew {
-		return fmt.Errorf("sso: clock skew must be between 0 and %d seconds, not %d", int(SAMLMaxClockSkew/time.Second), c.ClockSkew)
+func (c Config) Validate() error {
+	if c.ClockSkew < 0 || time.Duration(c.ClockSkew)*time.Second > MaxClockSkew {
+		return fmt.Errorf("sso: clock skew must be between 0 and %d seconds, not %d", int(MaxClockSkew/time.Second), c.ClockSkew)
 	}
-	if _, err := samlParseIdP(c.IdPMetadataXML); err != nil {
+	if _, err := parseIdP(c.IdPMetadataXML); err != nil {
 		return err
 	}
 	if c.SPCertificate != "" {
-		if _, err := samlParseCertificate(c.SPCertificate); err != nil {
+		if _, err := parseCertificate(c.SPCertificate); err != nil {
 			return err
 		}
 	}
@@ -134,8 +142,8 @@ func (c SAMLConfig) Validate() error {
 	return nil
 }
 
-// samlIdP is what gatehouse uses of the IdP metadata.
-type samlIdP struct {
+// identityProvider is what gatehouse uses of the IdP metadata.
+type identityProvider struct {
 	entity *saml.EntityDescriptor
 	certs  []*x509.Certificate // signing certificates, all trusted (rollover)
 	// certsB64 are the certificates' DER in base64, to match a
@@ -146,12 +154,12 @@ type samlIdP struct {
 	ssoURL, ssoBinding string
 }
 
-// samlParseIdP parses and checks IdP metadata.
-func samlParseIdP(doc string) (*samlIdP, error) {
+// parseIdP parses and checks IdP metadata.
+func parseIdP(doc string) (*identityProvider, error) {
 	if strings.TrimSpace(doc) == "" {
 		return nil, errors.New("sso: the IdP metadata is missing")
 	}
-	if _, err := samlInspect([]byte(doc)); err != nil {
+	if _, err := inspect([]byte(doc)); err != nil {
 		return nil, fmt.Errorf("sso: the IdP metadata is not acceptable XML: %s", err.Reason)
 	}
 	var ed saml.EntityDescriptor
@@ -178,14 +186,14 @@ func samlParseIdP(doc string) (*samlIdP, error) {
 	if len(ed.IDPSSODescriptors) == 0 {
 		return nil, fmt.Errorf("sso: the metadata of %q has no IDPSSODescriptor (is it an SP's metadata?)", ed.EntityID)
 	}
-	idp := &samlIdP{entity: &ed}
+	idp := &identityProvider{entity: &ed}
 	for _, d := range ed.IDPSSODescriptors {
 		for _, kd := range d.KeyDescriptors {
 			if kd.Use != "" && kd.Use != "signing" {
 				continue
 			}
 			for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
-				b64 := samlStripSpace(xc.Data)
+				b64 := stripSpace(xc.Data)
 				if b64 == "" {
 					continue
 				}
@@ -197,7 +205,7 @@ func samlParseIdP(doc string) (*samlIdP, error) {
 				if err != nil {
 					return nil, fmt.Errorf("sso: a signing certificate in the IdP metadata does not parse: %w", err)
 				}
-				if !samlContainsCert(idp.certs, cert) {
+				if !containsCert(idp.certs, cert) {
 					idp.certs = append(idp.certs, cert)
 					idp.certsB64 = append(idp.certsB64, base64.StdEncoding.EncodeToString(cert.Raw))
 				}
@@ -226,7 +234,7 @@ func samlParseIdP(doc string) (*samlIdP, error) {
 	return idp, nil
 }
 
-func samlContainsCert(certs []*x509.Certificate, c *x509.Certificate) bool {
+func containsCert(certs []*x509.Certificate, c *x509.Certificate) bool {
 	for _, x := range certs {
 		if x.Equal(c) {
 			return true
@@ -235,7 +243,7 @@ func samlContainsCert(certs []*x509.Certificate, c *x509.Certificate) bool {
 	return false
 }
 
-func samlStripSpace(s string) string {
+func stripSpace(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch r {
 		case ' ', '\t', '\r', '\n':
@@ -245,7 +253,7 @@ func samlStripSpace(s string) string {
 	}, s)
 }
 
-func samlParseCertificate(pemText string) (*x509.Certificate, error) {
+func parseCertificate(pemText string) (*x509.Certificate, error) {
 	block, _ := pem.Decode([]byte(pemText))
 	if block == nil || block.Type != "CERTIFICATE" {
 		return nil, errors.New("sso: the SP certificate is not a PEM CERTIFICATE")
@@ -257,9 +265,9 @@ func samlParseCertificate(pemText string) (*x509.Certificate, error) {
 	return cert, nil
 }
 
-// samlDescribeCert names a certificate for administrators: subject and
+// describeCert names a certificate for administrators: subject and
 // SHA-256 fingerprint.
-func samlDescribeCert(c *x509.Certificate) string {
+func describeCert(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
 	h := strings.ToUpper(hex.EncodeToString(sum[:]))
 	var b strings.Builder
@@ -272,10 +280,10 @@ func samlDescribeCert(c *x509.Certificate) string {
 	return c.Subject.String() + " (SHA-256 " + b.String() + ")"
 }
 
-// NewSAMLKey makes the SP key pair of a new connection: RSA-2048 and a
+// NewKey makes the SP key pair of a new connection: RSA-2048 and a
 // self-signed certificate valid for 10 years. Store the certificate in
-// SAMLConfig.SPCertificate and the key sealed in SSOConnection.Secret.
-func NewSAMLKey() (certPEM string, keyPEM string, err error) {
+// Config.SPCertificate and the key sealed in SSOConnection.Secret.
+func NewKey() (certPEM string, keyPEM string, err error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return "", "", err
@@ -305,39 +313,36 @@ func NewSAMLKey() (certPEM string, keyPEM string, err error) {
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})), nil
 }
 
-// samlSealContext is the Sealer context of a connection's SP key.
-func samlSealContext(connectionID string) string { return "sso:" + connectionID }
-
-// samlSP is the connection's service-provider side: its key pair and
+// serviceProvider is the connection's service-provider side: its key pair and
 // URLs.
-type samlSP struct {
+type serviceProvider struct {
 	entityID, acsURL, metadataURL string
 	cert                          *x509.Certificate
 	key                           *rsa.PrivateKey
 }
 
-// samlOpenSP opens the connection's SP key and checks it against the
+// openSP opens the connection's SP key and checks it against the
 // certificate.
-func samlOpenSP(conn store.SSOConnection, cfg SAMLConfig, sealer *admin.Sealer, baseURL string) (*samlSP, error) {
+func openSP(conn store.SSOConnection, cfg Config, sealer *admin.Sealer, baseURL string) (*serviceProvider, error) {
 	base := strings.TrimSuffix(baseURL, "/")
 	if u, err := url.Parse(base); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("sso: the base URL %q is not an absolute http(s) URL", baseURL)
 	}
-	sp := &samlSP{acsURL: base + ACSPath(conn.ID), metadataURL: base + SPMetadataPath(conn.ID), entityID: cfg.SPEntityID}
+	sp := &serviceProvider{acsURL: base + ACSPath(conn.ID), metadataURL: base + SPMetadataPath(conn.ID), entityID: cfg.SPEntityID}
 	if sp.entityID == "" {
 		sp.entityID = sp.metadataURL
 	}
 	if cfg.SPCertificate == "" {
 		return nil, errors.New("sso: the connection has no SP certificate")
 	}
-	cert, err := samlParseCertificate(cfg.SPCertificate)
+	cert, err := parseCertificate(cfg.SPCertificate)
 	if err != nil {
 		return nil, err
 	}
 	if sealer == nil {
 		return nil, errors.New("sso: no sealer to open the SP key")
 	}
-	keyPEM, err := sealer.Open(conn.Secret, samlSealContext(conn.ID))
+	keyPEM, err := sealer.Open(conn.Secret, protocol.SealContext(conn.ID))
 	if err != nil {
 		return nil, fmt.Errorf("sso: the SP key of connection %s does not open: %w", conn.ID, err)
 	}
@@ -368,76 +373,76 @@ func samlOpenSP(conn store.SSOConnection, cfg SAMLConfig, sealer *admin.Sealer, 
 	return sp, nil
 }
 
-// samlConnector is a SAML connection's Connector.
-type samlConnector struct {
+// connector is a SAML connection's Connector.
+type connector struct {
 	conn  store.SSOConnection
-	cfg   SAMLConfig
+	cfg   Config
 	skew  time.Duration
 	st    store.Store
 	now   func() time.Time
-	sp    *samlSP
-	idp   *samlIdP
+	sp    *serviceProvider
+	idp   *identityProvider
 	crew  saml.ServiceProvider // template; Finish works on a copy
-	users samlUsernameSource
+	users usernameSource
 }
 
-// samlUsernameSource is a parsed UsernameFrom.
-type samlUsernameSource struct {
+// usernameSource is a parsed UsernameFrom.
+type usernameSource struct {
 	attribute string // "" means the NameID
 }
 
-func samlParseUsernameFrom(s string) (samlUsernameSource, error) {
+func parseUsernameFrom(s string) (usernameSource, error) {
 	if s == "nameid" {
-		return samlUsernameSource{}, nil
+		return usernameSource{}, nil
 	}
 	if name, ok := strings.CutPrefix(s, "attribute:"); ok && name != "" {
-		return samlUsernameSource{attribute: name}, nil
+		return usernameSource{attribute: name}, nil
 	}
-	return samlUsernameSource{}, fmt.Errorf(`sso: a SAML connection takes the username from "nameid" or "attribute:NAME", not %q`, s)
+	return usernameSource{}, fmt.Errorf(`sso: a SAML connection takes the username from "nameid" or "attribute:NAME", not %q`, s)
 }
 
-// NewSAML returns the Connector of a SAML connection. It parses and
+// New returns the protocol.Connector of a SAML connection. It parses and
 // checks everything once (metadata, certificates, the sealed SP key), so
 // callers should keep it per connection version. now is the clock; nil
 // means time.Now.
-func NewSAML(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (Connector, error) {
-	return newSAMLConnector(conn, st, sealer, baseURL, now)
+func New(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (protocol.Connector, error) {
+	return newConnector(conn, st, sealer, baseURL, now)
 }
 
-func newSAMLConnector(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (*samlConnector, error) {
+func newConnector(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (*connector, error) {
 	if conn.Kind != store.SSOSAML {
 		return nil, fmt.Errorf("sso: connection %s is of kind %q, not SAML", conn.ID, conn.Kind)
 	}
 	if st == nil {
-		return nil, errors.New("sso: NewSAML needs a store")
+		return nil, errors.New("sso: New needs a store")
 	}
 	if now == nil {
 		now = time.Now
 	}
-	cfg, err := ParseSAMLConfig(conn.Config)
+	cfg, err := ParseConfig(conn.Config)
 	if err != nil {
 		return nil, err
 	}
-	users, err := samlParseUsernameFrom(conn.UsernameFrom)
+	users, err := parseUsernameFrom(conn.UsernameFrom)
 	if err != nil {
 		return nil, err
 	}
-	idp, err := samlParseIdP(cfg.IdPMetadataXML)
+	idp, err := parseIdP(cfg.IdPMetadataXML)
 	if err != nil {
 		return nil, err
 	}
-	sp, err := samlOpenSP(conn, cfg, sealer, baseURL)
+	sp, err := openSP(conn, cfg, sealer, baseURL)
 	if err != nil {
 		return nil, err
 	}
-	c := &samlConnector{conn: conn, cfg: cfg, skew: cfg.Skew(), st: st, now: now, sp: sp, idp: idp, users: users}
-	c.crew = samlCrewSP(sp, cfg)
+	c := &connector{conn: conn, cfg: cfg, skew: cfg.Skew(), st: st, now: now, sp: sp, idp: idp, users: users}
+	c.crew = crewSP(sp, cfg)
 	c.crew.IDPMetadata = idp.entity
 	return c, nil
 }
 
-// samlCrewSP is crewjam's view of our SP.
-func samlCrewSP(sp *samlSP, cfg SAMLConfig) saml.ServiceProvider {
+// crewSP is crewjam's view of our SP.
+func crewSP(sp *serviceProvider, cfg Config) saml.ServiceProvider {
 	acs, _ := url.Parse(sp.acsURL)
 	md, _ := url.Parse(sp.metadataURL)
 	s := saml.ServiceProvider{
@@ -454,34 +459,34 @@ func samlCrewSP(sp *samlSP, cfg SAMLConfig) saml.ServiceProvider {
 	return s
 }
 
-// SAMLMetadata renders a SAML connection's SP metadata, for the
+// SPMetadata renders a SAML connection's SP metadata, for the
 // administrator to give the IdP: entity ID, the ACS URL (HTTP-POST), the
 // SP certificate for signing and encryption, AuthnRequestsSigned and
 // WantAssertionsSigned. It does not need the IdP metadata (IdPs often
 // want the SP's first), but checks that the sealed key opens and matches
 // the certificate.
-func SAMLMetadata(conn store.SSOConnection, sealer *admin.Sealer, baseURL string) ([]byte, error) {
+func SPMetadata(conn store.SSOConnection, sealer *admin.Sealer, baseURL string) ([]byte, error) {
 	if conn.Kind != store.SSOSAML {
 		return nil, fmt.Errorf("sso: connection %s is of kind %q, not SAML", conn.ID, conn.Kind)
 	}
-	var cfg SAMLConfig
+	var cfg Config
 	if len(bytes.TrimSpace(conn.Config)) > 0 {
 		if err := json.Unmarshal(conn.Config, &cfg); err != nil {
 			return nil, fmt.Errorf("sso: SAML settings are not valid JSON: %w", err)
 		}
 	}
-	sp, err := samlOpenSP(conn, cfg, sealer, baseURL)
+	sp, err := openSP(conn, cfg, sealer, baseURL)
 	if err != nil {
 		return nil, err
 	}
-	return samlSPMetadata(sp, cfg)
+	return spMetadata(sp, cfg)
 }
 
-// Metadata is the connection's SP metadata (see SAMLMetadata).
-func (c *samlConnector) Metadata() ([]byte, error) { return samlSPMetadata(c.sp, c.cfg) }
+// Metadata is the connection's SP metadata (see SPMetadata).
+func (c *connector) Metadata() ([]byte, error) { return spMetadata(c.sp, c.cfg) }
 
-func samlSPMetadata(sp *samlSP, cfg SAMLConfig) ([]byte, error) {
-	crew := samlCrewSP(sp, cfg)
+func spMetadata(sp *serviceProvider, cfg Config) ([]byte, error) {
+	crew := crewSP(sp, cfg)
 	ed := crew.Metadata()
 	certB64 := base64.StdEncoding.EncodeToString(sp.cert.Raw)
 	yes, signed := true, cfg.SignsRequests()
@@ -525,9 +530,9 @@ func samlSPMetadata(sp *samlSP, cfg SAMLConfig) ([]byte, error) {
 	return append([]byte(xml.Header), out...), nil
 }
 
-// samlPostRequestPage posts an AuthnRequest to the IdP (HTTP-POST
+// postRequestPage posts an AuthnRequest to the IdP (HTTP-POST
 // binding, SAML bindings §3.5.4).
-var samlPostRequestPage = template.Must(template.New("saml-post").Parse(`<!DOCTYPE html>
+var postRequestPage = template.Must(template.New("saml-post").Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Signing in…</title></head>
 <body onload="document.forms[0].submit()">
 <form method="post" action="{{.URL}}">
@@ -540,7 +545,7 @@ var samlPostRequestPage = template.Must(template.New("saml-post").Parse(`<!DOCTY
 
 // Start sends the browser to the IdP with an AuthnRequest whose ID is the
 // stored SSORequest's ID; RelayState is that ID too (never a URL).
-func (c *samlConnector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req StartRequest) error {
+func (c *connector) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, req protocol.StartRequest) error {
 	if len(req.Browser) == 0 {
 		return errors.New("sso: a sign-in must be bound to a browser")
 	}
@@ -554,7 +559,7 @@ func (c *samlConnector) Start(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	authn.IssueInstant = now.UTC()
 	if _, err := c.st.CreateSSORequest(ctx, store.SSORequest{ID: authn.ID, ConnectionID: c.conn.ID, OrgID: c.conn.OrgID,
-		Browser: req.Browser, RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: now.Add(RequestTTL)}); err != nil {
+		Browser: req.Browser, RedirectTo: req.RedirectTo, Test: req.Test, ExpiresAt: now.Add(protocol.RequestTTL)}); err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -571,16 +576,16 @@ func (c *samlConnector) Start(ctx context.Context, w http.ResponseWriter, r *htt
 			return fmt.Errorf("sso: sign AuthnRequest: %w", err)
 		}
 	}
-	doc, err := samlElementBytes(authn)
+	doc, err := elementBytes(authn)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	return samlPostRequestPage.Execute(w, map[string]string{"URL": c.idp.ssoURL,
+	return postRequestPage.Execute(w, map[string]string{"URL": c.idp.ssoURL,
 		"SAMLRequest": base64.StdEncoding.EncodeToString(doc), "RelayState": authn.ID})
 }
 
-func samlElementBytes(authn *saml.AuthnRequest) ([]byte, error) {
+func elementBytes(authn *saml.AuthnRequest) ([]byte, error) {
 	doc := etree.NewDocument()
 	doc.SetRoot(authn.Element())
 	b, err := doc.WriteToBytes()
@@ -589,3 +594,7 @@ func samlElementBytes(authn *saml.AuthnRequest) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Paths of a SAML connection's endpoints under the server's base URL.
+func ACSPath(connectionID string) string        { return "/sso/saml/" + connectionID + "/acs" }
+func SPMetadataPath(connectionID string) string { return "/sso/saml/" + connectionID + "/metadata" }

@@ -1,4 +1,4 @@
-package sso
+package saml_test
 
 import (
 	"bytes"
@@ -17,6 +17,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"gatehouse/admin"
+	"gatehouse/sso"
+	"gatehouse/sso/fetch"
+	"gatehouse/sso/saml"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
@@ -34,12 +37,12 @@ func TestFlowWithSAMLIdP(t *testing.T) {
 	t.Cleanup(ghSrv.Close)
 
 	// The identity provider, with its user "Alice".
-	kp := samlNewKeyPair(t, "samlidp")
+	kp := saml.NewTestKeyPair(t, "samlidp")
 	var idpH http.Handler
 	idpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { idpH.ServeHTTP(w, r) }))
 	t.Cleanup(idpSrv.Close)
 	u, _ := url.Parse(idpSrv.URL)
-	idp, err := samlidp.New(samlidp.Options{URL: *u, Key: kp.key, Certificate: kp.cert, Store: &samlidp.MemoryStore{}, Logger: log.New(io.Discard, "", 0)})
+	idp, err := samlidp.New(samlidp.Options{URL: *u, Key: kp.Key(), Certificate: kp.Cert(), Store: &samlidp.MemoryStore{}, Logger: log.New(io.Discard, "", 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +70,7 @@ func TestFlowWithSAMLIdP(t *testing.T) {
 	key := make([]byte, admin.SecretKeySize)
 	rand.Read(key)
 	sealer, _ := admin.NewSealer(key)
-	m := &Manager{Store: s, Sealer: sealer, BaseURL: ghSrv.URL, Fetch: NewFetchClient(FetchOptions{AllowLoopback: true})}
+	m := &sso.Manager{Store: s, Sealer: sealer, BaseURL: ghSrv.URL, Fetch: fetch.NewClient(fetch.Options{AllowLoopback: true})}
 	super := admin.Principal{OrgID: org.ID, Role: store.RoleSuperAdministrator, Actor: store.Actor{Kind: store.ActorOperator, Name: "test"}}
 	sha1 := true // samlidp signs with rsa-sha1
 	view, err := m.Create(ctx, super, admin.SSOConnectionSpec{Kind: store.SSOSAML, Name: "samlidp", IdPMetadataURL: idpSrv.URL + "/metadata",
@@ -77,7 +80,7 @@ func TestFlowWithSAMLIdP(t *testing.T) {
 	}
 	signIn := &admin.SignIn{Store: s, Sealer: sealer}
 	mux := http.NewServeMux()
-	(&Flow{Store: s, SignIn: signIn, BaseURL: ghSrv.URL, New: m.NewConnector, Metadata: m.Metadata}).Register(mux)
+	(&sso.Flow{Store: s, SignIn: signIn, BaseURL: ghSrv.URL, New: m.NewConnector, Metadata: m.Metadata}).Register(mux)
 	gh = mux
 
 	// The IdP learns the SP from gatehouse's SP metadata endpoint.
@@ -100,11 +103,11 @@ func TestFlowWithSAMLIdP(t *testing.T) {
 		if err != nil || res.StatusCode/100 != 3 || !strings.HasPrefix(res.Header.Get("Location"), idpSrv.URL+"/sso?") {
 			t.Fatalf("/login: %v %v", res.Header.Get("Location"), err)
 		}
-		login := samlFormValues(t, samlReadPage(t)(browser.Get(res.Header.Get("Location"))))
+		login := saml.TestFormValues(t, saml.TestReadPage(t)(browser.Get(res.Header.Get("Location"))))
 		login.Set("user", "Alice")
 		login.Set("password", "correct horse")
-		answer := samlFormValues(t, samlReadPage(t)(browser.PostForm(idpSrv.URL+"/sso", login)))
-		res, err = browser.PostForm(ghSrv.URL+ACSPath(view.ID), answer)
+		answer := saml.TestFormValues(t, saml.TestReadPage(t)(browser.PostForm(idpSrv.URL+"/sso", login)))
+		res, err = browser.PostForm(ghSrv.URL+saml.ACSPath(view.ID), answer)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package sso
+package saml
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkSAMLACS(b *testing.B) {
 			for i := range bodies {
 				reqID := samlTestID()
 				if _, err := st.CreateSSORequest(context.Background(), store.SSORequest{ID: reqID, ConnectionID: e.conn.ID,
-					OrgID: e.org.ID, Browser: samlBrowser("b1"), ExpiresAt: e.c.now().Add(RequestTTL)}); err != nil {
+					OrgID: e.org.ID, Browser: samlBrowser("b1"), ExpiresAt: e.c.now().Add(protocol.RequestTTL)}); err != nil {
 					b.Fatal(err)
 				}
 				m := e.mint(reqID)

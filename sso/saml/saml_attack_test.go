@@ -1,4 +1,4 @@
-package sso
+package saml
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
@@ -23,7 +24,7 @@ import (
 // response before signing, tamper the signed document, raw its bytes.
 type samlAttack struct {
 	name      string
-	configure func(cfg *SAMLConfig, conn *store.SSOConnection)
+	configure func(cfg *Config, conn *store.SSOConnection)
 	base      func(e *samlEnv, m *samlMint)
 	attack    func(e *samlEnv, m *samlMint)
 	tamper    func(e *samlEnv, d *etree.Document)
@@ -36,7 +37,7 @@ type samlAttack struct {
 // answer makes m answer requestID in the Response and the confirmation.
 func (m *samlMint) answer(e *samlEnv, requestID string) {
 	m.InResponseTo, m.NoResponseIRT = requestID, requestID == ""
-	m.ConfirmationXML = samlConfirmation(samlBearer, e.c.sp.acsURL, requestID, time.Now().Add(5*time.Minute))
+	m.ConfirmationXML = samlConfirmation(cmBearer, e.c.sp.acsURL, requestID, time.Now().Add(5*time.Minute))
 }
 
 func responseSigned(_ *samlEnv, m *samlMint) { m.SignResponse, m.SignAssertion = true, false }
@@ -152,7 +153,7 @@ func TestSAMLAttacks(t *testing.T) {
 		{name: "NameID edited after signing the Response", base: responseSigned,
 			tamper: func(e *samlEnv, d *etree.Document) { samlSetNameID(samlAssertionOf(d), "admin") },
 			want:   []string{"signature on the Response does not verify"}},
-		{name: "attribute edited after signing", configure: func(c *SAMLConfig, conn *store.SSOConnection) { conn.UsernameFrom = "attribute:username" },
+		{name: "attribute edited after signing", configure: func(c *Config, conn *store.SSOConnection) { conn.UsernameFrom = "attribute:username" },
 			tamper: func(e *samlEnv, d *etree.Document) {
 				samlAssertionOf(d).FindElement("./AttributeStatement/Attribute[@Name='username']/AttributeValue").SetText("admin")
 			}, want: []string{"signature on the Assertion does not verify"}},
@@ -184,7 +185,7 @@ func TestSAMLAttacks(t *testing.T) {
 		{name: "InResponseTo from another browser", browser: "b2", want: []string{"started in another browser"}},
 		{name: "reused InResponseTo", reuse: true, want: []string{"already used"}},
 		{name: "InResponseTo only in the confirmation differs", attack: func(e *samlEnv, m *samlMint) {
-			m.ConfirmationXML = samlConfirmation(samlBearer, e.c.sp.acsURL, "id-other", time.Now().Add(5*time.Minute))
+			m.ConfirmationXML = samlConfirmation(cmBearer, e.c.sp.acsURL, "id-other", time.Now().Add(5*time.Minute))
 		}, want: []string{"SubjectConfirmation"}},
 		{name: "IdP-initiated when not allowed", attack: func(e *samlEnv, m *samlMint) { m.answer(e, "") },
 			want: []string{"IdP-initiated", "does not allow"}},
@@ -199,7 +200,7 @@ func TestSAMLAttacks(t *testing.T) {
 			m.ConditionsXML = strings.Replace(c, "</saml:Conditions>", "<saml:AudienceRestriction><saml:Audience>https://other-sp.example/metadata</saml:Audience></saml:AudienceRestriction></saml:Conditions>", 1)
 		}, want: []string{"does not include this SP's entity ID"}},
 		{name: "wrong Recipient", attack: func(e *samlEnv, m *samlMint) {
-			m.ConfirmationXML = samlConfirmation(samlBearer, "https://gatehouse.test/sso/saml/other/acs", m.InResponseTo, time.Now().Add(5*time.Minute))
+			m.ConfirmationXML = samlConfirmation(cmBearer, "https://gatehouse.test/sso/saml/other/acs", m.InResponseTo, time.Now().Add(5*time.Minute))
 		}, want: []string{"Recipient"}},
 		{name: "wrong Destination", attack: func(e *samlEnv, m *samlMint) { m.Destination = "https://gatehouse.test/sso/saml/other/acs" },
 			want: []string{"Destination"}},
@@ -217,7 +218,7 @@ func TestSAMLAttacks(t *testing.T) {
 			m.ConditionsXML = samlConditions(time.Now().Add(-5*time.Minute), time.Now().Add(-2*time.Minute), e.c.sp.entityID)
 		}, want: []string{"expired", "NotOnOrAfter"}},
 		{name: "confirmation NotOnOrAfter past", attack: func(e *samlEnv, m *samlMint) {
-			m.ConfirmationXML = samlConfirmation(samlBearer, e.c.sp.acsURL, m.InResponseTo, time.Now().Add(-2*time.Minute))
+			m.ConfirmationXML = samlConfirmation(cmBearer, e.c.sp.acsURL, m.InResponseTo, time.Now().Add(-2*time.Minute))
 		}, want: []string{"bearer SubjectConfirmation has expired"}},
 		{name: "stale IssueInstant", attack: func(e *samlEnv, m *samlMint) {
 			m.IssueInstant, m.AssertionIssueInstant = time.Now().Add(-7*time.Minute), time.Now().Add(-7*time.Minute)
@@ -255,17 +256,17 @@ func TestSAMLAttacks(t *testing.T) {
 		{name: "deep nesting", attack: func(e *samlEnv, m *samlMint) {
 			m.AttributesXML += `<saml:Attribute Name="deep"><saml:AttributeValue>` + strings.Repeat("<d>", 200) + strings.Repeat("</d>", 200) + `</saml:AttributeValue></saml:Attribute>`
 		}, want: []string{"nests elements more than 32 deep"}},
-		{name: "username attribute missing", configure: func(c *SAMLConfig, conn *store.SSOConnection) { conn.UsernameFrom = "attribute:uid" },
+		{name: "username attribute missing", configure: func(c *Config, conn *store.SSOConnection) { conn.UsernameFrom = "attribute:uid" },
 			base: func(e *samlEnv, m *samlMint) { m.AttributesXML = samlAttribute("uid", "alice") },
 			attack: func(e *samlEnv, m *samlMint) {
 				m.NameIDXML = `<saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient">_t1</saml:NameID>`
 				m.AttributesXML = ""
 			}, want: []string{`no attribute "uid"`}},
-		{name: "username attribute with two values", configure: func(c *SAMLConfig, conn *store.SSOConnection) { conn.UsernameFrom = "attribute:uid" },
+		{name: "username attribute with two values", configure: func(c *Config, conn *store.SSOConnection) { conn.UsernameFrom = "attribute:uid" },
 			base:   func(e *samlEnv, m *samlMint) { m.AttributesXML = samlAttribute("uid", "alice") },
 			attack: func(e *samlEnv, m *samlMint) { m.AttributesXML = samlAttribute("uid", "alice", "admin") },
 			want:   []string{"2 values"}},
-		{name: "username attribute empty", configure: func(c *SAMLConfig, conn *store.SSOConnection) { conn.UsernameFrom = "attribute:uid" },
+		{name: "username attribute empty", configure: func(c *Config, conn *store.SSOConnection) { conn.UsernameFrom = "attribute:uid" },
 			base:   func(e *samlEnv, m *samlMint) { m.AttributesXML = samlAttribute("uid", "alice") },
 			attack: func(e *samlEnv, m *samlMint) { m.AttributesXML = samlAttribute("uid", "") },
 			want:   []string{`attribute "uid" is empty`}},
@@ -323,8 +324,8 @@ func TestSAMLAttacks(t *testing.T) {
 	}
 }
 
-// The XSW documents again, straight through crewjam and samlVerifier
-// (below the element counting of samlInspect): the signature layer on its
+// The XSW documents again, straight through crewjam and verifier
+// (below the element counting of inspect): the signature layer on its
 // own either refuses them or has verified only the genuine content.
 func TestSAMLXSWSignatureLayer(t *testing.T) {
 	keys := samlTestKeys(t)
@@ -338,7 +339,7 @@ func TestSAMLXSWSignatureLayer(t *testing.T) {
 			}
 			d := m.build()
 			tc.tamper(e, d)
-			v := &samlVerifier{c: e.c, now: time.Now()}
+			v := &verifier{c: e.c, now: time.Now()}
 			sp := e.c.crew
 			sp.SignatureVerifier = v
 			acs, _ := url.Parse(e.c.sp.acsURL)
@@ -348,7 +349,7 @@ func TestSAMLXSWSignatureLayer(t *testing.T) {
 			}
 			for _, ver := range v.verified {
 				for _, n := range ver.el.FindElements(".//NameID") {
-					if txt, _ := samlText(n); txt != "alice" {
+					if txt, _ := textOf(n); txt != "alice" {
 						t.Fatalf("the signature layer verified NameID %q", txt)
 					}
 				}
@@ -366,7 +367,7 @@ func TestSAMLCommentInjection(t *testing.T) {
 	for _, from := range []string{"nameid", "attribute:username"} {
 		for _, signResponse := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/signResponse=%v", from, signResponse), func(t *testing.T) {
-				e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, func(c *SAMLConfig, conn *store.SSOConnection) { conn.UsernameFrom = from })
+				e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, func(c *Config, conn *store.SSOConnection) { conn.UsernameFrom = from })
 				m := e.mint(e.start("b1"))
 				m.SignResponse, m.SignAssertion = signResponse, !signResponse
 				m.NameIDXML = samlNameID("alice@example.com.evil.test")
@@ -401,7 +402,7 @@ func TestSAMLUsernameByteExact(t *testing.T) {
 	keys := samlTestKeys(t)
 	for _, v := range []string{"  Alice ", "Alice", "a&b <c>", "ünïcødé\t"} {
 		for _, from := range []string{"nameid", "attribute:username"} {
-			e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, func(c *SAMLConfig, conn *store.SSOConnection) { conn.UsernameFrom = from })
+			e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, func(c *Config, conn *store.SSOConnection) { conn.UsernameFrom = from })
 			m := e.mint(e.start("b1"))
 			m.NameIDXML = samlNameID(v)
 			m.AttributesXML = samlAttribute("username", v)
@@ -418,7 +419,7 @@ func TestSAMLUsernameByteExact(t *testing.T) {
 
 func TestSAMLReplay(t *testing.T) {
 	keys := samlTestKeys(t)
-	e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, func(c *SAMLConfig, conn *store.SSOConnection) { c.AllowIdPInitiated = true })
+	e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, func(c *Config, conn *store.SSOConnection) { c.AllowIdPInitiated = true })
 	resp := e.mint(e.start("b1")).bytes()
 	if _, _, err := e.finish(resp, "b1"); err != nil {
 		t.Fatal(err)
@@ -441,14 +442,14 @@ func TestSAMLReplayAcrossInstancesPostgres(t *testing.T) {
 	keys := samlTestKeys(t)
 	dsn := storetest.PostgresURL(t)
 	st1, st2 := samlOpenStore(t, dsn), samlOpenStore(t, dsn)
-	a := newSAMLEnv(t, st1, "org-a", keys.idpA, func(c *SAMLConfig, conn *store.SSOConnection) { c.AllowIdPInitiated = true })
+	a := newSAMLEnv(t, st1, "org-a", keys.idpA, func(c *Config, conn *store.SSOConnection) { c.AllowIdPInitiated = true })
 	b := *a // the second instance: the same connection, its own store and connector
 	b.st = st2
 	conn, err := st2.SSOConnectionByID(context.Background(), a.conn.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.c, err = newSAMLConnector(conn, st2, samlSealer, a.base, nil); err != nil {
+	if b.c, err = newConnector(conn, st2, samlSealer, a.base, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, idpInitiated := range []bool{false, true} {
@@ -522,7 +523,7 @@ func TestSAMLOtherOrganizationsResponse(t *testing.T) {
 func TestSAMLBodyLimit(t *testing.T) {
 	keys := samlTestKeys(t)
 	e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, nil)
-	big := url.Values{"SAMLResponse": {strings.Repeat("A", MaxACSBody)}}.Encode()
+	big := url.Values{"SAMLResponse": {strings.Repeat("A", protocol.MaxAnswerBody)}}.Encode()
 	r := httptest.NewRequest("POST", ACSPath(e.conn.ID), strings.NewReader(big))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	_, _, err := e.c.Finish(context.Background(), r, samlBrowser("b1"))
@@ -535,7 +536,7 @@ func TestSAMLBodyLimit(t *testing.T) {
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	_, _, err = e.c.Finish(context.Background(), r, samlBrowser("b1"))
 	samlWantRefused(t, err, "larger than the 1048576 bytes allowed")
-	if reader.n > MaxACSBody+64<<10 {
+	if reader.n > protocol.MaxAnswerBody+64<<10 {
 		t.Fatalf("read %d bytes of an oversized body", reader.n)
 	}
 

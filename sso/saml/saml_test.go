@@ -1,4 +1,4 @@
-package sso
+package saml
 
 import (
 	"bytes"
@@ -20,25 +20,26 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 
 func TestSAMLConfigValidate(t *testing.T) {
 	keys := samlTestKeys(t)
 	good := samlIdPMetadata("https://idp.example/md", "https://idp.example/sso", saml.HTTPPostBinding, keys.idpA.cert)
-	c, err := ParseSAMLConfig([]byte(`{"idpMetadataXml":` + samlJSON(good) + `}`))
+	c, err := ParseConfig([]byte(`{"idpMetadataXml":` + samlJSON(good) + `}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Skew() != time.Minute || !c.SignsRequests() || c.AllowSHA1 || c.AllowIdPInitiated {
 		t.Fatalf("defaults: %+v", c)
 	}
-	c, err = ParseSAMLConfig([]byte(`{"idpMetadataXml":` + samlJSON(good) + `,"clockSkew":600,"signRequests":false,"allowSha1":true,"allowIdpInitiated":true,"metadataFetchedAt":"2026-01-02T03:04:05Z"}`))
+	c, err = ParseConfig([]byte(`{"idpMetadataXml":` + samlJSON(good) + `,"clockSkew":600,"signRequests":false,"allowSha1":true,"allowIdpInitiated":true,"metadataFetchedAt":"2026-01-02T03:04:05Z"}`))
 	if err != nil || c.Skew() != 10*time.Minute || c.SignsRequests() || !c.AllowSHA1 || !c.AllowIdPInitiated || c.MetadataFetchedAt.IsZero() {
 		t.Fatalf("%+v %v", c, err)
 	}
 	entities := `<EntitiesDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata">` + good + `</EntitiesDescriptor>`
-	if _, err := ParseSAMLConfig([]byte(`{"idpMetadataXml":` + samlJSON(entities) + `}`)); err != nil {
+	if _, err := ParseConfig([]byte(`{"idpMetadataXml":` + samlJSON(entities) + `}`)); err != nil {
 		t.Fatalf("EntitiesDescriptor with one IdP: %v", err)
 	}
 	noCert := samlIdPMetadata("https://idp.example/md", "https://idp.example/sso", saml.HTTPPostBinding)
@@ -58,7 +59,7 @@ func TestSAMLConfigValidate(t *testing.T) {
 		"bad cert base64":   {`{"idpMetadataXml":` + samlJSON(strings.Replace(good, base64.StdEncoding.EncodeToString(keys.idpA.cert.Raw), "!!not-base64", 1)) + `}`, "signing certificate"},
 		"http SSO location": {`{"idpMetadataXml":` + samlJSON(strings.Replace(good, "https://idp.example/sso", "javascript:alert(1)", 1)) + `}`, "javascript"},
 	} {
-		if _, err := ParseSAMLConfig([]byte(tc.json)); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := ParseConfig([]byte(tc.json)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error mentioning %q", name, err, tc.want)
 		}
 	}
@@ -82,29 +83,29 @@ func samlJSON(s string) string {
 }
 
 func TestNewSAMLKeyAndConnectorErrors(t *testing.T) {
-	certPEM, keyPEM, err := NewSAMLKey()
+	certPEM, keyPEM, err := NewKey()
 	if err != nil || !strings.Contains(certPEM, "BEGIN CERTIFICATE") || !strings.Contains(keyPEM, "PRIVATE KEY") {
-		t.Fatalf("NewSAMLKey: %v", err)
+		t.Fatalf("NewKey: %v", err)
 	}
-	cert, err := samlParseCertificate(certPEM)
+	cert, err := parseCertificate(certPEM)
 	if err != nil || cert.PublicKey.(*rsa.PublicKey).N.BitLen() != 2048 || cert.NotAfter.Before(time.Now().AddDate(9, 11, 0)) {
 		t.Fatalf("cert %v", err)
 	}
 	keys := samlTestKeys(t)
 	e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, nil)
 	bad := e.conn
-	bad.Secret = samlSealer.Seal(keyPEM, samlSealContext(bad.ID)) // another key than the certificate's
-	if _, err := NewSAML(bad, e.st, samlSealer, e.base, nil); err == nil || !strings.Contains(err.Error(), "does not belong") {
+	bad.Secret = samlSealer.Seal(keyPEM, protocol.SealContext(bad.ID)) // another key than the certificate's
+	if _, err := New(bad, e.st, samlSealer, e.base, nil); err == nil || !strings.Contains(err.Error(), "does not belong") {
 		t.Fatalf("mismatched key: %v", err)
 	}
 	bad = e.conn
-	bad.Secret = samlSealer.Seal(keys.spKeyPEM, "sso:another-connection")
-	if _, err := NewSAML(bad, e.st, samlSealer, e.base, nil); err == nil || !strings.Contains(err.Error(), "does not open") {
+	bad.Secret = samlSealer.Seal(keys.spKeyPEM, protocol.SealContext("another-connection"))
+	if _, err := New(bad, e.st, samlSealer, e.base, nil); err == nil || !strings.Contains(err.Error(), "does not open") {
 		t.Fatalf("key sealed for another connection: %v", err)
 	}
 	bad = e.conn
 	bad.UsernameFrom = "claim:sub"
-	if _, err := NewSAML(bad, e.st, samlSealer, e.base, nil); err == nil || !strings.Contains(err.Error(), "attribute:NAME") {
+	if _, err := New(bad, e.st, samlSealer, e.base, nil); err == nil || !strings.Contains(err.Error(), "attribute:NAME") {
 		t.Fatalf("usernameFrom: %v", err)
 	}
 }
@@ -115,7 +116,7 @@ func TestSAMLMetadata(t *testing.T) {
 	// Without IdP metadata too: IdPs often want the SP's first.
 	conn := e.conn
 	conn.Config = store.RawJSON(`{"spCertificate":` + samlJSON(keys.spCertPEM) + `}`)
-	md, err := SAMLMetadata(conn, samlSealer, e.base)
+	md, err := SPMetadata(conn, samlSealer, e.base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestSAMLStartRedirect(t *testing.T) {
 	keys := samlTestKeys(t)
 	e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, nil)
 	w := httptest.NewRecorder()
-	if err := e.c.Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), StartRequest{Browser: samlBrowser("b1"), RedirectTo: "/x", Test: true}); err != nil {
+	if err := e.c.Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), protocol.StartRequest{Browser: samlBrowser("b1"), RedirectTo: "/x", Test: true}); err != nil {
 		t.Fatal(err)
 	}
 	loc, _ := url.Parse(w.Header().Get("Location"))
@@ -171,21 +172,21 @@ func TestSAMLStartRedirect(t *testing.T) {
 	}
 	r, err := e.st.SSORequest(context.Background(), e.org.ID, ar.ID)
 	if err != nil || !bytes.Equal(r.Browser, samlBrowser("b1")) || r.RedirectTo != "/x" || !r.Test || r.ConnectionID != e.conn.ID ||
-		r.ExpiresAt.Sub(time.Now()) > RequestTTL {
+		r.ExpiresAt.Sub(time.Now()) > protocol.RequestTTL {
 		t.Fatalf("stored request %+v %v", r, err)
 	}
-	if err := e.c.Start(context.Background(), httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), StartRequest{}); err == nil {
+	if err := e.c.Start(context.Background(), httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), protocol.StartRequest{}); err == nil {
 		t.Fatal("a sign-in without browser binding started")
 	}
 }
 
 func TestSAMLStartPost(t *testing.T) {
 	keys := samlTestKeys(t)
-	e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, func(cfg *SAMLConfig, conn *store.SSOConnection) {
+	e := newSAMLEnv(t, samlSQLite(t), "org-a", keys.idpA, func(cfg *Config, conn *store.SSOConnection) {
 		cfg.IdPMetadataXML = samlIdPMetadata("https://idp.org-a.example/metadata", `https://idp.org-a.example/sso?a=1&b="2"`, saml.HTTPPostBinding, keys.idpA.cert)
 	})
 	w := httptest.NewRecorder()
-	if err := e.c.Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), StartRequest{Browser: samlBrowser("b1")}); err != nil {
+	if err := e.c.Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), protocol.StartRequest{Browser: samlBrowser("b1")}); err != nil {
 		t.Fatal(err)
 	}
 	page := w.Body.String()
@@ -231,7 +232,7 @@ func FuzzSAMLInspect(f *testing.F) {
 	f.Add([]byte(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" InResponseTo="x"><a:Assertion xmlns:a="y"/></samlp:Response>`))
 	f.Add([]byte(`<!DOCTYPE a><a/>`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		s, err := samlInspect(doc)
+		s, err := inspect(doc)
 		if err == nil && s.root.Local == "" {
 			t.Fatal("accepted a document without root")
 		}
