@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gatehouse/admin"
+	"gatehouse/admin/web"
 	"gatehouse/store"
 )
 
@@ -30,7 +31,7 @@ type Flow struct {
 	New     func(ctx context.Context, conn store.SSOConnection) (Connector, error)
 	// Metadata renders a SAML connection's SP metadata.
 	Metadata func(conn store.SSOConnection) ([]byte, error)
-	// TrustForwardedFor: see admin.ClientIP.
+	// TrustForwardedFor: see web.ClientIP.
 	TrustForwardedFor bool
 	// Limits bound what browsers not signed in can make it write.
 	Limits Limits
@@ -267,7 +268,7 @@ func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	next := SafeRedirect(r.PostFormValue("next"))
 	username, slug := r.PostFormValue("username"), orgParam(r.PostFormValue("organization"))
 	res, err := f.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: slug, Username: username,
-		Password: r.PostFormValue("password"), TOTPCode: r.PostFormValue("totp"), IP: admin.ClientIP(r, f.TrustForwardedFor),
+		Password: r.PostFormValue("password"), TOTPCode: r.PostFormValue("totp"), IP: web.ClientIP(r, f.TrustForwardedFor),
 		UserAgent: r.UserAgent()})
 	if f.unavailable(w, r, err) {
 		return
@@ -284,7 +285,7 @@ func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 		render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
 		return
 	}
-	http.SetCookie(w, admin.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
+	http.SetCookie(w, web.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -315,7 +316,7 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 // superOf reports whether the request's session is a Super
 // Administrator's of org.
 func (f *Flow) superOf(r *http.Request, org string) bool {
-	ck, err := r.Cookie(admin.SessionCookie)
+	ck, err := r.Cookie(web.SessionCookie)
 	if err != nil {
 		return false
 	}
@@ -397,7 +398,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	if conn.Kind == store.SSOOIDC {
 		method = store.SignInOIDC
 	}
-	res, err := f.SignIn.SSO(r.Context(), a, method, admin.ClientIP(r, f.TrustForwardedFor), r.UserAgent())
+	res, err := f.SignIn.SSO(r.Context(), a, method, web.ClientIP(r, f.TrustForwardedFor), r.UserAgent())
 	if err != nil {
 		if f.unavailable(w, r, err) {
 			return
@@ -410,7 +411,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 		render(w, http.StatusForbidden, messageTemplate, pageData{Message: "Sign-in failed.", Reference: ref})
 		return
 	}
-	http.SetCookie(w, admin.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
+	http.SetCookie(w, web.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
 	http.Redirect(w, r, SafeRedirect(req.RedirectTo), http.StatusSeeOther)
 }
 
@@ -463,7 +464,7 @@ func (f *Flow) fail(r *http.Request, conn store.SSOConnection, err error) string
 	if !record {
 		return ref
 	}
-	entry := map[string]string{"reference": ref, "reason": reason, "method": conn.Kind, "ip": admin.ClientIP(r, f.TrustForwardedFor)}
+	entry := map[string]string{"reference": ref, "reason": reason, "method": conn.Kind, "ip": web.ClientIP(r, f.TrustForwardedFor)}
 	if last {
 		entry["note"] = fmt.Sprintf("too many refused sign-ins: further ones on this connection are not recorded here for up to %s", f.Limits.window())
 	}

@@ -15,6 +15,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"gatehouse/admin"
+	"gatehouse/admin/web"
 	"gatehouse/store"
 )
 
@@ -59,7 +60,7 @@ func newTestFlowEnv(t *testing.T) *testFlowEnv {
 func (e *testFlowEnv) startTest(t *testing.T, browser *http.Client) string {
 	t.Helper()
 	req, _ := http.NewRequest("GET", e.srv.URL+"/sso/start/"+e.conn.ID+"?test=1", nil)
-	req.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: e.session})
+	req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: e.session})
 	res, err := browser.Do(req)
 	if err != nil {
 		t.Fatal(err)
