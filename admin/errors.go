@@ -32,6 +32,7 @@ const (
 	CodeInvalidDomain       = "invalid_domain"
 	CodeInvalidUsername     = "invalid_username"
 	CodeInvalidEmail        = "invalid_email"
+	CodeInvalidSubject      = "invalid_subject" // an email's subject: empty, too long, a line break or another control character
 	CodeDomainNotRegistered = "domain_not_registered"
 	CodeInvalidGivenName    = "invalid_given_name"
 	CodeInvalidFamilyName   = "invalid_family_name"

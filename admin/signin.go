@@ -92,7 +92,7 @@ type SignIn struct {
 	// Mail queues password-reset emails; BaseURL is the server's public
 	// URL, under which reset links point. Both are needed by
 	// RequestPasswordReset only.
-	Mail    *Mail
+	Mail    Mailer
 	BaseURL string
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time

@@ -14,6 +14,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"gatehouse/admin"
+	"gatehouse/admin/outbox"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
@@ -74,7 +75,7 @@ func newPendingEnv(t *testing.T, s *store.SQL, _ string) *signInEnv {
 	}
 	c := &testClock{t: time.Now().UTC().Truncate(time.Second)}
 	e := &signInEnv{s: s, sealer: sealer, clock: c}
-	e.si = &admin.SignIn{Store: s, Sealer: sealer, Mail: &admin.Mail{Store: s, Sealer: sealer}, BaseURL: "https://gatehouse.example",
+	e.si = &admin.SignIn{Store: s, Sealer: sealer, Mail: &outbox.Queue{Store: s, Sealer: sealer}, BaseURL: "https://gatehouse.example",
 		Now: c.Now}
 	e.orgs = &admin.Orgs{Store: s, BaseURL: "https://gatehouse.example", Now: c.Now}
 	return e
