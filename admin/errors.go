@@ -1,7 +1,3 @@
-// Package admin holds gatehouse's administration rules: creating an
-// organization with its first super administrator, the SCIM switch, SCIM
-// tokens. Services here validate their input completely before they write,
-// so a refused request leaves the store as it was.
 package admin
 
 import "fmt"
