@@ -1,7 +1,3 @@
-// Package admin holds gatehouse's administration rules: creating an
-// organization with its first super administrator, the SCIM switch, SCIM
-// tokens. Services here validate their input completely before they write,
-// so a refused request leaves the store as it was.
 package admin
 
 import "fmt"
@@ -32,6 +28,7 @@ const (
 	CodeInvalidDomain       = "invalid_domain"
 	CodeInvalidUsername     = "invalid_username"
 	CodeInvalidEmail        = "invalid_email"
+	CodeInvalidSubject      = "invalid_subject" // an email's subject: empty, too long, a line break or another control character
 	CodeDomainNotRegistered = "domain_not_registered"
 	CodeInvalidGivenName    = "invalid_given_name"
 	CodeInvalidFamilyName   = "invalid_family_name"

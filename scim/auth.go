@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"gatehouse/admin"
 	"gatehouse/store"
 )
@@ -157,49 +159,39 @@ func (c *tokenCache) put(hash []byte, e *tokenEntry) {
 	c.m[string(hash)] = e
 }
 
-// limiter is a token bucket per organization: rate requests per second
-// sustained, bursts of twice that. It is per instance: with N instances an
-// organization may make N times the rate.
+// limiter is a token bucket per organization (golang.org/x/time/rate):
+// rate requests per second sustained, bursts of twice that. It is per
+// instance: with N instances an organization may make N times the rate.
 type limiter struct {
-	rate float64
-	now  func() time.Time
-	mu   sync.Mutex
-	m    map[string]*bucket
+	perSecond float64 // < 0: no limit
+	burst     int
+	now       func() time.Time
+	m         sync.Map // organization id -> *rate.Limiter
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(rate float64, now func() time.Time) *limiter {
-	return &limiter{rate: rate, now: now, m: map[string]*bucket{}}
+func newLimiter(perSecond float64, now func() time.Time) *limiter {
+	// A bucket holds whole requests: twice the rate, rounded up, and at
+	// least one so that a rate under 0.5/s still lets a request through.
+	return &limiter{perSecond: perSecond, burst: max(1, int(math.Ceil(2*perSecond))), now: now}
 }
 
 // allow takes one token from org's bucket, or returns a 429 whose
 // Retry-After (an integer, which Okta honours) is when one will be there.
 func (l *limiter) allow(org string) error {
-	if l.rate < 0 {
+	if l.perSecond < 0 {
 		return nil
 	}
 	now := l.now()
-	burst := 2 * l.rate
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.m[org]
+	b, ok := l.m.Load(org)
 	if !ok {
-		b = &bucket{tokens: burst, last: now}
-		l.m[org] = b
+		b, _ = l.m.LoadOrStore(org, rate.NewLimiter(rate.Limit(l.perSecond), l.burst))
 	}
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = math.Min(burst, b.tokens+dt*l.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
+	lim := b.(*rate.Limiter)
+	if lim.AllowN(now, 1) {
 		return nil
 	}
-	wait := int(math.Ceil((1 - b.tokens) / l.rate))
+	// A refused AllowN takes nothing, so TokensAt is what the bucket holds.
+	wait := int(math.Ceil((1 - lim.TokensAt(now)) / l.perSecond))
 	return &Error{Status: http.StatusTooManyRequests, RetryAfter: max(wait, 1),
 		Detail: "too many requests for this organization; retry after the number of seconds in Retry-After"}
 }

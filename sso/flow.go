@@ -17,6 +17,7 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/sso/protocol"
+	"gatehouse/admin/web"
 	"gatehouse/store"
 )
 
@@ -31,7 +32,7 @@ type Flow struct {
 	New     func(ctx context.Context, conn store.SSOConnection) (protocol.Connector, error)
 	// Metadata renders a SAML connection's SP metadata.
 	Metadata func(conn store.SSOConnection) ([]byte, error)
-	// TrustForwardedFor: see admin.ClientIP.
+	// TrustForwardedFor: see web.ClientIP.
 	TrustForwardedFor bool
 	// Limits bound what browsers not signed in can make it write.
 	Limits Limits
@@ -268,7 +269,7 @@ func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	next := SafeRedirect(r.PostFormValue("next"))
 	username, slug := r.PostFormValue("username"), orgParam(r.PostFormValue("organization"))
 	res, err := f.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: slug, Username: username,
-		Password: r.PostFormValue("password"), TOTPCode: r.PostFormValue("totp"), IP: admin.ClientIP(r, f.TrustForwardedFor),
+		Password: r.PostFormValue("password"), TOTPCode: r.PostFormValue("totp"), IP: web.ClientIP(r, f.TrustForwardedFor),
 		UserAgent: r.UserAgent()})
 	if f.unavailable(w, r, err) {
 		return
@@ -285,7 +286,7 @@ func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 		render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
 		return
 	}
-	http.SetCookie(w, admin.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
+	http.SetCookie(w, web.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -321,7 +322,7 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 // Administrator's of org; the error is the store's when it could not
 // tell (an outage is not a refusal).
 func (f *Flow) superOf(r *http.Request, org string) (bool, error) {
-	ck, err := r.Cookie(admin.SessionCookie)
+	ck, err := r.Cookie(web.SessionCookie)
 	if err != nil {
 		return false, nil
 	}
@@ -406,7 +407,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	if conn.Kind == store.SSOOIDC {
 		method = store.SignInOIDC
 	}
-	res, err := f.SignIn.SSO(r.Context(), a, method, admin.ClientIP(r, f.TrustForwardedFor), r.UserAgent())
+	res, err := f.SignIn.SSO(r.Context(), a, method, web.ClientIP(r, f.TrustForwardedFor), r.UserAgent())
 	if err != nil {
 		if f.unavailable(w, r, err) {
 			return
@@ -419,7 +420,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 		render(w, http.StatusForbidden, messageTemplate, pageData{Message: "Sign-in failed.", Reference: ref})
 		return
 	}
-	http.SetCookie(w, admin.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
+	http.SetCookie(w, web.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
 	http.Redirect(w, r, SafeRedirect(req.RedirectTo), http.StatusSeeOther)
 }
 
@@ -472,7 +473,7 @@ func (f *Flow) fail(r *http.Request, conn store.SSOConnection, err error) string
 	if !record {
 		return ref
 	}
-	entry := map[string]string{"reference": ref, "reason": reason, "method": conn.Kind, "ip": admin.ClientIP(r, f.TrustForwardedFor)}
+	entry := map[string]string{"reference": ref, "reason": reason, "method": conn.Kind, "ip": web.ClientIP(r, f.TrustForwardedFor)}
 	if last {
 		entry["note"] = fmt.Sprintf("too many refused sign-ins: further ones on this connection are not recorded here for up to %s", f.Limits.window())
 	}

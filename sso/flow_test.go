@@ -16,6 +16,7 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/sso/protocol"
+	"gatehouse/admin/web"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
@@ -137,7 +138,7 @@ func (e *flowEnv) post(c *http.Client, path string, form url.Values) (*http.Resp
 
 func sessionCookie(res *http.Response) string {
 	for _, c := range res.Cookies() {
-		if c.Name == admin.SessionCookie && c.MaxAge >= 0 {
+		if c.Name == web.SessionCookie && c.MaxAge >= 0 {
 			return c.Value
 		}
 	}
@@ -243,7 +244,7 @@ func TestSSOTestConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(e.srv.URL)
-	c.Jar.SetCookies(u, []*http.Cookie{{Name: admin.SessionCookie, Value: res.Token, Path: "/"}})
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: web.SessionCookie, Value: res.Token, Path: "/"}})
 	before, _ := e.s.LoginHistory(ctx, e.org.ID, e.alice.ID, 10, 0)
 	resp, body := e.signInAs(c, "Alice", "/", true)
 	if resp.StatusCode != 200 || sessionCookie(resp) != "" || !strings.Contains(body, "usernames are case-sensitive") || !strings.Contains(body, "x@acme.test") {

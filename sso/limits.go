@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"gatehouse/admin"
+	"gatehouse/admin/web"
 	"gatehouse/store"
 )
 
@@ -73,7 +73,7 @@ func (f *Flow) hit(ctx context.Context, key string, limit int) (within bool, hit
 // allowAddress counts a start or an answer of the request's client
 // address, and answers 429 when it is over the limit.
 func (f *Flow) allowAddress(w http.ResponseWriter, r *http.Request, what string, limit int) bool {
-	key := "sso-" + what + ":" + addressKey(admin.ClientIP(r, f.TrustForwardedFor))
+	key := "sso-" + what + ":" + addressKey(web.ClientIP(r, f.TrustForwardedFor))
 	ok, n := f.hit(r.Context(), key, limit)
 	if ok {
 		return true
@@ -96,7 +96,7 @@ func tooMany(w http.ResponseWriter, retry time.Duration, message string) {
 // limit (the entry then says that more are not recorded).
 func (f *Flow) auditRefusal(r *http.Request, conn store.SSOConnection) (record, last bool) {
 	ctx := r.Context()
-	addr := addressKey(admin.ClientIP(r, f.TrustForwardedFor))
+	addr := addressKey(web.ClientIP(r, f.TrustForwardedFor))
 	ok, n := f.hit(ctx, "sso-audit:"+conn.ID+":"+addr, f.Limits.auditsPerAddress())
 	if !ok {
 		return n == f.Limits.auditsPerAddress()+1, true

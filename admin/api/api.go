@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"gatehouse/admin"
+	"gatehouse/admin/web"
 	"gatehouse/store"
 )
 
@@ -62,7 +63,7 @@ type API struct {
 const CodeNoSuchEndpoint = "no_such_endpoint"
 
 // SessionCookie is the name of the console's session cookie.
-const SessionCookie = admin.SessionCookie
+const SessionCookie = web.SessionCookie
 
 // route is one endpoint. auth false: callers need no credentials.
 type route struct {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"gatehouse/admin"
+	"gatehouse/admin/outbox"
 	"gatehouse/scim"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
@@ -80,7 +81,7 @@ func newEnv(t *testing.T, s *store.SQL) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mail := &admin.Mail{Store: s, Sealer: sealer}
+	mail := &outbox.Queue{Store: s, Sealer: sealer}
 	mux := http.NewServeMux()
 	(&API{Store: s, Orgs: orgs, Administrators: &admin.Administrators{Store: s, BaseURL: "https://gh.example", Mail: mail},
 		APIKeys: keys, SCIMTokens: &admin.SCIMTokens{Store: s}, BaseURL: "https://gh.example",

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gatehouse/admin"
+	"gatehouse/admin/web"
 	"gatehouse/store"
 )
 
@@ -19,12 +20,12 @@ func principalOf(a store.Administrator) admin.Principal {
 		Actor: store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName}}
 }
 
-// clientIP is the address a request comes from (see admin.ClientIP).
-func (a *API) clientIP(r *http.Request) string { return admin.ClientIP(r, a.TrustForwardedFor) }
+// clientIP is the address a request comes from (see web.ClientIP).
+func (a *API) clientIP(r *http.Request) string { return web.ClientIP(r, a.TrustForwardedFor) }
 
 // setSession sets (token != "") or clears the session cookie.
 func (a *API) setSession(c *call, token string, maxAge time.Duration) {
-	http.SetCookie(c.w, admin.SessionCookieFor(token, maxAge, a.BaseURL))
+	http.SetCookie(c.w, web.SessionCookieFor(token, maxAge, a.BaseURL))
 }
 
 func sessionToken(r *http.Request) string {

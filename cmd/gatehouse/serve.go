@@ -25,6 +25,7 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/admin/api"
+	"gatehouse/admin/outbox"
 	"gatehouse/scim"
 	"gatehouse/sso"
 	"gatehouse/sso/fetch"
@@ -51,7 +52,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	smtpUser := fs.String("smtp-username", "", "SMTP user, authenticated with AUTH PLAIN over TLS (env GATEHOUSE_SMTP_USERNAME)")
 	smtpPassword := fs.String("smtp-password", "", "SMTP password; prefer the environment (env GATEHOUSE_SMTP_PASSWORD)")
 	smtpFrom := fs.String("smtp-from", "", "the From address of emails, e.g. \"Acme admin <noreply@acme.com>\" (env GATEHOUSE_SMTP_FROM)")
-	smtpTLS := fs.String("smtp-starttls", admin.StartTLSRequired, "required, opportunistic or none (env GATEHOUSE_SMTP_STARTTLS)")
+	smtpTLS := fs.String("smtp-starttls", outbox.StartTLSRequired, "required, opportunistic or none (env GATEHOUSE_SMTP_STARTTLS)")
 	trustXFF := fs.Bool("trust-forwarded-for", false, "take the client's address from the last X-Forwarded-For entry (behind a load balancer that appends it) for sign-in limits and login history (env GATEHOUSE_TRUST_FORWARDED_FOR)")
 	sqliteSync := fs.String("sqlite-synchronous", "FULL", "SQLite durability: FULL (a committed write survives power loss) or NORMAL (survives a crash of gatehouse only) (env GATEHOUSE_SQLITE_SYNCHRONOUS)")
 	pos, err := c.parse(fs, "[flags]",
@@ -106,12 +107,12 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if syncMode != "FULL" && syncMode != "NORMAL" {
 		return usagef("--sqlite-synchronous: %q is not FULL or NORMAL", *sqliteSync)
 	}
-	var smtpConfig *admin.SMTPConfig
+	var smtpConfig *outbox.SMTPConfig
 	if *smtpHost != "" {
 		if *smtpFrom == "" {
 			return usagef("--smtp-from is required with --smtp-host")
 		}
-		smtpConfig = &admin.SMTPConfig{Host: *smtpHost, Port: *smtpPort, Username: *smtpUser, Password: *smtpPassword,
+		smtpConfig = &outbox.SMTPConfig{Host: *smtpHost, Port: *smtpPort, Username: *smtpUser, Password: *smtpPassword,
 			From: *smtpFrom, StartTLS: *smtpTLS}
 	}
 	logOut := newLogWriter(c.stderr, logFlushInterval)
@@ -154,7 +155,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	sender, err := admin.NewSender(s, sealer, smtpConfig, logger)
+	sender, err := outbox.NewSender(s, sealer, smtpConfig, logger)
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -165,7 +166,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	wg.Go(func() { sender.Run(background) })
 	wg.Go(func() { prune(background, s, logger) })
 	defer func() { stopBackground(); wg.Wait() }()
-	mail := &admin.Mail{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
+	mail := &outbox.Queue{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
 
 	signIn := &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL}
 	// IdP metadata and OIDC discovery are fetched over https, or from

@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"testing"
 
-	"gatehouse/admin"
+	"gatehouse/admin/web"
 )
 
 // browserClient is a browser: cookies kept, redirects not followed.
@@ -31,7 +31,7 @@ func postForm(t *testing.T, c *http.Client, u string, form url.Values) (*http.Re
 // sessionCookie is the gatehouse session a response set, or "".
 func sessionCookie(res *http.Response) string {
 	for _, c := range res.Cookies() {
-		if c.Name == admin.SessionCookie && c.MaxAge >= 0 {
+		if c.Name == web.SessionCookie && c.MaxAge >= 0 {
 			return c.Value
 		}
 	}

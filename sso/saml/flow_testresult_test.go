@@ -18,6 +18,7 @@ import (
 	"gatehouse/sso"
 	"gatehouse/sso/protocol"
 	"gatehouse/sso/saml"
+	"gatehouse/admin/web"
 	"gatehouse/store"
 )
 
@@ -61,7 +62,7 @@ func newTestFlowEnv(t *testing.T) *testFlowEnv {
 func (e *testFlowEnv) startTest(t *testing.T, browser *http.Client) string {
 	t.Helper()
 	req, _ := http.NewRequest("GET", e.srv.URL+"/sso/start/"+e.Conn().ID+"?test=1", nil)
-	req.AddCookie(&http.Cookie{Name: admin.SessionCookie, Value: e.session})
+	req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: e.session})
 	res, err := browser.Do(req)
 	if err != nil {
 		t.Fatal(err)

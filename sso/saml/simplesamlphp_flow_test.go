@@ -22,6 +22,7 @@ import (
 	"gatehouse/sso/fetch"
 	"gatehouse/sso/protocol"
 	"gatehouse/sso/saml"
+	"gatehouse/admin/web"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
@@ -168,7 +169,7 @@ func TestSimpleSAMLphpTestSignInShowsRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, body := f.signInAs(t, "?test=1", "Alice", "password", &http.Cookie{Name: admin.SessionCookie, Value: session.Token})
+	res, body := f.signInAs(t, "?test=1", "Alice", "password", &http.Cookie{Name: web.SessionCookie, Value: session.Token})
 	const reason = "uses the SHA-1 signature algorithm rsa-sha1, which this connection refuses"
 	if res.StatusCode != http.StatusOK || !strings.Contains(html.UnescapeString(body), "No sign-in: the Response uses the SHA-1") ||
 		!strings.Contains(html.UnescapeString(body), reason) {

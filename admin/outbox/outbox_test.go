@@ -1,4 +1,4 @@
-package admin_test
+package outbox_test
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,9 +31,44 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"gatehouse/admin"
+	"gatehouse/admin/outbox"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+
+// forEachBackend runs fn on a fresh SQLite store and a fresh PostgreSQL one.
+func forEachBackend(t *testing.T, fn func(t *testing.T, s *store.SQL)) {
+	t.Helper()
+	backends := []struct {
+		name string
+		open func(testing.TB) *store.SQL
+	}{
+		{"sqlite", storetest.SQLite},
+		{"postgres", storetest.Postgres},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b.open(t))
+		})
+	}
+}
+
+func assertCode(t *testing.T, err error, code string) {
+	t.Helper()
+	var e *admin.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got %T %v, want *admin.Error %s", err, err, code)
+	}
+	if e.Code != code {
+		t.Fatalf("got code %s (%s), want %s", e.Code, e.Message, code)
+	}
+	if e.Message == "" || strings.ContainsAny(e.Message, "\n\r") {
+		t.Fatalf("message %q is not one line of text", e.Message)
+	}
+}
 
 // smtpServer is a real SMTP server on loopback (emersion/go-smtp) that
 // records the messages it accepts. It can be stopped and started again on
@@ -252,17 +288,17 @@ func testLogger(t *testing.T) *slog.Logger {
 // runningSender is a Sender running in the background with test timings:
 // polls every few milliseconds, short backoff.
 type runningSender struct {
-	*admin.Sender
+	*outbox.Sender
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func newTestSender(t *testing.T, s store.Store, sealer *admin.Sealer, cfg *admin.SMTPConfig, logger *slog.Logger) *admin.Sender {
+func newTestSender(t *testing.T, s store.Store, sealer *admin.Sealer, cfg *outbox.SMTPConfig, logger *slog.Logger) *outbox.Sender {
 	t.Helper()
 	if logger == nil {
 		logger = testLogger(t)
 	}
-	snd, err := admin.NewSender(s, sealer, cfg, logger)
+	snd, err := outbox.NewSender(s, sealer, cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +309,7 @@ func newTestSender(t *testing.T, s store.Store, sealer *admin.Sealer, cfg *admin
 	return snd
 }
 
-func run(t *testing.T, snd *admin.Sender) *runningSender {
+func run(t *testing.T, snd *outbox.Sender) *runningSender {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningSender{Sender: snd, cancel: cancel, done: make(chan struct{})}
@@ -296,15 +332,15 @@ func (r *runningSender) stop(t *testing.T) {
 	}
 }
 
-func smtpConfig(srv *smtpServer) *admin.SMTPConfig {
+func smtpConfig(srv *smtpServer) *outbox.SMTPConfig {
 	host, _, _ := net.SplitHostPort(srv.addr)
-	return &admin.SMTPConfig{Host: host, Port: srv.port(), From: "Gatehouse <noreply@gatehouse.example>", StartTLS: admin.StartTLSNone}
+	return &outbox.SMTPConfig{Host: host, Port: srv.port(), From: "Gatehouse <noreply@gatehouse.example>", StartTLS: outbox.StartTLSNone}
 }
 
 // queue writes a message as a store transaction would, and returns its ID.
 func queue(t *testing.T, s store.Store, sealer *admin.Sealer, to, subject, body string) string {
 	t.Helper()
-	m := &admin.Mail{Store: s, Sealer: sealer}
+	m := &outbox.Queue{Store: s, Sealer: sealer}
 	msg, err := m.Message("org-1", to, subject, body)
 	if err != nil {
 		t.Fatal(err)
@@ -456,7 +492,7 @@ func TestMailStartTLS(t *testing.T) {
 		s := storetest.SQLite(t)
 		srv := startSMTP(t, &smtpServer{}, "127.0.0.1")
 		cfg := smtpConfig(srv)
-		cfg.StartTLS = admin.StartTLSOpportunistic
+		cfg.StartTLS = outbox.StartTLSOpportunistic
 		queue(t, s, sealer, "ann@example.com", "Hello", "body")
 		run(t, newTestSender(t, s, sealer, cfg, nil))
 		waitFor(t, "the delivery", func() bool { return len(srv.messages()) == 1 })
@@ -465,8 +501,8 @@ func TestMailStartTLS(t *testing.T) {
 		}
 	})
 	t.Run("InvalidMode", func(t *testing.T) {
-		cfg := &admin.SMTPConfig{Host: "127.0.0.1", From: "a@example.com", StartTLS: "maybe"}
-		if _, err := admin.NewSender(storetest.SQLite(t), sealer, cfg, nil); err == nil {
+		cfg := &outbox.SMTPConfig{Host: "127.0.0.1", From: "a@example.com", StartTLS: "maybe"}
+		if _, err := outbox.NewSender(storetest.SQLite(t), sealer, cfg, nil); err == nil {
 			t.Fatal("NewSender accepted StartTLS \"maybe\"")
 		}
 	})
@@ -483,7 +519,7 @@ func TestMailAuthOverTLS(t *testing.T) {
 	t.Run("Delivered", func(t *testing.T) {
 		s, srv := storetest.SQLite(t), newServer(t)
 		cfg := smtpConfig(srv)
-		cfg.StartTLS, cfg.TLSConfig = admin.StartTLSRequired, &tls.Config{RootCAs: roots}
+		cfg.StartTLS, cfg.TLSConfig = outbox.StartTLSRequired, &tls.Config{RootCAs: roots}
 		cfg.Username, cfg.Password = "mailer", "s3cret pass"
 		id := queue(t, s, sealer, "ann@example.com", "Hello", "body")
 		run(t, newTestSender(t, s, sealer, cfg, nil))
@@ -496,7 +532,7 @@ func TestMailAuthOverTLS(t *testing.T) {
 	t.Run("WrongPassword", func(t *testing.T) {
 		s, srv := storetest.SQLite(t), newServer(t)
 		cfg := smtpConfig(srv)
-		cfg.StartTLS, cfg.TLSConfig = admin.StartTLSRequired, &tls.Config{RootCAs: roots}
+		cfg.StartTLS, cfg.TLSConfig = outbox.StartTLSRequired, &tls.Config{RootCAs: roots}
 		cfg.Username, cfg.Password = "mailer", "wrong"
 		id := queue(t, s, sealer, "ann@example.com", "Hello", "body")
 		run(t, newTestSender(t, s, sealer, cfg, nil))
@@ -511,7 +547,7 @@ func TestMailAuthOverTLS(t *testing.T) {
 	t.Run("UntrustedCertificate", func(t *testing.T) {
 		s, srv := storetest.SQLite(t), newServer(t)
 		cfg := smtpConfig(srv)
-		cfg.StartTLS = admin.StartTLSOpportunistic // offered, so used, so verified
+		cfg.StartTLS = outbox.StartTLSOpportunistic // offered, so used, so verified
 		cfg.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool()}
 		cfg.Username, cfg.Password = "mailer", "s3cret pass"
 		id := queue(t, s, sealer, "ann@example.com", "Hello", "body")
@@ -543,7 +579,7 @@ func TestMailPlainAuthRefusedWithoutTLS(t *testing.T) {
 			s := storetest.SQLite(t)
 			srv := startSMTP(t, &smtpServer{users: map[string]string{"mailer": "pw"}, allowInsecureAuth: true}, tc.host)
 			cfg := smtpConfig(srv)
-			cfg.StartTLS, cfg.Username, cfg.Password = admin.StartTLSOpportunistic, "mailer", "pw"
+			cfg.StartTLS, cfg.Username, cfg.Password = outbox.StartTLSOpportunistic, "mailer", "pw"
 			id := queue(t, s, sealer, "ann@example.com", "Hello", "body")
 			run(t, newTestSender(t, s, sealer, cfg, nil))
 			if tc.delivered {
@@ -569,7 +605,7 @@ func TestMailSMTPDown(t *testing.T) {
 		srv.stop()
 		sealer := newSealer(t)
 		snd := run(t, newTestSender(t, s, sealer, smtpConfig(srv), nil))
-		m := &admin.Mail{Store: s, Sealer: sealer, Notify: snd.Notify}
+		m := &outbox.Queue{Store: s, Sealer: sealer, Notify: snd.Notify}
 		if err := m.Enqueue(context.Background(), "org-1", "ann@example.com", "While down", "the body"); err != nil {
 			t.Fatal(err)
 		}
@@ -741,7 +777,7 @@ func TestMailBackoff(t *testing.T) {
 	s, sealer := storetest.SQLite(t), newSealer(t)
 	srv := startSMTP(t, &smtpServer{}, "127.0.0.1")
 	srv.stop()
-	snd, err := admin.NewSender(s, sealer, smtpConfig(srv), testLogger(t))
+	snd, err := outbox.NewSender(s, sealer, smtpConfig(srv), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -791,7 +827,7 @@ func TestMailBackoff(t *testing.T) {
 
 func TestMailHeaderInjection(t *testing.T) {
 	s, sealer := storetest.SQLite(t), newSealer(t)
-	m := &admin.Mail{Store: s, Sealer: sealer}
+	m := &outbox.Queue{Store: s, Sealer: sealer}
 	for _, tc := range []struct{ to, subject, code string }{
 		{"ann@example.com\r\nBcc: eve@evil.example", "Hello", admin.CodeInvalidEmail},
 		{"ann@example.com\nBcc: eve@evil.example", "Hello", admin.CodeInvalidEmail},
@@ -816,8 +852,8 @@ func TestMailHeaderInjection(t *testing.T) {
 		t.Fatalf("%d refused messages were queued", n)
 	}
 	for _, from := range []string{"noreply@gatehouse.example\r\nBcc: eve@evil.example", "not an address", ""} {
-		cfg := &admin.SMTPConfig{Host: "127.0.0.1", From: from}
-		if _, err := admin.NewSender(s, sealer, cfg, nil); err == nil {
+		cfg := &outbox.SMTPConfig{Host: "127.0.0.1", From: from}
+		if _, err := outbox.NewSender(s, sealer, cfg, nil); err == nil {
 			t.Errorf("NewSender accepted From %q", from)
 		}
 	}

@@ -1,4 +1,22 @@
-package admin
+// Package outbox holds gatehouse's email: Queue validates an email and
+// turns it into an outbox row (the body sealed) for the write that sends
+// it to queue in its own transaction, and Sender, in every gatehouse
+// instance, claims due messages for a lease and delivers them over SMTP
+// (STARTTLS, AUTH PLAIN, quoted-printable UTF-8 bodies, RFC 2047 subjects),
+// retrying failures with capped exponential backoff. Without an SMTP server
+// it writes the messages to the log. Nothing is lost while the SMTP server
+// is down or gatehouse restarts, and instances sharing a PostgreSQL
+// database send each message once in the normal case.
+//
+// Delivery is at least once, not exactly once: an instance that stops after
+// the SMTP server accepted a message but before it recorded the fact sends
+// it again once its lease ends. The Message-ID header stays the same on
+// every attempt, so a mail client can recognise the duplicate.
+//
+// The texts of the emails belong to the rules that send them (package
+// admin: invitations, activation, password reset); they reach this package
+// through admin.Mailer, which *Queue implements.
+package outbox
 
 import (
 	"bytes"
@@ -21,37 +39,21 @@ import (
 
 	"github.com/google/uuid"
 
+	"gatehouse/admin"
 	"gatehouse/store"
 )
-
-// Email (invitations, activation and password-reset links) goes through
-// the outbox table: the write that sends a message queues it in its own
-// transaction (Mail.Message), and a Sender in every gatehouse instance
-// delivers what is due. Nothing is lost while the SMTP server is down or
-// gatehouse restarts, and instances sharing a PostgreSQL database send each
-// message once in the normal case: a Sender claims messages for a lease
-// before it sends them.
-//
-// Delivery is at least once, not exactly once: an instance that stops after
-// the SMTP server accepted a message but before it recorded the fact sends
-// it again once its lease ends. The Message-ID header stays the same on
-// every attempt, so a mail client can recognise the duplicate.
-
-// CodeInvalidSubject refuses an email subject: empty, too long, or holding
-// a line break or another control character.
-const CodeInvalidSubject = "invalid_subject"
 
 // maxSubject bounds a subject, in characters: room for an organization
 // name (200) and the text around it, while the header line of an ASCII
 // subject stays under SMTP's 998 bytes (a non-ASCII one is folded).
 const maxSubject = 500
 
-// Mail queues emails in the outbox.
-type Mail struct {
+// Queue queues emails in the outbox.
+type Queue struct {
 	Store  store.Store
-	Sealer *Sealer // seals queued bodies, which may carry a secret link; required
+	Sealer *admin.Sealer // seals queued bodies, which may carry a secret link; required
 	// Now is the clock; nil means time.Now. The outbox stamps its own
-	// queue time, so Mail does not use it yet.
+	// queue time, so Queue does not use it yet.
 	Now    func() time.Time
 	Logger *slog.Logger // nil: slog.Default()
 	// Notify, when set, is called after Enqueue committed a message:
@@ -63,8 +65,8 @@ type Mail struct {
 // transaction to write: a new ID, and the body sealed with the context
 // "outbox:" + ID so that a body copied to another row does not open. A
 // recipient that is not one address, or a subject or recipient with a line
-// break in it (header injection), is an *Error.
-func (m *Mail) Message(orgID, to, subject, body string) (store.OutboxMessage, error) {
+// break in it (header injection), is an *admin.Error.
+func (m *Queue) Message(orgID, to, subject, body string) (store.OutboxMessage, error) {
 	if _, err := parseRecipient(to); err != nil {
 		return store.OutboxMessage{}, err
 	}
@@ -72,10 +74,10 @@ func (m *Mail) Message(orgID, to, subject, body string) (store.OutboxMessage, er
 		return store.OutboxMessage{}, err
 	}
 	if body == "" {
-		return store.OutboxMessage{}, errors.New("admin: an email needs a body")
+		return store.OutboxMessage{}, errors.New("outbox: an email needs a body")
 	}
 	if !utf8.ValidString(body) {
-		return store.OutboxMessage{}, errors.New("admin: an email body must be UTF-8 text")
+		return store.OutboxMessage{}, errors.New("outbox: an email body must be UTF-8 text")
 	}
 	id := uuid.NewString()
 	return store.OutboxMessage{
@@ -88,7 +90,7 @@ func (m *Mail) Message(orgID, to, subject, body string) (store.OutboxMessage, er
 }
 
 // Enqueue queues one email on its own transaction (see Message).
-func (m *Mail) Enqueue(ctx context.Context, orgID, to, subject, body string) error {
+func (m *Queue) Enqueue(ctx context.Context, orgID, to, subject, body string) error {
 	msg, err := m.Message(orgID, to, subject, body)
 	if err != nil {
 		return err
@@ -103,7 +105,7 @@ func (m *Mail) Enqueue(ctx context.Context, orgID, to, subject, body string) err
 	return nil
 }
 
-func (m *Mail) logger() *slog.Logger {
+func (m *Queue) logger() *slog.Logger {
 	if m.Logger != nil {
 		return m.Logger
 	}
@@ -116,11 +118,11 @@ func outboxContext(id string) string { return "outbox:" + id }
 // no line break anywhere (net/mail would unfold one).
 func parseRecipient(to string) (*mail.Address, error) {
 	if strings.ContainsAny(to, "\r\n") {
-		return nil, refuse(CodeInvalidEmail, "the recipient %q contains a line break", to)
+		return nil, refuse(admin.CodeInvalidEmail, "the recipient %q contains a line break", to)
 	}
 	a, err := mail.ParseAddress(to)
 	if err != nil || hasControl(a.Name) || hasControl(a.Address) {
-		return nil, refuse(CodeInvalidEmail, "the recipient %q is not an email address", to)
+		return nil, refuse(admin.CodeInvalidEmail, "the recipient %q is not an email address", to)
 	}
 	return a, nil
 }
@@ -128,15 +130,19 @@ func parseRecipient(to string) (*mail.Address, error) {
 func checkSubject(subject string) error {
 	switch {
 	case strings.ContainsAny(subject, "\r\n"):
-		return refuse(CodeInvalidSubject, "the subject %q contains a line break", subject)
+		return refuse(admin.CodeInvalidSubject, "the subject %q contains a line break", subject)
 	case strings.TrimSpace(subject) == "":
-		return refuse(CodeInvalidSubject, "the subject is empty")
+		return refuse(admin.CodeInvalidSubject, "the subject is empty")
 	case !utf8.ValidString(subject) || hasControl(subject):
-		return refuse(CodeInvalidSubject, "the subject %q contains a control character", subject)
+		return refuse(admin.CodeInvalidSubject, "the subject %q contains a control character", subject)
 	case utf8.RuneCountInString(subject) > maxSubject:
-		return refuse(CodeInvalidSubject, "the subject is longer than %d characters", maxSubject)
+		return refuse(admin.CodeInvalidSubject, "the subject is longer than %d characters", maxSubject)
 	}
 	return nil
+}
+
+func refuse(code, format string, args ...any) *admin.Error {
+	return &admin.Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 func hasControl(s string) bool {
@@ -186,7 +192,7 @@ type Sender struct {
 	Now          func() time.Time
 
 	store  store.Store
-	sealer *Sealer
+	sealer *admin.Sealer
 	smtp   *SMTPConfig // nil: log the messages instead
 	from   *mail.Address
 	log    *slog.Logger
@@ -197,9 +203,9 @@ type Sender struct {
 // writes each message (body included, so a local install shows its
 // activation links) to the log at INFO level and counts it as sent. The
 // store and sealer must be those the messages were queued with.
-func NewSender(s store.Store, sealer *Sealer, cfg *SMTPConfig, logger *slog.Logger) (*Sender, error) {
+func NewSender(s store.Store, sealer *admin.Sealer, cfg *SMTPConfig, logger *slog.Logger) (*Sender, error) {
 	if s == nil || sealer == nil {
-		return nil, errors.New("admin: a Sender needs a store and the sealer of the queued bodies")
+		return nil, errors.New("outbox: a Sender needs a store and the sealer of the queued bodies")
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -223,25 +229,25 @@ func NewSender(s store.Store, sealer *Sealer, cfg *SMTPConfig, logger *slog.Logg
 	}
 	c := *cfg
 	if c.Host == "" {
-		return nil, errors.New("admin: smtp: no host")
+		return nil, errors.New("outbox: smtp: no host")
 	}
 	if c.Port == 0 {
 		c.Port = 587
 	}
 	if c.Port < 0 || c.Port > 65535 {
-		return nil, fmt.Errorf("admin: smtp: invalid port %d", c.Port)
+		return nil, fmt.Errorf("outbox: smtp: invalid port %d", c.Port)
 	}
 	switch c.StartTLS {
 	case "":
 		c.StartTLS = StartTLSRequired
 	case StartTLSRequired, StartTLSOpportunistic, StartTLSNone:
 	default:
-		return nil, fmt.Errorf("admin: smtp: StartTLS must be %q, %q or %q, not %q",
+		return nil, fmt.Errorf("outbox: smtp: StartTLS must be %q, %q or %q, not %q",
 			StartTLSRequired, StartTLSOpportunistic, StartTLSNone, c.StartTLS)
 	}
 	from, err := mail.ParseAddress(c.From)
 	if err != nil || strings.ContainsAny(c.From, "\r\n") {
-		return nil, fmt.Errorf("admin: smtp: the sender address %q is not an email address", c.From)
+		return nil, fmt.Errorf("outbox: smtp: the sender address %q is not an email address", c.From)
 	}
 	if c.TLSConfig == nil {
 		c.TLSConfig = &tls.Config{}
@@ -360,7 +366,7 @@ func (s *Sender) backoff(attempts int) time.Duration {
 func (s *Sender) send(ctx context.Context, m store.OutboxMessage) error {
 	body, err := s.sealer.Open(m.Body, outboxContext(m.ID))
 	if err != nil {
-		return fmt.Errorf("admin: outbox body: %w", err)
+		return fmt.Errorf("outbox: body: %w", err)
 	}
 	if s.smtp == nil {
 		s.log.InfoContext(ctx, "email (no SMTP server configured)", "id", m.ID, "to", m.Recipient, "subject", m.Subject, "body", body)
@@ -422,7 +428,7 @@ func (s *Sender) transmit(ctx context.Context, to string, msg []byte) error {
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("admin: smtp: %w", err)
+		return fmt.Errorf("outbox: smtp: %w", err)
 	}
 	deadline, _ := ctx.Deadline()
 	conn.SetDeadline(deadline)
@@ -431,12 +437,12 @@ func (s *Sender) transmit(ctx context.Context, to string, msg []byte) error {
 	c, err := smtp.NewClient(conn, cfg.Host)
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("admin: smtp %s: %w", addr, err)
+		return fmt.Errorf("outbox: smtp %s: %w", addr, err)
 	}
 	defer c.Close()
 	step := func(what string, err error) error {
 		if err != nil {
-			return fmt.Errorf("admin: smtp %s: %s: %w", addr, what, err)
+			return fmt.Errorf("outbox: smtp %s: %s: %w", addr, what, err)
 		}
 		return nil
 	}
@@ -448,11 +454,11 @@ func (s *Sender) transmit(ctx context.Context, to string, msg []byte) error {
 			return err
 		}
 	} else if cfg.StartTLS == StartTLSRequired {
-		return fmt.Errorf("admin: smtp %s: the server does not offer STARTTLS, which the configuration requires", addr)
+		return fmt.Errorf("outbox: smtp %s: the server does not offer STARTTLS, which the configuration requires", addr)
 	}
 	if cfg.Username != "" {
 		if ok, _ := c.Extension("AUTH"); !ok {
-			return fmt.Errorf("admin: smtp %s: the server does not offer AUTH, and a username is configured", addr)
+			return fmt.Errorf("outbox: smtp %s: the server does not offer AUTH, and a username is configured", addr)
 		}
 		// PlainAuth refuses a connection without TLS to a host other
 		// than localhost: the password never travels in clear.

@@ -1,0 +1,38 @@
+// Package admin holds gatehouse's administration rules, which SCIM, the
+// management API, the SSO bridge, the console and the operator CLI all
+// call; it knows no HTTP and no protocol:
+//
+//   - organizations (Orgs): creation with the first Super Administrator,
+//     preferences (SSO or TOTP required), registered email domains, the
+//     SCIM switch and the designated Super Administrator group, and the
+//     checks of usernames and email addresses;
+//   - administrators managed by hand (Administrators, seed 001): listing,
+//     invitation and its activation email, edits and roles, deactivation,
+//     reactivation and deletion, with the SCIM lock and the
+//     last-Super-Administrator rule; Principal is who acts, and Mailer is
+//     how these rules queue an email (package admin/outbox implements it);
+//   - sign-in (SignIn): password sign-in with lockout and per-address
+//     limits, TOTP enrolment and codes, password changes, operator resets
+//     and unlocks (credentials.go); sessions and the SSO sign-in that opens
+//     one (sessions.go); activation and password-reset links
+//     (activation.go); password hashing and strength (password.go), TOTP
+//     itself (totp.go);
+//   - SCIM tokens (SCIMTokens) and management API keys (APIKeys);
+//   - secrets: hashes of the bearer secrets gatehouse stores (HashSecret),
+//     and the Sealer that encrypts what must be read back (TOTP secrets,
+//     queued email bodies, SSO keys) with the server's key;
+//   - the contract of SSO connection management (SSOConnections), which
+//     package sso implements;
+//   - refusals: Error with stable codes, which every front end maps to its
+//     protocol's error format; RetryAfterUnavailable, the Retry-After of
+//     every front end's 503 while the database is unavailable; and
+//     ScanJSON, the pre-decode check of JSON bodies (nesting depth, lone
+//     surrogates).
+//
+// Services validate their input completely before they write, so a
+// refused request leaves the store as it was.
+//
+// Its subpackages: admin/api is the management JSON API, admin/outbox the
+// email outbox and its SMTP sender, admin/web the session cookie and
+// client address that the HTTP front ends share.
+package admin
