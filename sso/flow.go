@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"gatehouse/admin"
-	"gatehouse/sso/protocol"
 	"gatehouse/admin/web"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 )
 

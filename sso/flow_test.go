@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"gatehouse/admin"
-	"gatehouse/sso/protocol"
 	"gatehouse/admin/web"
+	"gatehouse/sso/protocol"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )

@@ -15,10 +15,10 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"gatehouse/admin"
+	"gatehouse/admin/web"
 	"gatehouse/sso"
 	"gatehouse/sso/protocol"
 	"gatehouse/sso/saml"
-	"gatehouse/admin/web"
 	"gatehouse/store"
 )
 

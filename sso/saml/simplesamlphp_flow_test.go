@@ -18,11 +18,11 @@ import (
 	"github.com/google/uuid"
 
 	"gatehouse/admin"
+	"gatehouse/admin/web"
 	"gatehouse/sso"
 	"gatehouse/sso/fetch"
 	"gatehouse/sso/protocol"
 	"gatehouse/sso/saml"
-	"gatehouse/admin/web"
 	"gatehouse/store"
 	"gatehouse/store/storetest"
 )
