@@ -372,12 +372,14 @@ func (rt *resourceType) storeQuery(lp listParams) (store.Query, error) {
 	return q, nil
 }
 
-// pageCursors remembers, for a list an IdP is paging through, where the
-// next page starts, so that page 10,000 of 1M users is a seek on the
-// creation sequence instead of skipping 999,900 rows. A miss (another
-// instance served the previous page, or the entry was evicted) falls back
-// to the offset. Continuing after the last row served also keeps a walk
-// from skipping a row when an earlier one is deleted meanwhile.
+// pageCursors remembers, for a list an IdP is paging through, the Next of
+// the page that ended where a later page starts, so that page 10,000 of
+// 1M users is a seek on the creation sequence instead of skipping 999,900
+// rows. The store uses it only while nothing has shifted the positions
+// since (store.Query.After): the page is always the one startIndex gives
+// at that moment, whichever instance remembered the cursor or serves the
+// page. A miss (another instance served the previous page, or the entry
+// was evicted) reads by the offset.
 type pageCursors struct {
 	mu  sync.Mutex
 	max int
