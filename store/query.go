@@ -134,6 +134,12 @@ type Query struct {
 	// or a change, neither repeats nor skips a record. Giving After with
 	// SortBy is ErrInvalidQuery.
 	After string
+	// Seek makes After a cursor of its own (RFC 9865 cursor pagination):
+	// the page is the records after the cursor's row, Page.Offset ignored,
+	// whatever was written since. A record present during a whole walk is
+	// then listed once; one inserted or removed meanwhile may or may not
+	// be. Without After, the first page.
+	Seek bool
 }
 
 // Result is a window of a query's records and their total.
@@ -141,8 +147,8 @@ type Result[T any] struct {
 	Items []T
 	Total int // records that match Where, whatever the window
 	// Next is given as Query.After with the next page's offset (Offset +
-	// len(Items)) when the query is in creation order and the page is
-	// full; "" otherwise. It may be "" for a filtered first page.
+	// len(Items)), or with Seek, when the query is in creation order and
+	// the page is full; "" otherwise.
 	Next string
 	// Groups holds the groups of each administrator of Items that has any,
 	// when the query asked for them (Query.WithGroups).
@@ -937,6 +943,12 @@ func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, e
 	if q.SortBy.IsZero() && (q.Where == nil || offset > 0 || q.After != "") {
 		gen, out.positioned = cat(", ", s.positions(res, org, q)), true
 	}
+	if q.Seek && !q.SortBy.IsZero() {
+		return out, invalid("Seek continues creation order only, not a sort")
+	}
+	if q.Seek {
+		offset = 0
+	}
 	if q.After != "" {
 		if !q.SortBy.IsZero() {
 			return out, invalid("After continues creation order only, not a sort")
@@ -952,7 +964,10 @@ func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, e
 		// The seek returns rows only while the generation is the cursor's:
 		// no row is then added or removed before the cursor's, so the
 		// rows after it are the rows after the offset.
-		where = cat(where, " AND ", res.alias, ".seq", cmp, param{seq}, " AND ", s.positions(res, org, q), " = ", param{at})
+		where = cat(where, " AND ", res.alias, ".seq", cmp, param{seq})
+		if !q.Seek {
+			where = cat(where, " AND ", s.positions(res, org, q), " = ", param{at})
+		}
 		offset = 0
 	}
 	// The limit is written into the text (checkPage bounds it): with a
@@ -994,7 +1009,7 @@ func runQuery[T any](ctx context.Context, s *SQL, res *resource, extra, org stri
 			return out, fmt.Errorf("store: query %s: %w", res.table, err)
 		}
 		counted = true
-		if q.After == "" && q.Page.Offset >= out.Total {
+		if q.After == "" && !q.Seek && q.Page.Offset >= out.Total {
 			return out, nil
 		}
 	}
@@ -1015,18 +1030,20 @@ func runQuery[T any](ctx context.Context, s *SQL, res *resource, extra, org stri
 			return out, fmt.Errorf("store: query %s: %w", res.table, err)
 		}
 		rows := len(out.Items)
-		if rows == 0 && q.After != "" {
+		if rows == 0 && q.After != "" && !q.Seek {
 			// The positions moved since the cursor (or the list ends
 			// there): read the page by its offset.
 			q.After = ""
 			return runQuery(ctx, s, res, extra, org, q, scan)
 		}
-		if qs.positioned && rows == q.Page.Limit {
+		// An unpositioned page (a filtered first one) gives generation 0,
+		// which no later read matches unless nothing was ever written.
+		if q.SortBy.IsZero() && rows == q.Page.Limit {
 			out.Next = cursor(seq, gen)
 		}
 		// A first page that is not full holds every match (the filters of
 		// identity providers find one record or none): no count needed.
-		if !counted && q.After == "" && q.Page.Offset == 0 && rows < q.Page.Limit {
+		if !counted && q.After == "" && (q.Page.Offset == 0 || q.Seek) && rows < q.Page.Limit {
 			out.Total, counted = rows, true
 		}
 	}

@@ -112,6 +112,76 @@ func TestListWalkAcrossInstances(t *testing.T) {
 			exactlyOnce("walk after deletions, other instance first", walk("", 1), want)
 		})
 
+		// RFC 9865 cursor pagination: a walk that deletes a user already
+		// listed and one not yet listed after every page lists each user
+		// present throughout exactly once, and never one twice.
+		t.Run("cursor walk with deletions during it", func(t *testing.T) {
+			all := walk("", 0)
+			deleted := map[string]bool{}
+			var got []string
+			cursor := ""
+			for page := 0; ; page++ {
+				q := url.Values{"cursor": {cursor}, "count": {"10"}}
+				resp, out := instances[page%2].scim("GET", "/Users?"+q.Encode(), "", nil)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("GET /Users?%s: %d %s", q.Encode(), resp.StatusCode, out)
+				}
+				var list struct {
+					StartIndex *int
+					NextCursor string
+					Resources  []struct{ UserName string }
+				}
+				if err := json.Unmarshal([]byte(out), &list); err != nil {
+					t.Fatal(err)
+				}
+				if list.StartIndex != nil {
+					t.Fatalf("a cursor page with startIndex: %s", out)
+				}
+				for _, r := range list.Resources {
+					got = append(got, r.UserName)
+				}
+				if list.NextCursor == "" {
+					break
+				}
+				cursor = list.NextCursor
+				// One listed already, one ahead.
+				for _, name := range []string{got[len(got)-3], all[min(len(got)+4, len(all)-1)]} {
+					if id := ids[name]; id != "" && !deleted[name] {
+						if resp, out := a.scim("DELETE", "/Users/"+id, "", nil); resp.StatusCode != http.StatusNoContent {
+							t.Fatalf("DELETE %s: %d %s", name, resp.StatusCode, out)
+						}
+						deleted[name], ids[name] = true, ""
+					}
+				}
+			}
+			if len(deleted) < 20 {
+				t.Fatalf("only %d deletions", len(deleted))
+			}
+			var want []string // present throughout, plus those deleted after being listed
+			listed := map[string]bool{}
+			for _, n := range got {
+				listed[n] = true
+			}
+			for _, n := range all {
+				if !deleted[n] || listed[n] {
+					want = append(want, n)
+				}
+			}
+			exactlyOnce("cursor walk", got, want)
+
+			for _, tc := range []struct {
+				name, query, scimType string
+			}{
+				{"forged cursor", "cursor=c1.0~AAAA", "invalidCursor"},
+				{"a cursor of another filter", "cursor=" + url.QueryEscape(cursor) + "&filter=" + url.QueryEscape(`userName sw "a"`), "invalidCursor"},
+				{"cursor and startIndex", "cursor=&startIndex=1", "invalidValue"},
+				{"cursor and sortBy", "cursor=&sortBy=userName", "invalidValue"},
+			} {
+				resp, out := b.scim("GET", "/Users?"+tc.query, "", nil)
+				wantSCIMError(t, resp, out, http.StatusBadRequest, tc.scimType)
+			}
+		})
+
 		t.Run("renames between filtered walks", func(t *testing.T) {
 			const filter = `userName sw "a-"`
 			before := walk(filter, 0)
