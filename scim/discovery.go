@@ -23,7 +23,10 @@ func (s *Server) serviceProviderConfig(c *call) error {
 		"filter":         map[string]any{"supported": true, "maxResults": MaxResults},
 		"changePassword": map[string]any{"supported": false},
 		"sort":           map[string]any{"supported": true},
-		"etag":           map[string]any{"supported": true},
+		// RFC 9865 §4: index (startIndex) by default, cursor on request.
+		"pagination": map[string]any{"cursor": true, "index": true, "defaultPaginationMethod": "index",
+			"defaultPageSize": defaultCount, "maxPageSize": MaxResults},
+		"etag": map[string]any{"supported": true},
 		"authenticationSchemes": []any{map[string]any{
 			"type":        "oauthbearertoken",
 			"name":        "Bearer token",

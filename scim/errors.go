@@ -21,6 +21,7 @@ const (
 	uniqueness    = "uniqueness"
 	invalidSyntax = "invalidSyntax"
 	invalidValue  = "invalidValue"
+	invalidCursor = "invalidCursor" // RFC 9865 §2.3
 )
 
 // Error is a SCIM error response (RFC 7644 §3.12). Detail is written for

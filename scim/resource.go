@@ -1,6 +1,8 @@
 package scim
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"hash/fnv"
 	"net/http"
 	"strconv"
@@ -265,6 +267,10 @@ type listParams struct {
 	filter, sortBy, sortOrder string
 	attributes, excluded      string
 	startIndex, count         int
+	// cursor is RFC 9865's cursor parameter when the client sent one
+	// (cursored; an empty cursor asks for the first page).
+	cursor          string
+	cursored, index bool // index: startIndex was given
 }
 
 func (c *call) urlListParams() (listParams, error) {
@@ -275,6 +281,8 @@ func (c *call) urlListParams() (listParams, error) {
 		startIndex: 1, count: defaultCount,
 	}
 	var err error
+	lp.cursor, lp.cursored = q.Get("cursor"), q.Has("cursor")
+	lp.index = q.Has("startIndex")
 	if v := q.Get("startIndex"); v != "" {
 		if lp.startIndex, err = strconv.Atoi(v); err != nil {
 			return lp, errorf(http.StatusBadRequest, invalidValue, "startIndex must be an integer")
@@ -324,6 +332,9 @@ func (rt *resourceType) serveList(c *call, lp listParams) error {
 	if err != nil {
 		return err
 	}
+	if lp.cursored {
+		return rt.serveCursorList(c, lp, q, p)
+	}
 	key := c.s.pages.key(c.org.ID, rt.schema.ID, lp)
 	if q.SortBy.IsZero() {
 		q.After = c.s.pages.get(key, lp.startIndex)
@@ -343,6 +354,59 @@ func (rt *resourceType) serveList(c *call, lp listParams) error {
 	}
 	c.writeJSON(http.StatusOK, listResponse(out, total, lp.startIndex))
 	return nil
+}
+
+// serveCursorList answers a list with RFC 9865 cursor pagination: a page
+// of the records after the cursor's in creation order, whatever was
+// written since, and nextCursor while the page is full.
+func (rt *resourceType) serveCursorList(c *call, lp listParams, q store.Query, p projection) error {
+	switch {
+	case lp.index:
+		return errorf(http.StatusBadRequest, invalidValue, "startIndex and cursor cannot be used together")
+	case !q.SortBy.IsZero():
+		return errorf(http.StatusBadRequest, invalidValue, "cursor pagination lists in creation order; sortBy cannot be used with it")
+	}
+	binding := cursorBinding(c.org.ID, rt.schema.ID, lp)
+	q.Seek, q.Page.Offset = true, 0
+	if lp.cursor != "" {
+		after, ok := openCursor(lp.cursor, binding)
+		if !ok {
+			return errorf(http.StatusBadRequest, invalidCursor, "the cursor is not one this list gave")
+		}
+		q.After = after
+	}
+	list, total, next, err := rt.kind.query(c, q, p)
+	if err != nil {
+		return err
+	}
+	out := make([]any, len(list))
+	for i, res := range list {
+		if out[i], err = c.show(res, p); err != nil {
+			return err
+		}
+	}
+	body := listResponse(out, total, 0)
+	delete(body, "startIndex")
+	if next != "" {
+		body["nextCursor"] = next + "~" + binding
+	}
+	c.writeJSON(http.StatusOK, body)
+	return nil
+}
+
+// cursorBinding ties a cursor to the list that gave it (organization,
+// resource type, filter, order), so it is not read as a position in
+// another list: a cursor is the store's Next, "~", and this.
+func cursorBinding(org, rt string, lp listParams) string {
+	sum := sha256.Sum256([]byte(org + "\x00" + rt + "\x00" + lp.filter + "\x00" + strings.ToLower(lp.sortOrder)))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// openCursor returns the store cursor of a client's cursor given by the
+// list bound to binding.
+func openCursor(cursor, binding string) (string, bool) {
+	after, b, ok := strings.Cut(cursor, "~")
+	return after, ok && b == binding && after != ""
 }
 
 // storeQuery translates the list parameters into a store query.
@@ -372,12 +436,14 @@ func (rt *resourceType) storeQuery(lp listParams) (store.Query, error) {
 	return q, nil
 }
 
-// pageCursors remembers, for a list an IdP is paging through, where the
-// next page starts, so that page 10,000 of 1M users is a seek on the
-// creation sequence instead of skipping 999,900 rows. A miss (another
-// instance served the previous page, or the entry was evicted) falls back
-// to the offset. Continuing after the last row served also keeps a walk
-// from skipping a row when an earlier one is deleted meanwhile.
+// pageCursors remembers, for a list an IdP is paging through, the Next of
+// the page that ended where a later page starts, so that page 10,000 of
+// 1M users is a seek on the creation sequence instead of skipping 999,900
+// rows. The store uses it only while nothing has shifted the positions
+// since (store.Query.After): the page is always the one startIndex gives
+// at that moment, whichever instance remembered the cursor or serves the
+// page. A miss (another instance served the previous page, or the entry
+// was evicted) reads by the offset.
 type pageCursors struct {
 	mu  sync.Mutex
 	max int

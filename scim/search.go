@@ -76,6 +76,13 @@ func (c *call) searchParams() (listParams, error) {
 	if err := integer("startIndex", &lp.startIndex); err != nil {
 		return lp, err
 	}
+	lp.index = field(body, "startIndex") != nil
+	if v := field(body, "cursor"); v != nil {
+		if lp.cursor, err = str("cursor"); err != nil {
+			return lp, err
+		}
+		lp.cursored = true
+	}
 	if err := integer("count", &lp.count); err != nil {
 		return lp, err
 	}
@@ -89,6 +96,9 @@ func (s *Server) searchAll(c *call) error {
 	lp, err := c.searchParams()
 	if err != nil {
 		return err
+	}
+	if lp.cursored {
+		return errorf(http.StatusBadRequest, invalidValue, "a search of every resource type pages by startIndex; cursor is supported on /Users and /Groups")
 	}
 	lp.normalize()
 	var out []any

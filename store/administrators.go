@@ -429,6 +429,9 @@ func (s *SQL) updateAdministrator(ctx context.Context, org, id string, fn func(*
 				targetName: a.UserName, before: administratorView(&before), after: administratorView(a)}); err != nil {
 				return 0, err
 			}
+			if err := s.changed(ctx, tx, org); err != nil {
+				return 0, err
+			}
 			return n, s.replaceEmails(ctx, tx, &before, a)
 		})
 	if err != nil {

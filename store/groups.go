@@ -239,6 +239,9 @@ func (s *SQL) patchGroup(ctx context.Context, org, id string, p GroupPatch, touc
 			if err != nil {
 				return fmt.Errorf("store: update group: %w", err)
 			}
+			if err := s.changed(ctx, tx, org); err != nil {
+				return err
+			}
 			if err := s.auditGroupPatch(ctx, tx, &cur.Group, &g, p, add, n); err != nil {
 				return err
 			}

@@ -122,20 +122,33 @@ type Query struct {
 	// WithGroups (administrators only) fills Result.Groups in the same
 	// statement.
 	WithGroups bool
-	// After continues a previous result in creation order: the opaque Next
-	// of the page before. When set, Page.Offset is ignored and the store
-	// seeks (seq > the cursor's) instead of skipping rows, so deep pages cost
-	// the same as the first, and rows inserted meanwhile neither repeat nor
-	// shift the pages. Giving After with SortBy is ErrInvalidQuery.
+	// After makes the page cheaper to read, never different: it is the Next
+	// of an earlier result whose window ended where Page.Offset starts
+	// (Page.Offset = the earlier Offset + len(Items)). The page is the one
+	// Page.Offset gives at this moment; the store reads it by seeking past
+	// the earlier result's last row (seq > the cursor's) instead of
+	// skipping Page.Offset rows when nothing that shifts the positions
+	// before it has been committed since (positionKinds), and by the offset
+	// otherwise. So deep pages cost the same as the first while the records
+	// stand still, and a walk that alternates instances, or meets a delete
+	// or a change, neither repeats nor skips a record. Giving After with
+	// SortBy is ErrInvalidQuery.
 	After string
+	// Seek makes After a cursor of its own (RFC 9865 cursor pagination):
+	// the page is the records after the cursor's row, Page.Offset ignored,
+	// whatever was written since. A record present during a whole walk is
+	// then listed once; one inserted or removed meanwhile may or may not
+	// be. Without After, the first page.
+	Seek bool
 }
 
 // Result is a window of a query's records and their total.
 type Result[T any] struct {
 	Items []T
 	Total int // records that match Where, whatever the window
-	// Next continues after the last item (Query.After) when the query is in
-	// creation order and the page is full; "" otherwise.
+	// Next is given as Query.After with the next page's offset (Offset +
+	// len(Items)), or with Seek, when the query is in creation order and
+	// the page is full; "" otherwise.
 	Next string
 	// Groups holds the groups of each administrator of Items that has any,
 	// when the query asked for them (Query.WithGroups).
@@ -779,15 +792,62 @@ func (c *compiler) orderBy(q Query) (expr, error) {
 		txt, c.d.byteOrder, dir, ", ", seq), nil
 }
 
-// cursor is the opaque form of a seq in Result.Next and Query.After.
-func cursor(seq int64) string { return "c" + strconv.FormatInt(seq, 36) }
+// cursor is the opaque form of Result.Next and Query.After: the seq of
+// the page's last row and the positions generation the page was read at.
+func cursor(seq, gen int64) string {
+	return "c" + strconv.FormatInt(seq, 36) + "." + strconv.FormatInt(gen, 36)
+}
 
-func parseCursor(s string) (int64, error) {
-	seq, err := strconv.ParseInt(strings.TrimPrefix(s, "c"), 36, 64)
-	if err != nil || !strings.HasPrefix(s, "c") || seq < 0 {
-		return 0, invalid("cursor %q", s)
+func parseCursor(s string) (seq, gen int64, err error) {
+	a, b, ok := strings.Cut(strings.TrimPrefix(s, "c"), ".")
+	seq, err1 := strconv.ParseInt(a, 36, 64)
+	gen, err2 := strconv.ParseInt(b, 36, 64)
+	if !ok || err1 != nil || err2 != nil || !strings.HasPrefix(s, "c") || seq < 0 || gen < 0 {
+		return 0, 0, invalid("cursor %q", s)
 	}
-	return seq, nil
+	return seq, gen, nil
+}
+
+// positionKinds are the record_counts kinds whose weighted sum (positions)
+// changes whenever a committed write may have shifted the position of a
+// row in the creation-order list q reads: the removals of res's records
+// (weighted 2, so that with the count, which a removal lowers by 1, the
+// sum still grows), and also
+//   - its count (which every insert raises) where an insert may take a seq
+//     below rows already visible (seqCommitsOutOfOrder), or when the order
+//     is descending, where every insert comes first;
+//   - with a filter, every change that may change what it matches
+//     (countChanged), and the inserts and removals of both resources (a
+//     group's members are administrators, an administrator's groups are
+//     groups).
+//
+// Each of those counts is written in the transaction of the write it
+// counts, so the sum read in the page's own statement tells whether the
+// page before, at the generation its Next carries, still ends where
+// Page.Offset begins.
+func (s *SQL) positionKinds(res *resource, q Query) []string {
+	if q.Where != nil {
+		return []string{countAdministrators, removedKind(countAdministrators), countGroups, removedKind(countGroups), countChanged}
+	}
+	kinds := []string{removedKind(res.count)}
+	if q.Descending || s.d.seqCommitsOutOfOrder {
+		kinds = append(kinds, res.count)
+	}
+	return kinds
+}
+
+// positions is the scalar subquery of the positions generation of q.
+func (s *SQL) positions(res *resource, org string, q Query) expr {
+	kinds := s.positionKinds(res, q)
+	e := cat("(SELECT CAST(COALESCE(SUM(CASE WHEN kind LIKE '%.removed' THEN 2 * n ELSE n END), 0) AS BIGINT) FROM record_counts WHERE org_id = ",
+		param{org}, " AND kind IN (")
+	for i, k := range kinds {
+		if i > 0 {
+			e = cat(e, ", ")
+		}
+		e = cat(e, param{k})
+	}
+	return cat(e, "))")
 }
 
 // QueryAdministrators runs q on the administrators of org.
@@ -797,22 +857,18 @@ func (s *SQL) QueryAdministrators(ctx context.Context, org string, q Query) (Res
 		extra = s.d.groupRefs + " AS group_refs"
 	}
 	var groups map[string][]GroupRef
-	res, err := runQuery(ctx, s, administratorsResource, extra, org, q, func(r *sql.Rows) (Administrator, int64, error) {
-		var seq int64
+	res, err := runQuery(ctx, s, administratorsResource, extra, org, q, func(r *sql.Rows, tail []any) (Administrator, error) {
 		var refsCol sql.NullString
-		var a Administrator
-		var err error
 		if q.WithGroups {
-			a, err = scanAdministrator(r, &refsCol, &seq)
-		} else {
-			a, err = scanAdministrator(r, &seq)
+			tail = append([]any{&refsCol}, tail...)
 		}
+		a, err := scanAdministrator(r, tail...)
 		if err != nil {
-			return a, 0, err
+			return a, err
 		}
 		refs, err := parseGroupRefs(refsCol)
 		if err != nil {
-			return a, 0, err
+			return a, err
 		}
 		if len(refs) > 0 {
 			if groups == nil {
@@ -820,7 +876,7 @@ func (s *SQL) QueryAdministrators(ctx context.Context, org string, q Query) (Res
 			}
 			groups[a.ID] = refs
 		}
-		return a, seq, nil
+		return a, nil
 	})
 	res.Groups = groups
 	return res, err
@@ -828,23 +884,26 @@ func (s *SQL) QueryAdministrators(ctx context.Context, org string, q Query) (Res
 
 // QueryGroups runs q on the groups of org.
 func (s *SQL) QueryGroups(ctx context.Context, org string, q Query) (Result[Group], error) {
-	return runQuery(ctx, s, groupsResource, "", org, q, func(r *sql.Rows) (Group, int64, error) {
+	return runQuery(ctx, s, groupsResource, "", org, q, func(r *sql.Rows, tail []any) (Group, error) {
 		var g Group
-		var seq int64
-		err := r.Scan(&g.ID, &g.OrgID, &g.DisplayName, &g.ExternalID, &g.CreatedAt, &g.UpdatedAt, &g.Version, &g.Attributes, &seq)
-		return g, seq, err
+		err := r.Scan(append([]any{&g.ID, &g.OrgID, &g.DisplayName, &g.ExternalID, &g.CreatedAt, &g.UpdatedAt, &g.Version, &g.Attributes},
+			tail...)...)
+		return g, err
 	})
 }
 
 // querySQL is a query rendered: the page's and the total's statements.
 type querySQL struct {
 	page, count expr
+	// positioned: the page selects the positions generation after seq.
+	positioned bool
 }
 
 // buildQuery renders q on res for org. count is empty when the total
 // comes from record_counts; page is empty when no rows are asked for.
 // The page selects res.selectList, then extra when not empty (one more
-// expression, which may name the row by the resource's alias), then seq.
+// expression, which may name the row by the resource's alias), then seq,
+// then, when positioned, the positions generation.
 func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, error) {
 	var out querySQL
 	if err := checkPage(q.Page); err != nil {
@@ -871,11 +930,30 @@ func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, e
 		return out, err
 	}
 	offset := q.Page.Offset
+	if extra != "" {
+		extra = ", " + extra
+	}
+	// A page in creation order reads the positions generation, for its
+	// Next, in its own statement: the rows and the generation are then of
+	// one snapshot. A filtered first page does not (the filters of
+	// identity providers find one record or none, and must stay cheap);
+	// the second page of a walk, read by its small offset, does.
+	extra += ", " + res.alias + ".seq"
+	var gen expr
+	if q.SortBy.IsZero() && (q.Where == nil || offset > 0 || q.After != "") {
+		gen, out.positioned = cat(", ", s.positions(res, org, q)), true
+	}
+	if q.Seek && !q.SortBy.IsZero() {
+		return out, invalid("Seek continues creation order only, not a sort")
+	}
+	if q.Seek {
+		offset = 0
+	}
 	if q.After != "" {
 		if !q.SortBy.IsZero() {
 			return out, invalid("After continues creation order only, not a sort")
 		}
-		seq, err := parseCursor(q.After)
+		seq, at, err := parseCursor(q.After)
 		if err != nil {
 			return out, err
 		}
@@ -883,10 +961,14 @@ func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, e
 		if q.Descending {
 			cmp = " < "
 		}
-		where, offset = cat(where, " AND ", res.alias, ".seq", cmp, param{seq}), 0
-	}
-	if extra != "" {
-		extra = ", " + extra
+		// The seek returns rows only while the generation is the cursor's:
+		// no row is then added or removed before the cursor's, so the
+		// rows after it are the rows after the offset.
+		where = cat(where, " AND ", res.alias, ".seq", cmp, param{seq})
+		if !q.Seek {
+			where = cat(where, " AND ", s.positions(res, org, q), " = ", param{at})
+		}
+		offset = 0
 	}
 	// The limit is written into the text (checkPage bounds it): with a
 	// bound LIMIT, SQLite runs an ORDER BY ... LIMIT through a sorter even
@@ -897,7 +979,7 @@ func (s *SQL) buildQuery(res *resource, extra, org string, q Query) (querySQL, e
 	// PostgreSQL judged its generic plan dearer than a custom one and so
 	// planned the statement again at every run, which cost more than
 	// running it (92 µs and 53 µs for a userName filter).
-	out.page = cat("SELECT ", res.selectList, extra, ", ", res.alias, ".seq FROM ", res.table, " ", res.alias,
+	out.page = cat("SELECT ", res.selectList, extra, gen, " FROM ", res.table, " ", res.alias,
 		" WHERE ", where, " ORDER BY ", orderBy, " LIMIT "+strconv.Itoa(q.Page.Limit))
 	if offset > 0 {
 		out.page = cat(out.page, " OFFSET ", param{offset})
@@ -915,7 +997,7 @@ func prefixed(columns, alias string) string {
 }
 
 func runQuery[T any](ctx context.Context, s *SQL, res *resource, extra, org string, q Query,
-	scan func(*sql.Rows) (T, int64, error)) (Result[T], error) {
+	scan func(r *sql.Rows, tail []any) (T, error)) (Result[T], error) {
 	out := Result[T]{Items: []T{}}
 	qs, err := s.buildQuery(res, extra, org, q)
 	if err != nil {
@@ -927,16 +1009,20 @@ func runQuery[T any](ctx context.Context, s *SQL, res *resource, extra, org stri
 			return out, fmt.Errorf("store: query %s: %w", res.table, err)
 		}
 		counted = true
-		if q.After == "" && q.Page.Offset >= out.Total {
+		if q.After == "" && !q.Seek && q.Page.Offset >= out.Total {
 			return out, nil
 		}
 	}
 	if qs.page.sql != "" {
-		var last int64
+		var seq, gen int64
+		tail := []any{&seq}
+		if qs.positioned {
+			tail = append(tail, &gen)
+		}
 		err := s.dynamic(ctx, qs.page, func(st *sqlx.Stmt, args []any) error {
 			return scanRows(ctx, st, args, func(r *sql.Rows) error {
-				t, seq, err := scan(r)
-				out.Items, last = append(out.Items, t), seq
+				t, err := scan(r, tail)
+				out.Items = append(out.Items, t)
 				return err
 			})
 		})
@@ -944,12 +1030,20 @@ func runQuery[T any](ctx context.Context, s *SQL, res *resource, extra, org stri
 			return out, fmt.Errorf("store: query %s: %w", res.table, err)
 		}
 		rows := len(out.Items)
+		if rows == 0 && q.After != "" && !q.Seek {
+			// The positions moved since the cursor (or the list ends
+			// there): read the page by its offset.
+			q.After = ""
+			return runQuery(ctx, s, res, extra, org, q, scan)
+		}
+		// An unpositioned page (a filtered first one) gives generation 0,
+		// which no later read matches unless nothing was ever written.
 		if q.SortBy.IsZero() && rows == q.Page.Limit {
-			out.Next = cursor(last)
+			out.Next = cursor(seq, gen)
 		}
 		// A first page that is not full holds every match (the filters of
 		// identity providers find one record or none): no count needed.
-		if !counted && q.After == "" && q.Page.Offset == 0 && rows < q.Page.Limit {
+		if !counted && q.After == "" && (q.Page.Offset == 0 || q.Seek) && rows < q.Page.Limit {
 			out.Total, counted = rows, true
 		}
 	}

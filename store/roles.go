@@ -71,6 +71,11 @@ func (s *SQL) syncRolesWhere(ctx context.Context, tx *sqlx.Tx, org, cond string,
 	if err != nil {
 		return fmt.Errorf("store: recompute roles: %w", err)
 	}
+	if len(changed) > 0 {
+		if err := s.changed(ctx, tx, org); err != nil {
+			return err
+		}
+	}
 	actor := ActorFrom(ctx)
 	entries := make([]pendingAudit, len(changed))
 	for i, c := range changed {

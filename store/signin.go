@@ -374,6 +374,9 @@ func (s *SQL) setAdministratorSignIn(ctx context.Context, tx *sqlx.Tx, before Ad
 	if n == 0 {
 		return ErrConflict
 	}
+	if err := s.changed(ctx, tx, after.OrgID); err != nil {
+		return err
+	}
 	if quiet {
 		return nil
 	}

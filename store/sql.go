@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -43,6 +43,11 @@ type dialect struct {
 	// countSlots is how many rows a record count is spread over (see
 	// record_counts in the migrations): one where writes are serial anyway.
 	countSlots int
+	// seqCommitsOutOfOrder: a row may become visible after rows of a
+	// higher seq (PostgreSQL's identity sequence is taken before commit,
+	// by writers in parallel), so an insert can shift the positions of
+	// rows already read in creation order (see positionKinds).
+	seqCommitsOutOfOrder bool
 	// What a Query needs: JSON access, substring tests, and the collation
 	// that orders text by code point (SQLite's default, binary, already
 	// does; PostgreSQL's default follows the database's locale).
@@ -105,12 +110,13 @@ var postgresDialect = withGroupRefs(dialect{
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23503"
 	},
-	migrations: "postgres",
-	countSlots: 8,
-	json:       postgresJSON{},
-	strings:    postgresStrings{},
-	byteOrder:  ` COLLATE "C"`,
-	fold:       postgresLowerSQL, // until Open finds ICU: usePostgresFold
+	migrations:           "postgres",
+	countSlots:           8,
+	seqCommitsOutOfOrder: true,
+	json:                 postgresJSON{},
+	strings:              postgresStrings{},
+	byteOrder:            ` COLLATE "C"`,
+	fold:                 postgresLowerSQL, // until Open finds ICU: usePostgresFold
 	groupRefs: `(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.seq)
 		FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.administrator_id = a.id)`,
 })
@@ -524,17 +530,46 @@ func (s *SQL) createError(err error, exists *ExistsError, what string) error {
 }
 
 // addCount changes the stored count of an organization's records of a kind
-// (inside the transaction that inserts or deletes them).
+// (inside the transaction that inserts or deletes them). A removal is also
+// counted under removedKind(kind), which only grows: see positionKinds.
+//
+// Every count a transaction changes is in the same slot, picked by the
+// transaction: two slots of one kind locked by one transaction (a group
+// change that also recomputes roles counts two changes) could deadlock
+// with another transaction locking them in the other order.
 func (s *SQL) addCount(ctx context.Context, tx *sqlx.Tx, org, kind string, delta int) error {
 	slot := 0
 	if s.d.countSlots > 1 {
-		slot = rand.IntN(s.d.countSlots)
+		slot = int(maphash.Comparable(slotSeed, tx) % uint64(s.d.countSlots))
 	}
 	_, err := s.exec(ctx, tx, addCountSQL, org, kind, slot, delta)
+	if err == nil && delta < 0 {
+		_, err = s.exec(ctx, tx, addCountSQL, org, removedKind(kind), slot, -delta)
+	}
 	if err != nil {
 		return fmt.Errorf("store: count %s: %w", kind, err)
 	}
 	return nil
+}
+
+// slotSeed spreads transactions over the slots of a count.
+var slotSeed = maphash.MakeSeed()
+
+// removedKind is the record_counts kind that counts the removals of the
+// records of kind.
+func removedKind(kind string) string { return kind + ".removed" }
+
+// countChanged is the record_counts kind that counts the changes of an
+// organization's administrators and groups that may change which of them
+// a filter matches: every update of an administrator (its columns,
+// attributes, emails, role, status, last sign-in) and of a group (its
+// fields or members). Nothing else reads it.
+const countChanged = "changed"
+
+// changed counts one such change of org's records, inside the
+// transaction that makes it (see countChanged).
+func (s *SQL) changed(ctx context.Context, tx *sqlx.Tx, org string) error {
+	return s.addCount(ctx, tx, org, countChanged, 1)
 }
 
 // count reads the stored count of an organization's records of a kind.

@@ -29,7 +29,8 @@ const (
 	scimPath    = "/scim/v2" // under gatehouse's base URL (DESIGN.md)
 	scimType    = "application/scim+json"
 	pageSize    = 100  // count= of every list request
-	sampleSize  = 1000 // users whose ids and names get and filter draw from
+	sampleSize  = 1000 // users whose ids and names get-hot and filter-hot draw from
+	listSize    = 1000 // count= of the requests that list every user for get and filter
 	verifyEvery = 10   // filter decodes every 10th response to check totalResults
 	// requestTimeout is generous: a PATCH of a huge group on a slow disk is
 	// a figure to report, not a reason to give up.
@@ -42,7 +43,8 @@ const (
 
 // scenarios, in the order they run: the ceiling first (the others are set
 // beside it), page last (it is the longest).
-var scenarios = []string{"ceiling", "bare-process", "get", "filter", "create", "member-big", "member-small", "page"}
+var scenarios = []string{"ceiling", "bare-process", "get", "get-hot", "filter", "filter-hot", "create", "member-big", "member-small",
+	"member-add", "page"}
 
 func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("run")
@@ -52,7 +54,8 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	concurrency := fs.Int("concurrency", 16, "parallel clients of ceiling, get, filter and create (member-* and page use one)")
 	only := fs.String("scenario", strings.Join(scenarios, ","), "comma-separated scenarios to run")
 	pid := fs.Int("pid", 0, "gatehouse's process id: its peak resident memory (VmRSS) over the run is reported")
-	users := fs.Int("users", 0, "load users seeded (scimload seed --users): filter looks up random ones among all of them; 0: among the sampled users")
+	users := fs.Int("users", 0, "load users seeded (scimload seed --users): filter looks up random ones among all of them by name; 0: among every user listed")
+	addMembers := fs.Int("add-group-members", 10_000, "members the seed gave "+addGroup+" (scimload seed --add-group-members): member-add adds load users after them")
 	pageTimeout := fs.Duration("page-timeout", 2*time.Minute, "page fails unless it has listed every user within this time")
 	jsonOut := fs.String("json", "", "also write the results to this file, as JSON")
 	err := parse(fs, stdout, "--base URL --token TOKEN [flags]",
@@ -60,11 +63,15 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 			"prints, per scenario, requests, errors, requests/s and latency percentiles.\n"+
 			"Scenarios: ceiling (a bare net/http server of this process answering a fixed\n"+
 			"User, the best any server could do here), bare-process (the same handler in a\n"+
-			"process of its own, as gatehouse is), get (GET /Users/{id}), filter\n"+
-			"(userName eq), create (POST /Users), member-big and member-small (PATCH\n"+
-			"members of "+bigGroup+" and "+smallGroup+", one writer), page (lists every user,\n"+
-			"100 a page). Seed the organization first with scimload seed. Exits 1 when\n"+
-			"any scenario failed or counted an error.", args)
+			"process of its own, as gatehouse is), get (GET /Users/{id} of random users\n"+
+			"among all of them, listed first), get-hot (the same among 1,000 sampled\n"+
+			"users), filter and filter-hot (userName eq, the same two ways), create\n"+
+			"(POST /Users), member-big and member-small (PATCH adding and removing one\n"+
+			"member of "+bigGroup+" and "+smallGroup+", one writer), member-add (PATCH adding\n"+
+			"a new member to "+addGroup+" each time, one writer; the members added are\n"+
+			"removed afterwards, unmeasured), page (lists every user, 100 a page). Seed\n"+
+			"the organization first with scimload seed. Exits 1 when any scenario failed\n"+
+			"or counted an error.", args)
 	if err != nil {
 		return err
 	}
@@ -87,8 +94,8 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("run: --duration and --page-timeout must be positive")
 	case *concurrency < 1:
 		return usagef("run: --concurrency must be at least 1")
-	case *pid < 0 || *users < 0:
-		return usagef("run: --pid and --users cannot be negative")
+	case *pid < 0 || *users < 0 || *addMembers < 0:
+		return usagef("run: --pid, --users and --add-group-members cannot be negative")
 	}
 
 	var rss *rssSampler
@@ -103,6 +110,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		duration:    *duration,
 		concurrency: *concurrency,
 		users:       *users,
+		addMembers:  *addMembers,
 		pageTimeout: *pageTimeout,
 		runID:       strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
@@ -186,6 +194,7 @@ type loadRun struct {
 	duration    time.Duration
 	concurrency int
 	users       int
+	addMembers  int
 	pageTimeout time.Duration
 	runID       string // makes the usernames this run creates unique
 	failures    errorLog
@@ -194,6 +203,9 @@ type loadRun struct {
 	sample      []listedUser
 	sampleErr   error
 	sampled     bool
+	all         []listedUser // every user, listed once (allUsers)
+	allErr      error
+	listedAll   bool
 	outsiderID  string // a user in neither load group, created by the run
 }
 
@@ -248,15 +260,21 @@ func (r *loadRun) scenario(ctx context.Context, name string) result {
 	case "bare-process":
 		res, err = r.bareProcess(ctx)
 	case "get":
-		res, err = r.get(ctx)
+		res, err = r.get(ctx, name, r.allUsers)
+	case "get-hot":
+		res, err = r.get(ctx, name, r.sampleUsers)
 	case "filter":
-		res, err = r.filter(ctx)
+		res, err = r.filter(ctx, name, r.users, r.allUsers)
+	case "filter-hot":
+		res, err = r.filter(ctx, name, 0, r.sampleUsers)
 	case "create":
 		res = r.create(ctx)
 	case "member-big":
 		res, err = r.member(ctx, name, bigGroup)
 	case "member-small":
 		res, err = r.member(ctx, name, smallGroup)
+	case "member-add":
+		res, err = r.memberAdd(ctx)
 	case "page":
 		res, err = r.page(ctx)
 	}
@@ -264,7 +282,7 @@ func (r *loadRun) scenario(ctx context.Context, name string) result {
 	if err != nil {
 		res.Failure = oneLine(err.Error())
 	}
-	if r.ceilingRate > 0 && (name == "bare-process" || name == "get" || name == "filter" || name == "create") {
+	if r.ceilingRate > 0 && (name == "bare-process" || name == "get" || name == "get-hot" || name == "filter" || name == "filter-hot" || name == "create") {
 		res.CeilingRatio = res.PerSecond / r.ceilingRate
 	}
 	return res
@@ -350,29 +368,33 @@ func (r *loadRun) driveBare(ctx context.Context, name, base string) result {
 	})
 }
 
-func (r *loadRun) get(ctx context.Context) (result, error) {
-	sample, err := r.sampleUsers(ctx)
+// get reads random users of those users gives: every user (get) or the
+// sample (get-hot).
+func (r *loadRun) get(ctx context.Context, name string, users func(context.Context) ([]listedUser, error)) (result, error) {
+	sample, err := users(ctx)
 	if err != nil {
 		return result{}, err
 	}
-	return r.drive(ctx, "get", r.concurrency, false, func(w *worker, _ int) error {
+	return r.drive(ctx, name, r.concurrency, false, func(w *worker, _ int) error {
 		id := sample[w.rng.IntN(len(sample))].ID
 		return r.scim.exchange(ctx, w.client, http.MethodGet, "/Users/"+url.PathEscape(id), nil, nil, http.StatusOK)
 	}), nil
 }
 
-func (r *loadRun) filter(ctx context.Context) (result, error) {
+// filter looks up random users by userName eq: among load users 1..seeded
+// by their names when seeded > 0, else among those users gives.
+func (r *loadRun) filter(ctx context.Context, name string, seeded int, users func(context.Context) ([]listedUser, error)) (result, error) {
 	var sample []listedUser
-	if r.users == 0 {
+	if seeded == 0 {
 		var err error
-		if sample, err = r.sampleUsers(ctx); err != nil {
+		if sample, err = users(ctx); err != nil {
 			return result{}, err
 		}
 	}
-	return r.drive(ctx, "filter", r.concurrency, false, func(w *worker, i int) error {
+	return r.drive(ctx, name, r.concurrency, false, func(w *worker, i int) error {
 		var name string
-		if r.users > 0 {
-			name = loadUserName(1 + w.rng.IntN(r.users))
+		if seeded > 0 {
+			name = loadUserName(1 + w.rng.IntN(seeded))
 		} else {
 			name = sample[w.rng.IntN(len(sample))].UserName
 		}
@@ -465,6 +487,75 @@ func (r *loadRun) outsider(ctx context.Context) (string, error) {
 	}
 	r.outsiderID = u.ID
 	return u.ID, nil
+}
+
+// memberAdd adds, with one writer, a new member to the group of
+// --add-group-members load users at each request: what an IdP assigning
+// people to a large group costs (member-big alternates one add with its
+// remove instead). The members are load users after the group's, taken at
+// random; once the scenario is over they are removed again, one PATCH each
+// and unmeasured, so the group keeps its size from run to run.
+func (r *loadRun) memberAdd(ctx context.Context) (result, error) {
+	gid, err := r.groupID(ctx, addGroup)
+	if err != nil {
+		return result{}, err
+	}
+	all, err := r.allUsers(ctx)
+	if err != nil {
+		return result{}, err
+	}
+	var candidates []string
+	for _, u := range all {
+		if i := loadUserNumber(u.UserName); i > r.addMembers {
+			candidates = append(candidates, u.ID)
+		}
+	}
+	if len(candidates) == 0 {
+		return result{}, fmt.Errorf("no load user after the %d of %s to add (seed more users)", r.addMembers, addGroup)
+	}
+	rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
+	path := "/Groups/" + url.PathEscape(gid)
+	const patchOp = `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[`
+	added := 0
+	res := r.drive(ctx, "member-add", 1, false, func(w *worker, i int) error {
+		if i >= len(candidates) {
+			return fmt.Errorf("all %d load users after the %d of %s were added", len(candidates), r.addMembers, addGroup)
+		}
+		body := []byte(patchOp + `{"op":"add","path":"members","value":[{"value":` + jsonString(candidates[i]) + `}]}]}`)
+		added = i + 1 // one writer: its requests are in order
+		return r.scim.exchange(ctx, w.client, http.MethodPatch, path, body, nil, http.StatusOK, http.StatusNoContent)
+	})
+	for _, id := range candidates[:added] {
+		body := []byte(patchOp + `{"op":"remove","path":` + jsonString("members[value eq "+jsonString(id)+"]") + `}]}`)
+		if err := r.scim.exchange(ctx, r.setup, http.MethodPatch, path, body, nil, http.StatusOK, http.StatusNoContent); err != nil {
+			return res, fmt.Errorf("remove the members added: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// allUsers lists, once, every user (get and filter draw from them all).
+func (r *loadRun) allUsers(ctx context.Context) ([]listedUser, error) {
+	if r.listedAll {
+		return r.all, r.allErr
+	}
+	r.listedAll = true
+	for start := 1; ; {
+		var lr listResponse
+		path := fmt.Sprintf("/Users?startIndex=%d&count=%d&attributes=id,userName", start, listSize)
+		if err := r.scim.exchange(ctx, r.setup, http.MethodGet, path, nil, &lr, http.StatusOK); err != nil {
+			r.allErr = fmt.Errorf("list every user: %w", err)
+			return nil, r.allErr
+		}
+		r.all = append(r.all, lr.Resources...)
+		if start += len(lr.Resources); len(lr.Resources) == 0 || start > lr.TotalResults {
+			break
+		}
+	}
+	if len(r.all) == 0 {
+		r.allErr = errors.New("no users: run scimload seed first")
+	}
+	return r.all, r.allErr
 }
 
 // page lists every user, 100 a page, with one client, as an IdP's import

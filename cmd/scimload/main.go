@@ -128,6 +128,7 @@ const (
 	maxLoadUsers = 9_999_999
 	bigGroup     = "load-big"
 	smallGroup   = "load-small"
+	addGroup     = "load-add"
 )
 
 func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
@@ -137,9 +138,10 @@ func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
 	users := fs.Int("users", 0, fmt.Sprintf("how many load users the organization gets, 1 to %d (required)", maxLoadUsers))
 	big := fs.Int("group-members", 100_000, "members of group "+bigGroup+": the first N load users")
 	small := fs.Int("small-group", 100, "members of group "+smallGroup+": the first N load users")
+	add := fs.Int("add-group-members", 10_000, "members of group "+addGroup+" (run's member-add adds others): the first N load users")
 	err := parse(fs, stdout, "--db DSN --org SLUG --users N [flags]",
 		"Writes load users load-user-0000001@example.com ... (active, SCIM-managed\n"+
-			"administrators) and the groups "+bigGroup+" and "+smallGroup+" straight into the\n"+
+			"administrators) and the groups "+bigGroup+", "+smallGroup+" and "+addGroup+" straight into the\n"+
 			"database, in transactions of 5,000 rows. It resumes where an earlier seed\n"+
 			"stopped and does nothing when everything is there. SQLite is opened with\n"+
 			"synchronous=NORMAL: a seed lost in a machine crash is simply run again.", args)
@@ -153,8 +155,8 @@ func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("seed: --org is required (see 'scimload seed --help')")
 	case *users < 1 || *users > maxLoadUsers:
 		return usagef("seed: --users must be from 1 to %d", maxLoadUsers)
-	case *big < 0 || *small < 0:
-		return usagef("seed: --group-members and --small-group cannot be negative")
+	case *big < 0 || *small < 0 || *add < 0:
+		return usagef("seed: --group-members, --small-group and --add-group-members cannot be negative")
 	}
 
 	start := time.Now()
@@ -180,6 +182,9 @@ func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if err := sd.group(ctx, smallGroup, min(*small, *users)); err != nil {
+		return err
+	}
+	if err := sd.group(ctx, addGroup, min(*add, *users)); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "seed of organization %q done in %s\n", *slug, time.Since(start).Round(time.Millisecond))

@@ -49,14 +49,14 @@ type stubSCIM struct {
 
 type stubUser struct{ ID, UserName string }
 
-// newStub serves n load users and the groups load-big (first big users)
-// and load-small (first small users).
+// newStub serves n load users and the groups load-big (first big users),
+// load-small (first small users) and load-add (first small users).
 func newStub(t *testing.T, n, big, small int) *stubSCIM {
 	s := &stubSCIM{byID: map[string]int{}, groups: map[string]map[string]bool{}, groupNames: map[string]string{}, counts: map[string]int{}}
 	for i := 1; i <= n; i++ {
 		s.addUser(loadUserName(i))
 	}
-	for name, m := range map[string]int{bigGroup: big, smallGroup: small} {
+	for name, m := range map[string]int{bigGroup: big, smallGroup: small, addGroup: small} {
 		id := uuid.NewString()
 		s.groupNames[name] = id
 		s.groups[id] = map[string]bool{}
@@ -154,10 +154,13 @@ func (s *stubSCIM) list(w http.ResponseWriter, r *http.Request) {
 		scimError(w, http.StatusBadRequest, "bad startIndex or count")
 		return
 	}
-	if q.Get("attributes") == "userName" {
+	switch q.Get("attributes") {
+	case "userName":
 		s.counts["sample"]++
 		s.starts = append(s.starts, start)
-	} else {
+	case "id,userName":
+		s.counts["all"]++
+	default:
 		s.counts["list"]++
 		s.pageStarts = append(s.pageStarts, start)
 	}
@@ -333,8 +336,11 @@ func TestScenariosCountEveryRequest(t *testing.T) {
 		extra          []string
 	}{
 		{"get", "get", nil},
+		{"get-hot", "get", nil},
 		{"filter", "filter", nil},
 		{"filter", "filter", []string{"--users", strconv.Itoa(stubUsers)}},
+		{"filter-hot", "filter", nil},
+		{"member-add", "patch", []string{"--add-group-members", "100"}},
 		{"create", "create", nil},
 		{"member-big", "patch", nil},
 		{"member-small", "patch", nil},
@@ -351,8 +357,12 @@ func TestScenariosCountEveryRequest(t *testing.T) {
 			if res.Errors != 0 || res.CeilingRatio != 0 {
 				t.Errorf("errors %d, ceiling ratio %f without a ceiling", res.Errors, res.CeilingRatio)
 			}
-			if got := s.count(tc.kind); got != res.Requests {
-				t.Errorf("reported %d requests, the server answered %d", res.Requests, got)
+			answered := s.count(tc.kind)
+			if tc.scenario == "member-add" {
+				answered /= 2 // each add is removed afterwards, unmeasured
+			}
+			if answered != res.Requests {
+				t.Errorf("reported %d requests, the server answered %d", res.Requests, answered)
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -369,7 +379,24 @@ func TestScenariosCountEveryRequest(t *testing.T) {
 				if res.Requests%2 != 0 || s.counts["create"] != 1 || len(g) != m {
 					t.Errorf("%d patches, %d creates, %d members after, want even, 1, %d", res.Requests, s.counts["create"], len(g), m)
 				}
-			case "get":
+			case "member-add":
+				// Every add a new member (a load user after the group's),
+				// each removed again: the group ends as it began.
+				g := s.groups[s.groupNames[addGroup]]
+				if s.counts["patch"] != 2*res.Requests || s.counts["all"] != 2 || len(g) != 100 {
+					t.Errorf("%d patches for %d adds, %d list pages, %d members after, want 100", s.counts["patch"], res.Requests, s.counts["all"], len(g))
+				}
+			case "get", "filter":
+				// Every user listed, 1,000 a page (unless filter knows the
+				// load users' names: --users), and no sample.
+				pages := 2
+				if len(tc.extra) > 0 {
+					pages = 0
+				}
+				if s.counts["all"] != pages || len(s.starts) != 0 {
+					t.Errorf("%d pages of every user, %d sample pages", s.counts["all"], len(s.starts))
+				}
+			case "get-hot", "filter-hot":
 				// The sample: the first page, then one page inside each
 				// following tenth of the list.
 				if len(s.starts) != 10 || s.starts[0] != 1 {
@@ -587,11 +614,11 @@ func checkSeeded(t *testing.T, s *store.SQL, org string, users, big, small int) 
 		}
 	}
 	gs, _, err := s.ListGroups(ctx, org, store.Page{Limit: 10})
-	if err != nil || len(gs) != 2 {
+	if err != nil || len(gs) != 3 {
 		t.Fatalf("groups %+v, %v", gs, err)
 	}
 	for _, g := range gs {
-		want := map[string]int{bigGroup: big, smallGroup: small}[g.DisplayName]
+		want := map[string]int{bigGroup: big, smallGroup: small, addGroup: users}[g.DisplayName] // --add-group-members 10,000
 		ms, _, err := s.GroupMembers(ctx, org, g.ID, store.Page{Limit: users + 10})
 		if err != nil || len(ms) != want {
 			t.Fatalf("group %s: %d members (%v), want %d", g.DisplayName, len(ms), err, want)
@@ -622,7 +649,7 @@ func TestSeed(t *testing.T) {
 	}
 	out = seed(12, 8, 3)
 	checkSeeded(t, s, org.ID, 12, 8, 3)
-	if strings.Count(out, "already present") != 3 {
+	if strings.Count(out, "already present") != 4 {
 		t.Errorf("second seed did something:\n%s", out)
 	}
 	// A larger seed completes the earlier one.
@@ -655,6 +682,9 @@ func TestSeedBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := sd.group(ctx, smallGroup, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := sd.group(ctx, addGroup, 23); err != nil {
 		t.Fatal(err)
 	}
 	checkSeeded(t, s, org.ID, 23, 17, 4)

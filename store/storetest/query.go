@@ -412,7 +412,7 @@ func testQueryCursorPaging(t *testing.T, s store.Store) {
 			t.Fatal("paging does not end")
 		}
 		mustCreate(t, s, admin(o.ID, fmt.Sprintf("late%03d", pages)))
-		q.After, q.Page.Offset = res.Next, 5 // Offset is ignored once After is set
+		q.After, q.Page.Offset = res.Next, q.Page.Offset+len(res.Items)
 	}
 	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
 		t.Fatalf("paged %d records; the first %d differ from the creation order", len(got), len(want))
@@ -438,11 +438,11 @@ func testQueryCursorPaging(t *testing.T, s store.Store) {
 			t.Fatalf("filtered total %d, want %d", res.Total, n)
 		}
 		got = append(got, usernames(res.Items)...)
-		if res.Next == "" {
+		if len(res.Items) < limit { // a filtered first page has no Next
 			break
 		}
 		mustCreate(t, s, admin(o.ID, fmt.Sprintf("x-late-%d", len(got))))
-		q.After = res.Next
+		q.After, q.Page.Offset = res.Next, q.Page.Offset+len(res.Items)
 	}
 	reversed := slices.Clone(want[1:])
 	slices.Reverse(reversed)
@@ -495,4 +495,103 @@ func testQueryUnicodeFold(t *testing.T, s store.Store) {
 		{"sort displayName descending", sorted(display, true), []string{"owner", "greek", "decomposed", "emile", "eclair", "zoe", "strasse", "emma"}},
 		{"sort family_name", sorted(family, false), []string{"strasse", "emile", "decomposed", "owner", "zoe", "eclair", "emma", "greek"}},
 	})
+}
+
+// testQueryAfterShift: a page continued with After is the page its offset
+// gives at that moment, after each kind of write that shifts the positions
+// before it (store.Query.After): a removal before the cursor, a change
+// that makes an earlier record leave a filter, a group change that makes
+// one join a filter on groups, and in descending order an insert.
+func testQueryAfterShift(t *testing.T, s store.Store) {
+	o, owner := newOrg(t, s, "aftershift")
+	var batch []store.Administrator
+	for i := range 40 {
+		batch = append(batch, admin(o.ID, fmt.Sprintf("s%02d", i)))
+	}
+	if err := s.CreateAdministrators(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := s.ListAdministrators(ctx, o.ID, store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]string{}
+	for _, a := range all {
+		byName[a.UserName] = a.ID
+	}
+	g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "shifters"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 5
+	for _, tc := range []struct {
+		name  string
+		q     store.Query
+		write func()
+	}{
+		{"removal before the cursor", store.Query{}, func() {
+			if err := s.DeleteAdministrator(ctx, o.ID, byName["s01"]); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a filtered record renamed out", store.Query{Where: op(col("username"), store.OpSw, "s")}, func() {
+			if _, err := s.UpdateAdministrator(ctx, o.ID, byName["s03"], func(a *store.Administrator) error {
+				a.UserName = "t03"
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a member added to a filtered group", store.Query{Where: store.Any{Attr: "groups", Where: eq(store.Field{Attr: []string{"value"}}, g.ID)}}, func() {
+			if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, []string{owner.ID}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"an insert in descending order", store.Query{Descending: true}, func() { mustCreate(t, s, admin(o.ID, "s-late")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "a member added to a filtered group" {
+				var ids []string
+				for i := 10; i < 30; i++ {
+					ids = append(ids, byName[fmt.Sprintf("s%02d", i)])
+				}
+				if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, ids); err != nil {
+					t.Fatal(err)
+				}
+			}
+			q := tc.q
+			q.Page = store.Page{Limit: limit}
+			first, err := s.QueryAdministrators(ctx, o.ID, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Page.Offset = limit
+			second, err := s.QueryAdministrators(ctx, o.ID, q) // positioned: carries a Next
+			if err != nil || second.Next == "" || len(first.Items) != limit {
+				t.Fatalf("pages of %d and %d, Next %q: %v", len(first.Items), len(second.Items), second.Next, err)
+			}
+			q.Page.Offset = 2 * limit
+			q.After = second.Next
+			unchanged, err := s.QueryAdministrators(ctx, o.ID, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.write()
+			shifted, err := s.QueryAdministrators(ctx, o.ID, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.After = ""
+			byOffset, err := s.QueryAdministrators(ctx, o.ID, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := usernames(shifted.Items), usernames(byOffset.Items); !slices.Equal(got, want) {
+				t.Errorf("after the write, the page continued with After is %v; its offset gives %v", got, want)
+			}
+			if slices.Equal(usernames(unchanged.Items), usernames(byOffset.Items)) {
+				t.Errorf("the write did not shift the page (%v): the test tests nothing", usernames(byOffset.Items))
+			}
+		})
+	}
 }

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueryInvalid", testQueryInvalid},
 		{"QueryUnicodeFold", testQueryUnicodeFold},
 		{"QueryCursorPaging", testQueryCursorPaging},
+		{"QueryAfterShift", testQueryAfterShift},
 		{"SCIMTokens", testSCIMTokens},
 		{"Invitations", testInvitations},
 		{"Audit", testAudit},
