@@ -231,7 +231,10 @@ func TestServeSSOFloodIsBounded(t *testing.T) {
 	if grownDB > 256<<10 || grownDB+grownWAL > 4<<20 {
 		t.Errorf("the database grew %d bytes and its WAL %d under %d requests; want at most 256 KiB and 4 MiB in all", grownDB, grownWAL, flood)
 	}
-	if m, i := median(loaded), median(idle); m > 2*i {
+	// Latency is compared without the race detector only (.ci/run runs
+	// this test so after the suite): under it every request costs several
+	// times more, and the flood's share of two cores with it.
+	if m, i := median(loaded), median(idle); m > 2*i && !raceDetector {
 		t.Errorf("SCIM PATCH median %s under the flood, more than twice the idle %s", m, i)
 	}
 }
