@@ -207,7 +207,7 @@ func TestServeSSOFloodIsBounded(t *testing.T) {
 			}
 			break
 		}
-		if median(loaded) <= 2*median(idle) {
+		if median(loaded) <= 2*median(idle) || raceDetector {
 			break
 		}
 		t.Logf("try %d: SCIM PATCH median %s under the flood, idle %s", try+1, median(loaded), median(idle))
