@@ -304,8 +304,11 @@ func (s *Administrators) SendAccess(ctx context.Context, p Principal, a store.Ad
 }
 
 // Update applies an edit. An Administrator may not change a Super
-// Administrator, nor make anyone one; demoting the organization's last
-// active Super Administrator is refused.
+// Administrator, nor make anyone one; a Super Administrator is demoted
+// only by themselves or by support, and never the organization's last
+// (see Lifecycle). A role set here is the administrator's from then on:
+// one the IdP provisioned (SCIM now off, or the operator's override)
+// leaves the IdP's role rule until the IdP next writes it.
 func (s *Administrators) Update(ctx context.Context, p Principal, id string, e Edit) (store.Administrator, error) {
 	if _, err := s.unlocked(ctx, p); err != nil {
 		return store.Administrator{}, err
@@ -320,9 +323,18 @@ func (s *Administrators) Update(ctx context.Context, p Principal, id string, e E
 	if err != nil {
 		return store.Administrator{}, err
 	}
-	a, err := s.Store.UpdateAdministratorKeepingSuper(p.Context(ctx), p.OrgID, id, func(a *store.Administrator) error {
+	a, err := s.Store.UpdateAdministrator(p.Context(ctx), p.OrgID, id, store.KeepSuper, func(a *store.Administrator) error {
 		if a.Role == store.RoleSuperAdministrator && !p.Super() {
 			return refuse(CodeForbiddenRole, "only a Super Administrator may change a Super Administrator")
+		}
+		if e.Role != nil && *e.Role != a.Role {
+			if a.Role == store.RoleSuperAdministrator && !p.Operator && p.AdministratorID != a.ID {
+				return refuse(CodeSuperAdminProtected, "a Super Administrator is demoted only by themselves, by support (the gatehouse operator) or by the identity provider")
+			}
+			a.Role = *e.Role
+			// Without this the store would recompute the IdP's role and
+			// the change would be answered 200 but not made.
+			a.SCIMManaged, a.SCIMRole = false, ""
 		}
 		set(&a.GivenName, e.GivenName)
 		set(&a.FamilyName, e.FamilyName)
@@ -335,8 +347,10 @@ func (s *Administrators) Update(ctx context.Context, p Principal, id string, e E
 			a.Emails = nil // the primary address is the only one an administrator edited by hand has
 			emailDomains = domains
 		}
-		if e.Role != nil {
-			a.Role = *e.Role
+		if e.GivenName == nil && e.FamilyName == nil && e.Phone == nil && e.Email == nil {
+			// A role change alone: an administrator the IdP provisioned
+			// may lack what a person entering one must give.
+			return nil
 		}
 		return checkPerson(a.UserName, a.Email, a.GivenName, a.FamilyName, a.Phone, emailDomains)
 	})
@@ -392,7 +406,7 @@ func (s *Administrators) setStatus(ctx context.Context, p Principal, id string, 
 	if _, err := s.unlocked(ctx, p); err != nil {
 		return store.Administrator{}, err
 	}
-	a, err := s.Store.UpdateAdministratorKeepingSuper(p.Context(ctx), p.OrgID, id, func(a *store.Administrator) error {
+	a, err := s.Store.UpdateAdministrator(p.Context(ctx), p.OrgID, id, store.KeepSuper, func(a *store.Administrator) error {
 		if a.Role == store.RoleSuperAdministrator && !p.Operator {
 			return refuse(CodeSuperAdminProtected, "a Super Administrator's account can only be deactivated or reactivated by support (the gatehouse operator)")
 		}
@@ -412,14 +426,12 @@ func (s *Administrators) Delete(ctx context.Context, p Principal, id string) err
 	if _, err := s.unlocked(ctx, p); err != nil {
 		return err
 	}
-	a, err := s.Get(ctx, p, id)
-	if err != nil {
-		return err
-	}
-	if a.Role == store.RoleSuperAdministrator && !p.Operator {
-		return refuse(CodeSuperAdminProtected, "a Super Administrator's account can only be removed by support (the gatehouse operator)")
-	}
-	return writeError(s.Store.DeleteAdministratorKeepingSuper(p.Context(ctx), p.OrgID, id), id)
+	return writeError(s.Store.DeleteAdministrator(p.Context(ctx), p.OrgID, id, store.KeepSuper, func(a store.Administrator) error {
+		if a.Role == store.RoleSuperAdministrator && !p.Operator {
+			return refuse(CodeSuperAdminProtected, "a Super Administrator's account can only be removed by support (the gatehouse operator)")
+		}
+		return nil
+	}), id)
 }
 
 // checkPerson validates the fields of an administrator a person enters.
@@ -455,7 +467,7 @@ func writeError(err error, ids ...string) error {
 	case errors.As(err, &exists):
 		return &Error{Code: CodeUsernameTaken, Message: fmt.Sprintf("username %q is taken (usernames must differ in more than case)", exists.Existing), Err: err}
 	case errors.Is(err, store.ErrLastSuperAdministrator):
-		return &Error{Code: CodeLastSuperAdmin, Message: "the organization must keep at least one active Super Administrator: promote another administrator first", Err: err}
+		return &Error{Code: CodeLastSuperAdmin, Message: "the organization must keep at least one Super Administrator (Pending or Active): promote another administrator first", Err: err}
 	case errors.Is(err, store.ErrNotFound) && len(ids) > 0:
 		return notFound(ids[0])
 	}

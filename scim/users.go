@@ -2,9 +2,7 @@ package scim
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"gatehouse/admin"
@@ -142,19 +140,10 @@ func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decode
 	return doc, nil
 }
 
-// superAdministratorRole reports whether a roles value grants the Super
-// Administrator role: "Super Administrator" in any case, with or without
-// the space, or with an underscore or hyphen (how IdP app roles are often
-// spelled).
-func superAdministratorRole(v string) bool {
-	v = strings.NewReplacer(" ", "", "_", "", "-", "").Replace(strings.ToLower(v))
-	return v == "superadministrator"
-}
-
 // applyUser sets a from a normalized User document (POST, PUT, or the
 // result of a PATCH). Absent readWrite attributes are cleared (RFC 7644
 // §3.5.1), except active: a document without it leaves the status as it
-// is (new users are Active).
+// is (admin.Lifecycle makes new users Active).
 func (c *call) applyUser(doc map[string]any, a *store.Administrator, domains []string) error {
 	rest := make(map[string]any, len(doc))
 	for k, v := range doc {
@@ -211,25 +200,21 @@ func (c *call) applyUser(doc map[string]any, a *store.Administrator, domains []s
 		if !active {
 			a.Status = store.StatusDeactivated
 		}
-	} else if a.Status == "" {
-		a.Status = store.StatusActive
 	}
-	// The role follows the IdP alone, also for an administrator created by
-	// hand that the IdP now provisions: roles the IdP stops sending must
-	// stop granting (a PATCH removing a role leaves no roles attribute),
-	// so an absent attribute cannot mean "keep what was there".
+	// The role follows the IdP alone (admin.Lifecycle), also for an
+	// administrator created by hand that the IdP now provisions: roles the
+	// IdP stops sending must stop granting (a PATCH removing a role leaves
+	// no roles attribute), so an absent attribute cannot mean "keep what
+	// was there".
 	roles, _ := rest["roles"].([]any)
-	a.SCIMRole = store.RoleAdministrator
+	values := make([]string, 0, len(roles))
 	for _, r := range roles {
 		m, _ := r.(map[string]any)
-		if v, _ := m["value"].(string); superAdministratorRole(v) {
-			a.SCIMRole = store.RoleSuperAdministrator
+		if v, _ := m["value"].(string); v != "" {
+			values = append(values, v)
 		}
 	}
-	if !a.Role.Valid() {
-		a.Role = a.SCIMRole
-	}
-	a.SCIMManaged = true
+	a.SCIMRole = admin.IdPRole(values)
 	for _, k := range []string{"userName", "externalId", "emails", "active", "id", "meta", "groups", "schemas", schema.GatehouseURN} {
 		delete(rest, k)
 	}
@@ -319,57 +304,32 @@ func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, st
 	return out, res.Total, res.Next, nil
 }
 
-// create adds an administrator. A userName that exists already (in any
-// case) is 409 uniqueness naming the existing user, with one exception that
-// makes IdP re-assignment work: when the existing administrator is
-// Deactivated, has the same userName exactly, and its externalId is the
-// one sent (or either side has none), it is the same person coming back —
-// it is reactivated with the POSTed attributes and returned with its id.
+// lifecycle is the administrator lifecycle the handlers call.
+func (c *call) lifecycle() *admin.Lifecycle { return &admin.Lifecycle{Store: c.s.store} }
+
+// ifMatch is the version check of an If-Match header ("" checks nothing).
+func ifMatch(header string) admin.VersionCheck {
+	if header == "" {
+		return nil
+	}
+	return func(v int64) bool { return etagMatches(header, v) }
+}
+
+// create adds an administrator; see admin.Lifecycle.Provision for a
+// userName that exists already.
 func (userKind) create(c *call, doc map[string]any) (resource, error) {
 	domains, err := c.domains()
 	if err != nil {
 		return resource{}, err
 	}
-	a := store.Administrator{OrgID: c.org.ID}
-	if err := c.applyUser(doc, &a, domains); err != nil {
-		return resource{}, err
-	}
-	a.Role = a.SCIMRole
-	out, err := c.s.store.CreateAdministrator(c.r.Context(), a)
-	var exists *store.ExistsError
-	if errors.As(err, &exists) && exists.Field == "userName" {
-		return c.userExists(exists.Existing, doc, a)
-	}
-	if err != nil {
-		return resource{}, err
-	}
-	return userResource(out, nil), nil // a new administrator is in no group
-}
-
-func (c *call) userExists(username string, doc map[string]any, sent store.Administrator) (resource, error) {
-	ctx := c.r.Context()
-	old, err := c.s.store.AdministratorByUsername(ctx, c.org.ID, username)
-	if err != nil {
-		return resource{}, errorf(http.StatusConflict, uniqueness, "userName %q is already taken (usernames are unique regardless of case)", username)
-	}
-	sameExternal := old.ExternalID == "" || sent.ExternalID == "" || old.ExternalID == sent.ExternalID
-	if old.Status != store.StatusDeactivated || old.UserName != sent.UserName || !sameExternal {
-		return resource{}, errorf(http.StatusConflict, uniqueness,
-			"userName %q is already taken by the existing user %q (id %s); usernames are unique regardless of case", sent.UserName, old.UserName, old.ID)
-	}
-	domains, err := c.domains()
-	if err != nil {
-		return resource{}, err
-	}
-	a, err := c.s.store.UpdateAdministrator(ctx, c.org.ID, old.ID, func(a *store.Administrator) error {
-		if a.Status != store.StatusDeactivated {
-			return errorf(http.StatusConflict, uniqueness, "userName %q is already taken by the existing user (id %s)", a.UserName, a.ID)
-		}
-		a.Status = store.StatusActive
+	a, again, err := c.lifecycle().Provision(c.r.Context(), c.org.ID, func(a *store.Administrator) error {
 		return c.applyUser(doc, a, domains)
 	})
 	if err != nil {
 		return resource{}, err
+	}
+	if !again {
+		return userResource(a, nil), nil // a new administrator is in no group
 	}
 	c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
 	return c.withGroups(a)
@@ -395,16 +355,13 @@ func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string)
 
 // updateUser replaces an administrator's SCIM attributes with the document
 // next gives for its current state, inside the store's transaction, after
-// checking If-Match.
-func (c *call) updateUser(id, ifMatch string, next func(*store.Administrator) (map[string]any, error)) (resource, error) {
+// checking If-Match there.
+func (c *call) updateUser(id, header string, next func(*store.Administrator) (map[string]any, error)) (resource, error) {
 	domains, err := c.domains()
 	if err != nil {
 		return resource{}, err
 	}
-	a, err := c.s.store.UpdateAdministrator(c.r.Context(), c.org.ID, id, func(a *store.Administrator) error {
-		if err := checkIfMatch(ifMatch, a.Version); err != nil {
-			return err
-		}
+	a, err := c.lifecycle().Update(c.r.Context(), c.org.ID, id, ifMatch(header), func(a *store.Administrator) error {
 		doc, err := next(a)
 		if err != nil {
 			return err
@@ -417,16 +374,6 @@ func (c *call) updateUser(id, ifMatch string, next func(*store.Administrator) (m
 	return c.withGroups(a)
 }
 
-func (userKind) delete(c *call, id string, ifMatch string) error {
-	ctx := c.r.Context()
-	if ifMatch != "" {
-		a, err := c.s.store.Administrator(ctx, c.org.ID, id)
-		if err != nil {
-			return err
-		}
-		if err := checkIfMatch(ifMatch, a.Version); err != nil {
-			return err
-		}
-	}
-	return c.s.store.DeleteAdministrator(ctx, c.org.ID, id)
+func (userKind) delete(c *call, id string, header string) error {
+	return c.lifecycle().Delete(c.r.Context(), c.org.ID, id, ifMatch(header))
 }
