@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -53,6 +54,10 @@ func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // and are written out as they are; decoded is for the PATCH engine, which
 // needs every value as Go data.
 func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decoded bool) (map[string]any, error) {
+	return c.s.renderUser(a, groups, decoded)
+}
+
+func (s *Server) renderUser(a store.Administrator, groups []store.GroupRef, decoded bool) (map[string]any, error) {
 	doc := map[string]any{}
 	if len(a.Attributes) > 0 {
 		var err error
@@ -121,7 +126,7 @@ func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decode
 		gs := make([]any, len(groups))
 		for i, g := range groups {
 			gs[i] = map[string]any{"value": g.ID, "display": g.DisplayName, "type": "direct",
-				"$ref": c.s.location(schema.Groups, g.ID)}
+				"$ref": s.location(schema.Groups, g.ID)}
 		}
 		doc["groups"] = gs
 	}
@@ -134,7 +139,7 @@ func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decode
 		"resourceType": "User",
 		"created":      timeString(a.CreatedAt),
 		"lastModified": timeString(a.UpdatedAt),
-		"location":     c.s.location(schema.Users, a.ID),
+		"location":     s.location(schema.Users, a.ID),
 		"version":      entityTag(a.Version, groups),
 	}
 	return doc, nil
@@ -144,7 +149,7 @@ func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decode
 // result of a PATCH). Absent readWrite attributes are cleared (RFC 7644
 // §3.5.1), except active: a document without it leaves the status as it
 // is (admin.Lifecycle makes new users Active).
-func (c *call) applyUser(doc map[string]any, a *store.Administrator, domains []string) error {
+func applyUser(doc map[string]any, a *store.Administrator, domains []string) error {
 	rest := make(map[string]any, len(doc))
 	for k, v := range doc {
 		rest[k] = v
@@ -259,8 +264,19 @@ func primaryValue(list []any) string {
 	return first
 }
 
-// domains are the organization's registered email domains.
-func (c *call) domains() ([]string, error) { return c.entry.domains(c.r.Context(), c.s.store) }
+// userOps are the operations on Users with typed arguments: a context
+// and values parsed at the edge, never the HTTP request. The handlers
+// (userKind) parse the request and call them; Bulk can call them directly.
+// Each goes through admin.Lifecycle, which holds the rules.
+type userOps struct {
+	s     *Server
+	org   store.Org
+	entry *tokenEntry // the token's cache: the registered domains
+}
+
+func (c *call) users() userOps { return userOps{s: c.s, org: c.org, entry: c.entry} }
+
+func (u userOps) lifecycle() *admin.Lifecycle { return &admin.Lifecycle{Store: u.s.store} }
 
 // userResource is the resource of a and its groups.
 func userResource(a store.Administrator, groups []store.GroupRef) resource {
@@ -268,32 +284,33 @@ func userResource(a store.Administrator, groups []store.GroupRef) resource {
 }
 
 // withGroups is the resource of a, with its groups read.
-func (c *call) withGroups(a store.Administrator) (resource, error) {
-	m, err := c.s.store.GroupsOf(c.r.Context(), c.org.ID, []string{a.ID})
+func (u userOps) withGroups(ctx context.Context, a store.Administrator) (resource, error) {
+	m, err := u.s.store.GroupsOf(ctx, u.org.ID, []string{a.ID})
 	if err != nil {
 		return resource{}, err
 	}
 	return userResource(a, m[a.ID]), nil
 }
 
-func (userKind) get(c *call, id string, p projection) (resource, error) {
-	if !p.wants("groups") {
-		a, err := c.s.store.Administrator(c.r.Context(), c.org.ID, id)
+// get reads one User, with its groups when withGroups (one statement
+// either way).
+func (u userOps) get(ctx context.Context, id string, withGroups bool) (resource, error) {
+	if !withGroups {
+		a, err := u.s.store.Administrator(ctx, u.org.ID, id)
 		if err != nil {
 			return resource{}, err
 		}
 		return userResource(a, nil), nil
 	}
-	a, refs, err := c.s.store.AdministratorWithGroups(c.r.Context(), c.org.ID, id)
+	a, refs, err := u.s.store.AdministratorWithGroups(ctx, u.org.ID, id)
 	if err != nil {
 		return resource{}, err
 	}
 	return userResource(a, refs), nil
 }
 
-func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, string, error) {
-	q.WithGroups = p.wants("groups")
-	res, err := c.s.store.QueryAdministrators(c.r.Context(), c.org.ID, q)
+func (u userOps) query(ctx context.Context, q store.Query) ([]resource, int, string, error) {
+	res, err := u.s.store.QueryAdministrators(ctx, u.org.ID, q)
 	if err != nil {
 		return nil, 0, "", err
 	}
@@ -304,44 +321,37 @@ func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, st
 	return out, res.Total, res.Next, nil
 }
 
-// lifecycle is the administrator lifecycle the handlers call.
-func (c *call) lifecycle() *admin.Lifecycle { return &admin.Lifecycle{Store: c.s.store} }
-
-// ifMatch is the version check of an If-Match header ("" checks nothing).
-func ifMatch(header string) admin.VersionCheck {
-	if header == "" {
-		return nil
-	}
-	return func(v int64) bool { return etagMatches(header, v) }
-}
-
-// create adds an administrator; see admin.Lifecycle.Provision for a
-// userName that exists already.
-func (userKind) create(c *call, doc map[string]any) (resource, error) {
-	domains, err := c.domains()
+// create provisions a User from a normalized document; reprovisioned
+// reports a deactivated administrator coming back (see
+// admin.Lifecycle.Provision).
+func (u userOps) create(ctx context.Context, doc map[string]any) (res resource, reprovisioned bool, err error) {
+	domains, err := u.entry.domains(ctx, u.s.store)
 	if err != nil {
-		return resource{}, err
+		return resource{}, false, err
 	}
-	a, again, err := c.lifecycle().Provision(c.r.Context(), c.org.ID, func(a *store.Administrator) error {
-		return c.applyUser(doc, a, domains)
+	a, again, err := u.lifecycle().Provision(ctx, u.org.ID, func(a *store.Administrator) error {
+		return applyUser(doc, a, domains)
 	})
 	if err != nil {
-		return resource{}, err
+		return resource{}, false, err
 	}
 	if !again {
-		return userResource(a, nil), nil // a new administrator is in no group
+		return userResource(a, nil), false, nil // a new administrator is in no group
 	}
-	c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
-	return c.withGroups(a)
+	res, err = u.withGroups(ctx, a)
+	return res, true, err
 }
 
-func (userKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {
-	return c.updateUser(id, ifMatch, func(*store.Administrator) (map[string]any, error) { return doc, nil })
+// replace sets a User from a normalized document, if its version matches
+// ifMatch (an If-Match header, "" for any).
+func (u userOps) replace(ctx context.Context, id string, doc map[string]any, ifMatch string) (resource, error) {
+	return u.update(ctx, id, ifMatch, func(*store.Administrator) (map[string]any, error) { return doc, nil })
 }
 
-func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string) (resource, error) {
-	return c.updateUser(id, ifMatch, func(a *store.Administrator) (map[string]any, error) {
-		doc, err := c.renderUser(*a, nil, true)
+// patch applies PATCH operations to a User, if its version matches ifMatch.
+func (u userOps) patch(ctx context.Context, id string, ops []patch.Operation, ifMatch string) (resource, error) {
+	return u.update(ctx, id, ifMatch, func(a *store.Administrator) (map[string]any, error) {
+		doc, err := u.s.renderUser(*a, nil, true)
 		if err != nil {
 			return nil, err
 		}
@@ -353,27 +363,69 @@ func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string)
 	})
 }
 
-// updateUser replaces an administrator's SCIM attributes with the document
+// update replaces an administrator's SCIM attributes with the document
 // next gives for its current state, inside the store's transaction, after
-// checking If-Match there.
-func (c *call) updateUser(id, header string, next func(*store.Administrator) (map[string]any, error)) (resource, error) {
-	domains, err := c.domains()
+// checking ifMatch there.
+func (u userOps) update(ctx context.Context, id, ifMatch string, next func(*store.Administrator) (map[string]any, error)) (resource, error) {
+	domains, err := u.entry.domains(ctx, u.s.store)
 	if err != nil {
 		return resource{}, err
 	}
-	a, err := c.lifecycle().Update(c.r.Context(), c.org.ID, id, ifMatch(header), func(a *store.Administrator) error {
+	a, err := u.lifecycle().Update(ctx, u.org.ID, id, versionCheck(ifMatch), func(a *store.Administrator) error {
 		doc, err := next(a)
 		if err != nil {
 			return err
 		}
-		return c.applyUser(doc, a, domains)
+		return applyUser(doc, a, domains)
 	})
 	if err != nil {
 		return resource{}, err
 	}
-	return c.withGroups(a)
+	return u.withGroups(ctx, a)
 }
 
-func (userKind) delete(c *call, id string, header string) error {
-	return c.lifecycle().Delete(c.r.Context(), c.org.ID, id, ifMatch(header))
+// delete removes a User, if its version matches ifMatch (checked inside
+// the delete).
+func (u userOps) delete(ctx context.Context, id, ifMatch string) error {
+	return u.lifecycle().Delete(ctx, u.org.ID, id, versionCheck(ifMatch))
+}
+
+// versionCheck is the check of an If-Match header ("" checks nothing).
+func versionCheck(ifMatch string) admin.VersionCheck {
+	if ifMatch == "" {
+		return nil
+	}
+	return func(v int64) bool { return etagMatches(ifMatch, v) }
+}
+
+// The HTTP side: userKind parses nothing more than resourceType did and
+// calls userOps.
+
+func (userKind) get(c *call, id string, p projection) (resource, error) {
+	return c.users().get(c.r.Context(), id, p.wants("groups"))
+}
+
+func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, string, error) {
+	q.WithGroups = p.wants("groups")
+	return c.users().query(c.r.Context(), q)
+}
+
+func (userKind) create(c *call, doc map[string]any) (resource, error) {
+	res, again, err := c.users().create(c.r.Context(), doc)
+	if again {
+		c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", res.id)
+	}
+	return res, err
+}
+
+func (userKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {
+	return c.users().replace(c.r.Context(), id, doc, ifMatch)
+}
+
+func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string) (resource, error) {
+	return c.users().patch(c.r.Context(), id, ops, ifMatch)
+}
+
+func (userKind) delete(c *call, id string, ifMatch string) error {
+	return c.users().delete(c.r.Context(), id, ifMatch)
 }
