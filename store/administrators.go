@@ -296,8 +296,10 @@ func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) erro
 				return err
 			}
 		}
+		settled := map[string]bool{}
 		for _, a := range rows {
-			if countsAsSuper(&a) {
+			if countsAsSuper(&a) && !settled[a.OrgID] {
+				settled[a.OrgID] = true
 				if err := s.settleSuper(ctx, tx, a.OrgID, FlagMissingSuper, false); err != nil {
 					return err
 				}
