@@ -9,24 +9,27 @@ import (
 	"gatehouse/store"
 )
 
-// Lifecycle is the lifecycle of the administrators an identity provider
-// manages over SCIM: provision (with the re-provisioning of a deactivated
-// administrator), replace or patch (status included), and delete, each
-// checking the expected version inside the write's transaction. The
-// manual paths (Administrators: the management API, the console, the
-// operator) share its rules:
+// Lifecycle is the one lifecycle of administrators, called by SCIM, the
+// management API and the operator CLI (through Administrators), and
+// later the console and the OpenID Provider. For the identity provider:
+// Provision (with the re-provisioning of a deactivated administrator),
+// Sync (a replace or patch, status included) and Deprovision, each
+// checking the expected version inside the write's transaction. By hand:
+// Edit (role changes included), Deactivate, Reactivate and Remove, under
+// the SCIM lock. Its rules:
 //
 //   - The role of an administrator the IdP manages follows the IdP alone:
 //     IdPRole of its roles, or membership of the organization's designated
 //     group (the store computes that part, in SQL, in every write that can
 //     change it). A role set by hand takes the administrator out of that
-//     rule (see Administrators.Update).
+//     rule (see Edit).
 //   - The organization keeps a Super Administrator, Pending or Active.
 //     Deprovisioning by the IdP is never blocked: the organization is
 //     flagged instead (store.FlagMissingSuper) and support restores one.
-//     The manual paths are refused (store.KeepSuper), and no Super
-//     Administrator is demoted, deactivated or deleted by another
-//     administrator: that is support's or the IdP's to do.
+//     The manual paths are refused (store.KeepSuper). A Super
+//     Administrator is deactivated, reactivated or deleted only by support
+//     (or the IdP), and demoted only by themselves, by support or by the
+//     IdP.
 type Lifecycle struct {
 	Store store.Store
 }
@@ -118,12 +121,12 @@ func (l *Lifecycle) Provision(ctx context.Context, org string, set func(*store.A
 	return out, err == nil, err
 }
 
-// Update changes an administrator the IdP manages (a SCIM replace or
+// Sync changes an administrator the IdP manages (a SCIM replace or
 // patch, which may deactivate or reactivate it): set gets the stored
 // record, after match has accepted its version, inside the write's
 // transaction. A write that leaves the organization without a Super
 // Administrator goes through and flags it.
-func (l *Lifecycle) Update(ctx context.Context, org, id string, match VersionCheck, set func(*store.Administrator) error) (store.Administrator, error) {
+func (l *Lifecycle) Sync(ctx context.Context, org, id string, match VersionCheck, set func(*store.Administrator) error) (store.Administrator, error) {
 	return l.Store.UpdateAdministrator(ctx, org, id, store.FlagMissingSuper, func(a *store.Administrator) error {
 		if match != nil && !match(a.Version) {
 			return ErrVersionMismatch
@@ -136,10 +139,10 @@ func (l *Lifecycle) Update(ctx context.Context, org, id string, match VersionChe
 	})
 }
 
-// Delete removes an administrator at the IdP's request, after match has
+// Deprovision deletes an administrator at the IdP's request, after match has
 // accepted its version inside the delete's transaction. Never blocked by
 // the last-Super-Administrator rule: the organization is flagged instead.
-func (l *Lifecycle) Delete(ctx context.Context, org, id string, match VersionCheck) error {
+func (l *Lifecycle) Deprovision(ctx context.Context, org, id string, match VersionCheck) error {
 	return l.Store.DeleteAdministrator(ctx, org, id, store.FlagMissingSuper, func(a store.Administrator) error {
 		if match != nil && !match(a.Version) {
 			return ErrVersionMismatch
@@ -308,4 +311,3 @@ func (l *Lifecycle) Remove(ctx context.Context, p Principal, id string) error {
 		return nil
 	}), id)
 }
-

@@ -371,7 +371,7 @@ func (u userOps) update(ctx context.Context, id, ifMatch string, next func(*stor
 	if err != nil {
 		return resource{}, err
 	}
-	a, err := u.lifecycle().Update(ctx, u.org.ID, id, versionCheck(ifMatch), func(a *store.Administrator) error {
+	a, err := u.lifecycle().Sync(ctx, u.org.ID, id, versionCheck(ifMatch), func(a *store.Administrator) error {
 		doc, err := next(a)
 		if err != nil {
 			return err
@@ -387,7 +387,7 @@ func (u userOps) update(ctx context.Context, id, ifMatch string, next func(*stor
 // delete removes a User, if its version matches ifMatch (checked inside
 // the delete).
 func (u userOps) delete(ctx context.Context, id, ifMatch string) error {
-	return u.lifecycle().Delete(ctx, u.org.ID, id, versionCheck(ifMatch))
+	return u.lifecycle().Deprovision(ctx, u.org.ID, id, versionCheck(ifMatch))
 }
 
 // versionCheck is the check of an If-Match header ("" checks nothing).
