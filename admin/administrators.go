@@ -36,7 +36,7 @@ func (p Principal) Context(ctx context.Context) context.Context {
 }
 
 // Mailer turns an email into an outbox message (body sealed) for a store
-// transaction to queue: *Mail.
+// transaction to queue: *outbox.Queue (admin/outbox).
 type Mailer interface {
 	Message(orgID, to, subject, body string) (store.OutboxMessage, error)
 }
@@ -161,32 +161,6 @@ func notFound(id string) error {
 	return &Error{Code: CodeNotFound, Message: fmt.Sprintf("administrator %q not found", id), Err: store.ErrNotFound}
 }
 
-// unlocked refuses manual lifecycle writes while the identity provider
-// owns the lifecycle (seed 001), unless the operator overrides the lock.
-func (s *Administrators) unlocked(ctx context.Context, p Principal) (store.Org, error) {
-	org, err := s.Store.Org(ctx, p.OrgID)
-	if err != nil {
-		return org, fmt.Errorf("admin: organization: %w", err)
-	}
-	if org.SCIMEnabled && !(p.Operator && p.OverrideSCIMLock) {
-		return org, refuse(CodeSCIMEnabled, "SCIM is enabled for this organization: manage administrators in your identity provider (or turn SCIM off)")
-	}
-	return org, nil
-}
-
-// domains returns the organization's registered domains.
-func (s *Administrators) domains(ctx context.Context, org string) ([]string, error) {
-	ds, err := s.Store.RegisteredDomains(ctx, org)
-	if err != nil {
-		return nil, fmt.Errorf("admin: registered domains: %w", err)
-	}
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.Domain
-	}
-	return out, nil
-}
-
 // Invite creates a Pending administrator and queues its activation email.
 // Only a Super Administrator may invite a Super Administrator.
 func (s *Administrators) Invite(ctx context.Context, p Principal, spec InviteSpec) (store.Administrator, error) {
@@ -303,123 +277,36 @@ func (s *Administrators) SendAccess(ctx context.Context, p Principal, a store.Ad
 	return nil
 }
 
-// Update applies an edit. An Administrator may not change a Super
-// Administrator, nor make anyone one; demoting the organization's last
-// active Super Administrator is refused.
+// lifecycle is the administrator lifecycle the manual paths share with
+// SCIM.
+func (s *Administrators) lifecycle() *Lifecycle { return &Lifecycle{Store: s.Store} }
+
+func (s *Administrators) unlocked(ctx context.Context, p Principal) (store.Org, error) {
+	return s.lifecycle().unlocked(ctx, p)
+}
+
+func (s *Administrators) domains(ctx context.Context, org string) ([]string, error) {
+	return s.lifecycle().domains(ctx, org)
+}
+
+// Update applies an edit: see Lifecycle.Edit.
 func (s *Administrators) Update(ctx context.Context, p Principal, id string, e Edit) (store.Administrator, error) {
-	if _, err := s.unlocked(ctx, p); err != nil {
-		return store.Administrator{}, err
-	}
-	if e.Role != nil && !e.Role.Valid() {
-		return store.Administrator{}, refuse(CodeInvalidRole, "unknown role %q: use %q or %q", *e.Role, store.RoleAdministrator, store.RoleSuperAdministrator)
-	}
-	if e.Role != nil && *e.Role == store.RoleSuperAdministrator && !p.Super() {
-		return store.Administrator{}, refuse(CodeForbiddenRole, "only a Super Administrator may promote an administrator to Super Administrator")
-	}
-	domains, err := s.domains(ctx, p.OrgID)
-	if err != nil {
-		return store.Administrator{}, err
-	}
-	a, err := s.Store.UpdateAdministratorKeepingSuper(p.Context(ctx), p.OrgID, id, func(a *store.Administrator) error {
-		if a.Role == store.RoleSuperAdministrator && !p.Super() {
-			return refuse(CodeForbiddenRole, "only a Super Administrator may change a Super Administrator")
-		}
-		set(&a.GivenName, e.GivenName)
-		set(&a.FamilyName, e.FamilyName)
-		set(&a.Phone, e.Phone)
-		// The registered domains bind a new address (seed 001); an address
-		// the administrator already has stays valid when the list changes.
-		emailDomains := []string(nil)
-		if e.Email != nil && *e.Email != a.Email {
-			a.Email = *e.Email
-			a.Emails = nil // the primary address is the only one an administrator edited by hand has
-			emailDomains = domains
-		}
-		if e.Role != nil {
-			a.Role = *e.Role
-		}
-		return checkPerson(a.UserName, a.Email, a.GivenName, a.FamilyName, a.Phone, emailDomains)
-	})
-	if err != nil {
-		return store.Administrator{}, writeError(err, id)
-	}
-	return a, nil
+	return s.lifecycle().Edit(ctx, p, id, e)
 }
 
-func set(dst *string, v *string) {
-	if v != nil {
-		*dst = *v
-	}
-}
-
-// Deactivate removes an administrator's access (seed 001). Only a Super
-// Administrator may; a Super Administrator's account is deactivated only
-// by the operator ("contact support").
+// Deactivate: see Lifecycle.Deactivate.
 func (s *Administrators) Deactivate(ctx context.Context, p Principal, id string) (store.Administrator, error) {
-	return s.setStatus(ctx, p, id, func(a *store.Administrator) error {
-		if a.Status == store.StatusDeactivated {
-			return refuse(CodeAlreadyDeactivated, "administrator %q is already deactivated", a.UserName)
-		}
-		a.Status = store.StatusDeactivated
-		return nil
-	})
+	return s.lifecycle().Deactivate(ctx, p, id)
 }
 
-// Reactivate restores a deactivated administrator's access: Pending if
-// its activation link was never used (the account was never finished),
-// Active otherwise.
+// Reactivate: see Lifecycle.Reactivate.
 func (s *Administrators) Reactivate(ctx context.Context, p Principal, id string) (store.Administrator, error) {
-	unfinished, err := s.Store.OpenInvitation(ctx, p.OrgID, id, store.PurposeActivation)
-	if err != nil {
-		return store.Administrator{}, err
-	}
-	return s.setStatus(ctx, p, id, func(a *store.Administrator) error {
-		if a.Status != store.StatusDeactivated {
-			return refuse(CodeNotDeactivated, "administrator %q is not deactivated", a.UserName)
-		}
-		a.Status = store.StatusActive
-		if unfinished && !a.SCIMManaged {
-			a.Status = store.StatusPending
-		}
-		return nil
-	})
+	return s.lifecycle().Reactivate(ctx, p, id)
 }
 
-func (s *Administrators) setStatus(ctx context.Context, p Principal, id string, fn func(*store.Administrator) error) (store.Administrator, error) {
-	if !p.Super() {
-		return store.Administrator{}, refuse(CodeForbidden, "only a Super Administrator may deactivate or reactivate administrators")
-	}
-	if _, err := s.unlocked(ctx, p); err != nil {
-		return store.Administrator{}, err
-	}
-	a, err := s.Store.UpdateAdministratorKeepingSuper(p.Context(ctx), p.OrgID, id, func(a *store.Administrator) error {
-		if a.Role == store.RoleSuperAdministrator && !p.Operator {
-			return refuse(CodeSuperAdminProtected, "a Super Administrator's account can only be deactivated or reactivated by support (the gatehouse operator)")
-		}
-		return fn(a)
-	})
-	if err != nil {
-		return store.Administrator{}, writeError(err, id)
-	}
-	return a, nil
-}
-
-// Delete removes an administrator. The same rules as Deactivate apply.
+// Delete: see Lifecycle.Remove.
 func (s *Administrators) Delete(ctx context.Context, p Principal, id string) error {
-	if !p.Super() {
-		return refuse(CodeForbidden, "only a Super Administrator may delete administrators")
-	}
-	if _, err := s.unlocked(ctx, p); err != nil {
-		return err
-	}
-	a, err := s.Get(ctx, p, id)
-	if err != nil {
-		return err
-	}
-	if a.Role == store.RoleSuperAdministrator && !p.Operator {
-		return refuse(CodeSuperAdminProtected, "a Super Administrator's account can only be removed by support (the gatehouse operator)")
-	}
-	return writeError(s.Store.DeleteAdministratorKeepingSuper(p.Context(ctx), p.OrgID, id), id)
+	return s.lifecycle().Remove(ctx, p, id)
 }
 
 // checkPerson validates the fields of an administrator a person enters.
@@ -455,7 +342,7 @@ func writeError(err error, ids ...string) error {
 	case errors.As(err, &exists):
 		return &Error{Code: CodeUsernameTaken, Message: fmt.Sprintf("username %q is taken (usernames must differ in more than case)", exists.Existing), Err: err}
 	case errors.Is(err, store.ErrLastSuperAdministrator):
-		return &Error{Code: CodeLastSuperAdmin, Message: "the organization must keep at least one active Super Administrator: promote another administrator first", Err: err}
+		return &Error{Code: CodeLastSuperAdmin, Message: "the organization must keep at least one Super Administrator (Pending or Active): promote another administrator first", Err: err}
 	case errors.Is(err, store.ErrNotFound) && len(ids) > 0:
 		return notFound(ids[0])
 	}

@@ -213,7 +213,7 @@ func TestPendingAndDeactivatedCannotSignIn(t *testing.T) {
 
 		b := e.addAdmin(t, "bob", store.StatusActive)
 		r := e.mustLogin(t, "bob", goodPassword, "")
-		if _, err := s.UpdateAdministrator(ctx, e.org.ID, b.ID, func(a *store.Administrator) error {
+		if _, err := s.UpdateAdministrator(ctx, e.org.ID, b.ID, store.FlagMissingSuper, func(a *store.Administrator) error {
 			a.Status = store.StatusDeactivated
 			return nil
 		}); err != nil {
@@ -237,7 +237,7 @@ func TestPendingAndDeactivatedCannotSignIn(t *testing.T) {
 		// A deleted administrator's session ends with it.
 		c := e.addAdmin(t, "carol", store.StatusActive)
 		r = e.mustLogin(t, "carol", goodPassword, "")
-		if err := s.DeleteAdministrator(ctx, e.org.ID, c.ID); err != nil {
+		if err := s.DeleteAdministrator(ctx, e.org.ID, c.ID, store.FlagMissingSuper, nil); err != nil {
 			t.Fatal(err)
 		}
 		_, _, err = e.si.Authenticate(ctx, r.Token)

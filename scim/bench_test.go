@@ -46,6 +46,25 @@ func BenchmarkSCIM(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("PatchUser", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"d%d"}]}`, i)
+			req, _ := http.NewRequest("PATCH", e.url+"/Users/"+ids[i%len(ids)], strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+e.token)
+			req.Header.Set("Content-Type", "application/scim+json")
+			res, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				b.Fatalf("patch: %d", res.StatusCode)
+			}
+			i++
+		}
+	})
 	var n atomic.Int64 // across the benchmark's rounds: usernames stay unique
 	b.Run("CreateUserParallel", func(b *testing.B) {
 		b.SetParallelism(8) // 16 clients on 2 CPUs, as the load tool runs

@@ -63,6 +63,7 @@ func asError(err error, log *slog.Logger) *Error {
 	var pe *patch.Error
 	var ae *admin.Error
 	var ee *store.ExistsError
+	var taken *admin.UsernameTakenError
 	switch {
 	case errors.As(err, &se):
 		return se
@@ -78,6 +79,8 @@ func asError(err error, log *slog.Logger) *Error {
 		return errorf(http.StatusBadRequest, invalidFilter, "%s", fe.Error())
 	case errors.As(err, &pe):
 		return errorf(http.StatusBadRequest, pe.ScimType, "%s", pe.Detail)
+	case errors.As(err, &taken):
+		return errorf(http.StatusConflict, uniqueness, "%s", taken.Error())
 	case errors.As(err, &ae):
 		return errorf(http.StatusBadRequest, invalidValue, "%s", ae.Message)
 	case errors.As(err, &ee):
@@ -86,7 +89,7 @@ func asError(err error, log *slog.Logger) *Error {
 		return errorf(http.StatusBadRequest, invalidFilter, "the filter or sort cannot be applied to this resource type")
 	case errors.Is(err, store.ErrNotFound):
 		return errorf(http.StatusNotFound, "", "resource not found")
-	case errors.Is(err, store.ErrConflict), errors.Is(err, errPrecondition):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, errPrecondition), errors.Is(err, admin.ErrVersionMismatch):
 		return errorf(http.StatusPreconditionFailed, "", "the resource changed since the version given in If-Match")
 	}
 	log.Error("scim request failed", "err", err)

@@ -1,10 +1,9 @@
 package scim
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"gatehouse/admin"
@@ -55,6 +54,10 @@ func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // and are written out as they are; decoded is for the PATCH engine, which
 // needs every value as Go data.
 func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decoded bool) (map[string]any, error) {
+	return c.s.renderUser(a, groups, decoded)
+}
+
+func (s *Server) renderUser(a store.Administrator, groups []store.GroupRef, decoded bool) (map[string]any, error) {
 	doc := map[string]any{}
 	if len(a.Attributes) > 0 {
 		var err error
@@ -123,7 +126,7 @@ func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decode
 		gs := make([]any, len(groups))
 		for i, g := range groups {
 			gs[i] = map[string]any{"value": g.ID, "display": g.DisplayName, "type": "direct",
-				"$ref": c.s.location(schema.Groups, g.ID)}
+				"$ref": s.location(schema.Groups, g.ID)}
 		}
 		doc["groups"] = gs
 	}
@@ -136,26 +139,17 @@ func (c *call) renderUser(a store.Administrator, groups []store.GroupRef, decode
 		"resourceType": "User",
 		"created":      timeString(a.CreatedAt),
 		"lastModified": timeString(a.UpdatedAt),
-		"location":     c.s.location(schema.Users, a.ID),
+		"location":     s.location(schema.Users, a.ID),
 		"version":      entityTag(a.Version, groups),
 	}
 	return doc, nil
 }
 
-// superAdministratorRole reports whether a roles value grants the Super
-// Administrator role: "Super Administrator" in any case, with or without
-// the space, or with an underscore or hyphen (how IdP app roles are often
-// spelled).
-func superAdministratorRole(v string) bool {
-	v = strings.NewReplacer(" ", "", "_", "", "-", "").Replace(strings.ToLower(v))
-	return v == "superadministrator"
-}
-
 // applyUser sets a from a normalized User document (POST, PUT, or the
 // result of a PATCH). Absent readWrite attributes are cleared (RFC 7644
 // §3.5.1), except active: a document without it leaves the status as it
-// is (new users are Active).
-func (c *call) applyUser(doc map[string]any, a *store.Administrator, domains []string) error {
+// is (admin.Lifecycle makes new users Active).
+func applyUser(doc map[string]any, a *store.Administrator, domains []string) error {
 	rest := make(map[string]any, len(doc))
 	for k, v := range doc {
 		rest[k] = v
@@ -211,25 +205,21 @@ func (c *call) applyUser(doc map[string]any, a *store.Administrator, domains []s
 		if !active {
 			a.Status = store.StatusDeactivated
 		}
-	} else if a.Status == "" {
-		a.Status = store.StatusActive
 	}
-	// The role follows the IdP alone, also for an administrator created by
-	// hand that the IdP now provisions: roles the IdP stops sending must
-	// stop granting (a PATCH removing a role leaves no roles attribute),
-	// so an absent attribute cannot mean "keep what was there".
+	// The role follows the IdP alone (admin.Lifecycle), also for an
+	// administrator created by hand that the IdP now provisions: roles the
+	// IdP stops sending must stop granting (a PATCH removing a role leaves
+	// no roles attribute), so an absent attribute cannot mean "keep what
+	// was there".
 	roles, _ := rest["roles"].([]any)
-	a.SCIMRole = store.RoleAdministrator
+	values := make([]string, 0, len(roles))
 	for _, r := range roles {
 		m, _ := r.(map[string]any)
-		if v, _ := m["value"].(string); superAdministratorRole(v) {
-			a.SCIMRole = store.RoleSuperAdministrator
+		if v, _ := m["value"].(string); v != "" {
+			values = append(values, v)
 		}
 	}
-	if !a.Role.Valid() {
-		a.Role = a.SCIMRole
-	}
-	a.SCIMManaged = true
+	a.SCIMRole = admin.IdPRole(values)
 	for _, k := range []string{"userName", "externalId", "emails", "active", "id", "meta", "groups", "schemas", schema.GatehouseURN} {
 		delete(rest, k)
 	}
@@ -274,8 +264,19 @@ func primaryValue(list []any) string {
 	return first
 }
 
-// domains are the organization's registered email domains.
-func (c *call) domains() ([]string, error) { return c.entry.domains(c.r.Context(), c.s.store) }
+// userOps are the operations on Users with typed arguments: a context
+// and values parsed at the edge, never the HTTP request. The handlers
+// (userKind) parse the request and call them; Bulk can call them directly.
+// Each goes through admin.Lifecycle, which holds the rules.
+type userOps struct {
+	s     *Server
+	org   store.Org
+	entry *tokenEntry // the token's cache: the registered domains
+}
+
+func (c *call) users() userOps { return userOps{s: c.s, org: c.org, entry: c.entry} }
+
+func (u userOps) lifecycle() *admin.Lifecycle { return &admin.Lifecycle{Store: u.s.store} }
 
 // userResource is the resource of a and its groups.
 func userResource(a store.Administrator, groups []store.GroupRef) resource {
@@ -283,32 +284,33 @@ func userResource(a store.Administrator, groups []store.GroupRef) resource {
 }
 
 // withGroups is the resource of a, with its groups read.
-func (c *call) withGroups(a store.Administrator) (resource, error) {
-	m, err := c.s.store.GroupsOf(c.r.Context(), c.org.ID, []string{a.ID})
+func (u userOps) withGroups(ctx context.Context, a store.Administrator) (resource, error) {
+	m, err := u.s.store.GroupsOf(ctx, u.org.ID, []string{a.ID})
 	if err != nil {
 		return resource{}, err
 	}
 	return userResource(a, m[a.ID]), nil
 }
 
-func (userKind) get(c *call, id string, p projection) (resource, error) {
-	if !p.wants("groups") {
-		a, err := c.s.store.Administrator(c.r.Context(), c.org.ID, id)
+// get reads one User, with its groups when withGroups (one statement
+// either way).
+func (u userOps) get(ctx context.Context, id string, withGroups bool) (resource, error) {
+	if !withGroups {
+		a, err := u.s.store.Administrator(ctx, u.org.ID, id)
 		if err != nil {
 			return resource{}, err
 		}
 		return userResource(a, nil), nil
 	}
-	a, refs, err := c.s.store.AdministratorWithGroups(c.r.Context(), c.org.ID, id)
+	a, refs, err := u.s.store.AdministratorWithGroups(ctx, u.org.ID, id)
 	if err != nil {
 		return resource{}, err
 	}
 	return userResource(a, refs), nil
 }
 
-func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, string, error) {
-	q.WithGroups = p.wants("groups")
-	res, err := c.s.store.QueryAdministrators(c.r.Context(), c.org.ID, q)
+func (u userOps) query(ctx context.Context, q store.Query) ([]resource, int, string, error) {
+	res, err := u.s.store.QueryAdministrators(ctx, u.org.ID, q)
 	if err != nil {
 		return nil, 0, "", err
 	}
@@ -319,69 +321,37 @@ func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, st
 	return out, res.Total, res.Next, nil
 }
 
-// create adds an administrator. A userName that exists already (in any
-// case) is 409 uniqueness naming the existing user, with one exception that
-// makes IdP re-assignment work: when the existing administrator is
-// Deactivated, has the same userName exactly, and its externalId is the
-// one sent (or either side has none), it is the same person coming back —
-// it is reactivated with the POSTed attributes and returned with its id.
-func (userKind) create(c *call, doc map[string]any) (resource, error) {
-	domains, err := c.domains()
+// create provisions a User from a normalized document; reprovisioned
+// reports a deactivated administrator coming back (see
+// admin.Lifecycle.Provision).
+func (u userOps) create(ctx context.Context, doc map[string]any) (res resource, reprovisioned bool, err error) {
+	domains, err := u.entry.domains(ctx, u.s.store)
 	if err != nil {
-		return resource{}, err
+		return resource{}, false, err
 	}
-	a := store.Administrator{OrgID: c.org.ID}
-	if err := c.applyUser(doc, &a, domains); err != nil {
-		return resource{}, err
-	}
-	a.Role = a.SCIMRole
-	out, err := c.s.store.CreateAdministrator(c.r.Context(), a)
-	var exists *store.ExistsError
-	if errors.As(err, &exists) && exists.Field == "userName" {
-		return c.userExists(exists.Existing, doc, a)
-	}
-	if err != nil {
-		return resource{}, err
-	}
-	return userResource(out, nil), nil // a new administrator is in no group
-}
-
-func (c *call) userExists(username string, doc map[string]any, sent store.Administrator) (resource, error) {
-	ctx := c.r.Context()
-	old, err := c.s.store.AdministratorByUsername(ctx, c.org.ID, username)
-	if err != nil {
-		return resource{}, errorf(http.StatusConflict, uniqueness, "userName %q is already taken (usernames are unique regardless of case)", username)
-	}
-	sameExternal := old.ExternalID == "" || sent.ExternalID == "" || old.ExternalID == sent.ExternalID
-	if old.Status != store.StatusDeactivated || old.UserName != sent.UserName || !sameExternal {
-		return resource{}, errorf(http.StatusConflict, uniqueness,
-			"userName %q is already taken by the existing user %q (id %s); usernames are unique regardless of case", sent.UserName, old.UserName, old.ID)
-	}
-	domains, err := c.domains()
-	if err != nil {
-		return resource{}, err
-	}
-	a, err := c.s.store.UpdateAdministrator(ctx, c.org.ID, old.ID, func(a *store.Administrator) error {
-		if a.Status != store.StatusDeactivated {
-			return errorf(http.StatusConflict, uniqueness, "userName %q is already taken by the existing user (id %s)", a.UserName, a.ID)
-		}
-		a.Status = store.StatusActive
-		return c.applyUser(doc, a, domains)
+	a, again, err := u.lifecycle().Provision(ctx, u.org.ID, func(a *store.Administrator) error {
+		return applyUser(doc, a, domains)
 	})
 	if err != nil {
-		return resource{}, err
+		return resource{}, false, err
 	}
-	c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
-	return c.withGroups(a)
+	if !again {
+		return userResource(a, nil), false, nil // a new administrator is in no group
+	}
+	res, err = u.withGroups(ctx, a)
+	return res, true, err
 }
 
-func (userKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {
-	return c.updateUser(id, ifMatch, func(*store.Administrator) (map[string]any, error) { return doc, nil })
+// replace sets a User from a normalized document, if its version matches
+// ifMatch (an If-Match header, "" for any).
+func (u userOps) replace(ctx context.Context, id string, doc map[string]any, ifMatch string) (resource, error) {
+	return u.update(ctx, id, ifMatch, func(*store.Administrator) (map[string]any, error) { return doc, nil })
 }
 
-func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string) (resource, error) {
-	return c.updateUser(id, ifMatch, func(a *store.Administrator) (map[string]any, error) {
-		doc, err := c.renderUser(*a, nil, true)
+// patch applies PATCH operations to a User, if its version matches ifMatch.
+func (u userOps) patch(ctx context.Context, id string, ops []patch.Operation, ifMatch string) (resource, error) {
+	return u.update(ctx, id, ifMatch, func(a *store.Administrator) (map[string]any, error) {
+		doc, err := u.s.renderUser(*a, nil, true)
 		if err != nil {
 			return nil, err
 		}
@@ -393,40 +363,69 @@ func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string)
 	})
 }
 
-// updateUser replaces an administrator's SCIM attributes with the document
+// update replaces an administrator's SCIM attributes with the document
 // next gives for its current state, inside the store's transaction, after
-// checking If-Match.
-func (c *call) updateUser(id, ifMatch string, next func(*store.Administrator) (map[string]any, error)) (resource, error) {
-	domains, err := c.domains()
+// checking ifMatch there.
+func (u userOps) update(ctx context.Context, id, ifMatch string, next func(*store.Administrator) (map[string]any, error)) (resource, error) {
+	domains, err := u.entry.domains(ctx, u.s.store)
 	if err != nil {
 		return resource{}, err
 	}
-	a, err := c.s.store.UpdateAdministrator(c.r.Context(), c.org.ID, id, func(a *store.Administrator) error {
-		if err := checkIfMatch(ifMatch, a.Version); err != nil {
-			return err
-		}
+	a, err := u.lifecycle().Sync(ctx, u.org.ID, id, versionCheck(ifMatch), func(a *store.Administrator) error {
 		doc, err := next(a)
 		if err != nil {
 			return err
 		}
-		return c.applyUser(doc, a, domains)
+		return applyUser(doc, a, domains)
 	})
 	if err != nil {
 		return resource{}, err
 	}
-	return c.withGroups(a)
+	return u.withGroups(ctx, a)
+}
+
+// delete removes a User, if its version matches ifMatch (checked inside
+// the delete).
+func (u userOps) delete(ctx context.Context, id, ifMatch string) error {
+	return u.lifecycle().Deprovision(ctx, u.org.ID, id, versionCheck(ifMatch))
+}
+
+// versionCheck is the check of an If-Match header ("" checks nothing).
+func versionCheck(ifMatch string) admin.VersionCheck {
+	if ifMatch == "" {
+		return nil
+	}
+	return func(v int64) bool { return etagMatches(ifMatch, v) }
+}
+
+// The HTTP side: userKind parses nothing more than resourceType did and
+// calls userOps.
+
+func (userKind) get(c *call, id string, p projection) (resource, error) {
+	return c.users().get(c.r.Context(), id, p.wants("groups"))
+}
+
+func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, string, error) {
+	q.WithGroups = p.wants("groups")
+	return c.users().query(c.r.Context(), q)
+}
+
+func (userKind) create(c *call, doc map[string]any) (resource, error) {
+	res, again, err := c.users().create(c.r.Context(), doc)
+	if again {
+		c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", res.id)
+	}
+	return res, err
+}
+
+func (userKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {
+	return c.users().replace(c.r.Context(), id, doc, ifMatch)
+}
+
+func (userKind) patch(c *call, id string, ops []patch.Operation, ifMatch string) (resource, error) {
+	return c.users().patch(c.r.Context(), id, ops, ifMatch)
 }
 
 func (userKind) delete(c *call, id string, ifMatch string) error {
-	ctx := c.r.Context()
-	if ifMatch != "" {
-		a, err := c.s.store.Administrator(ctx, c.org.ID, id)
-		if err != nil {
-			return err
-		}
-		if err := checkIfMatch(ifMatch, a.Version); err != nil {
-			return err
-		}
-	}
-	return c.s.store.DeleteAdministrator(ctx, c.org.ID, id)
+	return c.users().delete(c.r.Context(), id, ifMatch)
 }

@@ -69,7 +69,7 @@ func newFlowEnv(t *testing.T) *flowEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateAdministrator(ctx, org.ID, owner.ID, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil }); err != nil {
+	if _, err := s.UpdateAdministrator(ctx, org.ID, owner.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	alice, err := s.CreateAdministrator(ctx, store.Administrator{OrgID: org.ID, UserName: "alice", Email: "alice@acme.test", GivenName: "A",
@@ -208,7 +208,7 @@ func TestSSOStatusesAndDisabled(t *testing.T) {
 	e := newFlowEnv(t)
 	ctx := context.Background()
 	for _, st := range []store.Status{store.StatusPending, store.StatusDeactivated} {
-		if _, err := e.s.UpdateAdministrator(ctx, e.org.ID, e.alice.ID, func(a *store.Administrator) error { a.Status = st; return nil }); err != nil {
+		if _, err := e.s.UpdateAdministrator(ctx, e.org.ID, e.alice.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.Status = st; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if res, _ := e.signInAs(e.browserClient(), "alice", "/", false); res.StatusCode != http.StatusForbidden || sessionCookie(res) != "" {

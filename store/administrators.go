@@ -99,10 +99,14 @@ func validAdministrator(a *Administrator) error {
 }
 
 // newAdministrator readies a for its insert: the role of a SCIM-managed
-// administrator (a new one is in no group yet), the id, times and version.
+// administrator, the id, times and version. A new administrator is in no
+// group yet, so the role rule (managedRole) gives its SCIM role.
 func newAdministrator(a *Administrator, now time.Time) error {
 	if a.SCIMManaged {
-		a.Role = scimManagedRoleOf(a.SCIMRole, false)
+		a.Role = RoleAdministrator
+		if a.SCIMRole == RoleSuperAdministrator {
+			a.Role = RoleSuperAdministrator
+		}
 	}
 	if err := validAdministrator(a); err != nil {
 		return err
@@ -136,7 +140,13 @@ func (s *SQL) insertAdministrator(ctx context.Context, tx *sqlx.Tx, a Administra
 	if err := s.audit(ctx, tx, a.OrgID, administratorCreated(&a)); err != nil {
 		return a, err
 	}
-	return a, s.addCount(ctx, tx, a.OrgID, countAdministrators, 1)
+	if err := s.addCount(ctx, tx, a.OrgID, countAdministrators, 1); err != nil {
+		return a, err
+	}
+	if countsAsSuper(&a) { // it may end the organization's flag
+		return a, s.settleSuper(ctx, tx, a.OrgID, FlagMissingSuper, false)
+	}
+	return a, nil
 }
 
 // administratorCreated is the audit entry of a new administrator.
@@ -191,7 +201,10 @@ func (s *SQL) administratorWriteError(err error, a *Administrator) error {
 // CreateAdministrator inserts one administrator through the group commit
 // (see createQueue).
 func (s *SQL) CreateAdministrator(ctx context.Context, a Administrator) (Administrator, error) {
-	if s.creates != nil {
+	// A Super Administrator may end its organization's flag (settleSuper),
+	// which the group commit does not do: those are rare and go alone.
+	super := a.Role == RoleSuperAdministrator || (a.SCIMManaged && a.SCIMRole == RoleSuperAdministrator)
+	if s.creates != nil && !super {
 		return s.creates.create(ctx, s, a)
 	}
 	out, err := s.createOne(ctx, a)
@@ -283,6 +296,15 @@ func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) erro
 				return err
 			}
 		}
+		settled := map[string]bool{}
+		for _, a := range rows {
+			if countsAsSuper(&a) && !settled[a.OrgID] {
+				settled[a.OrgID] = true
+				if err := s.settleSuper(ctx, tx, a.OrgID, FlagMissingSuper, false); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	})
 	return s.nameTaken(ctx, err)
@@ -350,48 +372,10 @@ func (s *SQL) AdministratorByUsername(ctx context.Context, org, username string)
 		WHERE org_id = ? AND username_fold = ? AND username = ?`, []any{org, FoldUsername(username), username})
 }
 
-// UpdateAdministrator applies fn to the administrator. Its id, organization
-// and creation time do not change; a new username is checked for a
-// case-insensitive clash; the role of a SCIM-managed administrator is
-// recomputed, and its email index rewritten if its addresses changed.
-func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error) {
-	return s.updateAdministrator(ctx, org, id, fn, false)
-}
-
-// UpdateAdministratorKeepingSuper is UpdateAdministrator for the manual
-// paths: a change that would leave the organization without an active
-// Super Administrator, when it has one, is ErrLastSuperAdministrator.
-func (s *SQL) UpdateAdministratorKeepingSuper(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error) {
-	return s.updateAdministrator(ctx, org, id, fn, true)
-}
-
-// activeSuper reports whether a counts towards the organization's active
-// Super Administrators.
-func activeSuper(a *Administrator) bool {
-	return a.Role == RoleSuperAdministrator && a.Status == StatusActive
-}
-
-// keepsSuper fails when the organization has no active Super
-// Administrator but the one being changed (id). It locks the organization
-// row first (PostgreSQL), so two demotions of its last two cannot both
-// see the other still there.
-func (s *SQL) keepsSuper(ctx context.Context, tx *sqlx.Tx, org, id string) error {
-	var locked string
-	if err := s.get(ctx, tx, &locked, `SELECT id FROM orgs WHERE id = ?`+s.d.forUpdate, org); err != nil {
-		return err
-	}
-	var others int
-	if err := s.get(ctx, tx, &others, `SELECT count(*) FROM administrators WHERE org_id = ? AND id <> ? AND role = ? AND status = ?`,
-		org, id, string(RoleSuperAdministrator), string(StatusActive)); err != nil {
-		return err
-	}
-	if others == 0 {
-		return ErrLastSuperAdministrator
-	}
-	return nil
-}
-
-func (s *SQL) updateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error, keepSuper bool) (Administrator, error) {
+// UpdateAdministrator applies fn to the administrator (see Store). The
+// role of a SCIM-managed administrator is computed by the UPDATE itself
+// (managedRole) and read back.
+func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, rule SuperRule, fn func(*Administrator) error) (Administrator, error) {
 	var before Administrator
 	a, err := updateRecord(ctx, s, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`, []any{id, org}, fn,
 		func(b, after *Administrator) {
@@ -401,29 +385,31 @@ func (s *SQL) updateAdministrator(ctx context.Context, org, id string, fn func(*
 			after.LastLoginAt = micro(after.LastLoginAt)
 		},
 		func(tx *sqlx.Tx, a *Administrator) (int64, error) {
+			role, roleArg := `?`, string(a.Role)
 			if a.SCIMManaged {
-				in, err := s.inSuperGroup(ctx, tx, a.OrgID, a.ID)
-				if err != nil {
-					return 0, err
-				}
-				a.Role = scimManagedRoleOf(a.SCIMRole, in)
+				role, roleArg = managedRole(`?`), string(a.SCIMRole)
 			}
 			if err := validAdministrator(a); err != nil {
 				return 0, err
 			}
-			if keepSuper && activeSuper(&before) && !activeSuper(a) {
-				if err := s.keepsSuper(ctx, tx, org, a.ID); err != nil {
+			var stored string
+			err := sqlx.GetContext(ctx, tx, &stored, s.q(`UPDATE administrators SET username = ?, username_fold = ?, external_id = ?,
+				given_name = ?, family_name = ?, email = ?, emails = ?, phone = ?, role = `+role+`, status = ?, scim_managed = ?, scim_role = ?,
+				updated_at = ?, last_login_at = ?, version = ?, attributes = ? WHERE id = ? AND org_id = ? AND version = ? RETURNING role`),
+				a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName, a.Email, a.Emails, a.Phone,
+				roleArg, string(a.Status), a.SCIMManaged, string(a.SCIMRole), a.UpdatedAt, a.LastLoginAt, a.Version,
+				a.Attributes, a.ID, a.OrgID, a.Version-1)
+			if errors.Is(err, sql.ErrNoRows) {
+				return 0, nil
+			}
+			if err := s.administratorWriteError(unavailable(err), a); err != nil {
+				return 0, err
+			}
+			a.Role = Role(stored)
+			if was := countsAsSuper(&before); was != countsAsSuper(a) {
+				if err := s.settleSuper(ctx, tx, org, rule, was); err != nil {
 					return 0, err
 				}
-			}
-			n, err := s.exec(ctx, tx, `UPDATE administrators SET username = ?, username_fold = ?, external_id = ?, given_name = ?,
-				family_name = ?, email = ?, emails = ?, phone = ?, role = ?, status = ?, scim_managed = ?, scim_role = ?, updated_at = ?,
-				last_login_at = ?, version = ?, attributes = ? WHERE id = ? AND org_id = ? AND version = ?`,
-				a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName, a.Email, a.Emails, a.Phone,
-				string(a.Role), string(a.Status), a.SCIMManaged, string(a.SCIMRole), a.UpdatedAt, a.LastLoginAt, a.Version,
-				a.Attributes, a.ID, a.OrgID, a.Version-1)
-			if err := s.administratorWriteError(err, a); err != nil || n == 0 {
-				return n, err
 			}
 			if err := s.audit(ctx, tx, a.OrgID, change{action: AuditAdministratorUpdate, targetKind: "administrator", targetID: a.ID,
 				targetName: a.UserName, before: administratorView(&before), after: administratorView(a)}); err != nil {
@@ -432,7 +418,7 @@ func (s *SQL) updateAdministrator(ctx context.Context, org, id string, fn func(*
 			if err := s.changed(ctx, tx, org); err != nil {
 				return 0, err
 			}
-			return n, s.replaceEmails(ctx, tx, &before, a)
+			return 1, s.replaceEmails(ctx, tx, &before, a)
 		})
 	if err != nil {
 		return Administrator{}, s.nameTaken(ctx, err)
@@ -441,20 +427,9 @@ func (s *SQL) updateAdministrator(ctx context.Context, org, id string, fn func(*
 }
 
 // DeleteAdministrator removes the administrator, its group memberships and
-// invitations. The groups it leaves get a new version: their member list
-// changed.
-func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string) error {
-	return s.deleteAdministrator(ctx, org, id, false)
-}
-
-// DeleteAdministratorKeepingSuper is DeleteAdministrator for the manual
-// paths: deleting the organization's last active Super Administrator is
-// ErrLastSuperAdministrator.
-func (s *SQL) DeleteAdministratorKeepingSuper(ctx context.Context, org, id string) error {
-	return s.deleteAdministrator(ctx, org, id, true)
-}
-
-func (s *SQL) deleteAdministrator(ctx context.Context, org, id string, keepSuper bool) error {
+// invitations (see Store). The groups it leaves get a new version: their
+// member list changed.
+func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string, rule SuperRule, check func(Administrator) error) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Groups first, then the administrator: the order AddGroupMembers
 		// takes its locks in, so the two cannot deadlock on PostgreSQL.
@@ -463,11 +438,14 @@ func (s *SQL) deleteAdministrator(ctx context.Context, org, id string, keepSuper
 			return fmt.Errorf("store: delete administrator: %w", err)
 		}
 		var before Administrator
-		if err := s.get(ctx, tx, &before, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`, id, org); err != nil {
+		if err := s.get(ctx, tx, &before, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`+s.d.forUpdate,
+			id, org); err != nil {
 			return err
 		}
-		if keepSuper && activeSuper(&before) {
-			if err := s.keepsSuper(ctx, tx, org, id); err != nil {
+		// Checked on the locked row, in the transaction that deletes it: a
+		// write that committed after the caller read its version is seen.
+		if check != nil {
+			if err := check(before); err != nil {
 				return err
 			}
 		}
@@ -477,6 +455,11 @@ func (s *SQL) deleteAdministrator(ctx context.Context, org, id string, keepSuper
 		}
 		if n == 0 {
 			return ErrNotFound
+		}
+		if countsAsSuper(&before) {
+			if err := s.settleSuper(ctx, tx, org, rule, true); err != nil {
+				return err
+			}
 		}
 		if err := s.audit(ctx, tx, org, change{action: AuditAdministratorDelete, targetKind: "administrator", targetID: id,
 			targetName: before.UserName, before: administratorView(&before)}); err != nil {

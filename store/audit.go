@@ -89,23 +89,27 @@ type change struct {
 
 // Audit actions. Part of the management API's contract: keep them.
 const (
-	AuditOrgCreate           = "organization.create"
-	AuditOrgUpdate           = "organization.update"
-	AuditDomainAdd           = "domain.add"
-	AuditDomainRemove        = "domain.remove"
-	AuditAdministratorCreate = "administrator.create"
-	AuditAdministratorUpdate = "administrator.update"
-	AuditAdministratorDelete = "administrator.delete"
-	AuditGroupCreate         = "group.create"
-	AuditGroupUpdate         = "group.update"
-	AuditGroupDelete         = "group.delete"
-	AuditGroupMembers        = "group.members"
-	AuditSCIMTokenCreate     = "scim_token.create"
-	AuditSCIMTokenRevoke     = "scim_token.revoke"
-	AuditInvitationCreate    = "invitation.create"
-	AuditInvitationUse       = "invitation.use"
-	AuditAPIKeyCreate        = "api_key.create"
-	AuditAPIKeyRevoke        = "api_key.revoke"
+	AuditOrgCreate = "organization.create"
+	AuditOrgUpdate = "organization.update"
+	// AuditOrgSuperAdminMissing: the organization lost its last Super
+	// Administrator (to the IdP); AuditOrgSuperAdminRestored: it has one again.
+	AuditOrgSuperAdminMissing  = "organization.super_admin_missing"
+	AuditOrgSuperAdminRestored = "organization.super_admin_restored"
+	AuditDomainAdd             = "domain.add"
+	AuditDomainRemove          = "domain.remove"
+	AuditAdministratorCreate   = "administrator.create"
+	AuditAdministratorUpdate   = "administrator.update"
+	AuditAdministratorDelete   = "administrator.delete"
+	AuditGroupCreate           = "group.create"
+	AuditGroupUpdate           = "group.update"
+	AuditGroupDelete           = "group.delete"
+	AuditGroupMembers          = "group.members"
+	AuditSCIMTokenCreate       = "scim_token.create"
+	AuditSCIMTokenRevoke       = "scim_token.revoke"
+	AuditInvitationCreate      = "invitation.create"
+	AuditInvitationUse         = "invitation.use"
+	AuditAPIKeyCreate          = "api_key.create"
+	AuditAPIKeyRevoke          = "api_key.revoke"
 )
 
 // audit writes c to the audit log of org inside tx, with the actor of ctx.

@@ -11,7 +11,13 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-const orgColumns = `id, slug, name, scim_enabled, super_admin_group, require_totp, require_sso, created_at, updated_at, version`
+const (
+	orgInsertColumns = `id, slug, name, scim_enabled, super_admin_group, require_totp, require_sso, created_at, updated_at, version`
+	// selectOrg reads an Org with its flag (a column of a table, so that
+	// SQLite's driver knows it holds a time).
+	selectOrg = `SELECT ` + orgInsertColumns + `, super_admin_missing.since AS super_admin_missing_at
+		FROM orgs LEFT JOIN super_admin_missing ON super_admin_missing.org_id = orgs.id`
+)
 
 // CreateOrg writes the organization, its domains, its first administrator
 // and that administrator's invitation in one transaction.
@@ -28,7 +34,7 @@ func (s *SQL) CreateOrg(ctx context.Context, n NewOrg) (Org, Administrator, erro
 		return Org{}, Administrator{}, errors.New("store: super administrator group is not valid UTF-8 text")
 	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO orgs (`+orgColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := s.exec(ctx, tx, `INSERT INTO orgs (`+orgInsertColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.ID, o.Slug, o.Name, o.SCIMEnabled, o.SuperAdminGroup, o.RequireTOTP, o.RequireSSO, o.CreatedAt, o.UpdatedAt, o.Version)
 		if s.d.uniqueViolation(err) {
 			return &ExistsError{Kind: "organization", Field: "slug", Existing: o.Slug}
@@ -65,7 +71,7 @@ func (s *SQL) CreateOrg(ctx context.Context, n NewOrg) (Org, Administrator, erro
 // Org returns an organization by id.
 func (s *SQL) Org(ctx context.Context, id string) (Org, error) {
 	var o Org
-	err := s.get(ctx, s.reader, &o, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, id)
+	err := s.get(ctx, s.reader, &o, selectOrg+` WHERE id = ?`, id)
 	return o, err
 }
 
@@ -75,7 +81,7 @@ func (s *SQL) OrgBySlug(ctx context.Context, slug string) (Org, error) {
 	if !storable(slug) {
 		return o, ErrNotFound // a sign-in form's typing: no stored slug can equal it
 	}
-	err := s.get(ctx, s.reader, &o, `SELECT `+orgColumns+` FROM orgs WHERE slug = ?`, slug)
+	err := s.get(ctx, s.reader, &o, selectOrg+` WHERE slug = ?`, slug)
 	return o, err
 }
 
@@ -84,7 +90,8 @@ func (s *SQL) OrgBySlug(ctx context.Context, slug string) (Org, error) {
 // of the groups named by the old and the new designation.
 func (s *SQL) UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Org, error) {
 	var before Org
-	return updateRecord(ctx, s, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, []any{id}, fn,
+	// The flag is read after the write: PostgreSQL locks no outer join.
+	o, err := updateRecord(ctx, s, `SELECT `+orgInsertColumns+` FROM orgs WHERE id = ?`, []any{id}, fn,
 		func(b, after *Org) {
 			before = *b
 			after.ID, after.Slug, after.CreatedAt = before.ID, before.Slug, before.CreatedAt
@@ -111,6 +118,17 @@ func (s *SQL) UpdateOrg(ctx context.Context, id string, fn func(*Org) error) (Or
 			return n, s.syncRolesWhere(ctx, tx, o.ID, `id IN (SELECT m.administrator_id FROM group_members m
 				JOIN groups g ON g.id = m.group_id WHERE g.org_id = ? AND g.display_name IN (?, ?))`, o.ID, designated, o.SuperAdminGroup)
 		})
+	if err != nil {
+		return Org{}, err
+	}
+	var since []time.Time
+	if err := sqlx.SelectContext(ctx, s.reader, &since, s.q(`SELECT since FROM super_admin_missing WHERE org_id = ?`), id); err != nil {
+		return Org{}, unavailable(fmt.Errorf("store: super flag: %w", err))
+	}
+	if len(since) > 0 {
+		o.SuperAdminMissingSince = &since[0]
+	}
+	return o, nil
 }
 
 // RegisteredDomains lists an organization's domains in alphabetical order.

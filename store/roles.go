@@ -4,38 +4,88 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
 
-// The role rule of SCIM-managed administrators (see Administrator), as SQL
-// over a row of administrators: it is in its organization's designated
-// group, and the role it gets.
-const (
-	inSuperAdminGroup = `EXISTS (SELECT 1 FROM group_members sm JOIN groups sg ON sg.id = sm.group_id JOIN orgs so ON so.id = sg.org_id
-		WHERE sm.administrator_id = administrators.id AND sg.org_id = administrators.org_id
-		AND so.super_admin_group <> '' AND sg.display_name = so.super_admin_group)`
-	scimManagedRole = `CASE WHEN scim_role = '` + string(RoleSuperAdministrator) + `' OR ` + inSuperAdminGroup +
-		` THEN '` + string(RoleSuperAdministrator) + `' ELSE '` + string(RoleAdministrator) + `' END`
-)
+// The role rule of SCIM-managed administrators (see Administrator), in SQL
+// over a row of administrators: the rule must be SQL, because a change of
+// the designated group's members, name or designation recomputes the roles
+// of many rows in one statement. It is written once, here; Go code never
+// computes it (a new administrator is in no group: its role is its SCIM
+// role, see newAdministrator).
+const inSuperAdminGroup = `EXISTS (SELECT 1 FROM group_members sm JOIN groups sg ON sg.id = sm.group_id JOIN orgs so ON so.id = sg.org_id
+	WHERE sm.administrator_id = administrators.id AND sg.org_id = administrators.org_id
+	AND so.super_admin_group <> '' AND sg.display_name = so.super_admin_group)`
 
-// scimManagedRoleOf is the rule in Go, for a write that computes the role
-// before it stores the row.
-func scimManagedRoleOf(scimRole Role, inSuperGroup bool) Role {
-	if scimRole == RoleSuperAdministrator || inSuperGroup {
-		return RoleSuperAdministrator
-	}
-	return RoleAdministrator
+// managedRole is the role of a SCIM-managed administrator whose SCIM role
+// is the SQL expression scimRole: the stored column, or a parameter when an
+// UPDATE sets the column in the same statement (SET reads the old row).
+func managedRole(scimRole string) string {
+	return `CASE WHEN ` + scimRole + ` = '` + string(RoleSuperAdministrator) + `' OR ` + inSuperAdminGroup +
+		` THEN '` + string(RoleSuperAdministrator) + `' ELSE '` + string(RoleAdministrator) + `' END`
 }
 
-// inSuperGroup reports whether the administrator is a member of its
-// organization's designated group. Called after the administrator's row is
-// locked, so a concurrent member change or designation either committed
-// before (and is seen) or recomputes the role after this write.
-func (s *SQL) inSuperGroup(ctx context.Context, tx *sqlx.Tx, org, id string) (bool, error) {
-	var in bool
-	err := s.get(ctx, tx, &in, `SELECT `+inSuperAdminGroup+` FROM administrators WHERE id = ? AND org_id = ?`, id, org)
-	return in, err
+var scimManagedRole = managedRole("scim_role")
+
+// superCounts is the SQL condition of an administrator that counts as one
+// of its organization's Super Administrators: Pending ones count, an
+// invited owner is the organization's only one until they finish.
+const superCounts = `role = '` + string(RoleSuperAdministrator) + `' AND status IN ('` + string(StatusPending) + `', '` + string(StatusActive) + `')`
+
+// countsAsSuper is superCounts for a record in hand.
+func countsAsSuper(a *Administrator) bool {
+	return a.Role == RoleSuperAdministrator && (a.Status == StatusActive || a.Status == StatusPending)
+}
+
+// settleSuper runs after a write that removed (lost) or added a Super
+// Administrator of org (see SuperRule): an organization left without one
+// is refused the write (KeepSuper) or flagged (FlagMissingSuper); a
+// flagged one that has one again is cleared. Both are audited.
+//
+// It first takes the organization's super lock (PostgreSQL: a transaction
+// advisory lock; SQLite writers are serialized), so the count that follows
+// sees every concurrent write that settled before it, and two demotions of
+// the last two cannot both see the other still there. The lock and the
+// flag's row are taken by nothing else, after nothing else is waited for,
+// so they add no lock cycle to the writes that call this.
+func (s *SQL) settleSuper(ctx context.Context, tx *sqlx.Tx, org string, rule SuperRule, lost bool) error {
+	if s.d.name == "postgres" {
+		if _, err := s.exec(ctx, tx, `SELECT pg_advisory_xact_lock(hashtextextended('gatehouse.super:' || ?, 0))`, org); err != nil {
+			return fmt.Errorf("store: super lock: %w", err)
+		}
+	}
+	var since []time.Time
+	if err := sqlx.SelectContext(ctx, tx, &since, s.q(`SELECT since FROM super_admin_missing WHERE org_id = ?`), org); err != nil {
+		return unavailable(fmt.Errorf("store: super flag: %w", err))
+	}
+	flagged := len(since) > 0
+	if !lost && !flagged {
+		return nil // a Super Administrator more, none missing
+	}
+	var has bool
+	if err := s.get(ctx, tx, &has, `SELECT EXISTS (SELECT 1 FROM administrators WHERE org_id = ? AND `+superCounts+`)`, org); err != nil {
+		return err
+	}
+	switch {
+	case !has && rule == KeepSuper:
+		return ErrLastSuperAdministrator
+	case !has && !flagged:
+		now := s.timestamp()
+		if _, err := s.exec(ctx, tx, `INSERT INTO super_admin_missing (org_id, since) VALUES (?, ?)`, org, now); err != nil {
+			return fmt.Errorf("store: flag organization: %w", err)
+		}
+		return s.audit(ctx, tx, org, change{action: AuditOrgSuperAdminMissing, targetKind: "organization", targetID: org,
+			after: map[string]any{"superAdministratorMissingSince": now}})
+	case has && flagged:
+		if _, err := s.exec(ctx, tx, `DELETE FROM super_admin_missing WHERE org_id = ?`, org); err != nil {
+			return fmt.Errorf("store: clear organization flag: %w", err)
+		}
+		return s.audit(ctx, tx, org, change{action: AuditOrgSuperAdminRestored, targetKind: "organization", targetID: org,
+			before: map[string]any{"superAdministratorMissingSince": since[0]}})
+	}
+	return nil
 }
 
 // syncRoles recomputes the role of the SCIM-managed administrators of org
@@ -58,16 +108,19 @@ func (s *SQL) syncRoles(ctx context.Context, tx *sqlx.Tx, org string, ids []stri
 
 // syncRolesWhere recomputes the role of the SCIM-managed administrators of
 // org that match cond (SQL over administrators), bumping the version of
-// those whose role changes.
+// those whose role changes. The designated group is the IdP's: a change
+// that leaves the organization without a Super Administrator flags it
+// (FlagMissingSuper).
 func (s *SQL) syncRolesWhere(ctx context.Context, tx *sqlx.Tx, org, cond string, args ...any) error {
 	all := append([]any{s.timestamp(), org}, args...)
 	var changed []struct {
 		ID       string `db:"id"`
 		UserName string `db:"username"`
 		Role     Role   `db:"role"`
+		Status   Status `db:"status"`
 	}
 	err := sqlx.SelectContext(ctx, tx, &changed, s.q(`UPDATE administrators SET role = `+scimManagedRole+`, version = version + 1,
-		updated_at = ? WHERE org_id = ? AND scim_managed AND `+cond+` AND role <> `+scimManagedRole+` RETURNING id, username, role`), all...)
+		updated_at = ? WHERE org_id = ? AND scim_managed AND `+cond+` AND role <> `+scimManagedRole+` RETURNING id, username, role, status`), all...)
 	if err != nil {
 		return fmt.Errorf("store: recompute roles: %w", err)
 	}
@@ -78,7 +131,12 @@ func (s *SQL) syncRolesWhere(ctx context.Context, tx *sqlx.Tx, org, cond string,
 	}
 	actor := ActorFrom(ctx)
 	entries := make([]pendingAudit, len(changed))
+	settle, lost := false, false
 	for i, c := range changed {
+		if c.Status != StatusDeactivated { // it counted or counts now
+			settle = true
+			lost = lost || c.Role == RoleAdministrator
+		}
 		old := RoleAdministrator
 		if c.Role == RoleAdministrator {
 			old = RoleSuperAdministrator
@@ -86,7 +144,13 @@ func (s *SQL) syncRolesWhere(ctx context.Context, tx *sqlx.Tx, org, cond string,
 		entries[i] = pendingAudit{actor: actor, org: org, change: change{action: AuditAdministratorUpdate, targetKind: "administrator",
 			targetID: c.ID, targetName: c.UserName, before: map[string]any{"role": string(old)}, after: map[string]any{"role": string(c.Role)}}}
 	}
-	return s.auditAll(ctx, tx, entries)
+	if err := s.auditAll(ctx, tx, entries); err != nil {
+		return err
+	}
+	if settle { // a Super Administrator came or went
+		return s.settleSuper(ctx, tx, org, FlagMissingSuper, lost)
+	}
+	return nil
 }
 
 // syncGroupRoles recomputes the roles of the members of one group.

@@ -33,8 +33,25 @@ var (
 	// with Retry-After.
 	ErrUnavailable = errors.New("store: database unavailable")
 	// ErrLastSuperAdministrator: the change would leave the organization
-	// without an active Super Administrator.
-	ErrLastSuperAdministrator = errors.New("store: the organization's last active Super Administrator")
+	// without a Super Administrator (Pending or Active); see SuperRule.
+	ErrLastSuperAdministrator = errors.New("store: the organization's last Super Administrator")
+)
+
+// SuperRule is what a write does when it would leave its organization
+// without a Super Administrator, counting Pending and Active ones. The
+// check runs after the write, under a lock of the organization's row, so
+// two concurrent writes cannot both see the other's Super Administrator
+// still there.
+type SuperRule int
+
+const (
+	// KeepSuper refuses the write: ErrLastSuperAdministrator. The manual
+	// paths (management API, console, operator).
+	KeepSuper SuperRule = iota
+	// FlagMissingSuper lets the write through and flags the organization
+	// (Org.SuperAdminMissingSince, audited): deprovisioning by the IdP is
+	// never blocked, a departed employee must lose access at once.
+	FlagMissingSuper
 )
 
 // ExistsError names the existing value that a write collided with.
@@ -129,10 +146,16 @@ type Org struct {
 	// RequireSSO: administrators sign in through the organization's SSO
 	// connections; passwords are refused except for break-glass Super
 	// Administrators (Credentials.BreakGlass).
-	RequireSSO bool      `db:"require_sso"`
-	CreatedAt  time.Time `db:"created_at"`
-	UpdatedAt  time.Time `db:"updated_at"`
-	Version    int64     `db:"version"`
+	RequireSSO bool `db:"require_sso"`
+	// SuperAdminMissingSince is when the organization lost its last
+	// Super Administrator (Pending or Active) to a write under
+	// FlagMissingSuper (a deprovisioning by the IdP); nil while it has one.
+	// The store sets and clears it, audited, in the transaction of the
+	// write that changes it; UpdateOrg leaves it alone.
+	SuperAdminMissingSince *time.Time `db:"super_admin_missing_at"`
+	CreatedAt              time.Time  `db:"created_at"`
+	UpdatedAt              time.Time  `db:"updated_at"`
+	Version                int64      `db:"version"`
 }
 
 // RegisteredDomain is an email domain an organization's administrators may
@@ -376,15 +399,18 @@ type Store interface {
 	AdministratorWithGroups(ctx context.Context, org, id string) (Administrator, []GroupRef, error)
 	// AdministratorByUsername matches the username exactly (case-sensitive).
 	AdministratorByUsername(ctx context.Context, org, username string) (Administrator, error)
-	UpdateAdministrator(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error)
-	// UpdateAdministratorKeepingSuper is UpdateAdministrator for the
-	// manual paths: a change that would leave the organization without an
-	// active Super Administrator, when it has one, is
-	// ErrLastSuperAdministrator (checked under a lock of the organization).
-	UpdateAdministratorKeepingSuper(ctx context.Context, org, id string, fn func(*Administrator) error) (Administrator, error)
-	DeleteAdministrator(ctx context.Context, org, id string) error
-	// DeleteAdministratorKeepingSuper: see UpdateAdministratorKeepingSuper.
-	DeleteAdministratorKeepingSuper(ctx context.Context, org, id string) error
+	// UpdateAdministrator applies fn to the administrator inside one
+	// transaction. Its id, organization and creation time do not change; a
+	// new username is checked for a case-insensitive clash; the role of a
+	// SCIM-managed administrator is recomputed (see Administrator). A write
+	// that leaves the organization without a Super Administrator follows
+	// rule.
+	UpdateAdministrator(ctx context.Context, org, id string, rule SuperRule, fn func(*Administrator) error) (Administrator, error)
+	// DeleteAdministrator removes the administrator, its memberships and
+	// invitations. check, when not nil, is called with the locked record
+	// inside the delete's transaction (an If-Match, a rule on who may be
+	// deleted); its error aborts the delete and is returned.
+	DeleteAdministrator(ctx context.Context, org, id string, rule SuperRule, check func(Administrator) error) error
 	// InviteAdministrator creates a Pending administrator with its
 	// activation invitation and queues the invitation email (when not
 	// nil), in one transaction.

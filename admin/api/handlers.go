@@ -184,15 +184,18 @@ func (a *API) resendInvitation(c *call) error {
 // organization
 
 type organization struct {
-	ID                string    `json:"id"`
-	Slug              string    `json:"slug"`
-	Name              string    `json:"name"`
-	SCIMEnabled       bool      `json:"scimEnabled"`
-	RequireTOTP       bool      `json:"requireTotp"`
-	RequireSSO        bool      `json:"requireSso"`
-	SuperAdminGroup   string    `json:"scimSuperAdminGroup"`
-	RegisteredDomains []string  `json:"registeredDomains"`
-	CreatedAt         time.Time `json:"created"`
+	ID                string   `json:"id"`
+	Slug              string   `json:"slug"`
+	Name              string   `json:"name"`
+	SCIMEnabled       bool     `json:"scimEnabled"`
+	RequireTOTP       bool     `json:"requireTotp"`
+	RequireSSO        bool     `json:"requireSso"`
+	SuperAdminGroup   string   `json:"scimSuperAdminGroup"`
+	RegisteredDomains []string `json:"registeredDomains"`
+	// SuperAdminMissingSince: the IdP deprovisioned the organization's last
+	// Super Administrator then; null while it has one. Support restores one.
+	SuperAdminMissingSince *time.Time `json:"superAdministratorMissingSince"`
+	CreatedAt              time.Time  `json:"created"`
 }
 
 func (a *API) organizationOf(c *call, o store.Org) error {
@@ -205,7 +208,8 @@ func (a *API) organizationOf(c *call, o store.Org) error {
 		names[i] = d.Domain
 	}
 	return c.reply(http.StatusOK, organization{ID: o.ID, Slug: o.Slug, Name: o.Name, SCIMEnabled: o.SCIMEnabled,
-		RequireTOTP: o.RequireTOTP, RequireSSO: o.RequireSSO, SuperAdminGroup: o.SuperAdminGroup, RegisteredDomains: names, CreatedAt: o.CreatedAt})
+		RequireTOTP: o.RequireTOTP, RequireSSO: o.RequireSSO, SuperAdminGroup: o.SuperAdminGroup, RegisteredDomains: names,
+		SuperAdminMissingSince: o.SuperAdminMissingSince, CreatedAt: o.CreatedAt})
 }
 
 func (a *API) organization(c *call) error {

@@ -115,6 +115,7 @@ func commandTree() *command {
 		{name: "serve", summary: "run the HTTP server", run: runServe},
 		{name: "org", summary: "manage organizations", sub: []*command{
 			{name: "create", summary: "create an organization and its first super administrator", run: runOrgCreate},
+			{name: "show", summary: "print an organization's settings and whether it lacks a Super Administrator", run: orgShowCommand().runner()},
 		}},
 		{name: "scim", summary: "manage SCIM provisioning", sub: []*command{
 			{name: "token", summary: "manage SCIM bearer tokens", sub: []*command{
@@ -127,6 +128,7 @@ func commandTree() *command {
 		{name: "administrator", summary: "what only support may do to an administrator", sub: []*command{
 			{name: "deactivate", summary: "deactivate an administrator, Super Administrators included", run: administratorStatusCommand("deactivate").runner()},
 			{name: "reactivate", summary: "reactivate an administrator, Super Administrators included", run: administratorStatusCommand("reactivate").runner()},
+			{name: "set-role", summary: "set an administrator's role (restore a Super Administrator)", run: administratorRoleCommand().runner()},
 			{name: "reset-totp", summary: "remove an administrator's second factor (a lost phone)", run: credentialCommand("reset-totp",
 				"Removes the administrator's TOTP second factor; when the organization requires\none, the administrator enrols again at the next sign-in.", (*admin.SignIn).ResetTOTP).runner()},
 			{name: "unlock", summary: "end an administrator's sign-in lockout", run: credentialCommand("unlock",

@@ -89,7 +89,7 @@ func administratorStatusCommand(verb string) orgCommand {
 		args: []string{"USERNAME"},
 		about: fmt.Sprintf("%s an administrator, Super Administrators included (the management API\n"+
 			"refuses that for a Super Administrator). The organization keeps at least one\n"+
-			"active Super Administrator. USERNAME is matched exactly.", upperFirst(verb)+"s"),
+			"Super Administrator (Pending or Active). USERNAME is matched exactly.", upperFirst(verb)+"s"),
 		flags: overrideFlag(&override),
 		run: func(ctx context.Context, c *cli, s *store.SQL, org store.Org, pos []string) error {
 			a, err := s.AdministratorByUsername(ctx, org.ID, pos[0])
@@ -197,6 +197,61 @@ func apiKeyCreateCommand() orgCommand {
 			fmt.Fprintln(c.stdout, secret)
 			fmt.Fprintf(c.stderr, "API key %s (prefix %s, role %s) created for organization %q.\n", key.Name, key.Prefix, key.Role, org.Slug)
 			fmt.Fprintln(c.stderr, "Copy the key now: it will not be shown again.")
+			return nil
+		},
+	}
+}
+
+// administratorRoleCommand sets an administrator's role: how support
+// restores a Super Administrator to an organization the IdP left without
+// one (the flag org show prints).
+func administratorRoleCommand() orgCommand {
+	var override bool
+	return orgCommand{
+		name: "administrator set-role",
+		args: []string{"USERNAME", "ROLE"},
+		about: "Sets an administrator's role: \"Administrator\" or \"Super Administrator\". The\n" +
+			"role is the administrator's from then on, also for one the IdP provisioned, until\n" +
+			"the IdP next writes it. The organization keeps at least one Super Administrator.\n" +
+			"USERNAME is matched exactly; the change is audited.",
+		flags: overrideFlag(&override),
+		run: func(ctx context.Context, c *cli, s *store.SQL, org store.Org, pos []string) error {
+			a, err := s.AdministratorByUsername(ctx, org.ID, pos[0])
+			if err != nil {
+				return fmt.Errorf("administrator %q of organization %q: %w", pos[0], org.Slug, err)
+			}
+			if override {
+				if err := recordOverride(ctx, s, org, "administrator.set-role", a.UserName); err != nil {
+					return err
+				}
+			}
+			role := store.Role(pos[1])
+			a, err = (&admin.Administrators{Store: s}).Update(ctx, operator(ctx, org, override), a.ID, admin.Edit{Role: &role})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "administrator %q of organization %q: %s\n", a.UserName, org.Slug, a.Role)
+			return nil
+		},
+	}
+}
+
+// orgShowCommand prints an organization's settings and whether it lacks a
+// Super Administrator.
+func orgShowCommand() orgCommand {
+	return orgCommand{
+		name:  "org show",
+		about: "Prints the organization's settings, one \"name: value\" a line, and whether the\nIdP left it without a Super Administrator (super-admin-missing-since).",
+		run: func(ctx context.Context, c *cli, s *store.SQL, org store.Org, _ []string) error {
+			missing := "-"
+			if org.SuperAdminMissingSince != nil {
+				missing = org.SuperAdminMissingSince.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(c.stdout, "slug: %s\nname: %s\nid: %s\nscim: %t\nscim-super-admin-group: %s\nrequire-totp: %t\nrequire-sso: %t\nsuper-admin-missing-since: %s\n",
+				org.Slug, org.Name, org.ID, org.SCIMEnabled, org.SuperAdminGroup, org.RequireTOTP, org.RequireSSO, missing)
+			if org.SuperAdminMissingSince != nil {
+				fmt.Fprintf(c.stderr, "organization %q has no Super Administrator: restore one with 'gatehouse administrator set-role' or 'reactivate'\n", org.Slug)
+			}
 			return nil
 		},
 	}

@@ -23,7 +23,7 @@ func TestOperatorCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Two active Super Administrators: the owner and a second one.
-		if _, err := s.UpdateAdministrator(ctx, org.ID, owner.ID, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil }); err != nil {
+		if _, err := s.UpdateAdministrator(ctx, org.ID, owner.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		second, err := s.CreateAdministrator(ctx, store.Administrator{OrgID: org.ID, UserName: "Second", Email: "second@acme.test",
@@ -57,7 +57,7 @@ func TestOperatorCommands(t *testing.T) {
 		// The owner is now the last active one.
 		before = storetest.TakeSnapshot(t, s)
 		assertRefused(t, gatehouse(t, env, "administrator", "deactivate", "--org", "acme", "Jane.Doe"), 1,
-			"at least one active Super Administrator", s, before)
+			"at least one Super Administrator", s, before)
 
 		// The SCIM lock holds here too, unless overridden (audited).
 		if r := gatehouse(t, env, "scim", "enable", "--org", "acme"); r.code != 0 {

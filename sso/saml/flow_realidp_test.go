@@ -119,7 +119,7 @@ func TestFlowWithSAMLIdP(t *testing.T) {
 	}
 	// Usernames are unique whatever their case: the administrator becomes
 	// "Alice", and now the IdP's "Alice" matches.
-	alice, err := s.UpdateAdministrator(ctx, org.ID, lower.ID, func(a *store.Administrator) error { a.UserName = "Alice"; return nil })
+	alice, err := s.UpdateAdministrator(ctx, org.ID, lower.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.UserName = "Alice"; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

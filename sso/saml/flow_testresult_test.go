@@ -40,7 +40,7 @@ func newTestFlowEnv(t *testing.T) *testFlowEnv {
 	if err != nil {
 		t.Fatalf("owner: %v", err)
 	}
-	owner, err := e.Store().UpdateAdministrator(ctx, e.Org().ID, o.ID, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil })
+	owner, err := e.Store().UpdateAdministrator(ctx, e.Org().ID, o.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func newSSPPFlow(t *testing.T, adjust ...func(*saml.SSPPOptions)) *ssppFlow {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.UpdateAdministrator(ctx, org.ID, owner.ID, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil }); err != nil {
+	if _, err := st.UpdateAdministrator(ctx, org.ID, owner.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.Status = store.StatusActive; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.CreateAdministrator(ctx, store.Administrator{OrgID: org.ID, UserName: "Alice", Email: "alice@acme.test",

@@ -18,19 +18,18 @@ func testAudit(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateAdministrator(store.WithActor(ctx, store.Actor{Kind: store.ActorSCIM, ID: "tok", Name: "gh_scim_x"}), o.ID, a.ID,
-		func(a *store.Administrator) error {
-			a.GivenName, a.Status = "Robert", store.StatusDeactivated
-			return nil
-		}); err != nil {
+	if _, err := s.UpdateAdministrator(store.WithActor(ctx, store.Actor{Kind: store.ActorSCIM, ID: "tok", Name: "gh_scim_x"}), o.ID, a.ID, store.FlagMissingSuper, func(a *store.Administrator) error {
+		a.GivenName, a.Status = "Robert", store.StatusDeactivated
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	// An update that changes nothing is not an entry.
-	if _, err := s.UpdateAdministrator(actx, o.ID, a.ID, func(*store.Administrator) error { return nil }); err != nil {
+	if _, err := s.UpdateAdministrator(actx, o.ID, a.ID, store.FlagMissingSuper, func(*store.Administrator) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	// A failed write leaves no entry either.
-	if _, err := s.UpdateAdministrator(actx, o.ID, a.ID, func(a *store.Administrator) error { a.Phone = "x"; return store.ErrConflict }); err == nil {
+	if _, err := s.UpdateAdministrator(actx, o.ID, a.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.Phone = "x"; return store.ErrConflict }); err == nil {
 		t.Fatal("refused update succeeded")
 	}
 	g, err := s.CreateGroup(actx, store.Group{OrgID: o.ID, DisplayName: "Ops"})
@@ -40,7 +39,7 @@ func testAudit(t *testing.T, s store.Store) {
 	if _, err := s.AddGroupMembers(actx, o.ID, g.ID, []string{a.ID}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteAdministrator(ctx, o.ID, a.ID); err != nil { // no actor: the system
+	if err := s.DeleteAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, nil); err != nil { // no actor: the system
 		t.Fatal(err)
 	}
 	if err := s.RecordAudit(actx, store.AuditEntry{OrgID: o.ID, Action: "signin.failure", TargetKind: "administrator",

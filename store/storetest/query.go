@@ -530,12 +530,12 @@ func testQueryAfterShift(t *testing.T, s store.Store) {
 		write func()
 	}{
 		{"removal before the cursor", store.Query{}, func() {
-			if err := s.DeleteAdministrator(ctx, o.ID, byName["s01"]); err != nil {
+			if err := s.DeleteAdministrator(ctx, o.ID, byName["s01"], store.FlagMissingSuper, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"a filtered record renamed out", store.Query{Where: op(col("username"), store.OpSw, "s")}, func() {
-			if _, err := s.UpdateAdministrator(ctx, o.ID, byName["s03"], func(a *store.Administrator) error {
+			if _, err := s.UpdateAdministrator(ctx, o.ID, byName["s03"], store.FlagMissingSuper, func(a *store.Administrator) error {
 				a.UserName = "t03"
 				return nil
 			}); err != nil {

@@ -85,7 +85,7 @@ func testEmails(t *testing.T, s store.Store) {
 	}
 
 	// Rewritten with the record; the old addresses are gone from the index.
-	up, err := s.UpdateAdministrator(ctx, o.ID, jane.ID, func(a *store.Administrator) error {
+	up, err := s.UpdateAdministrator(ctx, o.ID, jane.ID, store.FlagMissingSuper, func(a *store.Administrator) error {
 		a.Emails = []store.Email{{Value: "jane@new.example", Type: "work", Primary: true}}
 		a.Email = "jane@new.example"
 		return nil
@@ -100,14 +100,14 @@ func testEmails(t *testing.T, s store.Store) {
 		t.Errorf("new address: %v", got)
 	}
 	// An update that leaves the addresses keeps them indexed.
-	if _, err := s.UpdateAdministrator(ctx, o.ID, jane.ID, func(a *store.Administrator) error { a.GivenName = "J"; return nil }); err != nil {
+	if _, err := s.UpdateAdministrator(ctx, o.ID, jane.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.GivenName = "J"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := byEmail(t, s, o.ID, emailValue("jane@new.example", true)); !slices.Equal(got, []string{"jane"}) {
 		t.Errorf("after an unrelated update: %v", got)
 	}
 	// Emails removed: Email is indexed again.
-	if _, err := s.UpdateAdministrator(ctx, o.ID, jane.ID, func(a *store.Administrator) error {
+	if _, err := s.UpdateAdministrator(ctx, o.ID, jane.ID, store.FlagMissingSuper, func(a *store.Administrator) error {
 		a.Emails, a.Email = nil, "jane@only.example"
 		return nil
 	}); err != nil {
@@ -120,7 +120,7 @@ func testEmails(t *testing.T, s store.Store) {
 		t.Errorf("Email after Emails were removed: %v", got)
 	}
 	// Deleting the administrator deletes its index rows.
-	if err := s.DeleteAdministrator(ctx, o.ID, jane.ID); err != nil {
+	if err := s.DeleteAdministrator(ctx, o.ID, jane.ID, store.FlagMissingSuper, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := byEmail(t, s, o.ID, emailValue("jane@only.example", true)); len(got) != 0 {
@@ -221,29 +221,29 @@ func testSCIMRoles(t *testing.T, s store.Store) {
 	want("removed, still super by SCIM role", granted, store.RoleSuperAdministrator, 1)
 
 	// A caller cannot set the role of a SCIM-managed administrator.
-	up, err := s.UpdateAdministrator(ctx, o.ID, u1.ID, func(a *store.Administrator) error { a.Role = store.RoleAdministrator; return nil })
+	up, err := s.UpdateAdministrator(ctx, o.ID, u1.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.Role = store.RoleAdministrator; return nil })
 	if err != nil || up.Role != store.RoleSuperAdministrator {
 		t.Fatalf("update of a designated member's role: %q, %v", up.Role, err)
 	}
 	want("update of a member", u1, store.RoleSuperAdministrator, 3)
 	// The SCIM role grants and takes away.
-	up, err = s.UpdateAdministrator(ctx, o.ID, u2.ID, func(a *store.Administrator) error { a.SCIMRole = store.RoleSuperAdministrator; return nil })
+	up, err = s.UpdateAdministrator(ctx, o.ID, u2.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.SCIMRole = store.RoleSuperAdministrator; return nil })
 	if err != nil || up.Role != store.RoleSuperAdministrator {
 		t.Fatalf("SCIM role granted: %q, %v", up.Role, err)
 	}
-	up, err = s.UpdateAdministrator(ctx, o.ID, u2.ID, func(a *store.Administrator) error { a.SCIMRole = ""; return nil })
+	up, err = s.UpdateAdministrator(ctx, o.ID, u2.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.SCIMRole = ""; return nil })
 	if err != nil || up.Role != store.RoleAdministrator || up.Version != 5 {
 		t.Fatalf("SCIM role taken away: %+v, %v", up, err)
 	}
 	// Not SCIM-managed any more: the role is the caller's again.
-	up, err = s.UpdateAdministrator(ctx, o.ID, u1.ID, func(a *store.Administrator) error {
+	up, err = s.UpdateAdministrator(ctx, o.ID, u1.ID, store.FlagMissingSuper, func(a *store.Administrator) error {
 		a.SCIMManaged, a.Role = false, store.RoleAdministrator
 		return nil
 	})
 	if err != nil || up.Role != store.RoleAdministrator {
 		t.Fatalf("released from SCIM: %q, %v", up.Role, err)
 	}
-	if _, err := s.UpdateAdministrator(ctx, o.ID, u1.ID, func(a *store.Administrator) error { a.SCIMManaged = true; return nil }); err != nil {
+	if _, err := s.UpdateAdministrator(ctx, o.ID, u1.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.SCIMManaged = true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	want("managed again, in the designated group", u1, store.RoleSuperAdministrator, 5)

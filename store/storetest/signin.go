@@ -202,7 +202,7 @@ func testCredentials(t *testing.T, s store.Store) {
 		t.Fatalf("second enrolment audited as %s %s", es[0].Action, es[0].After)
 	}
 	// Credentials go with their administrator.
-	if err := s.DeleteAdministrator(ctx, o.ID, a.ID); err != nil {
+	if err := s.DeleteAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.Credentials(ctx, o.ID, a.ID)

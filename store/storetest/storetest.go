@@ -40,6 +40,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LargeGroup", testLargeGroup},
 		{"Emails", testEmails},
 		{"SCIMRoles", testSCIMRoles},
+		{"SuperRule", testSuperRule},
+		{"SuperRuleConcurrent", testSuperRuleConcurrent},
 		{"PatchGroup", testPatchGroup},
 		{"GroupsOf", testGroupsOf},
 		{"RolesUnderConcurrency", testRolesUnderConcurrency},
@@ -226,7 +228,7 @@ func testAdministratorCRUD(t *testing.T, s store.Store) {
 		t.Fatalf("read back %+v\nwant       %+v", got, a)
 	}
 
-	up, err := s.UpdateAdministrator(ctx, o.ID, a.ID, func(x *store.Administrator) error {
+	up, err := s.UpdateAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, func(x *store.Administrator) error {
 		x.FamilyName, x.Status, x.LastLoginAt, x.Attributes = "Smith", store.StatusDeactivated, nil, nil
 		x.ID, x.OrgID, x.Version = "forged", "forged", 99 // not the caller's to change
 		return nil
@@ -238,16 +240,16 @@ func testAdministratorCRUD(t *testing.T, s store.Store) {
 	if got.Status != store.StatusDeactivated || got.LastLoginAt != nil || got.Attributes != nil || got.Version != 2 {
 		t.Fatalf("after update: %+v", got)
 	}
-	if err := s.DeleteAdministrator(ctx, o.ID, a.ID); err != nil {
+	if err := s.DeleteAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.Administrator(ctx, o.ID, a.ID)
 	wantErr(t, err, store.ErrNotFound)
-	wantErr(t, s.DeleteAdministrator(ctx, o.ID, a.ID), store.ErrNotFound)
+	wantErr(t, s.DeleteAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, nil), store.ErrNotFound)
 	if _, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{}); total != 1 {
 		t.Fatalf("total after deleting = %d, want 1 (the owner)", total)
 	}
-	_, err = s.UpdateAdministrator(ctx, o.ID, a.ID, func(*store.Administrator) error { return nil })
+	_, err = s.UpdateAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, func(*store.Administrator) error { return nil })
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.CreateAdministrator(ctx, admin("no-such-org", "x"))
 	wantErr(t, err, store.ErrNotFound)
@@ -290,7 +292,7 @@ func testUsernameCaseClash(t *testing.T, s store.Store) {
 	}
 	// Renaming into a clash is refused too, and names the holder.
 	other := mustCreate(t, s, admin(o.ID, "other"))
-	_, err := s.UpdateAdministrator(ctx, o.ID, other.ID, func(a *store.Administrator) error { a.UserName = "JDOE"; return nil })
+	_, err := s.UpdateAdministrator(ctx, o.ID, other.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.UserName = "JDOE"; return nil })
 	var exists *store.ExistsError
 	if !errors.As(err, &exists) || exists.Existing != "jdoe" {
 		t.Fatalf("rename into clash: %v", err)
@@ -299,7 +301,7 @@ func testUsernameCaseClash(t *testing.T, s store.Store) {
 		t.Fatalf("after refused rename: %+v", got)
 	}
 	// Changing only the case of one's own username is allowed.
-	up, err := s.UpdateAdministrator(ctx, o.ID, other.ID, func(a *store.Administrator) error { a.UserName = "Other"; return nil })
+	up, err := s.UpdateAdministrator(ctx, o.ID, other.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.UserName = "Other"; return nil })
 	if err != nil || up.UserName != "Other" {
 		t.Fatalf("own case change: %+v, %v", up, err)
 	}
@@ -316,9 +318,9 @@ func testOrgIsolation(t *testing.T, s store.Store) {
 	if _, err := s.AdministratorByUsername(ctx, b.ID, "shared-name"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("org B found org A's username: %v", err)
 	}
-	_, err := s.UpdateAdministrator(ctx, b.ID, inA.ID, func(*store.Administrator) error { return nil })
+	_, err := s.UpdateAdministrator(ctx, b.ID, inA.ID, store.FlagMissingSuper, func(*store.Administrator) error { return nil })
 	wantErr(t, err, store.ErrNotFound)
-	wantErr(t, s.DeleteAdministrator(ctx, b.ID, inA.ID), store.ErrNotFound)
+	wantErr(t, s.DeleteAdministrator(ctx, b.ID, inA.ID, store.FlagMissingSuper, nil), store.ErrNotFound)
 	_, total, err := s.ListAdministrators(ctx, b.ID, store.Page{Limit: 10})
 	if err != nil || total != 2 {
 		t.Fatalf("org B total = %d, %v; want 2 (owner and SHARED-NAME)", total, err)
@@ -329,13 +331,13 @@ func testUpdateRollsBack(t *testing.T, s store.Store) {
 	o, _ := newOrg(t, s, "rollback")
 	a := mustCreate(t, s, admin(o.ID, "ann"))
 	boom := errors.New("refused by rule")
-	_, err := s.UpdateAdministrator(ctx, o.ID, a.ID, func(x *store.Administrator) error {
+	_, err := s.UpdateAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, func(x *store.Administrator) error {
 		x.FamilyName = "Changed"
 		return boom
 	})
 	wantErr(t, err, boom)
 	// An invalid record fails the write itself.
-	_, err = s.UpdateAdministrator(ctx, o.ID, a.ID, func(x *store.Administrator) error {
+	_, err = s.UpdateAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, func(x *store.Administrator) error {
 		x.FamilyName, x.Role = "Changed", "Emperor"
 		return nil
 	})
@@ -359,7 +361,7 @@ func testConcurrentUpdates(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				_, err := s.UpdateAdministrator(ctx, o.ID, a.ID, func(x *store.Administrator) error {
+				_, err := s.UpdateAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, func(x *store.Administrator) error {
 					n, _ := strconv.Atoi(x.Phone)
 					x.Phone = strconv.Itoa(n + 1)
 					x.GivenName = fmt.Sprintf("worker-%d", w)
@@ -394,10 +396,10 @@ func testStaleVersionConflict(t *testing.T, s store.Store) {
 			return nil
 		}
 	}
-	if _, err := s.UpdateAdministrator(ctx, o.ID, a.ID, ifMatch(1)); err != nil {
+	if _, err := s.UpdateAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, ifMatch(1)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.UpdateAdministrator(ctx, o.ID, a.ID, ifMatch(1)) // a second writer that read version 1
+	_, err := s.UpdateAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, ifMatch(1)) // a second writer that read version 1
 	wantErr(t, err, store.ErrConflict)
 	if got, _ := s.Administrator(ctx, o.ID, a.ID); got.FamilyName != "v1" || got.Version != 2 {
 		t.Fatalf("stale write changed the record: %+v", got)
@@ -525,7 +527,7 @@ func testGroups(t *testing.T, s store.Store) {
 		t.Fatalf("RemoveGroupMembers = %d, %v", n, err)
 	}
 	// Deleting an administrator drops its memberships.
-	if err := s.DeleteAdministrator(ctx, o.ID, a2.ID); err != nil {
+	if err := s.DeleteAdministrator(ctx, o.ID, a2.ID, store.FlagMissingSuper, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, total, _ := s.GroupMembers(ctx, o.ID, g.ID, store.Page{}); total != 0 {
