@@ -519,7 +519,7 @@ func (r *loadRun) memberAdd(ctx context.Context) (result, error) {
 	added := 0
 	res := r.drive(ctx, "member-add", 1, false, func(w *worker, i int) error {
 		if i >= len(candidates) {
-			return fmt.Errorf("all %d load users after the %d of %s were added", len(candidates), r.addMembers, addGroup)
+			return errExhausted // every load user after the group's is a member: the scenario ends early
 		}
 		body := []byte(patchOp + `{"op":"add","path":"members","value":[{"value":` + jsonString(candidates[i]) + `}]}]}`)
 		added = i + 1 // one writer: its requests are in order
@@ -747,12 +747,20 @@ type worker struct {
 func (w *worker) measure(exchange func() error) error {
 	start := time.Now()
 	err := exchange()
+	if errors.Is(err, errExhausted) {
+		return err // no request was sent
+	}
 	w.latencies = append(w.latencies, time.Since(start))
 	if err != nil {
 		w.errors++
 	}
 	return err
 }
+
+// errExhausted, from a scenario's send, ends its worker early: the
+// scenario has nothing left to send (member-add ran out of new members).
+// It is not a request and not an error.
+var errExhausted = errors.New("scimload: nothing left to send")
 
 // drive runs workers clients, each sending requests back to back until the
 // duration is over (the last one is waited for and counted), and measures
@@ -770,7 +778,11 @@ func (r *loadRun) drive(ctx context.Context, name string, workers int, pairs boo
 		ws[n] = w
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil && (time.Now().Before(deadline) || pairs && i%2 == 1); i++ {
-				if err := w.measure(func() error { return send(w, i) }); err != nil {
+				err := w.measure(func() error { return send(w, i) })
+				if errors.Is(err, errExhausted) {
+					break
+				}
+				if err != nil {
 					r.failures.add(name, err)
 				}
 			}
