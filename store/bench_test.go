@@ -209,3 +209,62 @@ func runStoreBenchmarks(b *testing.B, s store.Store) {
 		})
 	}
 }
+
+// BenchmarkSQLiteAddOnly and BenchmarkPostgresAddOnly add one new member at
+// a time to a group of 10,000 (b.N adds of administrators never in the
+// group, as an IdP assigning new hires does), in a plain group and in the
+// organization's designated Super Administrator group. The members are
+// SCIM-managed, so the designated group's adds recompute a role.
+func BenchmarkSQLiteAddOnly(b *testing.B)   { benchAddOnly(b, storetest.SQLite(b)) }
+func BenchmarkPostgresAddOnly(b *testing.B) { benchAddOnly(b, storetest.Postgres(b)) }
+
+func benchAddOnly(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "addonly", Name: "Add only", SuperAdminGroup: "Super"},
+		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const members = 10_000
+	for _, name := range []string{"Plain", "Super"} {
+		ids := seedSCIM(b, s, o.ID, "m"+name, members)
+		g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: name})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, ids); err != nil {
+			b.Fatal(err)
+		}
+		batch := 0
+		b.Run("group="+name, func(b *testing.B) {
+			var fresh []string
+			for b.Loop() {
+				if len(fresh) == 0 {
+					b.StopTimer()
+					batch++
+					fresh = seedSCIM(b, s, o.ID, fmt.Sprintf("f%s%d", name, batch), 1000)
+					b.StartTimer()
+				}
+				if n, err := s.AddGroupMembers(ctx, o.ID, g.ID, fresh[:1]); err != nil || n != 1 {
+					b.Fatalf("added %d, %v", n, err)
+				}
+				fresh = fresh[1:]
+			}
+		})
+	}
+}
+
+// seedSCIM inserts n SCIM-managed administrators and returns their ids.
+func seedSCIM(b *testing.B, s store.Store, org, prefix string, n int) []string {
+	batch := make([]store.Administrator, n)
+	ids := make([]string, n)
+	for i := range batch {
+		ids[i] = fmt.Sprintf("%s-%s-%08d", prefix, org, i)
+		batch[i] = store.Administrator{ID: ids[i], OrgID: org, UserName: fmt.Sprintf("%s-%d", prefix, i),
+			Email: fmt.Sprintf("%s-%d@example.com", prefix, i), Role: store.RoleAdministrator, Status: store.StatusActive, SCIMManaged: true}
+	}
+	if err := s.CreateAdministrators(context.Background(), batch); err != nil {
+		b.Fatal(err)
+	}
+	return ids
+}
