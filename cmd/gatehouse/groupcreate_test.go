@@ -275,3 +275,75 @@ func TestGroupCreateInterruptedPostgres(t *testing.T) {
 		}
 	})
 }
+
+// TestBulkGroupOperations: every Group operation of a Bulk request is
+// served as its own endpoint serves it (the same function, one
+// transaction each): bulkId references, If-Match from "version", a
+// refused member changing nothing, a missing group 404, bad data 400.
+func TestBulkGroupOperations(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, st *store.SQL) {
+		s := startServed(t, dsn)
+		first := s.createUser(`{"userName":"first"}`)
+		bulk := func(ops string) []map[string]any {
+			t.Helper()
+			resp, out := s.scim("POST", "/Bulk", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[`+ops+`]}`, nil)
+			var r struct{ Operations []map[string]any }
+			if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(out), &r) != nil {
+				t.Fatalf("bulk: %d %s", resp.StatusCode, out)
+			}
+			return r.Operations
+		}
+		res := bulk(`{"method":"POST","path":"/Users","bulkId":"u","data":{"userName":"second"}},
+			{"method":"POST","path":"/Groups","bulkId":"g","data":` + groupBody("Team", "bulkId:u") + `},
+			{"method":"PATCH","path":"/Groups/bulkId:g","data":` + patchBody(`{"op":"add","path":"members","value":[{"value":"`+first+`"}]},{"op":"replace","path":"displayName","value":"Crew"}`) + `},
+			{"method":"PUT","path":"/Groups/bulkId:g","version":"W/\"1\"","data":` + groupBody("Stale") + `}`)
+		want := []string{"201", "201", "204", "412"}
+		for i, r := range res {
+			if r["status"] != want[i] {
+				t.Errorf("operation %d: %v, want status %s", i, r, want[i])
+			}
+		}
+		gid := strings.TrimPrefix(res[1]["location"].(string), s.srv.base+"/scim/v2/Groups/")
+		resp, out := s.scim("GET", "/Groups/"+gid, "", nil)
+		var g struct {
+			DisplayName string
+			Members     []struct{ Display string }
+		}
+		json.Unmarshal([]byte(out), &g)
+		if resp.StatusCode != 200 || g.DisplayName != "Crew" || len(g.Members) != 2 || resp.Header.Get("ETag") != res[2]["version"] {
+			t.Fatalf("group after bulk: %d %s (ETag %s, bulk version %v)", resp.StatusCode, out, resp.Header.Get("ETag"), res[2]["version"])
+		}
+
+		before := storetest.TakeSnapshot(t, st)
+		res = bulk(`{"method":"PATCH","path":"/Groups/` + gid + `","data":` + patchBody(`{"op":"add","path":"members","value":[{"value":"no-such-user"}]}`) + `},
+			{"method":"PUT","path":"/Groups/` + gid + `","data":` + groupBody("Crew", first, "no-such-user") + `},
+			{"method":"PUT","path":"/Groups/no-such-group","data":` + groupBody("Crew", first) + `},
+			{"method":"PATCH","path":"/Groups/` + gid + `","data":[1]},
+			{"method":"POST","path":"/Groups","bulkId":"h","data":{"members":[]}}`)
+		want = []string{"400", "400", "404", "400", "400"}
+		for i, r := range res {
+			if r["status"] != want[i] || r["response"] == nil {
+				t.Errorf("operation %d: %v, want status %s with a SCIM error", i, r, want[i])
+			}
+		}
+		storetest.AssertUnchanged(t, st, before)
+
+		res = bulk(`{"method":"PUT","path":"/Groups/` + gid + `","data":` + groupBody("Crew", first) + `},
+			{"method":"DELETE","path":"/Groups/` + gid + `","version":"W/\"1\""},
+			{"method":"DELETE","path":"/Groups/` + gid + `"}`)
+		want = []string{"200", "412", "204"}
+		for i, r := range res {
+			if r["status"] != want[i] {
+				t.Errorf("operation %d: %v, want status %s", i, r, want[i])
+			}
+		}
+		if resp, _ := s.scim("GET", "/Groups/"+gid, "", nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("group after a Bulk DELETE: %d", resp.StatusCode)
+		}
+	})
+}
+
+// patchBody is a PatchOp request with the operations given.
+func patchBody(ops string) string {
+	return `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[` + ops + `]}`
+}
