@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"gatehouse/scim/filter"
+	"gatehouse/scim/patch"
 	"gatehouse/scim/schema"
+	"gatehouse/store"
 )
 
 // bulkState carries the bulkId → id bindings of one /Bulk request.
@@ -29,8 +31,10 @@ type bulkOp struct {
 // paths and data replaced by the id the operation with bulkId x created
 // (an operation whose reference is not resolved yet waits for a later
 // pass, so forward references work; a cycle fails with 409), stopping
-// after failOnErrors errors. Each operation is served by the same handler
-// as its own request would be, and counts against the rate limit.
+// after failOnErrors errors. Each operation counts against the rate limit.
+// A Group operation calls the same function as the Group endpoint, each
+// one store transaction (see bulkGroup); a User operation is served by the
+// User endpoint's handler through a synthetic request.
 func (s *Server) bulk(c *call) error {
 	body, err := c.decode()
 	if err != nil {
@@ -170,7 +174,7 @@ func bulkResult(op bulkOp, status int, location string, response any) map[string
 	return r
 }
 
-// bulkRun serves one operation through the resource's own handler.
+// bulkRun serves one operation.
 func (s *Server) bulkRun(c *call, st *bulkState, op bulkOp, path string, data json.RawMessage) map[string]any {
 	fail := func(err error) map[string]any {
 		e := asError(err, c.logger())
@@ -207,6 +211,10 @@ func (s *Server) bulkRun(c *call, st *bulkState, op bulkOp, path string, data js
 	if err := s.limiter.allow(c.org.ID); err != nil {
 		return fail(err)
 	}
+	if rt == groups {
+		return s.bulkGroup(st, c, op, method, segs, data)
+	}
+	// Users: served through the HTTP handler with a synthetic request.
 	r, err := http.NewRequestWithContext(c.r.Context(), method, Prefix+"/"+strings.Join(segs, "/"), bytes.NewReader(data))
 	if err != nil {
 		return fail(errorf(http.StatusBadRequest, invalidValue, "bulk operation path %q is not valid", op.Path))
@@ -226,8 +234,13 @@ func (s *Server) bulkRun(c *call, st *bulkState, op bulkOp, path string, data js
 	location := rec.header.Get("Location")
 	if method == http.MethodPost && rec.status == http.StatusCreated {
 		var created struct{ ID string }
-		json.Unmarshal(rec.body.Bytes(), &created)
-		st.ids[op.BulkID] = created.ID
+		if err := json.Unmarshal(rec.body.Bytes(), &created); err != nil || created.ID == "" {
+			// Later references to op.BulkID stay unresolved (409), rather
+			// than naming an empty id.
+			c.logger().Error("scim: bulk: the created resource has no id", "bulkId", op.BulkID, "err", err)
+		} else {
+			st.ids[op.BulkID] = created.ID
+		}
 	}
 	if location == "" && len(segs) == 2 && rec.status < 300 {
 		location = s.location(rt.schema, segs[1])
@@ -242,6 +255,72 @@ func (s *Server) bulkRun(c *call, st *bulkState, op bulkOp, path string, data js
 		res["response"] = body
 	}
 	return res
+}
+
+// bulkGroup serves one Group operation of a Bulk request: its data parsed
+// as the Group endpoints parse a body, then the same typed function.
+func (s *Server) bulkGroup(st *bulkState, c *call, op bulkOp, method string, segs []string, data json.RawMessage) map[string]any {
+	ctx, org := c.r.Context(), c.org.ID
+	id := ""
+	if len(segs) == 2 {
+		id = segs[1]
+	}
+	var (
+		g      store.Group
+		err    error
+		status int
+	)
+	switch method {
+	case http.MethodPost, http.MethodPut:
+		var in groupInput
+		if in, err = bulkGroupInput(data); err != nil {
+			break
+		}
+		if method == http.MethodPost {
+			g, err = s.createGroup(ctx, org, in)
+			status, id = http.StatusCreated, g.ID
+		} else {
+			g, err = s.replaceGroup(ctx, org, id, in, op.Version)
+			status = http.StatusOK
+		}
+	case http.MethodPatch:
+		var body map[string]any
+		var ops []patch.Operation
+		if body, err = decodeJSON(data); err == nil {
+			if ops, err = patch.Parse(body); err == nil {
+				g, err = s.patchGroup(ctx, org, id, ops, op.Version)
+				status = groups.kind.patchStatus()
+			}
+		}
+	case http.MethodDelete:
+		err = s.deleteGroup(ctx, org, id, op.Version)
+		status = http.StatusNoContent
+	}
+	if err != nil {
+		e := asError(err, c.logger())
+		return bulkResult(op, e.Status, "", e.body())
+	}
+	res := bulkResult(op, status, s.location(schema.Groups, id), nil)
+	if method != http.MethodDelete {
+		res["version"] = entityTag(g.Version, nil)
+	}
+	if method == http.MethodPost {
+		st.ids[op.BulkID] = g.ID
+	}
+	return res
+}
+
+// bulkGroupInput parses the data of a Bulk POST or PUT of a Group.
+func bulkGroupInput(data json.RawMessage) (groupInput, error) {
+	raw, err := decodeJSON(data)
+	if err != nil {
+		return groupInput{}, err
+	}
+	doc, err := normalizeResource(groups, raw)
+	if err != nil {
+		return groupInput{}, err
+	}
+	return parseGroup(doc)
 }
 
 // recorder keeps the answer of one bulk operation.

@@ -28,7 +28,7 @@ func (groupKind) field(r schema.Resolved) (mapping, bool) {
 
 // renderGroup is the SCIM representation of a group; members is nil when
 // the projection leaves them out.
-func (c *call) renderGroup(g store.Group, members []store.GroupMember) map[string]any {
+func (s *Server) renderGroup(g store.Group, members []store.GroupMember) map[string]any {
 	doc := map[string]any{
 		"schemas":     []any{schema.GroupURN},
 		"id":          g.ID,
@@ -37,7 +37,7 @@ func (c *call) renderGroup(g store.Group, members []store.GroupMember) map[strin
 			"resourceType": "Group",
 			"created":      timeString(g.CreatedAt),
 			"lastModified": timeString(g.UpdatedAt),
-			"location":     c.s.location(schema.Groups, g.ID),
+			"location":     s.location(schema.Groups, g.ID),
 			"version":      entityTag(g.Version, nil),
 		},
 	}
@@ -48,7 +48,7 @@ func (c *call) renderGroup(g store.Group, members []store.GroupMember) map[strin
 		ms := make([]any, len(members))
 		for i, m := range members {
 			ms[i] = map[string]any{"value": m.AdministratorID, "display": m.UserName, "type": "User",
-				"$ref": c.s.location(schema.Users, m.AdministratorID)}
+				"$ref": s.location(schema.Users, m.AdministratorID)}
 		}
 		doc["members"] = ms
 	}
@@ -64,7 +64,7 @@ func (c *call) groupResource(g store.Group, withMembers bool) (resource, error) 
 			return resource{}, err
 		}
 	}
-	return resource{id: g.ID, etag: entityTag(g.Version, nil), doc: c.renderGroup(g, members)}, nil
+	return resource{id: g.ID, etag: entityTag(g.Version, nil), doc: c.s.renderGroup(g, members)}, nil
 }
 
 // maxMembersShown bounds the members rendered in one response. Okta and
@@ -72,39 +72,130 @@ func (c *call) groupResource(g store.Group, withMembers bool) (resource, error) 
 // that needs a larger group in full can filter Users by groups.value.
 const maxMembersShown = 100000
 
-// applyGroup sets g's fields from a normalized Group document.
-func applyGroup(doc map[string]any, g *store.Group) error {
-	name, _ := doc["displayName"].(string)
-	if name == "" {
-		return &schema.ValueError{Path: "displayName", Msg: "is required"}
-	}
-	g.DisplayName = name
-	g.ExternalID, _ = doc["externalId"].(string)
-	return nil
+// groupInput is a Group as a client writes it in full (POST, PUT).
+type groupInput struct {
+	displayName, externalID string
+	members                 []string // ids of Users
 }
 
-// memberIDs reads the values of a members list.
-func memberIDs(doc map[string]any) ([]string, error) {
+// parseGroup reads a normalized Group document.
+func parseGroup(doc map[string]any) (groupInput, error) {
+	var in groupInput
+	if err := in.setFields(doc); err != nil {
+		return groupInput{}, err
+	}
 	list, _ := doc["members"].([]any)
-	ids := make([]string, 0, len(list))
+	in.members = make([]string, 0, len(list))
 	for _, e := range list {
 		m, _ := e.(map[string]any)
 		v, _ := m["value"].(string)
 		if v == "" {
-			return nil, &schema.ValueError{Path: "members", Msg: "each member needs a value: the id of a User"}
+			return groupInput{}, &schema.ValueError{Path: "members", Msg: "each member needs a value: the id of a User"}
 		}
-		ids = append(ids, v)
+		in.members = append(in.members, v)
 	}
-	return ids, nil
+	return in, nil
 }
 
-// memberError turns the store's refusal of an unknown member into a 400
-// (the group itself exists).
+// setFields reads the group's own attributes of a normalized document.
+func (in *groupInput) setFields(doc map[string]any) error {
+	name, _ := doc["displayName"].(string)
+	if name == "" {
+		return &schema.ValueError{Path: "displayName", Msg: "is required"}
+	}
+	in.displayName = name
+	in.externalID, _ = doc["externalId"].(string)
+	return nil
+}
+
+func (in groupInput) apply(g *store.Group) {
+	g.DisplayName, g.ExternalID = in.displayName, in.externalID
+}
+
+// memberError turns the store's refusal of a member into a 400.
 func memberError(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrUnknownMember) {
 		return errorf(http.StatusBadRequest, invalidValue, "a member is not a User of this organization: members take the id of an existing User")
 	}
 	return err
+}
+
+// The group operations, with the request already parsed: the HTTP
+// handlers below and Bulk both call them. Each is one store transaction,
+// and an If-Match value ("" for none) is checked inside it.
+
+// createGroup creates the group and its members in one write: a refused
+// member leaves no group, and neither does a failure half-way.
+func (s *Server) createGroup(ctx context.Context, org string, in groupInput) (store.Group, error) {
+	g := store.Group{OrgID: org}
+	in.apply(&g)
+	g, err := s.store.CreateGroup(ctx, g, in.members...)
+	return g, memberError(err)
+}
+
+// replaceGroup sets the group's fields and replaces its members.
+func (s *Server) replaceGroup(ctx context.Context, org, id string, in groupInput, ifMatch string) (store.Group, error) {
+	g, err := s.store.PatchGroup(ctx, org, id, store.GroupPatch{
+		Update: func(g *store.Group) error {
+			if err := checkIfMatch(ifMatch, g.Version); err != nil {
+				return err
+			}
+			in.apply(g)
+			return nil
+		},
+		RemoveAll: true,
+		Add:       in.members,
+	})
+	return g, memberError(err)
+}
+
+// patchGroup applies the operations to the group's attributes inside the
+// store's transaction and hands the member changes to the store as ids.
+func (s *Server) patchGroup(ctx context.Context, org, id string, ops []patch.Operation, ifMatch string) (store.Group, error) {
+	current, err := s.store.Group(ctx, org, id)
+	if err != nil {
+		return store.Group{}, err
+	}
+	// Member changes depend only on the operations, not on the group's
+	// state, so they are worked out once before the transaction.
+	_, members, err := patch.Apply(schema.Groups, s.renderGroup(current, nil), ops)
+	if err != nil {
+		return store.Group{}, err
+	}
+	g, err := s.store.PatchGroup(ctx, org, id, store.GroupPatch{
+		Update: func(g *store.Group) error {
+			if err := checkIfMatch(ifMatch, g.Version); err != nil {
+				return err
+			}
+			patched, _, err := patch.Apply(schema.Groups, s.renderGroup(*g, nil), ops)
+			if err != nil {
+				return err
+			}
+			var in groupInput
+			if err := in.setFields(patched); err != nil {
+				return err
+			}
+			in.apply(g)
+			return nil
+		},
+		RemoveAll: members.RemoveAll,
+		Remove:    members.Remove,
+		Add:       members.Add,
+	})
+	return g, memberError(err)
+}
+
+func (s *Server) deleteGroup(ctx context.Context, org, id string, ifMatch string) error {
+	if ifMatch != "" {
+		g, err := s.store.Group(ctx, org, id)
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(ifMatch, g.Version); err != nil {
+			return err
+		}
+	}
+	return s.store.DeleteGroup(ctx, org, id)
 }
 
 func (groupKind) get(c *call, id string, p projection) (resource, error) {
@@ -129,88 +220,34 @@ func (groupKind) query(c *call, q store.Query, p projection) ([]resource, int, s
 	return out, res.Total, res.Next, nil
 }
 
-// create adds the group and its members. The store writes them in two
-// transactions; when the members are refused the new group is removed
-// again, so a refused POST leaves nothing behind.
 func (groupKind) create(c *call, doc map[string]any) (resource, error) {
-	var g store.Group
-	if err := applyGroup(doc, &g); err != nil {
-		return resource{}, err
-	}
-	ids, err := memberIDs(doc)
+	in, err := parseGroup(doc)
 	if err != nil {
 		return resource{}, err
 	}
-	g.OrgID = c.org.ID
-	ctx := c.r.Context()
-	g, err = c.s.store.CreateGroup(ctx, g)
+	g, err := c.s.createGroup(c.r.Context(), c.org.ID, in)
 	if err != nil {
 		return resource{}, err
-	}
-	if len(ids) > 0 {
-		g, err = c.s.store.PatchGroup(ctx, c.org.ID, g.ID, store.GroupPatch{Add: ids})
-		if err != nil {
-			if derr := c.s.store.DeleteGroup(context.WithoutCancel(ctx), c.org.ID, g.ID); derr != nil {
-				c.logger().Error("scim: removing a group whose members were refused", "group", g.ID, "err", derr)
-			}
-			return resource{}, memberError(err)
-		}
 	}
 	return c.groupResource(g, true)
 }
 
 func (groupKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {
-	ids, err := memberIDs(doc)
+	in, err := parseGroup(doc)
 	if err != nil {
 		return resource{}, err
 	}
-	g, err := c.s.store.PatchGroup(c.r.Context(), c.org.ID, id, store.GroupPatch{
-		Update: func(g *store.Group) error {
-			if err := checkIfMatch(ifMatch, g.Version); err != nil {
-				return err
-			}
-			return applyGroup(doc, g)
-		},
-		RemoveAll: true,
-		Add:       ids,
-	})
+	g, err := c.s.replaceGroup(c.r.Context(), c.org.ID, id, in, ifMatch)
 	if err != nil {
-		return resource{}, memberError(err)
+		return resource{}, err
 	}
 	return c.groupResource(g, true)
 }
 
-// patch applies the operations to the group's attributes inside the
-// store's transaction and hands the member changes to the store as ids.
 func (groupKind) patch(c *call, id string, ops []patch.Operation, ifMatch string) (resource, error) {
-	ctx := c.r.Context()
-	current, err := c.s.store.Group(ctx, c.org.ID, id)
+	g, err := c.s.patchGroup(c.r.Context(), c.org.ID, id, ops, ifMatch)
 	if err != nil {
 		return resource{}, err
-	}
-	// Member changes depend only on the operations, not on the group's
-	// state, so they are worked out once before the transaction.
-	_, members, err := patch.Apply(schema.Groups, c.renderGroup(current, nil), ops)
-	if err != nil {
-		return resource{}, err
-	}
-	g, err := c.s.store.PatchGroup(ctx, c.org.ID, id, store.GroupPatch{
-		Update: func(g *store.Group) error {
-			if err := checkIfMatch(ifMatch, g.Version); err != nil {
-				return err
-			}
-			patched, _, err := patch.Apply(schema.Groups, c.renderGroup(*g, nil), ops)
-			if err != nil {
-				return err
-			}
-			return applyGroup(patched, g)
-		},
-		RemoveAll: members.RemoveAll,
-		Remove:    members.Remove,
-		Add:       members.Add,
-	})
-	if err != nil {
-		return resource{}, memberError(err)
 	}
 	q := c.r.URL.Query()
 	if q.Get("attributes") == "" && q.Get("excludedAttributes") == "" {
@@ -224,15 +261,5 @@ func (groupKind) patch(c *call, id string, ops []patch.Operation, ifMatch string
 }
 
 func (groupKind) delete(c *call, id string, ifMatch string) error {
-	ctx := c.r.Context()
-	if ifMatch != "" {
-		g, err := c.s.store.Group(ctx, c.org.ID, id)
-		if err != nil {
-			return err
-		}
-		if err := checkIfMatch(ifMatch, g.Version); err != nil {
-			return err
-		}
-	}
-	return c.s.store.DeleteGroup(ctx, c.org.ID, id)
+	return c.s.deleteGroup(c.r.Context(), c.org.ID, id, ifMatch)
 }

@@ -215,6 +215,12 @@ func (c *call) resourceBody(rt *resourceType) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return normalizeResource(rt, raw)
+}
+
+// normalizeResource normalizes a decoded full resource and checks that it
+// has its required attributes.
+func normalizeResource(rt *resourceType, raw map[string]any) (map[string]any, error) {
 	doc, err := schema.Normalize(rt.schema, raw)
 	if err != nil {
 		return nil, err

@@ -24,8 +24,11 @@ func validGroup(g *Group) error {
 	return queryableJSON(g.Attributes)
 }
 
-// CreateGroup inserts a group with no members.
-func (s *SQL) CreateGroup(ctx context.Context, g Group) (Group, error) {
+// CreateGroup inserts a group and its members (administrator ids of the
+// organization) in one transaction: a refused member leaves no group. A
+// group that takes the designated name recomputes its members' roles in
+// the same transaction.
+func (s *SQL) CreateGroup(ctx context.Context, g Group, members ...string) (Group, error) {
 	if g.OrgID == "" {
 		return Group{}, errors.New("store: group needs an organization")
 	}
@@ -37,7 +40,14 @@ func (s *SQL) CreateGroup(ctx context.Context, g Group) (Group, error) {
 	}
 	now := s.timestamp()
 	g.CreatedAt, g.UpdatedAt, g.Version = now, now, 1
+	add := dedupe(members)
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Share-locks the organization as lockGroup does: a change of the
+		// designation waits for this group's members, or they see it.
+		var designated string
+		if err := s.get(ctx, tx, &designated, `SELECT super_admin_group FROM orgs WHERE id = ?`+s.d.lockOrg, g.OrgID); err != nil {
+			return err
+		}
 		_, err := s.exec(ctx, tx, `INSERT INTO groups (id, org_id, display_name, display_name_fold, external_id, created_at, updated_at,
 			version, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			g.ID, g.OrgID, g.DisplayName, Fold(g.DisplayName), g.ExternalID, g.CreatedAt, g.UpdatedAt, g.Version, g.Attributes)
@@ -48,7 +58,20 @@ func (s *SQL) CreateGroup(ctx context.Context, g Group) (Group, error) {
 			targetName: g.DisplayName, after: groupView(&g)}); err != nil {
 			return err
 		}
-		return s.addCount(ctx, tx, g.OrgID, countGroups, 1)
+		if err := s.addCount(ctx, tx, g.OrgID, countGroups, 1); err != nil {
+			return err
+		}
+		n, err := s.addMembers(ctx, tx, g.OrgID, g.ID, add)
+		if err != nil || n == 0 {
+			return err
+		}
+		if err := s.auditGroupPatch(ctx, tx, &g, &g, GroupPatch{}, add, memberCounts{added: n}); err != nil {
+			return err
+		}
+		if designated != "" && g.DisplayName == designated {
+			return s.syncRoles(ctx, tx, g.OrgID, add)
+		}
+		return nil
 	})
 	if err := s.createError(err, &ExistsError{Kind: "group", Field: "id", Existing: g.ID}, "group"); err != nil {
 		return Group{}, err
@@ -309,7 +332,7 @@ func (s *SQL) addMembers(ctx context.Context, tx *sqlx.Tx, org, group string, id
 			return 0, fmt.Errorf("store: add members: %w", err)
 		}
 		if found != len(chunk) {
-			return 0, fmt.Errorf("store: a member is not an administrator of the organization: %w", ErrNotFound)
+			return 0, ErrUnknownMember
 		}
 		args = args[:0]
 		for _, id := range chunk {
@@ -317,6 +340,10 @@ func (s *SQL) addMembers(ctx context.Context, tx *sqlx.Tx, org, group string, id
 		}
 		n, err := s.exec(ctx, tx, `INSERT INTO group_members (group_id, administrator_id) VALUES `+placeholders(len(chunk), 2)+`
 			ON CONFLICT (group_id, administrator_id) DO NOTHING`, args...)
+		if s.d.foreignKeyViolation(err) {
+			// Deleted by a transaction that committed after the count.
+			return 0, ErrUnknownMember
+		}
 		if err != nil {
 			return 0, fmt.Errorf("store: add members: %w", err)
 		}

@@ -36,7 +36,10 @@ type dialect struct {
 	forUpdate string
 	// lockGroup ends the read of a group (alias g) joined with its
 	// organization (alias o) at the start of a group change: see lockedGroup.
-	lockGroup           string
+	lockGroup string
+	// lockOrg ends the read of an organization row that a change of its
+	// designated group must wait for (a new group and its members).
+	lockOrg             string
 	uniqueViolation     func(error) bool
 	foreignKeyViolation func(error) bool
 	migrations          string // folder under migrations/
@@ -77,6 +80,7 @@ var sqliteDialect = withGroupRefs(dialect{
 	name:      "sqlite",
 	forUpdate: "",
 	lockGroup: "",
+	lockOrg:   "",
 	uniqueViolation: func(err error) bool {
 		var e sqlite3.Error
 		return errors.As(err, &e) && (e.ExtendedCode == sqlite3.ErrConstraintUnique || e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
@@ -102,6 +106,7 @@ var postgresDialect = withGroupRefs(dialect{
 	name:      "postgres",
 	forUpdate: " FOR NO KEY UPDATE",
 	lockGroup: " FOR NO KEY UPDATE OF g FOR SHARE OF o",
+	lockOrg:   " FOR SHARE",
 	uniqueViolation: func(err error) bool {
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505"

@@ -12,6 +12,10 @@ import (
 var (
 	// ErrNotFound: the record does not exist in that organization.
 	ErrNotFound = errors.New("store: not found")
+	// ErrUnknownMember: an id given as a group's member is not an
+	// administrator of the group's organization (or was deleted while the
+	// write ran). It is also ErrNotFound; nothing of the write is applied.
+	ErrUnknownMember = fmt.Errorf("store: a member is not an administrator of the organization: %w", ErrNotFound)
 	// ErrAlreadyExists: a uniqueness rule refused the write. The error is an
 	// *ExistsError when the backend can name the record already there.
 	ErrAlreadyExists = errors.New("store: already exists")
@@ -421,7 +425,10 @@ type Store interface {
 	// q.Where, sorted and windowed as q says (see Query).
 	QueryAdministrators(ctx context.Context, org string, q Query) (Result[Administrator], error)
 
-	CreateGroup(ctx context.Context, g Group) (Group, error)
+	// CreateGroup inserts a group with its members, administrator ids of
+	// the organization, in one transaction: with an id that is not one
+	// (ErrUnknownMember), nothing is written.
+	CreateGroup(ctx context.Context, g Group, members ...string) (Group, error)
 	Group(ctx context.Context, org, id string) (Group, error)
 	UpdateGroup(ctx context.Context, org, id string, fn func(*Group) error) (Group, error)
 	DeleteGroup(ctx context.Context, org, id string) error
@@ -433,13 +440,13 @@ type Store interface {
 	// anything changed (fields, or a member added or removed) and not at
 	// all otherwise; p.Update sees the version before the patch, so an
 	// If-Match check belongs there. An id in p.Add that is not an
-	// administrator of org is ErrNotFound and nothing of p is applied. The
+	// administrator of org is ErrUnknownMember and nothing of p is applied. The
 	// cost is proportional to the ids given (RemoveAll excepted), not to
 	// the size of the group.
 	PatchGroup(ctx context.Context, org, id string, p GroupPatch) (Group, error)
 	// AddGroupMembers adds administrators to a group; ones already members
 	// are left as they are. An id that is not an administrator of org is
-	// ErrNotFound and nothing is added. It returns how many were added and
+	// ErrUnknownMember and nothing is added. It returns how many were added and
 	// bumps the group's Version when that is more than zero. Its cost is
 	// proportional to len(ids), not to the size of the group.
 	AddGroupMembers(ctx context.Context, org, group string, ids []string) (int, error)

@@ -35,7 +35,11 @@ func callEveryMethod(t *testing.T, s store.Store) map[string]error {
 		for j := range args {
 			args[j] = argument(ctx, ft.In(j))
 		}
-		res := v.MethodByName(m.Name).Call(args)
+		call := v.MethodByName(m.Name).Call
+		if ft.IsVariadic() {
+			call = v.MethodByName(m.Name).CallSlice
+		}
+		res := call(args)
 		last := res[len(res)-1]
 		if ft.Out(ft.NumOut()-1) != errType {
 			t.Fatalf("%s does not end with an error", m.Name)

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PagingStableWhileInserting", testPagingStableWhileInserting},
 		{"Groups", testGroups},
 		{"GroupMembersAllOrNothing", testGroupMembersAllOrNothing},
+		{"CreateGroupWithMembers", testCreateGroupWithMembers},
 		{"ConcurrentMemberChanges", testConcurrentMemberChanges},
 		{"LargeGroup", testLargeGroup},
 		{"Emails", testEmails},
@@ -577,6 +578,74 @@ func testGroupMembersAllOrNothing(t *testing.T, s store.Store) {
 	}
 	if got, _ := s.Group(ctx, o.ID, g.ID); got.Version != 1 {
 		t.Fatalf("refused member changes bumped the version to %d", got.Version)
+	}
+}
+
+// testCreateGroupWithMembers: a group and its members are one write. A
+// refused member leaves no group (a retried creation then makes exactly
+// one), and a group created with the designated name makes its
+// SCIM-managed members Super Administrators in the same write.
+func testCreateGroupWithMembers(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "create-members")
+	_, stranger := newOrg(t, s, "create-members-other")
+	var ids []string
+	for i := range 700 { // spans two statements
+		ids = append(ids, mustCreate(t, s, admin(o.ID, fmt.Sprintf("u%d", i))).ID)
+	}
+	groups := func() int {
+		t.Helper()
+		_, total, err := s.ListGroups(ctx, o.ID, store.Page{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return total
+	}
+	for name, bad := range map[string]string{"unknown id": "no-such-admin", "another org's administrator": stranger.ID} {
+		_, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Team"}, append(append([]string{}, ids...), bad)...)
+		if !errors.Is(err, store.ErrUnknownMember) || !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s: err = %v, want ErrUnknownMember", name, err)
+		}
+		if n := groups(); n != 0 {
+			t.Fatalf("%s: a refused creation left %d groups", name, n)
+		}
+		res, err := s.QueryGroups(ctx, o.ID, store.Query{Page: store.Page{Limit: 10}})
+		if err != nil || res.Total != 0 || len(res.Items) != 0 {
+			t.Fatalf("%s: QueryGroups after a refused creation = %d groups, %v", name, res.Total, err)
+		}
+	}
+	g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Team"}, append(ids, ids[0])...)
+	if err != nil || g.Version != 1 {
+		t.Fatalf("CreateGroup with members = %+v, %v", g, err)
+	}
+	ms, total, err := s.GroupMembers(ctx, o.ID, g.ID, store.Page{Limit: 1000})
+	if err != nil || total != len(ids) || len(ms) != len(ids) || ms[0].AdministratorID != ids[0] || ms[699].AdministratorID != ids[699] {
+		t.Fatalf("members = %d (total %d), %v", len(ms), total, err)
+	}
+	if n := groups(); n != 1 {
+		t.Fatalf("groups after one creation = %d", n)
+	}
+
+	// The designated name: roles follow in the same write.
+	if _, err := s.UpdateOrg(ctx, o.ID, func(o *store.Org) error { o.SuperAdminGroup = "Supers"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	scim := admin(o.ID, "idp-user")
+	scim.SCIMManaged = true
+	u := mustCreate(t, s, scim)
+	if u.Role != store.RoleAdministrator {
+		t.Fatalf("SCIM user starts as %q", u.Role)
+	}
+	if _, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Supers"}, u.ID, "no-such-admin"); !errors.Is(err, store.ErrUnknownMember) {
+		t.Fatalf("designated group with an unknown member: %v", err)
+	}
+	if got, _ := s.Administrator(ctx, o.ID, u.ID); got.Role != store.RoleAdministrator || got.Version != u.Version {
+		t.Fatalf("a refused designated group changed the role: %q version %d", got.Role, got.Version)
+	}
+	if _, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Supers"}, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Administrator(ctx, o.ID, u.ID); got.Role != store.RoleSuperAdministrator || got.Version != u.Version+1 {
+		t.Fatalf("member of a new designated group is %q version %d, want Super Administrator version %d", got.Role, got.Version, u.Version+1)
 	}
 }
 
