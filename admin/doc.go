@@ -6,11 +6,17 @@
 //     preferences (SSO or TOTP required), registered email domains, the
 //     SCIM switch and the designated Super Administrator group, and the
 //     checks of usernames and email addresses;
+//   - the one lifecycle of administrators (Lifecycle, lifecycle.go): the
+//     identity provider's provisioning, sync and deprovisioning (with the
+//     expected version checked inside the write) and the manual edits,
+//     role changes, deactivation, reactivation and removal under the SCIM
+//     lock; the Super Administrator rule (never blocked for the IdP, which
+//     flags the organization instead; never one demoted or deactivated by
+//     another by hand); IdPRole, the role an IdP's roles attribute grants;
 //   - administrators managed by hand (Administrators, seed 001): listing,
-//     invitation and its activation email, edits and roles, deactivation,
-//     reactivation and deletion, with the SCIM lock and the
-//     last-Super-Administrator rule; Principal is who acts, and Mailer is
-//     how these rules queue an email (package admin/outbox implements it);
+//     invitation and its activation email, and the manual paths, which it
+//     hands to Lifecycle; Principal is who acts, and Mailer is how these
+//     rules queue an email (package admin/outbox implements it);
 //   - sign-in (SignIn): password sign-in with lockout and per-address
 //     limits, TOTP enrolment and codes, password changes, operator resets
 //     and unlocks (credentials.go); sessions and the SSO sign-in that opens
