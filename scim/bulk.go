@@ -32,9 +32,9 @@ type bulkOp struct {
 // (an operation whose reference is not resolved yet waits for a later
 // pass, so forward references work; a cycle fails with 409), stopping
 // after failOnErrors errors. Each operation counts against the rate limit.
-// A Group operation calls the same function as the Group endpoint, each
-// one store transaction (see bulkGroup); a User operation is served by the
-// User endpoint's handler through a synthetic request.
+// Each operation's data is parsed as its endpoint parses a body, then the
+// endpoint's typed function is called (bulkUser, bulkGroup): one store
+// transaction per operation.
 func (s *Server) bulk(c *call) error {
 	body, err := c.decode()
 	if err != nil {
@@ -190,19 +190,15 @@ func (s *Server) bulkRun(c *call, st *bulkState, op bulkOp, path string, data js
 	case strings.EqualFold(segs[0], "Groups"):
 		rt = groups
 	}
-	var h handler
+	supported := false
 	switch {
 	case rt == nil || len(segs) > 2:
-	case len(segs) == 1 && method == http.MethodPost:
-		h = rt.create
-	case len(segs) == 2 && method == http.MethodPut:
-		h = rt.replace
-	case len(segs) == 2 && method == http.MethodPatch:
-		h = rt.patch
-	case len(segs) == 2 && method == http.MethodDelete:
-		h = rt.delete
+	case len(segs) == 1:
+		supported = method == http.MethodPost
+	default:
+		supported = method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
 	}
-	if h == nil {
+	if !supported {
 		return fail(errorf(http.StatusBadRequest, invalidValue, "bulk operation %s %s is not supported: use POST /Users, /Groups or PUT, PATCH, DELETE /Users/{id}, /Groups/{id}", op.Method, op.Path))
 	}
 	if method == http.MethodPost && op.BulkID == "" {
@@ -211,60 +207,69 @@ func (s *Server) bulkRun(c *call, st *bulkState, op bulkOp, path string, data js
 	if err := s.limiter.allow(c.org.ID); err != nil {
 		return fail(err)
 	}
-	if rt == groups {
-		return s.bulkGroup(st, c, op, method, segs, data)
-	}
-	// Users: served through the HTTP handler with a synthetic request.
-	r, err := http.NewRequestWithContext(c.r.Context(), method, Prefix+"/"+strings.Join(segs, "/"), bytes.NewReader(data))
-	if err != nil {
-		return fail(errorf(http.StatusBadRequest, invalidValue, "bulk operation path %q is not valid", op.Path))
-	}
-	r.Header.Set("Content-Type", "application/scim+json")
-	if op.Version != "" {
-		r.Header.Set("If-Match", op.Version)
-	}
-	if len(segs) == 2 {
-		r.SetPathValue("id", segs[1])
-	}
-	rec := &recorder{header: http.Header{}}
-	sub := &call{s: s, w: rec, r: r, org: c.org, entry: c.entry, log: c.logger()}
-	if err := h(sub); err != nil {
-		sub.fail(err)
-	}
-	location := rec.header.Get("Location")
-	if method == http.MethodPost && rec.status == http.StatusCreated {
-		var created struct{ ID string }
-		if err := json.Unmarshal(rec.body.Bytes(), &created); err != nil || created.ID == "" {
-			// Later references to op.BulkID stay unresolved (409), rather
-			// than naming an empty id.
-			c.logger().Error("scim: bulk: the created resource has no id", "bulkId", op.BulkID, "err", err)
-		} else {
-			st.ids[op.BulkID] = created.ID
-		}
-	}
-	if location == "" && len(segs) == 2 && rec.status < 300 {
-		location = s.location(rt.schema, segs[1])
-	}
-	res := bulkResult(op, rec.status, location, nil)
-	if v := rec.header.Get("ETag"); v != "" {
-		res["version"] = v
-	}
-	if rec.status >= 400 {
-		var body any
-		json.Unmarshal(rec.body.Bytes(), &body)
-		res["response"] = body
-	}
-	return res
-}
-
-// bulkGroup serves one Group operation of a Bulk request: its data parsed
-// as the Group endpoints parse a body, then the same typed function.
-func (s *Server) bulkGroup(st *bulkState, c *call, op bulkOp, method string, segs []string, data json.RawMessage) map[string]any {
-	ctx, org := c.r.Context(), c.org.ID
 	id := ""
 	if len(segs) == 2 {
 		id = segs[1]
 	}
+	var (
+		status int
+		res    resource
+		err    error
+	)
+	if rt == groups {
+		status, res, err = s.bulkGroup(c, op, method, id, data)
+	} else {
+		status, res, err = bulkUser(c, op, method, id, data)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if method == http.MethodPost {
+		id = res.id
+		st.ids[op.BulkID] = id
+	}
+	r := bulkResult(op, status, s.location(rt.schema, id), nil)
+	if res.etag != "" {
+		r["version"] = res.etag
+	}
+	return r
+}
+
+// bulkUser serves one User operation of a Bulk request: its data parsed
+// as the User endpoints parse a body, then the same userOps function.
+func bulkUser(c *call, op bulkOp, method, id string, data json.RawMessage) (int, resource, error) {
+	ctx, u := c.r.Context(), c.users()
+	switch method {
+	case http.MethodPost, http.MethodPut:
+		doc, err := bulkResource(users, data)
+		if err != nil {
+			return 0, resource{}, err
+		}
+		if method == http.MethodPut {
+			res, err := u.replace(ctx, id, doc, op.Version)
+			return http.StatusOK, res, err
+		}
+		res, again, err := u.create(ctx, doc)
+		if again {
+			c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", res.id)
+		}
+		return http.StatusCreated, res, err
+	case http.MethodPatch:
+		ops, err := bulkPatch(data)
+		if err != nil {
+			return 0, resource{}, err
+		}
+		res, err := u.patch(ctx, id, ops, op.Version)
+		return userKind{}.patchStatus(), res, err
+	default: // DELETE
+		return http.StatusNoContent, resource{}, u.delete(ctx, id, op.Version)
+	}
+}
+
+// bulkGroup serves one Group operation of a Bulk request: its data parsed
+// as the Group endpoints parse a body, then the same typed function.
+func (s *Server) bulkGroup(c *call, op bulkOp, method, id string, data json.RawMessage) (int, resource, error) {
+	ctx, org := c.r.Context(), c.org.ID
 	var (
 		g      store.Group
 		err    error
@@ -272,75 +277,52 @@ func (s *Server) bulkGroup(st *bulkState, c *call, op bulkOp, method string, seg
 	)
 	switch method {
 	case http.MethodPost, http.MethodPut:
+		var doc map[string]any
 		var in groupInput
-		if in, err = bulkGroupInput(data); err != nil {
+		if doc, err = bulkResource(groups, data); err != nil {
+			break
+		}
+		if in, err = parseGroup(doc); err != nil {
 			break
 		}
 		if method == http.MethodPost {
 			g, err = s.createGroup(ctx, org, in)
-			status, id = http.StatusCreated, g.ID
+			status = http.StatusCreated
 		} else {
 			g, err = s.replaceGroup(ctx, org, id, in, op.Version)
 			status = http.StatusOK
 		}
 	case http.MethodPatch:
-		var body map[string]any
 		var ops []patch.Operation
-		if body, err = decodeJSON(data); err == nil {
-			if ops, err = patch.Parse(body); err == nil {
-				g, err = s.patchGroup(ctx, org, id, ops, op.Version)
-				status = groups.kind.patchStatus()
-			}
+		if ops, err = bulkPatch(data); err == nil {
+			g, err = s.patchGroup(ctx, org, id, ops, op.Version)
+			status = groups.kind.patchStatus()
 		}
-	case http.MethodDelete:
-		err = s.deleteGroup(ctx, org, id, op.Version)
-		status = http.StatusNoContent
+	default: // DELETE
+		return http.StatusNoContent, resource{}, s.deleteGroup(ctx, org, id, op.Version)
 	}
 	if err != nil {
-		e := asError(err, c.logger())
-		return bulkResult(op, e.Status, "", e.body())
+		return 0, resource{}, err
 	}
-	res := bulkResult(op, status, s.location(schema.Groups, id), nil)
-	if method != http.MethodDelete {
-		res["version"] = entityTag(g.Version, nil)
-	}
-	if method == http.MethodPost {
-		st.ids[op.BulkID] = g.ID
-	}
-	return res
+	return status, resource{id: g.ID, etag: entityTag(g.Version, nil)}, nil
 }
 
-// bulkGroupInput parses the data of a Bulk POST or PUT of a Group.
-func bulkGroupInput(data json.RawMessage) (groupInput, error) {
+// bulkResource parses the data of a Bulk POST or PUT as the endpoints
+// parse a full resource.
+func bulkResource(rt *resourceType, data json.RawMessage) (map[string]any, error) {
 	raw, err := decodeJSON(data)
 	if err != nil {
-		return groupInput{}, err
+		return nil, err
 	}
-	doc, err := normalizeResource(groups, raw)
+	return normalizeResource(rt, raw)
+}
+
+// bulkPatch parses the data of a Bulk PATCH as the endpoints parse a
+// PatchOp.
+func bulkPatch(data json.RawMessage) ([]patch.Operation, error) {
+	body, err := decodeJSON(data)
 	if err != nil {
-		return groupInput{}, err
+		return nil, err
 	}
-	return parseGroup(doc)
-}
-
-// recorder keeps the answer of one bulk operation.
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-
-func (r *recorder) WriteHeader(status int) {
-	if r.status == 0 {
-		r.status = status
-	}
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.body.Write(b)
+	return patch.Parse(body)
 }

@@ -185,17 +185,12 @@ func (s *Server) patchGroup(ctx context.Context, org, id string, ops []patch.Ope
 	return g, memberError(err)
 }
 
+// deleteGroup checks ifMatch on the locked group, in the delete's
+// transaction: a change committed after the client read its version is seen.
 func (s *Server) deleteGroup(ctx context.Context, org, id string, ifMatch string) error {
-	if ifMatch != "" {
-		g, err := s.store.Group(ctx, org, id)
-		if err != nil {
-			return err
-		}
-		if err := checkIfMatch(ifMatch, g.Version); err != nil {
-			return err
-		}
-	}
-	return s.store.DeleteGroup(ctx, org, id)
+	return s.store.DeleteGroup(ctx, org, id, func(g store.Group) error {
+		return checkIfMatch(ifMatch, g.Version)
+	})
 }
 
 func (groupKind) get(c *call, id string, p projection) (resource, error) {

@@ -117,13 +117,20 @@ func (s *SQL) lockGroup(ctx context.Context, tx *sqlx.Tx, org, id string) (locke
 // designates reports whether name is the designated group's.
 func (g lockedGroup) designates(name string) bool { return g.Designated != "" && name == g.Designated }
 
-// DeleteGroup removes the group and its member rows. Deleting the
-// designated group recomputes the roles of its former members.
-func (s *SQL) DeleteGroup(ctx context.Context, org, id string) error {
+// DeleteGroup removes the group and its member rows (see Store). Deleting
+// the designated group recomputes the roles of its former members.
+func (s *SQL) DeleteGroup(ctx context.Context, org, id string, check func(Group) error) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		g, err := s.lockGroup(ctx, tx, org, id)
 		if err != nil {
 			return err
+		}
+		// Checked on the locked row, in the transaction that deletes it: a
+		// write that committed after the caller read its version is seen.
+		if check != nil {
+			if err := check(g.Group); err != nil {
+				return err
+			}
 		}
 		var members []string
 		if g.designates(g.DisplayName) {

@@ -431,7 +431,11 @@ type Store interface {
 	CreateGroup(ctx context.Context, g Group, members ...string) (Group, error)
 	Group(ctx context.Context, org, id string) (Group, error)
 	UpdateGroup(ctx context.Context, org, id string, fn func(*Group) error) (Group, error)
-	DeleteGroup(ctx context.Context, org, id string) error
+	// DeleteGroup removes the group and its member rows. check, when not
+	// nil, is called with the locked group inside the delete's
+	// transaction (an If-Match); its error aborts the delete and is
+	// returned.
+	DeleteGroup(ctx context.Context, org, id string, check func(Group) error) error
 	ListGroups(ctx context.Context, org string, p Page) ([]Group, int, error)
 	// QueryGroups is QueryAdministrators for groups.
 	QueryGroups(ctx context.Context, org string, q Query) (Result[Group], error)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -323,6 +324,62 @@ func TestDeleteIfMatchInsideTheWrite(t *testing.T) {
 		}
 		if both > 0 {
 			t.Fatalf("%d of %d DELETEs with a stale If-Match deleted the changed user", both, rounds)
+		}
+	})
+}
+
+// TestGroupDeleteIfMatchInsideTheWrite is TestDeleteIfMatchInsideTheWrite
+// for groups, through DELETE /Groups/{id} and through Bulk (whose DELETE
+// names the version in "version"): a PATCH racing a DELETE that names the
+// version before it may not both succeed.
+func TestGroupDeleteIfMatchInsideTheWrite(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, _ *store.SQL) {
+		s := startServed(t, dsn)
+		const rounds = 60
+		both := 0
+		for i := range rounds {
+			resp, out := s.scim("POST", "/Groups", groupBody(fmt.Sprintf("race%d", i)), nil)
+			var g struct{ ID string }
+			if err := json.Unmarshal([]byte(out), &g); resp.StatusCode != http.StatusCreated || err != nil {
+				t.Fatalf("create group: %d %s", resp.StatusCode, out)
+			}
+			etag := resp.Header.Get("ETag")
+			var wg sync.WaitGroup
+			var del, patch int
+			var bulkResp *http.Response
+			var bulkOut string
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				if i%2 == 0 {
+					resp, _ := s.scim("DELETE", "/Groups/"+g.ID, "", map[string]string{"If-Match": etag})
+					del = resp.StatusCode
+					return
+				}
+				version, _ := json.Marshal(etag)
+				bulkResp, bulkOut = s.scim("POST", "/Bulk", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[
+					{"method":"DELETE","path":"/Groups/`+g.ID+`","version":`+string(version)+`}]}`, nil)
+			}()
+			go func() {
+				defer wg.Done()
+				resp, _ := s.scim("PATCH", "/Groups/"+g.ID, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+					"Operations":[{"op":"replace","path":"displayName","value":"changed`+strconv.Itoa(i)+`"}]}`, nil)
+				patch = resp.StatusCode
+			}()
+			wg.Wait()
+			if bulkResp != nil {
+				del, _ = strconv.Atoi(bulkStatus(t, bulkResp, bulkOut))
+			}
+			switch {
+			case del == 204 && patch == 204:
+				both++
+			case del == 204 && patch == 404, del == 412 && patch == 204:
+			default:
+				t.Fatalf("round %d: DELETE %d, PATCH %d", i, del, patch)
+			}
+		}
+		if both > 0 {
+			t.Fatalf("%d of %d DELETEs with a stale If-Match deleted the changed group", both, rounds)
 		}
 	})
 }

@@ -272,7 +272,7 @@ func testSCIMRoles(t *testing.T, s store.Store) {
 	want("designation moved, not SCIM-managed", manual, store.RoleAdministrator, 1)
 
 	// Deleting the designated group.
-	if err := s.DeleteGroup(ctx, o.ID, others.ID); err != nil {
+	if err := s.DeleteGroup(ctx, o.ID, others.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	want("designated group deleted", u2, store.RoleAdministrator, 7)

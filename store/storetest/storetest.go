@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"BatchCreateAllOrNothing", testBatchCreateAllOrNothing},
 		{"PagingStableWhileInserting", testPagingStableWhileInserting},
 		{"Groups", testGroups},
+		{"DeleteGroupCheck", testDeleteGroupCheck},
 		{"GroupMembersAllOrNothing", testGroupMembersAllOrNothing},
 		{"CreateGroupWithMembers", testCreateGroupWithMembers},
 		{"ConcurrentMemberChanges", testConcurrentMemberChanges},
@@ -542,12 +543,12 @@ func testGroups(t *testing.T, s store.Store) {
 	if gtotal != 1 {
 		t.Fatalf("ListGroups total = %d", gtotal)
 	}
-	if err := s.DeleteGroup(ctx, o.ID, g.ID); err != nil {
+	if err := s.DeleteGroup(ctx, o.ID, g.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.Group(ctx, o.ID, g.ID)
 	wantErr(t, err, store.ErrNotFound)
-	wantErr(t, s.DeleteGroup(ctx, o.ID, g.ID), store.ErrNotFound)
+	wantErr(t, s.DeleteGroup(ctx, o.ID, g.ID, nil), store.ErrNotFound)
 	if _, gtotal, _ := s.ListGroups(ctx, o.ID, store.Page{}); gtotal != 0 {
 		t.Fatalf("ListGroups total after delete = %d", gtotal)
 	}
@@ -784,4 +785,65 @@ func testInvitations(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.InvitationByHash(ctx, []byte("third"))
 	wantErr(t, err, store.ErrNotFound)
+}
+
+// testDeleteGroupCheck: DeleteGroup's check sees the locked group as it is
+// inside the delete's transaction; its error leaves the group, its members
+// and the count as they were. Racing an update, a check on the version
+// before it never lets both succeed.
+func testDeleteGroupCheck(t *testing.T, s store.Store) {
+	o, owner := newOrg(t, s, "delete-group-check")
+	g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "G"}, owner.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err = s.UpdateGroup(ctx, o.ID, g.ID, func(g *store.Group) error { g.DisplayName = "G2"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	stale := errors.New("stale")
+	var seen store.Group
+	wantErr(t, s.DeleteGroup(ctx, o.ID, g.ID, func(locked store.Group) error { seen = locked; return stale }), stale)
+	if seen.ID != g.ID || seen.Version != g.Version || seen.DisplayName != "G2" {
+		t.Fatalf("check saw %+v, want version %d of %s", seen, g.Version, g.ID)
+	}
+	if _, total, err := s.GroupMembers(ctx, o.ID, g.ID, store.Page{}); err != nil || total != 1 {
+		t.Fatalf("refused delete: members %d, %v", total, err)
+	}
+	if _, total, _ := s.ListGroups(ctx, o.ID, store.Page{}); total != 1 {
+		t.Fatalf("refused delete: %d groups", total)
+	}
+	called := false
+	wantErr(t, s.DeleteGroup(ctx, "no-such-org", g.ID, func(store.Group) error { called = true; return nil }), store.ErrNotFound)
+	if called {
+		t.Fatal("check called for another organization's group")
+	}
+
+	for round := range 10 {
+		g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: fmt.Sprintf("race%d", round)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var delErr, updErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			delErr = s.DeleteGroup(ctx, o.ID, g.ID, func(locked store.Group) error {
+				if locked.Version != g.Version {
+					return stale
+				}
+				return nil
+			})
+		}()
+		go func() {
+			defer wg.Done()
+			_, updErr = s.UpdateGroup(ctx, o.ID, g.ID, func(g *store.Group) error { g.DisplayName += "x"; return nil })
+		}()
+		wg.Wait()
+		switch {
+		case delErr == nil && errors.Is(updErr, store.ErrNotFound), errors.Is(delErr, stale) && updErr == nil:
+		default:
+			t.Fatalf("round %d: delete %v, update %v", round, delErr, updErr)
+		}
+	}
 }
