@@ -226,6 +226,16 @@ func TestGroupCreateInterruptedPostgres(t *testing.T) {
 		plain := send("/Groups", groupBody("Outage", member))
 		bulk := send("/Bulk", bulkCreateGroup("Bulk outage", member))
 		waitForLockWaiters(t, db, 2)
+		// The outage reaches gatehouse's sessions first, while they wait
+		// on the row with their group inserted: stopping the cluster
+		// alone may end the test's session first, free the row and let a
+		// write commit as its connection goes, which no server can tell
+		// from a failure (the answer is 503 and the write is there).
+		var ended int
+		if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&ended); err != nil || ended != 2 {
+			t.Fatalf("ended %d waiting sessions: %v", ended, err)
+		}
 		cluster.Stop(t) // ends every session, the test's too
 		tx.Rollback()
 		a, b := <-plain, <-bulk
