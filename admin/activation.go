@@ -207,7 +207,7 @@ func (s *SignIn) RequestPasswordReset(ctx context.Context, orgSlug, usernameOrEm
 // the one with that exact username, else, for an address, those whose
 // primary email it is. It runs the same reads whether or not they exist.
 func (s *SignIn) resetTargets(ctx context.Context, orgSlug, name string) (store.Org, []store.Administrator, error) {
-	org, err := s.Store.OrgBySlug(ctx, orgSlug)
+	org, err := s.Store.OrgBySlug(ctx, SlugOf(orgSlug))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return org, nil, fmt.Errorf("admin: password reset: %w", err)
 	}

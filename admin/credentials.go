@@ -58,6 +58,19 @@ func SplitLogin(login string) (username, orgSlug string) {
 	return login[:at], login[at+1:]
 }
 
+// SlugOf is how a typed organization slug is looked up: slugs are lower
+// case ASCII, so ASCII capitals are lowered (ACME names acme) and
+// nothing else changes — no Unicode folding, which would let "\u212Acme"
+// (a Kelvin sign) name kcme.
+func SlugOf(typed string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, typed)
+}
+
 // nameKey is the throttle key of a name signed in as: the organization
 // (its id, or the slug as typed when no organization has it) and the
 // username, whether or not an administrator has it. A digest, so the
@@ -229,7 +242,7 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 // there is none (org is then the zero Org when orgSlug names none). It
 // runs the same three reads either way.
 func (s *SignIn) findLogin(ctx context.Context, orgSlug, username string) (a store.Administrator, org store.Org, creds store.Credentials, found bool, err error) {
-	org, err = s.Store.OrgBySlug(ctx, orgSlug)
+	org, err = s.Store.OrgBySlug(ctx, SlugOf(orgSlug))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return a, org, creds, false, fmt.Errorf("admin: login: %w", err)
 	}

@@ -270,7 +270,17 @@ func TestLoginOrganizationScoped(t *testing.T) {
 		if r, err := login("", "jdoe@other"); err != nil || r.Administrator.OrgID == e.org.ID {
 			t.Fatalf("login as jdoe@other = %+v, %v", r, err)
 		}
-		for _, c := range [][2]string{{"", "jdoe"}, {"nope", "jdoe"}, {"", "jdoe@nope"}, {"", "jdoe@"}, {"acme", "jdoe@acme"}, {"\xff", "jdoe"}} {
+		// Slugs are lower case: a typed one's ASCII capitals are lowered,
+		// and nothing else (no Unicode folding: a Kelvin sign is no k).
+		for _, c := range [][2]string{{"ACME", "jdoe"}, {"", "jdoe@AcMe"}} {
+			if r, err := login(c[0], c[1]); err != nil || r.Administrator.OrgID != e.org.ID {
+				t.Fatalf("login %q in %q = %+v, %v", c[1], c[0], r, err)
+			}
+		}
+		if got := admin.SlugOf("\u212Acme-ACME"); got != "\u212Acme-acme" {
+			t.Fatalf("SlugOf folds beyond ASCII: %q", got)
+		}
+		for _, c := range [][2]string{{"", "jdoe"}, {"nope", "jdoe"}, {"", "jdoe@nope"}, {"", "jdoe@"}, {"acme", "jdoe@acme"}, {"\xff", "jdoe"}, {"\u0430cme", "jdoe"}} {
 			_, err = login(c[0], c[1])
 			assertCode(t, err, admin.CodeInvalidCredentials)
 		}

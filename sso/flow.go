@@ -237,7 +237,7 @@ func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 // zero Org when none.
 func (f *Flow) findOrg(ctx context.Context, slug, entry string) (store.Org, string, error) {
 	if slug != "" {
-		org, err := f.Store.OrgBySlug(ctx, slug)
+		org, err := f.Store.OrgBySlug(ctx, admin.SlugOf(slug))
 		if errors.Is(err, store.ErrNotFound) {
 			return store.Org{}, entry, nil
 		}
@@ -247,7 +247,7 @@ func (f *Flow) findOrg(ctx context.Context, slug, entry string) (store.Org, stri
 	if at < 0 {
 		return store.Org{}, entry, nil
 	}
-	org, err := f.Store.OrgBySlug(ctx, strings.ToLower(entry[at+1:]))
+	org, err := f.Store.OrgBySlug(ctx, admin.SlugOf(entry[at+1:]))
 	if err == nil {
 		return org, entry[:at], nil
 	}
