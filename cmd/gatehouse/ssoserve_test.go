@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gatehouse/sso/saml"
+	"gatehouse/store"
 )
 
 // ssoServe is gatehouse serve on SQLite with one organization "acme" and
@@ -237,4 +238,58 @@ func TestServeSSOFloodIsBounded(t *testing.T) {
 	if m, i := median(loaded), median(idle); m > 2*i && !raceDetector {
 		t.Errorf("SCIM PATCH median %s under the flood, more than twice the idle %s", m, i)
 	}
+}
+
+// The per-address limit on sign-in starts holds across instances: 100
+// concurrent starts from one address, split over two gatehouse serve
+// processes on one database, start exactly the limit's 60 sign-ins; the
+// rest are 429 pages with Retry-After.
+func TestSSOStartLimitAcrossInstances(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
+		env := map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": signinKey, "GATEHOUSE_BASE_URL": "http://127.0.0.1:8080"}
+		if r := gatehouse(t, env, orgArgs("acme")...); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		md := filepath.Join(t.TempDir(), "idp.xml")
+		if err := os.WriteFile(md, []byte(idpMetadata(t)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := gatehouse(t, env, "sso", "create", "--org", "acme", "--kind", "saml", "--name", "Okta", "--metadata-file", md)
+		if r.code != 0 {
+			t.Fatalf("sso create: %s", r.stderr)
+		}
+		conn := strings.TrimSpace(r.stdout)
+		bases := []string{childServe(t, dsn), childServe(t, dsn)}
+		var (
+			mu    sync.Mutex
+			codes = map[int]int{}
+			wg    sync.WaitGroup
+		)
+		start := make(chan struct{})
+		for i := range 100 {
+			wg.Go(func() {
+				<-start
+				req, _ := http.NewRequest("GET", bases[i%2]+"/sso/start/"+conn, nil)
+				req.Header.Set("X-Forwarded-For", "198.51.100.77")
+				resp, err := noRedirect.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				defer mu.Unlock()
+				codes[resp.StatusCode]++
+				if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+					t.Error("a 429 without Retry-After")
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if codes[http.StatusSeeOther] != 60 || codes[http.StatusTooManyRequests] != 40 {
+			t.Errorf("answers %v; want 60 starts (303) and 40 refused (429)", codes)
+		}
+	})
 }
