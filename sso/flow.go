@@ -200,11 +200,7 @@ func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 	}
 	org, username, err := f.findOrg(r.Context(), slug, name)
 	if err != nil {
-		if f.unavailable(w, r, err) {
-			return
-		}
-		f.logger(r).Error("login: finding the organization", "err", err)
-		render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
+		f.serverError(w, r, "login: finding the organization", err)
 		return
 	}
 	if org.ID == "" {
@@ -213,11 +209,7 @@ func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 	}
 	conns, err := f.Store.SSOConnections(r.Context(), org.ID)
 	if err != nil {
-		if f.unavailable(w, r, err) {
-			return
-		}
-		f.logger(r).Error("login: connections", "err", err)
-		render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
+		f.serverError(w, r, "login: connections", err)
 		return
 	}
 	for _, c := range conns {
@@ -271,9 +263,6 @@ func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	res, err := f.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: slug, Username: username,
 		Password: r.PostFormValue("password"), TOTPCode: r.PostFormValue("totp"), IP: web.ClientIP(r, f.TrustForwardedFor),
 		UserAgent: r.UserAgent()})
-	if f.unavailable(w, r, err) {
-		return
-	}
 	var refused *admin.Error
 	if errors.As(err, &refused) {
 		render(w, http.StatusUnauthorized, passwordTemplate, pageData{Next: next, Username: username, Org: slug,
@@ -282,8 +271,7 @@ func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		f.logger(r).Error("password sign-in", "err", err)
-		render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
+		f.serverError(w, r, "password sign-in", err)
 		return
 	}
 	http.SetCookie(w, web.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))

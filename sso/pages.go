@@ -75,6 +75,17 @@ func render(w http.ResponseWriter, status int, t *template.Template, d pageData)
 	t.Execute(w, d)
 }
 
+// serverError answers a failure that is not the visitor's: the 503 page
+// while the database is unavailable, else a 500 page, the cause going to
+// the log under what.
+func (f *Flow) serverError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if f.unavailable(w, r, err) {
+		return
+	}
+	f.logger(r).Error(what, "err", err)
+	render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
+}
+
 // unavailable answers a 503 page with Retry-After, and reports true, when
 // err says the database is unavailable (store.ErrUnavailable): the
 // sign-in may well work a few seconds later, unlike one that failed. Every
