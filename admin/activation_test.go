@@ -16,7 +16,7 @@ import (
 )
 
 func TestActivation(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newPendingEnv(t, s, "acme")
 		token := e.createOrg(t, "acme", "jdoe")
@@ -91,7 +91,7 @@ func TestActivation(t *testing.T) {
 }
 
 func TestActivationWithRequiredTOTP(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newPendingEnv(t, s, "acme")
 		token := e.createOrg(t, "acme", "jdoe")
@@ -138,7 +138,7 @@ func TestActivationWithRequiredTOTP(t *testing.T) {
 }
 
 func TestPasswordReset(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		// Unknown accounts: the same answer, nothing queued.

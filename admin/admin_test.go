@@ -17,24 +17,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
-// forEachBackend runs fn on a fresh SQLite store and a fresh PostgreSQL one.
-func forEachBackend(t *testing.T, fn func(t *testing.T, s *store.SQL)) {
-	t.Helper()
-	backends := []struct {
-		name string
-		open func(testing.TB) *store.SQL
-	}{
-		{"sqlite", storetest.SQLite},
-		{"postgres", storetest.Postgres},
-	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b.open(t))
-		})
-	}
-}
-
 // assertNotStored fails if the secret, as text or as its decoded random
 // bytes, appears in any column of any row.
 func assertNotStored(t *testing.T, s *store.SQL, secret string, raw []byte) {

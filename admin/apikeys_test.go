@@ -13,7 +13,7 @@ import (
 )
 
 func TestAPIKeys(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		org, _, _, err := (&admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}).Create(ctx, validSpec("acme"))
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 )
 
 func TestLoginSuccess(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		before, _ := s.Administrator(ctx, e.org.ID, e.owner.ID)
@@ -64,7 +64,7 @@ func TestLoginSuccess(t *testing.T) {
 }
 
 func TestLoginUsernameIsExact(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		e := newSignInEnv(t, s)
 		snap := storetest.TakeSnapshot(t, s)
 		for _, name := range []string{"JDoe", "JDOE", "jdoe ", " jdoe", "jdoe\x00", "jdo", "jdoe\u200b"} {
@@ -82,7 +82,7 @@ func TestLoginUsernameIsExact(t *testing.T) {
 }
 
 func TestLockout(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		for i := 1; i <= admin.DefaultLockAfter; i++ {
@@ -137,7 +137,7 @@ func TestLockout(t *testing.T) {
 // A username that does not exist answers and locks exactly like one that
 // does, so the lockout does not reveal which usernames exist.
 func TestUnknownUsernameLockoutIndistinguishable(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		e := newSignInEnv(t, s)
 		answers := func(username, ip string) []string {
 			var codes []string
@@ -181,7 +181,7 @@ func TestUnknownUsernameLockoutIndistinguishable(t *testing.T) {
 }
 
 func TestTooManyAttemptsFromOneAddress(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		e := newSignInEnv(t, s)
 		for i := range admin.DefaultIPLimit {
 			_, err := e.login(fmt.Sprintf("guess%d", i), "wrong password guess", "", "203.0.113.9")
@@ -202,7 +202,7 @@ func TestTooManyAttemptsFromOneAddress(t *testing.T) {
 }
 
 func TestPendingAndDeactivatedCannotSignIn(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		e.addAdmin(t, "pending", store.StatusPending)
@@ -249,7 +249,7 @@ func TestPendingAndDeactivatedCannotSignIn(t *testing.T) {
 // that does not exist, it is a wrong password; "username@slug" names the
 // organization, split at the last '@'.
 func TestLoginOrganizationScoped(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		login := func(slug, user string) (admin.LoginResult, error) {
@@ -300,7 +300,7 @@ func TestLoginOrganizationScoped(t *testing.T) {
 }
 
 func TestMustChangePassword(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		other := e.mustLogin(t, "jdoe", goodPassword, "")
@@ -358,7 +358,7 @@ func TestMustChangePassword(t *testing.T) {
 }
 
 func TestTamperedHashRefused(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		c, _ := s.Credentials(ctx, e.org.ID, e.owner.ID)

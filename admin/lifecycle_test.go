@@ -6,12 +6,13 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 // TestSuperAdministratorDemotion: a Super Administrator is demoted by
 // themselves (never the last), by support, and by no one else.
 func TestSuperAdministratorDemotion(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		org, owner, _, err := (&admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}).Create(ctx, validSpec("acme"))
 		if err != nil {

@@ -56,7 +56,7 @@ func TestCreateOrg(t *testing.T) {
 			wantDomains: []string{"xn--bcher-kva.de"},
 		},
 	}
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -217,7 +217,7 @@ func TestCreateOrgRefused(t *testing.T) {
 		{"blank last name", with(func(s *admin.OrgSpec) { s.Owner.FamilyName = " " }), admin.CodeInvalidFamilyName},
 		{"phone with newline", with(func(s *admin.OrgSpec) { s.Owner.Phone = "+1 555\n0100" }), admin.CodeInvalidPhone},
 	}
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		orgs := &admin.Orgs{Store: s, BaseURL: "http://localhost:8080", Now: fixedClock}
 		before := storetest.TakeSnapshot(t, s)
@@ -265,7 +265,7 @@ func TestCreateOrgRefused(t *testing.T) {
 }
 
 func TestOrgsBySlug(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		orgs := &admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}
 		created, _, _, err := orgs.Create(ctx, validSpec("acme"))
@@ -301,7 +301,7 @@ func TestOrgsBySlug(t *testing.T) {
 }
 
 func TestOrgsSetSCIM(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		orgs := &admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}
 		org, _, _, err := orgs.Create(ctx, validSpec("acme"))

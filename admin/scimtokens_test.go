@@ -31,7 +31,7 @@ func TestSCIMTokensCreate(t *testing.T) {
 		{"90 days", "Okta production", 90 * 24 * time.Hour},
 		{"odd lifetime", "Entra ID — test tenant", 90*time.Minute + 1500*time.Nanosecond},
 	}
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		org, _, _, err := (&admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}).Create(ctx, validSpec("acme"))
 		if err != nil {
@@ -89,7 +89,7 @@ func TestSCIMTokensCreate(t *testing.T) {
 }
 
 func TestSCIMTokensRefused(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		org, _, _, err := (&admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}).Create(ctx, validSpec("acme"))
 		if err != nil {

@@ -7,10 +7,11 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 func TestSessionExpiry(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		// Idle: used every 29 minutes it lives on; left 30 minutes it ends.

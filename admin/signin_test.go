@@ -15,6 +15,7 @@ import (
 	"gatehouse/admin"
 	"gatehouse/admin/outbox"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 const goodPassword = "correct horse battery staple"
@@ -178,7 +179,7 @@ func auditCount(t *testing.T, s *store.SQL, org, action string) int {
 }
 
 func TestNoSecretInAuditLog(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		r := e.mustLogin(t, "jdoe", goodPassword, "")

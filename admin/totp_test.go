@@ -12,7 +12,7 @@ import (
 )
 
 func TestTOTPLogin(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		r := e.mustLogin(t, "jdoe", goodPassword, "")
@@ -82,7 +82,7 @@ func TestTOTPLogin(t *testing.T) {
 }
 
 func TestRequiredTOTPEnrolmentStage(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		ctx := context.Background()
 		e := newSignInEnv(t, s)
 		if _, err := s.UpdateOrg(ctx, e.org.ID, func(o *store.Org) error { o.RequireTOTP = true; return nil }); err != nil {

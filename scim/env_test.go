@@ -195,20 +195,6 @@ func user(userName string) map[string]any {
 	}
 }
 
-// forEachBackend runs fn on SQLite and on PostgreSQL.
-func forEachBackend(t *testing.T, fn func(t *testing.T, st *store.SQL)) {
-	t.Helper()
-	for _, b := range []struct {
-		name string
-		open func(testing.TB) *store.SQL
-	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b.open(t))
-		})
-	}
-}
-
 // assertNotStored fails if text appears in any column of any row.
 func assertNotStored(t *testing.T, st *store.SQL, text string) {
 	t.Helper()

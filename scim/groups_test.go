@@ -15,7 +15,7 @@ const patchOp = `"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"]`
 func patchBody(ops string) string { return `{` + patchOp + `,"Operations":[` + ops + `]}` }
 
 func TestGroupMembership(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, st *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, st *store.SQL) {
 		e := newEnv(t, st)
 		var ids []string
 		for i := range 5 {

@@ -17,7 +17,7 @@ import (
 )
 
 func TestUserLifecycle(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, st *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, st *store.SQL) {
 		e := newEnv(t, st)
 		// Entra ID's test connection: an absent user is an empty list, not 404.
 		r := e.do("GET", "/Users?filter="+url.QueryEscape(`userName eq "2e8f0c8e-52a1-4d7c-9b3b-3e8c7c1b6f00"`), nil).must(t, 200)
@@ -239,7 +239,7 @@ func TestETags(t *testing.T) {
 
 // Concurrent PATCHes of different attributes of one user: none is lost.
 func TestConcurrentPatches(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, st *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, st *store.SQL) {
 		e := newEnv(t, st)
 		id := e.do("POST", "/Users", user("con@acme.test")).must(t, 201).str("id")
 		var wg sync.WaitGroup

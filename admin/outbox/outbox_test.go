@@ -38,24 +38,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
-// forEachBackend runs fn on a fresh SQLite store and a fresh PostgreSQL one.
-func forEachBackend(t *testing.T, fn func(t *testing.T, s *store.SQL)) {
-	t.Helper()
-	backends := []struct {
-		name string
-		open func(testing.TB) *store.SQL
-	}{
-		{"sqlite", storetest.SQLite},
-		{"postgres", storetest.Postgres},
-	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b.open(t))
-		})
-	}
-}
-
 func assertCode(t *testing.T, err error, code string) {
 	t.Helper()
 	var e *admin.Error
@@ -395,7 +377,7 @@ func messageIDs(msgs []smtpMessage) []string {
 }
 
 func TestMailDelivery(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		srv := startSMTP(t, &smtpServer{}, "127.0.0.1")
 		sealer := newSealer(t)
 		subject := "Activez votre compte Gatehouse — Zoë ✓ " + strings.Repeat("é", 60)
@@ -600,7 +582,7 @@ func TestMailPlainAuthRefusedWithoutTLS(t *testing.T) {
 // A message queued while the SMTP server is down stays queued, with its
 // attempts and last error, and is delivered once the server is back.
 func TestMailSMTPDown(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		srv := startSMTP(t, &smtpServer{}, "127.0.0.1")
 		srv.stop()
 		sealer := newSealer(t)
@@ -880,7 +862,7 @@ func (b *syncBuffer) String() string {
 // Without an SMTP server the message goes to the log, body included, so
 // that a local install shows its activation link.
 func TestMailNoSMTPLogs(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *store.SQL) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
 		var logs syncBuffer
 		logger := slog.New(slog.NewTextHandler(&logs, nil))
 		sealer := newSealer(t)

@@ -309,3 +309,18 @@ func tail(b []byte) string {
 	}
 	return s
 }
+
+// EachBackend runs fn, in parallel subtests named "sqlite" and "postgres",
+// on a fresh SQLite store and a fresh PostgreSQL one.
+func EachBackend(t *testing.T, fn func(t *testing.T, s *store.SQL)) {
+	t.Helper()
+	for _, b := range []struct {
+		name string
+		open func(testing.TB) *store.SQL
+	}{{"sqlite", SQLite}, {"postgres", Postgres}} {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b.open(t))
+		})
+	}
+}
