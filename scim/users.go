@@ -3,6 +3,7 @@ package scim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -283,13 +284,14 @@ func userResource(a store.Administrator, groups []store.GroupRef) resource {
 	return resource{id: a.ID, etag: entityTag(a.Version, groups), user: &userSource{a, groups}}
 }
 
-// withGroups is the resource of a, with its groups read.
+// withGroups is the resource of a as just written, with its groups read
+// now. An administrator deleted since has none.
 func (u userOps) withGroups(ctx context.Context, a store.Administrator) (resource, error) {
-	m, err := u.s.store.GroupsOf(ctx, u.org.ID, []string{a.ID})
-	if err != nil {
+	_, refs, err := u.s.store.AdministratorWithGroups(ctx, u.org.ID, a.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return resource{}, err
 	}
-	return userResource(a, m[a.ID]), nil
+	return userResource(a, refs), nil
 }
 
 // get reads one User, with its groups when withGroups (one statement
