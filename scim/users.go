@@ -29,21 +29,21 @@ func (userKind) field(r schema.Resolved) (mapping, bool) {
 	case r.Extension == schema.Gatehouse:
 		switch r.Attr.Name {
 		case "role":
-			return column("role"), true
+			return column(store.AdministratorRole), true
 		case "status":
-			return column("status"), true
+			return column(store.AdministratorStatus), true
 		case "lastLogin":
-			return column("last_login_at"), true
+			return column(store.AdministratorLastLoginAt), true
 		}
 	case r.Extension != nil:
 	case r.Attr.Name == "userName":
-		return column("username"), true
+		return column(store.AdministratorUserName), true
 	case r.Attr.Name == "active":
 		return mapping{active: true}, true
 	case r.Attr.Name == "name" && r.Sub != nil && r.Sub.Name == "givenName":
-		return column("given_name"), true
+		return column(store.AdministratorGivenName), true
 	case r.Attr.Name == "name" && r.Sub != nil && r.Sub.Name == "familyName":
-		return column("family_name"), true
+		return column(store.AdministratorFamilyName), true
 	}
 	return mapping{}, false
 }

@@ -163,7 +163,7 @@ func runStoreBenchmarks(b *testing.B, s store.Store) {
 		where func(i int) store.Predicate
 	}{
 		{"QueryUserNameEq", func(i int) store.Predicate {
-			return store.Compare{Field: store.Field{Column: "username"}, Op: store.OpEq, Value: fmt.Sprintf("user-%d", i)}
+			return store.Compare{Field: store.AdministratorUserName, Op: store.OpEq, Value: fmt.Sprintf("user-%d", i)}
 		}},
 		{"QueryEmailEq", func(i int) store.Predicate {
 			return store.Any{Attr: "emails", Where: store.And{

@@ -320,7 +320,7 @@ func (sd *seeder) group(ctx context.Context, name string, m int) error {
 // if there are several).
 func (sd *seeder) findGroup(ctx context.Context, name string) (store.Group, bool, error) {
 	res, err := sd.store.QueryGroups(ctx, sd.org, store.Query{
-		Where: store.Compare{Field: store.Field{Column: "display_name"}, Op: store.OpEq, Value: name}, Page: store.Page{Limit: 1}})
+		Where: store.Compare{Field: store.GroupDisplayName, Op: store.OpEq, Value: name}, Page: store.Page{Limit: 1}})
 	if err != nil {
 		return store.Group{}, false, fmt.Errorf("find group: %w", err)
 	}

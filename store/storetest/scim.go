@@ -424,7 +424,7 @@ func testAdministratorGroups(t *testing.T, s store.Store) {
 	}
 	q := store.Query{Where: store.Or{}, WithGroups: true, Page: store.Page{Limit: 10}}
 	for _, x := range []store.Administrator{a, b, c, stranger} {
-		q.Where = append(q.Where.(store.Or), store.Compare{Field: store.Field{Column: "id"}, Op: store.OpEq, Value: x.ID})
+		q.Where = append(q.Where.(store.Or), store.Compare{Field: store.AdministratorID, Op: store.OpEq, Value: x.ID})
 	}
 	if r, err := s.QueryAdministrators(ctx, o.ID, q); err != nil || len(r.Items) != 3 || !reflect.DeepEqual(r.Groups, want) {
 		t.Fatalf("QueryAdministrators WithGroups: %d items, groups %v, %v; want %v", len(r.Items), r.Groups, err, want)
