@@ -277,7 +277,7 @@ type userOps struct {
 
 func (c *call) users() userOps { return userOps{s: c.s, org: c.org, entry: c.entry} }
 
-func (u userOps) lifecycle() *admin.Lifecycle { return &admin.Lifecycle{Store: u.s.store} }
+func (u userOps) lifecycle() *admin.Lifecycle { return u.s.lifecycle }
 
 // userResource is the resource of a and its groups.
 func userResource(a store.Administrator, groups []store.GroupRef) resource {
