@@ -3,6 +3,7 @@ package scim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -28,21 +29,21 @@ func (userKind) field(r schema.Resolved) (mapping, bool) {
 	case r.Extension == schema.Gatehouse:
 		switch r.Attr.Name {
 		case "role":
-			return column("role"), true
+			return column(store.AdministratorRole), true
 		case "status":
-			return column("status"), true
+			return column(store.AdministratorStatus), true
 		case "lastLogin":
-			return column("last_login_at"), true
+			return column(store.AdministratorLastLoginAt), true
 		}
 	case r.Extension != nil:
 	case r.Attr.Name == "userName":
-		return column("username"), true
+		return column(store.AdministratorUserName), true
 	case r.Attr.Name == "active":
 		return mapping{active: true}, true
 	case r.Attr.Name == "name" && r.Sub != nil && r.Sub.Name == "givenName":
-		return column("given_name"), true
+		return column(store.AdministratorGivenName), true
 	case r.Attr.Name == "name" && r.Sub != nil && r.Sub.Name == "familyName":
-		return column("family_name"), true
+		return column(store.AdministratorFamilyName), true
 	}
 	return mapping{}, false
 }
@@ -276,20 +277,21 @@ type userOps struct {
 
 func (c *call) users() userOps { return userOps{s: c.s, org: c.org, entry: c.entry} }
 
-func (u userOps) lifecycle() *admin.Lifecycle { return &admin.Lifecycle{Store: u.s.store} }
+func (u userOps) lifecycle() *admin.Lifecycle { return u.s.lifecycle }
 
 // userResource is the resource of a and its groups.
 func userResource(a store.Administrator, groups []store.GroupRef) resource {
 	return resource{id: a.ID, etag: entityTag(a.Version, groups), user: &userSource{a, groups}}
 }
 
-// withGroups is the resource of a, with its groups read.
+// withGroups is the resource of a as just written, with its groups read
+// now. An administrator deleted since has none.
 func (u userOps) withGroups(ctx context.Context, a store.Administrator) (resource, error) {
-	m, err := u.s.store.GroupsOf(ctx, u.org.ID, []string{a.ID})
-	if err != nil {
+	_, refs, err := u.s.store.AdministratorWithGroups(ctx, u.org.ID, a.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return resource{}, err
 	}
-	return userResource(a, m[a.ID]), nil
+	return userResource(a, refs), nil
 }
 
 // get reads one User, with its groups when withGroups (one statement

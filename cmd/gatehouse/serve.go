@@ -194,7 +194,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		TrustForwardedFor: *trustXFF,
 		Logger:            func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	}
-	scimServer := scim.New(s, scim.Config{
+	scimServer := scim.New(s, &admin.Lifecycle{Store: s}, scim.Config{
 		BaseURL:   *baseURL,
 		RateLimit: *scimRate,
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
