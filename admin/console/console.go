@@ -75,7 +75,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	c.parse()
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.render(w, r, http.StatusForbidden, "message", &page{Title: "Form refused",
+		c.render(w, r, http.StatusForbidden, "error", &page{Title: "Form refused",
 			Message: "This form was sent from another site, so it was not used. Open the page on this site and send it again."})
 	}))
 	get := func(pattern string, h http.HandlerFunc) { mux.Handle("GET "+pattern, c.guard(h)) }
@@ -171,6 +171,7 @@ type page struct {
 	// Message is a notice for the whole page; Error a refusal not tied
 	// to one field; Fields the refusals tied to a field, by its name.
 	Message string
+	Note    string
 	Error   string
 	Fields  map[string]string
 	// Status is the HTTP status of an error page.

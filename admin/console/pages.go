@@ -67,7 +67,7 @@ func (c *Console) linkInvalid(w http.ResponseWriter, r *http.Request, activation
 			"If you already set your password, sign in. Otherwise ask an administrator of your organization to resend your invitation."
 	} else {
 		p.Message = "This password-reset link has expired, has already been used, or was replaced by a newer one. " +
-			"Ask for a new link: each link works once, within an hour."
+			"Ask for a new link: each link works once, for a limited time."
 	}
 	p.Done = !activation // offers "Request a new link"
 	c.render(w, r, http.StatusGone, "link", p)
@@ -114,6 +114,7 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	p.Note = retype
 	if password != confirm {
 		p.Fields = map[string]string{"confirm": "The two passwords differ: type the same password twice."}
 		c.render(w, r, http.StatusBadRequest, "activate", p)
@@ -158,6 +159,10 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 		OrgName: p.OrgName, Message: sentence(refusal(err).Message), TOTPRequired: refusal(err).Code == admin.CodeTOTPRequired})
 }
 
+// retype is the note of a form shown again after a refusal: passwords
+// are never sent back to the browser.
+const retype = "Nothing was changed. Passwords are not kept on a refused form: type them again."
+
 // resetPage asks for a new password for a reset link. The link is checked
 // when the form is sent: reading it would not tell more.
 func (c *Console) resetPage(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +177,7 @@ func (c *Console) resetPage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) reset(w http.ResponseWriter, r *http.Request) {
 	token := r.PostFormValue("token")
 	password, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
-	p := &page{Title: "Choose a new password", Token: token}
+	p := &page{Title: "Choose a new password", Token: token, Note: retype}
 	if password != confirm {
 		p.Fields = map[string]string{"confirm": "The two passwords differ: type the same password twice."}
 		c.render(w, r, http.StatusBadRequest, "reset", p)
@@ -216,7 +221,7 @@ func (c *Console) forgot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.render(w, r, http.StatusOK, "message", &page{Title: "Check your email",
-		Message: "If an active account matches, we have sent it a link to choose a new password. The link works once, within an hour."})
+		Message: "If an active account matches, we have sent it a link to choose a new password. The link works once, for a limited time."})
 }
 
 // changePasswordPage is the must-change-password step (and, in an active
