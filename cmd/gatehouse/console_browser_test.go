@@ -366,3 +366,105 @@ func TestConsoleActivationWithTOTP(t *testing.T) {
 	p.expect("main", "Sam.Roe")
 	p.shot("home-totp")
 }
+
+// TestConsoleFirstSignInSteps: an administrator whose password was set by
+// a Super Administrator ("must change at next sign-in"), in an
+// organization that requires two factors, signs in on the sign-in page
+// and is led through the console's steps: a new password (a wrong
+// current password refused at its field), then the enrolment of an
+// authenticator, then the home page.
+func TestConsoleFirstSignInSteps(t *testing.T) {
+	ctx := browser(t)
+	f := newServeFixture(t, nil)
+	p := &page{t: t, ctx: ctx}
+	if resp, body := f.call(t, "POST", "/api/v1/administrators", `{"username":"Sam.Roe","firstName":"Sam","lastName":"Roe","email":"sam@example.com"}`, nil); resp.StatusCode != 201 {
+		t.Fatalf("invite: %d %s", resp.StatusCode, body)
+	}
+	link := lastLink(t, f.srv, "/activate")
+	token := link[strings.Index(link, "token=")+len("token="):]
+	if a := postJSON(t, f.srv.base+"/api/v1/activation", `{"token":"`+token+`","password":"`+consolePassword+`"}`, ""); a.status != 200 {
+		t.Fatalf("activation: %d %v", a.status, a.body)
+	}
+	sam, err := f.store.AdministratorByUsername(context.Background(), f.org.ID, "Sam.Roe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const given = "a password from the admin"
+	if resp, body := f.call(t, "PUT", "/api/v1/administrators/"+sam.ID+"/password", `{"password":"`+given+`","mustChangePassword":true}`, nil); resp.StatusCode != 204 {
+		t.Fatalf("set password: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := f.call(t, "PATCH", "/api/v1/organization", `{"requireTotp":true}`, nil); resp.StatusCode != 200 {
+		t.Fatalf("require TOTP: %d %s", resp.StatusCode, body)
+	}
+
+	p.open(f.srv.base + "/login/password?org=acme")
+	p.submit("form", map[string]string{"#u": "Sam.Roe", "#p": given})
+	if loc := p.location(); loc != f.srv.base+"/account/password" {
+		t.Fatalf("a sign-in that must change its password lands on %s: %s", loc, p.text("body"))
+	}
+	p.expect("h1", "Change your password")
+	p.shot("must-change-password")
+	p.submit("form", map[string]string{"#current": "not the password", "#password": consolePassword, "#confirm": consolePassword})
+	p.expect("#current-error", "incorrect")
+	p.shot("must-change-password-error")
+	// The home page is not reachable before the step is done.
+	p.open(f.srv.base + "/")
+	if loc := p.location(); loc != f.srv.base+"/account/password" {
+		t.Fatalf("/ before the password change shows %s", loc)
+	}
+	p.submit("form", map[string]string{"#current": given, "#password": consolePassword, "#confirm": consolePassword})
+	if loc := p.location(); loc != f.srv.base+"/account/two-factor" {
+		t.Fatalf("after the password change: %s, want the two-factor step: %s", loc, p.text("body"))
+	}
+	p.expect("h1", "Set up two-factor authentication")
+	p.shot("enrol-totp")
+	secret := p.text("#totp-secret")
+	p.submit("form", map[string]string{"#code": "123"})
+	p.expect("#code-error", "incorrect")
+	if p.text("#totp-secret") != secret {
+		t.Fatal("a refused code changed the key shown")
+	}
+	code, _ := totp.GenerateCode(secret, time.Now())
+	p.submit("form", map[string]string{"#code": code})
+	if loc := p.location(); loc != f.srv.base+"/" {
+		t.Fatalf("after the enrolment: %s: %s", loc, p.text("body"))
+	}
+	p.expect("main", "Sam.Roe")
+}
+
+// TestConsoleHeadersAndCrossSitePosts, without a browser: every console
+// page is served under the strict Content-Security-Policy, not framed and
+// not cached; its files come from the binary; and each of its forms
+// refuses a post from another origin, changing nothing.
+func TestConsoleHeadersAndCrossSitePosts(t *testing.T) {
+	f := newServeFixture(t, nil)
+	for _, path := range []string{"/activate?token=" + f.link[strings.Index(f.link, "token=")+6:], "/activate?token=x", "/reset-password?token=x",
+		"/forgot-password", "/no/such/page"} {
+		resp, body := get(t, f.srv.base+path, nil)
+		h := resp.Header
+		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || strings.Contains(csp, "unsafe") ||
+			!strings.Contains(csp, "frame-ancestors 'none'") || h.Get("Cache-Control") != "no-store" ||
+			h.Get("Referrer-Policy") != "no-referrer" || !strings.Contains(body, "/assets/console.css") {
+			t.Errorf("%s: %d CSP %q Cache-Control %q Referrer-Policy %q", path, resp.StatusCode, csp, h.Get("Cache-Control"), h.Get("Referrer-Policy"))
+		}
+	}
+	for _, asset := range []string{"/assets/console.css", "/assets/console.js"} {
+		if resp, body := get(t, f.srv.base+asset, nil); resp.StatusCode != 200 || len(body) < 200 {
+			t.Errorf("%s: %d, %d bytes", asset, resp.StatusCode, len(body))
+		}
+	}
+	token := f.link[strings.Index(f.link, "token=")+6:]
+	for _, path := range []string{"/activate", "/reset-password", "/forgot-password", "/logout", "/account/password", "/account/two-factor"} {
+		req, _ := http.NewRequest("POST", f.srv.base+path, strings.NewReader("token="+token+"&password="+consolePassword+"&confirm="+consolePassword+"&username=Jane.Doe&organization=acme"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "http://attacker.example")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, body := do(t, req)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "another site") {
+			t.Errorf("cross-site POST %s: %d", path, resp.StatusCode)
+		}
+	}
+	if a, err := f.store.AdministratorByUsername(context.Background(), f.org.ID, "Jane.Doe"); err != nil || a.Status != store.StatusPending {
+		t.Fatalf("after the cross-site activation Jane is %q (%v), want Pending", a.Status, err)
+	}
+}
