@@ -141,7 +141,14 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
-	res, err := c.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: p.OrgSlug, Username: a.UserName, Password: password,
+	// The organization is the activated administrator's, not the form's.
+	org, err := c.Orgs.Org(r.Context(), a.OrgID)
+	if err != nil {
+		c.failure(w, r, err)
+		return
+	}
+	p.OrgSlug, p.OrgName = org.Slug, org.Name
+	res, err := c.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: org.Slug, Username: a.UserName, Password: password,
 		IP: web.ClientIP(r, c.TrustForwardedFor), UserAgent: r.UserAgent()})
 	if err == nil {
 		c.setSession(w, res.Token)
