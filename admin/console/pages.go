@@ -276,7 +276,7 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Title = "Change your password"
+	p.Title, p.Note = "Change your password", retype
 	password, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
 	if password != confirm {
 		p.Fields = map[string]string{"confirm": "The two passwords differ: type the same password twice."}

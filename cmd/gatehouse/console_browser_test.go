@@ -404,6 +404,7 @@ func TestConsoleFirstSignInSteps(t *testing.T) {
 	}
 	p.expect("h1", "Change your password")
 	p.shot("must-change-password")
+	p.expect("main form.aside", "Sign out") // a way out of the step
 	p.submit("form", map[string]string{"#current": "not the password", "#password": consolePassword, "#confirm": consolePassword})
 	p.expect("#current-error", "incorrect")
 	p.shot("must-change-password-error")
@@ -448,10 +449,17 @@ func TestConsoleHeadersAndCrossSitePosts(t *testing.T) {
 			t.Errorf("%s: %d CSP %q Cache-Control %q Referrer-Policy %q", path, resp.StatusCode, csp, h.Get("Cache-Control"), h.Get("Referrer-Policy"))
 		}
 	}
+	assets := 0
 	for _, asset := range []string{"/assets/console.css", "/assets/console.js"} {
-		if resp, body := get(t, f.srv.base+asset, nil); resp.StatusCode != 200 || len(body) < 200 {
+		resp, body := get(t, f.srv.base+asset, nil)
+		if resp.StatusCode != 200 || len(body) < 200 {
 			t.Errorf("%s: %d, %d bytes", asset, resp.StatusCode, len(body))
 		}
+		assets += len(body)
+	}
+	// A page with its stylesheet and script weighs under 100 KB.
+	if _, body := get(t, f.link, nil); len(body)+assets > 100<<10 {
+		t.Errorf("the activation page weighs %d bytes with its files", len(body)+assets)
 	}
 	token := f.link[strings.Index(f.link, "token=")+6:]
 	for _, path := range []string{"/activate", "/reset-password", "/forgot-password", "/logout", "/account/password", "/account/two-factor"} {
