@@ -208,6 +208,19 @@ func TestConsoleFirstRun(t *testing.T) {
 	p.expect("main", "Jane.Doe")
 	p.shot("activate")
 
+	// Keyboard: the first Tab shows the skip link, with a visible focus
+	// ring; then the brand link, then the first field.
+	p.do("tab", chromedp.KeyEvent("\t"))
+	focus, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const e = document.activeElement, r = e.getBoundingClientRect(), s = getComputedStyle(e);
+		return e.className + " " + (r.left >= 0 && r.top >= 0) + " " + s.outlineStyle })()`))
+	if err != nil || focus != "skip true solid" {
+		t.Fatalf("after one Tab the focus is %q (%v), want the visible skip link with an outline", focus, err)
+	}
+	p.do("tab twice", chromedp.KeyEvent("\t"), chromedp.KeyEvent("\t"))
+	if id, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`)); id != "password" {
+		t.Fatalf("after three Tabs the focus is on %q, want the password field", id)
+	}
+
 	// Bad input: shown at the field, and nothing changes.
 	p.submit("form", map[string]string{"#password": "", "#confirm": ""})
 	p.expect("#password-error", "shorter than")

@@ -19,3 +19,11 @@ document.addEventListener("submit", function (ev) {
   f.dataset.sent = "1";
   f.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
 });
+// A page restored from the back-forward cache takes forms again.
+window.addEventListener("pageshow", function (ev) {
+  if (!ev.persisted) return;
+  document.querySelectorAll("form[data-sent]").forEach(function (f) {
+    delete f.dataset.sent;
+    f.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
+  });
+});
