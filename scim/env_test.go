@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -42,6 +43,14 @@ func withDomains(ds ...string) envOption {
 // withTokenCache keeps verified tokens as production does.
 func withTokenCache() envOption {
 	return func(c *scim.Config, _ *admin.OrgSpec) { c.TokenCacheTTL = 0 }
+}
+
+// withLog sends every request's log to w, as text.
+func withLog(w io.Writer) envOption {
+	return func(c *scim.Config, _ *admin.OrgSpec) {
+		l := slog.New(slog.NewTextHandler(w, nil))
+		c.Logger = func(*http.Request) *slog.Logger { return l }
+	}
 }
 
 func withRateLimit(r float64) envOption {

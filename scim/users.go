@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -272,10 +273,11 @@ func primaryValue(list []any) string {
 type userOps struct {
 	s     *Server
 	org   store.Org
-	entry *tokenEntry // the token's cache: the registered domains
+	entry *tokenEntry         // the token's cache: the registered domains
+	log   func() *slog.Logger // the request's logger, made on first use
 }
 
-func (c *call) users() userOps { return userOps{s: c.s, org: c.org, entry: c.entry} }
+func (c *call) users() userOps { return userOps{s: c.s, org: c.org, entry: c.entry, log: c.logger} }
 
 func (u userOps) lifecycle() *admin.Lifecycle { return u.s.lifecycle }
 
@@ -323,25 +325,25 @@ func (u userOps) query(ctx context.Context, q store.Query) ([]resource, int, str
 	return out, res.Total, res.Next, nil
 }
 
-// create provisions a User from a normalized document; reprovisioned
-// reports a deactivated administrator coming back (see
+// create provisions a User from a normalized document, logging a
+// deactivated administrator that comes back (see
 // admin.Lifecycle.Provision).
-func (u userOps) create(ctx context.Context, doc map[string]any) (res resource, reprovisioned bool, err error) {
+func (u userOps) create(ctx context.Context, doc map[string]any) (resource, error) {
 	domains, err := u.entry.domains(ctx, u.s.store)
 	if err != nil {
-		return resource{}, false, err
+		return resource{}, err
 	}
 	a, again, err := u.lifecycle().Provision(ctx, u.org.ID, func(a *store.Administrator) error {
 		return applyUser(doc, a, domains)
 	})
 	if err != nil {
-		return resource{}, false, err
+		return resource{}, err
 	}
 	if !again {
-		return userResource(a, nil), false, nil // a new administrator is in no group
+		return userResource(a, nil), nil // a new administrator is in no group
 	}
-	res, err = u.withGroups(ctx, a)
-	return res, true, err
+	u.log().Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
+	return u.withGroups(ctx, a)
 }
 
 // replace sets a User from a normalized document, if its version matches
@@ -413,11 +415,7 @@ func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, st
 }
 
 func (userKind) create(c *call, doc map[string]any) (resource, error) {
-	res, again, err := c.users().create(c.r.Context(), doc)
-	if again {
-		c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", res.id)
-	}
-	return res, err
+	return c.users().create(c.r.Context(), doc)
 }
 
 func (userKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {
