@@ -98,11 +98,19 @@ func (s *SignIn) now() time.Time { return now(s.Now).UTC() }
 
 func (s *SignIn) policy() LoginPolicy { return s.Policy.withDefaults() }
 
-// asSelf is ctx with the administrator as the actor of its writes, unless
-// the caller named another actor.
+// asSelf is ctx with the administrator, now proven (a password, a
+// token, an IdP's answer), as the actor of its writes, whatever actor ctx
+// carried.
 func asSelf(ctx context.Context, a store.Administrator) context.Context {
-	if store.ActorFrom(ctx).Kind != store.ActorSystem {
+	return store.WithActor(ctx, store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName})
+}
+
+// unproven is ctx for the writes made before anyone is proven (a refused
+// attempt, a reset request): gatehouse itself records them, unless the
+// caller named an actor.
+func unproven(ctx context.Context) context.Context {
+	if _, ok := store.ActorFrom(ctx); ok {
 		return ctx
 	}
-	return store.WithActor(ctx, store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName})
+	return store.WithActor(ctx, store.System)
 }

@@ -202,8 +202,10 @@ type RefreshStats struct {
 	Due, Updated, Unchanged, Failed int
 }
 
-// Round fetches the due documents once.
+// Round fetches the due documents once. The updates are gatehouse's own
+// (store.System) in the audit log.
 func (r *MetadataRefresher) Round(ctx context.Context) RefreshStats {
+	ctx = store.WithActor(ctx, store.System)
 	var st RefreshStats
 	logger := r.Logger
 	if logger == nil {
