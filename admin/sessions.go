@@ -9,6 +9,17 @@ import (
 	"gatehouse/store"
 )
 
+// Sessions keeps the console's sessions, shared by every instance: one
+// found by the hash of its secret (expired at now is store.ErrNotFound),
+// its idle expiry slid at most once a minute (reporting whether it wrote),
+// and its end (audited as a sign-out). A RecordSignIn of a success creates
+// one. A store.Store is one.
+type Sessions interface {
+	Session(ctx context.Context, hash []byte, now time.Time) (store.Session, error)
+	TouchSession(ctx context.Context, hash []byte, now, expiresAt time.Time) (bool, error)
+	DeleteSession(ctx context.Context, hash []byte) error
+}
+
 func errInvalidSession() error {
 	return refuse(CodeInvalidSession, "the session has ended: sign in again")
 }
