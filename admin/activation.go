@@ -154,6 +154,7 @@ func (s *SignIn) Activate(ctx context.Context, token, password, totpTicket, totp
 // are sent per ResetWindow to one name, so the form cannot flood a
 // mailbox.
 func (s *SignIn) RequestPasswordReset(ctx context.Context, orgSlug, usernameOrEmail string) error {
+	ctx = unproven(ctx)
 	if s.Mail == nil || s.BaseURL == "" {
 		return errors.New("admin: SignIn.Mail and SignIn.BaseURL must be set for password reset")
 	}

@@ -17,7 +17,7 @@ import (
 
 func TestActivation(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newPendingEnv(t, s, "acme")
 		token := e.createOrg(t, "acme", "jdoe")
 		info, err := e.si.ActivationInfo(ctx, token)
@@ -92,7 +92,7 @@ func TestActivation(t *testing.T) {
 
 func TestActivationWithRequiredTOTP(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newPendingEnv(t, s, "acme")
 		token := e.createOrg(t, "acme", "jdoe")
 		if _, err := s.UpdateOrg(ctx, e.org.ID, func(o *store.Org) error { o.RequireTOTP = true; return nil }); err != nil {
@@ -139,7 +139,7 @@ func TestActivationWithRequiredTOTP(t *testing.T) {
 
 func TestPasswordReset(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		// Unknown accounts: the same answer, nothing queued.
 		for _, name := range []string{"ghost", "JDoe", "ghost@acme.example", ""} {

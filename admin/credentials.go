@@ -123,6 +123,7 @@ func ipKey(ip string) string { return "ip:" + ip }
 // lock its length.) The last attempt of a name (the LockAfter-th) locks
 // it for LockFor from its start unless its password proves right.
 func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error) {
+	ctx = unproven(ctx)
 	p, now := s.policy(), s.now()
 	if r.OrgSlug == "" {
 		r.Username, r.OrgSlug = SplitLogin(r.Username)

@@ -15,7 +15,7 @@ import (
 
 func TestLoginSuccess(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		before, _ := s.Administrator(ctx, e.org.ID, e.owner.ID)
 		r := e.mustLogin(t, "jdoe", goodPassword, "")
@@ -83,7 +83,7 @@ func TestLoginUsernameIsExact(t *testing.T) {
 
 func TestLockout(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		for i := 1; i <= admin.DefaultLockAfter; i++ {
 			_, err := e.login("jdoe", "wrong password number "+fmt.Sprint(i), "", fmt.Sprintf("192.0.2.%d", i))
@@ -203,7 +203,7 @@ func TestTooManyAttemptsFromOneAddress(t *testing.T) {
 
 func TestPendingAndDeactivatedCannotSignIn(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		e.addAdmin(t, "pending", store.StatusPending)
 		_, err := e.login("pending", "wrong password here", "", "192.0.2.1")
@@ -250,7 +250,7 @@ func TestPendingAndDeactivatedCannotSignIn(t *testing.T) {
 // organization, split at the last '@'.
 func TestLoginOrganizationScoped(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		login := func(slug, user string) (admin.LoginResult, error) {
 			return e.si.Login(ctx, admin.LoginRequest{OrgSlug: slug, Username: user, Password: goodPassword, IP: "192.0.2.3"})
@@ -301,7 +301,7 @@ func TestLoginOrganizationScoped(t *testing.T) {
 
 func TestMustChangePassword(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		other := e.mustLogin(t, "jdoe", goodPassword, "")
 		if err := e.si.SetPassword(ctx, e.org.ID, e.owner.ID, "temporary password 1", true); err != nil {
@@ -359,7 +359,7 @@ func TestMustChangePassword(t *testing.T) {
 
 func TestTamperedHashRefused(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		c, _ := s.Credentials(ctx, e.org.ID, e.owner.ID)
 		tampered := strings.Replace(c.PasswordHash, "m=19456", "m=4194304", 1)

@@ -13,13 +13,13 @@ import (
 // themselves (never the last), by support, and by no one else.
 func TestSuperAdministratorDemotion(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		org, owner, _, err := (&admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}).Create(ctx, validSpec("acme"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		l := &admin.Lifecycle{Store: s}
-		op := admin.Principal{OrgID: org.ID, Operator: true}
+		op := admin.Principal{OrgID: org.ID, Operator: true, Actor: storetest.Actor}
 		promote, demote := store.RoleSuperAdministrator, store.RoleAdministrator
 		second, err := s.CreateAdministrator(ctx, store.Administrator{OrgID: org.ID, UserName: "second", Email: "second@acme.test",
 			Role: store.RoleAdministrator, Status: store.StatusActive})
@@ -29,8 +29,10 @@ func TestSuperAdministratorDemotion(t *testing.T) {
 		if _, err := l.Edit(ctx, op, second.ID, admin.Edit{Role: &promote}); err != nil {
 			t.Fatal(err)
 		}
-		self := admin.Principal{OrgID: org.ID, Role: store.RoleSuperAdministrator, AdministratorID: owner.ID}
-		key := admin.Principal{OrgID: org.ID, Role: store.RoleSuperAdministrator} // an API key: nobody's own account
+		self := admin.Principal{OrgID: org.ID, Role: store.RoleSuperAdministrator, AdministratorID: owner.ID,
+			Actor: store.Actor{Kind: store.ActorAdministrator, ID: owner.ID, Name: owner.UserName}}
+		// An API key: nobody's own account.
+		key := admin.Principal{OrgID: org.ID, Role: store.RoleSuperAdministrator, Actor: store.Actor{Kind: store.ActorAPIKey, ID: "key", Name: "key"}}
 		_, err = l.Edit(ctx, key, owner.ID, admin.Edit{Role: &demote})
 		assertCode(t, err, admin.CodeSuperAdminProtected)
 		_, err = l.Edit(ctx, self, second.ID, admin.Edit{Role: &demote})

@@ -57,7 +57,7 @@ func TestCreateOrg(t *testing.T) {
 		},
 	}
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				orgs := &admin.Orgs{Store: s, BaseURL: "https://id.example.net/", Now: fixedClock, InvitationTTL: tt.ttl}
@@ -218,7 +218,7 @@ func TestCreateOrgRefused(t *testing.T) {
 		{"phone with newline", with(func(s *admin.OrgSpec) { s.Owner.Phone = "+1 555\n0100" }), admin.CodeInvalidPhone},
 	}
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		orgs := &admin.Orgs{Store: s, BaseURL: "http://localhost:8080", Now: fixedClock}
 		before := storetest.TakeSnapshot(t, s)
 		for _, tt := range tests {
@@ -266,7 +266,7 @@ func TestCreateOrgRefused(t *testing.T) {
 
 func TestOrgsBySlug(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		orgs := &admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}
 		created, _, _, err := orgs.Create(ctx, validSpec("acme"))
 		if err != nil {
@@ -302,7 +302,7 @@ func TestOrgsBySlug(t *testing.T) {
 
 func TestOrgsSetSCIM(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		orgs := &admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}
 		org, _, _, err := orgs.Create(ctx, validSpec("acme"))
 		if err != nil {
@@ -332,7 +332,7 @@ func TestOrgsSetSCIM(t *testing.T) {
 func TestOrgsNeedBaseURL(t *testing.T) {
 	s := storetest.SQLite(t)
 	orgs := &admin.Orgs{Store: s}
-	if _, _, _, err := orgs.Create(context.Background(), validSpec("acme")); err == nil {
+	if _, _, _, err := orgs.Create(storetest.Context(context.Background()), validSpec("acme")); err == nil {
 		t.Fatal("Create without BaseURL gave no error")
 	}
 	_, err := s.OrgBySlug(context.Background(), "acme")

@@ -32,7 +32,7 @@ func TestSCIMTokensCreate(t *testing.T) {
 		{"odd lifetime", "Entra ID — test tenant", 90*time.Minute + 1500*time.Nanosecond},
 	}
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		org, _, _, err := (&admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}).Create(ctx, validSpec("acme"))
 		if err != nil {
 			t.Fatal(err)
@@ -90,7 +90,7 @@ func TestSCIMTokensCreate(t *testing.T) {
 
 func TestSCIMTokensRefused(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		org, _, _, err := (&admin.Orgs{Store: s, BaseURL: "http://localhost:8080"}).Create(ctx, validSpec("acme"))
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,17 @@ import (
 	"gatehouse/store"
 )
 
+// Sessions keeps the console's sessions, shared by every instance: one
+// found by the hash of its secret (expired at now is store.ErrNotFound),
+// its idle expiry slid at most once a minute (reporting whether it wrote),
+// and its end (audited as a sign-out). A RecordSignIn of a success creates
+// one. A store.Store is one.
+type Sessions interface {
+	Session(ctx context.Context, hash []byte, now time.Time) (store.Session, error)
+	TouchSession(ctx context.Context, hash []byte, now, expiresAt time.Time) (bool, error)
+	DeleteSession(ctx context.Context, hash []byte) error
+}
+
 func errInvalidSession() error {
 	return refuse(CodeInvalidSession, "the session has ended: sign in again")
 }
@@ -79,12 +90,27 @@ func (s *SignIn) Authenticate(ctx context.Context, token string) (store.Session,
 	return s.session(ctx, token, store.SessionActive)
 }
 
-// Logout ends the session of token; an unknown one is not an error.
+// Logout ends the session of token; an unknown one is not an error. The
+// holder of a live session signs out as themselves; an expired one is
+// gatehouse's clean-up.
 func (s *SignIn) Logout(ctx context.Context, token string) error {
 	if token == "" || len(token) > 128 {
 		return nil
 	}
-	err := s.Store.DeleteSession(ctx, HashSecret(token))
+	ctx = unproven(ctx)
+	hash := HashSecret(token)
+	if ss, err := s.Store.Session(ctx, hash, s.now()); err == nil {
+		a, err := s.Store.Administrator(ctx, ss.OrgID, ss.AdministratorID)
+		switch {
+		case err == nil:
+			ctx = asSelf(ctx, a)
+		case !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("admin: logout: %w", err)
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("admin: logout: %w", err)
+	}
+	err := s.Store.DeleteSession(ctx, hash)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("admin: logout: %w", err)
 	}
@@ -97,6 +123,7 @@ func (s *SignIn) Logout(ctx context.Context, token string) error {
 // handled the credentials and any second factor; Pending and Deactivated
 // administrators are refused (and the refusal recorded).
 func (s *SignIn) SSO(ctx context.Context, a store.Administrator, method, ip, userAgent string) (LoginResult, error) {
+	ctx = unproven(ctx)
 	p, now := s.policy(), s.now()
 	attempt := store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now, Method: method, IP: ip, UserAgent: userAgent}
 	var refusal error

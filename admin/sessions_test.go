@@ -12,7 +12,7 @@ import (
 
 func TestSessionExpiry(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		// Idle: used every 29 minutes it lives on; left 30 minutes it ends.
 		r := e.mustLogin(t, "jdoe", goodPassword, "")

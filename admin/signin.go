@@ -72,6 +72,32 @@ func (p LoginPolicy) withDefaults() LoginPolicy {
 	return p
 }
 
+// SignInStore is what SignIn reads and writes: its sessions, the
+// credentials and the sign-in throttle, the invitations it uses, the
+// administrators and organizations it signs in, and the entries of
+// refusals no other write carries. A store.Store is one.
+type SignInStore interface {
+	Sessions
+	Org(ctx context.Context, id string) (store.Org, error)
+	OrgBySlug(ctx context.Context, slug string) (store.Org, error)
+	Administrator(ctx context.Context, org, id string) (store.Administrator, error)
+	AdministratorByUsername(ctx context.Context, org, username string) (store.Administrator, error)
+	QueryAdministrators(ctx context.Context, org string, q store.Query) (store.Result[store.Administrator], error)
+	Credentials(ctx context.Context, org, administratorID string) (store.Credentials, error)
+	UpdateCredentials(ctx context.Context, org, administratorID string, c store.CredentialsChange) (store.Credentials, error)
+	TakeSignInSlot(ctx context.Context, slot store.SignInSlot) (store.SlotVerdict, int, error)
+	ReturnSignInSlot(ctx context.Context, slot store.SignInSlot, restartName bool) error
+	RecordSignIn(ctx context.Context, a store.SignInAttempt) (store.Credentials, error)
+	RecordNameFailure(ctx context.Context, name string) error
+	InvitationByHash(ctx context.Context, hash []byte) (store.Invitation, error)
+	UseInvitation(ctx context.Context, hash []byte, purpose string, now time.Time,
+		fn func(*store.Administrator, *store.Credentials) error) (store.Administrator, error)
+	RequestReset(ctx context.Context, r store.ResetRequest) (bool, error)
+	RecordAudit(ctx context.Context, e store.AuditEntry) error
+}
+
+var _ SignInStore = store.Store(nil)
+
 // SignIn is password sign-in, sessions, activation, password reset and the
 // TOTP second factor. It holds the rules; the HTTP layer sets the cookie
 // (the Token of a LoginResult: HttpOnly, Secure under https, SameSite=Lax)
@@ -80,7 +106,7 @@ func (p LoginPolicy) withDefaults() LoginPolicy {
 // Refusals are *Error with the codes below; anything else is an internal
 // error whose text is for the log only.
 type SignIn struct {
-	Store store.Store
+	Store SignInStore
 	// Sealer seals TOTP secrets ("totp:" + administrator id) and
 	// enrolment tickets; required.
 	Sealer *Sealer
@@ -98,11 +124,19 @@ func (s *SignIn) now() time.Time { return now(s.Now).UTC() }
 
 func (s *SignIn) policy() LoginPolicy { return s.Policy.withDefaults() }
 
-// asSelf is ctx with the administrator as the actor of its writes, unless
-// the caller named another actor.
+// asSelf is ctx with the administrator, now proven (a password, a
+// token, an IdP's answer), as the actor of its writes, whatever actor ctx
+// carried.
 func asSelf(ctx context.Context, a store.Administrator) context.Context {
-	if store.ActorFrom(ctx).Kind != store.ActorSystem {
+	return store.WithActor(ctx, store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName})
+}
+
+// unproven is ctx for the writes made before anyone is proven (a refused
+// attempt, a reset request): gatehouse itself records them, unless the
+// caller named an actor.
+func unproven(ctx context.Context) context.Context {
+	if _, ok := store.ActorFrom(ctx); ok {
 		return ctx
 	}
-	return store.WithActor(ctx, store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName})
+	return store.WithActor(ctx, store.System)
 }

@@ -84,7 +84,7 @@ func newPendingEnv(t *testing.T, s *store.SQL, _ string) *signInEnv {
 // activation token.
 func (e *signInEnv) createOrg(t *testing.T, slug, owner string) string {
 	t.Helper()
-	org, a, link, err := e.orgs.Create(context.Background(), admin.OrgSpec{Slug: slug, Name: "Org " + slug,
+	org, a, link, err := e.orgs.Create(storetest.Context(context.Background()), admin.OrgSpec{Slug: slug, Name: "Org " + slug,
 		Owner: admin.OwnerSpec{UserName: owner, Email: owner + "@" + slug + ".example", GivenName: "Jane", FamilyName: "Doe"}})
 	if err != nil {
 		t.Fatalf("create org: %v", err)
@@ -102,12 +102,12 @@ func (e *signInEnv) createOrg(t *testing.T, slug, owner string) string {
 // addAdmin creates an Active administrator with a password.
 func (e *signInEnv) addAdmin(t *testing.T, username string, status store.Status) store.Administrator {
 	t.Helper()
-	a, err := e.s.CreateAdministrator(context.Background(), store.Administrator{OrgID: e.org.ID, UserName: username,
+	a, err := e.s.CreateAdministrator(storetest.Context(context.Background()), store.Administrator{OrgID: e.org.ID, UserName: username,
 		Email: username + "@acme.example", GivenName: "Given", FamilyName: "Family", Role: store.RoleAdministrator, Status: status})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.si.SetPassword(context.Background(), e.org.ID, a.ID, goodPassword, false); err != nil {
+	if err := e.si.SetPassword(storetest.Context(context.Background()), e.org.ID, a.ID, goodPassword, false); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -180,7 +180,7 @@ func auditCount(t *testing.T, s *store.SQL, org, action string) int {
 
 func TestNoSecretInAuditLog(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		r := e.mustLogin(t, "jdoe", goodPassword, "")
 		secret := e.enrolTOTP(t, r.Token)

@@ -13,7 +13,7 @@ import (
 
 func TestTOTPLogin(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		r := e.mustLogin(t, "jdoe", goodPassword, "")
 		en, err := e.si.BeginTOTP(ctx, r.Token)
@@ -83,7 +83,7 @@ func TestTOTPLogin(t *testing.T) {
 
 func TestRequiredTOTPEnrolmentStage(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		e := newSignInEnv(t, s)
 		if _, err := s.UpdateOrg(ctx, e.org.ID, func(o *store.Org) error { o.RequireTOTP = true; return nil }); err != nil {
 			t.Fatal(err)

@@ -59,7 +59,7 @@ func withRateLimit(r float64) envOption {
 
 func newEnv(t testing.TB, st *store.SQL, opts ...envOption) *env {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	cfg := scim.Config{RateLimit: -1, TokenCacheTTL: -1}
 	spec := admin.OrgSpec{Slug: "acme", Name: "Acme", Owner: admin.OwnerSpec{
 		UserName: "owner@acme.test", Email: "owner@acme.test", GivenName: "Olive", FamilyName: "Owner"}}

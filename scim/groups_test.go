@@ -103,7 +103,7 @@ func TestLargeMemberPatch(t *testing.T) {
 func TestRoles(t *testing.T) {
 	st := storetest.SQLite(t)
 	e := newEnv(t, st)
-	if _, err := st.UpdateOrg(t.Context(), e.org.ID, func(o *store.Org) error { o.SuperAdminGroup = "gatehouse-super-admins"; return nil }); err != nil {
+	if _, err := st.UpdateOrg(storetest.Context(t.Context()), e.org.ID, func(o *store.Org) error { o.SuperAdminGroup = "gatehouse-super-admins"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	role := func(id string) string {

@@ -183,7 +183,7 @@ func TestReassignmentWithOtherExternalIDIsAConflict(t *testing.T) {
 func TestAccess(t *testing.T) {
 	st := storetest.SQLite(t)
 	e := newEnv(t, st)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	call := func(auth string) response {
 		t.Helper()
 		req, _ := http.NewRequest("GET", e.url+"/Users", nil)

@@ -21,12 +21,40 @@ import (
 	"gatehouse/store"
 )
 
+// FlowStore is what a Flow reads and writes itself (the connectors keep
+// their requests through their own RequestStore; the sign-in is
+// admin.SignIn's): where a sign-in goes (organizations, connections), the
+// requests it completes, the shared rate windows of Limits, the matching
+// of a username, and the audit entry of a refused answer. A store.Store is
+// one.
+type FlowStore interface {
+	Org(ctx context.Context, id string) (store.Org, error)
+	OrgBySlug(ctx context.Context, slug string) (store.Org, error)
+	OrgsByDomain(ctx context.Context, domain string) ([]string, error)
+	SSOConnectionByID(ctx context.Context, id string) (store.SSOConnection, error)
+	SSOConnections(ctx context.Context, org string) ([]store.SSOConnection, error)
+	RequestStore
+	RateWindows
+	Administrators
+	RecordAudit(ctx context.Context, e store.AuditEntry) error
+}
+
+var _ FlowStore = store.Store(nil)
+
+// RequestStore is what a Flow does with a connector's sign-in request
+// once the connector has used it: read it back (a connection test's
+// page) and record what the test found.
+type RequestStore interface {
+	SSORequest(ctx context.Context, org, id string) (store.SSORequest, error)
+	SetSSORequestResult(ctx context.Context, id string, result store.RawJSON) error
+}
+
 // Flow is the browser side of sign-in: the /login page, the start of an
 // SP-initiated sign-in, the SAML ACS and OIDC callback, the SP metadata,
 // and the test of a connection. Connections are turned into Connectors by
 // New (NewConnector in production, fakes in tests), cached per version.
 type Flow struct {
-	Store   store.Store
+	Store   FlowStore
 	SignIn  *admin.SignIn
 	BaseURL string
 	New     func(ctx context.Context, conn store.SSOConnection) (protocol.Connector, error)

@@ -62,7 +62,7 @@ type flowEnv struct {
 }
 
 func newFlowEnv(t *testing.T) *flowEnv {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	s := storetest.SQLite(t)
 	org, owner, _, err := (&admin.Orgs{Store: s, BaseURL: "http://x"}).Create(ctx, admin.OrgSpec{Slug: "acme", Name: "Acme",
 		Domains: []string{"acme.test"}, Owner: admin.OwnerSpec{UserName: "owner", Email: "owner@acme.test", GivenName: "O", FamilyName: "O"}})
@@ -147,7 +147,7 @@ func sessionCookie(res *http.Response) string {
 
 func TestSSOExactUsername(t *testing.T) {
 	e := newFlowEnv(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	// "Alice" never signs in as "alice"; the browser sees a reference
 	// only, the audit log the near miss.
 	res, body := e.signInAs(e.browserClient(), "Alice", "/", false)
@@ -206,7 +206,7 @@ func TestSSOBrowserBindingAndReplay(t *testing.T) {
 
 func TestSSOStatusesAndDisabled(t *testing.T) {
 	e := newFlowEnv(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	for _, st := range []store.Status{store.StatusPending, store.StatusDeactivated} {
 		if _, err := e.s.UpdateAdministrator(ctx, e.org.ID, e.alice.ID, store.FlagMissingSuper, func(a *store.Administrator) error { a.Status = st; return nil }); err != nil {
 			t.Fatal(err)
@@ -231,7 +231,7 @@ func TestSSOStatusesAndDisabled(t *testing.T) {
 
 func TestSSOTestConnection(t *testing.T) {
 	e := newFlowEnv(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	// Only a Super Administrator of the organization may test.
 	c := e.browserClient()
 	req, _ := http.NewRequest("GET", e.srv.URL+"/sso/start/"+e.conn.ID+"?test=1", nil)
@@ -302,7 +302,7 @@ func TestLoginForms(t *testing.T) {
 	}
 	// The password form: a session and a relative landing.
 	owner, _ := e.s.AdministratorByUsername(context.Background(), e.org.ID, "owner")
-	if err := e.signIn.SetPassword(context.Background(), e.org.ID, owner.ID, "a long enough password", false); err != nil {
+	if err := e.signIn.SetPassword(storetest.Context(context.Background()), e.org.ID, owner.ID, "a long enough password", false); err != nil {
 		t.Fatal(err)
 	}
 	if res, body := post("/login/password", url.Values{"username": {"owner@acme"}, "password": {"wrong password!!"}}, nil); res.StatusCode != 401 ||
@@ -326,7 +326,7 @@ func TestSafeRedirect(t *testing.T) {
 
 func TestMatch(t *testing.T) {
 	e := newFlowEnv(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	if a, err := Match(ctx, e.s, e.org.ID, "alice"); err != nil || a.ID != e.alice.ID {
 		t.Fatalf("exact: %v", err)
 	}

@@ -54,6 +54,14 @@ func addressKey(ip string) string {
 	return a.String()
 }
 
+// RateWindows are the windows of Limits, counted in the database so that
+// every instance shares them: HitRateWindow counts a hit and returns the
+// window's hits, RateWindowHits reads them without counting.
+type RateWindows interface {
+	HitRateWindow(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+	RateWindowHits(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+}
+
 // hit counts one event for key against limit and reports whether it is
 // within it, and the hits counted (0 when it did not count: once over
 // the limit it writes nothing more, the window is only read). A database error lets the event through: what follows needs

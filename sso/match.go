@@ -10,6 +10,13 @@ import (
 	"gatehouse/store"
 )
 
+// Administrators finds administrators by username: exactly, and (for the
+// near misses Match names) ignoring case.
+type Administrators interface {
+	AdministratorByUsername(ctx context.Context, org, username string) (store.Administrator, error)
+	QueryAdministrators(ctx context.Context, org string, q store.Query) (store.Result[store.Administrator], error)
+}
+
 // Match finds the administrator of org whose username is exactly
 // username: byte for byte, no trimming, no case folding (seed 001:
 // usernames are case-sensitive and are what SSO matches on). When none is,
@@ -17,7 +24,7 @@ import (
 // naming a near miss — an administrator whose username differs only by
 // case or by surrounding white space — since that is the usual
 // misconfiguration of an identity provider.
-func Match(ctx context.Context, st store.Store, org, username string) (store.Administrator, error) {
+func Match(ctx context.Context, st Administrators, org, username string) (store.Administrator, error) {
 	if username == "" {
 		return store.Administrator{}, protocol.Refuse(nil, "the identity provider sent an empty username")
 	}

@@ -279,7 +279,10 @@ func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) erro
 		if err := s.insertEmails(ctx, tx, rows); err != nil {
 			return err
 		}
-		actor := ActorFrom(ctx)
+		actor, err := actorOf(ctx)
+		if err != nil {
+			return err
+		}
 		entries := make([]pendingAudit, len(rows))
 		for i := range rows {
 			entries[i] = pendingAudit{actor: actor, org: rows[i].OrgID, change: administratorCreated(&rows[i])}

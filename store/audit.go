@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -11,10 +12,15 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// Actor is who makes a change: every write of the store records it in the
-// audit log, in the transaction of the change. It travels in the context
-// (WithActor), so every path — management API, console, CLI, SCIM,
-// sign-in — is audited by the same code.
+// Actor is who makes a change: every audited write of the store records
+// it in the audit log, in the transaction of the change. It travels in the
+// context (WithActor), so every path — management API, console, CLI,
+// SCIM, sign-in — is audited by the same code. It is required: an audited
+// write whose context names no actor is refused with ErrNoActor and writes
+// nothing, so a caller that forgot to say who acts is found by its first
+// test instead of being logged as gatehouse itself. Code that does act as
+// gatehouse (pruning, the outbox sender, start-up, an SSO answer before
+// anyone is known) says so with WithActor(ctx, System).
 type Actor struct {
 	Kind string // one of the Actor* kinds
 	ID   string // the administrator's, API key's or SCIM token's id; "" for the operator and the system
@@ -27,8 +33,15 @@ const (
 	ActorAPIKey        = "api_key"
 	ActorSCIM          = "scim"     // an identity provider with a SCIM token
 	ActorOperator      = "operator" // the gatehouse command line ("contact support")
-	ActorSystem        = "system"   // gatehouse itself, or a change with no actor given
+	ActorSystem        = "system"   // gatehouse itself, named explicitly (System)
 )
+
+// System is gatehouse itself as the actor of a write.
+var System = Actor{Kind: ActorSystem}
+
+// ErrNoActor is the error of an audited write whose context carries no
+// actor (see WithActor).
+var ErrNoActor = errors.New("store: audited write without an actor: the caller must name one with store.WithActor")
 
 type actorKey struct{}
 
@@ -37,12 +50,18 @@ func WithActor(ctx context.Context, a Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)
 }
 
-// ActorFrom returns the actor ctx carries; without one it is the system.
-func ActorFrom(ctx context.Context) Actor {
-	if a, ok := ctx.Value(actorKey{}).(Actor); ok && a.Kind != "" {
-		return a
+// ActorFrom returns the actor ctx carries, and whether it carries one.
+func ActorFrom(ctx context.Context) (Actor, bool) {
+	a, ok := ctx.Value(actorKey{}).(Actor)
+	return a, ok && a.Kind != ""
+}
+
+// actorOf is the actor of an audited write made with ctx, or ErrNoActor.
+func actorOf(ctx context.Context) (Actor, error) {
+	if a, ok := ActorFrom(ctx); ok {
+		return a, nil
 	}
-	return Actor{Kind: ActorSystem}
+	return Actor{}, ErrNoActor
 }
 
 // AuditEntry is one change in the audit log. Before and After are JSON
@@ -115,8 +134,14 @@ const (
 // audit writes c to the audit log of org inside tx, with the actor of ctx.
 // Fields equal before and after are left out of both; an update that
 // changed nothing writes no entry.
+// Without an actor in ctx it fails with ErrNoActor, which rolls back the
+// write it belongs to.
 func (s *SQL) audit(ctx context.Context, tx *sqlx.Tx, org string, c change) error {
-	return s.auditAll(ctx, tx, []pendingAudit{{actor: ActorFrom(ctx), org: org, change: c}})
+	actor, err := actorOf(ctx)
+	if err != nil {
+		return err
+	}
+	return s.auditAll(ctx, tx, []pendingAudit{{actor: actor, org: org, change: c}})
 }
 
 // pendingAudit is one entry of a batch written by auditAll.
@@ -164,6 +189,9 @@ func (s *SQL) auditAll(ctx context.Context, tx *sqlx.Tx, entries []pendingAudit)
 		return nil
 	}
 	for _, e := range entries {
+		if e.actor.Kind == "" {
+			return ErrNoActor
+		}
 		row, ok := auditRow(e, now)
 		if !ok {
 			continue

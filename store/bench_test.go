@@ -30,7 +30,7 @@ type benchFixture struct {
 }
 
 func newBenchFixture(b *testing.B, s store.Store) *benchFixture {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "bench", Name: "Bench"},
 		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
 	if err != nil {
@@ -87,7 +87,7 @@ var parallelRuns atomic.Int64 // b.Run calls its function more than once: names 
 // cores): SCIM clients provision in parallel, Okta and Entra several
 // requests at a time per tenant, and many tenants share a server.
 func parallelCreates(b *testing.B, s store.Store, org string) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	run := parallelRuns.Add(1)
 	var n atomic.Int64
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
@@ -105,7 +105,7 @@ func parallelCreates(b *testing.B, s store.Store, org string) {
 
 func runStoreBenchmarks(b *testing.B, s store.Store) {
 	f := newBenchFixture(b, s)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	created := 0 // b.Run calls its function more than once: names must not repeat
 	b.Run("CreateAdministrator", func(b *testing.B) {
 		for b.Loop() {
@@ -228,7 +228,7 @@ func BenchmarkSQLiteAddOnly(b *testing.B)   { benchAddOnly(b, storetest.SQLite(b
 func BenchmarkPostgresAddOnly(b *testing.B) { benchAddOnly(b, storetest.Postgres(b)) }
 
 func benchAddOnly(b *testing.B, s *store.SQL) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "addonly", Name: "Add only", SuperAdminGroup: "Super"},
 		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
 	if err != nil {
@@ -280,7 +280,7 @@ func seedSCIM(b *testing.B, s store.Store, org, prefix string, n int) []string {
 		batch[i] = store.Administrator{ID: ids[i], OrgID: org, UserName: fmt.Sprintf("%s-%d", prefix, i),
 			Email: fmt.Sprintf("%s-%d@example.com", prefix, i), Role: store.RoleAdministrator, Status: store.StatusActive, SCIMManaged: true}
 	}
-	if err := s.CreateAdministrators(context.Background(), batch); err != nil {
+	if err := s.CreateAdministrators(storetest.Context(context.Background()), batch); err != nil {
 		b.Fatal(err)
 	}
 	return ids

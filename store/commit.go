@@ -72,7 +72,11 @@ func (q *createQueue) create(ctx context.Context, s *SQL, a Administrator) (Admi
 	if err := ctx.Err(); err != nil {
 		return Administrator{}, err
 	}
-	r, err := s.newCreateReq(a, ActorFrom(ctx))
+	actor, err := actorOf(ctx)
+	if err != nil {
+		return Administrator{}, err
+	}
+	r, err := s.newCreateReq(a, actor)
 	if err != nil {
 		return Administrator{}, err
 	}

@@ -257,7 +257,10 @@ func (s *SQL) PatchGroup(ctx context.Context, org, id string, p GroupPatch) (Gro
 // not the group).
 func (s *SQL) auditGroupPatch(ctx context.Context, tx *sqlx.Tx, before, after *Group, p GroupPatch, add []string, n memberCounts) error {
 	entries := []pendingAudit{}
-	actor := ActorFrom(ctx)
+	actor, err := actorOf(ctx)
+	if err != nil {
+		return err
+	}
 	if b, a := groupView(before), groupView(after); !reflect.DeepEqual(b, a) {
 		entries = append(entries, pendingAudit{actor: actor, org: after.OrgID, change: change{action: AuditGroupUpdate,
 			targetKind: "group", targetID: after.ID, targetName: after.DisplayName, before: b, after: a}})

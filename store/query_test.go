@@ -21,7 +21,7 @@ func TestIdPFiltersUseIndexes(t *testing.T) {
 	for name, open := range map[string]func(testing.TB) *store.SQL{"sqlite": storetest.SQLite, "postgres": storetest.Postgres} {
 		t.Run(name, func(t *testing.T) {
 			s := open(t)
-			ctx := context.Background()
+			ctx := storetest.Context(context.Background())
 			var org string
 			for _, slug := range []string{"plans", "plans-other"} {
 				o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: slug, Name: slug},
@@ -127,7 +127,7 @@ func TestMigrationBackfill(t *testing.T) {
 		"postgres": func(t *testing.T) string { return storetest.PostgresURL(t) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
+			ctx := storetest.Context(context.Background())
 			url := dsn(t)
 			driver, dialect := "pgx", "postgres"
 			if name == "sqlite" {

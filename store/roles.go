@@ -129,7 +129,10 @@ func (s *SQL) syncRolesWhere(ctx context.Context, tx *sqlx.Tx, org, cond string,
 			return err
 		}
 	}
-	actor := ActorFrom(ctx)
+	actor, err := actorOf(ctx)
+	if err != nil {
+		return err
+	}
 	entries := make([]pendingAudit, len(changed))
 	settle, lost := false, false
 	for i, c := range changed {

@@ -33,7 +33,7 @@ func TestMigrationsRunOnce(t *testing.T) {
 		"postgres": func(t *testing.T) string { return storetest.PostgresURL(t) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
+			ctx := storetest.Context(context.Background())
 			url := dsn(t)
 			s, err := store.Open(ctx, url, store.Options{})
 			if err != nil {
@@ -67,7 +67,7 @@ func TestMigrationsRunOnce(t *testing.T) {
 // Several instances starting at once on one PostgreSQL migrate it once.
 func TestConcurrentMigrationPostgres(t *testing.T) {
 	url := storetest.PostgresURL(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	errs := make(chan error, 4)
 	for range 4 {
 		go func() {
@@ -86,7 +86,7 @@ func TestConcurrentMigrationPostgres(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	for _, dsn := range []string{"", "sqlite::memory:", "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"} {
 		if s, err := store.Open(ctx, dsn, store.Options{}); err == nil {
 			s.Close()
@@ -144,7 +144,7 @@ func FuzzFoldUsername(f *testing.F) {
 // newOrg creates an organization whose owner is "owner".
 func newOrg(t *testing.T, s store.Store, slug string) store.Org {
 	t.Helper()
-	o, _, err := s.CreateOrg(context.Background(), store.NewOrg{Org: store.Org{Slug: slug, Name: slug},
+	o, _, err := s.CreateOrg(storetest.Context(context.Background()), store.NewOrg{Org: store.Org{Slug: slug, Name: slug},
 		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func TestCloseDrainsGroupCommit(t *testing.T) {
 }
 
 func testCloseDrainsGroupCommit(t *testing.T, dsn string) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	s, err := store.Open(ctx, dsn, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func testCloseDrainsGroupCommit(t *testing.T, dsn string) {
 func TestGroupCommitBatch(t *testing.T) {
 	for name, dsn := range backends {
 		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
+			ctx := storetest.Context(context.Background())
 			s, err := store.Open(ctx, dsn(t), store.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -325,7 +325,7 @@ func TestGroupCommitBatch(t *testing.T) {
 // other cases) at once: each name is created once, and the other create of
 // it fails naming it, whichever instance's batch came first.
 func TestGroupCommitTwoInstancesPostgres(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	url := storetest.PostgresURL(t)
 	var instances [2]*store.SQL
 	for i := range instances {
@@ -387,7 +387,7 @@ func TestGroupCommitTwoInstancesPostgres(t *testing.T) {
 // store stays open (the writer's own auto-checkpoint is set too high to
 // do it for a few hundred pages).
 func TestWALCheckpointedInBackground(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	path := filepath.Join(t.TempDir(), "g.db")
 	s, err := store.Open(ctx, path, store.Options{})
 	if err != nil {

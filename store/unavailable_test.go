@@ -19,7 +19,7 @@ import (
 // before it asks the database) and returns each method's error.
 func callEveryMethod(t *testing.T, s store.Store) map[string]error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(storetest.Context(context.Background()), time.Minute)
 	defer cancel()
 	errType := reflect.TypeFor[error]()
 	iface := reflect.TypeFor[store.Store]()
@@ -111,7 +111,7 @@ func argument(ctx context.Context, t reflect.Type) reflect.Value {
 // once the server is back.
 func TestUnavailablePostgres(t *testing.T) {
 	c := storetest.NewPostgresCluster(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	s, err := store.Open(ctx, c.URL(t), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestUnavailablePostgres(t *testing.T) {
 // lets through, succeed or find nothing; and writes work once the lock is
 // gone.
 func TestUnavailableSQLiteBusy(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
 	s, err := store.Open(ctx, path, store.Options{SQLiteBusyTimeout: 50 * time.Millisecond})
 	if err != nil {

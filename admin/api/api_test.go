@@ -50,7 +50,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 }
 
 func newEnv(t *testing.T, s *store.SQL) *env {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	orgs := &admin.Orgs{Store: s, BaseURL: "https://gh.example"}
 	org, owner, _, err := orgs.Create(ctx, admin.OrgSpec{Slug: "acme", Name: "Acme", Domains: []string{"acme.test"},
 		Owner: admin.OwnerSpec{UserName: "owner", Email: "owner@acme.test", GivenName: "Olive", FamilyName: "Owner"}})
@@ -317,7 +317,7 @@ func TestAdministratorRules(t *testing.T) {
 		}
 		// An address outside the registered domains, from before they were
 		// registered, does not stop other edits; changing to one is refused.
-		outside, err := e.s.CreateAdministrator(context.Background(), store.Administrator{OrgID: e.org.ID, UserName: "legacy",
+		outside, err := e.s.CreateAdministrator(storetest.Context(context.Background()), store.Administrator{OrgID: e.org.ID, UserName: "legacy",
 			Email: "legacy@elsewhere.test", GivenName: "L", FamilyName: "G", Role: store.RoleAdministrator, Status: store.StatusActive})
 		if err != nil {
 			t.Fatal(err)

@@ -144,7 +144,7 @@ func TestBruteForce(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
 		const password = "a long enough password"
 		signIn := &admin.SignIn{Store: e.s, Sealer: e.sealer}
-		if err := signIn.SetPassword(context.Background(), e.org.ID, e.owner.ID, password, false); err != nil {
+		if err := signIn.SetPassword(storetest.Context(context.Background()), e.org.ID, e.owner.ID, password, false); err != nil {
 			t.Fatal(err)
 		}
 		for i := 0; i < admin.DefaultLockAfter; i++ {
@@ -180,7 +180,7 @@ func TestBruteForce(t *testing.T) {
 // break-glass Super Administrators the organization names.
 func TestRequireSSO(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		const password = "a long enough password"
 		signIn := &admin.SignIn{Store: e.s, Sealer: e.sealer}
 		jane, err := e.s.CreateAdministrator(ctx, store.Administrator{OrgID: e.org.ID, UserName: "jane", Email: "jane@acme.test",

@@ -20,7 +20,7 @@ import (
 // create nothing.
 func TestCommandLinksPointAtTheServer(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		env := map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32)),
 			"GATEHOUSE_ADDR": "127.0.0.1:8080"}
 		md := filepath.Join(t.TempDir(), "idp.xml")

@@ -190,7 +190,7 @@ func TestOrgCreate(t *testing.T) {
 		},
 	}
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				var env map[string]string
@@ -288,7 +288,7 @@ func TestOrgCreateRefused(t *testing.T) {
 
 func TestSCIMCommands(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		env := map[string]string{"GATEHOUSE_DB": dsn}
 		if r := gatehouse(t, env, orgArgs("acme")...); r.code != 0 {
 			t.Fatalf("setup: exit %d: %s", r.code, r.stderr)

@@ -72,7 +72,7 @@ func (s *served) missingSince(key string) (api any, cli string) {
 	return nil, ""
 }
 
-var ctx = context.Background()
+var ctx = storetest.Context(context.Background())
 
 // orgID is the id of the organization slug.
 func orgID(t *testing.T, s *store.SQL, slug string) string {

@@ -12,7 +12,7 @@ import (
 
 func TestOperatorCommands(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		env := map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_OPERATOR": "support-jo"}
 		if r := gatehouse(t, env, orgArgs("acme")...); r.code != 0 {
 			t.Fatalf("setup: exit %d: %s", r.code, r.stderr)

@@ -16,6 +16,7 @@ import (
 
 	"gatehouse/admin/api"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 // serveFixture is a gatehouse serve on SQLite with an organization
@@ -97,7 +98,7 @@ func problemCode(resp *http.Response, body string) string {
 // Deletions run last, so the records stay for the other requests.
 func TestServeWiresEveryDocumentedRoute(t *testing.T) {
 	f := newServeFixture(t, nil)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 
 	// The records the paths name: an invited administrator, a SCIM token,
 	// a second API key, a SAML connection (made from the command line,

@@ -121,6 +121,10 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	logger := newLogger(c.stderr, logOut, *logFormat)
 	tuneGC(c.getenv)
 
+	// What serve writes on its own (start-up, housekeeping, metadata
+	// refresh) is gatehouse's, not the operator's who started it. Requests
+	// do not inherit ctx: each handler names its own actor.
+	ctx = store.WithActor(ctx, store.System)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first signal, a second one ends the process at once.

@@ -41,7 +41,7 @@ func idpMetadata(t *testing.T) string {
 
 func TestSSOCommands(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		dir := t.TempDir()
 		env := map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32)),
 			"GATEHOUSE_BASE_URL": "https://gh.example"}
@@ -99,7 +99,7 @@ func TestSSOCommands(t *testing.T) {
 // OIDC connection works while its provider is down.
 func TestSSOUpdateCommand(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
-		ctx := context.Background()
+		ctx := storetest.Context(context.Background())
 		env := map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32)),
 			"GATEHOUSE_BASE_URL": "https://gh.example", "OIDC_SECRET": "s3cret"}
 		if r := gatehouse(t, env, orgArgs("acme")...); r.code != 0 {

@@ -21,6 +21,7 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 const stubToken = "stub-token"
@@ -582,7 +583,7 @@ func TestLoopbackSCIMBase(t *testing.T) {
 // its DSN.
 func openOrg(t *testing.T, slug string) (string, *store.SQL, store.Org) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "gatehouse.db")
 	s, err := store.Open(ctx, dsn, store.Options{})
 	if err != nil {
@@ -601,7 +602,7 @@ func openOrg(t *testing.T, slug string) (string, *store.SQL, store.Org) {
 // organization holds nothing else but its owner.
 func checkSeeded(t *testing.T, s *store.SQL, org string, users, big, small int) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	res, err := s.QueryAdministrators(ctx, org, store.Query{Page: store.Page{Limit: users + 10}})
 	as, total := res.Items, res.Total
 	if err != nil || total != users+1 || len(as) != users+1 {
@@ -670,7 +671,7 @@ func TestSeed(t *testing.T) {
 // TestSeedBatches resumes an interrupted seed with batches smaller than the
 // data, so that inserts and member reads span several.
 func TestSeedBatches(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	_, s, org := openOrg(t, "batches")
 	var out bytes.Buffer
 	sd := seeder{store: s, org: org.ID, batch: 5, out: &out}

@@ -175,13 +175,24 @@ func parseUsernameClaim(from string) (string, error) {
 	return name, nil
 }
 
+// RequestStore is what an OIDC connector keeps in the database, shared by
+// every instance: the authorization requests it started (state, nonce,
+// PKCE verifier) and their single use bound to the browser. A store.Store
+// is one.
+type RequestStore interface {
+	CreateSSORequest(ctx context.Context, r store.SSORequest) (store.SSORequest, error)
+	UseSSORequest(ctx context.Context, id, connectionID string, browser []byte, now time.Time) (store.SSORequest, error)
+}
+
+var _ RequestStore = store.Store(nil)
+
 // connector is one OIDC connection's relying party: authorization
 // code flow with PKCE (S256), state bound to the browser and connection,
 // nonce, RFC 9207 issuer check, ID token and userinfo checks.
 type connector struct {
 	conn          store.SSOConnection
 	cfg           Config
-	st            store.Store
+	st            RequestStore
 	sealer        *admin.Sealer
 	client        *http.Client
 	now           func() time.Time
@@ -217,7 +228,7 @@ type discoveryDoc struct {
 // The connector is valid for this version of the connection; a caller
 // that keeps connectors must key them by ID and Version (Flow
 // does).
-func New(ctx context.Context, conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string,
+func New(ctx context.Context, conn store.SSOConnection, st RequestStore, sealer *admin.Sealer, baseURL string,
 	client *http.Client, now func() time.Time) (protocol.Connector, error) {
 	if conn.Kind != store.SSOOIDC {
 		return nil, fmt.Errorf("sso: oidc: connection %s is of kind %q", conn.ID, conn.Kind)

@@ -129,7 +129,7 @@ var (
 // OpenID provider) with no browser: net/http and a cookie jar post its
 // login and consent forms.
 func TestOIDCRealProvider(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	st := storetest.SQLite(t)
 	sealer := oidcTestSealer(t)
 	connID := uuid.NewString()

@@ -58,7 +58,7 @@ func newOIDCEnv(t testing.TB, configure func(op *oidcTestOP, conn *store.SSOConn
 
 func newOIDCEnvOn(t testing.TB, st *store.SQL, sealer *admin.Sealer, slug string, configure func(op *oidcTestOP, conn *store.SSOConnection)) *oidcEnv {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	org, _, err := st.CreateOrg(ctx, store.NewOrg{
 		Org: store.Org{Slug: slug, Name: "Org " + slug},
 		Owner: store.Administrator{UserName: "owner", Email: "owner@" + slug + ".example", GivenName: "Olive", FamilyName: "Owner",
@@ -173,7 +173,7 @@ func withParam(u *url.URL, name, value string) *url.URL {
 
 func TestOIDCSignIn(t *testing.T) {
 	e := newOIDCEnv(t, nil)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	authURL := e.start(e.browser, protocol.StartRequest{RedirectTo: "/console/admins", LoginHint: "Alice", Test: true})
 
 	a, err := url.Parse(authURL)
@@ -574,7 +574,7 @@ func TestOIDCConfig(t *testing.T) {
 }
 
 func TestOIDCNewOIDCErrors(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	st := storetest.SQLite(t)
 	sealer := oidcTestSealer(t)
 	op := newOIDCTestOP(t, "gh", "secret", oidcTestBase+CallbackPath("c1"))

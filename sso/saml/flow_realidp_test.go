@@ -30,7 +30,7 @@ import (
 // answer comes back to the ACS, and the IdP user "Alice" signs in only as
 // the administrator "Alice", never as "alice".
 func TestFlowWithSAMLIdP(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	s := storetest.SQLite(t)
 	var gh http.Handler
 	ghSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { gh.ServeHTTP(w, r) }))

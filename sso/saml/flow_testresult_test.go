@@ -20,6 +20,7 @@ import (
 	"gatehouse/sso/protocol"
 	"gatehouse/sso/saml"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 // testFlowEnv is a SAML connection behind the Flow's HTTP endpoints, with
@@ -35,7 +36,7 @@ type testFlowEnv struct {
 func newTestFlowEnv(t *testing.T) *testFlowEnv {
 	t.Helper()
 	e := saml.NewTestEnv(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	o, err := e.Store().AdministratorByUsername(ctx, e.Org().ID, "owner")
 	if err != nil {
 		t.Fatalf("owner: %v", err)

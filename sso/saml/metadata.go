@@ -155,7 +155,7 @@ func setMetadataFields(config []byte, doc string, at time.Time) ([]byte, error) 
 // happens only if the stored document still differs and the connection
 // still names the URL fetched.
 type MetadataRefresher struct {
-	Store store.Store
+	Store ConnectionUpdater
 	// List returns the connections to consider; those not of kind SAML or
 	// without a metadata URL are skipped.
 	List   func(ctx context.Context) ([]store.SSOConnection, error)
@@ -170,13 +170,21 @@ type MetadataRefresher struct {
 	checked map[string]time.Time // connection ID -> last fetch with an unchanged document
 }
 
+// ConnectionUpdater writes a connection's refreshed metadata; a
+// store.Store is one.
+type ConnectionUpdater interface {
+	UpdateSSOConnection(ctx context.Context, org, id string, fn func(*store.SSOConnection) error) (store.SSOConnection, error)
+}
+
+var _ ConnectionUpdater = store.Store(nil)
+
 // DefaultMetadataRefresh is how old fetched IdP metadata may get.
 const DefaultMetadataRefresh = 24 * time.Hour
 
 // RefreshIdPMetadata runs a MetadataRefresher until ctx is done: one
 // round at once, then rounds every every/4 (at least a second), so a
 // document is at most about 1.25 × every old.
-func RefreshIdPMetadata(ctx context.Context, st store.Store, list func(ctx context.Context) ([]store.SSOConnection, error),
+func RefreshIdPMetadata(ctx context.Context, st ConnectionUpdater, list func(ctx context.Context) ([]store.SSOConnection, error),
 	client *http.Client, every time.Duration, now func() time.Time, logger *slog.Logger) {
 	r := &MetadataRefresher{Store: st, List: list, Client: client, Every: every, Now: now, Logger: logger}
 	r.Run(ctx)
@@ -202,8 +210,10 @@ type RefreshStats struct {
 	Due, Updated, Unchanged, Failed int
 }
 
-// Round fetches the due documents once.
+// Round fetches the due documents once. The updates are gatehouse's own
+// (store.System) in the audit log.
 func (r *MetadataRefresher) Round(ctx context.Context) RefreshStats {
+	ctx = store.WithActor(ctx, store.System)
 	var st RefreshStats
 	logger := r.Logger
 	if logger == nil {

@@ -24,6 +24,7 @@ import (
 
 	"gatehouse/sso/fetch"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 // testIdPMetadata is IdP metadata with a fresh signing certificate.
@@ -98,7 +99,7 @@ type refreshFixture struct {
 
 func newRefreshFixture(t *testing.T, initialDoc string) *refreshFixture {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	f := &refreshFixture{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	f.doc.Store(initialDoc)
 	f.srv = metadataServer(t, func(w http.ResponseWriter, req *http.Request) {
@@ -156,7 +157,7 @@ func (f *refreshFixture) stored(t *testing.T) (store.SSOConnection, map[string]a
 }
 
 func TestMetadataRefresher(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	v1 := testIdPMetadata(t, "https://idp.example.com")
 	v2 := testIdPMetadata(t, "https://idp.example.com") // the IdP rolled its key
 	f := newRefreshFixture(t, v1)
@@ -233,7 +234,7 @@ func TestMetadataRefresher(t *testing.T) {
 // A connection whose URL changed after it was listed is not overwritten
 // with the old URL's document.
 func TestMetadataRefresherConcurrentEdit(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	f := newRefreshFixture(t, testIdPMetadata(t, "https://old.example.com"))
 	f.doc.Store(testIdPMetadata(t, "https://old.example.com"))
 	listed := f.conn

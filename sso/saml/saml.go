@@ -373,12 +373,27 @@ func openSP(conn store.SSOConnection, cfg Config, sealer *admin.Sealer, baseURL 
 	return sp, nil
 }
 
+// RequestStore is what a SAML connector keeps in the database, shared by
+// every instance: the AuthnRequests it sent, their single use bound to the
+// browser, and the IDs of the assertions it accepted (the replay cache).
+// A store.Store is one.
+type RequestStore interface {
+	CreateSSORequest(ctx context.Context, r store.SSORequest) (store.SSORequest, error)
+	PendingSSORequest(ctx context.Context, id, connectionID string, browser []byte, now time.Time) (store.SSORequest, error)
+	UseSSORequestRecording(ctx context.Context, id, connectionID string, browser []byte, now time.Time,
+		assertionID string, expiresAt time.Time) (store.SSORequest, error)
+	RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error
+	SSORequest(ctx context.Context, org, id string) (store.SSORequest, error)
+}
+
+var _ RequestStore = store.Store(nil)
+
 // connector is a SAML connection's Connector.
 type connector struct {
 	conn  store.SSOConnection
 	cfg   Config
 	skew  time.Duration
-	st    store.Store
+	st    RequestStore
 	now   func() time.Time
 	sp    *serviceProvider
 	idp   *identityProvider
@@ -405,11 +420,11 @@ func parseUsernameFrom(s string) (usernameSource, error) {
 // checks everything once (metadata, certificates, the sealed SP key), so
 // callers should keep it per connection version. now is the clock; nil
 // means time.Now.
-func New(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (protocol.Connector, error) {
+func New(conn store.SSOConnection, st RequestStore, sealer *admin.Sealer, baseURL string, now func() time.Time) (protocol.Connector, error) {
 	return newConnector(conn, st, sealer, baseURL, now)
 }
 
-func newConnector(conn store.SSOConnection, st store.Store, sealer *admin.Sealer, baseURL string, now func() time.Time) (*connector, error) {
+func newConnector(conn store.SSOConnection, st RequestStore, sealer *admin.Sealer, baseURL string, now func() time.Time) (*connector, error) {
 	if conn.Kind != store.SSOSAML {
 		return nil, fmt.Errorf("sso: connection %s is of kind %q, not SAML", conn.ID, conn.Kind)
 	}

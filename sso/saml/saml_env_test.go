@@ -128,7 +128,7 @@ var samlSealer = func() *admin.Sealer {
 func newSAMLEnv(t testing.TB, st store.Store, slug string, idp samlKeyPair, configure func(cfg *Config, conn *store.SSOConnection), idpCerts ...*x509.Certificate) *samlEnv {
 	t.Helper()
 	keys := samlTestKeys(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	o, _, err := st.CreateOrg(ctx, store.NewOrg{
 		Org:     store.Org{Slug: slug, Name: "Org " + slug},
 		Domains: []string{slug + ".example"},

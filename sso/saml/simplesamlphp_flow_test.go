@@ -43,7 +43,7 @@ type ssppFlow struct {
 func newSSPPFlow(t *testing.T, adjust ...func(*saml.SSPPOptions)) *ssppFlow {
 	t.Helper()
 	saml.SSPPRequire(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	st := storetest.SQLite(t)
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
@@ -160,7 +160,7 @@ func TestSimpleSAMLphpReadsServedSPMetadata(t *testing.T) {
 // reason on the test page and keeps it as the test's result.
 func TestSimpleSAMLphpTestSignInShowsRefusal(t *testing.T) {
 	f := newSSPPFlow(t, func(o *saml.SSPPOptions) { o.SignatureAlgorithm = "http://www.w3.org/2000/09/xmldsig#rsa-sha1" })
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	owner, err := f.st.AdministratorByUsername(ctx, f.org.ID, "owner")
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"gatehouse/sso/fetch"
 	"gatehouse/sso/protocol"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 // ssppSignIn is gatehouse's SAML connector set up against a running
@@ -40,7 +41,7 @@ const ssppBaseURL = "https://gatehouse.test"
 func newSSPPSignIn(t *testing.T, adjust ...func(*ssppOptions)) *ssppSignIn {
 	t.Helper()
 	ssppRequire(t)
-	ctx := context.Background()
+	ctx := storetest.Context(context.Background())
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,11 @@
 package storetest
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +43,7 @@ func testAudit(t *testing.T, s store.Store) {
 	if _, err := s.PatchGroup(actx, o.ID, g.ID, store.GroupPatch{Add: []string{a.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, nil); err != nil { // no actor: the system
+	if err := s.DeleteAdministrator(store.WithActor(ctx, store.System), o.ID, a.ID, store.FlagMissingSuper, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RecordAudit(actx, store.AuditEntry{OrgID: o.ID, Action: "signin.failure", TargetKind: "administrator",
@@ -118,5 +122,146 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	if _, err := s.AuditLog(ctx, o.ID, store.AuditQuery{Limit: 1001}); err == nil {
 		t.Fatal("a page of 1001 entries was not refused")
+	}
+}
+
+// testNoActor checks that an audited write whose context names no actor
+// is refused with ErrNoActor and writes nothing: no row, no audit entry.
+// Nothing is logged as gatehouse itself because a caller forgot to say who
+// acts.
+func testNoActor(t *testing.T, s store.Store) {
+	o, owner := newOrg(t, s, "no-actor")
+	bob := mustCreate(t, s, admin(o.ID, "bob"))
+	g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := s.AuditLog(ctx, o.ID, store.AuditQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap Snapshot
+	sql, _ := s.(*store.SQL)
+	if sql != nil {
+		snap = TakeSnapshot(t, sql)
+	}
+
+	bare := context.Background()
+	writes := []struct {
+		name  string
+		write func() error
+	}{
+		{"CreateOrg", func() error {
+			_, _, err := s.CreateOrg(bare, store.NewOrg{Org: store.Org{Slug: "no-actor-2", Name: "x"},
+				Owner: store.Administrator{UserName: "owner", Email: "o@x.example", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
+			return err
+		}},
+		{"UpdateOrg", func() error {
+			_, err := s.UpdateOrg(bare, o.ID, func(o *store.Org) error { o.Name = "renamed"; return nil })
+			return err
+		}},
+		{"AddRegisteredDomain", func() error { return s.AddRegisteredDomain(bare, o.ID, "other.example") }},
+		{"CreateAdministrator", func() error { _, err := s.CreateAdministrator(bare, admin(o.ID, "carol")); return err }},
+		{"CreateAdministrators", func() error {
+			return s.CreateAdministrators(bare, []store.Administrator{admin(o.ID, "dave"), admin(o.ID, "erin")})
+		}},
+		{"UpdateAdministrator", func() error {
+			_, err := s.UpdateAdministrator(bare, o.ID, bob.ID, store.FlagMissingSuper, func(a *store.Administrator) error {
+				a.Role = store.RoleSuperAdministrator
+				return nil
+			})
+			return err
+		}},
+		{"UpdateAdministratorNoChange", func() error {
+			_, err := s.UpdateAdministrator(bare, o.ID, bob.ID, store.FlagMissingSuper, func(*store.Administrator) error { return nil })
+			return err
+		}},
+		{"DeleteAdministrator", func() error { return s.DeleteAdministrator(bare, o.ID, bob.ID, store.FlagMissingSuper, nil) }},
+		{"CreateGroup", func() error {
+			_, err := s.CreateGroup(bare, store.Group{OrgID: o.ID, DisplayName: "Dev"}, bob.ID)
+			return err
+		}},
+		{"PatchGroup", func() error {
+			_, err := s.PatchGroup(bare, o.ID, g.ID, store.GroupPatch{Add: []string{bob.ID, owner.ID}})
+			return err
+		}},
+		{"DeleteGroup", func() error { return s.DeleteGroup(bare, o.ID, g.ID, nil) }},
+		{"CreateSCIMToken", func() error {
+			_, err := s.CreateSCIMToken(bare, store.SCIMToken{OrgID: o.ID, Prefix: "gh_scim_none", Hash: []byte("no-actor")})
+			return err
+		}},
+		{"CreateAPIKey", func() error {
+			_, err := s.CreateAPIKey(bare, store.APIKey{OrgID: o.ID, Name: "k", Prefix: "gh_key_none", Hash: []byte("no-actor"), Role: store.RoleAdministrator})
+			return err
+		}},
+		{"RecordAudit", func() error {
+			return s.RecordAudit(bare, store.AuditEntry{OrgID: o.ID, Action: store.AuditSignInFailure, TargetKind: "administrator", TargetID: bob.ID})
+		}},
+		// An empty actor is no actor.
+		{"EmptyActor", func() error {
+			_, err := s.CreateAdministrator(store.WithActor(bare, store.Actor{}), admin(o.ID, "frank"))
+			return err
+		}},
+	}
+	for _, w := range writes {
+		if err := w.write(); !errors.Is(err, store.ErrNoActor) {
+			t.Errorf("%s without an actor: %v, want ErrNoActor", w.name, err)
+		}
+	}
+	if sql != nil {
+		AssertUnchanged(t, sql, snap)
+	}
+	// Creates without an actor arriving together with creates that have
+	// one: the group commit refuses the first and keeps the others.
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := bare
+			if i%2 == 1 {
+				c = ctx
+			}
+			_, errs[i] = s.CreateAdministrator(c, admin(o.ID, fmt.Sprintf("concurrent-%d", i)))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%2 == 0 && !errors.Is(err, store.ErrNoActor) || i%2 == 1 && err != nil {
+			t.Errorf("concurrent create %d: %v", i, err)
+		}
+		if _, err := s.AdministratorByUsername(ctx, o.ID, fmt.Sprintf("concurrent-%d", i)); (i%2 == 0) != errors.Is(err, store.ErrNotFound) {
+			t.Errorf("concurrent create %d: lookup %v", i, err)
+		}
+	}
+	for i := 1; i < n; i += 2 {
+		a, err := s.AdministratorByUsername(ctx, o.ID, fmt.Sprintf("concurrent-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	after, err := s.AuditLog(ctx, o.ID, store.AuditQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(after), len(log)+n; got != want { // a create and a delete for each odd one
+		t.Errorf("audit log has %d entries, want %d", got, want)
+	}
+	for _, e := range after {
+		if e.ActorKind != Actor.Kind || e.ActorName != Actor.Name {
+			t.Errorf("entry %s by %s:%s, want only the test's actor", e.Action, e.ActorKind, e.ActorName)
+		}
+	}
+	if _, err := s.OrgBySlug(ctx, "no-actor-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("organization created without an actor: %v", err)
+	}
+	if got, err := s.Administrator(ctx, o.ID, bob.ID); err != nil || got.Role != store.RoleAdministrator {
+		t.Errorf("bob after refused writes: %+v, %v", got, err)
 	}
 }

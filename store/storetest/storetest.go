@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SCIMTokens", testSCIMTokens},
 		{"Invitations", testInvitations},
 		{"Audit", testAudit},
+		{"NoActor", testNoActor},
 		{"SSO", testSSO},
 		{"SSOLimits", testSSOLimits},
 		{"Outbox", testOutbox},
@@ -69,7 +70,18 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 }
 
-var ctx = context.Background()
+// Actor is the actor of the writes a test makes on a store directly,
+// without the admin, scim or sso code that names the real one.
+var Actor = store.Actor{Kind: store.ActorOperator, Name: "storetest"}
+
+// Context returns parent carrying Actor: the context of a test's direct
+// store writes (an audited write without an actor is refused).
+func Context(parent context.Context) context.Context {
+	return store.WithActor(parent, Actor)
+}
+
+// ctx is the context of the suite's writes.
+var ctx = Context(context.Background())
 
 // newOrg creates an organization with a Pending super administrator "owner".
 func newOrg(t *testing.T, s store.Store, slug string) (store.Org, store.Administrator) {
