@@ -15,9 +15,16 @@ import (
 // of many rows in one statement. It is written once, here; Go code never
 // computes it (a new administrator is in no group: its role is its SCIM
 // role, see newAdministrator).
-const inSuperAdminGroup = `EXISTS (SELECT 1 FROM group_members sm JOIN groups sg ON sg.id = sm.group_id JOIN orgs so ON so.id = sg.org_id
+//
+// The membership test is a scalar subquery, not EXISTS: PostgreSQL may
+// run an EXISTS inside an expression as a hashed subplan, which reads every
+// member of the designated group to build its table (10,000 rows to add
+// one member). A scalar subquery always runs per row, through the index on
+// group_members (administrator_id, group_id): it reads the few memberships
+// of the administrator it is computed for.
+const inSuperAdminGroup = `(SELECT COUNT(*) FROM group_members sm JOIN groups sg ON sg.id = sm.group_id JOIN orgs so ON so.id = sg.org_id
 	WHERE sm.administrator_id = administrators.id AND sg.org_id = administrators.org_id
-	AND so.super_admin_group <> '' AND sg.display_name = so.super_admin_group)`
+	AND so.super_admin_group <> '' AND sg.display_name = so.super_admin_group) > 0`
 
 // managedRole is the role of a SCIM-managed administrator whose SCIM role
 // is the SQL expression scimRole: the stored column, or a parameter when an
@@ -27,7 +34,20 @@ func managedRole(scimRole string) string {
 		` THEN '` + string(RoleSuperAdministrator) + `' ELSE '` + string(RoleAdministrator) + `' END`
 }
 
-var scimManagedRole = managedRole("scim_role")
+// syncRolesSQL is the statement of syncRolesWhere. The rule is computed
+// once per SCIM-managed administrator of the organization (the first
+// parameter) that matches cond, in a materialized CTE (else both databases
+// fold it into the UPDATE and compute it twice, for the SET and for the
+// WHERE), and only the rows whose role it changes are written. The time
+// of the change is the last parameter.
+func syncRolesSQL(cond string) string {
+	return `WITH r AS MATERIALIZED (
+		SELECT id, ` + managedRole("scim_role") + ` AS role FROM administrators WHERE org_id = ? AND scim_managed AND ` + cond + `
+	)
+	UPDATE administrators SET role = r.role, version = administrators.version + 1, updated_at = ?
+	FROM r WHERE administrators.id = r.id AND administrators.role <> r.role
+	RETURNING administrators.id, administrators.username, administrators.role, administrators.status`
+}
 
 // superCounts is the SQL condition of an administrator that counts as one
 // of its organization's Super Administrators: Pending ones count, an
@@ -112,15 +132,14 @@ func (s *SQL) syncRoles(ctx context.Context, tx *sqlx.Tx, org string, ids []stri
 // that leaves the organization without a Super Administrator flags it
 // (FlagMissingSuper).
 func (s *SQL) syncRolesWhere(ctx context.Context, tx *sqlx.Tx, org, cond string, args ...any) error {
-	all := append([]any{s.timestamp(), org}, args...)
+	all := append(append([]any{org}, args...), s.timestamp())
 	var changed []struct {
 		ID       string `db:"id"`
 		UserName string `db:"username"`
 		Role     Role   `db:"role"`
 		Status   Status `db:"status"`
 	}
-	err := sqlx.SelectContext(ctx, tx, &changed, s.q(`UPDATE administrators SET role = `+scimManagedRole+`, version = version + 1,
-		updated_at = ? WHERE org_id = ? AND scim_managed AND `+cond+` AND role <> `+scimManagedRole+` RETURNING id, username, role, status`), all...)
+	err := sqlx.SelectContext(ctx, tx, &changed, s.q(syncRolesSQL(cond)), all...)
 	if err != nil {
 		return fmt.Errorf("store: recompute roles: %w", err)
 	}

@@ -297,6 +297,55 @@ func testSCIMRoles(t *testing.T, s store.Store) {
 	want("no designation", u2, store.RoleAdministrator, 9)
 }
 
+// testSCIMRolesTwoDesignated: several groups may carry the designated
+// name (display names are not unique); membership of any one of them makes
+// a SCIM-managed administrator a Super Administrator, and only a change of
+// role bumps the version.
+func testSCIMRolesTwoDesignated(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "twodesignated")
+	if _, err := s.UpdateOrg(ctx, o.ID, func(o *store.Org) error { o.SuperAdminGroup = "Supers"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	scim := func(name string, role store.Role) store.Administrator {
+		a := admin(o.ID, name)
+		a.SCIMManaged, a.SCIMRole = true, role
+		return mustCreate(t, s, a)
+	}
+	both, one, granted := scim("both", ""), scim("one", ""), scim("granted", store.RoleSuperAdministrator)
+	want := func(step string, a store.Administrator, role store.Role, version int64) {
+		t.Helper()
+		if r, v := roleOf(t, s, o.ID, a.ID); r != role || v != version {
+			t.Errorf("%s: %s is %q version %d, want %q version %d", step, a.UserName, r, v, role, version)
+		}
+	}
+	g1, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Supers"}, both.ID, granted.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Supers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("created with the group", both, store.RoleSuperAdministrator, 2)
+	want("created with the group, super by SCIM role", granted, store.RoleSuperAdministrator, 1)
+	// One add of a member of the other designated group and of a new one.
+	if _, err := s.AddGroupMembers(ctx, o.ID, g2.ID, []string{both.ID, one.ID, granted.ID}); err != nil {
+		t.Fatal(err)
+	}
+	want("added to the second group", both, store.RoleSuperAdministrator, 2)
+	want("added", one, store.RoleSuperAdministrator, 2)
+	if _, err := s.RemoveGroupMembers(ctx, o.ID, g1.ID, []string{both.ID, granted.ID}); err != nil {
+		t.Fatal(err)
+	}
+	want("removed from one, still in the other", both, store.RoleSuperAdministrator, 2)
+	if _, err := s.RemoveGroupMembers(ctx, o.ID, g2.ID, []string{both.ID, one.ID, granted.ID}); err != nil {
+		t.Fatal(err)
+	}
+	want("removed from both", both, store.RoleAdministrator, 3)
+	want("removed", one, store.RoleAdministrator, 3)
+	want("removed from both, super by SCIM role", granted, store.RoleSuperAdministrator, 1)
+}
+
 func testPatchGroup(t *testing.T, s store.Store) {
 	o, _ := newOrg(t, s, "patch")
 	_, stranger := newOrg(t, s, "patch-other")

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LargeGroup", testLargeGroup},
 		{"Emails", testEmails},
 		{"SCIMRoles", testSCIMRoles},
+		{"SCIMRolesTwoDesignated", testSCIMRolesTwoDesignated},
 		{"SuperRule", testSuperRule},
 		{"SuperRuleConcurrent", testSuperRuleConcurrent},
 		{"PatchGroup", testPatchGroup},
