@@ -609,9 +609,4 @@ type Store interface {
 	DeleteSession(ctx context.Context, hash []byte) error
 	// DeleteSessions ends every session of an administrator.
 	DeleteSessions(ctx context.Context, org, administratorID string) (int, error)
-	// AddLoginFailure counts a failure for key in a fixed window shared by
-	// every instance and returns the window's count; LoginFailures reads
-	// it.
-	AddLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
-	LoginFailures(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
 }
