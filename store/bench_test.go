@@ -279,7 +279,7 @@ func seedSCIM(b testing.TB, s store.Store, org, prefix string, n int) []string {
 		batch[i] = store.Administrator{ID: ids[i], OrgID: org, UserName: fmt.Sprintf("%s-%d", prefix, i),
 			Email: fmt.Sprintf("%s-%d@example.com", prefix, i), Role: store.RoleAdministrator, Status: store.StatusActive, SCIMManaged: true}
 	}
-	if err := s.CreateAdministrators(context.Background(), batch); err != nil {
+	if err := storetest.CreateAdministrators(s, batch); err != nil {
 		b.Fatal(err)
 	}
 	return ids

@@ -395,8 +395,6 @@ type Store interface {
 	// returns once the row is durable; on SQLite concurrent calls share
 	// one transaction and one fsync (each still fails or succeeds alone).
 	CreateAdministrator(ctx context.Context, a Administrator) (Administrator, error)
-	// CreateAdministrators inserts all of as in one transaction, or none.
-	CreateAdministrators(ctx context.Context, as []Administrator) error
 	Administrator(ctx context.Context, org, id string) (Administrator, error)
 	// AdministratorWithGroups is Administrator and its groups (in the
 	// groups' creation order) in one query.

@@ -56,7 +56,7 @@ func testEmails(t *testing.T, s store.Store) {
 	mustCreate(t, s, none)
 	batch := admin(o.ID, "batched")
 	batch.Emails = []store.Email{{Value: "b1@x.example", Type: "work"}, {Value: "b2@x.example"}}
-	if err := s.CreateAdministrators(ctx, []store.Administrator{batch}); err != nil {
+	if err := CreateAdministrators(s, []store.Administrator{batch}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -658,7 +658,7 @@ func testRolesUnderConcurrency(t *testing.T, s store.Store) {
 			batch[i].SCIMRole = store.RoleSuperAdministrator
 		}
 	}
-	if err := s.CreateAdministrators(ctx, batch); err != nil {
+	if err := CreateAdministrators(s, batch); err != nil {
 		t.Fatal(err)
 	}
 	ga, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "A"})

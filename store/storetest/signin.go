@@ -67,7 +67,7 @@ func testPrune(t *testing.T, s store.Store) {
 		t.Fatalf("expired session kept: %v", err)
 	}
 	throttle("name:prune-old", t0.Add(30*time.Minute), store.SlotGranted) // its window went
-	throttle("name:prune-new", at.Add(-30*time.Minute), store.SlotLocked)  // its window stayed
+	throttle("name:prune-new", at.Add(-30*time.Minute), store.SlotLocked) // its window stayed
 	if _, err := s.OutboxEmail(ctx, sent.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("long-sent email kept: %v", err)
 	}
@@ -566,7 +566,7 @@ func testSignInSlots(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	take(slot(t0.Add(20*time.Minute), "name:d", ""), store.SlotGranted, 2) // RecordNameFailure changed no count
-	addressCount("ip:3", t0.Add(20*time.Minute), 1)                       // a stale return changed nothing in the new window
+	addressCount("ip:3", t0.Add(20*time.Minute), 1)                        // a stale return changed nothing in the new window
 }
 
 // testSignInSlotsConcurrent: however many attempts race, at most LockAfter
