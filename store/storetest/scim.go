@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gatehouse/store"
 )
@@ -344,6 +345,76 @@ func testSCIMRolesTwoDesignated(t *testing.T, s store.Store) {
 	want("removed from both", both, store.RoleAdministrator, 3)
 	want("removed", one, store.RoleAdministrator, 3)
 	want("removed from both, super by SCIM role", granted, store.RoleSuperAdministrator, 1)
+}
+
+// testCreatePaths: every way an administrator is created writes the same
+// things (one batch insert): the row, its email index rows (a filter on an
+// address finds it), its audit entry and its count (a list's total), and a
+// Super Administrator among them ends the organization's flag.
+func testCreatePaths(t *testing.T, s store.Store) {
+	o, owner := newOrg(t, s, "createpaths")
+	created := []store.Administrator{owner}
+	one := func(a store.Administrator) store.Administrator {
+		a.Emails = []store.Email{{Value: a.UserName + "@paths.example", Type: "work"}}
+		return a
+	}
+	created = append(created, mustCreate(t, s, one(admin(o.ID, "queued")))) // the group commit
+	super := one(admin(o.ID, "super"))
+	super.Role = store.RoleSuperAdministrator
+	created = append(created, mustCreate(t, s, super)) // alone
+	inv, err := s.InviteAdministrator(ctx, one(admin(o.ID, "invited")), store.Invitation{Hash: []byte("paths-invite"),
+		ExpiresAt: time.Now().Add(time.Hour)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created = append(created, inv)
+	batch := []store.Administrator{one(admin(o.ID, "batch-1")), one(admin(o.ID, "batch-2"))}
+	if err := CreateAdministrators(s, batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"batch-1", "batch-2"} {
+		a, err := s.AdministratorByUsername(ctx, o.ID, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		created = append(created, a)
+	}
+	res, err := s.QueryAdministrators(ctx, o.ID, store.Query{Page: store.Page{Limit: 100}})
+	if err != nil || res.Total != len(created) || len(res.Items) != len(created) {
+		t.Fatalf("total %d, %d listed, %v; want %d", res.Total, len(res.Items), err, len(created))
+	}
+	for _, a := range created[1:] {
+		if got := byEmail(t, s, o.ID, emailValue(a.UserName+"@paths.example", false)); len(got) != 1 || got[0] != a.UserName {
+			t.Errorf("%s by its address: %v", a.UserName, got)
+		}
+	}
+	for _, a := range created {
+		es, err := s.AuditLog(ctx, o.ID, store.AuditQuery{TargetID: a.ID, Action: store.AuditAdministratorCreate})
+		if err != nil || len(es) != 1 {
+			t.Errorf("%s: %d creation entries, %v; want 1", a.UserName, len(es), err)
+		}
+	}
+
+	// A Super Administrator created by any path ends the flag.
+	for _, path := range []string{"alone", "batch"} {
+		flagged, flaggedOwner := newOrg(t, s, "createpaths-"+path)
+		if err := s.DeleteAdministrator(ctx, flagged.ID, flaggedOwner.ID, store.FlagMissingSuper, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Org(ctx, flagged.ID); got.SuperAdminMissingSince == nil {
+			t.Fatalf("%s: the organization without a Super Administrator is not flagged", path)
+		}
+		a := admin(flagged.ID, "new-super")
+		a.Role = store.RoleSuperAdministrator
+		if path == "alone" {
+			mustCreate(t, s, a)
+		} else if err := CreateAdministrators(s, []store.Administrator{a}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Org(ctx, flagged.ID); got.SuperAdminMissingSince != nil {
+			t.Errorf("%s: a new Super Administrator left the flag", path)
+		}
+	}
 }
 
 func testPatchGroup(t *testing.T, s store.Store) {

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"GroupsOf", testGroupsOf},
 		{"RolesUnderConcurrency", testRolesUnderConcurrency},
 		{"GroupCommit", testGroupCommit},
+		{"CreatePaths", testCreatePaths},
 		{"QueryAdministrators", testQueryAdministrators},
 		{"QueryGroups", testQueryGroups},
 		{"QueryTimes", testQueryTimes},
