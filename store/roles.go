@@ -17,9 +17,9 @@ import (
 // role, see newAdministrator).
 //
 // The membership test is a scalar subquery, not EXISTS: PostgreSQL may
-// run an EXISTS inside an expression as a hashed subplan, which reads every
-// member of the designated group to build its table (10,000 rows to add
-// one member). A scalar subquery always runs per row, through the index on
+// run an EXISTS inside an expression as a hashed subplan (it did while the
+// tables' statistics were stale), which reads every member of the
+// designated group to build its table (10,000 rows to add one member). A scalar subquery always runs per row, through the index on
 // group_members (administrator_id, group_id): it reads the few memberships
 // of the administrator it is computed for.
 const inSuperAdminGroup = `(SELECT COUNT(*) FROM group_members sm JOIN groups sg ON sg.id = sm.group_id JOIN orgs so ON so.id = sg.org_id
@@ -34,7 +34,7 @@ func managedRole(scimRole string) string {
 		` THEN '` + string(RoleSuperAdministrator) + `' ELSE '` + string(RoleAdministrator) + `' END`
 }
 
-// syncRolesSQL is the statement of syncRolesWhere. The rule is computed
+// syncRolesSQL is the statement of recomputeRolesWhere. The rule is computed
 // once per SCIM-managed administrator of the organization (the first
 // parameter) that matches cond, in a materialized CTE (else both databases
 // fold it into the UPDATE and compute it twice, for the SET and for the
