@@ -222,7 +222,7 @@ func (s *SignIn) resetTargets(ctx context.Context, orgSlug, name string) (store.
 		return org, nil, nil
 	}
 	res, err := s.Store.QueryAdministrators(ctx, org.ID, store.Query{
-		Where: store.Compare{Field: store.Field{Column: "email"}, Op: store.OpEq, Value: name, Fold: true},
+		Where: store.Compare{Field: store.AdministratorEmail, Op: store.OpEq, Value: name, Fold: true},
 		Page:  store.Page{Limit: 5},
 	})
 	if err != nil {

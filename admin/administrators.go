@@ -95,13 +95,13 @@ const (
 
 // SortFields are the orders List offers, by name.
 var SortFields = map[string]store.Field{
-	"name":      {Column: "family_name"},
-	"username":  {Column: "username"},
-	"email":     {Column: "email"},
-	"role":      {Column: "role"},
-	"status":    {Column: "status"},
-	"created":   {Column: "created_at"},
-	"lastLogin": {Column: "last_login_at"},
+	"name":      store.AdministratorFamilyName,
+	"username":  store.AdministratorUserName,
+	"email":     store.AdministratorEmail,
+	"role":      store.AdministratorRole,
+	"status":    store.AdministratorStatus,
+	"created":   store.AdministratorCreatedAt,
+	"lastLogin": store.AdministratorLastLoginAt,
 }
 
 // List returns a page of the organization's administrators and the total
@@ -116,8 +116,8 @@ func (s *Administrators) List(ctx context.Context, p Principal, o ListOptions) (
 	var where store.And
 	if o.Search != "" {
 		var any store.Or
-		for _, col := range []string{"username", "email", "given_name", "family_name"} {
-			any = append(any, store.Compare{Field: store.Field{Column: col}, Op: store.OpCo, Value: o.Search, Fold: true})
+		for _, f := range []store.Field{store.AdministratorUserName, store.AdministratorEmail, store.AdministratorGivenName, store.AdministratorFamilyName} {
+			any = append(any, store.Compare{Field: f, Op: store.OpCo, Value: o.Search, Fold: true})
 		}
 		where = append(where, any)
 	}
@@ -125,13 +125,13 @@ func (s *Administrators) List(ctx context.Context, p Principal, o ListOptions) (
 		if !o.Status.Valid() {
 			return nil, 0, refuse(CodeInvalidQuery, "unknown status %q: use Pending, Active or Deactivated", o.Status)
 		}
-		where = append(where, store.Compare{Field: store.Field{Column: "status"}, Op: store.OpEq, Value: string(o.Status)})
+		where = append(where, store.Compare{Field: store.AdministratorStatus, Op: store.OpEq, Value: string(o.Status)})
 	}
 	if o.Role != "" {
 		if !o.Role.Valid() {
 			return nil, 0, refuse(CodeInvalidQuery, "unknown role %q", o.Role)
 		}
-		where = append(where, store.Compare{Field: store.Field{Column: "role"}, Op: store.OpEq, Value: string(o.Role)})
+		where = append(where, store.Compare{Field: store.AdministratorRole, Op: store.OpEq, Value: string(o.Role)})
 	}
 	q := store.Query{Where: where, Descending: o.Descending, Page: store.Page{Offset: o.Offset, Limit: o.Limit}}
 	if o.Sort != "" {
@@ -139,7 +139,7 @@ func (s *Administrators) List(ctx context.Context, p Principal, o ListOptions) (
 		if !ok {
 			return nil, 0, refuse(CodeInvalidQuery, "cannot sort by %q", o.Sort)
 		}
-		q.SortBy, q.SortFold = f, f.Column != "created_at" && f.Column != "last_login_at"
+		q.SortBy, q.SortFold = f, true // times sort as times whatever SortFold says
 	}
 	res, err := s.Store.QueryAdministrators(ctx, p.OrgID, q)
 	if err != nil {

@@ -99,7 +99,7 @@ type tokenEntry struct {
 // domains returns the organization's registered email domains, read once
 // per entry: like the SCIM switch, a change takes effect within the
 // cache's lifetime.
-func (e *tokenEntry) domains(ctx context.Context, st store.Store) ([]string, error) {
+func (e *tokenEntry) domains(ctx context.Context, st OrgStore) ([]string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.registered != nil {

@@ -249,10 +249,7 @@ func bulkUser(c *call, op bulkOp, method, id string, data json.RawMessage) (int,
 			res, err := u.replace(ctx, id, doc, op.Version)
 			return http.StatusOK, res, err
 		}
-		res, again, err := u.create(ctx, doc)
-		if again {
-			c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", res.id)
-		}
+		res, err := u.create(ctx, doc)
 		return http.StatusCreated, res, err
 	case http.MethodPatch:
 		ops, err := bulkPatch(data)

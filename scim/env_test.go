@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,6 +45,14 @@ func withTokenCache() envOption {
 	return func(c *scim.Config, _ *admin.OrgSpec) { c.TokenCacheTTL = 0 }
 }
 
+// withLog sends every request's log to w, as text.
+func withLog(w io.Writer) envOption {
+	return func(c *scim.Config, _ *admin.OrgSpec) {
+		l := slog.New(slog.NewTextHandler(w, nil))
+		c.Logger = func(*http.Request) *slog.Logger { return l }
+	}
+}
+
 func withRateLimit(r float64) envOption {
 	return func(c *scim.Config, _ *admin.OrgSpec) { c.RateLimit = r }
 }
@@ -76,7 +85,10 @@ func newEnv(t testing.TB, st *store.SQL, opts ...envOption) *env {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	cfg.BaseURL = srv.URL
-	scim.New(st, cfg).Register(mux)
+	// The server gets the store as scim.Store only (the struct hides
+	// every other method of st): what the tests exercise is exactly what
+	// the interface declares.
+	scim.New(struct{ scim.Store }{st}, &admin.Lifecycle{Store: st}, cfg).Register(mux)
 	return &env{t: t, st: st, org: org, token: token, url: srv.URL + scim.Prefix, owner: owner}
 }
 

@@ -21,7 +21,7 @@ func (groupKind) patchStatus() int { return http.StatusNoContent }
 
 func (groupKind) field(r schema.Resolved) (mapping, bool) {
 	if r.Extension == nil && r.Attr.Name == "displayName" {
-		return column("display_name"), true
+		return column(store.GroupDisplayName), true
 	}
 	return mapping{}, false
 }

@@ -31,27 +31,31 @@ var (
 	matchNone store.Predicate = store.Or{}
 )
 
-func column(name string) mapping { return mapping{field: store.Field{Column: name}} }
+func column(f store.Field) mapping { return mapping{field: f} }
+
+// commonColumns are the store's fields of the attributes both resource
+// types have, each its record kind's own.
+type commonColumns struct{ id, externalID, created, lastModified store.Field }
 
 // commonField maps the attributes both resource types have.
-func commonField(rt *schema.ResourceType, r schema.Resolved) (mapping, bool) {
+func (rt *resourceType) commonField(r schema.Resolved) (mapping, bool) {
 	if r.Extension != nil {
 		return mapping{}, false
 	}
 	switch r.Attr.Name {
 	case "id":
-		return column("id"), true
+		return column(rt.common.id), true
 	case "externalId":
-		return column("external_id"), true
+		return column(rt.common.externalID), true
 	case "meta":
 		switch {
 		case r.Sub == nil:
 		case r.Sub.Name == "created":
-			return column("created_at"), true
+			return column(rt.common.created), true
 		case r.Sub.Name == "lastModified":
-			return column("updated_at"), true
+			return column(rt.common.lastModified), true
 		case r.Sub.Name == "resourceType":
-			return mapping{constant: rt.ID}, true
+			return mapping{constant: rt.schema.ID}, true
 		}
 	}
 	return mapping{}, false
@@ -169,7 +173,7 @@ func (rt *resourceType) compare(e *filter.Compare) (store.Predicate, error) {
 	}
 	m, ok := rt.kind.field(r)
 	if !ok {
-		m, ok = commonField(rt.schema, r)
+		m, ok = rt.commonField(r)
 	}
 	if !ok {
 		m = mapping{field: jsonField(r)}
@@ -208,7 +212,7 @@ func matchesConstant(op filter.Op, constant, v string) bool {
 // activePredicate maps active onto the status: an administrator is active
 // unless Deactivated.
 func activePredicate(e *filter.Compare) (store.Predicate, error) {
-	deactivated := store.Compare{Field: store.Field{Column: "status"}, Op: store.OpEq, Value: string(store.StatusDeactivated)}
+	deactivated := store.Compare{Field: store.AdministratorStatus, Op: store.OpEq, Value: string(store.StatusDeactivated)}
 	if e.Op == filter.Pr {
 		return matchAll, nil
 	}
@@ -330,7 +334,7 @@ func comparison(f store.Field, a *schema.Attribute, e *filter.Compare) (store.Pr
 		if !ok || err != nil {
 			return nil, bad(`compare it with a quoted xsd:dateTime such as "2026-11-23T10:00:00Z"`)
 		}
-		if f.Column == "" {
+		if !f.IsColumn() {
 			// In the JSON document a dateTime is the string as sent.
 			return store.Compare{Field: f, Op: op, Value: s}, nil
 		}
@@ -365,7 +369,7 @@ func (rt *resourceType) sortField(sortBy string) (f store.Field, fold, ok bool) 
 	}
 	if r.Attr.MultiValued {
 		if r.Attr.Name == "emails" && r.Extension == nil {
-			return store.Field{Column: "email"}, true, true
+			return store.AdministratorEmail, true, true
 		}
 		return store.Field{}, false, false
 	}
@@ -376,7 +380,7 @@ func (rt *resourceType) sortField(sortBy string) (f store.Field, fold, ok bool) 
 	fold = target.Type == schema.String && !target.CaseExact
 	m, ok := rt.kind.field(r)
 	if !ok {
-		m, ok = commonField(rt.schema, r)
+		m, ok = rt.commonField(r)
 	}
 	if !ok {
 		return jsonField(r), fold, true

@@ -65,11 +65,16 @@ type kind interface {
 type resourceType struct {
 	schema *schema.ResourceType
 	kind   kind
+	common commonColumns // the store's fields of the attributes every resource has
 }
 
 var (
-	users  = &resourceType{schema: schema.Users, kind: userKind{}}
-	groups = &resourceType{schema: schema.Groups, kind: groupKind{}}
+	users = &resourceType{schema: schema.Users, kind: userKind{}, common: commonColumns{
+		id: store.AdministratorID, externalID: store.AdministratorExternalID,
+		created: store.AdministratorCreatedAt, lastModified: store.AdministratorUpdatedAt}}
+	groups = &resourceType{schema: schema.Groups, kind: groupKind{}, common: commonColumns{
+		id: store.GroupID, externalID: store.GroupExternalID,
+		created: store.GroupCreatedAt, lastModified: store.GroupUpdatedAt}}
 )
 
 func (s *Server) location(rt *schema.ResourceType, id string) string {

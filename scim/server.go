@@ -3,7 +3,8 @@
 // The bearer token names the organization. Schemas are data (scim/schema),
 // filters are parsed to an AST (scim/filter) and run as SQL by the store,
 // PATCH is applied by scim/patch, all inside one store transaction per
-// request.
+// request. The server reads and writes through Store, the part of
+// store.Store it calls, and writes Users through admin.Lifecycle.
 package scim
 
 import (
@@ -64,15 +65,16 @@ const DefaultRateLimit = 200
 
 // Server serves SCIM for every organization.
 type Server struct {
-	store   store.Store
-	cfg     Config
-	tokens  *tokenCache
-	limiter *limiter
-	pages   *pageCursors
+	store     Store
+	lifecycle *admin.Lifecycle // every write of a User
+	cfg       Config
+	tokens    *tokenCache
+	limiter   *limiter
+	pages     *pageCursors
 }
 
-// New returns a Server over st.
-func New(st store.Store, cfg Config) *Server {
+// New returns a Server that reads st and writes Users through lifecycle.
+func New(st Store, lifecycle *admin.Lifecycle, cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -87,11 +89,12 @@ func New(st store.Store, cfg Config) *Server {
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	return &Server{
-		store:   st,
-		cfg:     cfg,
-		tokens:  newTokenCache(cfg.TokenCacheTTL),
-		limiter: newLimiter(cfg.RateLimit, cfg.Now),
-		pages:   newPageCursors(4096),
+		store:     st,
+		lifecycle: lifecycle,
+		cfg:       cfg,
+		tokens:    newTokenCache(cfg.TokenCacheTTL),
+		limiter:   newLimiter(cfg.RateLimit, cfg.Now),
+		pages:     newPageCursors(4096),
 	}
 }
 

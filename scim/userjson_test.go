@@ -12,7 +12,7 @@ import (
 // appendUser must give what encoding renderUser's document gives, for
 // every combination of stored columns and attributes.
 func TestAppendUserMatchesRenderUser(t *testing.T) {
-	c := &call{s: New(nil, Config{BaseURL: "https://gatehouse.test/"})}
+	c := &call{s: New(nil, nil, Config{BaseURL: "https://gatehouse.test/"})}
 	created := time.Date(2026, 11, 23, 9, 30, 0, 123456000, time.UTC)
 	login := created.Add(time.Hour)
 	base := store.Administrator{ID: "a1", OrgID: "o", UserName: "jane@example.com", Role: store.RoleAdministrator,
@@ -97,7 +97,7 @@ func FuzzAppendUser(f *testing.F) {
 	f.Add([]byte(`{"a":"x,}\"{","b":[{"c":"]"}]}`), "")
 	f.Add([]byte(`{"ti\u0074le":1,"title":2}`), "g")
 	f.Add([]byte(`[1]`), "")
-	c := &call{s: New(nil, Config{BaseURL: "https://gatehouse.test"})}
+	c := &call{s: New(nil, nil, Config{BaseURL: "https://gatehouse.test"})}
 	f.Fuzz(func(t *testing.T, attributes []byte, given string) {
 		a := store.Administrator{ID: "1", UserName: "u", GivenName: given, Status: store.StatusActive, Attributes: attributes, Version: 1}
 		doc, werr := c.renderUser(a, nil, false)

@@ -3,6 +3,8 @@ package scim
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -28,21 +30,21 @@ func (userKind) field(r schema.Resolved) (mapping, bool) {
 	case r.Extension == schema.Gatehouse:
 		switch r.Attr.Name {
 		case "role":
-			return column("role"), true
+			return column(store.AdministratorRole), true
 		case "status":
-			return column("status"), true
+			return column(store.AdministratorStatus), true
 		case "lastLogin":
-			return column("last_login_at"), true
+			return column(store.AdministratorLastLoginAt), true
 		}
 	case r.Extension != nil:
 	case r.Attr.Name == "userName":
-		return column("username"), true
+		return column(store.AdministratorUserName), true
 	case r.Attr.Name == "active":
 		return mapping{active: true}, true
 	case r.Attr.Name == "name" && r.Sub != nil && r.Sub.Name == "givenName":
-		return column("given_name"), true
+		return column(store.AdministratorGivenName), true
 	case r.Attr.Name == "name" && r.Sub != nil && r.Sub.Name == "familyName":
-		return column("family_name"), true
+		return column(store.AdministratorFamilyName), true
 	}
 	return mapping{}, false
 }
@@ -271,25 +273,27 @@ func primaryValue(list []any) string {
 type userOps struct {
 	s     *Server
 	org   store.Org
-	entry *tokenEntry // the token's cache: the registered domains
+	entry *tokenEntry         // the token's cache: the registered domains
+	log   func() *slog.Logger // the request's logger, made on first use
 }
 
-func (c *call) users() userOps { return userOps{s: c.s, org: c.org, entry: c.entry} }
+func (c *call) users() userOps { return userOps{s: c.s, org: c.org, entry: c.entry, log: c.logger} }
 
-func (u userOps) lifecycle() *admin.Lifecycle { return &admin.Lifecycle{Store: u.s.store} }
+func (u userOps) lifecycle() *admin.Lifecycle { return u.s.lifecycle }
 
 // userResource is the resource of a and its groups.
 func userResource(a store.Administrator, groups []store.GroupRef) resource {
 	return resource{id: a.ID, etag: entityTag(a.Version, groups), user: &userSource{a, groups}}
 }
 
-// withGroups is the resource of a, with its groups read.
+// withGroups is the resource of a as just written, with its groups read
+// now. An administrator deleted since has none.
 func (u userOps) withGroups(ctx context.Context, a store.Administrator) (resource, error) {
-	m, err := u.s.store.GroupsOf(ctx, u.org.ID, []string{a.ID})
-	if err != nil {
+	_, refs, err := u.s.store.AdministratorWithGroups(ctx, u.org.ID, a.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return resource{}, err
 	}
-	return userResource(a, m[a.ID]), nil
+	return userResource(a, refs), nil
 }
 
 // get reads one User, with its groups when withGroups (one statement
@@ -321,25 +325,25 @@ func (u userOps) query(ctx context.Context, q store.Query) ([]resource, int, str
 	return out, res.Total, res.Next, nil
 }
 
-// create provisions a User from a normalized document; reprovisioned
-// reports a deactivated administrator coming back (see
+// create provisions a User from a normalized document, logging a
+// deactivated administrator that comes back (see
 // admin.Lifecycle.Provision).
-func (u userOps) create(ctx context.Context, doc map[string]any) (res resource, reprovisioned bool, err error) {
+func (u userOps) create(ctx context.Context, doc map[string]any) (resource, error) {
 	domains, err := u.entry.domains(ctx, u.s.store)
 	if err != nil {
-		return resource{}, false, err
+		return resource{}, err
 	}
 	a, again, err := u.lifecycle().Provision(ctx, u.org.ID, func(a *store.Administrator) error {
 		return applyUser(doc, a, domains)
 	})
 	if err != nil {
-		return resource{}, false, err
+		return resource{}, err
 	}
 	if !again {
-		return userResource(a, nil), false, nil // a new administrator is in no group
+		return userResource(a, nil), nil // a new administrator is in no group
 	}
-	res, err = u.withGroups(ctx, a)
-	return res, true, err
+	u.log().Info("scim: deactivated administrator re-provisioned", "administrator", a.ID)
+	return u.withGroups(ctx, a)
 }
 
 // replace sets a User from a normalized document, if its version matches
@@ -411,11 +415,7 @@ func (userKind) query(c *call, q store.Query, p projection) ([]resource, int, st
 }
 
 func (userKind) create(c *call, doc map[string]any) (resource, error) {
-	res, again, err := c.users().create(c.r.Context(), doc)
-	if again {
-		c.logger().Info("scim: deactivated administrator re-provisioned", "administrator", res.id)
-	}
-	return res, err
+	return c.users().create(c.r.Context(), doc)
 }
 
 func (userKind) replace(c *call, id string, doc map[string]any, ifMatch string) (resource, error) {

@@ -1,6 +1,7 @@
 package scim_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -117,6 +118,54 @@ func TestUserLifecycle(t *testing.T) {
 		}
 		e.do("DELETE", "/Users/"+id, nil).must(t, 404)
 	})
+}
+
+// A deactivated administrator that the IdP creates again comes back, and
+// the log says so once per re-provisioning, from POST /Users and Bulk
+// alike (the line used to be written by both callers of the create).
+func TestReprovisionLoggedOnce(t *testing.T) {
+	st := storetest.SQLite(t)
+	var log syncBuffer
+	e := newEnv(t, st, withLog(&log))
+	id := e.do("POST", "/Users", user("back@acme.test")).must(t, 201).str("id")
+	deactivate := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+		"Operations": []any{map[string]any{"op": "replace", "value": map[string]any{"active": false}}}}
+	lines := func() int { return strings.Count(log.String(), "deactivated administrator re-provisioned") }
+
+	e.do("PATCH", "/Users/"+id, deactivate).must(t, 200)
+	if again := e.do("POST", "/Users", user("back@acme.test")).must(t, 201); again.str("id") != id || again.body["active"] != true {
+		t.Fatalf("POST of a deactivated user: %s", again.raw)
+	}
+	if n := lines(); n != 1 {
+		t.Fatalf("after POST: %d log lines, want 1:\n%s", n, log.String())
+	}
+	e.do("PATCH", "/Users/"+id, deactivate).must(t, 200)
+	bulk := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:BulkRequest"},
+		"Operations": []any{map[string]any{"method": "POST", "path": "/Users", "bulkId": "b1", "data": user("back@acme.test")}}}
+	if r := e.do("POST", "/Bulk", bulk).must(t, 200); r.str("Operations.0.status") != "201" {
+		t.Fatalf("Bulk POST of a deactivated user: %s", r.raw)
+	}
+	if n := lines(); n != 2 {
+		t.Fatalf("after Bulk: %d log lines, want 2:\n%s", n, log.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer that concurrent handlers may write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestReassignmentWithOtherExternalIDIsAConflict(t *testing.T) {

@@ -37,7 +37,7 @@ func Match(ctx context.Context, st store.Store, org, username string) (store.Adm
 		}
 	}
 	res, err := st.QueryAdministrators(ctx, org, store.Query{
-		Where: store.Compare{Field: store.Field{Column: "username"}, Op: store.OpEq, Value: username, Fold: true},
+		Where: store.Compare{Field: store.AdministratorUserName, Op: store.OpEq, Value: username, Fold: true},
 		Page:  store.Page{Limit: 1},
 	})
 	if err != nil {

@@ -406,7 +406,7 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, rule Supe
 // member list changed.
 func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string, rule SuperRule, check func(Administrator) error) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		// Groups first, then the administrator: the order AddGroupMembers
+		// Groups first, then the administrator: the order PatchGroup
 		// takes its locks in, so the two cannot deadlock on PostgreSQL.
 		if _, err := s.exec(ctx, tx, `UPDATE groups SET version = version + 1, updated_at = ?
 			WHERE id IN (SELECT group_id FROM group_members WHERE administrator_id = ?) AND org_id = ?`, s.timestamp(), id, org); err != nil {
@@ -442,32 +442,4 @@ func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string, rule Supe
 		}
 		return s.addCount(ctx, tx, org, countAdministrators, -1)
 	})
-}
-
-// ListAdministrators returns a page in creation order and the total.
-func (s *SQL) ListAdministrators(ctx context.Context, org string, p Page) ([]Administrator, int, error) {
-	if err := checkPage(p); err != nil {
-		return nil, 0, err
-	}
-	total, err := s.count(ctx, org, countAdministrators)
-	if err != nil {
-		return nil, 0, err
-	}
-	as := []Administrator{}
-	if p.Limit == 0 || p.Offset >= total {
-		return as, total, nil
-	}
-	st, err := s.stmt(ctx, s.reader, `SELECT `+administratorColumns+` FROM administrators WHERE org_id = ?
-		ORDER BY seq LIMIT ? OFFSET ?`)
-	if err == nil {
-		err = scanRows(ctx, st, []any{org, p.Limit, p.Offset}, func(r *sql.Rows) error {
-			a, err := scanAdministrator(r)
-			as = append(as, a)
-			return err
-		})
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("store: list administrators: %w", err)
-	}
-	return as, total, nil
 }

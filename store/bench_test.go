@@ -43,7 +43,7 @@ func newBenchFixture(b *testing.B, s store.Store) *benchFixture {
 		b.Fatal(err)
 	}
 	for start := 0; start < benchSize; start += 10_000 {
-		if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, ids[start:start+10_000]); err != nil {
+		if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: ids[start : start+10_000]}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -51,7 +51,7 @@ func newBenchFixture(b *testing.B, s store.Store) *benchFixture {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := s.AddGroupMembers(ctx, o.ID, small.ID, ids[:100]); err != nil {
+	if _, err := s.PatchGroup(ctx, o.ID, small.ID, store.GroupPatch{Add: ids[:100]}); err != nil {
 		b.Fatal(err)
 	}
 	extra, err := s.CreateAdministrator(ctx, store.Administrator{OrgID: o.ID, UserName: "extra-member",
@@ -149,9 +149,9 @@ func runStoreBenchmarks(b *testing.B, s store.Store) {
 	for _, offset := range []int{0, benchSize / 2} {
 		b.Run(fmt.Sprintf("ListPage100/offset=%d", offset), func(b *testing.B) {
 			for b.Loop() {
-				page, total, err := s.ListAdministrators(ctx, f.org, store.Page{Offset: offset, Limit: 100})
-				if err != nil || len(page) != 100 || total < benchSize {
-					b.Fatalf("page of %d, total %d, %v", len(page), total, err)
+				r, err := s.QueryAdministrators(ctx, f.org, store.Query{Page: store.Page{Offset: offset, Limit: 100}})
+				if err != nil || len(r.Items) != 100 || r.Total < benchSize {
+					b.Fatalf("page of %d, total %d, %v", len(r.Items), r.Total, err)
 				}
 			}
 		})
@@ -164,7 +164,7 @@ func runStoreBenchmarks(b *testing.B, s store.Store) {
 		where func(i int) store.Predicate
 	}{
 		{"QueryUserNameEq", func(i int) store.Predicate {
-			return store.Compare{Field: store.Field{Column: "username"}, Op: store.OpEq, Value: fmt.Sprintf("user-%d", i)}
+			return store.Compare{Field: store.AdministratorUserName, Op: store.OpEq, Value: fmt.Sprintf("user-%d", i)}
 		}},
 		{"QueryEmailEq", func(i int) store.Predicate {
 			return store.Any{Attr: "emails", Where: store.And{
@@ -201,12 +201,17 @@ func runStoreBenchmarks(b *testing.B, s store.Store) {
 	for _, g := range []struct{ name, id string }{{"AddOneMemberTo100k", f.group}, {"AddOneMemberTo100", f.smallGroup}} {
 		group := g.id
 		b.Run(g.name, func(b *testing.B) {
+			cur, err := s.Group(ctx, f.org, group)
+			if err != nil {
+				b.Fatal(err)
+			}
 			for b.Loop() {
-				if n, err := s.AddGroupMembers(ctx, f.org, group, []string{f.extra}); err != nil || n != 1 {
-					b.Fatalf("added %d, %v", n, err)
+				// One member added: one new version.
+				if g, err := s.PatchGroup(ctx, f.org, group, store.GroupPatch{Add: []string{f.extra}}); err != nil || g.Version != cur.Version+1 {
+					b.Fatalf("added: version %d after %d, %v", g.Version, cur.Version, err)
 				}
 				b.StopTimer()
-				if _, err := s.RemoveGroupMembers(ctx, f.org, group, []string{f.extra}); err != nil {
+				if cur, err = s.PatchGroup(ctx, f.org, group, store.GroupPatch{Remove: []string{f.extra}}); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
@@ -237,7 +242,7 @@ func benchAddOnly(b *testing.B, s *store.SQL) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, ids); err != nil {
+		if g, err = s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: ids}); err != nil {
 			b.Fatal(err)
 		}
 		batch := 0
@@ -255,10 +260,12 @@ func benchAddOnly(b *testing.B, s *store.SQL) {
 					b.StartTimer()
 				}
 				start := time.Now()
-				if n, err := s.AddGroupMembers(ctx, o.ID, g.ID, fresh[:1]); err != nil || n != 1 {
-					b.Fatalf("added %d, %v", n, err)
+				added, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: fresh[:1]})
+				if err != nil || added.Version != g.Version+1 {
+					b.Fatalf("added: version %d after %d, %v", added.Version, g.Version, err)
 				}
 				took = append(took, time.Since(start))
+				g = added
 				fresh = fresh[1:]
 			}
 			slices.Sort(took)

@@ -86,13 +86,6 @@ func (s *SQL) Group(ctx context.Context, org, id string) (Group, error) {
 	return g, err
 }
 
-// UpdateGroup applies fn to the group's own fields (not its members); the
-// version grows even if fn changes nothing, as every Update method's does.
-func (s *SQL) UpdateGroup(ctx context.Context, org, id string, fn func(*Group) error) (Group, error) {
-	g, _, err := s.patchGroup(ctx, org, id, GroupPatch{Update: fn}, true)
-	return g, err
-}
-
 // countGroups is the record_counts kind of groups.
 const countGroups = "groups"
 
@@ -152,27 +145,6 @@ func (s *SQL) DeleteGroup(ctx context.Context, org, id string, check func(Group)
 	})
 }
 
-// ListGroups returns a page of groups in creation order and the total.
-func (s *SQL) ListGroups(ctx context.Context, org string, p Page) ([]Group, int, error) {
-	if err := checkPage(p); err != nil {
-		return nil, 0, err
-	}
-	total, err := s.count(ctx, org, countGroups)
-	if err != nil {
-		return nil, 0, err
-	}
-	gs := []Group{}
-	if p.Limit == 0 || p.Offset >= total {
-		return gs, total, nil
-	}
-	err = s.selectAll(ctx, s.reader, &gs, `SELECT `+groupColumns+` FROM groups WHERE org_id = ? ORDER BY seq LIMIT ? OFFSET ?`,
-		org, p.Limit, p.Offset)
-	if err != nil {
-		return nil, 0, fmt.Errorf("store: list groups: %w", err)
-	}
-	return gs, total, nil
-}
-
 func dedupe(ids []string) []string {
 	seen := make(map[string]struct{}, len(ids))
 	out := make([]string, 0, len(ids))
@@ -189,31 +161,13 @@ func dedupe(ids []string) []string {
 // stays well under SQLite's and PostgreSQL's parameter limits.
 const memberChunk = 500
 
-// PatchGroup applies p to the group in one transaction.
-func (s *SQL) PatchGroup(ctx context.Context, org, id string, p GroupPatch) (Group, error) {
-	g, _, err := s.patchGroup(ctx, org, id, p, false)
-	return g, err
-}
-
-// AddGroupMembers adds administrators of org to the group. Every statement
-// touches only the rows named, so the cost does not grow with the group.
-func (s *SQL) AddGroupMembers(ctx context.Context, org, group string, ids []string) (int, error) {
-	_, n, err := s.patchGroup(ctx, org, group, GroupPatch{Add: ids}, false)
-	return n.added, err
-}
-
-// RemoveGroupMembers removes the named members; absent ones are ignored.
-func (s *SQL) RemoveGroupMembers(ctx context.Context, org, group string, ids []string) (int, error) {
-	_, n, err := s.patchGroup(ctx, org, group, GroupPatch{Remove: ids}, false)
-	return n.removed, err
-}
-
 // memberCounts is how many member rows a patch added and removed.
 type memberCounts struct{ added, removed int }
 
-// patchGroup is PatchGroup, UpdateGroup (touch: a new version even if
-// nothing changed), AddGroupMembers and RemoveGroupMembers.
-func (s *SQL) patchGroup(ctx context.Context, org, id string, p GroupPatch, touch bool) (Group, memberCounts, error) {
+// PatchGroup applies p to the group in one transaction (see Store).
+// Every statement touches only the member rows named, so the cost does not
+// grow with the group.
+func (s *SQL) PatchGroup(ctx context.Context, org, id string, p GroupPatch) (Group, error) {
 	add := dedupe(p.Add)
 	var out Group
 	var n memberCounts
@@ -263,7 +217,7 @@ func (s *SQL) patchGroup(ctx context.Context, org, id string, p GroupPatch, touc
 		}
 		fields := g.DisplayName != cur.DisplayName || g.ExternalID != cur.ExternalID || !bytes.Equal(g.Attributes, cur.Attributes)
 		var entries []pendingAudit
-		counted := touch || fields || n.added+n.removed > 0
+		counted := fields || n.added+n.removed > 0
 		if counted {
 			g.Version, g.UpdatedAt = cur.Version+1, s.timestamp()
 			_, err := s.exec(ctx, tx, `UPDATE groups SET display_name = ?, display_name_fold = ?, external_id = ?, attributes = ?,
@@ -301,9 +255,9 @@ func (s *SQL) patchGroup(ctx context.Context, org, id string, p GroupPatch, touc
 		return nil
 	})
 	if err != nil {
-		return Group{}, memberCounts{}, err
+		return Group{}, err
 	}
-	return out, n, nil
+	return out, nil
 }
 
 // groupPatchEntries are the audit entries of a group's changed fields and its member
@@ -409,46 +363,4 @@ func (s *SQL) GroupMembers(ctx context.Context, org, group string, p Page) ([]Gr
 		return nil, 0, fmt.Errorf("store: list members: %w", err)
 	}
 	return ms, total, nil
-}
-
-// AdministratorGroups lists the groups an administrator belongs to, in the
-// groups' creation order.
-func (s *SQL) AdministratorGroups(ctx context.Context, org, administrator string) ([]Group, error) {
-	gs := []Group{}
-	err := s.selectAll(ctx, s.reader, &gs, `SELECT g.id, g.org_id, g.display_name, g.external_id, g.created_at, g.updated_at,
-		g.version, g.attributes FROM group_members m JOIN groups g ON g.id = m.group_id
-		WHERE m.administrator_id = ? AND g.org_id = ? ORDER BY g.seq`, administrator, org)
-	if err != nil {
-		return nil, fmt.Errorf("store: groups of administrator: %w", err)
-	}
-	return gs, nil
-}
-
-// GroupsOf returns the groups of each administrator, one query per chunk
-// of ids.
-func (s *SQL) GroupsOf(ctx context.Context, org string, administratorIDs []string) (map[string][]GroupRef, error) {
-	out := map[string][]GroupRef{}
-	for _, chunk := range chunks(dedupe(administratorIDs), memberChunk) {
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, org)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		var rows []struct {
-			AdministratorID string `db:"administrator_id"`
-			GroupRef
-		}
-		// Prepared and cached: one statement per chunk length, at most
-		// memberChunk of them.
-		err := s.selectAll(ctx, s.reader, &rows, `SELECT m.administrator_id, g.id, g.display_name
-			FROM group_members m JOIN groups g ON g.id = m.group_id
-			WHERE g.org_id = ? AND m.administrator_id IN `+placeholders(1, len(chunk))+` ORDER BY g.seq`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("store: groups of administrators: %w", err)
-		}
-		for _, r := range rows {
-			out[r.AdministratorID] = append(out[r.AdministratorID], r.GroupRef)
-		}
-	}
-	return out, nil
 }

@@ -166,7 +166,9 @@ func (s *SQL) PendingEmails(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// OutboxEmail reads one message of the outbox by id.
+// OutboxEmail reads one message of the outbox by id, as stored. It is not
+// part of Store: no server path reads a message by id; tests (and
+// storetest, which asks a backend for it) check what the outbox keeps.
 func (s *SQL) OutboxEmail(ctx context.Context, id string) (OutboxMessage, error) {
 	var m OutboxMessage
 	err := s.get(ctx, s.reader, &m, `SELECT `+outboxColumns+` FROM outbox WHERE id = ?`, id)

@@ -49,10 +49,10 @@ const (
 // Compare compares a field with a value.
 //
 // Strings compare by code point (byte order of UTF-8), the same on both
-// databases; with Fold they compare case-insensitively: through the
-// field's *_fold column and Fold where it has one (username, display_name,
-// the emails' value, the members' and groups' display), elsewhere through
-// the same fold computed in SQL (fold.go). Times compare chronologically,
+// databases; with Fold they compare case-insensitively: through a folded
+// column and Fold where the field has one (AdministratorUserName,
+// GroupDisplayName, the emails' value, the members' and groups' display),
+// elsewhere through the same fold computed in SQL (fold.go). Times compare chronologically,
 // numbers numerically, booleans only with eq and ne. A value of another
 // type than the field's is ErrInvalidQuery for columns; for an Attributes
 // path it matches only values of its own JSON type. A nil Value with OpEq
@@ -64,25 +64,66 @@ type Compare struct {
 	Fold  bool // case-insensitive (strings only)
 }
 
-// Field names what a Compare looks at: a column of the record, or a path
-// into its Attributes JSON.
-//
-// Columns of administrators: id, username, external_id, given_name,
-// family_name, email, phone, role, status, scim_role (text), created_at,
-// updated_at, last_login_at (time). Columns of groups: id, display_name,
-// external_id (text), created_at, updated_at (time).
+// Field names what a Compare looks at or a Query sorts by: a column of one
+// kind of record, which only the Administrator* and Group* values below
+// name (so no caller spells a column, and none can name one the store
+// does not have), or a path into the record's Attributes JSON, Field{Attr:
+// ...}. A column of one kind of record used on the other is
+// ErrInvalidQuery.
 //
 // Attr keys are matched exactly (the protocol layer writes and asks for
 // the schema's names) and may not contain '"' or '\'. A time.Time compared
 // with an Attributes value compares with its RFC 3339 text in UTC, which is
 // how the protocol layer should write date-times it keeps there.
 type Field struct {
-	Column string
-	Attr   []string // e.g. {"name","formatted"} or {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","manager","value"}
+	table, column string // a column of the table; both "" for an Attr path
+	// Attr is a path into the record's Attributes, e.g. {"name",
+	// "formatted"} or {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+	// "manager", "value"}; inside an Any, the element's sub-attribute.
+	Attr []string
 }
 
+// The columns of administrators: text, but times where the name ends in
+// At. They compare with the record's field of the same name.
+var (
+	AdministratorID          = administratorsResource.field("id")
+	AdministratorUserName    = administratorsResource.field("username")
+	AdministratorExternalID  = administratorsResource.field("external_id")
+	AdministratorGivenName   = administratorsResource.field("given_name")
+	AdministratorFamilyName  = administratorsResource.field("family_name")
+	AdministratorEmail       = administratorsResource.field("email") // the primary address; every address: Any "emails"
+	AdministratorPhone       = administratorsResource.field("phone")
+	AdministratorRole        = administratorsResource.field("role")
+	AdministratorStatus      = administratorsResource.field("status")
+	AdministratorSCIMRole    = administratorsResource.field("scim_role")
+	AdministratorCreatedAt   = administratorsResource.field("created_at")
+	AdministratorUpdatedAt   = administratorsResource.field("updated_at")
+	AdministratorLastLoginAt = administratorsResource.field("last_login_at") // absent while never signed in
+)
+
+// The columns of groups, as those of administrators.
+var (
+	GroupID          = groupsResource.field("id")
+	GroupDisplayName = groupsResource.field("display_name")
+	GroupExternalID  = groupsResource.field("external_id")
+	GroupCreatedAt   = groupsResource.field("created_at")
+	GroupUpdatedAt   = groupsResource.field("updated_at")
+)
+
 // IsZero reports whether f names nothing (the default sort).
-func (f Field) IsZero() bool { return f.Column == "" && len(f.Attr) == 0 }
+func (f Field) IsZero() bool { return f.column == "" && len(f.Attr) == 0 }
+
+// IsColumn reports whether f is a column (one of the values above) rather
+// than an Attr path.
+func (f Field) IsColumn() bool { return f.column != "" }
+
+// String is the table and column, or the Attr path.
+func (f Field) String() string {
+	if f.column != "" {
+		return f.table + "." + f.column
+	}
+	return strings.Join(f.Attr, ".")
+}
 
 // Any is true when some element of a multi-valued attribute satisfies
 // Where; inside Where, Field.Attr (one element) names the element's
@@ -193,6 +234,15 @@ type multiValued struct {
 	open    func(org string) expr // up to the element condition
 	close   string
 	columns map[string]column
+}
+
+// field is the Field of one of r's columns; package initialization
+// panics if r has no such column, so every exported Field resolves.
+func (r *resource) field(name string) Field {
+	if _, ok := r.columns[name]; !ok {
+		panic("store: " + r.table + " has no column " + name)
+	}
+	return Field{table: r.table, column: name}
 }
 
 func textColumn(sql string) column { return column{sql: sql, kind: kindText} }
@@ -585,7 +635,7 @@ func (c *compiler) compare(x Compare, sc scope) (expr, error) {
 	}
 	switch {
 	case sc.sub != nil:
-		if f.Column != "" || len(f.Attr) != 1 {
+		if f.column != "" || len(f.Attr) != 1 {
 			return expr{}, invalid("a sub-attribute must be named by one Attr key")
 		}
 		col, ok := sc.sub[strings.ToLower(f.Attr[0])]
@@ -594,8 +644,8 @@ func (c *compiler) compare(x Compare, sc scope) (expr, error) {
 		}
 		return c.compareColumn(col, x)
 	case sc.elem:
-		if f.Column != "" {
-			return expr{}, invalid("column %q inside an Any over a JSON array", f.Column)
+		if f.column != "" {
+			return expr{}, invalid("column %s inside an Any over a JSON array", f)
 		}
 		if len(f.Attr) == 0 || len(f.Attr) == 1 && f.Attr[0] == "" {
 			return c.compareJSON(jsonRef{}, x)
@@ -604,12 +654,10 @@ func (c *compiler) compare(x Compare, sc scope) (expr, error) {
 			return expr{}, err
 		}
 		return c.compareJSON(jsonRef{path: f.Attr}, x)
-	case f.Column != "" && len(f.Attr) > 0:
-		return expr{}, invalid("a field names a column or an attribute path, not both")
-	case f.Column != "":
-		col, ok := c.res.columns[f.Column]
-		if !ok {
-			return expr{}, invalid("unknown column %q of %s", f.Column, c.res.table)
+	case f.column != "":
+		col, err := c.column(f)
+		if err != nil {
+			return expr{}, err
 		}
 		return c.compareColumn(col, x)
 	}
@@ -617,6 +665,21 @@ func (c *compiler) compare(x Compare, sc scope) (expr, error) {
 		return expr{}, err
 	}
 	return c.compareJSON(jsonRef{doc: c.res.alias + ".attributes", path: f.Attr}, x)
+}
+
+// column resolves a column Field on the compiler's resource.
+func (c *compiler) column(f Field) (column, error) {
+	if len(f.Attr) > 0 {
+		return column{}, invalid("a field names a column or an attribute path, not both")
+	}
+	if f.table != c.res.table {
+		return column{}, invalid("%s is not a field of %s", f, c.res.table)
+	}
+	col, ok := c.res.columns[f.column]
+	if !ok { // not for a Field of resource.field
+		return column{}, invalid("unknown column %s", f)
+	}
+	return col, nil
 }
 
 func (c *compiler) compareColumn(col column, x Compare) (expr, error) {
@@ -761,12 +824,10 @@ func (c *compiler) orderBy(q Query) (expr, error) {
 	switch {
 	case f.IsZero():
 		return cat(seq), nil
-	case f.Column != "" && len(f.Attr) > 0:
-		return expr{}, invalid("a sort field names a column or an attribute path, not both")
-	case f.Column != "":
-		col, ok := c.res.columns[f.Column]
-		if !ok {
-			return expr{}, invalid("unknown column %q of %s", f.Column, c.res.table)
+	case f.column != "":
+		col, err := c.column(f)
+		if err != nil {
+			return expr{}, err
 		}
 		if col.kind == kindTime {
 			return cat("(", col.sql, " IS NULL)", dir, ", ", col.sql, dir, ", ", seq), nil

@@ -47,7 +47,6 @@ func TestIdPFiltersUseIndexes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			field := func(c string) store.Field { return store.Field{Column: c} }
 			eq := func(f store.Field, v string, fold bool) store.Compare {
 				return store.Compare{Field: f, Op: store.OpEq, Value: v, Fold: fold}
 			}
@@ -58,19 +57,19 @@ func TestIdPFiltersUseIndexes(t *testing.T) {
 				index          string // an index the plan must use
 				inOrder        bool   // reads the organization's range in seq order, up to the page's end
 			}{
-				{"userName eq", "administrators", store.Query{Where: eq(field("username"), "user-1234", false), Page: page},
+				{"userName eq", "administrators", store.Query{Where: eq(store.AdministratorUserName, "user-1234", false), Page: page},
 					"administrators_org_username_fold", false},
-				{"externalId eq", "administrators", store.Query{Where: eq(field("external_id"), "ext-1234", false), Page: page},
+				{"externalId eq", "administrators", store.Query{Where: eq(store.AdministratorExternalID, "ext-1234", false), Page: page},
 					"administrators_org_external_id", false},
 				{"emails[type eq work].value eq", "administrators", store.Query{Where: store.Any{Attr: "emails", Where: store.And{
 					eq(store.Field{Attr: []string{"type"}}, "work", false),
 					eq(store.Field{Attr: []string{"value"}}, "User-1234@Example.com", true)}}, Page: page},
 					"administrator_emails_org_value_fold", false},
 				{"id eq and manager eq", "administrators", store.Query{Where: store.And{
-					eq(field("id"), "user-x-00001234", false),
+					eq(store.AdministratorID, "user-x-00001234", false),
 					eq(store.Field{Attr: []string{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "manager", "value"}}, "boss", false)},
 					Page: page}, "administrators_id_key|sqlite_autoindex_administrators_1", false},
-				{"displayName eq", "groups", store.Query{Where: eq(field("display_name"), "group 123", true), Page: page},
+				{"displayName eq", "groups", store.Query{Where: eq(store.GroupDisplayName, "group 123", true), Page: page},
 					"groups_org_display_name_fold", false},
 				// PostgreSQL may walk the primary key (seq) instead, filtering
 				// the org, when its statistics say the org is most rows.
@@ -159,7 +158,7 @@ func TestMigrationBackfill(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			gs, err := s.QueryGroups(ctx, "o1", store.Query{Where: store.Compare{Field: store.Field{Column: "display_name"},
+			gs, err := s.QueryGroups(ctx, "o1", store.Query{Where: store.Compare{Field: store.GroupDisplayName,
 				Op: store.OpEq, Value: "ärzte", Fold: true}, Page: store.Page{Limit: 10}})
 			if err != nil || len(gs.Items) != 1 {
 				t.Errorf("group by folded name after migration: %+v, %v", gs.Items, err)

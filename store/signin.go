@@ -754,18 +754,6 @@ func (s *SQL) TouchSession(ctx context.Context, hash []byte, now, expiresAt time
 	return n > 0, nil
 }
 
-// SetSessionStage changes the stage of a session.
-func (s *SQL) SetSessionStage(ctx context.Context, hash []byte, stage string) error {
-	n, err := s.exec(ctx, s.writer, `UPDATE sessions SET stage = ? WHERE hash = ?`, stage, hash)
-	if err != nil {
-		return fmt.Errorf("store: session stage: %w", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
-
 // DeleteSession ends one session (a logout), audited as signin.logout; an
 // unknown hash is ErrNotFound.
 func (s *SQL) DeleteSession(ctx context.Context, hash []byte) error {
@@ -785,18 +773,6 @@ func (s *SQL) DeleteSession(ctx context.Context, hash []byte) error {
 		return s.audit(ctx, tx, row.OrgID, change{action: AuditSignOut, targetKind: "administrator", targetID: row.AdministratorID,
 			targetName: row.UserName, after: map[string]any{"method": row.Method}})
 	})
-}
-
-// DeleteSessions ends every session of an administrator and returns how
-// many ended (audited as session.end_all when any did).
-func (s *SQL) DeleteSessions(ctx context.Context, org, administratorID string) (int, error) {
-	var n int64
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		n, err = s.endSessions(ctx, tx, org, administratorID, nil)
-		return err
-	})
-	return int(n), err
 }
 
 // Prune deletes what no rule reads any more: sessions past their expiry,

@@ -282,8 +282,8 @@ type GroupRef struct {
 }
 
 // GroupPatch is a set of changes PatchGroup applies to a group in one
-// transaction, in this order: Update (the group's own fields, as
-// UpdateGroup; nil changes nothing), RemoveAll (every member), Remove,
+// transaction, in this order: Update (the group's own fields, not its
+// members; nil changes nothing), RemoveAll (every member), Remove,
 // Add.
 type GroupPatch struct {
 	Update    func(*Group) error
@@ -396,8 +396,10 @@ type Store interface {
 	// one transaction and one fsync (each still fails or succeeds alone).
 	CreateAdministrator(ctx context.Context, a Administrator) (Administrator, error)
 	Administrator(ctx context.Context, org, id string) (Administrator, error)
-	// AdministratorWithGroups is Administrator and its groups (in the
-	// groups' creation order) in one query.
+	// AdministratorWithGroups is Administrator and the groups it belongs
+	// to (in the groups' creation order), in one query: the one read of an
+	// administrator's groups (a page of administrators has them through
+	// Query.WithGroups).
 	AdministratorWithGroups(ctx context.Context, org, id string) (Administrator, []GroupRef, error)
 	// AdministratorByUsername matches the username exactly (case-sensitive).
 	AdministratorByUsername(ctx context.Context, org, username string) (Administrator, error)
@@ -417,8 +419,6 @@ type Store interface {
 	// activation invitation and queues the invitation email (when not
 	// nil), in one transaction.
 	InviteAdministrator(ctx context.Context, a Administrator, inv Invitation, email *OutboxMessage) (Administrator, error)
-	// ListAdministrators returns one page in creation order and the total.
-	ListAdministrators(ctx context.Context, org string, p Page) ([]Administrator, int, error)
 	// QueryAdministrators returns the administrators of org that match
 	// q.Where, sorted and windowed as q says (see Query).
 	QueryAdministrators(ctx context.Context, org string, q Query) (Result[Administrator], error)
@@ -428,13 +428,11 @@ type Store interface {
 	// (ErrUnknownMember), nothing is written.
 	CreateGroup(ctx context.Context, g Group, members ...string) (Group, error)
 	Group(ctx context.Context, org, id string) (Group, error)
-	UpdateGroup(ctx context.Context, org, id string, fn func(*Group) error) (Group, error)
 	// DeleteGroup removes the group and its member rows. check, when not
 	// nil, is called with the locked group inside the delete's
 	// transaction (an If-Match); its error aborts the delete and is
 	// returned.
 	DeleteGroup(ctx context.Context, org, id string, check func(Group) error) error
-	ListGroups(ctx context.Context, org string, p Page) ([]Group, int, error)
 	// QueryGroups is QueryAdministrators for groups.
 	QueryGroups(ctx context.Context, org string, q Query) (Result[Group], error)
 	// PatchGroup applies p to the group in one transaction holding the
@@ -446,25 +444,9 @@ type Store interface {
 	// cost is proportional to the ids given (RemoveAll excepted), not to
 	// the size of the group.
 	PatchGroup(ctx context.Context, org, id string, p GroupPatch) (Group, error)
-	// AddGroupMembers adds administrators to a group; ones already members
-	// are left as they are. An id that is not an administrator of org is
-	// ErrUnknownMember and nothing is added. It returns how many were added and
-	// bumps the group's Version when that is more than zero. Its cost is
-	// proportional to len(ids), not to the size of the group.
-	AddGroupMembers(ctx context.Context, org, group string, ids []string) (int, error)
-	// RemoveGroupMembers removes the given members (absent ones are
-	// ignored) and returns how many were removed.
-	RemoveGroupMembers(ctx context.Context, org, group string, ids []string) (int, error)
 	// GroupMembers returns a page of members in the order they were added,
 	// and their total.
 	GroupMembers(ctx context.Context, org, group string, p Page) ([]GroupMember, int, error)
-	// AdministratorGroups lists the groups an administrator belongs to.
-	AdministratorGroups(ctx context.Context, org, administrator string) ([]Group, error)
-	// GroupsOf returns the groups each of the administrators belongs to,
-	// in the groups' creation order, in one query per few hundred ids (a
-	// page of SCIM Users with their "groups"). Administrators in no group,
-	// and ids that are not administrators of org, have no entry.
-	GroupsOf(ctx context.Context, org string, administratorIDs []string) (map[string][]GroupRef, error)
 
 	CreateSCIMToken(ctx context.Context, t SCIMToken) (SCIMToken, error)
 	// SCIMTokenByHash finds a token of any organization by the hash of its
@@ -560,8 +542,6 @@ type Store interface {
 	MarkEmailFailed(ctx context.Context, id, errText string, next time.Time) error
 	// PendingEmails counts the messages not sent yet.
 	PendingEmails(ctx context.Context) (int, error)
-	// OutboxEmail reads one message by id.
-	OutboxEmail(ctx context.Context, id string) (OutboxMessage, error)
 
 	// Sign-in (see Credentials, Session, LoginEvent). Methods that decide
 	// by the time take it from the caller, whose clock the rules follow.
@@ -602,9 +582,6 @@ type Store interface {
 	// TouchSession slides a session's expiry, writing at most once a
 	// minute; it reports whether it wrote.
 	TouchSession(ctx context.Context, hash []byte, now, expiresAt time.Time) (bool, error)
-	SetSessionStage(ctx context.Context, hash []byte, stage string) error
 	// DeleteSession ends one session (audited as signin.logout).
 	DeleteSession(ctx context.Context, hash []byte) error
-	// DeleteSessions ends every session of an administrator.
-	DeleteSessions(ctx context.Context, org, administratorID string) (int, error)
 }

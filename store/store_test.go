@@ -218,8 +218,8 @@ func testCloseDrainsGroupCommit(t *testing.T, dsn string) {
 			t.Errorf("acknowledged create %s lost: %v", id, err)
 		}
 	}
-	if _, total, err := s.ListAdministrators(ctx, o.ID, store.Page{}); err != nil || total != 1+created {
-		t.Errorf("total = %d (%v), want %d", total, err, 1+created)
+	if r, err := s.QueryAdministrators(ctx, o.ID, store.Query{}); err != nil || r.Total != 1+created {
+		t.Errorf("total = %d (%v), want %d", r.Total, err, 1+created)
 	}
 	t.Logf("%d of %d created before Close", created, n)
 }
@@ -300,8 +300,8 @@ func TestGroupCommitBatch(t *testing.T) {
 				t.Errorf("lost, DELTA: %v, %v; want ErrNotFound, an ExistsError naming delta", errs[1], errs[2])
 			}
 
-			if _, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{}); total != len(created) {
-				t.Errorf("total = %d, want %d", total, len(created))
+			if r, _ := s.QueryAdministrators(ctx, o.ID, store.Query{}); r.Total != len(created) {
+				t.Errorf("total = %d, want %d", r.Total, len(created))
 			}
 			log, err := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: store.AuditAdministratorCreate})
 			if err != nil {
@@ -379,8 +379,8 @@ func TestGroupCommitTwoInstancesPostgres(t *testing.T) {
 		}
 	}
 	for _, s := range instances {
-		if _, total, err := s.ListAdministrators(ctx, o.ID, store.Page{}); err != nil || total != 1+created {
-			t.Errorf("total = %d (%v), want %d", total, err, 1+created)
+		if r, err := s.QueryAdministrators(ctx, o.ID, store.Query{}); err != nil || r.Total != 1+created {
+			t.Errorf("total = %d (%v), want %d", r.Total, err, 1+created)
 		}
 	}
 }
@@ -433,7 +433,7 @@ func TestRoleRecomputeReadsOneMember(t *testing.T) {
 				t.Fatal(err)
 			}
 			fresh := seedSCIM(t, s, o.ID, "fresh", 1)
-			if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, fresh); err != nil {
+			if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: fresh}); err != nil {
 				t.Fatal(err)
 			}
 			plan, err := store.ExplainSyncRoles(ctx, s, o.ID, fresh)

@@ -61,8 +61,9 @@ func argument(ctx context.Context, t reflect.Type) reflect.Value {
 	case reflect.TypeFor[store.RawJSON]():
 		return reflect.ValueOf(store.RawJSON(`{}`))
 	case reflect.TypeFor[store.Query]():
-		// A filter: the count is a query of its own.
-		return reflect.ValueOf(store.Query{Where: store.Compare{Field: store.Field{Column: "id"}, Op: store.OpNe, Value: "x"}, Page: store.Page{Limit: 10}})
+		// A filter (on an attribute: both kinds of record have them), so the
+		// count is a query of its own.
+		return reflect.ValueOf(store.Query{Where: store.Compare{Field: store.Field{Attr: []string{"x"}}, Op: store.OpNe, Value: "x"}, Page: store.Page{Limit: 10}})
 	case reflect.TypeFor[time.Time]():
 		return reflect.ValueOf(time.Now())
 	case reflect.TypeFor[time.Duration]():

@@ -86,7 +86,7 @@ func newEnv(t *testing.T, s *store.SQL) *env {
 	(&API{Store: s, Orgs: orgs, Administrators: &admin.Administrators{Store: s, BaseURL: "https://gh.example", Mail: mail},
 		APIKeys: keys, SCIMTokens: &admin.SCIMTokens{Store: s}, BaseURL: "https://gh.example",
 		SignIn: &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: "https://gh.example"}}).Register(mux)
-	scim.New(s, scim.Config{BaseURL: "https://gh.example", TokenCacheTTL: -1, RateLimit: -1}).Register(mux)
+	scim.New(s, &admin.Lifecycle{Store: s}, scim.Config{BaseURL: "https://gh.example", TokenCacheTTL: -1, RateLimit: -1}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &env{t: t, s: s, url: srv.URL, org: org, owner: owner, superKey: superKey, adminKey: adminKey, scimToken: token,

@@ -333,7 +333,7 @@ func queue(t *testing.T, s store.Store, sealer *admin.Sealer, to, subject, body 
 	return msg.ID
 }
 
-func outboxEmail(t *testing.T, s store.Store, id string) store.OutboxMessage {
+func outboxEmail(t *testing.T, s *store.SQL, id string) store.OutboxMessage {
 	t.Helper()
 	m, err := s.OutboxEmail(context.Background(), id)
 	if err != nil {

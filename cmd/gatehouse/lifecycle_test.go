@@ -242,12 +242,12 @@ func TestLastSuperAdministratorConcurrent(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			page, _, err := st.ListAdministrators(ctx, org.ID, store.Page{Limit: 10})
+			page, err := st.QueryAdministrators(ctx, org.ID, store.Query{Page: store.Page{Limit: 10}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			supers := 0
-			for _, a := range page {
+			for _, a := range page.Items {
 				if a.Role == store.RoleSuperAdministrator && a.Status != store.StatusDeactivated {
 					supers++
 				}

@@ -25,6 +25,7 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/admin/api"
+	"gatehouse/admin/console"
 	"gatehouse/admin/outbox"
 	"gatehouse/scim"
 	"gatehouse/sso"
@@ -194,12 +195,15 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		TrustForwardedFor: *trustXFF,
 		Logger:            func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	}
-	scimServer := scim.New(s, scim.Config{
+	scimServer := scim.New(s, &admin.Lifecycle{Store: s}, scim.Config{
 		BaseURL:   *baseURL,
 		RateLimit: *scimRate,
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
-	handler := instrument(secureHeaders(newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow})), logger, newHTTPMetrics(reg))
+	webConsole := &console.Console{SignIn: signIn, Orgs: s, BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
+		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
+	mux := newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow, console: webConsole})
+	handler := instrument(secureHeaders(webConsole.Fallback(mux)), logger, newHTTPMetrics(reg))
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())
 	if err := serveUntilDone(ctx, ln, handler, logger); err != nil {
 		return err
@@ -217,6 +221,7 @@ type deps struct {
 	scim    *scim.Server
 	api     *api.API
 	sso     *sso.Flow
+	console *console.Console
 }
 
 // newMux routes every endpoint of the server. Routes use Go 1.22 patterns;
@@ -236,6 +241,9 @@ func newMux(d deps) *http.ServeMux {
 	}
 	if d.sso != nil {
 		d.sso.Register(mux)
+	}
+	if d.console != nil {
+		d.console.Register(mux)
 	}
 	return mux
 }

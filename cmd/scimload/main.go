@@ -121,7 +121,7 @@ func oneLine(s string) string {
 }
 
 const (
-	// seedBatch bounds one CreateAdministrators or AddGroupMembers
+	// seedBatch bounds one CreateAdministrators or PatchGroup
 	// transaction.
 	seedBatch = 5000
 	// maxLoadUsers keeps load user numbers within their seven digits.
@@ -310,35 +310,31 @@ func (sd *seeder) group(ctx context.Context, name string, m int) error {
 	if err != nil {
 		return fmt.Errorf("group %s: %w", name, err)
 	}
-	added := 0
 	for chunk := range slices.Chunk(ids, sd.batch) {
-		n, err := sd.store.AddGroupMembers(ctx, sd.org, g.ID, chunk)
-		if err != nil {
+		if _, err := sd.store.PatchGroup(ctx, sd.org, g.ID, store.GroupPatch{Add: chunk}); err != nil {
 			return fmt.Errorf("group %s: add members: %w", name, err)
 		}
-		added += n
 	}
-	fmt.Fprintf(sd.out, "group %s: %d members added (now %d) in %s\n", name, added, have+added, time.Since(start).Round(time.Millisecond))
+	_, now, err := sd.store.GroupMembers(ctx, sd.org, g.ID, store.Page{})
+	if err != nil {
+		return fmt.Errorf("group %s: %w", name, err)
+	}
+	fmt.Fprintf(sd.out, "group %s: %d members added (now %d) in %s\n", name, now-have, now, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// findGroup looks the group up by display name; the store has no index on
-// it, but an organization seeded for load has a handful of groups.
+// findGroup looks the group up by its display name, exactly (the oldest
+// if there are several).
 func (sd *seeder) findGroup(ctx context.Context, name string) (store.Group, bool, error) {
-	for off := 0; ; off += 100 {
-		gs, total, err := sd.store.ListGroups(ctx, sd.org, store.Page{Offset: off, Limit: 100})
-		if err != nil {
-			return store.Group{}, false, fmt.Errorf("list groups: %w", err)
-		}
-		for _, g := range gs {
-			if g.DisplayName == name {
-				return g, true, nil
-			}
-		}
-		if len(gs) == 0 || off+len(gs) >= total {
-			return store.Group{}, false, nil
-		}
+	res, err := sd.store.QueryGroups(ctx, sd.org, store.Query{
+		Where: store.Compare{Field: store.GroupDisplayName, Op: store.OpEq, Value: name}, Page: store.Page{Limit: 1}})
+	if err != nil {
+		return store.Group{}, false, fmt.Errorf("find group: %w", err)
 	}
+	if len(res.Items) == 0 {
+		return store.Group{}, false, nil
+	}
+	return res.Items[0], true, nil
 }
 
 // memberIDs returns the ids of load users 1..m, read back in creation order
@@ -346,20 +342,24 @@ func (sd *seeder) findGroup(ctx context.Context, name string) (store.Group, bool
 func (sd *seeder) memberIDs(ctx context.Context, m int) ([]string, error) {
 	ids := make([]string, m)
 	found := 0
-	for off := 0; found < m; off += sd.batch {
-		as, total, err := sd.store.ListAdministrators(ctx, sd.org, store.Page{Offset: off, Limit: sd.batch})
+	// A seek walk (Query.Seek): each page continues after the last row
+	// of the one before, whatever its depth.
+	q := store.Query{Seek: true, Page: store.Page{Limit: sd.batch}}
+	for found < m {
+		res, err := sd.store.QueryAdministrators(ctx, sd.org, q)
 		if err != nil {
 			return nil, fmt.Errorf("list administrators: %w", err)
 		}
-		for _, a := range as {
+		for _, a := range res.Items {
 			if i := loadUserNumber(a.UserName); i >= 1 && i <= m && ids[i-1] == "" {
 				ids[i-1] = a.ID
 				found++
 			}
 		}
-		if len(as) == 0 || off+len(as) >= total {
+		if res.Next == "" {
 			break
 		}
+		q.After = res.Next
 	}
 	if found < m {
 		return nil, fmt.Errorf("only %d of load users 1 to %d found", found, m)

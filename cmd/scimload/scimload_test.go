@@ -602,7 +602,8 @@ func openOrg(t *testing.T, slug string) (string, *store.SQL, store.Org) {
 func checkSeeded(t *testing.T, s *store.SQL, org string, users, big, small int) {
 	t.Helper()
 	ctx := context.Background()
-	as, total, err := s.ListAdministrators(ctx, org, store.Page{Limit: users + 10})
+	res, err := s.QueryAdministrators(ctx, org, store.Query{Page: store.Page{Limit: users + 10}})
+	as, total := res.Items, res.Total
 	if err != nil || total != users+1 || len(as) != users+1 {
 		t.Fatalf("%d administrators (%v), want %d load users and the owner", total, err, users)
 	}
@@ -613,7 +614,8 @@ func checkSeeded(t *testing.T, s *store.SQL, org string, users, big, small int) 
 			t.Fatalf("administrator %d: %+v", i+1, a)
 		}
 	}
-	gs, _, err := s.ListGroups(ctx, org, store.Page{Limit: 10})
+	groups, err := s.QueryGroups(ctx, org, store.Query{Page: store.Page{Limit: 10}})
+	gs := groups.Items
 	if err != nil || len(gs) != 3 {
 		t.Fatalf("groups %+v, %v", gs, err)
 	}

@@ -36,7 +36,7 @@ func testAudit(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddGroupMembers(actx, o.ID, g.ID, []string{a.ID}); err != nil {
+	if _, err := s.PatchGroup(actx, o.ID, g.ID, store.GroupPatch{Add: []string{a.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, nil); err != nil { // no actor: the system

@@ -68,10 +68,10 @@ func testPrune(t *testing.T, s store.Store) {
 	}
 	throttle("name:prune-old", t0.Add(30*time.Minute), store.SlotGranted) // its window went
 	throttle("name:prune-new", at.Add(-30*time.Minute), store.SlotLocked) // its window stayed
-	if _, err := s.OutboxEmail(ctx, sent.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := outboxEmail(t, s, sent.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("long-sent email kept: %v", err)
 	}
-	if _, err := s.OutboxEmail(ctx, queued.ID); err != nil {
+	if _, err := outboxEmail(t, s, queued.ID); err != nil {
 		t.Fatalf("unsent email pruned: %v", err)
 	}
 	if _, err := s.Session(ctx, []byte("long"), at); err != nil {
@@ -414,13 +414,17 @@ func testSessions(t *testing.T, s store.Store) {
 	if wrote, _ := s.TouchSession(ctx, []byte("one"), t0.Add(3*time.Hour), t0.Add(4*time.Hour)); wrote {
 		t.Fatal("an expired session was touched")
 	}
-	if err := s.SetSessionStage(ctx, []byte("one"), store.SessionChangePassword); err != nil {
+	// A session's stage changes with the credentials (KeepStage), and
+	// not at all when the session is gone.
+	if _, err := s.UpdateCredentials(ctx, o.ID, a.ID, store.CredentialsChange{KeepSession: []byte("one"),
+		KeepStage: store.SessionChangePassword}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Session(ctx, []byte("one"), t0); got.Stage != store.SessionChangePassword {
 		t.Fatalf("stage = %q", got.Stage)
 	}
-	wantErr(t, s.SetSessionStage(ctx, []byte("nope"), store.SessionActive), store.ErrNotFound)
+	_, err = s.UpdateCredentials(ctx, o.ID, a.ID, store.CredentialsChange{KeepSession: []byte("nope"), KeepStage: store.SessionActive})
+	wantErr(t, err, store.ErrNotFound)
 
 	signedIn(t, s, a, "two", t0)
 	signedIn(t, s, a, "three", t0)
@@ -431,15 +435,20 @@ func testSessions(t *testing.T, s store.Store) {
 	if _, ok := hasAction(auditActions(t, s, o.ID, a.ID), store.AuditSignOut); !ok {
 		t.Fatal("logout not audited")
 	}
+	// Ending every session is scoped to the organization.
 	other, _ := newOrg(t, s, "sessions-other")
-	if n, err := s.DeleteSessions(ctx, other.ID, a.ID); err != nil || n != 0 {
-		t.Fatalf("DeleteSessions from another organization = %d, %v", n, err)
-	}
-	if n, err := s.DeleteSessions(ctx, o.ID, a.ID); err != nil || n != 2 {
-		t.Fatalf("DeleteSessions = %d, %v; want 2", n, err)
-	}
-	_, err = s.Session(ctx, []byte("two"), t0)
+	_, err = s.UpdateCredentials(ctx, other.ID, a.ID, store.CredentialsChange{EndSessions: true})
 	wantErr(t, err, store.ErrNotFound)
+	if _, err := s.Session(ctx, []byte("two"), t0); err != nil {
+		t.Fatalf("a session ended from another organization: %v", err)
+	}
+	if _, err := s.UpdateCredentials(ctx, o.ID, a.ID, store.CredentialsChange{EndSessions: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"two", "three"} {
+		_, err = s.Session(ctx, []byte(h), t0)
+		wantErr(t, err, store.ErrNotFound)
+	}
 }
 
 // testLoginThrottle: the attempts a key may make in a fixed window

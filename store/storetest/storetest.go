@@ -46,7 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SuperRule", testSuperRule},
 		{"SuperRuleConcurrent", testSuperRuleConcurrent},
 		{"PatchGroup", testPatchGroup},
-		{"GroupsOf", testGroupsOf},
+		{"AdministratorGroups", testAdministratorGroups},
 		{"RolesUnderConcurrency", testRolesUnderConcurrency},
 		{"GroupCommit", testGroupCommit},
 		{"CreatePaths", testCreatePaths},
@@ -250,7 +250,7 @@ func testAdministratorCRUD(t *testing.T, s store.Store) {
 	_, err = s.Administrator(ctx, o.ID, a.ID)
 	wantErr(t, err, store.ErrNotFound)
 	wantErr(t, s.DeleteAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, nil), store.ErrNotFound)
-	if _, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{}); total != 1 {
+	if _, total, _ := listAdministrators(s, o.ID, store.Page{}); total != 1 {
 		t.Fatalf("total after deleting = %d, want 1 (the owner)", total)
 	}
 	_, err = s.UpdateAdministrator(ctx, o.ID, a.ID, store.FlagMissingSuper, func(*store.Administrator) error { return nil })
@@ -325,7 +325,7 @@ func testOrgIsolation(t *testing.T, s store.Store) {
 	_, err := s.UpdateAdministrator(ctx, b.ID, inA.ID, store.FlagMissingSuper, func(*store.Administrator) error { return nil })
 	wantErr(t, err, store.ErrNotFound)
 	wantErr(t, s.DeleteAdministrator(ctx, b.ID, inA.ID, store.FlagMissingSuper, nil), store.ErrNotFound)
-	_, total, err := s.ListAdministrators(ctx, b.ID, store.Page{Limit: 10})
+	_, total, err := listAdministrators(s, b.ID, store.Page{Limit: 10})
 	if err != nil || total != 2 {
 		t.Fatalf("org B total = %d, %v; want 2 (owner and SHARED-NAME)", total, err)
 	}
@@ -428,14 +428,14 @@ func testBatchCreateAllOrNothing(t *testing.T, s store.Store) {
 	if !errors.As(err, &exists) || exists.Existing != "user0003" {
 		t.Fatalf("batch with an inner clash: %v, want ExistsError naming user0003", err)
 	}
-	if _, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{}); total != 2 {
+	if _, total, _ := listAdministrators(s, o.ID, store.Page{}); total != 2 {
 		t.Fatalf("failed batches left %d administrators, want 2", total)
 	}
 	batch[1100].UserName = "user1100"
 	if err := CreateAdministrators(s, batch); err != nil {
 		t.Fatal(err)
 	}
-	if _, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{}); total != 1202 {
+	if _, total, _ := listAdministrators(s, o.ID, store.Page{}); total != 1202 {
 		t.Fatalf("total = %d, want 1202", total)
 	}
 }
@@ -452,7 +452,7 @@ func testPagingStableWhileInserting(t *testing.T, s store.Store) {
 	seen := map[string]bool{}
 	var order []string
 	for off := 0; ; off += 50 {
-		page, total, err := s.ListAdministrators(ctx, o.ID, store.Page{Offset: off, Limit: 50})
+		page, total, err := listAdministrators(s, o.ID, store.Page{Offset: off, Limit: 50})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -480,11 +480,11 @@ func testPagingStableWhileInserting(t *testing.T, s store.Store) {
 			t.Fatalf("position %d = %s, want %s: the order moved", i+1, order[i+1], want)
 		}
 	}
-	_, total, _ := s.ListAdministrators(ctx, o.ID, store.Page{})
+	_, total, _ := listAdministrators(s, o.ID, store.Page{})
 	if len(seen) != total {
 		t.Fatalf("paged through %d, total %d: rows were skipped", len(seen), total)
 	}
-	if _, _, err := s.ListAdministrators(ctx, o.ID, store.Page{Offset: -1, Limit: 5}); err == nil {
+	if _, _, err := listAdministrators(s, o.ID, store.Page{Offset: -1, Limit: 5}); err == nil {
 		t.Fatal("a negative offset was accepted")
 	}
 }
@@ -503,12 +503,13 @@ func testGroups(t *testing.T, s store.Store) {
 	a1 := mustCreate(t, s, admin(o.ID, "m1"))
 	a2 := mustCreate(t, s, admin(o.ID, "m2"))
 
-	n, err := s.AddGroupMembers(ctx, o.ID, g.ID, []string{a1.ID, a2.ID, a1.ID})
-	if err != nil || n != 2 {
-		t.Fatalf("AddGroupMembers = %d, %v", n, err)
+	added, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: []string{a1.ID, a2.ID, a1.ID}})
+	if err != nil || added.Version != 2 || memberTotal(t, s, o.ID, g.ID) != 2 {
+		t.Fatalf("adding two members (one twice) = %+v, %v", added, err)
 	}
-	if n, _ := s.AddGroupMembers(ctx, o.ID, g.ID, []string{a2.ID}); n != 0 {
-		t.Fatalf("re-adding a member added %d", n)
+	// Re-adding a member changes nothing, not even the version.
+	if again, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: []string{a2.ID}}); err != nil || again.Version != 2 {
+		t.Fatalf("re-adding a member = version %d, %v", again.Version, err)
 	}
 	got, _ := s.Group(ctx, o.ID, g.ID)
 	if got.Version != 2 {
@@ -518,17 +519,20 @@ func testGroups(t *testing.T, s store.Store) {
 	if err != nil || total != 2 || len(ms) != 2 || ms[0].AdministratorID != a1.ID || ms[1].UserName != "m2" {
 		t.Fatalf("GroupMembers = %+v, %d, %v", ms, total, err)
 	}
-	gs, err := s.AdministratorGroups(ctx, o.ID, a1.ID)
-	if err != nil || len(gs) != 1 || gs[0].ID != g.ID {
-		t.Fatalf("AdministratorGroups = %+v, %v", gs, err)
+	if _, gs, err := s.AdministratorWithGroups(ctx, o.ID, a1.ID); err != nil || len(gs) != 1 || gs[0].ID != g.ID {
+		t.Fatalf("AdministratorWithGroups = %+v, %v", gs, err)
 	}
 
-	renamed, err := s.UpdateGroup(ctx, o.ID, g.ID, func(g *store.Group) error { g.DisplayName = "Super Admins"; return nil })
+	renamed, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Update: func(g *store.Group) error { g.DisplayName = "Super Admins"; return nil }})
 	if err != nil || renamed.DisplayName != "Super Admins" || renamed.Version != 3 {
-		t.Fatalf("UpdateGroup = %+v, %v", renamed, err)
+		t.Fatalf("renaming = %+v, %v", renamed, err)
 	}
-	if n, err := s.RemoveGroupMembers(ctx, o.ID, g.ID, []string{a1.ID, "not-a-member"}); err != nil || n != 1 {
-		t.Fatalf("RemoveGroupMembers = %d, %v", n, err)
+	if same, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Update: func(g *store.Group) error { return nil }}); err != nil || same.Version != 3 {
+		t.Fatalf("an update that changes nothing = version %d, %v; want 3", same.Version, err)
+	}
+	removed, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Remove: []string{a1.ID, "not-a-member"}})
+	if err != nil || removed.Version != 4 || memberTotal(t, s, o.ID, g.ID) != 1 {
+		t.Fatalf("removing a member and an absent one = %+v, %v", removed, err)
 	}
 	// Deleting an administrator drops its memberships.
 	if err := s.DeleteAdministrator(ctx, o.ID, a2.ID, store.FlagMissingSuper, nil); err != nil {
@@ -538,12 +542,12 @@ func testGroups(t *testing.T, s store.Store) {
 		t.Fatalf("members after deleting the last one: %d", total)
 	}
 	// Member changes on another org's group are not found.
-	_, err = s.AddGroupMembers(ctx, other.ID, g.ID, []string{owner.ID})
+	_, err = s.PatchGroup(ctx, other.ID, g.ID, store.GroupPatch{Add: []string{owner.ID}})
 	wantErr(t, err, store.ErrNotFound)
 
-	_, gtotal, _ := s.ListGroups(ctx, o.ID, store.Page{Limit: 10})
+	_, gtotal, _ := listGroups(s, o.ID, store.Page{Limit: 10})
 	if gtotal != 1 {
-		t.Fatalf("ListGroups total = %d", gtotal)
+		t.Fatalf("QueryGroups total = %d", gtotal)
 	}
 	if err := s.DeleteGroup(ctx, o.ID, g.ID, nil); err != nil {
 		t.Fatal(err)
@@ -551,12 +555,12 @@ func testGroups(t *testing.T, s store.Store) {
 	_, err = s.Group(ctx, o.ID, g.ID)
 	wantErr(t, err, store.ErrNotFound)
 	wantErr(t, s.DeleteGroup(ctx, o.ID, g.ID, nil), store.ErrNotFound)
-	if _, gtotal, _ := s.ListGroups(ctx, o.ID, store.Page{}); gtotal != 0 {
-		t.Fatalf("ListGroups total after delete = %d", gtotal)
+	if _, gtotal, _ := listGroups(s, o.ID, store.Page{}); gtotal != 0 {
+		t.Fatalf("QueryGroups total after delete = %d", gtotal)
 	}
 	_, _, err = s.GroupMembers(ctx, o.ID, g.ID, store.Page{Limit: 1})
 	wantErr(t, err, store.ErrNotFound)
-	if gs, _ := s.AdministratorGroups(ctx, o.ID, owner.ID); len(gs) != 0 {
+	if _, gs, _ := s.AdministratorWithGroups(ctx, o.ID, owner.ID); len(gs) != 0 {
 		t.Fatalf("groups of owner after delete: %+v", gs)
 	}
 }
@@ -571,7 +575,7 @@ func testGroupMembersAllOrNothing(t *testing.T, s store.Store) {
 		ids = append(ids, mustCreate(t, s, admin(o.ID, fmt.Sprintf("u%d", i))).ID)
 	}
 	for name, bad := range map[string]string{"unknown id": "no-such-admin", "another org's administrator": stranger.ID} {
-		_, err := s.AddGroupMembers(ctx, o.ID, g.ID, append(append([]string{}, ids...), bad))
+		_, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: append(append([]string{}, ids...), bad)})
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("%s: err = %v, want ErrNotFound", name, err)
 		}
@@ -597,7 +601,7 @@ func testCreateGroupWithMembers(t *testing.T, s store.Store) {
 	}
 	groups := func() int {
 		t.Helper()
-		_, total, err := s.ListGroups(ctx, o.ID, store.Page{Limit: 10})
+		_, total, err := listGroups(s, o.ID, store.Page{Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -665,7 +669,7 @@ func testConcurrentMemberChanges(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, []string{id}); err != nil {
+			if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: []string{id}}); err != nil {
 				t.Errorf("concurrent add: %v", err)
 			}
 		}()
@@ -687,22 +691,25 @@ func testLargeGroup(t *testing.T, s store.Store) {
 	ids := SeedAdministrators(t, s, o.ID, "big", size)
 	g, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Everyone"})
 	for start := 0; start < size; start += 10_000 {
-		if n, err := s.AddGroupMembers(ctx, o.ID, g.ID, ids[start:start+10_000]); err != nil || n != 10_000 {
-			t.Fatalf("adding members %d..: %d, %v", start, n, err)
+		if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: ids[start : start+10_000]}); err != nil {
+			t.Fatalf("adding members %d..: %v", start, err)
 		}
 	}
-	extra := mustCreate(t, s, admin(o.ID, "extra"))
-	if n, err := s.AddGroupMembers(ctx, o.ID, g.ID, []string{extra.ID}); err != nil || n != 1 {
-		t.Fatalf("one more member: %d, %v", n, err)
+	if n := memberTotal(t, s, o.ID, g.ID); n != size {
+		t.Fatalf("%d members, want %d", n, size)
 	}
-	if n, err := s.RemoveGroupMembers(ctx, o.ID, g.ID, []string{ids[50_000]}); err != nil || n != 1 {
-		t.Fatalf("remove one member: %d, %v", n, err)
+	extra := mustCreate(t, s, admin(o.ID, "extra"))
+	if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: []string{extra.ID}}); err != nil || memberTotal(t, s, o.ID, g.ID) != size+1 {
+		t.Fatalf("one more member: %v", err)
+	}
+	if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Remove: []string{ids[50_000]}}); err != nil || memberTotal(t, s, o.ID, g.ID) != size {
+		t.Fatalf("remove one member: %v", err)
 	}
 	ms, total, err := s.GroupMembers(ctx, o.ID, g.ID, store.Page{Offset: size - 5, Limit: 10})
 	if err != nil || total != size || len(ms) != 5 || ms[4].AdministratorID != extra.ID {
 		t.Fatalf("last page of members: %d members, total %d, %v", len(ms), total, err)
 	}
-	if gs, _ := s.AdministratorGroups(ctx, o.ID, ids[50_000]); len(gs) != 0 {
+	if _, gs, _ := s.AdministratorWithGroups(ctx, o.ID, ids[50_000]); len(gs) != 0 {
 		t.Fatalf("removed member still in %d groups", len(gs))
 	}
 }
@@ -799,7 +806,7 @@ func testDeleteGroupCheck(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g, err = s.UpdateGroup(ctx, o.ID, g.ID, func(g *store.Group) error { g.DisplayName = "G2"; return nil }); err != nil {
+	if g, err = s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Update: func(g *store.Group) error { g.DisplayName = "G2"; return nil }}); err != nil {
 		t.Fatal(err)
 	}
 	stale := errors.New("stale")
@@ -811,7 +818,7 @@ func testDeleteGroupCheck(t *testing.T, s store.Store) {
 	if _, total, err := s.GroupMembers(ctx, o.ID, g.ID, store.Page{}); err != nil || total != 1 {
 		t.Fatalf("refused delete: members %d, %v", total, err)
 	}
-	if _, total, _ := s.ListGroups(ctx, o.ID, store.Page{}); total != 1 {
+	if _, total, _ := listGroups(s, o.ID, store.Page{}); total != 1 {
 		t.Fatalf("refused delete: %d groups", total)
 	}
 	called := false
@@ -839,7 +846,7 @@ func testDeleteGroupCheck(t *testing.T, s store.Store) {
 		}()
 		go func() {
 			defer wg.Done()
-			_, updErr = s.UpdateGroup(ctx, o.ID, g.ID, func(g *store.Group) error { g.DisplayName += "x"; return nil })
+			_, updErr = s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Update: func(g *store.Group) error { g.DisplayName += "x"; return nil }})
 		}()
 		wg.Wait()
 		switch {
@@ -864,4 +871,27 @@ func CreateAdministrators(s store.Store, as []store.Administrator) error {
 		return fmt.Errorf("storetest: %T cannot create administrators in bulk", s)
 	}
 	return b.CreateAdministrators(ctx, as)
+}
+
+// listAdministrators is a page of org's administrators in creation order
+// and their total.
+func listAdministrators(s store.Store, org string, p store.Page) ([]store.Administrator, int, error) {
+	r, err := s.QueryAdministrators(ctx, org, store.Query{Page: p})
+	return r.Items, r.Total, err
+}
+
+// listGroups is listAdministrators for groups.
+func listGroups(s store.Store, org string, p store.Page) ([]store.Group, int, error) {
+	r, err := s.QueryGroups(ctx, org, store.Query{Page: p})
+	return r.Items, r.Total, err
+}
+
+// memberTotal is how many members the group has.
+func memberTotal(t *testing.T, s store.Store, org, group string) int {
+	t.Helper()
+	_, n, err := s.GroupMembers(ctx, org, group, store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -60,11 +60,11 @@ func testSuperRule(t *testing.T, s store.Store) {
 	if _, err := s.UpdateOrg(ctx, o.ID, func(o *store.Org) error { o.SuperAdminGroup = "Supers"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddGroupMembers(ctx, o.ID, g.ID, []string{member.ID}); err != nil {
+	if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: []string{member.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	flagged("member of the designated group", false)
-	if _, err := s.RemoveGroupMembers(ctx, o.ID, g.ID, []string{member.ID}); err != nil {
+	if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Remove: []string{member.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	flagged("removed from the designated group", true)
