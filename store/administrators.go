@@ -129,20 +129,25 @@ func newAdministrator(a *Administrator, now time.Time) error {
 	return nil
 }
 
-// insertAdministrator readies and inserts a and counts it.
+// insertAdministrator readies and inserts a and counts it, inside tx
+// (see insertAdministrators).
 func (s *SQL) insertAdministrator(ctx context.Context, tx *sqlx.Tx, a Administrator, now time.Time) (Administrator, error) {
-	if err := newAdministrator(&a, now); err != nil {
+	actor, err := actorOf(ctx)
+	if err != nil {
 		return a, err
 	}
-	if err := s.insertAdministratorRow(ctx, tx, &a); err != nil {
+	row, err := newAdministratorRow(a, actor, now)
+	if err != nil {
 		return a, err
 	}
-	if err := s.audit(ctx, tx, a.OrgID, administratorCreated(&a)); err != nil {
+	errs, err := s.insertAdministrators(ctx, tx, []newRow{row})
+	if err != nil {
 		return a, err
 	}
-	if err := s.addCount(ctx, tx, a.OrgID, countAdministrators, 1); err != nil {
-		return a, err
+	if errs[0] != nil {
+		return a, errs[0]
 	}
+	a = row.a
 	if countsAsSuper(&a) { // it may end the organization's flag
 		return a, s.settleSuper(ctx, tx, a.OrgID, FlagMissingSuper, false)
 	}
@@ -153,17 +158,6 @@ func (s *SQL) insertAdministrator(ctx context.Context, tx *sqlx.Tx, a Administra
 func administratorCreated(a *Administrator) change {
 	return change{action: AuditAdministratorCreate, targetKind: "administrator", targetID: a.ID, targetName: a.UserName,
 		after: administratorView(a)}
-}
-
-// insertAdministratorRow inserts a readied administrator and its email
-// index rows; the caller counts it.
-func (s *SQL) insertAdministratorRow(ctx context.Context, tx *sqlx.Tx, a *Administrator) error {
-	_, err := s.exec(ctx, tx, `INSERT INTO administrators (`+administratorInsertColumns+`)
-		VALUES `+placeholders(1, administratorInsertArgs), administratorArgs(a)...)
-	if err := s.administratorWriteError(err, a); err != nil {
-		return err
-	}
-	return s.insertEmails(ctx, tx, []Administrator{*a})
 }
 
 // countAdministrators is the record_counts kind of administrators.
@@ -250,58 +244,39 @@ func (s *SQL) InviteAdministrator(ctx context.Context, a Administrator, inv Invi
 	return out, nil
 }
 
-// CreateAdministrators inserts all of as in one transaction, in multi-row
-// statements, or none of them.
+// CreateAdministrators inserts all of as in one transaction, or none
+// (see insertAdministrators). It is not part of Store: only seeding
+// (scimload, tests and benchmarks) inserts in bulk.
 func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) error {
-	now := s.timestamp()
-	rows := make([]Administrator, len(as))
-	for i, a := range as {
-		if err := newAdministrator(&a, now); err != nil {
-			return err
-		}
-		rows[i] = a
+	actor, err := actorOf(ctx)
+	if err != nil {
+		return err
 	}
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		for _, chunk := range chunks(rows, 500) {
-			args := make([]any, 0, len(chunk)*administratorInsertArgs)
-			for i := range chunk {
-				args = append(args, administratorArgs(&chunk[i])...)
-			}
-			_, err := s.exec(ctx, tx, `INSERT INTO administrators (`+administratorInsertColumns+`)
-				VALUES `+placeholders(len(chunk), administratorInsertArgs), args...)
-			if s.d.uniqueViolation(err) {
-				return s.batchClash(ctx, rows)
-			}
-			if err := s.administratorWriteError(err, &chunk[0]); err != nil {
-				return err
-			}
-		}
-		if err := s.insertEmails(ctx, tx, rows); err != nil {
+	now := s.timestamp()
+	rows := make([]newRow, len(as))
+	for i, a := range as {
+		var err error
+		if rows[i], err = newAdministratorRow(a, actor, now); err != nil {
 			return err
 		}
-		actor, err := actorOf(ctx)
-		if err != nil {
-			return err
-		}
-		entries := make([]pendingAudit, len(rows))
-		for i := range rows {
-			entries[i] = pendingAudit{actor: actor, org: rows[i].OrgID, change: administratorCreated(&rows[i])}
-		}
-		if err := s.auditAll(ctx, tx, entries); err != nil {
-			return err
-		}
-		perOrg := map[string]int{}
-		for _, a := range rows {
-			perOrg[a.OrgID]++
-		}
-		for org, n := range perOrg {
-			if err := s.addCount(ctx, tx, org, countAdministrators, n); err != nil {
+	}
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		for _, chunk := range chunks(rows, createChunk) {
+			errs, err := s.insertAdministrators(ctx, tx, chunk)
+			if err == nil {
+				err = errors.Join(errs...)
+			}
+			var taken errUsernameTaken
+			if errors.As(err, &taken) {
+				return s.batchClash(ctx, as)
+			}
+			if err != nil {
 				return err
 			}
 		}
 		settled := map[string]bool{}
-		for _, a := range rows {
-			if countsAsSuper(&a) && !settled[a.OrgID] {
+		for i := range rows {
+			if a := &rows[i].a; countsAsSuper(a) && !settled[a.OrgID] {
 				settled[a.OrgID] = true
 				if err := s.settleSuper(ctx, tx, a.OrgID, FlagMissingSuper, false); err != nil {
 					return err
@@ -312,6 +287,11 @@ func (s *SQL) CreateAdministrators(ctx context.Context, as []Administrator) erro
 	})
 	return s.nameTaken(ctx, err)
 }
+
+// createChunk bounds the rows of one insertAdministrators of
+// CreateAdministrators (on PostgreSQL one statement, its arrays held in
+// memory twice: by the driver and by the server).
+const createChunk = 5000
 
 // batchClash finds which username of a failed batch clashed: one already
 // stored, or two of the batch that fold alike.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -49,9 +50,8 @@ const (
 )
 
 type createReq struct {
-	a     Administrator // readied by newAdministrator
-	actor Actor         // for the audit log
-	audit []any         // the audit entry's row
+	newRow
+	actor Actor // for the audit log
 	state atomic.Int32
 	out   chan createResult // buffered: the batch never waits for a caller
 }
@@ -110,12 +110,11 @@ func (q *createQueue) create(ctx context.Context, s *SQL, a Administrator) (Admi
 // newCreateReq readies a and its audit entry: the batch's goroutine, which
 // every create waits for, then has only to write them.
 func (s *SQL) newCreateReq(a Administrator, actor Actor) (*createReq, error) {
-	now := s.timestamp()
-	if err := newAdministrator(&a, now); err != nil {
+	row, err := newAdministratorRow(a, actor, s.timestamp())
+	if err != nil {
 		return nil, err
 	}
-	audit, _ := auditRow(pendingAudit{actor: actor, org: a.OrgID, change: administratorCreated(&a)}, now)
-	return &createReq{a: a, actor: actor, audit: audit, out: make(chan createResult, 1)}, nil
+	return &createReq{newRow: row, actor: actor, out: make(chan createResult, 1)}, nil
 }
 
 // close stops taking creates, lets the goroutine finish the queued ones and
@@ -187,63 +186,141 @@ func (q *createQueue) commit(batch []*createReq) {
 	}
 }
 
-// commitSQLite writes a batch on SQLite: each create is one INSERT
-// statement, and a statement that fails a constraint (a username clash) is
-// undone by SQLite on its own (ON CONFLICT ABORT, the default: the
-// statement's changes are backed out, the transaction stays open), so it
-// fails only its caller.
+// commitSQLite writes a batch on SQLite in one transaction: a create that
+// fails on its own (a username clash) fails only its caller (see
+// insertAdministrators).
 func (s *SQL) commitSQLite(ctx context.Context, taken []*createReq, results []createResult) error {
-	var st createStatements
-	if err := st.prepare(ctx, s); err != nil {
-		return err
-	}
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		return s.createAll(ctx, st.in(ctx, tx), taken, results)
+		errs, err := s.insertAdministrators(ctx, tx, rowsOf(taken))
+		if err != nil {
+			// Not a create's own fault (I/O, a full disk): SQLite may have
+			// ended the transaction, so every create of the batch fails.
+			return err
+		}
+		for i, r := range taken {
+			results[i] = createResult{a: r.a, err: errs[i]}
+		}
+		return nil
 	})
 }
 
-// createAll inserts the batch's administrators, their email index rows
-// and audit entries, then counts them, with the batch's statements.
-func (s *SQL) createAll(ctx context.Context, st createStatements, taken []*createReq, results []createResult) error {
-	perOrg := map[string]int{}
+// commitPostgres writes a batch on PostgreSQL as one statement, a
+// transaction of its own (insertAdministrators with no tx: no BEGIN and
+// COMMIT, which would cost two more round trips). The callers whose
+// usernames were taken get the clash. If the statement fails (an
+// organization deleted meanwhile: a foreign key), nothing of it was
+// written, and the batch's creates run again one by one, each in a
+// transaction of its own, so each caller gets its own outcome. (Should a
+// lost connection hide that the statement committed, they clash with
+// their own rows: a caller may hear of a failure, never of a success that
+// is not durable.)
+//
+// Several gatehouse instances may share the database: the unique index
+// decides between their batches (ON CONFLICT waits for the other
+// transaction holding a name to end, then skips the row or writes it), and
+// the counts are increments.
+func (s *SQL) commitPostgres(ctx context.Context, taken []*createReq, results []createResult) error {
+	errs, err := s.insertAdministrators(ctx, nil, rowsOf(taken))
 	for i, r := range taken {
-		a := r.a
-		if _, err := st.administrator.ExecContext(ctx, administratorArgs(&a)...); err != nil {
-			if !s.d.uniqueViolation(err) && !s.d.foreignKeyViolation(err) {
-				// Not this create's own fault (I/O, a full disk): SQLite may
-				// have ended the transaction, so every create of the batch
-				// fails with it.
-				return fmt.Errorf("store: group commit: %w", err)
-			}
-			results[i] = createResult{err: s.administratorWriteError(err, &a)}
-			continue
-		}
-		for pos, e := range indexedEmails(&a) {
-			if _, err := st.email.ExecContext(ctx, emailArgs(&a, pos, e)...); err != nil {
-				return fmt.Errorf("store: index emails: %w", err)
-			}
-		}
-		if _, err := st.audit.ExecContext(ctx, r.audit...); err != nil {
-			return fmt.Errorf("store: audit: %w", err)
-		}
-		results[i] = createResult{a: a}
-		perOrg[a.OrgID]++
-	}
-	for org, n := range perOrg {
-		if _, err := st.count.ExecContext(ctx, org, countAdministrators, 0, n); err != nil {
-			return fmt.Errorf("store: count %s: %w", countAdministrators, err)
+		if err != nil {
+			results[i].a, results[i].err = s.createOne(WithActor(ctx, r.actor), r.a)
+		} else {
+			results[i] = createResult{a: r.a, err: errs[i]}
 		}
 	}
 	return nil
 }
 
-// createStatements are the SQLite group commit's statements, kept
-// prepared on the writer: parsing them for every batch would cost more
-// than running them. They are prepared before the batch's transaction
-// begins (preparing inside it would wait for the writer's only connection,
-// which the transaction holds), then bound to the transaction by in, which
-// reuses them on its connection.
-type createStatements struct {
+func rowsOf(taken []*createReq) []newRow {
+	rows := make([]newRow, len(taken))
+	for i, r := range taken {
+		rows[i] = r.newRow
+	}
+	return rows
+}
+
+// newRow is an administrator readied for its insert (newAdministrator),
+// with its audit entry's row.
+type newRow struct {
+	a     Administrator
+	audit []any
+}
+
+func newAdministratorRow(a Administrator, actor Actor, now time.Time) (newRow, error) {
+	if err := newAdministrator(&a, now); err != nil {
+		return newRow{}, err
+	}
+	audit, _ := auditRow(pendingAudit{actor: actor, org: a.OrgID, change: administratorCreated(&a)}, now)
+	return newRow{a: a, audit: audit}, nil
+}
+
+// insertAdministrators is the one insert of administrators: their rows,
+// email index rows and audit entries, and their count, inside tx. Every
+// create goes through it: CreateAdministrator alone or in a group commit,
+// CreateAdministrators, an organization's owner, an invitation. The
+// caller settles the Super Administrator rule (settleSuper) if a row counts
+// as one.
+//
+// It returns, for each row, nil when it was written or the row's own
+// failure, which wrote nothing of it: its username taken (errUsernameTaken)
+// or, on SQLite, its organization missing (ErrNotFound). An error instead
+// fails them all: on PostgreSQL nothing of the batch was written (a
+// missing organization is ErrNotFound), on SQLite the transaction may have
+// ended.
+//
+// On PostgreSQL tx may be nil: the batch's statement is then a transaction
+// of its own. PostgreSQL commits it before it reports it complete, and the
+// driver reads that report (ReadyForQuery) before it ends the rows, so the
+// ids are returned only once the rows are durable.
+func (s *SQL) insertAdministrators(ctx context.Context, tx *sqlx.Tx, rows []newRow) ([]error, error) {
+	if s.d.name == "postgres" {
+		return s.insertAdministratorsPostgres(ctx, tx, rows)
+	}
+	return s.insertAdministratorsSQLite(ctx, tx, rows)
+}
+
+// insertAdministratorsSQLite runs each row as its statements, kept
+// prepared on the writer. A statement that fails a constraint (a username
+// clash) is undone by SQLite on its own (ON CONFLICT ABORT, the default:
+// the statement's changes are backed out, the transaction stays open), so
+// it fails only its row.
+func (s *SQL) insertAdministratorsSQLite(ctx context.Context, tx *sqlx.Tx, rows []newRow) ([]error, error) {
+	st := s.inserts.in(ctx, tx)
+	errs := make([]error, len(rows))
+	perOrg := map[string]int{}
+	for i := range rows {
+		a := &rows[i].a
+		if _, err := st.administrator.ExecContext(ctx, administratorArgs(a)...); err != nil {
+			if !s.d.uniqueViolation(err) && !s.d.foreignKeyViolation(err) {
+				return nil, fmt.Errorf("store: insert administrators: %w", err)
+			}
+			errs[i] = s.administratorWriteError(err, a)
+			continue
+		}
+		for pos, e := range indexedEmails(a) {
+			if _, err := st.email.ExecContext(ctx, emailArgs(a, pos, e)...); err != nil {
+				return nil, fmt.Errorf("store: index emails: %w", err)
+			}
+		}
+		if _, err := st.audit.ExecContext(ctx, rows[i].audit...); err != nil {
+			return nil, fmt.Errorf("store: audit: %w", err)
+		}
+		perOrg[a.OrgID]++
+	}
+	for org, n := range perOrg {
+		if _, err := st.count.ExecContext(ctx, org, countAdministrators, 0, n); err != nil {
+			return nil, fmt.Errorf("store: count %s: %w", countAdministrators, err)
+		}
+	}
+	return errs, nil
+}
+
+// insertStatements are SQLite's insert statements, prepared on the writer
+// when the store opens (preparing inside a transaction would wait for the
+// writer's only connection, which the transaction holds), then bound to a
+// transaction by in, which reuses them on its connection: parsing them for
+// every batch would cost more than running them.
+type insertStatements struct {
 	administrator, email, count, audit *sqlx.Stmt
 }
 
@@ -252,7 +329,7 @@ var (
 	insertEmailSQL         = `INSERT INTO administrator_emails (` + emailInsertColumns + `) VALUES ` + placeholders(1, emailInsertArgs)
 )
 
-func (st *createStatements) prepare(ctx context.Context, s *SQL) error {
+func (st *insertStatements) prepare(ctx context.Context, s *SQL) error {
 	for _, p := range []struct {
 		stmt  **sqlx.Stmt
 		query string
@@ -264,99 +341,89 @@ func (st *createStatements) prepare(ctx context.Context, s *SQL) error {
 	} {
 		var err error
 		if *p.stmt, err = s.stmt(ctx, s.writer, p.query); err != nil {
-			return fmt.Errorf("store: prepare group commit: %w", err)
+			return fmt.Errorf("store: prepare inserts: %w", err)
 		}
 	}
 	return nil
 }
 
-func (st createStatements) in(ctx context.Context, tx *sqlx.Tx) createStatements {
-	return createStatements{tx.StmtxContext(ctx, st.administrator), tx.StmtxContext(ctx, st.email), tx.StmtxContext(ctx, st.count),
+func (st insertStatements) in(ctx context.Context, tx *sqlx.Tx) insertStatements {
+	return insertStatements{tx.StmtxContext(ctx, st.administrator), tx.StmtxContext(ctx, st.email), tx.StmtxContext(ctx, st.count),
 		tx.StmtxContext(ctx, st.audit)}
 }
 
-// commitPostgres writes a batch on PostgreSQL. A failed statement aborts a
-// PostgreSQL transaction, so a clash cannot be left to fail its own
-// statement as on SQLite: the batch is instead one statement
+// insertAdministratorsPostgres runs the batch as one statement
 // (createBatchSQL) whose insert skips the rows whose username is taken (ON
 // CONFLICT names the username index, so a clash on anything else still
-// fails it) and returns the ids it wrote; the callers whose rows it skipped
-// get the clash. If the statement fails (an organization deleted
-// meanwhile: a foreign key), nothing of it was written, and the batch's
-// creates run again one by one, each in a transaction of its own, so each
-// caller gets its own outcome. (Should a lost connection hide that the
-// statement committed, they clash with their own rows: a caller may hear
-// of a failure, never of a success that is not durable.)
-//
-// Several gatehouse instances may share the database: the unique index
-// decides between their batches (ON CONFLICT waits for the other
-// transaction holding a name to end, then skips the row or writes it), and
-// the counts are increments.
-func (s *SQL) commitPostgres(ctx context.Context, taken []*createReq, results []createResult) error {
-	written, err := s.insertCreates(ctx, taken)
-	for i, r := range taken {
-		switch {
-		case err != nil:
-			results[i].a, results[i].err = s.createOne(WithActor(ctx, r.actor), r.a)
-		case written[r.a.ID]:
-			results[i] = createResult{a: r.a}
-		default:
-			results[i] = createResult{err: usernameTaken(&r.a)}
-		}
-	}
-	return nil
-}
-
-// insertCreates inserts the administrators of a batch, skipping those whose
-// username is taken, with the email index rows and audit entries of those
-// it wrote, and counts them, all in one statement, and returns the ids
-// written once they are committed.
-//
-// The statement is a transaction of its own (no BEGIN and COMMIT, which
-// would cost two more round trips): PostgreSQL commits it before it reports
-// it complete, and the driver reads that report (ReadyForQuery) before it
-// ends the rows, so the ids are returned only once the rows are durable.
-func (s *SQL) insertCreates(ctx context.Context, taken []*createReq) (map[string]bool, error) {
+// fails it) and returns the ids it wrote. A failed statement aborts a
+// PostgreSQL transaction, so a clash cannot be left to fail a statement of
+// its own, as on SQLite.
+func (s *SQL) insertAdministratorsPostgres(ctx context.Context, tx *sqlx.Tx, rows []newRow) ([]error, error) {
 	var admins, emails, audit [][]any
-	for _, r := range taken {
-		admins = append(admins, administratorArgs(&r.a))
-		for pos, e := range indexedEmails(&r.a) {
-			emails = append(emails, emailArgs(&r.a, pos, e))
+	for i := range rows {
+		a := &rows[i].a
+		admins = append(admins, administratorArgs(a))
+		for pos, e := range indexedEmails(a) {
+			emails = append(emails, emailArgs(a, pos, e))
 		}
-		audit = append(audit, r.audit)
+		audit = append(audit, rows[i].audit)
+	}
+	var on sqlx.QueryerContext = s.writer
+	slot := rand.IntN(s.d.countSlots)
+	if tx != nil {
+		on, slot = tx, s.countSlot(tx)
 	}
 	args := slices.Concat(arrays(admins, administratorInsertArgs), arrays(emails, emailInsertArgs), arrays(audit, auditColumns),
-		[]any{rand.IntN(s.d.countSlots)})
-	ids, err := s.writer.QueryContext(ctx, s.q(createBatchSQL), args...)
+		[]any{slot})
+	ids, err := on.QueryContext(ctx, s.q(createBatchSQL), args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: group commit: %w", err)
+		return nil, s.batchError(err, rows)
 	}
 	defer ids.Close()
-	written := make(map[string]bool, len(taken))
+	written := make(map[string]bool, len(rows))
 	for ids.Next() {
 		var id string
 		if err := ids.Scan(&id); err != nil {
-			return nil, fmt.Errorf("store: group commit: %w", err)
+			return nil, unavailable(fmt.Errorf("store: insert administrators: %w", err))
 		}
 		written[id] = true
 	}
 	if err := ids.Err(); err != nil {
-		return nil, fmt.Errorf("store: group commit: %w", err)
+		return nil, s.batchError(err, rows)
 	}
-	return written, nil
+	errs := make([]error, len(rows))
+	for i := range rows {
+		if !written[rows[i].a.ID] {
+			errs[i] = usernameTaken(&rows[i].a)
+		}
+	}
+	return errs, nil
 }
 
-// createBatchSQL is the statement of commitPostgres. Each column is sent as
-// one array parameter, expanded into rows by unnest: one statement text
-// whatever the size of the batch, which pgx then keeps prepared on each
-// connection, and a few dozen parameters where one per value would reach
-// PostgreSQL's limit (65,535) at a few thousand rows. It is one statement,
-// not one per table, because each round trip costs about as much as the
-// work it carries. The email index rows and audit entries of the rows
-// skipped are left out by their administrator's id. Rows are inserted in
-// username order and counted in organization order, so two batches (of
-// two instances) that share names or organizations lock them in one order
-// and cannot deadlock.
+// batchError maps the error of a failed batch statement: a missing
+// organization (a foreign key) is ErrNotFound, a clash on anything but a
+// username (an id given twice) the clash of its first row.
+func (s *SQL) batchError(err error, rows []newRow) error {
+	switch {
+	case s.d.foreignKeyViolation(err):
+		return ErrNotFound
+	case s.d.uniqueViolation(err):
+		return usernameTaken(&rows[0].a)
+	}
+	return unavailable(fmt.Errorf("store: insert administrators: %w", err))
+}
+
+// createBatchSQL is the statement of insertAdministratorsPostgres. Each
+// column is sent as one array parameter, expanded into rows by unnest: one
+// statement text whatever the size of the batch, which pgx then keeps
+// prepared on each connection, and a few dozen parameters where one per
+// value would reach PostgreSQL's limit (65,535) at a few thousand rows. It
+// is one statement, not one per table, because each round trip costs about
+// as much as the work it carries. The email index rows and audit entries of
+// the rows skipped are left out by their administrator's id. Rows are
+// inserted in username order and counted in organization order, so two
+// batches (of two instances) that share names or organizations lock them
+// in one order and cannot deadlock.
 var createBatchSQL = `WITH created AS (
 		INSERT INTO administrators (` + administratorInsertColumns + `)
 		` + unnest(administratorInsertColumns, `text, text, text, text, text, text, text, text, text, text, text, text, boolean,

@@ -124,3 +124,43 @@ func FoldInSQL(ctx context.Context, s *SQL, in []string) ([]string, error) {
 
 // TextFold is the fold FoldInSQL must match.
 var TextFold = textFold
+
+// ExplainSyncRoles returns the plan of the role recompute of ids of org
+// (syncRoles), one line a string: on PostgreSQL EXPLAIN (ANALYZE, BUFFERS)
+// of the statement, run in a transaction rolled back; on SQLite EXPLAIN
+// QUERY PLAN.
+func ExplainSyncRoles(ctx context.Context, s *SQL, org string, ids []string) ([]string, error) {
+	args := []any{org}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	args = append(args, s.timestamp())
+	explain, col := "EXPLAIN (ANALYZE, BUFFERS) ", 0
+	if s.d.name == "sqlite" {
+		explain, col = "EXPLAIN QUERY PLAN ", 3
+	}
+	tx, err := s.writer.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, s.q(explain+syncRolesSQL(`id IN `+placeholders(1, len(ids)))), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var plan []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		plan = append(plan, fmt.Sprint(vals[col]))
+	}
+	return plan, rows.Err()
+}

@@ -21,23 +21,69 @@ const MaxSSORequestsInFlight = 1000
 // MaxSSORedirect bounds SSORequest.RedirectTo, in bytes.
 const MaxSSORedirect = 512
 
-// HitRateWindow counts one hit for key in a fixed window: if the key's
-// window started at or before now-window a new one starts at now. It
-// returns the hits of the current window, this one included. The count
-// is atomic and every instance shares it.
+// windowCounter is the one fixed-window counter of the store, shared by
+// every instance: SSO's per-address limits (HitRateWindow, in
+// rate_windows) and sign-in and reset attempts (TakeSignInSlot,
+// RequestReset, in login_throttle). The two tables differ only in the name
+// of their count column and in what else uses them: login_throttle's
+// counts are also given back (ReturnSignInSlot) and pruned with the
+// sign-in records (Prune), rate_windows' by PruneRateWindows; their keys
+// never meet.
+type windowCounter struct{ hit, read string }
+
+func newWindowCounter(table, count string) windowCounter {
+	return windowCounter{
+		hit: `INSERT INTO ` + table + ` (key, window_start, ` + count + `) VALUES (?, ?, 1)
+			ON CONFLICT (key) DO UPDATE SET
+				` + count + ` = CASE WHEN ` + table + `.window_start <= ? THEN 1 ELSE ` + table + `.` + count + ` + 1 END,
+				window_start = CASE WHEN ` + table + `.window_start <= ? OR ` + table + `.` + count + ` + 1 = ? THEN excluded.window_start
+					ELSE ` + table + `.window_start END
+			RETURNING ` + count,
+		read: `SELECT ` + count + ` FROM ` + table + ` WHERE key = ? AND window_start > ?`,
+	}
+}
+
+var (
+	rateWindows   = newWindowCounter("rate_windows", "hits")
+	loginThrottle = newWindowCounter("login_throttle", "failures")
+)
+
+// add counts one for key in tx and returns the count of the window, this
+// one included. A window lasts window from its first count: when it began
+// at or before now-window a new one begins at now. When restartAt > 0 and
+// the count reaches restartAt the window begins again at now (a lock that
+// lasts window from the attempt that locked). The count is one atomic
+// statement, so concurrent counts are all counted.
+func (c windowCounter) add(ctx context.Context, s *SQL, tx *sqlx.Tx, key string, now time.Time, window time.Duration, restartAt int) (int, error) {
+	now = microTime(now)
+	start := now.Add(-window)
+	var n int
+	err := s.get(ctx, tx, &n, c.hit, key, now, start, start, restartAt)
+	return n, err
+}
+
+// count returns the count of key's window current at now (0 when none),
+// without counting one.
+func (c windowCounter) count(ctx context.Context, s *SQL, key string, now time.Time, window time.Duration) (int, error) {
+	var n int
+	err := s.get(ctx, s.reader, &n, c.read, key, microTime(now).Add(-window))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// HitRateWindow counts one hit for key in a fixed window (windowCounter)
+// and returns the hits of the current window, this one included.
 func (s *SQL) HitRateWindow(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
 	if window <= 0 || key == "" || len(key) > 512 {
 		return 0, errors.New("store: a rate window needs a key of at most 512 bytes and a window")
 	}
-	now = now.UTC().Truncate(time.Microsecond)
-	start := now.Add(-window)
 	var n int
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		return s.get(ctx, tx, &n, `INSERT INTO rate_windows (key, window_start, hits) VALUES (?, ?, 1)
-			ON CONFLICT (key) DO UPDATE SET
-				hits = CASE WHEN rate_windows.window_start <= ? THEN 1 ELSE rate_windows.hits + 1 END,
-				window_start = CASE WHEN rate_windows.window_start <= ? THEN excluded.window_start ELSE rate_windows.window_start END
-			RETURNING hits`, key, now, start, start)
+		var err error
+		n, err = rateWindows.add(ctx, s, tx, key, now, window, 0)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: rate window: %w", err)
@@ -49,13 +95,7 @@ func (s *SQL) HitRateWindow(ctx context.Context, key string, now time.Time, wind
 // at now (0 when none), without counting one: a caller already over its
 // limit need not write.
 func (s *SQL) RateWindowHits(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
-	var n int
-	err := s.get(ctx, s.reader, &n, `SELECT hits FROM rate_windows WHERE key = ? AND window_start > ?`,
-		key, now.UTC().Truncate(time.Microsecond).Add(-window))
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
-	}
-	return n, err
+	return rateWindows.count(ctx, s, key, now, window)
 }
 
 // PruneRateWindows deletes the windows that started before before.

@@ -15,9 +15,16 @@ import (
 // of many rows in one statement. It is written once, here; Go code never
 // computes it (a new administrator is in no group: its role is its SCIM
 // role, see newAdministrator).
-const inSuperAdminGroup = `EXISTS (SELECT 1 FROM group_members sm JOIN groups sg ON sg.id = sm.group_id JOIN orgs so ON so.id = sg.org_id
+//
+// The membership test is a scalar subquery, not EXISTS: PostgreSQL may
+// run an EXISTS inside an expression as a hashed subplan (it did while the
+// tables' statistics were stale), which reads every member of the
+// designated group to build its table (10,000 rows to add one member). A scalar subquery always runs per row, through the index on
+// group_members (administrator_id, group_id): it reads the few memberships
+// of the administrator it is computed for.
+const inSuperAdminGroup = `(SELECT COUNT(*) FROM group_members sm JOIN groups sg ON sg.id = sm.group_id JOIN orgs so ON so.id = sg.org_id
 	WHERE sm.administrator_id = administrators.id AND sg.org_id = administrators.org_id
-	AND so.super_admin_group <> '' AND sg.display_name = so.super_admin_group)`
+	AND so.super_admin_group <> '' AND sg.display_name = so.super_admin_group) > 0`
 
 // managedRole is the role of a SCIM-managed administrator whose SCIM role
 // is the SQL expression scimRole: the stored column, or a parameter when an
@@ -27,7 +34,20 @@ func managedRole(scimRole string) string {
 		` THEN '` + string(RoleSuperAdministrator) + `' ELSE '` + string(RoleAdministrator) + `' END`
 }
 
-var scimManagedRole = managedRole("scim_role")
+// syncRolesSQL is the statement of recomputeRolesWhere. The rule is computed
+// once per SCIM-managed administrator of the organization (the first
+// parameter) that matches cond, in a materialized CTE (else both databases
+// fold it into the UPDATE and compute it twice, for the SET and for the
+// WHERE), and only the rows whose role it changes are written. The time
+// of the change is the last parameter.
+func syncRolesSQL(cond string) string {
+	return `WITH r AS MATERIALIZED (
+		SELECT id, ` + managedRole("scim_role") + ` AS role FROM administrators WHERE org_id = ? AND scim_managed AND ` + cond + `
+	)
+	UPDATE administrators SET role = r.role, version = administrators.version + 1, updated_at = ?
+	FROM r WHERE administrators.id = r.id AND administrators.role <> r.role
+	RETURNING administrators.id, administrators.username, administrators.role, administrators.status`
+}
 
 // superCounts is the SQL condition of an administrator that counts as one
 // of its organization's Super Administrators: Pending ones count, an
@@ -88,10 +108,20 @@ func (s *SQL) settleSuper(ctx context.Context, tx *sqlx.Tx, org string, rule Sup
 	return nil
 }
 
-// syncRoles recomputes the role of the SCIM-managed administrators of org
-// among ids. Rows are locked in id order (PostgreSQL), so two syncs over
-// overlapping ids cannot deadlock each other.
-func (s *SQL) syncRoles(ctx context.Context, tx *sqlx.Tx, org string, ids []string) error {
+// roleChanges collects what the role recomputes of one write changed, so
+// that the write records them with its own: one count of the change, one
+// audit write, one settling of the Super Administrator rule.
+type roleChanges struct {
+	entries []pendingAudit
+	settle  bool // a Super Administrator came or went
+	lost    bool // one went
+}
+
+// recomputeRoles recomputes the role of the SCIM-managed administrators of
+// org among ids (see recomputeRolesWhere). Rows are locked in id order
+// (PostgreSQL), so two recomputes over overlapping ids cannot deadlock
+// each other.
+func (s *SQL) recomputeRoles(ctx context.Context, tx *sqlx.Tx, org string, ids []string, r *roleChanges) error {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	for _, chunk := range chunks(slices.Compact(ids), memberChunk) {
@@ -99,64 +129,84 @@ func (s *SQL) syncRoles(ctx context.Context, tx *sqlx.Tx, org string, ids []stri
 		for i, id := range chunk {
 			args[i] = id
 		}
-		if err := s.syncRolesWhere(ctx, tx, org, `id IN `+placeholders(1, len(chunk)), args...); err != nil {
+		if err := s.recomputeRolesWhere(ctx, tx, org, r, `id IN `+placeholders(1, len(chunk)), args...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// syncRolesWhere recomputes the role of the SCIM-managed administrators of
-// org that match cond (SQL over administrators), bumping the version of
-// those whose role changes. The designated group is the IdP's: a change
-// that leaves the organization without a Super Administrator flags it
-// (FlagMissingSuper).
-func (s *SQL) syncRolesWhere(ctx context.Context, tx *sqlx.Tx, org, cond string, args ...any) error {
-	all := append([]any{s.timestamp(), org}, args...)
+// recomputeRolesWhere recomputes the role of the SCIM-managed
+// administrators of org that match cond (SQL over administrators), bumping
+// the version of those whose role changes, and adds the changes to r.
+func (s *SQL) recomputeRolesWhere(ctx context.Context, tx *sqlx.Tx, org string, r *roleChanges, cond string, args ...any) error {
+	all := append(append([]any{org}, args...), s.timestamp())
 	var changed []struct {
 		ID       string `db:"id"`
 		UserName string `db:"username"`
 		Role     Role   `db:"role"`
 		Status   Status `db:"status"`
 	}
-	err := sqlx.SelectContext(ctx, tx, &changed, s.q(`UPDATE administrators SET role = `+scimManagedRole+`, version = version + 1,
-		updated_at = ? WHERE org_id = ? AND scim_managed AND `+cond+` AND role <> `+scimManagedRole+` RETURNING id, username, role, status`), all...)
-	if err != nil {
+	if err := sqlx.SelectContext(ctx, tx, &changed, s.q(syncRolesSQL(cond)), all...); err != nil {
 		return fmt.Errorf("store: recompute roles: %w", err)
-	}
-	if len(changed) > 0 {
-		if err := s.changed(ctx, tx, org); err != nil {
-			return err
-		}
 	}
 	actor, err := actorOf(ctx)
 	if err != nil {
 		return err
 	}
-	entries := make([]pendingAudit, len(changed))
-	settle, lost := false, false
-	for i, c := range changed {
+	for _, c := range changed {
 		if c.Status != StatusDeactivated { // it counted or counts now
-			settle = true
-			lost = lost || c.Role == RoleAdministrator
+			r.settle = true
+			r.lost = r.lost || c.Role == RoleAdministrator
 		}
 		old := RoleAdministrator
 		if c.Role == RoleAdministrator {
 			old = RoleSuperAdministrator
 		}
-		entries[i] = pendingAudit{actor: actor, org: org, change: change{action: AuditAdministratorUpdate, targetKind: "administrator",
-			targetID: c.ID, targetName: c.UserName, before: map[string]any{"role": string(old)}, after: map[string]any{"role": string(c.Role)}}}
-	}
-	if err := s.auditAll(ctx, tx, entries); err != nil {
-		return err
-	}
-	if settle { // a Super Administrator came or went
-		return s.settleSuper(ctx, tx, org, FlagMissingSuper, lost)
+		r.entries = append(r.entries, pendingAudit{actor: actor, org: org, change: change{action: AuditAdministratorUpdate,
+			targetKind: "administrator", targetID: c.ID, targetName: c.UserName, before: map[string]any{"role": string(old)},
+			after: map[string]any{"role": string(c.Role)}}})
 	}
 	return nil
 }
 
-// syncGroupRoles recomputes the roles of the members of one group.
-func (s *SQL) syncGroupRoles(ctx context.Context, tx *sqlx.Tx, org, group string) error {
-	return s.syncRolesWhere(ctx, tx, org, `id IN (SELECT administrator_id FROM group_members WHERE group_id = ?)`, group)
+// recordRoles records r inside the write that made it: a change of the
+// organization's records unless the write counted one already (counted),
+// the audit entries after the write's own (first), and the Super
+// Administrator rule. The designated group is the IdP's: a change that
+// leaves the organization without a Super Administrator flags it
+// (FlagMissingSuper).
+func (s *SQL) recordRoles(ctx context.Context, tx *sqlx.Tx, org string, r roleChanges, counted bool, first ...pendingAudit) error {
+	if len(r.entries) > 0 && !counted {
+		if err := s.changed(ctx, tx, org); err != nil {
+			return err
+		}
+	}
+	if err := s.auditAll(ctx, tx, append(first, r.entries...)); err != nil {
+		return err
+	}
+	if r.settle {
+		return s.settleSuper(ctx, tx, org, FlagMissingSuper, r.lost)
+	}
+	return nil
+}
+
+// syncRoles recomputes and records the roles of the SCIM-managed
+// administrators of org among ids, for a write that changed nothing else
+// of them.
+func (s *SQL) syncRoles(ctx context.Context, tx *sqlx.Tx, org string, ids []string) error {
+	var r roleChanges
+	if err := s.recomputeRoles(ctx, tx, org, ids, &r); err != nil {
+		return err
+	}
+	return s.recordRoles(ctx, tx, org, r, false)
+}
+
+// syncRolesWhere is syncRoles over the administrators that match cond.
+func (s *SQL) syncRolesWhere(ctx context.Context, tx *sqlx.Tx, org, cond string, args ...any) error {
+	var r roleChanges
+	if err := s.recomputeRolesWhere(ctx, tx, org, &r, cond, args...); err != nil {
+		return err
+	}
+	return s.recordRoles(ctx, tx, org, r, false)
 }

@@ -645,21 +645,10 @@ func (s *SQL) TakeSignInSlot(ctx context.Context, slot SignInSlot) (SlotVerdict,
 
 var errSlotRefused = errors.New("store: slot refused")
 
-// countAttempt adds one to key's count in a fixed window and returns the
-// new count. When the window began at or before now-window a new one
-// begins at now; when restartAt > 0 and the count reaches restartAt the
-// window begins again at now.
+// countAttempt counts a sign-in or reset attempt for key in login_throttle
+// (see windowCounter).
 func (s *SQL) countAttempt(ctx context.Context, tx *sqlx.Tx, key string, now time.Time, window time.Duration, restartAt int) (int, error) {
-	now = microTime(now)
-	start := now.Add(-window)
-	var n int
-	err := s.get(ctx, tx, &n, `INSERT INTO login_throttle (key, window_start, failures) VALUES (?, ?, 1)
-		ON CONFLICT (key) DO UPDATE SET
-			failures = CASE WHEN login_throttle.window_start <= ? THEN 1 ELSE login_throttle.failures + 1 END,
-			window_start = CASE WHEN login_throttle.window_start <= ? OR login_throttle.failures + 1 = ? THEN excluded.window_start
-				ELSE login_throttle.window_start END
-		RETURNING failures`, clip(key, 512), now, start, start, restartAt)
-	return n, err
+	return loginThrottle.add(ctx, s, tx, clip(key, 512), now, window, restartAt)
 }
 
 // ReturnSignInSlot gives back what a granted attempt counted once its
@@ -784,42 +773,6 @@ func (s *SQL) DeleteSession(ctx context.Context, hash []byte) error {
 		return s.audit(ctx, tx, row.OrgID, change{action: AuditSignOut, targetKind: "administrator", targetID: row.AdministratorID,
 			targetName: row.UserName, after: map[string]any{"method": row.Method}})
 	})
-}
-
-// AddLoginFailure counts one failure for key (a client address, say) in a
-// fixed window: if the key's window started at or before now-window a new
-// one starts at now. It returns the failures of the current window,
-// this one included. Every instance shares the count.
-func (s *SQL) AddLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
-	if window <= 0 || key == "" {
-		return 0, errors.New("store: login failure needs a key and a window")
-	}
-	now = microTime(now)
-	start := now.Add(-window)
-	var n int
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		return s.get(ctx, tx, &n, `INSERT INTO login_throttle (key, window_start, failures) VALUES (?, ?, 1)
-			ON CONFLICT (key) DO UPDATE SET
-				failures = CASE WHEN login_throttle.window_start <= ? THEN 1 ELSE login_throttle.failures + 1 END,
-				window_start = CASE WHEN login_throttle.window_start <= ? THEN excluded.window_start ELSE login_throttle.window_start END
-			RETURNING failures`, clip(key, 512), now, start, start)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store: login failure: %w", err)
-	}
-	return n, nil
-}
-
-// LoginFailures returns the failures counted for key in the window that
-// is current at now (0 when it has none).
-func (s *SQL) LoginFailures(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
-	var n int
-	err := s.get(ctx, s.reader, &n, `SELECT failures FROM login_throttle WHERE key = ? AND window_start > ?`,
-		clip(key, 512), microTime(now).Add(-window))
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
-	}
-	return n, err
 }
 
 // Prune deletes what no rule reads any more: sessions past their expiry,

@@ -143,6 +143,8 @@ type SQL struct {
 	// creates is the group commit of CreateAdministrator; nil only in
 	// benchmarks of one transaction per create (WithoutGroupCommit).
 	creates *createQueue
+	// inserts are SQLite's statements of insertAdministrators.
+	inserts insertStatements
 	// checkpoints copies the SQLite WAL into the database; nil on
 	// PostgreSQL.
 	checkpoints *walCheckpointer
@@ -222,6 +224,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*SQL, error) {
 			s.Close()
 			return nil, fmt.Errorf("store: postgres: %w", err)
 		}
+	} else if err := s.inserts.prepare(ctx, s); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -543,10 +548,7 @@ func (s *SQL) createError(err error, exists *ExistsError, what string) error {
 // change that also recomputes roles counts two changes) could deadlock
 // with another transaction locking them in the other order.
 func (s *SQL) addCount(ctx context.Context, tx *sqlx.Tx, org, kind string, delta int) error {
-	slot := 0
-	if s.d.countSlots > 1 {
-		slot = int(maphash.Comparable(slotSeed, tx) % uint64(s.d.countSlots))
-	}
+	slot := s.countSlot(tx)
 	_, err := s.exec(ctx, tx, addCountSQL, org, kind, slot, delta)
 	if err == nil && delta < 0 {
 		_, err = s.exec(ctx, tx, addCountSQL, org, removedKind(kind), slot, -delta)
@@ -555,6 +557,14 @@ func (s *SQL) addCount(ctx context.Context, tx *sqlx.Tx, org, kind string, delta
 		return fmt.Errorf("store: count %s: %w", kind, err)
 	}
 	return nil
+}
+
+// countSlot is the slot of the counts tx changes (see addCount).
+func (s *SQL) countSlot(tx *sqlx.Tx) int {
+	if s.d.countSlots == 1 {
+		return 0
+	}
+	return int(maphash.Comparable(slotSeed, tx) % uint64(s.d.countSlots))
 }
 
 // slotSeed spreads transactions over the slots of a count.

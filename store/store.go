@@ -395,8 +395,6 @@ type Store interface {
 	// returns once the row is durable; on SQLite concurrent calls share
 	// one transaction and one fsync (each still fails or succeeds alone).
 	CreateAdministrator(ctx context.Context, a Administrator) (Administrator, error)
-	// CreateAdministrators inserts all of as in one transaction, or none.
-	CreateAdministrators(ctx context.Context, as []Administrator) error
 	Administrator(ctx context.Context, org, id string) (Administrator, error)
 	// AdministratorWithGroups is Administrator and the groups it belongs
 	// to (in the groups' creation order), in one query: the one read of an
@@ -586,9 +584,4 @@ type Store interface {
 	TouchSession(ctx context.Context, hash []byte, now, expiresAt time.Time) (bool, error)
 	// DeleteSession ends one session (audited as signin.logout).
 	DeleteSession(ctx context.Context, hash []byte) error
-	// AddLoginFailure counts a failure for key in a fixed window shared by
-	// every instance and returns the window's count; LoginFailures reads
-	// it.
-	AddLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
-	LoginFailures(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -409,5 +411,54 @@ func TestWALCheckpointedInBackground(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the database file stayed at %d bytes for 5 s after 2000 inserts: no checkpoint", before)
 		}
+	}
+}
+
+// Adding one member to a designated group of 10,000 recomputes one role
+// by reading that administrator's memberships, never the group's members:
+// PostgreSQL ran the rule's EXISTS as a hashed subplan that read all
+// 10,000 (2.5 ms an add), and SQLite computed the rule twice, for the SET
+// and the WHERE.
+func TestRoleRecomputeReadsOneMember(t *testing.T) {
+	for _, s := range []*store.SQL{storetest.SQLite(t), storetest.Postgres(t)} {
+		t.Run(s.Dialect(), func(t *testing.T) {
+			ctx := context.Background()
+			o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "recompute", Name: "Recompute", SuperAdminGroup: "Super"},
+				Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Super"}, seedSCIM(t, s, o.ID, "member", 10_000)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh := seedSCIM(t, s, o.ID, "fresh", 1)
+			if _, err := s.PatchGroup(ctx, o.ID, g.ID, store.GroupPatch{Add: fresh}); err != nil {
+				t.Fatal(err)
+			}
+			plan, err := store.ExplainSyncRoles(ctx, s, o.ID, fresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := strings.Join(plan, "\n")
+			if s.Dialect() == "sqlite" {
+				if n := strings.Count(text, "CORRELATED SCALAR SUBQUERY"); n != 1 {
+					t.Errorf("the rule is computed %d times per row, want 1:\n%s", n, text)
+				}
+				return
+			}
+			// Every node of the plan: "(actual time=a..b rows=N loops=M)".
+			nodes := regexp.MustCompile(`actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) loops=([0-9]+)`).FindAllStringSubmatch(text, -1)
+			if len(nodes) == 0 {
+				t.Fatalf("no node in the plan:\n%s", text)
+			}
+			for _, n := range nodes {
+				rows, _ := strconv.Atoi(n[1])
+				loops, _ := strconv.Atoi(n[2])
+				if rows*loops > 10 {
+					t.Errorf("a node of the plan read %d rows (%s), want a handful:\n%s", rows*loops, n[0], text)
+				}
+			}
+		})
 	}
 }

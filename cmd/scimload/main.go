@@ -194,9 +194,16 @@ func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// seedStore is what seeding needs of the store: the Store, and the bulk
+// insert of administrators the SQL stores offer beside it.
+type seedStore interface {
+	store.Store
+	CreateAdministrators(ctx context.Context, as []store.Administrator) error
+}
+
 // seeder writes the load data of one organization.
 type seeder struct {
-	store store.Store
+	store seedStore
 	org   string
 	batch int // rows per transaction
 	out   io.Writer

@@ -163,7 +163,11 @@ func testNoActor(t *testing.T, s store.Store) {
 		{"AddRegisteredDomain", func() error { return s.AddRegisteredDomain(bare, o.ID, "other.example") }},
 		{"CreateAdministrator", func() error { _, err := s.CreateAdministrator(bare, admin(o.ID, "carol")); return err }},
 		{"CreateAdministrators", func() error {
-			return s.CreateAdministrators(bare, []store.Administrator{admin(o.ID, "dave"), admin(o.ID, "erin")})
+			b, ok := s.(BatchCreator)
+			if !ok {
+				return fmt.Errorf("%T has no bulk insert", s)
+			}
+			return b.CreateAdministrators(bare, []store.Administrator{admin(o.ID, "dave"), admin(o.ID, "erin")})
 		}},
 		{"UpdateAdministrator", func() error {
 			_, err := s.UpdateAdministrator(bare, o.ID, bob.ID, store.FlagMissingSuper, func(a *store.Administrator) error {

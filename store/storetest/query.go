@@ -388,7 +388,7 @@ func testQueryCursorPaging(t *testing.T, s store.Store) {
 	for i := range n {
 		batch = append(batch, admin(o.ID, fmt.Sprintf("p%04d", i)))
 	}
-	if err := s.CreateAdministrators(ctx, batch); err != nil {
+	if err := CreateAdministrators(s, batch); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{owner.UserName}
@@ -516,7 +516,7 @@ func testQueryAfterShift(t *testing.T, s store.Store) {
 	for i := range 40 {
 		batch = append(batch, admin(o.ID, fmt.Sprintf("s%02d", i)))
 	}
-	if err := s.CreateAdministrators(ctx, batch); err != nil {
+	if err := CreateAdministrators(s, batch); err != nil {
 		t.Fatal(err)
 	}
 	all, _, err := listAdministrators(s, o.ID, store.Page{Limit: 100})

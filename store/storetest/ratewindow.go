@@ -39,6 +39,11 @@ func testSSOLimits(t *testing.T, s store.Store) {
 		if n, _ := s.RateWindowHits(ctx, "other", now, time.Minute); n != 0 {
 			t.Fatalf("another key has %d hits", n)
 		}
+		// The window is fixed from its first hit: a later hit does not
+		// move it.
+		if n, err := s.HitRateWindow(ctx, "k", now.Add(59*time.Second), time.Minute); n != 41 || err != nil {
+			t.Fatalf("hit late in the window: %d, %v; want 41", n, err)
+		}
 		// A new window starts once the old one is over.
 		if n, err := s.HitRateWindow(ctx, "k", now.Add(time.Minute), time.Minute); n != 1 || err != nil {
 			t.Fatalf("next window: %d, %v", n, err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gatehouse/store"
 )
@@ -56,7 +57,7 @@ func testEmails(t *testing.T, s store.Store) {
 	mustCreate(t, s, none)
 	batch := admin(o.ID, "batched")
 	batch.Emails = []store.Email{{Value: "b1@x.example", Type: "work"}, {Value: "b2@x.example"}}
-	if err := s.CreateAdministrators(ctx, []store.Administrator{batch}); err != nil {
+	if err := CreateAdministrators(s, []store.Administrator{batch}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -295,6 +296,125 @@ func testSCIMRoles(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	want("no designation", u2, store.RoleAdministrator, 9)
+}
+
+// testSCIMRolesTwoDesignated: several groups may carry the designated
+// name (display names are not unique); membership of any one of them makes
+// a SCIM-managed administrator a Super Administrator, and only a change of
+// role bumps the version.
+func testSCIMRolesTwoDesignated(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "twodesignated")
+	if _, err := s.UpdateOrg(ctx, o.ID, func(o *store.Org) error { o.SuperAdminGroup = "Supers"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	scim := func(name string, role store.Role) store.Administrator {
+		a := admin(o.ID, name)
+		a.SCIMManaged, a.SCIMRole = true, role
+		return mustCreate(t, s, a)
+	}
+	both, one, granted := scim("both", ""), scim("one", ""), scim("granted", store.RoleSuperAdministrator)
+	want := func(step string, a store.Administrator, role store.Role, version int64) {
+		t.Helper()
+		if r, v := roleOf(t, s, o.ID, a.ID); r != role || v != version {
+			t.Errorf("%s: %s is %q version %d, want %q version %d", step, a.UserName, r, v, role, version)
+		}
+	}
+	g1, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Supers"}, both.ID, granted.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Supers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("created with the group", both, store.RoleSuperAdministrator, 2)
+	want("created with the group, super by SCIM role", granted, store.RoleSuperAdministrator, 1)
+	// One add of a member of the other designated group and of a new one.
+	if _, err := s.PatchGroup(ctx, o.ID, g2.ID, store.GroupPatch{Add: []string{both.ID, one.ID, granted.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	want("added to the second group", both, store.RoleSuperAdministrator, 2)
+	want("added", one, store.RoleSuperAdministrator, 2)
+	if _, err := s.PatchGroup(ctx, o.ID, g1.ID, store.GroupPatch{Remove: []string{both.ID, granted.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	want("removed from one, still in the other", both, store.RoleSuperAdministrator, 2)
+	if _, err := s.PatchGroup(ctx, o.ID, g2.ID, store.GroupPatch{Remove: []string{both.ID, one.ID, granted.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	want("removed from both", both, store.RoleAdministrator, 3)
+	want("removed", one, store.RoleAdministrator, 3)
+	want("removed from both, super by SCIM role", granted, store.RoleSuperAdministrator, 1)
+}
+
+// testCreatePaths: every way an administrator is created writes the same
+// things (one batch insert): the row, its email index rows (a filter on an
+// address finds it), its audit entry and its count (a list's total), and a
+// Super Administrator among them ends the organization's flag.
+func testCreatePaths(t *testing.T, s store.Store) {
+	o, owner := newOrg(t, s, "createpaths")
+	created := []store.Administrator{owner}
+	one := func(a store.Administrator) store.Administrator {
+		a.Emails = []store.Email{{Value: a.UserName + "@paths.example", Type: "work"}}
+		return a
+	}
+	created = append(created, mustCreate(t, s, one(admin(o.ID, "queued")))) // the group commit
+	super := one(admin(o.ID, "super"))
+	super.Role = store.RoleSuperAdministrator
+	created = append(created, mustCreate(t, s, super)) // alone
+	inv, err := s.InviteAdministrator(ctx, one(admin(o.ID, "invited")), store.Invitation{Hash: []byte("paths-invite"),
+		ExpiresAt: time.Now().Add(time.Hour)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created = append(created, inv)
+	batch := []store.Administrator{one(admin(o.ID, "batch-1")), one(admin(o.ID, "batch-2"))}
+	if err := CreateAdministrators(s, batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"batch-1", "batch-2"} {
+		a, err := s.AdministratorByUsername(ctx, o.ID, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		created = append(created, a)
+	}
+	res, err := s.QueryAdministrators(ctx, o.ID, store.Query{Page: store.Page{Limit: 100}})
+	if err != nil || res.Total != len(created) || len(res.Items) != len(created) {
+		t.Fatalf("total %d, %d listed, %v; want %d", res.Total, len(res.Items), err, len(created))
+	}
+	for _, a := range created[1:] {
+		if got := byEmail(t, s, o.ID, emailValue(a.UserName+"@paths.example", false)); len(got) != 1 || got[0] != a.UserName {
+			t.Errorf("%s by its address: %v", a.UserName, got)
+		}
+	}
+	for _, a := range created {
+		es, err := s.AuditLog(ctx, o.ID, store.AuditQuery{TargetID: a.ID, Action: store.AuditAdministratorCreate})
+		if err != nil || len(es) != 1 {
+			t.Errorf("%s: %d creation entries, %v; want 1", a.UserName, len(es), err)
+		}
+	}
+
+	// A Super Administrator created by any path ends the flag.
+	for _, path := range []string{"alone", "batch"} {
+		flagged, flaggedOwner := newOrg(t, s, "createpaths-"+path)
+		if err := s.DeleteAdministrator(ctx, flagged.ID, flaggedOwner.ID, store.FlagMissingSuper, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Org(ctx, flagged.ID); got.SuperAdminMissingSince == nil {
+			t.Fatalf("%s: the organization without a Super Administrator is not flagged", path)
+		}
+		a := admin(flagged.ID, "new-super")
+		a.Role = store.RoleSuperAdministrator
+		if path == "alone" {
+			mustCreate(t, s, a)
+		} else if err := CreateAdministrators(s, []store.Administrator{a}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Org(ctx, flagged.ID); got.SuperAdminMissingSince != nil {
+			t.Errorf("%s: a new Super Administrator left the flag", path)
+		}
+	}
 }
 
 func testPatchGroup(t *testing.T, s store.Store) {
@@ -603,7 +723,7 @@ func testRolesUnderConcurrency(t *testing.T, s store.Store) {
 			batch[i].SCIMRole = store.RoleSuperAdministrator
 		}
 	}
-	if err := s.CreateAdministrators(ctx, batch); err != nil {
+	if err := CreateAdministrators(s, batch); err != nil {
 		t.Fatal(err)
 	}
 	ga, _ := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "A"})

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,12 +37,17 @@ func testPrune(t *testing.T, s store.Store) {
 		Result: store.LoginSuccess, Session: &store.Session{Hash: []byte("long"), Stage: store.SessionActive, ExpiresAt: t0.Add(72 * time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddLoginFailure(ctx, "ip:prune-old", t0, time.Hour); err != nil {
-		t.Fatal(err)
+	// One attempt locks a name for an hour: a second one in the window is
+	// refused unless Prune removed the window.
+	throttle := func(key string, at time.Time, want store.SlotVerdict) {
+		t.Helper()
+		v, _, err := s.TakeSignInSlot(ctx, store.SignInSlot{At: at, Name: key, LockAfter: 1, LockFor: time.Hour})
+		if err != nil || v != want {
+			t.Fatalf("TakeSignInSlot(%s) = %d, %v; want %d", key, v, err, want)
+		}
 	}
-	if _, err := s.AddLoginFailure(ctx, "ip:prune-new", t0.Add(47*time.Hour), time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	throttle("name:prune-old", t0, store.SlotGranted)
+	throttle("name:prune-new", t0.Add(47*time.Hour), store.SlotGranted)
 	sent, err := s.EnqueueEmail(ctx, store.OutboxMessage{OrgID: o.ID, Recipient: "a@example.com", Subject: "s", Body: "b"})
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +66,8 @@ func testPrune(t *testing.T, s store.Store) {
 	if _, err := s.Session(ctx, []byte("short"), t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired session kept: %v", err)
 	}
-	if n, _ := s.LoginFailures(ctx, "ip:prune-old", t0, time.Hour); n != 0 {
-		t.Fatalf("old throttle window kept: %d", n)
-	}
-	if n, _ := s.LoginFailures(ctx, "ip:prune-new", at.Add(-30*time.Minute), time.Hour); n != 1 {
-		t.Fatalf("current throttle window pruned: %d", n)
-	}
+	throttle("name:prune-old", t0.Add(30*time.Minute), store.SlotGranted) // its window went
+	throttle("name:prune-new", at.Add(-30*time.Minute), store.SlotLocked) // its window stayed
 	if _, err := outboxEmail(t, s, sent.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("long-sent email kept: %v", err)
 	}
@@ -449,44 +451,54 @@ func testSessions(t *testing.T, s store.Store) {
 	}
 }
 
+// testLoginThrottle: the attempts a key may make in a fixed window
+// (RequestReset's Limit; TakeSignInSlot counts in the same way): the
+// window lasts Window from its first attempt, keys are counted apart, and
+// concurrent attempts are all counted.
 func testLoginThrottle(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "throttle")
+	a := mustCreate(t, s, admin(o.ID, "throttled"))
 	t0 := time.Now().UTC().Truncate(time.Second)
 	w := 15 * time.Minute
-	if n, err := s.LoginFailures(ctx, "ip:192.0.2.9", t0, w); err != nil || n != 0 {
-		t.Fatalf("no failures yet = %d, %v", n, err)
+	var links atomic.Int32
+	reset := func(key string, at time.Time) bool {
+		t.Helper()
+		inv := store.Invitation{Hash: fmt.Appendf(nil, "throttle-%d", links.Add(1)), OrgID: o.ID, AdministratorID: a.ID,
+			Purpose: store.PurposePasswordReset, ExpiresAt: at.Add(time.Hour)}
+		created, err := s.RequestReset(ctx, store.ResetRequest{Key: key, At: at, Window: w, Limit: 3, Invitation: &inv})
+		if err != nil {
+			t.Errorf("RequestReset(%s): %v", key, err)
+		}
+		return created
 	}
 	for i := 1; i <= 3; i++ {
-		if n, err := s.AddLoginFailure(ctx, "ip:192.0.2.9", t0.Add(time.Duration(i)*time.Minute), w); err != nil || n != i {
-			t.Fatalf("failure %d counted as %d, %v", i, n, err)
+		if !reset("reset:a", t0.Add(time.Duration(i)*time.Minute)) {
+			t.Fatalf("request %d refused", i)
 		}
 	}
-	if n, _ := s.LoginFailures(ctx, "ip:192.0.2.9", t0.Add(14*time.Minute), w); n != 3 {
-		t.Fatalf("failures in the window = %d, want 3", n)
+	// The window is fixed from its first request (t0+1m).
+	if reset("reset:a", t0.Add(15*time.Minute)) {
+		t.Fatal("a fourth request in the window created a link")
 	}
-	// The window is fixed from its first failure (t0+1m).
-	if n, _ := s.LoginFailures(ctx, "ip:192.0.2.9", t0.Add(16*time.Minute), w); n != 0 {
-		t.Fatalf("failures after the window = %d, want 0", n)
+	if !reset("reset:a", t0.Add(16*time.Minute)) {
+		t.Fatal("the first request of a new window was refused")
 	}
-	if n, _ := s.AddLoginFailure(ctx, "ip:192.0.2.9", t0.Add(16*time.Minute), w); n != 1 {
-		t.Fatalf("first failure of a new window counted as %d", n)
-	}
-	if n, _ := s.LoginFailures(ctx, "ip:other", t0, w); n != 0 {
+	if !reset("reset:other", t0.Add(2*time.Minute)) {
 		t.Fatal("keys are not separate")
 	}
-	// Concurrent failures are all counted.
+	// Concurrent requests are all counted: exactly Limit create a link.
 	var wg sync.WaitGroup
+	var created atomic.Int32
 	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := s.AddLoginFailure(ctx, "ip:flood", t0, w); err != nil {
-				t.Error(err)
+		wg.Go(func() {
+			if reset("reset:flood", t0) {
+				created.Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	if n, _ := s.LoginFailures(ctx, "ip:flood", t0, w); n != 20 {
-		t.Fatalf("20 concurrent failures counted as %d", n)
+	if n := created.Load(); n != 3 {
+		t.Fatalf("20 concurrent requests created %d links, want 3", n)
 	}
 }
 
@@ -520,9 +532,7 @@ func testSignInSlots(t *testing.T, s store.Store) {
 	// The address: four attempts (the locked one included), then refused
 	// without counting the name.
 	take(slot(t0.Add(12*time.Minute), "name:b", "ip:1"), store.SlotAddressLimited, 0)
-	if n, _ := s.LoginFailures(ctx, "name:b", t0.Add(12*time.Minute), 10*time.Minute); n != 0 {
-		t.Fatalf("an address-limited attempt counted against the name: %d", n)
-	}
+	take(slot(t0.Add(12*time.Minute), "name:b", "ip:9"), store.SlotGranted, 1) // the refused one was not counted
 	// A returned slot frees its address count; a success restarts the
 	// name.
 	sl := slot(t0.Add(12*time.Minute), "name:a", "ip:2")
@@ -543,9 +553,15 @@ func testSignInSlots(t *testing.T, s store.Store) {
 	if err := s.ReturnSignInSlot(ctx, racer, true); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.LoginFailures(ctx, "ip:2", sl.At, 15*time.Minute); n != 1 {
-		t.Fatalf("address count after a returned slot = %d, want 1", n)
+	addressCount := func(addr string, at time.Time, want int) {
+		t.Helper()
+		// The address has AddressLimit-want attempts left.
+		for i := want; i < 4; i++ {
+			take(slot(at, fmt.Sprintf("name:%s-%d", addr, i), addr), store.SlotGranted, 1)
+		}
+		take(slot(at, "name:"+addr+"-over", addr), store.SlotAddressLimited, 0)
 	}
+	addressCount("ip:2", sl.At, 1) // the returned slot's attempt was given back
 	take(slot(t0.Add(12*time.Minute), "name:a", ""), store.SlotGranted, 1)
 	// A slot taken in an address window that has since started again
 	// gives nothing back to the new one.
@@ -555,15 +571,11 @@ func testSignInSlots(t *testing.T, s store.Store) {
 	if err := s.ReturnSignInSlot(ctx, old, false); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.LoginFailures(ctx, "ip:3", t0.Add(20*time.Minute), 15*time.Minute); n != 1 {
-		t.Fatalf("a stale return changed the new window: %d", n)
-	}
 	if err := s.RecordNameFailure(ctx, "name:d"); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.LoginFailures(ctx, "name:d", t0.Add(20*time.Minute), 10*time.Minute); n != 1 {
-		t.Fatalf("RecordNameFailure changed the count: %d", n)
-	}
+	take(slot(t0.Add(20*time.Minute), "name:d", ""), store.SlotGranted, 2) // RecordNameFailure changed no count
+	addressCount("ip:3", t0.Add(20*time.Minute), 1)                        // a stale return changed nothing in the new window
 }
 
 // testSignInSlotsConcurrent: however many attempts race, at most LockAfter
