@@ -422,7 +422,7 @@ func TestWALCheckpointedInBackground(t *testing.T) {
 func TestRoleRecomputeReadsOneMember(t *testing.T) {
 	for _, s := range []*store.SQL{storetest.SQLite(t), storetest.Postgres(t)} {
 		t.Run(s.Dialect(), func(t *testing.T) {
-			ctx := context.Background()
+			ctx := storetest.Context(context.Background())
 			o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "recompute", Name: "Recompute", SuperAdminGroup: "Super"},
 				Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
 			if err != nil {
