@@ -389,11 +389,6 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, rule Supe
 				return 0, err
 			}
 			a.Role = Role(stored)
-			if was := countsAsSuper(&before); was != countsAsSuper(a) {
-				if err := s.settleSuper(ctx, tx, org, rule, was); err != nil {
-					return 0, err
-				}
-			}
 			if err := s.audit(ctx, tx, a.OrgID, change{action: AuditAdministratorUpdate, targetKind: "administrator", targetID: a.ID,
 				targetName: a.UserName, before: administratorView(&before), after: administratorView(a)}); err != nil {
 				return 0, err
@@ -401,7 +396,17 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, rule Supe
 			if err := s.changed(ctx, tx, org); err != nil {
 				return 0, err
 			}
-			return 1, s.replaceEmails(ctx, tx, &before, a)
+			if err := s.replaceEmails(ctx, tx, &before, a); err != nil {
+				return 0, err
+			}
+			// Last: settleSuper's lock is taken after every other lock of
+			// the write (see settleSuper).
+			if was := countsAsSuper(&before); was != countsAsSuper(a) {
+				if err := s.settleSuper(ctx, tx, org, rule, was); err != nil {
+					return 0, err
+				}
+			}
+			return 1, nil
 		})
 	if err != nil {
 		return Administrator{}, s.nameTaken(ctx, err)
@@ -439,15 +444,16 @@ func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string, rule Supe
 		if n == 0 {
 			return ErrNotFound
 		}
-		if countsAsSuper(&before) {
-			if err := s.settleSuper(ctx, tx, org, rule, true); err != nil {
-				return err
-			}
-		}
 		if err := s.audit(ctx, tx, org, change{action: AuditAdministratorDelete, targetKind: "administrator", targetID: id,
 			targetName: before.UserName, before: administratorView(&before)}); err != nil {
 			return err
 		}
-		return s.addCount(ctx, tx, org, countAdministrators, -1)
+		if err := s.addCount(ctx, tx, org, countAdministrators, -1); err != nil {
+			return err
+		}
+		if countsAsSuper(&before) { // last, as in UpdateAdministrator
+			return s.settleSuper(ctx, tx, org, rule, true)
+		}
+		return nil
 	})
 }

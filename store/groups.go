@@ -138,10 +138,10 @@ func (s *SQL) DeleteGroup(ctx context.Context, org, id string, check func(Group)
 			targetName: g.DisplayName, before: groupView(&g.Group)}); err != nil {
 			return err
 		}
-		if err := s.syncRoles(ctx, tx, org, members); err != nil {
+		if err := s.addCount(ctx, tx, org, countGroups, -1); err != nil {
 			return err
 		}
-		return s.addCount(ctx, tx, org, countGroups, -1)
+		return s.syncRoles(ctx, tx, org, members) // last: it may take the super lock (settleSuper)
 	})
 }
 

@@ -462,3 +462,84 @@ func TestRoleRecomputeReadsOneMember(t *testing.T) {
 		})
 	}
 }
+
+// Writes that settle the Super Administrator rule take their locks in one
+// order, the organization's counts before its super lock, so on
+// PostgreSQL a role change of an administrator and a member change of the
+// designated group, or its deletion, never deadlock (one used to lock the super lock, then
+// a count; the other a count, then the super lock: PostgreSQL aborted one
+// of them, a failed write for its client).
+func TestSuperRuleLockOrder(t *testing.T) {
+	s := storetest.Postgres(t)
+	ctx := storetest.Context(context.Background())
+	o, _, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "locks", Name: "Locks", SuperAdminGroup: "Super"},
+		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusActive}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := seedSCIM(t, s, o.ID, "idp", 5)
+	g, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Super"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, 5*rounds)
+	for _, id := range ids[:2] { // their role follows the IdP's "roles"
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				_, err := s.UpdateAdministrator(ctx, o.ID, id, store.FlagMissingSuper, func(a *store.Administrator) error {
+					a.SCIMRole = ""
+					if i%2 == 0 {
+						a.SCIMRole = store.RoleSuperAdministrator
+					}
+					return nil
+				})
+				if err != nil {
+					errs <- fmt.Errorf("role change: %w", err)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // a second designated group, made and deleted with its member
+		defer wg.Done()
+		for range rounds / 2 {
+			other, err := s.CreateGroup(ctx, store.Group{OrgID: o.ID, DisplayName: "Super"}, ids[4])
+			if err == nil {
+				err = s.DeleteGroup(ctx, o.ID, other.ID, nil)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("designated group: %w", err)
+			}
+		}
+	}()
+	for _, id := range ids[2:4] { // their role follows the designated group
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				p := store.GroupPatch{Add: []string{id}}
+				if i%2 == 1 {
+					p = store.GroupPatch{Remove: []string{id}}
+				}
+				if _, err := s.PatchGroup(ctx, o.ID, g.ID, p); err != nil {
+					errs <- fmt.Errorf("member change: %w", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for err := range errs {
+		if n++; n <= 3 {
+			t.Error(err)
+		}
+	}
+	if n > 0 {
+		t.Fatalf("%d writes failed", n)
+	}
+}
