@@ -376,12 +376,13 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, rule Supe
 				return 0, err
 			}
 			var stored string
-			err := sqlx.GetContext(ctx, tx, &stored, s.q(`UPDATE administrators SET username = ?, username_fold = ?, external_id = ?,
+			q, args, folded := s.changing(tx, org, `UPDATE administrators SET username = ?, username_fold = ?, external_id = ?,
 				given_name = ?, family_name = ?, email = ?, emails = ?, phone = ?, role = `+role+`, status = ?, scim_managed = ?, scim_role = ?,
-				updated_at = ?, last_login_at = ?, version = ?, attributes = ? WHERE id = ? AND org_id = ? AND version = ? RETURNING role`),
+				updated_at = ?, last_login_at = ?, version = ?, attributes = ? WHERE id = ? AND org_id = ? AND version = ? RETURNING role`,
 				a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName, a.Email, a.Emails, a.Phone,
 				roleArg, string(a.Status), a.SCIMManaged, string(a.SCIMRole), a.UpdatedAt, a.LastLoginAt, a.Version,
 				a.Attributes, a.ID, a.OrgID, a.Version-1)
+			err := sqlx.GetContext(ctx, tx, &stored, s.q(q), args...)
 			if errors.Is(err, sql.ErrNoRows) {
 				return 0, nil
 			}
@@ -393,8 +394,10 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, rule Supe
 				targetName: a.UserName, before: administratorView(&before), after: administratorView(a)}); err != nil {
 				return 0, err
 			}
-			if err := s.changed(ctx, tx, org); err != nil {
-				return 0, err
+			if !folded {
+				if err := s.changed(ctx, tx, org); err != nil {
+					return 0, err
+				}
 			}
 			if err := s.replaceEmails(ctx, tx, &before, a); err != nil {
 				return 0, err

@@ -220,13 +220,15 @@ func (s *SQL) PatchGroup(ctx context.Context, org, id string, p GroupPatch) (Gro
 		counted := fields || n.added+n.removed > 0
 		if counted {
 			g.Version, g.UpdatedAt = cur.Version+1, s.timestamp()
-			_, err := s.exec(ctx, tx, `UPDATE groups SET display_name = ?, display_name_fold = ?, external_id = ?, attributes = ?,
+			q, args, folded := s.changing(tx, org, `UPDATE groups SET display_name = ?, display_name_fold = ?, external_id = ?, attributes = ?,
 				version = ?, updated_at = ? WHERE id = ?`, g.DisplayName, Fold(g.DisplayName), g.ExternalID, g.Attributes, g.Version, g.UpdatedAt, id)
-			if err != nil {
+			if _, err := s.exec(ctx, tx, q, args...); err != nil {
 				return fmt.Errorf("store: update group: %w", err)
 			}
-			if err := s.changed(ctx, tx, org); err != nil {
-				return err
+			if !folded {
+				if err := s.changed(ctx, tx, org); err != nil {
+					return err
+				}
 			}
 			entries = groupPatchEntries(ctx, &cur.Group, &g, p, add, n)
 		}

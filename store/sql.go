@@ -587,6 +587,17 @@ func (s *SQL) changed(ctx context.Context, tx *sqlx.Tx, org string) error {
 	return s.addCount(ctx, tx, org, countChanged, 1)
 }
 
+// changing is query, an update of org's records inside tx, with the count
+// of the change (see changed) folded in on PostgreSQL as a data-modifying
+// WITH: a round trip fewer for every such write. On SQLite, in process,
+// folded is false and the caller calls changed itself.
+func (s *SQL) changing(tx *sqlx.Tx, org, query string, args ...any) (q string, all []any, folded bool) {
+	if s.d.name != "postgres" {
+		return query, args, false
+	}
+	return `WITH counted AS (` + addCountSQL + `) ` + query, append([]any{org, countChanged, s.countSlot(tx), 1}, args...), true
+}
+
 // count reads the stored count of an organization's records of a kind.
 func (s *SQL) count(ctx context.Context, org, kind string) (int, error) {
 	var n int
