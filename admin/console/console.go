@@ -113,10 +113,10 @@ func (c *Console) parse() {
 	}
 	for _, n := range names {
 		base := n[len("templates/") : len(n)-len(".html")]
-		if base == "layout" {
+		if base == "layout" || base == "fields" {
 			continue
 		}
-		c.pages[base] = template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html", n))
+		c.pages[base] = template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/fields.html", n))
 	}
 }
 
