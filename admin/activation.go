@@ -74,6 +74,14 @@ func (s *SignIn) ActivationInfo(ctx context.Context, token string) (ActivationIn
 	return ActivationInfo{Administrator: a, Org: org, TOTPRequired: org.RequireTOTP, TOTP: enrol}, nil
 }
 
+// CheckResetLink reads a password-reset link without using it: nil while
+// ResetPassword would take it, invalid_token once it is used, expired,
+// replaced or its administrator is no longer active.
+func (s *SignIn) CheckResetLink(ctx context.Context, token string) error {
+	_, _, err := s.invitation(ctx, token, store.PurposePasswordReset)
+	return err
+}
+
 // errStatusChanged: the administrator's status changed between the check
 // and the transaction; the link is then not usable.
 var errStatusChanged = errors.New("admin: status changed")

@@ -170,12 +170,17 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 // are never sent back to the browser.
 const retype = "Nothing was changed. Passwords are not kept on a refused form: type them again."
 
-// resetPage asks for a new password for a reset link. The link is checked
-// when the form is sent: reading it would not tell more.
+// resetPage asks for a new password for a reset link that is still
+// usable; one that is not says so before anything is typed.
 func (c *Console) resetPage(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("token")
-	if token == "" {
+	err := c.SignIn.CheckResetLink(r.Context(), token)
+	if e := refusal(err); e != nil {
 		c.linkInvalid(w, r, false)
+		return
+	}
+	if err != nil {
+		c.failure(w, r, err)
 		return
 	}
 	c.render(w, r, http.StatusOK, "reset", &page{Title: "Choose a new password", Token: token})

@@ -286,8 +286,7 @@ func TestConsoleFirstRun(t *testing.T) {
 	p.submit("form", map[string]string{"#password": "another long passphrase", "#confirm": "another long passphrase"})
 	p.expect("h1", "Password changed")
 	p.shot("reset-done")
-	p.open(reset)
-	p.submit("form", map[string]string{"#password": "a third long passphrase", "#confirm": "a third long passphrase"})
+	p.open(reset) // a used link says so when opened, before anything is typed
 	p.expect("h1", "can no longer be used")
 	p.expect("main", "Request a new link")
 	p.shot("reset-used")
@@ -460,6 +459,12 @@ func TestConsoleHeadersAndCrossSitePosts(t *testing.T) {
 			!strings.Contains(csp, "frame-ancestors 'none'") || h.Get("Cache-Control") != "no-store" ||
 			h.Get("Referrer-Policy") != "no-referrer" || !strings.Contains(body, "/assets/console.css") {
 			t.Errorf("%s: %d CSP %q Cache-Control %q Referrer-Policy %q", path, resp.StatusCode, csp, h.Get("Cache-Control"), h.Get("Referrer-Policy"))
+		}
+	}
+	// A link no longer usable says so when it is opened, not after a form.
+	for _, path := range []string{"/activate?token=x", "/reset-password?token=x", "/reset-password"} {
+		if resp, body := get(t, f.srv.base+path, nil); resp.StatusCode != http.StatusGone || !strings.Contains(body, "can no longer be used") {
+			t.Errorf("%s: %d, want 410 and its message", path, resp.StatusCode)
 		}
 	}
 	assets := 0
