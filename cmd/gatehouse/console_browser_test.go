@@ -114,11 +114,22 @@ func (p *page) submit(form string, values map[string]string) {
 	p.do("submit "+form, steps...)
 }
 
-// expect fails unless the element sel holds want.
+// expect fails unless the element sel comes to hold want within a few
+// seconds: a read that meets the document still being replaced (after a
+// redirect, the frame's nodes are swapped under the query) is tried
+// again rather than taken as the page's text.
 func (p *page) expect(sel, want string) {
 	p.t.Helper()
-	if got := p.text(sel); !strings.Contains(got, want) {
-		p.t.Fatalf("%s at %s reads %q, want %q", sel, p.location(), got, want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := p.text(sel)
+		if strings.Contains(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s at %s reads %q, want %q", sel, p.location(), got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
