@@ -27,6 +27,13 @@ type Principal struct {
 	OverrideSCIMLock bool
 }
 
+// PrincipalOf is who an administrator's active session acts as (the
+// management API's cookie and the console's pages).
+func PrincipalOf(a store.Administrator) Principal {
+	return Principal{OrgID: a.OrgID, Role: a.Role, AdministratorID: a.ID,
+		Actor: store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName}}
+}
+
 // Super reports whether p acts as a Super Administrator.
 func (p Principal) Super() bool { return p.Operator || p.Role == store.RoleSuperAdministrator }
 

@@ -14,12 +14,6 @@ import (
 // signs in with a username and password (and a TOTP code), and gets the
 // session cookie. The rules are admin.SignIn's.
 
-// principalOf is who an active session acts as.
-func principalOf(a store.Administrator) admin.Principal {
-	return admin.Principal{OrgID: a.OrgID, Role: a.Role, AdministratorID: a.ID,
-		Actor: store.Actor{Kind: store.ActorAdministrator, ID: a.ID, Name: a.UserName}}
-}
-
 // clientIP is the address a request comes from (see web.ClientIP).
 func (a *API) clientIP(r *http.Request) string { return web.ClientIP(r, a.TrustForwardedFor) }
 
@@ -251,5 +245,5 @@ func (a *API) sessionPrincipal(r *http.Request, token string) (admin.Principal, 
 	if err != nil {
 		return admin.Principal{}, errUnauthenticated
 	}
-	return principalOf(adm), nil
+	return admin.PrincipalOf(adm), nil
 }

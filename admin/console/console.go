@@ -14,9 +14,9 @@
 package console
 
 import (
-	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -34,22 +34,26 @@ var templateFS embed.FS
 //go:embed assets
 var assetFS embed.FS
 
-// OrgReader reads an organization by id: the home page shows the
-// signed-in administrator's.
-type OrgReader interface {
-	Org(ctx context.Context, id string) (store.Org, error)
-}
-
-// Console serves the console's pages.
+// Console serves the console's pages. Its services are the management
+// API's (cmd/gatehouse builds both from the same store): the console
+// holds no rule of its own.
 type Console struct {
+	Store          store.Store
+	Orgs           *admin.Orgs
+	Administrators *admin.Administrators
+	APIKeys        *admin.APIKeys
+	SCIMTokens     *admin.SCIMTokens
+	// SSO manages SSO connections (package sso); nil hides those pages.
+	SSO     admin.SSOConnections
 	SignIn  *admin.SignIn
-	Orgs    OrgReader
 	BaseURL string
 	// TrustForwardedFor: see web.ClientIP.
 	TrustForwardedFor bool
 	Logger            func(*http.Request) *slog.Logger
 
-	pages map[string]*template.Template
+	// pages are the templates by language, then by page name.
+	pages    map[string]map[string]*template.Template
+	messages catalogue
 }
 
 // contentSecurityPolicy allows the console's own files and nothing
@@ -106,17 +110,35 @@ func (c *Console) parse() {
 	if c.pages != nil {
 		return
 	}
-	c.pages = map[string]*template.Template{}
+	cat, err := loadCatalogue()
+	if err != nil {
+		panic(err)
+	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		panic(err)
 	}
-	for _, n := range names {
-		base := n[len("templates/") : len(n)-len(".html")]
-		if base == "layout" || base == "fields" {
-			continue
+	c.messages, c.pages = cat, map[string]map[string]*template.Template{}
+	for _, lang := range Languages {
+		funcs := template.FuncMap{
+			"t": func(text string, args ...any) string {
+				text = cat.translate(lang, text)
+				if len(args) > 0 {
+					text = fmt.Sprintf(text, args...)
+				}
+				return text
+			},
+			"lang": func() string { return lang },
 		}
-		c.pages[base] = template.Must(template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/fields.html", n))
+		c.pages[lang] = map[string]*template.Template{}
+		for _, n := range names {
+			base := n[len("templates/") : len(n)-len(".html")]
+			if base == "layout" || base == "fields" {
+				continue
+			}
+			c.pages[lang][base] = template.Must(template.New("layout.html").Funcs(funcs).
+				ParseFS(templateFS, "templates/layout.html", "templates/fields.html", n))
+		}
 	}
 }
 
@@ -177,6 +199,14 @@ type page struct {
 	// Status is the HTTP status of an error page.
 	Status int
 
+	// Nav names the navigation entry the page belongs to (see
+	// layout.html): "administrators", "preferences", "audit".
+	Nav string
+	// Lang is the page's language (set by render).
+	Lang string
+	// Data is a page's own values (each area of the console its type).
+	Data any
+
 	// The forms' values.
 	Token, Username, OrgName, OrgSlug, Login string
 	TOTPRequired                             bool
@@ -211,9 +241,22 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	// The activation and reset pages carry a token in their URL: no
 	// Referer may take it elsewhere.
 	h.Set("Referrer-Policy", "no-referrer")
+	p.Lang = langOf(r, "")
+	c.translate(p)
+	h.Set("Content-Language", p.Lang)
 	w.WriteHeader(status)
-	if err := c.pages[name].Execute(w, p); err != nil {
+	if err := c.pages[p.Lang][name].Execute(w, p); err != nil {
 		c.logger(r).Error("console: rendering", "page", name, "err", err)
+	}
+}
+
+// translate puts the texts a handler set in Go (marked msg) into the
+// page's language.
+func (c *Console) translate(p *page) {
+	tr := func(s string) string { return c.messages.translate(p.Lang, s) }
+	p.Title, p.Message, p.Note, p.Error = tr(p.Title), tr(p.Message), tr(p.Note), tr(p.Error)
+	for k, v := range p.Fields {
+		p.Fields[k] = tr(v)
 	}
 }
 

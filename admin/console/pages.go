@@ -30,7 +30,7 @@ func (c *Console) signedIn(w http.ResponseWriter, r *http.Request) (a store.Admi
 		c.failure(w, r, err)
 		return a, org, false
 	}
-	org, err = c.Orgs.Org(r.Context(), a.OrgID)
+	org, err = c.Store.Org(r.Context(), a.OrgID)
 	if err != nil {
 		c.failure(w, r, err)
 		return a, org, false
@@ -142,7 +142,7 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The organization is the activated administrator's, not the form's.
-	org, err := c.Orgs.Org(r.Context(), a.OrgID)
+	org, err := c.Store.Org(r.Context(), a.OrgID)
 	if err != nil {
 		c.failure(w, r, err)
 		return
@@ -266,7 +266,7 @@ func (c *Console) stepPage(w http.ResponseWriter, r *http.Request, code string) 
 	}
 	p := &page{Username: a.UserName}
 	if err == nil {
-		org, oerr := c.Orgs.Org(r.Context(), a.OrgID)
+		org, oerr := c.Store.Org(r.Context(), a.OrgID)
 		if oerr != nil {
 			c.failure(w, r, oerr)
 			return nil, false

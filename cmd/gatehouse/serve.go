@@ -194,7 +194,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		APIKeys:           &admin.APIKeys{Store: s},
 		SCIMTokens:        &admin.SCIMTokens{Store: s},
 		SSO:               connections,
-		SignIn:            &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL},
+		SignIn:            signIn,
 		BaseURL:           *baseURL,
 		TrustForwardedFor: *trustXFF,
 		Logger:            func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
@@ -204,7 +204,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		RateLimit: *scimRate,
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
-	webConsole := &console.Console{SignIn: signIn, Orgs: s, BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
+	webConsole := &console.Console{Store: s, Orgs: management.Orgs, Administrators: management.Administrators,
+		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, SSO: connections, SignIn: signIn,
+		BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	mux := newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow, console: webConsole})
 	handler := instrument(secureHeaders(webConsole.Fallback(mux)), logger, newHTTPMetrics(reg))
