@@ -202,6 +202,9 @@ type page struct {
 	// Nav names the navigation entry the page belongs to (see
 	// layout.html): "administrators", "preferences", "audit".
 	Nav string
+	// Tab names the Preferences tab ("user", "organization", "sso",
+	// "api"; see "prefs-tabs" in fields.html).
+	Tab string
 	// Lang is the page's language (set by render).
 	Lang string
 	// Data is a page's own values (each area of the console its type).
