@@ -118,7 +118,6 @@ func (c *Console) Register(mux *http.ServeMux) {
 	post(PathSSO+"/{id}", c.ssoUpdate)
 	get(PathSSO+"/{id}/delete", c.ssoConnection(true))
 	post(PathSSO+"/{id}/delete", c.ssoDelete)
-	post(PathSSO+"/{id}/test", c.ssoTest)
 	get(PathSSO+"/{id}/tests/{result}", c.ssoTestResult)
 }
 
