@@ -350,6 +350,17 @@ func (c *Console) ssoCreate(kind string) http.HandlerFunc {
 			spec.Issuer = strings.TrimSpace(r.PostFormValue("issuer"))
 			spec.ClientID = strings.TrimSpace(r.PostFormValue("client_id"))
 			spec.ClientSecret = r.PostFormValue("secret")
+			// The form's required fields, named before the service's
+			// terser refusal ("issuer: required").
+			if spec.Issuer == "" {
+				fields["issuer"] = msg("Enter the issuer: the URL of your OpenID provider, for example https://login.example.com.")
+			}
+			if spec.ClientID == "" {
+				fields["client_id"] = msg("Enter the client ID the provider gave gatehouse.")
+			}
+			if spec.ClientSecret == "" {
+				fields["secret"] = msg("Enter the client secret the provider gave gatehouse.")
+			}
 		}
 		if len(fields) == 0 {
 			v, err := c.SSO.Create(r.Context(), pr, spec)

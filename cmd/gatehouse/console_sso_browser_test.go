@@ -453,6 +453,18 @@ func TestConsoleSSO(t *testing.T) {
 			t.Errorf("an Administrator's POST %s: %d", path, resp.StatusCode)
 		}
 	}
+	// A form posted from another site is refused too (the SAML form,
+	// with its own body bound, included).
+	for _, path := range []string{"/preferences/sso/require", "/preferences/sso/new/saml", "/preferences/sso/" + connID + "/delete"} {
+		req, _ := http.NewRequest("POST", f.srv.base+path, strings.NewReader("require=on"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "http://attacker.example")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: session})
+		if resp, body := do(t, req); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "another site") {
+			t.Errorf("cross-site POST %s: %d", path, resp.StatusCode)
+		}
+	}
 	cs = ssoConnections(t, f)
 	if len(cs) != 1 || cs[0]["name"] != "SimpleSAMLphp" || cs[0]["enabled"] != true {
 		t.Fatalf("after an Administrator's posts: %v", cs)
@@ -467,7 +479,7 @@ func TestConsoleSSO(t *testing.T) {
 	p.submit("form", map[string]string{"#u": "Jane.Doe", "#p": consolePassword})
 	p.open(f.srv.base + "/preferences/sso/new/oidc")
 	p.submit("#new-oidc form", map[string]string{"#name": "OIDC", "#issuer": "", "#client_id": "gatehouse", "#secret": "s3cret-of-the-client"})
-	p.expect("#issuer-error", "Issuer")
+	p.expect("#issuer-error", "Enter the issuer")
 	p.shot("sso-new-oidc-errors")
 	if cs := ssoConnections(t, f); len(cs) != 1 {
 		t.Fatalf("an empty issuer created a connection: %v", cs)
