@@ -581,7 +581,7 @@ func (c *Console) ssoRequire(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	on := r.PostFormValue("require") == "on"
-	org, err := c.Orgs.SetPreferences(r.Context(), pr, admin.Preferences{RequireSSO: &on})
+	_, err := c.Orgs.SetPreferences(r.Context(), pr, admin.Preferences{RequireSSO: &on})
 	if e := refusal(err); e != nil && e.Code != admin.CodeForbidden {
 		p.Fields = map[string]string{"require": sentence(e.Message)}
 		c.ssoShow(w, r, http.StatusBadRequest, p, pr, nil)
@@ -591,7 +591,6 @@ func (c *Console) ssoRequire(w http.ResponseWriter, r *http.Request) {
 		c.ssoFailure(w, r, p, err)
 		return
 	}
-	p.Org = &org
 	http.Redirect(w, r, PathSSO+"?saved=require#require", http.StatusSeeOther)
 }
 

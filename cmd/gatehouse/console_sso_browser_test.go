@@ -354,6 +354,12 @@ func TestConsoleSSO(t *testing.T) {
 	p.submit("#new-saml form", map[string]string{"#name": "Not XML"})
 	p.expect("#metadata_file-error", "not XML")
 	p.shot("sso-new-saml-errors")
+	huge := filepath.Join(t.TempDir(), "huge.xml")
+	os.WriteFile(huge, append([]byte("<EntityDescriptor>"), bytes.Repeat([]byte("<x/>"), 300<<10)...), 0o600)
+	p.do("choose a file over 1 MB", chromedp.Click(chromedp.CSS("#how-file")),
+		chromedp.SetUploadFiles(chromedp.CSS("#metadata_file"), []string{huge}))
+	p.submit("#new-saml form", map[string]string{"#name": "Huge"})
+	p.expect("#metadata_file-error", "larger than 1 MB")
 	badXML := filepath.Join(t.TempDir(), "bad.xml")
 	os.WriteFile(badXML, []byte(`<?xml version="1.0"?><EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"/>`), 0o600)
 	p.do("choose metadata without an IdP", chromedp.Click(chromedp.CSS("#how-file")),
