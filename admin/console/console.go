@@ -104,6 +104,21 @@ func (c *Console) Register(mux *http.ServeMux) {
 	post(PathChangePassword, c.changePassword)
 	get(PathTwoFactor, c.twoFactorPage)
 	post(PathTwoFactor, c.twoFactor)
+
+	// organization, api, audit: Preferences → Organization (domains,
+	// two-factor, SCIM), Preferences → API (keys, the API reference) and
+	// the audit log.
+	get(PathOrganization, c.organization)
+	post(pathOrgTwoFactor, c.orgTwoFactor)
+	post(pathOrgSCIM, c.orgSCIM)
+	post(pathOrgSCIMTokens, c.createSCIMToken)
+	post(pathOrgSCIMTokens+"/{id}/revoke", c.revokeSCIMToken)
+	post(pathOrgSuperAdminGroup, c.orgSuperAdminGroup)
+	get(PathAPI, c.apiKeys)
+	post(pathAPIKeys, c.createAPIKey)
+	post(pathAPIKeys+"/{id}/revoke", c.revokeAPIKey)
+	get(PathAPIReference, c.apiReference)
+	get(PathAudit, c.audit)
 }
 
 func (c *Console) parse() {
