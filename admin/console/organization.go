@@ -75,16 +75,20 @@ func expiryOptions() []option {
 }
 
 // lifetimeOf reads a form's expiry (whole days, "" for never) through the
-// rule the API applies to expiresInDays (admin.LifetimeDays).
+// rule the API applies to expiresInDays (admin.LifetimeDays); a refusal
+// speaks of the form's list.
 func lifetimeOf(v string) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
 	days, err := strconv.Atoi(v)
-	if err != nil || days == 0 {
-		return 0, &admin.Error{Code: admin.CodeInvalidExpiry, Message: msg("Choose how long it stays valid from the list.")}
+	if err == nil && days > 0 {
+		var d time.Duration
+		if d, err = admin.LifetimeDays(days, "expiry"); err == nil {
+			return d, nil
+		}
 	}
-	return admin.LifetimeDays(days, "expiry")
+	return 0, &admin.Error{Code: admin.CodeInvalidExpiry, Message: msg("Choose how long it stays valid from the list.")}
 }
 
 // when formats a time for a list: UTC, to the minute.
