@@ -371,7 +371,7 @@ func TestConsoleAPIKeys(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("the reference lists\n%v\nthe document has\n%v", got, want)
 	}
-	p.expect("#post-administrators", "username")             // a request body's fields
+	p.expect("#post-administrators", "username")                 // a request body's fields
 	p.expect("#get-administrators", "Substring of the username") // a parameter
 	p.shot("api-reference")
 
