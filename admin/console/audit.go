@@ -119,6 +119,14 @@ var fieldLabels = map[string]string{
 	"superAdminGroup": msg("Super Administrator group"), "name": msg("Record name"), "slug": msg("Slug"),
 	"displayName": msg("Display name"), "revoked": msg("Revoked"), "description": msg("Description"),
 	"prefix": msg("Prefix"), "expiresAt": msg("Expires"), "createdBy": msg("Created by"),
+	"ip": msg("IP address"), "method": msg("Method"), "result": msg("Result"), "stage": msg("Session stage"),
+	"passwordChangedAt": msg("Password changed at"), "passwordSet": msg("Password set"), "purpose": msg("Purpose"),
+	"used": msg("Used"), "domain": msg("Domain"), "lockedUntil": msg("Locked until"), "sessions": msg("Sessions"),
+	"unlocked": msg("Unlocked"), "breakGlass": msg("Break-glass sign-in"), "config": msg("Configuration"),
+	"enabled": msg("Enabled"), "kind": msg("Kind"), "mustChangePassword": msg("Must change password"),
+	"secretSet": msg("Secret set"), "totpEnabled": msg("Two-factor enrolled"), "usernameFrom": msg("Username from"),
+	"superAdministratorMissingSince": msg("Without a Super Administrator since"), "attributes": msg("Attributes"),
+	"emails": msg("Email addresses"),
 }
 
 // actorKinds name the kinds of actor.
@@ -353,6 +361,9 @@ func readable(v any) string {
 			return msg("(empty)")
 		}
 		// A JSON document kept as text (emails, attributes): its values.
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		}
 		if (strings.HasPrefix(v, "[") || strings.HasPrefix(v, "{")) && json.Valid([]byte(v)) {
 			var x any
 			if json.Unmarshal([]byte(v), &x) == nil {
