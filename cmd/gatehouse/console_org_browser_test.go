@@ -458,6 +458,17 @@ func TestConsoleOrgAdministratorReadsOnly(t *testing.T) {
 	p.open(f.srv.base + "/preferences/api/reference")
 	p.expect(".ref-toc", "API reference")
 
+	// In Russian, the tab and the log read in Russian.
+	p.do("Russian", chromedp.Evaluate[chromedp.Void](`document.cookie = "gatehouse_lang=ru; path=/"`))
+	p.open(f.srv.base + "/preferences/organization")
+	p.expect("#domains", "Зарегистрированные домены")
+	p.expect("main", "Чтобы изменить зарегистрированные домены, обратитесь в службу поддержки.")
+	p.shot("org-administrator-ru")
+	p.open(f.srv.base + "/audit")
+	p.expect(".audit-list", "Приглашение принято")
+	p.shot("audit-ru")
+	p.do("English", chromedp.Evaluate[chromedp.Void](`document.cookie = "gatehouse_lang=en; path=/"`))
+
 	// Every administrator reads the audit log.
 	p.open(f.srv.base + "/audit")
 	p.expect("main", "Invitation accepted")
