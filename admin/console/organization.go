@@ -144,7 +144,7 @@ func (c *Console) orgPage(w http.ResponseWriter, r *http.Request, me store.Admin
 	case "scim":
 		pg.Message = msg("The SCIM setting is saved.")
 	case "revoked":
-		pg.Message = msg("The SCIM token is revoked: it no longer works.")
+		pg.Message = msg("The SCIM token is revoked: within a few seconds every request with it is refused.")
 	case "group":
 		pg.Message = msg("The Super Administrator group is saved.")
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -230,6 +232,18 @@ func TestConsoleOrgSCIM(t *testing.T) {
 		t.Fatalf("super administrator group %q", g)
 	}
 	p.shot("org-done")
+
+	// A form on another site turning SCIM off: refused, SCIM stays on.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><form method="post" action="%s/preferences/organization/scim"><input type="hidden" name="enabled" value="off"><button type="submit">Win</button></form>`, f.srv.base)
+	}))
+	t.Cleanup(evil.Close)
+	p.open(evil.URL)
+	p.submit("form", nil)
+	p.expect("h1", "Form refused")
+	if !f.orgNow(t).SCIMEnabled {
+		t.Fatal("a cross-site form turned SCIM off")
+	}
 
 	// The audit log shows what this test did, who did it and what changed.
 	p.open(f.srv.base + "/audit")
