@@ -200,7 +200,11 @@ func (c *Console) setPreference(w http.ResponseWriter, r *http.Request, field, s
 	}
 	_, err := c.Orgs.SetPreferences(r.Context(), admin.PrincipalOf(me), pr)
 	if e := refusal(err); e != nil {
-		c.orgRefused(w, r, me, org, field, e, func(d *orgData) { d.GroupInput = r.PostFormValue("group") })
+		c.orgRefused(w, r, me, org, field, e, func(d *orgData) {
+			if field == "group" {
+				d.GroupInput = r.PostFormValue("group")
+			}
+		})
 		return
 	}
 	if err != nil {

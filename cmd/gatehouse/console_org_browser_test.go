@@ -224,7 +224,14 @@ func TestConsoleOrgSCIM(t *testing.T) {
 	}
 	bearerStatus(t, f, "/scim/v2/Users", secret, 401)
 
-	// The Super Administrator group.
+	// The Super Administrator group: a name with a control character is
+	// refused at its field (forged: a browser does not type one), then a
+	// good one is saved.
+	p.forge("/preferences/organization/super-admin-group", map[string]string{"group": "Admins\u0007"})
+	p.expect("#group-error", "control characters")
+	if g := f.orgNow(t).SuperAdminGroup; g != "" {
+		t.Fatalf("a refused group name was saved: %q", g)
+	}
 	p.submit(`form[action="/preferences/organization/super-admin-group"]`, map[string]string{"#group": "Gatehouse Admins"})
 	p.expect("main", "The Super Administrator group is saved.")
 	p.expect("main", "Current group: Gatehouse Admins")
