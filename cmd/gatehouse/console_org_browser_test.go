@@ -344,7 +344,9 @@ func TestConsoleAPIKeys(t *testing.T) {
 	}
 	p.open(f.srv.base + "/preferences/api")
 	terraform := eval[string](t, p, `[...document.querySelectorAll("table.list tbody tr")].map(r => r.innerText).find(s => s.includes("Terraform")) || ""`)
-	if !strings.Contains(terraform, "Jane.Doe") || !strings.Contains(terraform, "Administrator") {
+	// Its creator, its role, and its use just now (last used and expiry
+	// both dates: no "Never").
+	if !strings.Contains(terraform, "Jane.Doe") || !strings.Contains(terraform, "Administrator") || strings.Contains(terraform, "Never") {
 		t.Fatalf("the key's row: %q", terraform)
 	}
 	if strings.Contains(p.text("body"), secret) {
