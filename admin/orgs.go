@@ -142,6 +142,9 @@ type Preferences struct {
 	// RequireSSO: sign-in through the organization's SSO connections only;
 	// passwords are refused but for break-glass Super Administrators.
 	RequireSSO *bool
+	// SuperAdminGroup designates the SCIM group (by displayName, compared
+	// exactly) whose members are Super Administrators; "" designates none.
+	SuperAdminGroup *string
 }
 
 // SetPreferences changes the organization's preferences. Super
@@ -149,6 +152,11 @@ type Preferences struct {
 func (o *Orgs) SetPreferences(ctx context.Context, p Principal, prefs Preferences) (store.Org, error) {
 	if !p.Super() {
 		return store.Org{}, refuse(CodeForbidden, "only a Super Administrator may change the organization's preferences")
+	}
+	if prefs.SuperAdminGroup != nil {
+		if err := checkGroupName(*prefs.SuperAdminGroup); err != nil {
+			return store.Org{}, err
+		}
 	}
 	if prefs.RequireSSO != nil && *prefs.RequireSSO {
 		conns, err := o.Store.SSOConnections(ctx, p.OrgID)
@@ -168,6 +176,9 @@ func (o *Orgs) SetPreferences(ctx context.Context, p Principal, prefs Preference
 		}
 		if prefs.RequireTOTP != nil {
 			org.RequireTOTP = *prefs.RequireTOTP
+		}
+		if prefs.SuperAdminGroup != nil {
+			org.SuperAdminGroup = *prefs.SuperAdminGroup
 		}
 		return nil
 	})
@@ -204,11 +215,10 @@ func (o *Orgs) RemoveDomain(ctx context.Context, orgID, domain string) error {
 
 // SetSuperAdminGroup designates the SCIM group (by displayName, compared
 // exactly) whose members are Super Administrators; "" designates none.
+// The operator CLI's; a management request sets Preferences.SuperAdminGroup.
 func (o *Orgs) SetSuperAdminGroup(ctx context.Context, orgID, group string) (store.Org, error) {
-	if group != "" {
-		if err := checkText(group, maxNameLen, CodeInvalidName, "group name"); err != nil {
-			return store.Org{}, err
-		}
+	if err := checkGroupName(group); err != nil {
+		return store.Org{}, err
 	}
 	org, err := o.Store.UpdateOrg(ctx, orgID, func(org *store.Org) error {
 		org.SuperAdminGroup = group
@@ -221,6 +231,15 @@ func (o *Orgs) SetSuperAdminGroup(ctx context.Context, orgID, group string) (sto
 		return store.Org{}, fmt.Errorf("admin: set super-administrator group: %w", err)
 	}
 	return org, nil
+}
+
+// checkGroupName checks the name of a designated Super Administrator
+// group ("" designates none).
+func checkGroupName(group string) error {
+	if group == "" {
+		return nil
+	}
+	return checkText(group, maxNameLen, CodeInvalidName, "group name")
 }
 
 func now(clock func() time.Time) time.Time {

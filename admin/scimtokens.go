@@ -60,3 +60,58 @@ func (s *SCIMTokens) Create(ctx context.Context, orgID, description string, ttl 
 	}
 	return secret, t, nil
 }
+
+// Management requests (the management API and the console) go through
+// the methods below, which hold the rule that only a Super Administrator
+// manages SCIM tokens; Create is the operator's (gatehouse scim token
+// create).
+
+func superForTokens(p Principal) error {
+	if !p.Super() {
+		return refuse(CodeForbidden, "only a Super Administrator may manage SCIM tokens")
+	}
+	return nil
+}
+
+// Issue is Create for a management request, audited as p's.
+func (s *SCIMTokens) Issue(ctx context.Context, p Principal, description string, ttl time.Duration) (string, store.SCIMToken, error) {
+	if err := superForTokens(p); err != nil {
+		return "", store.SCIMToken{}, err
+	}
+	return s.Create(p.Context(ctx), p.OrgID, description, ttl)
+}
+
+// List returns the organization's tokens, revoked ones included.
+func (s *SCIMTokens) List(ctx context.Context, p Principal) ([]store.SCIMToken, error) {
+	if err := superForTokens(p); err != nil {
+		return nil, err
+	}
+	return s.Store.SCIMTokens(ctx, p.OrgID)
+}
+
+// Revoke revokes a token of the organization; revoking a revoked token
+// changes nothing.
+func (s *SCIMTokens) Revoke(ctx context.Context, p Principal, id string) error {
+	if err := superForTokens(p); err != nil {
+		return err
+	}
+	err := s.Store.RevokeSCIMToken(p.Context(ctx), p.OrgID, id, now(s.Now))
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("SCIM token %q not found", id), Err: err}
+	}
+	return err
+}
+
+// MaxLifetimeDays bounds the lifetime, in days, of an API key or a SCIM
+// token made by a management request.
+const MaxLifetimeDays = 3650
+
+// LifetimeDays is a lifetime of days for an API key or a SCIM token made
+// by a management request: 0 means none, 1 to MaxLifetimeDays days;
+// anything else is refused (invalid_expiry) naming field.
+func LifetimeDays(days int, field string) (time.Duration, error) {
+	if days < 0 || days > MaxLifetimeDays {
+		return 0, refuse(CodeInvalidExpiry, "%s must be 1 to %d (or absent for no expiry)", field, MaxLifetimeDays)
+	}
+	return time.Duration(days) * 24 * time.Hour, nil
+}

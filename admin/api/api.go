@@ -34,6 +34,10 @@ const maxBody = 64 << 10
 //go:embed openapi.json
 var openAPI []byte
 
+// OpenAPIDocument is the API's OpenAPI document (the console renders it
+// as its API reference page). Callers must not change it.
+func OpenAPIDocument() []byte { return openAPI }
+
 // API serves the management API.
 type API struct {
 	Store          store.Store

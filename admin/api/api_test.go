@@ -411,3 +411,26 @@ func jsonNumber(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestSuperAdminGroupOverTheAPI: PATCH /organization designates the
+// Super Administrator group (Super Administrators only), GET shows it,
+// and an empty name designates none.
+func TestSuperAdminGroupOverTheAPI(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		e.refused("PATCH", "/api/v1/organization", e.adminKey, `{"scimSuperAdminGroup":"Admins"}`, 403, "forbidden")
+		e.refused("PATCH", "/api/v1/organization", e.superKey, `{"scimSuperAdminGroup":"Admins\u0007"}`, 400, "invalid_name")
+		if st, o := e.do("PATCH", "/api/v1/organization", e.superKey, `{"scimSuperAdminGroup":"Gatehouse Admins"}`); st != 200 || o["scimSuperAdminGroup"] != "Gatehouse Admins" {
+			t.Fatalf("designate = %d %v", st, o)
+		}
+		if st, o := e.do("GET", "/api/v1/organization", e.adminKey, ""); st != 200 || o["scimSuperAdminGroup"] != "Gatehouse Admins" {
+			t.Fatalf("read = %d %v", st, o)
+		}
+		if st, o := e.do("PATCH", "/api/v1/organization", e.superKey, `{"scimSuperAdminGroup":""}`); st != 200 || o["scimSuperAdminGroup"] != "" {
+			t.Fatalf("designate none = %d %v", st, o)
+		}
+		// The SCIM tokens' rule holds over the API as before.
+		e.refused("POST", "/api/v1/scim/tokens", e.adminKey, `{"description":"mine"}`, 403, "forbidden")
+		e.refused("GET", "/api/v1/scim/tokens", e.adminKey, "", 403, "forbidden")
+		e.refused("POST", "/api/v1/scim/tokens", e.superKey, `{"expiresInDays":3651}`, 400, "invalid_expiry")
+	})
+}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -224,6 +223,9 @@ type organizationBody struct {
 	SCIMEnabled *bool `json:"scimEnabled"`
 	RequireTOTP *bool `json:"requireTotp"`
 	RequireSSO  *bool `json:"requireSso"`
+	// SuperAdminGroup: the SCIM group whose members are Super
+	// Administrators ("" for none).
+	SuperAdminGroup *string `json:"scimSuperAdminGroup"`
 }
 
 // updateOrganization changes the organization's preferences: the SCIM
@@ -235,7 +237,7 @@ func (a *API) updateOrganization(c *call) error {
 		return err
 	}
 	o, err := a.Orgs.SetPreferences(c.r.Context(), c.p, admin.Preferences{SCIMEnabled: b.SCIMEnabled, RequireTOTP: b.RequireTOTP,
-		RequireSSO: b.RequireSSO})
+		RequireSSO: b.RequireSSO, SuperAdminGroup: b.SuperAdminGroup})
 	if err != nil {
 		return err
 	}
@@ -260,18 +262,8 @@ func toSCIMToken(t store.SCIMToken) scimToken {
 		LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt}
 }
 
-func superOnly(p admin.Principal, what string) error {
-	if !p.Super() {
-		return &admin.Error{Code: admin.CodeForbidden, Message: "only a Super Administrator may manage " + what}
-	}
-	return nil
-}
-
 func (a *API) listSCIMTokens(c *call) error {
-	if err := superOnly(c.p, "SCIM tokens"); err != nil {
-		return err
-	}
-	ts, err := a.Store.SCIMTokens(c.r.Context(), c.p.OrgID)
+	ts, err := a.SCIMTokens.List(c.r.Context(), c.p)
 	if err != nil {
 		return err
 	}
@@ -285,19 +277,13 @@ func (a *API) listSCIMTokens(c *call) error {
 // expiry reads a lifetime in days ("expiresInDays"); zero or absent means
 // no expiry.
 func expiry(days *int) (time.Duration, error) {
-	if days == nil || *days == 0 {
+	if days == nil {
 		return 0, nil
 	}
-	if *days < 0 || *days > 3650 {
-		return 0, &admin.Error{Code: admin.CodeInvalidExpiry, Message: "expiresInDays must be 1 to 3650 (or absent for no expiry)"}
-	}
-	return time.Duration(*days) * 24 * time.Hour, nil
+	return admin.LifetimeDays(*days, "expiresInDays")
 }
 
 func (a *API) createSCIMToken(c *call) error {
-	if err := superOnly(c.p, "SCIM tokens"); err != nil {
-		return err
-	}
 	var b struct {
 		Description string `json:"description"`
 		ExpiresIn   *int   `json:"expiresInDays"`
@@ -309,7 +295,7 @@ func (a *API) createSCIMToken(c *call) error {
 	if err != nil {
 		return err
 	}
-	secret, t, err := a.SCIMTokens.Create(c.p.Context(c.r.Context()), c.p.OrgID, b.Description, ttl)
+	secret, t, err := a.SCIMTokens.Issue(c.r.Context(), c.p, b.Description, ttl)
 	if err != nil {
 		return err
 	}
@@ -319,15 +305,7 @@ func (a *API) createSCIMToken(c *call) error {
 }
 
 func (a *API) revokeSCIMToken(c *call) error {
-	if err := superOnly(c.p, "SCIM tokens"); err != nil {
-		return err
-	}
-	id := c.r.PathValue("id")
-	err := a.Store.RevokeSCIMToken(c.p.Context(c.r.Context()), c.p.OrgID, id, now(a.Now))
-	if errors.Is(err, store.ErrNotFound) {
-		return &admin.Error{Code: admin.CodeNotFound, Message: fmt.Sprintf("SCIM token %q not found", id)}
-	}
-	if err != nil {
+	if err := a.SCIMTokens.Revoke(c.r.Context(), c.p, c.r.PathValue("id")); err != nil {
 		return err
 	}
 	return c.noContent()

@@ -119,6 +119,21 @@ func (c *Console) Register(mux *http.ServeMux) {
 	get(PathSSO+"/{id}/delete", c.ssoConnection(true))
 	post(PathSSO+"/{id}/delete", c.ssoDelete)
 	get(PathSSO+"/{id}/tests/{result}", c.ssoTestResult)
+
+	// organization, api, audit: Preferences → Organization (domains,
+	// two-factor, SCIM), Preferences → API (keys, the API reference) and
+	// the audit log.
+	get(PathOrganization, c.organization)
+	post(pathOrgTwoFactor, c.orgTwoFactor)
+	post(pathOrgSCIM, c.orgSCIM)
+	post(pathOrgSCIMTokens, c.createSCIMToken)
+	post(pathOrgSCIMTokens+"/{id}/revoke", c.revokeSCIMToken)
+	post(pathOrgSuperAdminGroup, c.orgSuperAdminGroup)
+	get(PathAPI, c.apiKeys)
+	post(pathAPIKeys, c.createAPIKey)
+	post(pathAPIKeys+"/{id}/revoke", c.revokeAPIKey)
+	get(PathAPIReference, c.apiReference)
+	get(PathAudit, c.audit)
 }
 
 func (c *Console) parse() {

@@ -74,7 +74,7 @@ type ssoRow struct {
 }
 
 func (r *ssoRow) setLast(t *admin.SSOTestResult) {
-	r.Last, r.LastAt = t, when(&t.At)
+	r.Last, r.LastAt = t, instant(&t.At)
 }
 
 type ssoDetail struct {
@@ -559,7 +559,7 @@ func (c *Console) ssoTestResult(w http.ResponseWriter, r *http.Request) {
 			view.Names = append(view.Names, k)
 		}
 		sort.Strings(view.Names)
-		view.At, view.IssuedAt, view.NotBefore, view.NotOnOrAfter = when(&res.At), when(res.IssuedAt), when(res.NotBefore), when(res.NotOnOrAfter)
+		view.At, view.IssuedAt, view.NotBefore, view.NotOnOrAfter = instant(&res.At), instant(res.IssuedAt), instant(res.NotBefore), instant(res.NotOnOrAfter)
 	}
 	p.Data = view
 	c.render(w, r, status, "sso-test", p)
@@ -630,8 +630,8 @@ func (c *Console) ssoBreakGlass(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, PathSSO+"?saved=break-glass#break-glass", http.StatusSeeOther)
 }
 
-// when formats a time of a test page, in UTC.
-func when(t *time.Time) string {
+// instant formats a time of a test page, in UTC, to the second.
+func instant(t *time.Time) string {
 	if t == nil || t.IsZero() {
 		return ""
 	}
