@@ -9,6 +9,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -488,4 +489,17 @@ func TestConsoleI18nUserPreferences(t *testing.T) {
 	p.open(f.srv.base + "/account/two-factor")
 	p.expect("main", "already set up")
 	p.expect("main a[href='/preferences/user']", "Back to your preferences")
+
+	// A form on another origin (the same site: the browser sends the
+	// session cookie) setting the language: refused, nothing stored.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><form method="post" action="%s/preferences/user/language"><input type="hidden" name="language" value="ru"><button type="submit">Win</button></form>`, f.srv.base)
+	}))
+	t.Cleanup(evil.Close)
+	p.open(evil.URL)
+	p.submit("form", nil)
+	p.expect("h1", "Form refused")
+	if got := stored(); got != "en" {
+		t.Fatalf("a cross-site post set the language to %q", got)
+	}
 }
