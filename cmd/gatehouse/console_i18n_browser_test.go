@@ -254,11 +254,6 @@ func TestConsoleI18nSignedOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token := f.link[strings.Index(f.link, "token=")+len("token="):]
-	if a := postJSON(t, f.srv.base+"/api/v1/activation", `{"token":"`+token+`","password":"`+consolePassword+`"}`, ""); a.status != 200 {
-		t.Fatalf("activation: %d %v", a.status, a.body)
-	}
-
 	// English by default (headless Chromium asks for en-US).
 	p.open(f.srv.base + "/login?org=acme")
 	p.expect("h1", "Sign in")
@@ -306,6 +301,7 @@ func TestConsoleI18nSignedOut(t *testing.T) {
 		{"/reset-password?token=nonsense", "Эта ссылка больше не действует", ""},
 		{"/sso/start/nonsense", "Войти", "i18n-sso-message-ru"},
 		{"/no/such/page", "Страница не найдена", ""},
+		{f.link[len(f.srv.base):], "Активация учётной записи", "i18n-activate-ru"},
 	} {
 		p.open(f.srv.base + tc.path)
 		p.expect("h1", tc.h1)
@@ -315,6 +311,16 @@ func TestConsoleI18nSignedOut(t *testing.T) {
 			p.shot(tc.shot)
 		}
 	}
+	// The activation, refused at its field in Russian, then done.
+	p.open(f.link)
+	p.submit("form", map[string]string{"#password": consolePassword, "#confirm": consolePassword + "x"})
+	p.expect("#confirm-error", "Пароли не совпадают")
+	noEnglish(t, p, cat)
+	token := f.link[strings.Index(f.link, "token=")+len("token="):]
+	if a := postJSON(t, f.srv.base+"/api/v1/activation", `{"token":"`+token+`","password":"`+consolePassword+`"}`, ""); a.status != 200 {
+		t.Fatalf("activation: %d %v", a.status, a.body)
+	}
+
 	// A refused sign-in: the refusal in Russian at the form.
 	p.open(f.srv.base + "/login/password?org=acme")
 	p.submit("form", map[string]string{"#u": "Jane.Doe", "#p": "not the password"})
