@@ -149,6 +149,47 @@ func (s *SignIn) Activate(ctx context.Context, token, password, totpTicket, totp
 	return out, nil
 }
 
+// Activation is what ActivateAndSignIn did: the administrator, now
+// Active, and the session it opened; Session.Token is "" when the
+// organization signs in through its identity provider only (the
+// administrator then signs in there: SSORequired).
+type Activation struct {
+	Administrator store.Administrator
+	Session       LoginResult
+	SSORequired   bool
+}
+
+// ActivateAndSignIn is Activate, then an active session for the
+// administrator, as a person activating in the browser expects: the link
+// (a single-use secret) and, when the organization requires TOTP, the
+// code just confirmed are the proof, so no second code is asked for. The
+// session is recorded in the login history as a password sign-in from ip
+// and userAgent. When the organization requires SSO and the
+// administrator is not a break-glass Super Administrator, no session is
+// opened: SSORequired. Errors: Activate's.
+func (s *SignIn) ActivateAndSignIn(ctx context.Context, token, password, totpTicket, totpCode, ip, userAgent string) (Activation, error) {
+	a, err := s.Activate(ctx, token, password, totpTicket, totpCode)
+	if err != nil {
+		return Activation{}, err
+	}
+	out := Activation{Administrator: a}
+	org, err := s.Store.Org(ctx, a.OrgID)
+	if err != nil {
+		return out, fmt.Errorf("admin: activate: %w", err)
+	}
+	creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID)
+	if err != nil {
+		return out, fmt.Errorf("admin: activate: %w", err)
+	}
+	if org.RequireSSO && !(creds.BreakGlass && a.Role == store.RoleSuperAdministrator) {
+		out.SSORequired = true
+		return out, nil
+	}
+	out.Session, err = s.openSession(unproven(ctx), a, store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: s.now(),
+		Method: store.SignInPassword, IP: ip, UserAgent: userAgent})
+	return out, err
+}
+
 // RequestPasswordReset emails a password-reset link (valid ResetTTL) to
 // the Active administrator named by usernameOrEmail — its exact username,
 // or else its primary email address (case-insensitive) — in the

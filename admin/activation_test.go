@@ -228,3 +228,42 @@ func resetToken(t *testing.T, e *signInEnv) string {
 	}
 	return strings.Fields(after)[0]
 }
+
+// TestActivateAndSignIn: the console's activation opens an active
+// session recorded as a password sign-in; in an organization that
+// requires SSO it activates but opens none.
+func TestActivateAndSignIn(t *testing.T) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
+		ctx := storetest.Context(context.Background())
+		e := newPendingEnv(t, s, "acme")
+		token := e.createOrg(t, "acme", "jdoe")
+		act, err := e.si.ActivateAndSignIn(ctx, token, goodPassword, "", "", "192.0.2.7", "test agent")
+		if err != nil || act.SSORequired || act.Session.Token == "" || act.Administrator.Status != store.StatusActive {
+			t.Fatalf("ActivateAndSignIn = %+v, %v", act, err)
+		}
+		ss, a, err := e.si.Authenticate(ctx, act.Session.Token)
+		if err != nil || a.ID != act.Administrator.ID || ss.Stage != store.SessionActive {
+			t.Fatalf("the session: %+v %+v %v", ss, a, err)
+		}
+		hist, err := s.LoginHistory(ctx, a.OrgID, a.ID, 10, 0)
+		if err != nil || len(hist) != 1 || hist[0].Result != store.LoginSuccess || hist[0].Method != store.SignInPassword || hist[0].IP != "192.0.2.7" {
+			t.Fatalf("login history = %+v, %v", hist, err)
+		}
+
+		sso := e.createOrg(t, "ssoonly", "sam")
+		org, err := s.OrgBySlug(ctx, "ssoonly")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateOrg(ctx, org.ID, func(o *store.Org) error { o.RequireSSO = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		act, err = e.si.ActivateAndSignIn(ctx, sso, goodPassword, "", "", "192.0.2.7", "test agent")
+		if err != nil || !act.SSORequired || act.Session.Token != "" || act.Administrator.Status != store.StatusActive {
+			t.Fatalf("ActivateAndSignIn with SSO required = %+v, %v", act, err)
+		}
+		if hist, _ := s.LoginHistory(ctx, org.ID, act.Administrator.ID, 10, 0); len(hist) != 0 {
+			t.Fatalf("a session was recorded: %+v", hist)
+		}
+	})
+}

@@ -124,7 +124,7 @@ func (s *SignIn) Logout(ctx context.Context, token string) error {
 // administrators are refused (and the refusal recorded).
 func (s *SignIn) SSO(ctx context.Context, a store.Administrator, method, ip, userAgent string) (LoginResult, error) {
 	ctx = unproven(ctx)
-	p, now := s.policy(), s.now()
+	now := s.now()
 	attempt := store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now, Method: method, IP: ip, UserAgent: userAgent}
 	var refusal error
 	switch a.Status {
@@ -139,18 +139,28 @@ func (s *SignIn) SSO(ctx context.Context, a store.Administrator, method, ip, use
 		}
 		return LoginResult{}, refusal
 	}
+	return s.openSession(ctx, a, attempt)
+}
+
+// openSession records attempt as a success that opens an active session
+// for a (history row, last login and session in one transaction) and
+// returns it: the end of an SSO sign-in and of an activation, whose
+// proofs (the IdP's assertion, the link and the code just confirmed)
+// were checked by the caller.
+func (s *SignIn) openSession(ctx context.Context, a store.Administrator, attempt store.SignInAttempt) (LoginResult, error) {
+	p, now := s.policy(), attempt.At
 	token := newSecret()
 	attempt.Result = store.LoginSuccess
 	attempt.Session = &store.Session{Hash: HashSecret(token), Stage: store.SessionActive, ExpiresAt: now.Add(min(p.SessionIdle, p.SessionAbsolute))}
 	if _, err := s.Store.RecordSignIn(asSelf(ctx, a), attempt); err != nil {
-		return LoginResult{}, fmt.Errorf("admin: SSO sign-in: %w", err)
+		return LoginResult{}, fmt.Errorf("admin: sign-in: %w", err)
 	}
 	ss, err := s.Store.Session(ctx, attempt.Session.Hash, now)
 	if err != nil {
-		return LoginResult{}, fmt.Errorf("admin: SSO sign-in: %w", err)
+		return LoginResult{}, fmt.Errorf("admin: sign-in: %w", err)
 	}
 	if a, err = s.Store.Administrator(ctx, a.OrgID, a.ID); err != nil {
-		return LoginResult{}, fmt.Errorf("admin: SSO sign-in: %w", err)
+		return LoginResult{}, fmt.Errorf("admin: sign-in: %w", err)
 	}
 	return LoginResult{Token: token, Session: ss, Administrator: a, Stage: store.SessionActive}, nil
 }

@@ -2,6 +2,9 @@ package admin
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"gatehouse/store"
 )
@@ -47,6 +50,33 @@ type SSOConnectionView struct {
 	Version   int64             `json:"version"`
 }
 
+// SSOTestResult is what a connection's test found (the JSON of
+// SSOConnections.TestResults): what the IdP sent, and which administrator
+// it matched or exactly why not. Package sso makes it; the console shows it.
+type SSOTestResult struct {
+	// ID names this result, for the page that shows it.
+	ID            string              `json:"id,omitempty"`
+	Connection    string              `json:"connection"`
+	Succeeded     bool                `json:"succeeded"`
+	Reason        string              `json:"reason,omitempty"`
+	Username      string              `json:"username,omitempty"`
+	Subject       string              `json:"subject,omitempty"`
+	Issuer        string              `json:"issuer,omitempty"`
+	Certificate   string              `json:"certificate,omitempty"`
+	IssuedAt      *time.Time          `json:"issuedAt,omitempty"`
+	NotBefore     *time.Time          `json:"notBefore,omitempty"`
+	NotOnOrAfter  *time.Time          `json:"notOnOrAfter,omitempty"`
+	Attributes    map[string][]string `json:"attributes,omitempty"`
+	Administrator string              `json:"administrator,omitempty"` // the matched username
+	Status        string              `json:"status,omitempty"`        // the matched administrator's status
+	// NearMiss is the username of an administrator that differs from
+	// Username only by case or surrounding white space, when no
+	// administrator matched: a diagnosis, never a sign-in (usernames
+	// match exactly).
+	NearMiss string    `json:"nearMiss,omitempty"`
+	At       time.Time `json:"at"`
+}
+
 // SSOConnections manages an organization's SSO connections; package sso
 // implements it (the management API and the CLI hold this interface, so
 // admin does not depend on the protocols). Super Administrators only.
@@ -63,4 +93,26 @@ type SSOConnections interface {
 	// TestResults are the outcomes (JSON) of the connection's recent
 	// tests, newest first; a test still in flight has none yet.
 	TestResults(ctx context.Context, p Principal, id string) ([]store.RawJSON, error)
+}
+
+// NameBreakGlass names (enabled) or no longer names a Super
+// Administrator of p's organization who may still sign in with a
+// password while the organization requires SSO. A Super Administrator
+// decides, and only a Super Administrator can be named. The management
+// API and the console both call it.
+func (s *SignIn) NameBreakGlass(ctx context.Context, p Principal, administratorID string, enabled bool) error {
+	if !p.Super() {
+		return refuse(CodeForbidden, "only a Super Administrator may name break-glass administrators")
+	}
+	a, err := s.Store.Administrator(ctx, p.OrgID, administratorID)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(administratorID)
+	}
+	if err != nil {
+		return fmt.Errorf("admin: break-glass: %w", err)
+	}
+	if enabled && a.Role != store.RoleSuperAdministrator {
+		return refuse(CodeInvalidRole, "only a Super Administrator can be a break-glass administrator")
+	}
+	return s.SetBreakGlass(p.Context(ctx), p.OrgID, a.ID, enabled)
 }

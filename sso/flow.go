@@ -66,6 +66,12 @@ type Flow struct {
 	Limits Limits
 	Logger func(*http.Request) *slog.Logger
 	Now    func() time.Time
+	// TestResultURL, when set, is the page (the console's) that shows a
+	// connection's kept test result: a test ends with a redirect there,
+	// where the tester's session is known again (the ACS is a cross-site
+	// POST, which the SameSite=Lax session cookie does not come with).
+	// Nil shows the result on a bare page of this package.
+	TestResultURL func(connectionID, resultID string) string
 	// Pages draws the sign-in pages; nil: the package's plain ones.
 	Pages Pages
 
@@ -504,24 +510,8 @@ func (f *Flow) fail(r *http.Request, conn store.SSOConnection, err error) string
 	return ref
 }
 
-// TestResult is what a connection's test shows: what the IdP sent, and
-// which administrator it matched or exactly why not.
-type TestResult struct {
-	Connection    string              `json:"connection"`
-	Succeeded     bool                `json:"succeeded"`
-	Reason        string              `json:"reason,omitempty"`
-	Username      string              `json:"username,omitempty"`
-	Subject       string              `json:"subject,omitempty"`
-	Issuer        string              `json:"issuer,omitempty"`
-	Certificate   string              `json:"certificate,omitempty"`
-	IssuedAt      *time.Time          `json:"issuedAt,omitempty"`
-	NotBefore     *time.Time          `json:"notBefore,omitempty"`
-	NotOnOrAfter  *time.Time          `json:"notOnOrAfter,omitempty"`
-	Attributes    map[string][]string `json:"attributes,omitempty"`
-	Administrator string              `json:"administrator,omitempty"` // the matched username
-	Status        string              `json:"status,omitempty"`        // the matched administrator's status
-	At            time.Time           `json:"at"`
-}
+// TestResult is what a connection's test shows (admin.SSOTestResult).
+type TestResult = admin.SSOTestResult
 
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
@@ -531,7 +521,7 @@ func timePtr(t time.Time) *time.Time {
 }
 
 func (f *Flow) testResult(w http.ResponseWriter, r *http.Request, conn store.SSOConnection, req store.SSORequest, id protocol.Identity, a store.Administrator, err error) {
-	res := TestResult{Connection: conn.Name, Succeeded: err == nil, Username: id.Username, Subject: id.Subject, Issuer: id.Issuer,
+	res := TestResult{ID: randomToken(10), Connection: conn.Name, Succeeded: err == nil, Username: id.Username, Subject: id.Subject, Issuer: id.Issuer,
 		Certificate: id.Certificate, IssuedAt: timePtr(id.IssuedAt), NotBefore: timePtr(id.NotBefore), NotOnOrAfter: timePtr(id.NotOnOrAfter),
 		Attributes: id.Attributes, At: f.now().UTC()}
 	if err != nil {
@@ -544,6 +534,10 @@ func (f *Flow) testResult(w http.ResponseWriter, r *http.Request, conn store.SSO
 		} else {
 			res.Reason = "internal error: " + err.Error()
 		}
+		var near *NearMiss
+		if errors.As(err, &near) {
+			res.NearMiss = near.Existing
+		}
 	} else {
 		res.Administrator, res.Status = a.UserName, string(a.Status)
 		if a.Status != store.StatusActive {
@@ -551,8 +545,13 @@ func (f *Flow) testResult(w http.ResponseWriter, r *http.Request, conn store.SSO
 		}
 	}
 	b, _ := json.Marshal(res)
-	if serr := f.Store.SetSSORequestResult(r.Context(), req.ID, b); serr != nil {
+	serr := f.Store.SetSSORequestResult(r.Context(), req.ID, b)
+	if serr != nil {
 		f.logger(r).Error("keeping a test result", "err", serr)
+	}
+	if f.TestResultURL != nil && serr == nil {
+		http.Redirect(w, r, f.TestResultURL(conn.ID, res.ID), http.StatusSeeOther)
+		return
 	}
 	render(w, http.StatusOK, testTemplate, pageData{Test: &res})
 }

@@ -332,17 +332,27 @@ func TestMatch(t *testing.T) {
 	}
 	other, _, _, _ := (&admin.Orgs{Store: e.s, BaseURL: "http://x"}).Create(ctx, admin.OrgSpec{Slug: "other", Name: "Other",
 		Owner: admin.OwnerSpec{UserName: "bob", Email: "bob@o.test", GivenName: "B", FamilyName: "B"}})
-	for _, tc := range []struct{ org, name, reason string }{
-		{e.org.ID, "Alice", `usernames are case-sensitive; "alice" exists`},
-		{e.org.ID, " alice", `with white space around it; usernames match exactly; "alice" exists`},
-		{e.org.ID, "", "empty username"},
-		{e.org.ID, "carol", "no administrator of the organization"},
-		{other.ID, "alice", "no administrator of the organization"}, // another organization's username
+	for _, tc := range []struct{ org, name, reason, near string }{
+		{e.org.ID, "Alice", `usernames are case-sensitive; "alice" exists`, "alice"},
+		{e.org.ID, " alice", `with white space around it; usernames match exactly; "alice" exists`, "alice"},
+		{e.org.ID, "", "empty username", ""},
+		{e.org.ID, "carol", "no administrator of the organization", ""},
+		{other.ID, "alice", "no administrator of the organization", ""}, // another organization's username
 	} {
 		_, err := Match(ctx, e.s, tc.org, tc.name)
 		var refused *protocol.Error
 		if !errors.As(err, &refused) || !strings.Contains(refused.Reason, tc.reason) {
 			t.Errorf("Match(%q) = %v, want a refusal saying %q", tc.name, err, tc.reason)
+		}
+		// A near miss names the existing username for the test page.
+		var near *NearMiss
+		if got := ""; errors.As(err, &near) && near.Sent == tc.name {
+			got = near.Existing
+			if got != tc.near {
+				t.Errorf("Match(%q): near miss %q, want %q", tc.name, got, tc.near)
+			}
+		} else if tc.near != "" {
+			t.Errorf("Match(%q) = %v, want a near miss naming %q", tc.name, err, tc.near)
 		}
 	}
 }

@@ -39,7 +39,7 @@ func Match(ctx context.Context, st Administrators, org, username string) (store.
 	// it), or the name without surrounding white space.
 	if trimmed := strings.TrimSpace(username); trimmed != username && trimmed != "" {
 		if near, err := st.AdministratorByUsername(ctx, org, trimmed); err == nil {
-			return store.Administrator{}, protocol.Refuse(nil, fmt.Sprintf("the identity provider sent %q, with white space around it; usernames match exactly; %q exists",
+			return store.Administrator{}, nearMiss(username, near.UserName, fmt.Sprintf("the identity provider sent %q, with white space around it; usernames match exactly; %q exists",
 				username, near.UserName))
 		}
 	}
@@ -51,8 +51,25 @@ func Match(ctx context.Context, st Administrators, org, username string) (store.
 		return store.Administrator{}, fmt.Errorf("sso: match: %w", err)
 	}
 	if len(res.Items) > 0 {
-		return store.Administrator{}, protocol.Refuse(nil, fmt.Sprintf("the identity provider sent %q; usernames are case-sensitive; %q exists",
+		return store.Administrator{}, nearMiss(username, res.Items[0].UserName, fmt.Sprintf("the identity provider sent %q; usernames are case-sensitive; %q exists",
 			username, res.Items[0].UserName))
 	}
 	return store.Administrator{}, protocol.Refuse(nil, fmt.Sprintf("the identity provider sent %q; no administrator of the organization has that username", username))
 }
+
+// NearMiss is Match's refusal when an administrator's username differs
+// from the one sent only by case or surrounding white space. It is a
+// diagnosis for a connection's test page (which names Existing); the
+// sign-in is refused all the same. errors.As finds the *protocol.Error
+// it wraps.
+type NearMiss struct {
+	Sent, Existing string
+	refusal        *protocol.Error
+}
+
+func nearMiss(sent, existing, reason string) *NearMiss {
+	return &NearMiss{Sent: sent, Existing: existing, refusal: protocol.Refuse(nil, reason)}
+}
+
+func (n *NearMiss) Error() string { return n.refusal.Error() }
+func (n *NearMiss) Unwrap() error { return n.refusal }

@@ -111,17 +111,7 @@ func (a *API) setBreakGlass(c *call) error {
 	if err := c.decode(&b); err != nil {
 		return err
 	}
-	if !c.p.Super() {
-		return &admin.Error{Code: admin.CodeForbidden, Message: "only a Super Administrator may name break-glass administrators"}
-	}
-	adm, err := a.Administrators.Get(c.r.Context(), c.p, c.r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	if b.Enabled && adm.Role != store.RoleSuperAdministrator {
-		return &admin.Error{Code: admin.CodeInvalidRole, Message: "only a Super Administrator can be a break-glass administrator"}
-	}
-	if err := a.SignIn.SetBreakGlass(c.p.Context(c.r.Context()), c.p.OrgID, adm.ID, b.Enabled); err != nil {
+	if err := a.SignIn.NameBreakGlass(c.r.Context(), c.p, c.r.PathValue("id"), b.Enabled); err != nil {
 		return err
 	}
 	return c.reply(http.StatusOK, map[string]bool{"enabled": b.Enabled})

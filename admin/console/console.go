@@ -105,6 +105,21 @@ func (c *Console) Register(mux *http.ServeMux) {
 	get(PathTwoFactor, c.twoFactorPage)
 	post(PathTwoFactor, c.twoFactor)
 
+	// sso: Preferences → Single sign-on (sso.go). The SAML form may carry
+	// an IdP's metadata file: its body is bounded by maxMetadataUpload.
+	get(PathSSO, c.ssoPageGET)
+	get(pathSSONewSAML, c.ssoNew(store.SSOSAML))
+	get(pathSSONewOIDC, c.ssoNew(store.SSOOIDC))
+	mux.Handle("POST "+pathSSONewSAML, csrf.Handler(c.guardBody(maxMetadataUpload, c.ssoCreate(store.SSOSAML))))
+	post(pathSSONewOIDC, c.ssoCreate(store.SSOOIDC))
+	post(pathSSORequire, c.ssoRequire)
+	post(pathSSOBreakGlass, c.ssoBreakGlass)
+	get(PathSSO+"/{id}", c.ssoConnection(false))
+	post(PathSSO+"/{id}", c.ssoUpdate)
+	get(PathSSO+"/{id}/delete", c.ssoConnection(true))
+	post(PathSSO+"/{id}/delete", c.ssoDelete)
+	get(PathSSO+"/{id}/tests/{result}", c.ssoTestResult)
+
 	// signin, user (issue #13): Preferences → User, the language switch
 	// of the signed-out pages.
 	get(PathUserPreferences, c.userPreferences)
@@ -155,11 +170,16 @@ func (c *Console) logger(r *http.Request) *slog.Logger {
 	return c.Logger(r)
 }
 
-// guard bounds a request's body and turns a panic into the console's 500
-// page (with the request ID to quote), instead of a bare text answer.
-func (c *Console) guard(h http.HandlerFunc) http.Handler {
+// guard bounds a request's body (64 KB) and turns a panic into the
+// console's 500 page (with the request ID to quote), instead of a bare
+// text answer.
+func (c *Console) guard(h http.HandlerFunc) http.Handler { return c.guardBody(64<<10, h) }
+
+// guardBody is guard with another bound on the body, for a form that
+// uploads a file.
+func (c *Console) guardBody(limit int64, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		tw := &trackingWriter{ResponseWriter: w}
 		defer func() {
 			p := recover()

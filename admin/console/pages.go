@@ -118,7 +118,8 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusBadRequest, "activate", p)
 		return
 	}
-	a, err := c.SignIn.Activate(r.Context(), token, password, r.PostFormValue("ticket"), r.PostFormValue("code"))
+	act, err := c.SignIn.ActivateAndSignIn(r.Context(), token, password, r.PostFormValue("ticket"), r.PostFormValue("code"),
+		web.ClientIP(r, c.TrustForwardedFor), r.UserAgent())
 	if e := refusal(err); e != nil {
 		switch e.Code {
 		case admin.CodeInvalidToken:
@@ -139,29 +140,20 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
-	// The organization is the activated administrator's, not the form's.
-	org, err := c.Store.Org(r.Context(), a.OrgID)
+	if !act.SSORequired {
+		c.setSession(w, act.Session.Token)
+		http.Redirect(w, r, PathHome, http.StatusSeeOther)
+		return
+	}
+	// Active, but the organization signs in through its identity
+	// provider: the sign-in page takes it from there.
+	org, err := c.Store.Org(r.Context(), act.Administrator.OrgID)
 	if err != nil {
 		c.failure(w, r, err)
 		return
 	}
-	p.OrgSlug, p.OrgName = org.Slug, org.Name
-	res, err := c.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: org.Slug, Username: a.UserName, Password: password,
-		IP: web.ClientIP(r, c.TrustForwardedFor), UserAgent: r.UserAgent()})
-	if err == nil {
-		c.setSession(w, res.Token)
-		http.Redirect(w, r, PathHome, http.StatusSeeOther)
-		return
-	}
-	if refusal(err) == nil {
-		c.failure(w, r, err)
-		return
-	}
-	// Active, but not signed in by the password alone (a second factor,
-	// or an organization that signs in through its identity provider):
-	// the sign-in form takes it from here.
-	c.render(w, r, http.StatusOK, "activated", &page{Title: msg("Your account is active"), Username: a.UserName, OrgSlug: p.OrgSlug,
-		OrgName: p.OrgName, Message: sentence(refusal(err).Message), TOTPRequired: refusal(err).Code == admin.CodeTOTPRequired})
+	c.render(w, r, http.StatusOK, "activated", &page{Title: msg("Your account is active"), Username: act.Administrator.UserName,
+		OrgSlug: org.Slug, OrgName: org.Name, Message: msg("Your organization signs in through its identity provider: use single sign-on.")})
 }
 
 // retype is the note of a form shown again after a refusal: passwords

@@ -339,8 +339,9 @@ func TestConsoleFirstRun(t *testing.T) {
 // TestConsoleActivationWithTOTP: in an organization that requires two
 // factors, an invitation's link (from the outbox) asks for a password and
 // the enrolment of an authenticator (a QR code drawn by the server, and
-// the key as text), refuses a wrong code at its field, then signs in
-// with the next code and lands on the console.
+// the key as text), refuses a wrong code at its field, then lands on the
+// console signed in (the link and the code are the proof); the code
+// cannot sign in a second time.
 func TestConsoleActivationWithTOTP(t *testing.T) {
 	ctx := browser(t)
 	f := newServeFixture(t, nil)
@@ -378,16 +379,25 @@ func TestConsoleActivationWithTOTP(t *testing.T) {
 	now := time.Now()
 	code, _ := totp.GenerateCode(secret, now)
 	p.submit("form", map[string]string{"#password": consolePassword, "#confirm": consolePassword, "#code": code})
-	p.expect("h1", "Your account is active")
-	p.shot("activated-totp")
-	// The code just used cannot serve twice: the next one signs in.
-	next, _ := totp.GenerateCode(secret, now.Add(30*time.Second))
-	p.submit("form", map[string]string{"#p": consolePassword, "#t": next})
 	if loc := p.location(); loc != f.srv.base+"/" {
-		t.Fatalf("signing in after activation lands on %s: %s", loc, p.text("body"))
+		t.Fatalf("activating with the code lands on %s, want the console signed in: %s", loc, p.text("body"))
 	}
 	p.expect("main", "Sam.Roe")
 	p.shot("home-totp")
+	// The session is in the login history as a password sign-in.
+	resp, body := f.call(t, "GET", "/api/v1/administrators/"+sam.ID+"/login-history", "", nil)
+	if resp.StatusCode != 200 || strings.Count(string(body), `"success"`) != 1 || !strings.Contains(string(body), `"password"`) {
+		t.Fatalf("login history after activation: %d %s", resp.StatusCode, body)
+	}
+	// The code the activation used cannot sign in again: a replay.
+	p.submit("header form", nil)
+	p.open(f.srv.base + "/login/password?org=acme")
+	p.submit("form", map[string]string{"#u": "Sam.Roe", "#p": consolePassword})
+	p.submit("form", map[string]string{"#p": consolePassword, "#t": code})
+	if p.location() == f.srv.base+"/" {
+		t.Fatal("the activation's TOTP code signed in a second time")
+	}
+	p.expect("body", "incorrect")
 }
 
 // TestConsoleFirstSignInSteps: an administrator whose password was set by

@@ -208,6 +208,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, SSO: connections, SignIn: signIn,
 		BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
+	// A connection's test ends on the console's page of its result.
+	flow.TestResultURL = console.SSOTestResultPath
 	flow.Pages = webConsole // the sign-in pages in the console's layout and language
 	mux := newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow, console: webConsole})
 	handler := instrument(secureHeaders(webConsole.Fallback(mux)), logger, newHTTPMetrics(reg))
