@@ -226,11 +226,8 @@ func (s *SignIn) RequestPasswordReset(ctx context.Context, orgSlug, usernameOrEm
 		}
 		secret := newSecret()
 		link := strings.TrimRight(s.BaseURL, "/") + "/reset-password?token=" + secret
-		msg, err := s.Mail.Message(a.OrgID, a.Email, "Reset your gatehouse password",
-			fmt.Sprintf("Hello %s,\n\nSomeone asked to reset the password of your gatehouse account %q.\n"+
-				"To choose a new password, open this link within %s:\n\n%s\n\n"+
-				"If it was not you, ignore this email: your password does not change.\n",
-				a.GivenName, a.UserName, p.ResetTTL, link))
+		e := mailTexts(a.Language).reset
+		msg, err := s.Mail.Message(a.OrgID, a.Email, e.subject, fmt.Sprintf(e.body, a.GivenName, a.UserName, ttlText(p.ResetTTL, a.Language), link))
 		if err != nil {
 			return fmt.Errorf("admin: password reset email: %w", err)
 		}

@@ -70,6 +70,10 @@ type InviteSpec struct {
 	FamilyName string
 	Phone      string // optional
 	Role       store.Role
+	// Language is the administrator's (seed 002): "en", "ru", or "" for
+	// none chosen. The invitation email is in it, else in the inviting
+	// administrator's language, else in English.
+	Language string
 }
 
 // Edit is a change of an administrator: nil fields stay as they are.
@@ -79,6 +83,7 @@ type Edit struct {
 	Email      *string
 	Phone      *string
 	Role       *store.Role
+	Language   *string // "en" or "ru" (see CheckLanguage)
 }
 
 // ListOptions select and order a page of administrators.
@@ -180,6 +185,11 @@ func (s *Administrators) Invite(ctx context.Context, p Principal, spec InviteSpe
 	if spec.Role == store.RoleSuperAdministrator && !p.Super() {
 		return store.Administrator{}, refuse(CodeForbiddenRole, "only a Super Administrator may create a Super Administrator")
 	}
+	if spec.Language != "" {
+		if err := CheckLanguage(spec.Language); err != nil {
+			return store.Administrator{}, err
+		}
+	}
 	org, err := s.unlocked(ctx, p)
 	if err != nil {
 		return store.Administrator{}, err
@@ -193,7 +203,7 @@ func (s *Administrators) Invite(ctx context.Context, p Principal, spec InviteSpe
 	}
 	secret := newSecret()
 	inv := store.Invitation{Hash: HashSecret(secret), ExpiresAt: now(s.Now).Add(s.ttl())}
-	email := s.invitationEmail(org, spec.Email, spec.UserName, secret)
+	email := s.invitationEmail(org, spec.Email, spec.UserName, secret, s.mailLanguage(ctx, p, spec.Language))
 	a, err := s.Store.InviteAdministrator(p.Context(ctx), store.Administrator{
 		OrgID:      p.OrgID,
 		UserName:   spec.UserName,
@@ -203,6 +213,7 @@ func (s *Administrators) Invite(ctx context.Context, p Principal, spec InviteSpe
 		Phone:      spec.Phone,
 		Role:       spec.Role,
 		Status:     store.StatusPending,
+		Language:   spec.Language,
 	}, inv, email)
 	if err != nil {
 		return store.Administrator{}, writeError(err)
@@ -229,7 +240,8 @@ func (s *Administrators) Resend(ctx context.Context, p Principal, id string) err
 	}
 	secret := newSecret()
 	inv := store.Invitation{Hash: HashSecret(secret), OrgID: p.OrgID, AdministratorID: a.ID, ExpiresAt: now(s.Now).Add(s.ttl())}
-	if err := s.Store.CreateInvitation(p.Context(ctx), inv, s.invitationEmail(org, a.Email, a.UserName, secret)); err != nil {
+	if err := s.Store.CreateInvitation(p.Context(ctx), inv, s.invitationEmail(org, a.Email, a.UserName, secret,
+		s.mailLanguage(ctx, p, a.Language))); err != nil {
 		return writeError(err)
 	}
 	return nil
@@ -247,13 +259,13 @@ func ActivationURL(baseURL, secret string) string {
 	return strings.TrimRight(baseURL, "/") + "/activate?token=" + secret
 }
 
-func (s *Administrators) invitationEmail(org store.Org, to, username, secret string) *store.OutboxMessage {
+func (s *Administrators) invitationEmail(org store.Org, to, username, secret, lang string) *store.OutboxMessage {
 	if s.Mail == nil {
 		return nil
 	}
-	body := fmt.Sprintf("You have been invited to administer %s.\n\nYour username: %s\n\nFinish your account (set a password) here:\n%s\n\nThe link works once and expires on %s.\n",
-		org.Name, username, ActivationURL(s.BaseURL, secret), now(s.Now).Add(s.ttl()).UTC().Format("2006-01-02 15:04 MST"))
-	m, err := s.Mail.Message(org.ID, to, "Your administrator account for "+org.Name, body)
+	e := mailTexts(lang).invitation
+	body := fmt.Sprintf(e.body, org.Name, username, ActivationURL(s.BaseURL, secret), now(s.Now).Add(s.ttl()).UTC().Format("2006-01-02 15:04 MST"))
+	m, err := s.Mail.Message(org.ID, to, fmt.Sprintf(e.subject, org.Name), body)
 	if err != nil {
 		// Addresses are checked before this point; a refusal here is a bug.
 		panic(fmt.Sprintf("admin: invitation email: %v", err))
@@ -272,9 +284,9 @@ func (s *Administrators) SendAccess(ctx context.Context, p Principal, a store.Ad
 	if err != nil {
 		return fmt.Errorf("admin: organization: %w", err)
 	}
-	body := fmt.Sprintf("You can sign in to administer %s.\n\nSign in at: %s/login\nYour username: %s\n\nYour password is given to you separately.\n",
-		org.Name, strings.TrimRight(s.BaseURL, "/"), a.UserName)
-	m, err := s.Mail.Message(org.ID, a.Email, "Your access to "+org.Name, body)
+	e := mailTexts(s.mailLanguage(ctx, p, a.Language)).access
+	body := fmt.Sprintf(e.body, org.Name, strings.TrimRight(s.BaseURL, "/"), a.UserName)
+	m, err := s.Mail.Message(org.ID, a.Email, fmt.Sprintf(e.subject, org.Name), body)
 	if err != nil {
 		return err
 	}

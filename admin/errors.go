@@ -35,6 +35,7 @@ const (
 	CodeInvalidPhone        = "invalid_phone"
 	CodeInvalidDescription  = "invalid_description"
 	CodeInvalidExpiry       = "invalid_expiry"
+	CodeInvalidLanguage     = "invalid_language"
 	CodeOrgExists           = "org_exists"
 	CodeOrgNotFound         = "org_not_found"
 

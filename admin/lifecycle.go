@@ -187,8 +187,16 @@ func (l *Lifecycle) domains(ctx context.Context, org string) ([]string, error) {
 // one the IdP provisioned (SCIM now off, or the operator's override)
 // leaves the IdP's role rule until the IdP next writes it.
 func (l *Lifecycle) Edit(ctx context.Context, p Principal, id string, e Edit) (store.Administrator, error) {
-	if _, err := l.unlocked(ctx, p); err != nil {
+	// One's own language is a preference, not the lifecycle the identity
+	// provider owns: it may change while SCIM is on.
+	ownLanguage := e.Language != nil && p.AdministratorID == id && e == (Edit{Language: e.Language})
+	if _, err := l.unlocked(ctx, p); err != nil && !ownLanguage {
 		return store.Administrator{}, err
+	}
+	if e.Language != nil {
+		if err := CheckLanguage(*e.Language); err != nil {
+			return store.Administrator{}, err
+		}
 	}
 	if e.Role != nil && !e.Role.Valid() {
 		return store.Administrator{}, refuse(CodeInvalidRole, "unknown role %q: use %q or %q", *e.Role, store.RoleAdministrator, store.RoleSuperAdministrator)
@@ -216,6 +224,7 @@ func (l *Lifecycle) Edit(ctx context.Context, p Principal, id string, e Edit) (s
 		set(&a.GivenName, e.GivenName)
 		set(&a.FamilyName, e.FamilyName)
 		set(&a.Phone, e.Phone)
+		set(&a.Language, e.Language)
 		// The registered domains bind a new address (seed 001); an address
 		// the administrator already has stays valid when the list changes.
 		emailDomains := []string(nil)

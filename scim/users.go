@@ -222,6 +222,14 @@ func applyUser(doc map[string]any, a *store.Administrator, domains []string) err
 		}
 	}
 	a.SCIMRole = admin.IdPRole(values)
+	// preferredLanguage (RFC 7643 §4.1.2) sets the administrator's
+	// language ("ru", "ru-RU": Russian; any other tag: English). It stays
+	// in Attributes as sent, so the IdP reads back what it wrote. An
+	// absent one leaves the language the administrator chose: most IdPs
+	// never send it.
+	if pref, _ := rest["preferredLanguage"].(string); pref != "" {
+		a.Language = admin.LanguageOfTag(pref)
+	}
 	for _, k := range []string{"userName", "externalId", "emails", "active", "id", "meta", "groups", "schemas", schema.GatehouseURN} {
 		delete(rest, k)
 	}

@@ -72,6 +72,8 @@ type Flow struct {
 	// POST, which the SameSite=Lax session cookie does not come with).
 	// Nil shows the result on a bare page of this package.
 	TestResultURL func(connectionID, resultID string) string
+	// Pages draws the sign-in pages; nil: the package's plain ones.
+	Pages Pages
 
 	mu    sync.Mutex
 	cache map[string]cachedConnector // by connection id
@@ -93,7 +95,7 @@ func (f *Flow) Register(mux *http.ServeMux) {
 	// browser binding and signed InResponseTo protect it instead.
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		render(w, http.StatusForbidden, messageTemplate, pageData{Message: "This sign-in form was posted from another site."})
+		f.message(w, r, http.StatusForbidden, pageData{Message: "This sign-in form was posted from another site."})
 	}))
 	mux.HandleFunc("GET /login", f.loginPage)
 	mux.Handle("POST /login", csrf.Handler(http.HandlerFunc(f.login)))
@@ -194,7 +196,7 @@ func randomToken(n int) string {
 // ?org=slug is an organization's own sign-in link: the organization is
 // sent along, unchecked (the page is the same for any slug).
 func (f *Flow) loginPage(w http.ResponseWriter, r *http.Request) {
-	render(w, http.StatusOK, loginTemplate, pageData{Next: SafeRedirect(r.URL.Query().Get("next")), Org: orgParam(r.URL.Query().Get("org"))})
+	f.page(w, r, http.StatusOK, web.SignInLogin, pageData{Next: SafeRedirect(r.URL.Query().Get("next")), Org: orgParam(r.URL.Query().Get("org"))}, "")
 }
 
 // passwordPage is the password form, reached from the sign-in page's
@@ -203,7 +205,7 @@ func (f *Flow) loginPage(w http.ResponseWriter, r *http.Request) {
 // ?org=slug the organization is fixed, unchecked.
 func (f *Flow) passwordPage(w http.ResponseWriter, r *http.Request) {
 	org := orgParam(r.URL.Query().Get("org"))
-	render(w, http.StatusOK, passwordTemplate, pageData{Next: SafeRedirect(r.URL.Query().Get("next")), Org: org, OrgFixed: org != ""})
+	f.page(w, r, http.StatusOK, web.SignInPassword, pageData{Next: SafeRedirect(r.URL.Query().Get("next")), Org: org, OrgFixed: org != ""}, "")
 }
 
 // orgParam is an organization slug from a link or a form, cut to a sane
@@ -228,8 +230,8 @@ func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 	next := SafeRedirect(r.PostFormValue("next"))
 	slug := orgParam(r.PostFormValue("organization"))
 	if name == "" {
-		render(w, http.StatusBadRequest, loginTemplate, pageData{Next: next, Org: slug,
-			Message: "Enter username@organization or your work email address."})
+		f.page(w, r, http.StatusBadRequest, web.SignInLogin, pageData{Next: next, Org: slug,
+			Message: "Enter username@organization or your work email address."}, "")
 		return
 	}
 	org, username, err := f.findOrg(r.Context(), slug, name)
@@ -238,7 +240,7 @@ func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if org.ID == "" {
-		render(w, http.StatusOK, passwordTemplate, pageData{Next: next, Username: name, Org: slug})
+		f.page(w, r, http.StatusOK, web.SignInPassword, pageData{Next: next, Username: name, Org: slug}, "")
 		return
 	}
 	conns, err := f.Store.SSOConnections(r.Context(), org.ID)
@@ -252,7 +254,7 @@ func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	render(w, http.StatusOK, passwordTemplate, pageData{Next: next, Username: username, Org: org.Slug, OrgFixed: true})
+	f.page(w, r, http.StatusOK, web.SignInPassword, pageData{Next: next, Username: username, Org: org.Slug, OrgFixed: true}, "")
 }
 
 // findOrg returns the organization a sign-in entry names, and the
@@ -299,9 +301,9 @@ func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 		UserAgent: r.UserAgent()})
 	var refused *admin.Error
 	if errors.As(err, &refused) {
-		render(w, http.StatusUnauthorized, passwordTemplate, pageData{Next: next, Username: username, Org: slug,
+		f.page(w, r, http.StatusUnauthorized, web.SignInPassword, pageData{Next: next, Username: username, Org: slug,
 			OrgFixed: slug != "" && r.PostFormValue("org_fixed") == "1", Message: refused.Message,
-			AskTOTP: refused.Code == admin.CodeTOTPRequired || refused.Code == admin.CodeInvalidTOTP})
+			AskTOTP: refused.Code == admin.CodeTOTPRequired || refused.Code == admin.CodeInvalidTOTP}, refused.Code)
 		return
 	}
 	if err != nil {
@@ -322,7 +324,7 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil || (!conn.Enabled && r.URL.Query().Get("test") == "") {
-		render(w, http.StatusNotFound, messageTemplate, pageData{Message: "This sign-in link is not valid."})
+		f.message(w, r, http.StatusNotFound, pageData{Message: "This sign-in link is not valid."})
 		return
 	}
 	req := protocol.StartRequest{RedirectTo: SafeRedirect(r.URL.Query().Get("next"))}
@@ -332,7 +334,7 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !super {
-			render(w, http.StatusForbidden, messageTemplate, pageData{Message: "Testing a connection needs a Super Administrator of its organization signed in."})
+			f.message(w, r, http.StatusForbidden, pageData{Message: "Testing a connection needs a Super Administrator of its organization signed in."})
 			return
 		}
 		req.Test = true
@@ -367,7 +369,7 @@ func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConne
 	if errors.Is(err, store.ErrLimit) {
 		f.fail(r, conn, protocol.Refuse(nil, fmt.Sprintf("more than %d sign-ins were in progress on the connection; this one was not started", store.MaxSSORequestsInFlight)))
 		w.Header().Del("Set-Cookie")
-		tooMany(w, time.Minute, "Too many sign-ins are in progress for this organization. Try again in a few minutes.")
+		f.tooMany(w, r, time.Minute, "Too many sign-ins are in progress for this organization. Try again in a few minutes.")
 		return
 	}
 	if err != nil {
@@ -375,7 +377,7 @@ func (f *Flow) begin(w http.ResponseWriter, r *http.Request, conn store.SSOConne
 			return
 		}
 		ref := f.fail(r, conn, err)
-		render(w, http.StatusBadGateway, messageTemplate, pageData{Message: "Sign-in could not start.", Reference: ref})
+		f.message(w, r, http.StatusBadGateway, pageData{Message: "Sign-in could not start.", Reference: ref})
 	}
 }
 
@@ -390,7 +392,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 		if f.unavailable(w, r, err) {
 			return
 		}
-		render(w, http.StatusNotFound, messageTemplate, pageData{Message: "This sign-in address is not valid."})
+		f.message(w, r, http.StatusNotFound, pageData{Message: "This sign-in address is not valid."})
 		return
 	}
 	c, err := f.connector(r.Context(), conn)
@@ -399,7 +401,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ref := f.fail(r, conn, err)
-		render(w, http.StatusBadGateway, messageTemplate, pageData{Message: "Sign-in failed.", Reference: ref})
+		f.message(w, r, http.StatusBadGateway, pageData{Message: "Sign-in failed.", Reference: ref})
 		return
 	}
 	id, req, err := c.Finish(r.Context(), r, browser(r))
@@ -422,7 +424,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		ref := f.fail(r, conn, err)
-		render(w, http.StatusForbidden, messageTemplate, pageData{Message: "Sign-in failed.", Reference: ref})
+		f.message(w, r, http.StatusForbidden, pageData{Message: "Sign-in failed.", Reference: ref})
 		return
 	}
 	method := store.SignInSAML
@@ -439,7 +441,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 			err = protocol.Refuse(err, fmt.Sprintf("administrator %q matched but cannot sign in: %s", a.UserName, refused.Message))
 		}
 		ref := f.fail(r, conn, err)
-		render(w, http.StatusForbidden, messageTemplate, pageData{Message: "Sign-in failed.", Reference: ref})
+		f.message(w, r, http.StatusForbidden, pageData{Message: "Sign-in failed.", Reference: ref})
 		return
 	}
 	http.SetCookie(w, web.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))

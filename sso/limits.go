@@ -89,14 +89,14 @@ func (f *Flow) allowAddress(w http.ResponseWriter, r *http.Request, what string,
 	if n == limit+1 { // once per window, not per request of a flood
 		f.logger(r).Info("sso: too many sign-ins from one address", "what", what, "limit", limit, "window", f.Limits.window())
 	}
-	tooMany(w, f.Limits.window(), "Too many sign-ins from your network. Try again in a few minutes.")
+	f.tooMany(w, r, f.Limits.window(), "Too many sign-ins from your network. Try again in a few minutes.")
 	return false
 }
 
 // tooMany is the 429 page, with Retry-After.
-func tooMany(w http.ResponseWriter, retry time.Duration, message string) {
+func (f *Flow) tooMany(w http.ResponseWriter, r *http.Request, retry time.Duration, message string) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
-	render(w, http.StatusTooManyRequests, messageTemplate, pageData{Message: message})
+	f.message(w, r, http.StatusTooManyRequests, pageData{Message: message})
 }
 
 // auditRefusal reports whether a refused sign-in on conn from the

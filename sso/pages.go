@@ -83,7 +83,7 @@ func (f *Flow) serverError(w http.ResponseWriter, r *http.Request, what string, 
 		return
 	}
 	f.logger(r).Error(what, "err", err)
-	render(w, http.StatusInternalServerError, messageTemplate, pageData{Message: "Sign-in is unavailable. Try again later."})
+	f.message(w, r, http.StatusInternalServerError, pageData{Message: "Sign-in is unavailable. Try again later."})
 }
 
 // unavailable answers a 503 page with Retry-After, and reports true, when
@@ -97,6 +97,6 @@ func (f *Flow) unavailable(w http.ResponseWriter, r *http.Request, err error) bo
 	}
 	f.logger(r).Warn("sign-in: database unavailable", "err", err)
 	w.Header().Set("Retry-After", strconv.Itoa(admin.RetryAfterUnavailable))
-	render(w, http.StatusServiceUnavailable, messageTemplate, pageData{Message: "Sign-in is unavailable for a moment. Try again in a few seconds."})
+	f.message(w, r, http.StatusServiceUnavailable, pageData{Message: "Sign-in is unavailable for a moment. Try again in a few seconds."})
 	return true
 }

@@ -14,7 +14,7 @@ import (
 )
 
 const administratorColumns = `id, org_id, username, external_id, given_name, family_name, email, emails, phone, role, status,
-	scim_managed, scim_role, created_at, updated_at, last_login_at, version, attributes`
+	scim_managed, scim_role, created_at, updated_at, last_login_at, version, attributes, language`
 
 // row is what rows.Scan reads from: one *sql.Row or the current row of
 // *sql.Rows.
@@ -26,9 +26,9 @@ type row interface{ Scan(dest ...any) error }
 func scanAdministrator(r row, extra ...any) (Administrator, error) {
 	var a Administrator
 	var role, status, scimRole string
-	dest := append(make([]any, 0, 18+len(extra)), &a.ID, &a.OrgID, &a.UserName, &a.ExternalID, &a.GivenName, &a.FamilyName,
+	dest := append(make([]any, 0, 19+len(extra)), &a.ID, &a.OrgID, &a.UserName, &a.ExternalID, &a.GivenName, &a.FamilyName,
 		&a.Email, &a.Emails, &a.Phone, &role, &status, &a.SCIMManaged, &scimRole, &a.CreatedAt, &a.UpdatedAt, &a.LastLoginAt,
-		&a.Version, &a.Attributes)
+		&a.Version, &a.Attributes, &a.Language)
 	err := r.Scan(append(dest, extra...)...)
 	a.Role, a.Status, a.SCIMRole = Role(role), Status(status), Role(scimRole)
 	return a, err
@@ -91,6 +91,8 @@ func validAdministrator(a *Administrator) error {
 		return fmt.Errorf("store: invalid SCIM role %q", a.SCIMRole)
 	case !a.Status.Valid():
 		return fmt.Errorf("store: invalid status %q", a.Status)
+	case len(a.Language) > 16 || !storable(a.Language):
+		return fmt.Errorf("store: invalid language %q", a.Language)
 	}
 	if err := validEmails(a.Emails); err != nil {
 		return err
@@ -165,14 +167,14 @@ const countAdministrators = "administrators"
 
 const (
 	administratorInsertColumns = `id, org_id, username, username_fold, external_id, given_name, family_name,
-		email, emails, phone, role, status, scim_managed, scim_role, created_at, updated_at, last_login_at, version, attributes`
-	administratorInsertArgs = 19
+		email, emails, phone, role, status, scim_managed, scim_role, created_at, updated_at, last_login_at, version, attributes, language`
+	administratorInsertArgs = 20
 )
 
 func administratorArgs(a *Administrator) []any {
 	return []any{a.ID, a.OrgID, a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName,
 		a.Email, a.Emails, a.Phone, string(a.Role), string(a.Status), a.SCIMManaged, string(a.SCIMRole), a.CreatedAt, a.UpdatedAt,
-		a.LastLoginAt, a.Version, a.Attributes}
+		a.LastLoginAt, a.Version, a.Attributes, a.Language}
 }
 
 // usernameTaken is the clash of a's username with a stored one.
@@ -378,10 +380,10 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, rule Supe
 			var stored string
 			q, args, folded := s.changing(tx, org, `UPDATE administrators SET username = ?, username_fold = ?, external_id = ?,
 				given_name = ?, family_name = ?, email = ?, emails = ?, phone = ?, role = `+role+`, status = ?, scim_managed = ?, scim_role = ?,
-				updated_at = ?, last_login_at = ?, version = ?, attributes = ? WHERE id = ? AND org_id = ? AND version = ? RETURNING role`,
+				updated_at = ?, last_login_at = ?, version = ?, attributes = ?, language = ? WHERE id = ? AND org_id = ? AND version = ? RETURNING role`,
 				a.UserName, FoldUsername(a.UserName), a.ExternalID, a.GivenName, a.FamilyName, a.Email, a.Emails, a.Phone,
 				roleArg, string(a.Status), a.SCIMManaged, string(a.SCIMRole), a.UpdatedAt, a.LastLoginAt, a.Version,
-				a.Attributes, a.ID, a.OrgID, a.Version-1)
+				a.Attributes, a.Language, a.ID, a.OrgID, a.Version-1)
 			err := sqlx.GetContext(ctx, tx, &stored, s.q(q), args...)
 			if errors.Is(err, sql.ErrNoRows) {
 				return 0, nil

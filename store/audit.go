@@ -325,6 +325,9 @@ func administratorView(a *Administrator) map[string]any {
 		"scimManaged": a.SCIMManaged,
 		"scimRole":    string(a.SCIMRole),
 	}
+	if a.Language != "" {
+		v["language"] = a.Language
+	}
 	if len(a.Emails) > 0 {
 		v["emails"] = jsonText(a.Emails)
 	}

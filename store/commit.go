@@ -427,7 +427,7 @@ func (s *SQL) batchError(err error, rows []newRow) error {
 var createBatchSQL = `WITH created AS (
 		INSERT INTO administrators (` + administratorInsertColumns + `)
 		` + unnest(administratorInsertColumns, `text, text, text, text, text, text, text, text, text, text, text, text, boolean,
-			text, timestamptz, timestamptz, timestamptz, bigint, text`) + `
+			text, timestamptz, timestamptz, timestamptz, bigint, text, text`) + `
 		ORDER BY org_id, username_fold
 		ON CONFLICT (org_id, username_fold) DO NOTHING RETURNING id, org_id
 	), emails AS (

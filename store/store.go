@@ -259,6 +259,11 @@ type Administrator struct {
 	// \u0000 and no unpaired surrogate escapes (PostgreSQL's jsonb refuses
 	// them).
 	Attributes RawJSON `db:"attributes"`
+	// Language is the administrator's choice of language for the console
+	// and the emails gatehouse sends them (seed 002's "Language"): "en",
+	// "ru", or "" when none was chosen (the console then follows the
+	// browser, and emails are in English). Package admin validates it.
+	Language string `db:"language"`
 }
 
 // Group is a SCIM group of administrators. Members are rows of their own so

@@ -20,6 +20,7 @@ type administrator struct {
 	FamilyName  string     `json:"lastName"`
 	Email       string     `json:"email"`
 	Phone       string     `json:"phone"`
+	Language    string     `json:"language"` // "en", "ru", "" none chosen
 	Role        store.Role `json:"role"`
 	Status      string     `json:"status"` // Pending, Active, Deactivated
 	StatusText  string     `json:"statusText"`
@@ -39,7 +40,7 @@ func toAdministrator(a store.Administrator) administrator {
 	}
 	return administrator{
 		ID: a.ID, Name: a.FamilyName + ", " + a.GivenName, UserName: a.UserName, GivenName: a.GivenName,
-		FamilyName: a.FamilyName, Email: a.Email, Phone: a.Phone, Role: a.Role, Status: string(a.Status),
+		FamilyName: a.FamilyName, Email: a.Email, Phone: a.Phone, Language: a.Language, Role: a.Role, Status: string(a.Status),
 		StatusText: text, LastLoginAt: a.LastLoginAt, CreatedAt: a.CreatedAt, SCIMManaged: a.SCIMManaged, Version: a.Version,
 	}
 }
@@ -105,6 +106,7 @@ type inviteBody struct {
 	Email     string     `json:"email"`
 	Phone     string     `json:"phone"`
 	Role      store.Role `json:"role"`
+	Language  string     `json:"language"`
 }
 
 func (a *API) inviteAdministrator(c *call) error {
@@ -113,7 +115,7 @@ func (a *API) inviteAdministrator(c *call) error {
 		return err
 	}
 	adm, err := a.Administrators.Invite(c.r.Context(), c.p, admin.InviteSpec{UserName: b.UserName, Email: b.Email,
-		GivenName: b.FirstName, FamilyName: b.LastName, Phone: b.Phone, Role: b.Role})
+		GivenName: b.FirstName, FamilyName: b.LastName, Phone: b.Phone, Role: b.Role, Language: b.Language})
 	if err != nil {
 		return err
 	}
@@ -135,6 +137,7 @@ type editBody struct {
 	Email     *string     `json:"email"`
 	Phone     *string     `json:"phone"`
 	Role      *store.Role `json:"role"`
+	Language  *string     `json:"language"`
 }
 
 func (a *API) updateAdministrator(c *call) error {
@@ -143,7 +146,7 @@ func (a *API) updateAdministrator(c *call) error {
 		return err
 	}
 	adm, err := a.Administrators.Update(c.r.Context(), c.p, c.r.PathValue("id"), admin.Edit{GivenName: b.FirstName,
-		FamilyName: b.LastName, Email: b.Email, Phone: b.Phone, Role: b.Role})
+		FamilyName: b.LastName, Email: b.Email, Phone: b.Phone, Role: b.Role, Language: b.Language})
 	if err != nil {
 		return err
 	}

@@ -79,8 +79,8 @@ func (c *Console) Register(mux *http.ServeMux) {
 	c.parse()
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.render(w, r, http.StatusForbidden, "error", &page{Title: "Form refused",
-			Message: "This form was sent from another site, so it was not used. Open the page on this site and send it again."})
+		c.render(w, r, http.StatusForbidden, "error", &page{Title: msg("Form refused"),
+			Message: msg("This form was sent from another site, so it was not used. Open the page on this site and send it again.")})
 	}))
 	get := func(pattern string, h http.HandlerFunc) { mux.Handle("GET "+pattern, c.guard(h)) }
 	post := func(pattern string, h http.HandlerFunc) { mux.Handle("POST "+pattern, csrf.Handler(c.guard(h))) }
@@ -134,6 +134,12 @@ func (c *Console) Register(mux *http.ServeMux) {
 	post(pathAPIKeys+"/{id}/revoke", c.revokeAPIKey)
 	get(PathAPIReference, c.apiReference)
 	get(PathAudit, c.audit)
+
+	// signin, user (issue #13): Preferences → User, the language switch
+	// of the signed-out pages.
+	get(PathUserPreferences, c.userPreferences)
+	post(PathUserLanguage, c.setUserLanguage)
+	get(PathLanguage, c.language)
 }
 
 func (c *Console) parse() {
@@ -244,6 +250,9 @@ type page struct {
 	Lang string
 	// Data is a page's own values (each area of the console its type).
 	Data any
+	// Here is the signed-out GET page's own address, where the language
+	// switch (layout.html) returns to; "" hides the switch.
+	Here string
 
 	// The forms' values.
 	Token, Username, OrgName, OrgSlug, Login string
@@ -279,7 +288,14 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	// The activation and reset pages carry a token in their URL: no
 	// Referer may take it elsewhere.
 	h.Set("Referrer-Policy", "no-referrer")
-	p.Lang = langOf(r, "")
+	pref := ""
+	if p.Me != nil {
+		pref = p.Me.Language
+	}
+	p.Lang = langOf(r, pref)
+	if p.Me == nil && r.Method == http.MethodGet {
+		p.Here = r.URL.RequestURI()
+	}
 	c.translate(p)
 	h.Set("Content-Language", p.Lang)
 	w.WriteHeader(status)
@@ -291,7 +307,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 // translate puts the texts a handler set in Go (marked msg) into the
 // page's language.
 func (c *Console) translate(p *page) {
-	tr := func(s string) string { return c.messages.translate(p.Lang, s) }
+	tr := func(s string) string { return c.messages.translateRefusal(p.Lang, s) }
 	p.Title, p.Message, p.Note, p.Error = tr(p.Title), tr(p.Message), tr(p.Note), tr(p.Error)
 	for k, v := range p.Fields {
 		p.Fields[k] = tr(v)
@@ -305,20 +321,20 @@ func (c *Console) failure(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, store.ErrUnavailable) {
 		c.logger(r).Warn("console: database unavailable", "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(admin.RetryAfterUnavailable))
-		c.render(w, r, http.StatusServiceUnavailable, "error", &page{Title: "Unavailable for a moment",
-			Message: "gatehouse cannot reach its database for a moment. Try again in a few seconds."})
+		c.render(w, r, http.StatusServiceUnavailable, "error", &page{Title: msg("Unavailable for a moment"),
+			Message: msg("gatehouse cannot reach its database for a moment. Try again in a few seconds.")})
 		return
 	}
 	c.logger(r).Error("console: request failed", "err", err)
-	c.render(w, r, http.StatusInternalServerError, "error", &page{Title: "Something went wrong",
-		Message: "The page could not be shown because of an error on our side. Try again; if it keeps happening, give the request ID below to support."})
+	c.render(w, r, http.StatusInternalServerError, "error", &page{Title: msg("Something went wrong"),
+		Message: msg("The page could not be shown because of an error on our side. Try again; if it keeps happening, give the request ID below to support.")})
 }
 
 // NotFound renders the console's 404 page.
 func (c *Console) NotFound(w http.ResponseWriter, r *http.Request) {
 	c.parse()
-	c.render(w, r, http.StatusNotFound, "error", &page{Title: "Page not found",
-		Message: "There is no page at this address. Check the link, or go back to the console."})
+	c.render(w, r, http.StatusNotFound, "error", &page{Title: msg("Page not found"),
+		Message: msg("There is no page at this address. Check the link, or go back to the console.")})
 }
 
 // Fallback wraps the server's mux: a GET or HEAD that no route matched

@@ -45,7 +45,7 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c.render(w, r, http.StatusOK, "home", &page{Title: "Home", Me: &a, Org: &org})
+	c.render(w, r, http.StatusOK, "home", &page{Title: msg("Home"), Me: &a, Org: &org})
 }
 
 // signOut ends the session and clears the cookie.
@@ -61,13 +61,11 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) {
 // linkInvalid is the page of an activation or reset link that cannot be
 // used, saying what to do instead.
 func (c *Console) linkInvalid(w http.ResponseWriter, r *http.Request, activation bool) {
-	p := &page{Title: "This link can no longer be used"}
+	p := &page{Title: msg("This link can no longer be used")}
 	if activation {
-		p.Message = "This activation link has expired, has already been used, or was replaced by a newer invitation. " +
-			"If you already set your password, sign in. Otherwise ask an administrator of your organization to resend your invitation."
+		p.Message = msg("This activation link has expired, has already been used, or was replaced by a newer invitation. If you already set your password, sign in. Otherwise ask an administrator of your organization to resend your invitation.")
 	} else {
-		p.Message = "This password-reset link has expired, has already been used, or was replaced by a newer one. " +
-			"Ask for a new link: each link works once, for a limited time."
+		p.Message = msg("This password-reset link has expired, has already been used, or was replaced by a newer one. Ask for a new link: each link works once, for a limited time.")
 	}
 	p.Done = !activation // offers "Request a new link"
 	c.render(w, r, http.StatusGone, "link", p)
@@ -86,7 +84,7 @@ func (c *Console) activatePage(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
-	p := &page{Title: "Activate your account", Token: token, Username: info.Administrator.UserName, OrgName: info.Org.Name,
+	p := &page{Title: msg("Activate your account"), Token: token, Username: info.Administrator.UserName, OrgName: info.Org.Name,
 		OrgSlug: info.Org.Slug, TOTPRequired: info.TOTPRequired}
 	if info.TOTPRequired {
 		if p.TOTP, err = newTOTPView(info.TOTP.Secret, info.TOTP.URL, info.TOTP.Ticket); err != nil {
@@ -105,7 +103,7 @@ func (c *Console) activatePage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 	token := r.PostFormValue("token")
 	password, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
-	p := &page{Title: "Activate your account", Token: token, Username: r.PostFormValue("username"),
+	p := &page{Title: msg("Activate your account"), Token: token, Username: r.PostFormValue("username"),
 		OrgName: r.PostFormValue("org_name"), OrgSlug: r.PostFormValue("org_slug"), TOTPRequired: r.PostFormValue("ticket") != ""}
 	if p.TOTPRequired {
 		var err error
@@ -116,7 +114,7 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Note = retype
 	if password != confirm {
-		p.Fields = map[string]string{"confirm": "The two passwords differ: type the same password twice."}
+		p.Fields = map[string]string{"confirm": msg("The two passwords differ: type the same password twice.")}
 		c.render(w, r, http.StatusBadRequest, "activate", p)
 		return
 	}
@@ -154,13 +152,13 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "activated", &page{Title: "Your account is active", Username: act.Administrator.UserName,
-		OrgSlug: org.Slug, OrgName: org.Name, Message: "Your organization signs in through its identity provider: use single sign-on."})
+	c.render(w, r, http.StatusOK, "activated", &page{Title: msg("Your account is active"), Username: act.Administrator.UserName,
+		OrgSlug: org.Slug, OrgName: org.Name, Message: msg("Your organization signs in through its identity provider: use single sign-on.")})
 }
 
 // retype is the note of a form shown again after a refusal: passwords
 // are never sent back to the browser.
-const retype = "Nothing was changed. Passwords are not kept on a refused form: type them again."
+var retype = msg("Nothing was changed. Passwords are not kept on a refused form: type them again.")
 
 // resetPage asks for a new password for a reset link that is still
 // usable; one that is not says so before anything is typed.
@@ -175,15 +173,15 @@ func (c *Console) resetPage(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "reset", &page{Title: "Choose a new password", Token: token})
+	c.render(w, r, http.StatusOK, "reset", &page{Title: msg("Choose a new password"), Token: token})
 }
 
 func (c *Console) reset(w http.ResponseWriter, r *http.Request) {
 	token := r.PostFormValue("token")
 	password, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
-	p := &page{Title: "Choose a new password", Token: token, Note: retype}
+	p := &page{Title: msg("Choose a new password"), Token: token, Note: retype}
 	if password != confirm {
-		p.Fields = map[string]string{"confirm": "The two passwords differ: type the same password twice."}
+		p.Fields = map[string]string{"confirm": msg("The two passwords differ: type the same password twice.")}
 		c.render(w, r, http.StatusBadRequest, "reset", p)
 		return
 	}
@@ -201,22 +199,22 @@ func (c *Console) reset(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "message", &page{Title: "Password changed", Done: true,
-		Message: "Your password is changed, and every session of your account has ended. Sign in with the new password."})
+	c.render(w, r, http.StatusOK, "message", &page{Title: msg("Password changed"), Done: true,
+		Message: msg("Your password is changed, and every session of your account has ended. Sign in with the new password.")})
 }
 
 // forgotPage asks for the organization and the username or email address
 // that a reset link is sent for.
 func (c *Console) forgotPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "forgot", &page{Title: "Reset your password", OrgSlug: orgParam(r.URL.Query().Get("org"))})
+	c.render(w, r, http.StatusOK, "forgot", &page{Title: msg("Reset your password"), OrgSlug: orgParam(r.URL.Query().Get("org"))})
 }
 
 // forgot answers the same whether or not the account exists
 // (admin.SignIn.RequestPasswordReset tells nothing either).
 func (c *Console) forgot(w http.ResponseWriter, r *http.Request) {
-	p := &page{Title: "Reset your password", OrgSlug: orgParam(r.PostFormValue("organization")), Login: r.PostFormValue("username")}
+	p := &page{Title: msg("Reset your password"), OrgSlug: orgParam(r.PostFormValue("organization")), Login: r.PostFormValue("username")}
 	if p.Login == "" {
-		p.Fields = map[string]string{"username": "Enter your username or email address."}
+		p.Fields = map[string]string{"username": msg("Enter your username or email address.")}
 		c.render(w, r, http.StatusBadRequest, "forgot", p)
 		return
 	}
@@ -224,8 +222,8 @@ func (c *Console) forgot(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "message", &page{Title: "Check your email",
-		Message: "If an active account matches, we have sent it a link to choose a new password. The link works once, for a limited time."})
+	c.render(w, r, http.StatusOK, "message", &page{Title: msg("Check your email"),
+		Message: msg("If an active account matches, we have sent it a link to choose a new password. The link works once, for a limited time.")})
 }
 
 // changePasswordPage is the must-change-password step (and, in an active
@@ -235,7 +233,7 @@ func (c *Console) changePasswordPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Title = "Change your password"
+	p.Title = msg("Change your password")
 	c.render(w, r, http.StatusOK, "password", p)
 }
 
@@ -273,10 +271,10 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Title, p.Note = "Change your password", retype
+	p.Title, p.Note = msg("Change your password"), retype
 	password, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
 	if password != confirm {
-		p.Fields = map[string]string{"confirm": "The two passwords differ: type the same password twice."}
+		p.Fields = map[string]string{"confirm": msg("The two passwords differ: type the same password twice.")}
 		c.render(w, r, http.StatusBadRequest, "password", p)
 		return
 	}
@@ -314,7 +312,7 @@ func (c *Console) twoFactorPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Title = "Set up two-factor authentication"
+	p.Title = msg("Set up two-factor authentication")
 	enrol, err := c.SignIn.BeginTOTP(r.Context(), sessionToken(r))
 	if e := refusal(err); e != nil {
 		if e.Code == admin.CodeInvalidSession {
@@ -341,7 +339,7 @@ func (c *Console) twoFactor(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Title = "Set up two-factor authentication"
+	p.Title = msg("Set up two-factor authentication")
 	var err error
 	if p.TOTP, err = newTOTPView(r.PostFormValue("secret"), r.PostFormValue("totp_url"), r.PostFormValue("ticket")); err != nil {
 		c.failure(w, r, err)

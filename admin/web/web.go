@@ -45,3 +45,36 @@ func ClientIP(r *http.Request, trustForwardedFor bool) string {
 	}
 	return host
 }
+
+// SignInPage is one of package sso's sign-in pages as it asks the front
+// end that draws it (the console) to: package sso decides what the page
+// asks and says, and the status; the drawer only lays it out, in the
+// visitor's language. Every text is English, as package sso wrote it.
+type SignInPage struct {
+	Kind SignInPageKind
+	// Next is the local path to go to after signing in.
+	Next string
+	// Username and Org (a slug) fill the forms; OrgFixed sends Org as a
+	// hidden field instead of asking for it.
+	Username string
+	Org      string
+	OrgFixed bool
+	// Message is a notice: a sentence of package sso, or the message of
+	// an *admin.Error refusing the sign-in (RefusalCode is then its code).
+	Message     string
+	RefusalCode string
+	// Reference names a failed sign-in in the log, for an administrator.
+	Reference string
+	// AskTOTP shows the authenticator code field.
+	AskTOTP bool
+}
+
+// SignInPageKind names a sign-in page.
+type SignInPageKind string
+
+// The sign-in pages.
+const (
+	SignInLogin    SignInPageKind = "login"    // username@organization or a work email
+	SignInPassword SignInPageKind = "password" // organization, username, password, code
+	SignInMessage  SignInPageKind = "message"  // a message, with a reference
+)

@@ -210,6 +210,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	// A connection's test ends on the console's page of its result.
 	flow.TestResultURL = console.SSOTestResultPath
+	flow.Pages = webConsole // the sign-in pages in the console's layout and language
 	mux := newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow, console: webConsole})
 	handler := instrument(secureHeaders(webConsole.Fallback(mux)), logger, newHTTPMetrics(reg))
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())

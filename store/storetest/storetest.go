@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CreateOrgRollsBack", testCreateOrgRollsBack},
 		{"RegisteredDomains", testRegisteredDomains},
 		{"AdministratorCRUD", testAdministratorCRUD},
+		{"AdministratorLanguage", testAdministratorLanguage},
 		{"UsernameExactLookup", testUsernameExactLookup},
 		{"UsernameCaseClash", testUsernameCaseClash},
 		{"OrgIsolation", testOrgIsolation},

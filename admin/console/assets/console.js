@@ -8,7 +8,7 @@ document.addEventListener("click", function (ev) {
   if (!el) return;
   navigator.clipboard.writeText(el.textContent.trim()).then(function () {
     var label = b.textContent;
-    b.textContent = document.body.dataset.copied || "Copied";
+    b.textContent = b.getAttribute("data-copied") || document.body.dataset.copied || "Copied";
     setTimeout(function () { b.textContent = label; }, 1500);
   });
 });
