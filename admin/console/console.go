@@ -62,6 +62,13 @@ type Console struct {
 const contentSecurityPolicy = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; " +
 	"form-action 'self'; frame-ancestors 'none'"
 
+// signInPolicy is the policy of the sign-in page whose form starts SSO:
+// its POST is answered by a redirect to the organization's identity
+// provider, another origin, and browsers hold a form's redirects to
+// form-action too (Chromium then stays on the page). The form still
+// posts to this server; only the redirect leaves it.
+const signInPolicy = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
 // Paths of the console.
 const (
 	PathHome           = "/"
@@ -248,6 +255,9 @@ type page struct {
 	Tab string
 	// Lang is the page's language (set by render).
 	Lang string
+	// leavesSite: the page's form may be answered by a redirect to
+	// another site (signInPolicy).
+	leavesSite bool
 	// Data is a page's own values (each area of the console its type).
 	Data any
 	// Here is the signed-out GET page's own address, where the language
@@ -283,7 +293,11 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	if p.leavesSite {
+		h.Set("Content-Security-Policy", signInPolicy)
+	} else {
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+	}
 	h.Set("X-Frame-Options", "DENY")
 	// The activation and reset pages carry a token in their URL: no
 	// Referer may take it elsewhere.

@@ -26,6 +26,7 @@ func (c *Console) SignInPage(w http.ResponseWriter, r *http.Request, status int,
 		p.Message = msgText
 	}
 	name := "signin"
+	p.leavesSite = sp.Kind == web.SignInLogin
 	if sp.Kind == web.SignInMessage {
 		name = "signin-message"
 	}

@@ -423,10 +423,11 @@ func TestConsoleSSO(t *testing.T) {
 	// A real sign-in through the connection, as alice2 (an Administrator).
 	p.submit("header form", nil)
 	p.forgetIdP()
-	// The connection's sign-in link (SP-initiated). Not /login's form:
-	// that page's CSP (form-action 'self', package sso) makes Chromium
-	// refuse the form's redirect to the IdP's origin.
-	p.open(f.srv.base + "/sso/start/" + connID)
+	// The sign-in page's form, as a person uses it: its answer is a
+	// redirect to the IdP's origin, which the page's CSP must let the
+	// browser follow (with form-action 'self' Chromium stayed on /login).
+	p.open(f.srv.base + "/login")
+	p.submit("form", map[string]string{"#u": "alice2@acme"})
 	p.idpSignIn(idp, "alice2", "password2", f.srv.base+"/")
 	if loc := p.location(); loc != f.srv.base+"/" {
 		t.Fatalf("the SSO sign-in lands on %s: %s", loc, p.text("body"))
