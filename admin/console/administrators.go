@@ -204,10 +204,10 @@ type adminsView struct {
 	// Unlocked is Allowed with SCIM off: a control the lock alone
 	// refuses is shown disabled, one the role refuses is not shown.
 	Unlocked admin.Allowed
-	Self    bool
-	Form    personForm
-	History []loginRow
-	Done    string
+	Self     bool
+	Form     personForm
+	History  []loginRow
+	Done     string
 }
 
 // Action is the address a drawer's form posts to: the selected
