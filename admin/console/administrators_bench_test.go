@@ -95,6 +95,7 @@ func adminPages(tb testing.TB, f *adminsFixture) []struct{ name, path string } {
 		{"later-cursor", later},
 		{"later-offset", "/administrators?offset=5000"},
 		{"sort-name", "/administrators?sort=name&order=asc"},
+		{"sort-email-desc", "/administrators?sort=email&order=desc"},
 		{"sort-email-desc-later", "/administrators?sort=email&order=desc&offset=5000"},
 		{"drawer", ""}, // filled below
 	}
