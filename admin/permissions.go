@@ -50,7 +50,7 @@ func InviteRoles(p Principal) []store.Role {
 func AllowedOn(p Principal, org store.Org, a store.Administrator) Allowed {
 	super := a.Role == store.RoleSuperAdministrator
 	out := Allowed{Locked: Locked(p, org), SuperProtected: super && !p.Operator,
-		SetPassword: MaySetPassword(p, a) == nil}
+		SetPassword: MaySetPassword(p, a) == nil, Roles: []store.Role{a.Role}}
 	if out.Locked {
 		return out
 	}
@@ -58,8 +58,6 @@ func AllowedOn(p Principal, org store.Org, a store.Administrator) Allowed {
 	out.ChangeRole = out.Edit && p.Super() && (!super || p.Operator || p.AdministratorID == a.ID)
 	if out.ChangeRole {
 		out.Roles = InviteRoles(p)
-	} else {
-		out.Roles = []store.Role{a.Role}
 	}
 	manage := p.Super() && !out.SuperProtected
 	out.Deactivate = manage && a.Status != store.StatusDeactivated

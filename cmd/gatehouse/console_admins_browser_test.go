@@ -81,14 +81,14 @@ func (p *page) count(sel string) int {
 	return n
 }
 
-// attr is the attribute name of the first element sel matches ("" when
-// absent; "<none>" when no element matches).
+// attr is the attribute name of the first element sel matches
+// ("<absent>" when it has none; "<none>" when no element matches).
 func (p *page) attr(sel, name string) string {
 	p.t.Helper()
 	q, _ := json.Marshal(sel)
 	n, _ := json.Marshal(name)
 	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`(() => { const e = document.querySelector(`+string(q)+`);
-		return e ? (e.getAttribute(`+string(n)+`) ?? "") : "<none>" })()`))
+		return e ? (e.getAttribute(`+string(n)+`) ?? "<absent>") : "<none>" })()`))
 	if err != nil {
 		p.t.Fatal(err)
 	}
