@@ -70,6 +70,17 @@ func (p *page) signIn(base, username string) {
 	}
 }
 
+// drawerShot saves the page with its drawer unrolled: the drawer
+// scrolls on its own in a browser, so a screenshot of the viewport
+// would cut it.
+func (p *page) drawerShot(name string) {
+	p.t.Helper()
+	p.do("unroll the drawer", chromedp.Evaluate[chromedp.Void](`(() => { const d = document.getElementById("drawer");
+		document.body.style.position = "relative"; d.style.position = "absolute"; d.style.bottom = "auto";
+		d.style.minHeight = "100%"; d.style.overflow = "visible" })()`))
+	p.shot(name)
+}
+
 // count is the number of elements sel matches.
 func (p *page) count(sel string) int {
 	p.t.Helper()
@@ -161,7 +172,7 @@ func TestConsoleAdministrators(t *testing.T) {
 		t.Fatalf("Add New opens %s", loc)
 	}
 	p.expect("#email-hint", "example.com")
-	p.shot("administrators-new")
+	p.drawerShot("administrators-new")
 
 	// Bad input, each at its field; nothing is added.
 	before := f.administrators(t)
@@ -176,7 +187,7 @@ func TestConsoleAdministrators(t *testing.T) {
 	if v := p.attr("#first_name", "value"); v != "Sam" {
 		t.Fatalf("a refused form lost its first name: %q", v)
 	}
-	p.shot("administrators-new-errors")
+	p.drawerShot("administrators-new-errors")
 	form["#email"], form["#username"] = "sam@example.com", "jane.doe"
 	p.submit("#admin-new", form)
 	p.expect("#username-error", `"Jane.Doe" is taken`)
@@ -197,7 +208,7 @@ func TestConsoleAdministrators(t *testing.T) {
 	p.expect("table.admins tbody tr:first-child", "Sam.Roe")
 	p.expect("table.admins tbody tr:first-child", "Pending")
 	p.expect("table.admins tbody tr:first-child", "Roe, Sam")
-	p.shot("administrators-view-pending")
+	p.drawerShot("administrators-view-pending")
 
 	// Edit: a bad email is refused at its field and changes nothing; then
 	// the names, phone and role are saved.
@@ -228,7 +239,7 @@ func TestConsoleAdministrators(t *testing.T) {
 	if p.count("#admin-deactivate") != 0 || p.count("#admin-reactivate") != 1 {
 		t.Fatal("a deactivated administrator's drawer offers Deactivate, or not Reactivate")
 	}
-	p.shot("administrators-view-deactivated")
+	p.drawerShot("administrators-view-deactivated")
 	p.submit("#admin-reactivate", nil)
 	p.expect(".drawer .done", "reactivated")
 	if a := f.admin(t, "Sam.Roe"); a.Status != store.StatusPending {
@@ -274,14 +285,14 @@ func TestConsoleAdministrators(t *testing.T) {
 	if p.count("#admin-deactivate") != 0 || p.count("#admin-password") != 1 {
 		t.Fatal("a Super Administrator's own drawer: Deactivate shown, or Set password missing")
 	}
-	p.shot("administrators-view-super")
+	p.drawerShot("administrators-view-super")
 
 	// Delete, after a confirmation of its own page.
 	p.open(base + "/administrators/" + sam.ID)
 	p.do("Delete", chromedp.Click(chromedp.CSS(`.drawer a.danger-outline`)), chromedp.WaitVisible(chromedp.CSS(`#admin-delete`)))
 	p.expect("#drawer-title", "Delete this administrator?")
 	p.expect(".drawer", "Sam.Roe")
-	p.shot("administrators-delete")
+	p.drawerShot("administrators-delete")
 	if _, err := f.store.Administrator(context.Background(), f.org.ID, sam.ID); err != nil {
 		t.Fatalf("the confirmation page deleted Sam: %v", err)
 	}
@@ -329,7 +340,7 @@ func TestConsoleAdministratorsRoleRules(t *testing.T) {
 			t.Errorf("an Administrator sees %s", sel)
 		}
 	}
-	p.shot("administrators-as-administrator")
+	p.drawerShot("administrators-as-administrator")
 	// A Super Administrator: read only, and it says so.
 	p.open(base + "/administrators/" + jane.ID)
 	if p.attr("#admin-edit fieldset", "disabled") == "<none>" || p.attr("#admin-edit fieldset", "disabled") != "" {
@@ -380,7 +391,7 @@ func TestConsoleAdministratorsRoleRules(t *testing.T) {
 		f.innerHTML = "<button type=submit>Deactivate</button>"; document.querySelector(".drawer").append(f) })()`))
 	p.submit("#forged", nil)
 	p.expect(".drawer .alert", "Only a Super Administrator may deactivate or reactivate administrators")
-	p.shot("administrators-forged-refused")
+	p.drawerShot("administrators-forged-refused")
 
 	// A post from another site is refused before any rule.
 	req, _ := http.NewRequest("POST", base+"/administrators/"+ann.ID+"/deactivate", nil)
@@ -419,7 +430,7 @@ func TestConsoleAdministratorsSCIMLock(t *testing.T) {
 	}
 	p.expect("#locked-hint", "While SCIM is on")
 	p.expect("#edit-off", "While SCIM is on")
-	p.shot("administrators-scim-view")
+	p.drawerShot("administrators-scim-view")
 
 	for _, fp := range []struct {
 		path string
@@ -523,7 +534,7 @@ func TestConsoleAdministratorsTable(t *testing.T) {
 	if href := p.attr(".drawer-close", "href"); !strings.Contains(href, "q=user01") {
 		t.Fatalf("the drawer's close link: %s", href)
 	}
-	p.shot("administrators-search-drawer")
+	p.drawerShot("administrators-search-drawer")
 }
 
 // seedAdministrators adds n administrators fast (one transaction):
