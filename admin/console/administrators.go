@@ -204,7 +204,6 @@ type adminsView struct {
 	// Unlocked is Allowed with SCIM off: a control the lock alone
 	// refuses is shown disabled, one the role refuses is not shown.
 	Unlocked admin.Allowed
-	Self     bool
 	Form     personForm
 	History  []loginRow
 	Done     string
@@ -286,7 +285,7 @@ func (c *Console) adminsPage(w http.ResponseWriter, r *http.Request, me store.Ad
 	}
 	if sel != nil {
 		row := toRow(*sel, state)
-		v.Sel, v.Allowed, v.Self = &row, admin.AllowedOn(p, org, *sel), sel.ID == me.ID
+		v.Sel, v.Allowed = &row, admin.AllowedOn(p, org, *sel)
 		unlocked := org
 		unlocked.SCIMEnabled = false
 		v.Unlocked = admin.AllowedOn(p, unlocked, *sel)
