@@ -97,6 +97,12 @@ type ListOptions struct {
 	Descending bool
 	Offset     int
 	Limit      int // 1..MaxPage; 0 means DefaultPage
+	// After is the Next of the page before this one (Offset = its Offset
+	// + its length), in creation order only (Sort ""): the store then
+	// seeks past that page's last row instead of skipping Offset rows
+	// (store.Query.After), so a deep page costs what the first does. The
+	// page is the same either way.
+	After string
 }
 
 // Page sizes of List.
@@ -119,11 +125,22 @@ var SortFields = map[string]store.Field{
 // List returns a page of the organization's administrators and the total
 // that match. Every administrator may read the list.
 func (s *Administrators) List(ctx context.Context, p Principal, o ListOptions) ([]store.Administrator, int, error) {
+	res, err := s.Page(ctx, p, o)
+	return res.Items, res.Total, err
+}
+
+// Page is List with the cursor of the next page (Result.Next, for
+// ListOptions.After; "" unless in creation order and the page is full).
+func (s *Administrators) Page(ctx context.Context, p Principal, o ListOptions) (store.Result[store.Administrator], error) {
+	var none store.Result[store.Administrator]
 	if o.Limit == 0 {
 		o.Limit = DefaultPage
 	}
 	if o.Limit < 1 || o.Limit > MaxPage || o.Offset < 0 {
-		return nil, 0, refuse(CodeInvalidQuery, "limit must be 1 to %d and offset at least 0", MaxPage)
+		return none, refuse(CodeInvalidQuery, "limit must be 1 to %d and offset at least 0", MaxPage)
+	}
+	if o.After != "" && o.Sort != "" {
+		return none, refuse(CodeInvalidQuery, "a cursor continues creation order only, not a sort")
 	}
 	var where store.And
 	if o.Search != "" {
@@ -135,29 +152,32 @@ func (s *Administrators) List(ctx context.Context, p Principal, o ListOptions) (
 	}
 	if o.Status != "" {
 		if !o.Status.Valid() {
-			return nil, 0, refuse(CodeInvalidQuery, "unknown status %q: use Pending, Active or Deactivated", o.Status)
+			return none, refuse(CodeInvalidQuery, "unknown status %q: use Pending, Active or Deactivated", o.Status)
 		}
 		where = append(where, store.Compare{Field: store.AdministratorStatus, Op: store.OpEq, Value: string(o.Status)})
 	}
 	if o.Role != "" {
 		if !o.Role.Valid() {
-			return nil, 0, refuse(CodeInvalidQuery, "unknown role %q", o.Role)
+			return none, refuse(CodeInvalidQuery, "unknown role %q", o.Role)
 		}
 		where = append(where, store.Compare{Field: store.AdministratorRole, Op: store.OpEq, Value: string(o.Role)})
 	}
-	q := store.Query{Where: where, Descending: o.Descending, Page: store.Page{Offset: o.Offset, Limit: o.Limit}}
+	q := store.Query{Where: where, Descending: o.Descending, Page: store.Page{Offset: o.Offset, Limit: o.Limit}, After: o.After}
 	if o.Sort != "" {
 		f, ok := SortFields[o.Sort]
 		if !ok {
-			return nil, 0, refuse(CodeInvalidQuery, "cannot sort by %q", o.Sort)
+			return none, refuse(CodeInvalidQuery, "cannot sort by %q", o.Sort)
 		}
 		q.SortBy, q.SortFold = f, true // times sort as times whatever SortFold says
 	}
 	res, err := s.Store.QueryAdministrators(ctx, p.OrgID, q)
-	if err != nil {
-		return nil, 0, fmt.Errorf("admin: list administrators: %w", err)
+	if errors.Is(err, store.ErrInvalidQuery) && o.After != "" {
+		return none, refuse(CodeInvalidQuery, "the page's cursor is not one this server gave")
 	}
-	return res.Items, res.Total, nil
+	if err != nil {
+		return none, fmt.Errorf("admin: list administrators: %w", err)
+	}
+	return res, nil
 }
 
 // Get returns one administrator of the organization.

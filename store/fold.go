@@ -73,7 +73,18 @@ func sqliteFold(v any) any {
 	return v
 }
 
-func sqliteFoldSQL(x expr) expr { return cat("gatehouse_fold(", x, ")") }
+// sqliteFoldSQL folds in SQL: ASCII text (as many characters as bytes)
+// through SQLite's lower(), which folds it exactly as textFold does (A-Z
+// to a-z, nothing else), and anything else through gatehouse_fold (text
+// with a NUL, whose length() stops there, goes that way too). A call back
+// into Go costs microseconds a row (cgo, and go-sqlite3's reflection),
+// which a search or sort over the names of 10,000 administrators pays
+// three times a row: the console's Administration page spent most of its
+// time there.
+func sqliteFoldSQL(x expr) expr {
+	return cat("(CASE WHEN typeof(", x, ") = 'text' AND length(", x, ") = length(CAST(", x, " AS BLOB)) THEN lower(", x,
+		") ELSE gatehouse_fold(", x, ") END)")
+}
 
 // postgresFoldSQL is the ICU expression; postgresLowerSQL the fallback.
 // The table is applied only to text that holds a character it maps, or

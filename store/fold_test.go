@@ -27,7 +27,8 @@ func TestFoldInSQL(t *testing.T) {
 			in = append(in, string(r))
 		}
 	}
-	in = append(in, "ΟΔΟΣ ΟΔΟΣ", "Straße STRASSE ẞ", "ÉMILE Zoë", "E\u0301MILE Zoe\u0308", "İstanbul", "ǅemal", "ﬁnance", "Ꮳherokee ꮳ", "MÜLLER", "plain ascii")
+	in = append(in, "ΟΔΟΣ ΟΔΟΣ", "Straße STRASSE ẞ", "ÉMILE Zoë", "E\u0301MILE Zoe\u0308", "İstanbul", "ǅemal", "ﬁnance", "Ꮳherokee ꮳ", "MÜLLER", "plain ascii",
+		"Mixed ASCII Case 0123 ~!@#", "TAB\tAND\nNEWLINE", "ASCII then É", "")
 	check := func(t *testing.T, s *store.SQL) {
 		got, err := store.FoldInSQL(context.Background(), s, in)
 		if err != nil {

@@ -213,14 +213,14 @@ func (a *API) setPassword(c *call) error {
 		return err
 	}
 	if !c.p.Super() {
-		return &admin.Error{Code: admin.CodeForbidden, Message: "only a Super Administrator may set another administrator's password"}
+		return admin.MaySetPassword(c.p, store.Administrator{}) // refused before telling whether the id exists
 	}
 	adm, err := a.Administrators.Get(c.r.Context(), c.p, c.r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	if adm.Role == store.RoleSuperAdministrator && adm.ID != c.p.AdministratorID {
-		return &admin.Error{Code: admin.CodeSuperAdminProtected, Message: "a Super Administrator's password is theirs to change (or support's to reset)"}
+	if err := admin.MaySetPassword(c.p, adm); err != nil {
+		return err
 	}
 	if err := a.SignIn.SetPassword(c.p.Context(c.r.Context()), c.p.OrgID, adm.ID, b.Password, b.MustChange); err != nil {
 		return err

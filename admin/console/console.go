@@ -147,6 +147,19 @@ func (c *Console) Register(mux *http.ServeMux) {
 	get(PathUserPreferences, c.userPreferences)
 	post(PathUserLanguage, c.setUserLanguage)
 	get(PathLanguage, c.language)
+
+	// administrators: the Administration page (seed 001) and its drawers.
+	get(PathAdministrators, c.administrators)
+	get(PathAdministrators+"/new", c.inviteDrawer)
+	post(PathAdministrators+"/new", c.invite)
+	get(PathAdministrators+"/{id}", c.administratorDrawer)
+	post(PathAdministrators+"/{id}", c.editAdministrator)
+	get(PathAdministrators+"/{id}/delete", c.deleteDrawer)
+	post(PathAdministrators+"/{id}/delete", c.deleteAdministrator)
+	post(PathAdministrators+"/{id}/deactivate", c.deactivateAdministrator)
+	post(PathAdministrators+"/{id}/reactivate", c.reactivateAdministrator)
+	post(PathAdministrators+"/{id}/resend", c.resendInvitation)
+	post(PathAdministrators+"/{id}/password", c.setAdministratorPassword)
 }
 
 func (c *Console) parse() {

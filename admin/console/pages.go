@@ -38,14 +38,13 @@ func (c *Console) signedIn(w http.ResponseWriter, r *http.Request) (a store.Admi
 	return a, org, true
 }
 
-// home is the console's first page: for now the signed-in administrator
-// and their organization.
+// home is the console's first page: the Administration page (seed 001)
+// for a signed-in administrator, the sign-in page otherwise.
 func (c *Console) home(w http.ResponseWriter, r *http.Request) {
-	a, org, ok := c.signedIn(w, r)
-	if !ok {
+	if _, _, ok := c.signedIn(w, r); !ok {
 		return
 	}
-	c.render(w, r, http.StatusOK, "home", &page{Title: msg("Home"), Me: &a, Org: &org})
+	http.Redirect(w, r, PathAdministrators, http.StatusSeeOther)
 }
 
 // signOut ends the session and clears the cookie.

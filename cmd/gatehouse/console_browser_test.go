@@ -242,11 +242,11 @@ func TestConsoleFirstRun(t *testing.T) {
 	p.shot("activate-errors")
 
 	p.submit("form", map[string]string{"#password": consolePassword, "#confirm": consolePassword})
-	if loc := p.location(); loc != f.srv.base+"/" {
-		t.Fatalf("activation lands on %s, want /", loc)
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
+		t.Fatalf("activation lands on %s, want /administrators", loc)
 	}
 	p.expect("main", "Jane.Doe")
-	p.expect("h1", "Acme")
+	p.expect("h1", "Administrators")
 	p.shot("home")
 
 	// The link works once.
@@ -269,8 +269,8 @@ func TestConsoleFirstRun(t *testing.T) {
 	}
 	p.submit("form", map[string]string{"#u": "Jane.Doe@acme"})
 	p.submit("form", map[string]string{"#p": consolePassword})
-	if loc := p.location(); loc != f.srv.base+"/" {
-		t.Fatalf("sign-in lands on %s, want /: %s", loc, p.text("body"))
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
+		t.Fatalf("sign-in lands on %s, want /administrators: %s", loc, p.text("body"))
 	}
 	p.expect("main", "Jane.Doe")
 
@@ -303,7 +303,7 @@ func TestConsoleFirstRun(t *testing.T) {
 	p.shot("reset-used")
 	p.open(f.srv.base + "/login/password?org=acme")
 	p.submit("form", map[string]string{"#u": "Jane.Doe", "#p": "another long passphrase"})
-	if loc := p.location(); loc != f.srv.base+"/" {
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("sign-in with the new password lands on %s: %s", loc, p.text("body"))
 	}
 
@@ -330,7 +330,7 @@ func TestConsoleFirstRun(t *testing.T) {
 	p.expect("main", "another site")
 	p.shot("cross-site-refused")
 	p.open(f.srv.base + "/")
-	if loc := p.location(); loc != f.srv.base+"/" {
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("after the cross-site sign-out / shows %s: the session ended", loc)
 	}
 	p.expect("main", "Jane.Doe")
@@ -379,7 +379,7 @@ func TestConsoleActivationWithTOTP(t *testing.T) {
 	now := time.Now()
 	code, _ := totp.GenerateCode(secret, now)
 	p.submit("form", map[string]string{"#password": consolePassword, "#confirm": consolePassword, "#code": code})
-	if loc := p.location(); loc != f.srv.base+"/" {
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("activating with the code lands on %s, want the console signed in: %s", loc, p.text("body"))
 	}
 	p.expect("main", "Sam.Roe")
@@ -394,7 +394,7 @@ func TestConsoleActivationWithTOTP(t *testing.T) {
 	p.open(f.srv.base + "/login/password?org=acme")
 	p.submit("form", map[string]string{"#u": "Sam.Roe", "#p": consolePassword})
 	p.submit("form", map[string]string{"#p": consolePassword, "#t": code})
-	if p.location() == f.srv.base+"/" {
+	if p.location() == f.srv.base+"/administrators" {
 		t.Fatal("the activation's TOTP code signed in a second time")
 	}
 	p.expect("body", "incorrect")
@@ -460,7 +460,7 @@ func TestConsoleFirstSignInSteps(t *testing.T) {
 	}
 	code, _ := totp.GenerateCode(secret, time.Now())
 	p.submit("form", map[string]string{"#code": code})
-	if loc := p.location(); loc != f.srv.base+"/" {
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("after the enrolment: %s: %s", loc, p.text("body"))
 	}
 	p.expect("main", "Sam.Roe")

@@ -353,7 +353,7 @@ func TestConsoleI18nSignedOut(t *testing.T) {
 	noEnglish(t, p, cat)
 	p.open(f.srv.base + "/login/password?org=acme")
 	p.submit("form", map[string]string{"#u": "Jane.Doe", "#p": "another long passphrase"})
-	if loc := p.location(); loc != f.srv.base+"/" {
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("sign-in with the new password lands on %s: %s", loc, p.text("body"))
 	}
 	// Signed in without a language of her own: the cookie's, Russian.
@@ -482,7 +482,7 @@ func TestConsoleI18nUserPreferences(t *testing.T) {
 	secret := p.text("#totp-secret")
 	code, _ := totp.GenerateCode(secret, time.Now())
 	p.submit("main form", map[string]string{"#code": code})
-	if loc := p.location(); loc != f.srv.base+"/" {
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("after the enrolment: %s: %s", loc, p.text("main"))
 	}
 	p.open(f.srv.base + "/preferences/user")

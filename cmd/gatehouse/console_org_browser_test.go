@@ -31,7 +31,7 @@ func signInOwner(t *testing.T, p *page, f *serveFixture) {
 	t.Helper()
 	p.open(f.link)
 	p.submit("form", map[string]string{"#password": consolePassword, "#confirm": consolePassword})
-	if loc := p.location(); loc != f.srv.base+"/" {
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("activation lands on %s: %s", loc, p.text("body"))
 	}
 }
@@ -434,7 +434,7 @@ func TestConsoleOrgAdministratorReadsOnly(t *testing.T) {
 	}
 	p.open(lastLink(t, f.srv, "/activate"))
 	p.submit("form", map[string]string{"#password": consolePassword, "#confirm": consolePassword})
-	if loc := p.location(); loc != f.srv.base+"/" {
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("activation lands on %s: %s", loc, p.text("body"))
 	}
 

@@ -429,7 +429,7 @@ func TestConsoleSSO(t *testing.T) {
 	p.open(f.srv.base + "/login")
 	p.submit("form", map[string]string{"#u": "alice2@acme"})
 	p.idpSignIn(idp, "alice2", "password2", f.srv.base+"/")
-	if loc := p.location(); loc != f.srv.base+"/" {
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("the SSO sign-in lands on %s: %s", loc, p.text("body"))
 	}
 	p.expect("main", "alice2")

@@ -27,3 +27,16 @@ window.addEventListener("pageshow", function (ev) {
     f.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
   });
 });
+// The Administration page's drawer: focus moves into it, and Escape
+// closes it (its close link, which works without this).
+(function () {
+  var d = document.getElementById("drawer");
+  if (!d) return;
+  if (!d.querySelector("[autofocus]")) {
+    var h = d.querySelector("h2");
+    if (h) { h.setAttribute("tabindex", "-1"); h.focus(); }
+  }
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && d.dataset.close) window.location.href = d.dataset.close;
+  });
+})();
