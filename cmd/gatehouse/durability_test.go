@@ -104,7 +104,16 @@ func createdUsersSurviveKill9(t *testing.T, db string) {
 			}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Kill once enough creates were acknowledged (a loaded machine takes
+	// longer to get there), while the writers are still sending.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 150 {
+			break
+		}
+	}
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
