@@ -177,7 +177,9 @@ type loginRow struct {
 // personForm is what the Add New and edit forms hold.
 type personForm struct {
 	GivenName, FamilyName, Email, Phone, UserName string
-	Role                                          store.Role
+	// Language is the administrator's (seed 002), "" when not chosen.
+	Language string
+	Role     store.Role
 	MustChange, SendAccess                        bool
 }
 
@@ -290,7 +292,7 @@ func (c *Console) adminsPage(w http.ResponseWriter, r *http.Request, me store.Ad
 		unlocked.SCIMEnabled = false
 		v.Unlocked = admin.AllowedOn(p, unlocked, *sel)
 		v.Form = personForm{GivenName: sel.GivenName, FamilyName: sel.FamilyName, Email: sel.Email, Phone: sel.Phone,
-			UserName: sel.UserName, Role: sel.Role}
+			UserName: sel.UserName, Role: sel.Role, Language: sel.Language}
 		if drawer == "view" {
 			if v.Domains, err = c.domainsOf(r, org.ID); err != nil {
 				c.failure(w, r, err)
@@ -357,9 +359,9 @@ func (c *Console) invite(w http.ResponseWriter, r *http.Request) {
 	}
 	form := personForm{GivenName: strings.TrimSpace(r.PostFormValue("first_name")), FamilyName: strings.TrimSpace(r.PostFormValue("last_name")),
 		Email: strings.TrimSpace(r.PostFormValue("email")), Phone: strings.TrimSpace(r.PostFormValue("phone")),
-		UserName: r.PostFormValue("username"), Role: store.Role(r.PostFormValue("role"))}
+		UserName: r.PostFormValue("username"), Role: store.Role(r.PostFormValue("role")), Language: r.PostFormValue("language")}
 	a, err := c.Administrators.Invite(r.Context(), admin.PrincipalOf(me), admin.InviteSpec{UserName: form.UserName, Email: form.Email,
-		GivenName: form.GivenName, FamilyName: form.FamilyName, Phone: form.Phone, Role: form.Role})
+		GivenName: form.GivenName, FamilyName: form.FamilyName, Phone: form.Phone, Role: form.Role, Language: form.Language})
 	if e := refusal(err); e != nil {
 		p, ok := c.adminsPage(w, r, me, org, "new", nil)
 		if !ok {
@@ -411,6 +413,7 @@ func (c *Console) refused(w http.ResponseWriter, r *http.Request, p *page, e *ad
 		admin.CodeInvalidEmail: "email", admin.CodeDomainNotRegistered: "email",
 		admin.CodeInvalidGivenName: "first_name", admin.CodeInvalidFamilyName: "last_name",
 		admin.CodeInvalidPhone: "phone", admin.CodeInvalidRole: "role", admin.CodeWeakPassword: "password",
+		admin.CodeInvalidLanguage: "language",
 	}[e.Code]
 	if e.Code == admin.CodeForbiddenRole && p.Data.(*adminsView).Drawer == "new" {
 		field = "role"
@@ -527,16 +530,22 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, what string, do fu
 func (c *Console) editAdministrator(w http.ResponseWriter, r *http.Request) {
 	form := personForm{GivenName: strings.TrimSpace(r.PostFormValue("first_name")), FamilyName: strings.TrimSpace(r.PostFormValue("last_name")),
 		Email: strings.TrimSpace(r.PostFormValue("email")), Phone: strings.TrimSpace(r.PostFormValue("phone")),
-		Role: store.Role(r.PostFormValue("role"))}
+		Role: store.Role(r.PostFormValue("role")), Language: r.PostFormValue("language")}
 	c.act(w, r, "saved", func(p admin.Principal, a store.Administrator) error {
 		e := admin.Edit{GivenName: &form.GivenName, FamilyName: &form.FamilyName, Email: &form.Email, Phone: &form.Phone}
 		if form.Role != "" && form.Role != a.Role {
 			e.Role = &form.Role
 		}
+		if form.Language != "" && form.Language != a.Language {
+			e.Language = &form.Language
+		}
 		_, err := c.Administrators.Update(r.Context(), p, a.ID, e)
 		return err
 	}, func(f *personForm) {
 		f.GivenName, f.FamilyName, f.Email, f.Phone = form.GivenName, form.FamilyName, form.Email, form.Phone
+		if form.Language != "" {
+			f.Language = form.Language
+		}
 		if form.Role != "" {
 			f.Role = form.Role
 		}

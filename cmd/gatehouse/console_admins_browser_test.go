@@ -196,9 +196,10 @@ func TestConsoleAdministrators(t *testing.T) {
 	}
 
 	form["#username"] = "Sam.Roe"
+	p.do("language", chromedp.SetValue(chromedp.CSS(`#admin-new #language`), "ru"))
 	p.submit("#admin-new", form)
 	sam := f.admin(t, "Sam.Roe")
-	if sam.Status != store.StatusPending || sam.Email != "sam@example.com" || sam.Role != store.RoleAdministrator {
+	if sam.Status != store.StatusPending || sam.Email != "sam@example.com" || sam.Role != store.RoleAdministrator || sam.Language != "ru" {
 		t.Fatalf("invited: %+v", sam)
 	}
 	if loc := p.location(); !strings.HasPrefix(loc, base+"/administrators/"+sam.ID) {
@@ -219,9 +220,10 @@ func TestConsoleAdministrators(t *testing.T) {
 	}
 	p.do("role", chromedp.SetValue(chromedp.CSS(`#role-select`), "Super Administrator"))
 	p.do("role back", chromedp.SetValue(chromedp.CSS(`#role-select`), "Administrator"))
+	p.do("language", chromedp.SetValue(chromedp.CSS(`#admin-edit #language`), "en"))
 	p.submit("#admin-edit", map[string]string{"#email": "sam.rowe@example.com", "#last_name": "Rowe", "#phone": "+1 555 0100"})
 	p.expect(".drawer .done", "Changes saved")
-	if a := f.admin(t, "Sam.Roe"); a.FamilyName != "Rowe" || a.Email != "sam.rowe@example.com" || a.Phone != "+1 555 0100" {
+	if a := f.admin(t, "Sam.Roe"); a.FamilyName != "Rowe" || a.Email != "sam.rowe@example.com" || a.Phone != "+1 555 0100" || a.Language != "en" {
 		t.Fatalf("edit: %+v", a)
 	}
 	p.expect("table.admins", "Rowe, Sam")
