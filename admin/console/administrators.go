@@ -178,9 +178,9 @@ type loginRow struct {
 type personForm struct {
 	GivenName, FamilyName, Email, Phone, UserName string
 	// Language is the administrator's (seed 002), "" when not chosen.
-	Language string
-	Role     store.Role
-	MustChange, SendAccess                        bool
+	Language               string
+	Role                   store.Role
+	MustChange, SendAccess bool
 }
 
 // adminsView is the Administration page's Data.
