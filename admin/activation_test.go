@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -72,14 +71,8 @@ func TestActivation(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				_, err := e.si.Activate(ctx, race, fmt.Sprintf("password of racer %d", i), "", "")
-				code := "ok"
-				if ae := (*admin.Error)(nil); errors.As(err, &ae) {
-					code = ae.Code
-				} else if err != nil {
-					code = err.Error()
-				}
 				mu.Lock()
-				results[code]++
+				results[codeOf(err)]++
 				mu.Unlock()
 			}()
 		}

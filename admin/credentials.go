@@ -279,7 +279,6 @@ func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newP
 	if err != nil {
 		return store.Session{}, err
 	}
-	p, now := s.policy(), s.now()
 	ctx = asSelf(ctx, a)
 	// The new password is checked first: a refusal that needs no
 	// password check writes nothing.
@@ -293,38 +292,16 @@ func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newP
 	if err != nil {
 		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
 	}
-	// The current password is counted against the name's lockout before
-	// it is checked, as a sign-in's is: a stolen session cannot guess it
-	// faster than a sign-in form could.
-	slot := store.SignInSlot{At: now, Name: nameKey(store.Org{ID: a.OrgID}, "", a.UserName), LockAfter: p.LockAfter, LockFor: p.LockFor}
-	verdict, n, err := s.Store.TakeSignInSlot(ctx, slot)
-	slot.Number = n
+	err = s.checkGuess(ctx, a, ss, store.LoginInvalidPassword, refuse(CodeInvalidCredentials, "the current password is incorrect"), func() bool {
+		if creds.PasswordHash == "" {
+			dummyVerify(current)
+			return false
+		}
+		ok, err := VerifyPassword(creds.PasswordHash, current)
+		return err == nil && ok
+	})
 	if err != nil {
-		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
-	}
-	if verdict != store.SlotGranted {
-		return store.Session{}, errLocked()
-	}
-	ok := false
-	if creds.PasswordHash == "" {
-		dummyVerify(current)
-	} else if ok, err = VerifyPassword(creds.PasswordHash, current); err != nil {
-		ok = false
-	}
-	if !ok {
-		attempt := store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now,
-			Method: store.SignInPassword, IP: ss.IP, UserAgent: ss.UserAgent, Result: store.LoginInvalidPassword}
-		if n == p.LockAfter {
-			until := now.Add(p.LockFor)
-			attempt.LockedUntil = &until
-		}
-		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
-			return store.Session{}, fmt.Errorf("admin: change password: %w", err)
-		}
-		return store.Session{}, refuse(CodeInvalidCredentials, "the current password is incorrect")
-	}
-	if err := s.Store.ReturnSignInSlot(ctx, slot, false); err != nil { // not a guess
-		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
+		return store.Session{}, err
 	}
 	hash, err := HashPassword(newPassword)
 	if err != nil {
@@ -367,11 +344,28 @@ func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newP
 
 // BeginTOTP offers a new TOTP secret to the session's administrator (in
 // an active or enrol_totp session); ConfirmTOTP enables it. An
-// administrator who has TOTP already is totp_already_enabled: the
-// operator resets it first (ResetTOTP), so a stolen session cannot move
-// the second factor to another phone.
+// administrator who has TOTP already is totp_already_enabled: they
+// replace it with BeginTOTPReplacement and ReplaceTOTP, which ask for a
+// code of the app in use, so a stolen session cannot move the second
+// factor to another phone; without that app the operator resets it
+// (ResetTOTP).
 func (s *SignIn) BeginTOTP(ctx context.Context, sessionToken string) (TOTPEnrolment, error) {
-	_, a, err := s.session(ctx, sessionToken, store.SessionActive, store.SessionEnrolTOTP)
+	return s.beginTOTP(ctx, sessionToken, false)
+}
+
+// BeginTOTPReplacement offers a new TOTP secret to the administrator of
+// an active session who has TOTP already (else totp_not_enabled), for
+// ReplaceTOTP.
+func (s *SignIn) BeginTOTPReplacement(ctx context.Context, sessionToken string) (TOTPEnrolment, error) {
+	return s.beginTOTP(ctx, sessionToken, true)
+}
+
+func (s *SignIn) beginTOTP(ctx context.Context, sessionToken string, replace bool) (TOTPEnrolment, error) {
+	stages := []string{store.SessionActive, store.SessionEnrolTOTP}
+	if replace {
+		stages = stages[:1]
+	}
+	_, a, err := s.session(ctx, sessionToken, stages...)
 	if err != nil {
 		return TOTPEnrolment{}, err
 	}
@@ -379,14 +373,99 @@ func (s *SignIn) BeginTOTP(ctx context.Context, sessionToken string) (TOTPEnrolm
 	if err != nil {
 		return TOTPEnrolment{}, fmt.Errorf("admin: TOTP: %w", err)
 	}
-	if creds.TOTPEnabled {
+	switch {
+	case creds.TOTPEnabled && !replace:
 		return TOTPEnrolment{}, refuse(CodeTOTPAlreadyEnabled, "two-factor authentication is already set up")
+	case !creds.TOTPEnabled && replace:
+		return TOTPEnrolment{}, errTOTPNotEnabled()
 	}
 	org, err := s.Store.Org(ctx, a.OrgID)
 	if err != nil {
 		return TOTPEnrolment{}, fmt.Errorf("admin: TOTP: %w", err)
 	}
 	return newTOTPEnrolment(s.Sealer, a.ID, org.Slug, a.UserName, s.now())
+}
+
+func errTOTPNotEnabled() error {
+	return refuse(CodeTOTPNotEnabled, "two-factor authentication is not set up yet: set it up instead")
+}
+
+// ReplaceTOTP moves the second factor of the session's administrator (an
+// active session) to a new authenticator app: currentCode, from the app
+// in use, proves the factor; ticket (BeginTOTPReplacement's) and code
+// prove the new app has its secret. The new code is checked first, so a
+// refusal that needs no proof writes nothing; a wrong current code counts toward the lockout like a failed sign-in (a
+// stolen session cannot guess codes faster than the sign-in form could),
+// and a current code already used is a replay (both
+// invalid_current_totp). Every other session of
+// the administrator ends. Audited as credentials.totp_replace.
+func (s *SignIn) ReplaceTOTP(ctx context.Context, sessionToken, currentCode, ticket, code string) (store.Session, error) {
+	ss, a, err := s.session(ctx, sessionToken, store.SessionActive)
+	if err != nil {
+		return store.Session{}, err
+	}
+	now := s.now()
+	ctx = asSelf(ctx, a)
+	secret, err := openTicket(s.Sealer, ticket, a.ID, now)
+	if err != nil {
+		return store.Session{}, refuse(CodeInvalidTOTP, "the two-factor setup has expired: start again")
+	}
+	newStep, ok := matchTOTP(secret, code, now, 0)
+	if !ok {
+		return store.Session{}, errInvalidTOTP()
+	}
+	creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID)
+	if err != nil {
+		return store.Session{}, fmt.Errorf("admin: replace TOTP: %w", err)
+	}
+	if !creds.TOTPEnabled {
+		return store.Session{}, errTOTPNotEnabled()
+	}
+	current, err := s.Sealer.Open(creds.TOTPSecret, totpContext(a.ID))
+	if err != nil {
+		return store.Session{}, fmt.Errorf("admin: replace TOTP: secret of %s: %w", a.ID, err)
+	}
+	errCurrent := refuse(CodeInvalidCurrentTOTP, "the code of your current authenticator app is incorrect or was already used")
+	var currentStep int64
+	err = s.checkGuess(ctx, a, ss, store.LoginInvalidTOTP, errCurrent, func() bool {
+		var ok bool
+		currentStep, ok = matchTOTP(current, currentCode, now, creds.TOTPLastStep)
+		return ok
+	})
+	if err != nil {
+		return store.Session{}, err
+	}
+	sealed := s.Sealer.Seal(secret, totpContext(a.ID))
+	_, err = s.Store.UpdateCredentials(ctx, a.OrgID, a.ID, store.CredentialsChange{
+		Action: store.AuditTOTPReplace,
+		Update: func(c *store.Credentials) error {
+			// Changed meanwhile, or the current code's step used by a
+			// sign-in since it was read: the proof no longer holds.
+			if c.TOTPSecret != creds.TOTPSecret || c.TOTPLastStep >= currentStep {
+				return errCurrent
+			}
+			c.TOTPSecret, c.TOTPLastStep = sealed, max(currentStep, newStep)
+			return nil
+		},
+		EndSessions: true, KeepSession: ss.Hash, KeepStage: ss.Stage,
+	})
+	if err != nil {
+		return store.Session{}, sessionWriteError(err, "replace TOTP")
+	}
+	return ss, nil
+}
+
+// sessionWriteError is the answer to a failed credentials write of a
+// session's own administrator: invalid_session when the account is gone,
+// the refusal the write's Update returned, else err wrapped as what.
+func sessionWriteError(err error, what string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errInvalidSession()
+	}
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return e
+	}
+	return fmt.Errorf("admin: %s: %w", what, err)
 }
 
 // ConfirmTOTP enables the secret of ticket (from BeginTOTP) once code
@@ -424,17 +503,47 @@ func (s *SignIn) ConfirmTOTP(ctx context.Context, sessionToken, ticket, code str
 		},
 		EndSessions: true, KeepSession: ss.Hash, KeepStage: stage,
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Session{}, errInvalidSession()
-	}
 	if err != nil {
-		if e := (*Error)(nil); errors.As(err, &e) {
-			return store.Session{}, e
-		}
-		return store.Session{}, fmt.Errorf("admin: TOTP: %w", err)
+		return store.Session{}, sessionWriteError(err, "TOTP")
 	}
 	ss.Stage = stage
 	return ss, nil
+}
+
+// checkGuess runs check, a proof typed in a signed-in session (the
+// current password, a code of the app in use), counted against the
+// name's lockout before it runs, as a sign-in's password is: a stolen
+// session cannot guess faster than the sign-in form could, on any number
+// of instances. A failed check is recorded in the login history as
+// result (locking the name when it is the last attempt allowed) and
+// answered refused; a passed one gives its count back.
+func (s *SignIn) checkGuess(ctx context.Context, a store.Administrator, ss store.Session, result string, refused error, check func() bool) error {
+	p, now := s.policy(), s.now()
+	slot := store.SignInSlot{At: now, Name: nameKey(store.Org{ID: a.OrgID}, "", a.UserName), LockAfter: p.LockAfter, LockFor: p.LockFor}
+	verdict, n, err := s.Store.TakeSignInSlot(ctx, slot)
+	slot.Number = n
+	if err != nil {
+		return fmt.Errorf("admin: check: %w", err)
+	}
+	if verdict != store.SlotGranted {
+		return errLocked()
+	}
+	if !check() {
+		attempt := store.SignInAttempt{OrgID: a.OrgID, AdministratorID: a.ID, At: now,
+			Method: store.SignInPassword, IP: ss.IP, UserAgent: ss.UserAgent, Result: result}
+		if n == p.LockAfter {
+			until := now.Add(p.LockFor)
+			attempt.LockedUntil = &until
+		}
+		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
+			return fmt.Errorf("admin: check: %w", err)
+		}
+		return refused
+	}
+	if err := s.Store.ReturnSignInSlot(ctx, slot, false); err != nil { // not a guess
+		return fmt.Errorf("admin: check: %w", err)
+	}
+	return nil
 }
 
 // ResetTOTP removes an administrator's second factor (the operator's

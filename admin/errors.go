@@ -66,6 +66,8 @@ const (
 	CodeInvalidSession         = "invalid_session"
 	CodePasswordChangeRequired = "password_change_required"
 	CodeTOTPEnrolmentRequired  = "totp_enrolment_required"
+	CodeTOTPNotEnabled         = "totp_not_enabled"
+	CodeInvalidCurrentTOTP     = "invalid_current_totp"
 	CodeTOTPAlreadyEnabled     = "totp_already_enabled"
 
 	// SSO (issue #5).

@@ -157,6 +157,7 @@ const (
 	AuditPasswordSet       = "credentials.password_set" // by another administrator or the operator
 	AuditTOTPEnrol         = "credentials.totp_enrol"
 	AuditTOTPReset         = "credentials.totp_reset"
+	AuditTOTPReplace       = "credentials.totp_replace"
 	AuditCredentialsUnlock = "credentials.unlock"
 )
 

@@ -93,6 +93,7 @@ var actionLabels = []actionGroup{
 		{store.AuditPasswordSet, msg("Password set by another administrator")},
 		{store.AuditTOTPEnrol, msg("Two-factor enrolled")},
 		{store.AuditTOTPReset, msg("Two-factor reset")},
+		{store.AuditTOTPReplace, msg("Two-factor moved to a new app")},
 		{store.AuditCredentialsUnlock, msg("Account unlocked")}}},
 	{msg("SCIM"), "", []option{
 		{store.AuditSCIMTokenCreate, msg("SCIM token created")},

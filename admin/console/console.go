@@ -293,6 +293,9 @@ type totpView struct {
 	Secret string
 	URL    string
 	Ticket string
+	// Replace: the administrator has TOTP already and moves it to this
+	// new secret, proving the app in use with one of its codes.
+	Replace bool
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {

@@ -313,6 +313,11 @@ func (c *Console) twoFactorPage(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Title = msg("Set up two-factor authentication")
 	enrol, err := c.SignIn.BeginTOTP(r.Context(), sessionToken(r))
+	replace := false
+	if e := refusal(err); e != nil && e.Code == admin.CodeTOTPAlreadyEnabled {
+		p.Title, replace = msg("Move two-factor authentication to a new app"), true
+		enrol, err = c.SignIn.BeginTOTPReplacement(r.Context(), sessionToken(r))
+	}
 	if e := refusal(err); e != nil {
 		if e.Code == admin.CodeInvalidSession {
 			http.Redirect(w, r, PathSignIn, http.StatusSeeOther)
@@ -330,9 +335,12 @@ func (c *Console) twoFactorPage(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
+	p.TOTP.Replace = replace
 	c.render(w, r, http.StatusOK, "twofactor", p)
 }
 
+// twoFactor confirms an enrolment, or a replacement (the form's replace
+// field) with the code of the app in use.
 func (c *Console) twoFactor(w http.ResponseWriter, r *http.Request) {
 	p, ok := c.stepPage(w, r, admin.CodeTOTPEnrolmentRequired)
 	if !ok {
@@ -344,13 +352,25 @@ func (c *Console) twoFactor(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
-	_, err = c.SignIn.ConfirmTOTP(r.Context(), sessionToken(r), r.PostFormValue("ticket"), r.PostFormValue("code"))
+	next := PathHome
+	if p.TOTP.Replace = r.PostFormValue("replace") == "1"; p.TOTP.Replace {
+		p.Title, next = msg("Move two-factor authentication to a new app"), PathUserPreferences+"?totp=replaced"
+		_, err = c.SignIn.ReplaceTOTP(r.Context(), sessionToken(r), r.PostFormValue("current_code"), r.PostFormValue("ticket"), r.PostFormValue("code"))
+	} else {
+		_, err = c.SignIn.ConfirmTOTP(r.Context(), sessionToken(r), r.PostFormValue("ticket"), r.PostFormValue("code"))
+	}
 	if e := refusal(err); e != nil {
-		if e.Code == admin.CodeInvalidSession {
+		switch e.Code {
+		case admin.CodeInvalidSession:
 			http.Redirect(w, r, PathSignIn, http.StatusSeeOther)
 			return
+		case admin.CodeInvalidCurrentTOTP, admin.CodeAccountLocked:
+			p.Fields = map[string]string{"current_code": sentence(e.Message)}
+		case admin.CodeTOTPNotEnabled:
+			p.Error = sentence(e.Message)
+		default:
+			p.Fields = map[string]string{"code": sentence(e.Message)}
 		}
-		p.Fields = map[string]string{"code": sentence(e.Message)}
 		c.render(w, r, http.StatusBadRequest, "twofactor", p)
 		return
 	}
@@ -358,7 +378,7 @@ func (c *Console) twoFactor(w http.ResponseWriter, r *http.Request) {
 		c.failure(w, r, err)
 		return
 	}
-	http.Redirect(w, r, PathHome, http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // orgParam is an organization slug from a link or a form, cut to a sane

@@ -21,6 +21,7 @@ type userView struct {
 	TOTPEnabled bool
 	Language    string // the administrator's choice, "" none
 	Saved       bool
+	Replaced    bool // the second factor was just moved to a new app
 }
 
 // userPreferences is Preferences → User (seed 000): the password, the
@@ -36,7 +37,8 @@ func (c *Console) userPreferences(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.render(w, r, http.StatusOK, "user", &page{Title: msg("User preferences"), Me: &a, Org: &org, Nav: "preferences", Tab: "user",
-		Data: userView{TOTPEnabled: creds.TOTPEnabled, Language: a.Language, Saved: r.URL.Query().Get("saved") == "language"}})
+		Data: userView{TOTPEnabled: creds.TOTPEnabled, Language: a.Language, Saved: r.URL.Query().Get("saved") == "language",
+			Replaced: r.URL.Query().Get("totp") == "replaced"}})
 }
 
 // setUserLanguage saves the administrator's language (admin.Edit, the

@@ -475,26 +475,50 @@ func TestConsoleI18nUserPreferences(t *testing.T) {
 		t.Fatalf("status %q", a.Status)
 	}
 
-	// Two-factor from the preferences: set up, then shown as on, with
-	// how to replace it (admin.SignIn refuses a second enrolment to a
-	// session: the operator resets it first).
+	// Two-factor from the preferences: set up, then shown as on, then
+	// moved to a new app with a code of the app in use.
 	p.do("two-factor", chromedp.Click(chromedp.CSS(`a[href="/account/two-factor"]`)), chromedp.WaitReady(chromedp.CSS(`#totp-secret`)))
 	secret := p.text("#totp-secret")
-	code, _ := totp.GenerateCode(secret, time.Now())
+	now := time.Now()
+	code, _ := totp.GenerateCode(secret, now)
 	p.submit("main form", map[string]string{"#code": code})
 	if loc := p.location(); loc != f.srv.base+"/administrators" {
 		t.Fatalf("after the enrolment: %s: %s", loc, p.text("main"))
 	}
 	p.open(f.srv.base + "/preferences/user")
 	p.expect(".badge.on", "On")
-	p.expect("main", "ask support")
-	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('a[href="/account/two-factor"]').length`)); n != 0 {
-		t.Error("the set-up link is still offered with two-factor on")
-	}
 	p.shot("i18n-user-totp-on-en")
-	p.open(f.srv.base + "/account/two-factor")
-	p.expect("main", "already set up")
-	p.expect("main a[href='/preferences/user']", "Back to your preferences")
+	p.do("move", chromedp.Click(chromedp.CSS(`a[href="/account/two-factor"]`)), chromedp.WaitReady(chromedp.CSS(`#current_code`)))
+	p.expect("h1", "Move two-factor authentication to a new app")
+	newSecret := p.text("#totp-secret")
+	if newSecret == secret || len(newSecret) < 16 {
+		t.Fatalf("the new key %q", newSecret)
+	}
+	p.shot("twofactor-replace")
+	replaced := func() int {
+		es, err := f.store.AuditLog(context.Background(), f.org.ID, store.AuditQuery{Action: store.AuditTOTPReplace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	newCode, _ := totp.GenerateCode(newSecret, now)
+	// The code that confirmed the enrolment cannot prove the app twice.
+	p.submit("main form", map[string]string{"#current_code": code, "#code": newCode})
+	p.expect("#current_code-error", "incorrect or was already used")
+	if n := replaced(); n != 0 {
+		t.Fatalf("a refused replacement was recorded %d times", n)
+	}
+	p.shot("twofactor-replace-error")
+	next, _ := totp.GenerateCode(secret, now.Add(30*time.Second))
+	p.submit("main form", map[string]string{"#current_code": next, "#code": newCode})
+	if loc := p.location(); loc != f.srv.base+"/preferences/user?totp=replaced" {
+		t.Fatalf("after the replacement: %s: %s", loc, p.text("main"))
+	}
+	p.expect("[role=status]", "now uses your new app")
+	if n := replaced(); n != 1 {
+		t.Fatalf("the replacement was recorded %d times", n)
+	}
 
 	// A form on another origin (the same site: the browser sends the
 	// session cookie) setting the language: refused, nothing stored.
