@@ -22,6 +22,10 @@ import (
 type apiReference struct {
 	Title, Description, Base string
 	Groups                   []apiGroup
+	// Schemas are the named schemas of the responses, each shown once
+	// (the responses link to them): written out at every operation they
+	// made the page weigh more than 100 KB.
+	Schemas []*apiSchema
 }
 
 type apiGroup struct {
@@ -181,9 +185,20 @@ func parseAPIReference(doc []byte) (*apiReference, error) {
 			g.Operations = append(g.Operations, d.operation(strings.ToUpper(m), path, op, shared))
 		}
 	}
+	named := map[string]*apiSchema{}
 	for _, seg := range order {
-		ref.Groups = append(ref.Groups, *byGroup[seg])
+		g := byGroup[seg]
+		ref.Groups = append(ref.Groups, *g)
+		for _, o := range g.Operations {
+			for _, r := range o.Responses {
+				if s := r.Schema; s != nil && s.Name != "" && len(s.Fields) > 0 && named[s.Name] == nil {
+					named[s.Name] = s
+					ref.Schemas = append(ref.Schemas, s)
+				}
+			}
+		}
 	}
+	sort.Slice(ref.Schemas, func(i, j int) bool { return ref.Schemas[i].Name < ref.Schemas[j].Name })
 	return ref, nil
 }
 

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+)
+
+// TestConsolePagesWeighUnder100KB: every page of the console, served by
+// gatehouse serve with full content (a table page of 50 administrators
+// with a drawer open, 50 audit entries, the API reference, keys and
+// tokens), weighs under 100 KB with its stylesheet and script; the
+// console has no images but the QR code, a data: URL inside the page.
+func TestConsolePagesWeighUnder100KB(t *testing.T) {
+	f := newServeFixture(t, nil)
+	token := f.link[strings.Index(f.link, "token=")+len("token="):]
+	if a := postJSON(t, f.srv.base+"/api/v1/activation", `{"token":"`+token+`","password":"`+consolePassword+`"}`, ""); a.status != 200 {
+		t.Fatalf("activation: %d %v", a.status, a.body)
+	}
+	jane := f.admin(t, "Jane.Doe")
+	for i := range 60 {
+		body := fmt.Sprintf(`{"username":"user.%02d","firstName":"Firstname%02d","lastName":"Lastname%02d","email":"user.%02d@example.com","phone":"+1 555 01%02d"}`, i, i, i, i, i)
+		if resp, out := f.call(t, "POST", "/api/v1/administrators", body, nil); resp.StatusCode != 201 {
+			t.Fatalf("invite: %d %s", resp.StatusCode, out)
+		}
+	}
+	for i := range 3 {
+		f.call(t, "POST", "/api/v1/api-keys", fmt.Sprintf(`{"name":"key %d","role":"Administrator"}`, i), nil)
+		f.call(t, "POST", "/api/v1/scim/tokens", fmt.Sprintf(`{"description":"token %d"}`, i), nil)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	res, err := client.Post(f.srv.base+"/api/v1/session", "application/json",
+		strings.NewReader(`{"organization":"acme","username":"Jane.Doe","password":"`+consolePassword+`"}`))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("sign-in: %v %v", res, err)
+	}
+	res.Body.Close()
+
+	get := func(path string) (int, string) {
+		res, err := client.Get(f.srv.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	assets := 0
+	for _, a := range []string{"/assets/console.css", "/assets/console.js"} {
+		code, body := get(a)
+		if code != 200 || len(body) < 500 {
+			t.Fatalf("%s: %d, %d bytes", a, code, len(body))
+		}
+		assets += len(body)
+	}
+	for _, path := range []string{"/administrators", "/administrators/new", "/administrators/" + jane.ID + "?sort=email",
+		"/preferences/user", "/preferences/organization", "/preferences/sso", "/preferences/sso/new/saml",
+		"/preferences/api", "/preferences/api/reference", "/audit", "/account/password", "/account/two-factor"} {
+		code, body := get(path)
+		if code != 200 || !strings.Contains(body, `<main id="main"`) {
+			t.Fatalf("%s: %d\n%s", path, code, body)
+		}
+		if total := len(body) + assets; total > 100_000 {
+			t.Errorf("%s weighs %d bytes (HTML %d, CSS and JS %d), want under 100 KB (100,000 bytes)", path, total, len(body), assets)
+		} else {
+			t.Logf("%-40s %6d bytes (HTML %d)", path, total, len(body))
+		}
+	}
+	// The signed-out pages.
+	client.Jar, _ = cookiejar.New(nil)
+	for _, path := range []string{"/login", "/login/password?org=acme", "/forgot-password", "/activate?token=x"} {
+		_, body := get(path)
+		if total := len(body) + assets; total > 100_000 || !strings.Contains(body, "</html>") {
+			t.Errorf("%s weighs %d bytes", path, total)
+		}
+	}
+}
