@@ -54,8 +54,17 @@ func TestRefusalsAreTranslated(t *testing.T) {
 	for _, f := range refusalFormats {
 		formats[f.english] = true
 	}
-	for _, name := range []string{"activation", "credentials", "password", "sessions"} {
-		found := literals(t, filepath.Join("..", name+".go"), func(n ast.Node) []ast.Expr {
+	files, err := filepath.Glob(filepath.Join("..", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signIn := map[string]bool{"activation.go": true, "credentials.go": true, "password.go": true, "sessions.go": true}
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		strict := signIn[filepath.Base(file)]
+		found := literals(t, file, func(n ast.Node) []ast.Expr {
 			c, ok := n.(*ast.CallExpr)
 			if !ok {
 				return nil
@@ -66,7 +75,10 @@ func TestRefusalsAreTranslated(t *testing.T) {
 			if len(c.Args) > 2 {
 				if lit, ok := c.Args[1].(*ast.BasicLit); ok {
 					s, _ := strconv.Unquote(lit.Value)
-					if !formats[s] && !strings.Contains(s, "%q") {
+					// Sign-in's refusals with a number of the policy are
+					// translated with it; the others carrying a value
+					// (a name, an id) stay English.
+					if strict && !formats[s] && !strings.Contains(s, "%q") {
 						t.Errorf("refusal %q carries a value: add it to refusalFormats", s)
 					}
 				}
