@@ -26,21 +26,21 @@ func TestCheckClientURI(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"",
-		"/callback",                         // relative
-		"app.example/cb",                    // no scheme
-		"http://app.example/cb",             // http off loopback
-		"http://127.0.0.2/cb",               // not one of the loopback hosts named
-		"http://localhost.evil.example/cb",  // a name that only starts like one
-		"http://127.0.0.1.nip.io/cb",        // idem
-		"https://app.example/cb#frag",       // fragment (RFC 6749 §3.1.2)
-		"https://app.example/cb#",           // empty fragment
-		"https://*.app.example/cb",          // wildcard
-		"https://app.example/*",             // wildcard
-		"https://user:pw@app.example/cb",    // credentials
-		"javascript:alert(1)",               // not a URL with a host
-		"custom.scheme:/cb",                 // native app schemes: not in this increment
-		"https://app.example/c b",           // space
-		"https://app.example/cb\n",          // control character
+		"/callback",                        // relative
+		"app.example/cb",                   // no scheme
+		"http://app.example/cb",            // http off loopback
+		"http://127.0.0.2/cb",              // not one of the loopback hosts named
+		"http://localhost.evil.example/cb", // a name that only starts like one
+		"http://127.0.0.1.nip.io/cb",       // idem
+		"https://app.example/cb#frag",      // fragment (RFC 6749 §3.1.2)
+		"https://app.example/cb#",          // empty fragment
+		"https://*.app.example/cb",         // wildcard
+		"https://app.example/*",            // wildcard
+		"https://user:pw@app.example/cb",   // credentials
+		"javascript:alert(1)",              // not a URL with a host
+		"custom.scheme:/cb",                // native app schemes: not in this increment
+		"https://app.example/c b",          // space
+		"https://app.example/cb\n",         // control character
 		"https://" + strings.Repeat("a", 2001),
 	} {
 		err := admin.CheckClientURI("redirect URI", bad)
@@ -63,14 +63,14 @@ func TestOIDCClients(t *testing.T) {
 		// Refusals write nothing.
 		before := storetest.TakeSnapshot(t, s)
 		for name, spec := range map[string]admin.OIDCClientSpec{
-			"no name":          {RedirectURIs: []string{"https://a.example/cb"}},
-			"no redirect":      {Name: "A"},
-			"bad redirect":     {Name: "A", RedirectURIs: []string{"https://a.example/cb", "http://a.example/cb"}},
-			"bad logout":       {Name: "A", RedirectURIs: []string{"https://a.example/cb"}, BackchannelLogoutURI: "https://a.example/bcl#x"},
-			"unknown org":      {Name: "A", RedirectURIs: []string{"https://a.example/cb"}, Orgs: []string{"acme", "nope"}},
-			"too many URIs":    {Name: "A", RedirectURIs: slices.Repeat([]string{"https://a.example/cb"}, 21)},
-			"wildcard":         {Name: "A", RedirectURIs: []string{"https://a.example/*"}},
-			"control in name":  {Name: "A\x00", RedirectURIs: []string{"https://a.example/cb"}},
+			"no name":         {RedirectURIs: []string{"https://a.example/cb"}},
+			"no redirect":     {Name: "A"},
+			"bad redirect":    {Name: "A", RedirectURIs: []string{"https://a.example/cb", "http://a.example/cb"}},
+			"bad logout":      {Name: "A", RedirectURIs: []string{"https://a.example/cb"}, BackchannelLogoutURI: "https://a.example/bcl#x"},
+			"unknown org":     {Name: "A", RedirectURIs: []string{"https://a.example/cb"}, Orgs: []string{"acme", "nope"}},
+			"too many URIs":   {Name: "A", RedirectURIs: slices.Repeat([]string{"https://a.example/cb"}, 21)},
+			"wildcard":        {Name: "A", RedirectURIs: []string{"https://a.example/*"}},
+			"control in name": {Name: "A\x00", RedirectURIs: []string{"https://a.example/cb"}},
 			"public, bad URI": {Name: "A", Public: true, RedirectURIs: []string{"https://a.example/cb#"}},
 		} {
 			secret, c, err := clients.Create(ctx, spec)
