@@ -127,6 +127,19 @@ func (c *OIDCClients) Delete(ctx context.Context, id string) error {
 	return err
 }
 
+// SetDisabled disables a client (no administrator signs in to it, its
+// secret no longer authenticates) or enables it again.
+func (c *OIDCClients) SetDisabled(ctx context.Context, id string, disabled bool) (store.OIDCClient, error) {
+	client, err := c.Store.UpdateOIDCClient(ctx, id, func(x *store.OIDCClient) error {
+		x.Disabled = disabled
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.OIDCClient{}, &Error{Code: CodeNotFound, Message: fmt.Sprintf("OIDC client %q not found", id), Err: err}
+	}
+	return client, err
+}
+
 // ErrBadClient: the client id and secret do not authenticate a usable
 // confidential client (unknown, disabled, public, or a wrong secret).
 // Callers answer invalid_client without saying which.

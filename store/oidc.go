@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,6 +27,7 @@ const ServerAudit = ""
 const (
 	AuditSigningKeyCreate = "oidc_signing_key.create"
 	AuditOIDCClientCreate = "oidc_client.create"
+	AuditOIDCClientUpdate = "oidc_client.update"
 	AuditOIDCClientDelete = "oidc_client.delete"
 )
 
@@ -184,15 +187,15 @@ func oidcClientView(c *OIDCClient) map[string]any {
 		"firstParty": c.FirstParty, "disabled": c.Disabled}
 }
 
-// CreateOIDCClient stores a client. Its organizations must exist
-// (ErrNotFound otherwise); a taken id is ErrAlreadyExists.
-func (s *SQL) CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, error) {
+// validOIDCClient is the store's part of a client's rules (package admin
+// checks the URIs).
+func validOIDCClient(c *OIDCClient) error {
 	if c.ID == "" || c.Name == "" || len(c.RedirectURIs) == 0 || c.Public != (len(c.SecretHash) == 0) || c.AllOrgs != (len(c.OrgIDs) == 0) {
-		return OIDCClient{}, errors.New("store: an OIDC client needs an id, a name, redirect URIs, a secret hash unless public, and organizations unless for all")
+		return errors.New("store: an OIDC client needs an id, a name, redirect URIs, a secret hash unless public, and organizations unless for all")
 	}
 	for _, v := range append([]string{c.ID, c.Name, c.BackchannelLogoutURI}, c.RedirectURIs...) {
 		if !storable(v) {
-			return OIDCClient{}, errors.New("store: OIDC client fields must be UTF-8 text")
+			return errors.New("store: OIDC client fields must be UTF-8 text")
 		}
 	}
 	if c.SecretHash == nil {
@@ -201,16 +204,33 @@ func (s *SQL) CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, e
 	if c.OrgIDs == nil {
 		c.OrgIDs = Strings{}
 	}
+	return nil
+}
+
+// orgsExist fails with ErrNotFound unless every id is an organization's.
+func (s *SQL) orgsExist(ctx context.Context, tx *sqlx.Tx, ids []string) error {
+	for _, org := range ids {
+		var n int
+		if err := s.get(ctx, tx, &n, `SELECT count(*) FROM orgs WHERE id = ?`, org); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("store: organization %q: %w", org, ErrNotFound)
+		}
+	}
+	return nil
+}
+
+// CreateOIDCClient stores a client. Its organizations must exist
+// (ErrNotFound otherwise); a taken id is ErrAlreadyExists.
+func (s *SQL) CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, error) {
+	if err := validOIDCClient(&c); err != nil {
+		return OIDCClient{}, err
+	}
 	c.CreatedAt = s.timestamp()
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		for _, org := range c.OrgIDs {
-			var n int
-			if err := s.get(ctx, tx, &n, `SELECT count(*) FROM orgs WHERE id = ?`, org); err != nil {
-				return err
-			}
-			if n == 0 {
-				return fmt.Errorf("store: organization %q: %w", org, ErrNotFound)
-			}
+		if err := s.orgsExist(ctx, tx, c.OrgIDs); err != nil {
+			return err
 		}
 		if _, err := s.exec(ctx, tx, `INSERT INTO oidc_clients (`+oidcClientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.Name, c.Public, c.SecretHash, c.RedirectURIs, c.BackchannelLogoutURI, c.AllOrgs, c.OrgIDs, c.FirstParty,
@@ -243,6 +263,51 @@ func (s *SQL) OIDCClients(ctx context.Context) ([]OIDCClient, error) {
 		return nil, fmt.Errorf("store: list OIDC clients: %w", err)
 	}
 	return cs, nil
+}
+
+// UpdateOIDCClient applies fn to a client in one transaction holding its
+// row; its id and creation time do not change. Its organizations must
+// exist (ErrNotFound otherwise).
+func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClient) error) (OIDCClient, error) {
+	var out OIDCClient
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var c OIDCClient
+		if err := s.get(ctx, tx, &c, `SELECT seq, `+oidcClientColumns+` FROM oidc_clients WHERE id = ?`+s.d.forUpdate, id); err != nil {
+			return err
+		}
+		before := oidcClientView(&c)
+		next := c
+		next.RedirectURIs = slices.Clone(c.RedirectURIs)
+		next.OrgIDs = slices.Clone(c.OrgIDs)
+		next.SecretHash = slices.Clone(c.SecretHash)
+		if err := fn(&next); err != nil {
+			return err
+		}
+		next.Seq, next.ID, next.CreatedAt = c.Seq, c.ID, c.CreatedAt
+		if err := validOIDCClient(&next); err != nil {
+			return err
+		}
+		if err := s.orgsExist(ctx, tx, next.OrgIDs); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE oidc_clients SET name = ?, public = ?, secret_hash = ?, redirect_uris = ?,
+			backchannel_logout_uri = ?, all_orgs = ?, org_ids = ?, first_party = ?, disabled = ? WHERE id = ?`,
+			next.Name, next.Public, next.SecretHash, next.RedirectURIs, next.BackchannelLogoutURI, next.AllOrgs, next.OrgIDs,
+			next.FirstParty, next.Disabled, id); err != nil {
+			return fmt.Errorf("store: update OIDC client: %w", err)
+		}
+		after := oidcClientView(&next)
+		if !bytes.Equal(c.SecretHash, next.SecretHash) {
+			before["secret"], after["secret"] = "old", "new" // that it changed, never the hash
+		}
+		out = next
+		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientUpdate, targetKind: "oidc_client", targetID: id,
+			targetName: next.Name, before: before, after: after})
+	})
+	if err != nil {
+		return OIDCClient{}, err
+	}
+	return out, nil
 }
 
 // DeleteOIDCClient removes a client.

@@ -522,6 +522,7 @@ type Store interface {
 	CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, error)
 	OIDCClient(ctx context.Context, id string) (OIDCClient, error)
 	OIDCClients(ctx context.Context) ([]OIDCClient, error)
+	UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClient) error) (OIDCClient, error)
 	DeleteOIDCClient(ctx context.Context, id string) error
 
 	// SetBaseURL records the public URL gatehouse serve runs with, for the

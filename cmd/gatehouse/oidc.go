@@ -67,6 +67,8 @@ func oidcCommands() []*command {
 		{name: "client", summary: "manage the applications that sign administrators in", sub: []*command{
 			{name: "create", summary: "register an application; prints its client id and, once, its secret", run: oidcClientCreateCommand().runner()},
 			{name: "list", summary: "list the applications", run: oidcClientListCommand().runner()},
+			{name: "disable", summary: "stop an application from signing administrators in, without removing it", run: oidcClientSwitchCommand(true).runner()},
+			{name: "enable", summary: "let a disabled application sign administrators in again", run: oidcClientSwitchCommand(false).runner()},
 			{name: "delete", summary: "remove an application", run: oidcClientDeleteCommand().runner()},
 		}},
 	}
@@ -242,6 +244,26 @@ func oidcClientDeleteCommand() serverCommand {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "OIDC client %s deleted\n", pos[0])
+			return nil
+		},
+	}
+}
+
+func oidcClientSwitchCommand(disable bool) serverCommand {
+	verb, about := "enable", "Lets a disabled application sign administrators in again. Audited."
+	if disable {
+		verb, about = "disable", "Stops an application from signing administrators in, and its secret from\nauthenticating, without removing it. Audited."
+	}
+	return serverCommand{
+		name:  "oidc client " + verb,
+		args:  []string{"CLIENT_ID"},
+		about: about,
+		run: func(ctx context.Context, c *cli, s *store.SQL, pos []string) error {
+			client, err := (&admin.OIDCClients{Store: s}).SetDisabled(ctx, pos[0], disable)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "OIDC client %s: disabled=%t\n", client.ID, client.Disabled)
 			return nil
 		},
 	}

@@ -278,6 +278,23 @@ func TestOIDCClientCLI(t *testing.T) {
 			t.Error("list shows the secret")
 		}
 
+		if r := gatehouse(t, env, "oidc", "client", "disable", confID); r.code != 0 || r.stdout != "OIDC client "+confID+": disabled=true\n" {
+			t.Fatalf("disable: %+v", r)
+		}
+		if _, err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err == nil {
+			t.Fatal("a disabled client authenticates")
+		}
+		if r := gatehouse(t, env, "oidc", "client", "list"); !strings.Contains(r.stdout, "disabled=true") {
+			t.Fatalf("list after disable: %q", r.stdout)
+		}
+		if r := gatehouse(t, env, "oidc", "client", "enable", confID); r.code != 0 || r.stdout != "OIDC client "+confID+": disabled=false\n" {
+			t.Fatalf("enable: %+v", r)
+		}
+		if _, err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err != nil {
+			t.Fatalf("an enabled client does not authenticate: %v", err)
+		}
+		before = storetest.TakeSnapshot(t, s)
+		assertRefused(t, gatehouse(t, env, "oidc", "client", "disable", "no-such-client"), 1, "not found", s, before)
 		if r := gatehouse(t, env, "oidc", "client", "delete", confID); r.code != 0 {
 			t.Fatalf("delete: %+v", r)
 		}
@@ -286,8 +303,8 @@ func TestOIDCClientCLI(t *testing.T) {
 		assertRefused(t, gatehouse(t, env, "oidc", "client", "delete"), 2, "usage", s, before)
 
 		log, err := s.AuditLog(context.Background(), store.ServerAudit, store.AuditQuery{TargetID: confID})
-		if err != nil || len(log) != 2 || log[0].Action != store.AuditOIDCClientDelete || log[1].Action != store.AuditOIDCClientCreate ||
-			log[1].ActorKind != store.ActorOperator || log[1].ActorName != "ops-bob" {
+		if err != nil || len(log) != 4 || log[0].Action != store.AuditOIDCClientDelete || log[1].Action != store.AuditOIDCClientUpdate ||
+			log[3].Action != store.AuditOIDCClientCreate || log[3].ActorKind != store.ActorOperator || log[3].ActorName != "ops-bob" {
 			t.Fatalf("audit %+v, %v", log, err)
 		}
 	})

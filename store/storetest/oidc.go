@@ -155,6 +155,37 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	}
 	_, err = s.OIDCClient(ctx, "c3")
 	wantErr(t, err, store.ErrNotFound)
+
+	// Updates: id and creation time stay; a refusal writes nothing.
+	up, err := s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error {
+		c.Disabled, c.ID, c.CreatedAt = true, "renamed", time.Time{}
+		return nil
+	})
+	if err != nil || !up.Disabled || up.ID != "c1" || !up.CreatedAt.Equal(got.CreatedAt) || up.Allows(o.ID) {
+		t.Fatalf("disable: %+v, %v", up, err)
+	}
+	boom := errors.New("boom")
+	_, err = s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.Name = "x"; return boom })
+	wantErr(t, err, boom)
+	_, err = s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.OrgIDs = append(c.OrgIDs, "no-such-org"); return nil })
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.SecretHash = nil; return nil }) // confidential without a secret
+	if err == nil {
+		t.Fatal("a confidential client lost its secret")
+	}
+	_, err = s.UpdateOIDCClient(ctx, "nope", func(*store.OIDCClient) error { return nil })
+	wantErr(t, err, store.ErrNotFound)
+	if again, _ := s.OIDCClient(ctx, "c1"); again.Name != "Billing" || !again.Disabled || len(again.OrgIDs) != 1 || string(again.SecretHash) != "hash-1" {
+		t.Fatalf("after refused updates: %+v", again)
+	}
+	if _, err := s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.SecretHash = []byte("hash-2"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	upd, _ := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: "c1", Action: store.AuditOIDCClientUpdate})
+	if len(upd) != 2 || string(upd[1].Before) != `{"disabled":false}` || string(upd[1].After) != `{"disabled":true}` ||
+		string(upd[0].After) != `{"secret":"new"}` {
+		t.Fatalf("update audit %+v", upd)
+	}
 	if err := s.DeleteOIDCClient(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
@@ -162,16 +193,16 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	_, err = s.OIDCClient(ctx, "c1")
 	wantErr(t, err, store.ErrNotFound)
 	log, err := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: "c1"})
-	if err != nil || len(log) != 2 || log[0].Action != store.AuditOIDCClientDelete || log[1].Action != store.AuditOIDCClientCreate {
+	if err != nil || len(log) != 4 || log[0].Action != store.AuditOIDCClientDelete || log[3].Action != store.AuditOIDCClientCreate {
 		t.Fatalf("audit %+v, %v", log, err)
 	}
 	for _, e := range log {
-		if strings.Contains(string(e.After)+string(e.Before), "hash-1") {
+		if strings.Contains(string(e.After)+string(e.Before), "hash-") {
 			t.Errorf("audit shows the secret's hash: %+v", e)
 		}
 	}
-	if !strings.Contains(string(log[1].After), "https://billing.example/cb") {
-		t.Errorf("audit of create lacks the redirect URIs: %s", log[1].After)
+	if !strings.Contains(string(log[3].After), "https://billing.example/cb") {
+		t.Errorf("audit of create lacks the redirect URIs: %s", log[3].After)
 	}
 	// Nothing of the refused writes reached the organizations' logs.
 	if l, _ := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: "oidc_client."}); len(l) != 0 {
