@@ -209,6 +209,25 @@ func TestServeMakesOneSigningKey(t *testing.T) {
 		if len(log) != 1 || log[0].ActorKind != store.ActorSystem {
 			t.Fatalf("audit %+v", log)
 		}
+		for _, in := range instances {
+			if strings.Contains(in.stderr.String(), "does not open") {
+				t.Errorf("an instance with the right key warns: %s", in.stderr.String())
+			}
+		}
+
+		// A third instance with another secret key says so at start.
+		otherKey, _ := newSecretKey(t)
+		addr := freeAddr(t)
+		third := startServe(t, addr, map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": otherKey, "GATEHOUSE_LOG_FORMAT": "json"}, "--addr", addr)
+		if code := third.shutdown(t); code != 0 {
+			t.Fatalf("serve exited %d", code)
+		}
+		if !strings.Contains(third.stderr.String(), "signing key does not open") {
+			t.Errorf("serve with another secret key did not warn: %s", third.stderr.String())
+		}
+		if keys, _ := s.SigningKeys(context.Background()); len(keys) != 1 {
+			t.Errorf("%d keys after the third instance, want 1", len(keys))
+		}
 	})
 }
 

@@ -168,6 +168,11 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	} else if created {
 		logger.Info("created the OpenID Provider's first signing key")
 	}
+	// Instances on one database must share the secret key; one that does
+	// not could not sign. Said at start, not at the first sign-in.
+	if _, err := signingKeys.Active(ctx); err != nil {
+		logger.Error("the OpenID Provider's signing key does not open: give every instance the same secret key (GATEHOUSE_SECRET_KEY)", "err", err)
+	}
 	sender, err := outbox.NewSender(s, sealer, smtpConfig, logger)
 	if err != nil {
 		return usagef("%v", err)
