@@ -58,7 +58,7 @@ func (c *OIDCClients) Create(ctx context.Context, spec OIDCClientSpec) (string, 
 		return "", store.OIDCClient{}, err
 	}
 	if len(spec.RedirectURIs) == 0 {
-		return "", store.OIDCClient{}, refuse(CodeInvalidRedirectURI, "a client needs at least one redirect URI")
+		return "", store.OIDCClient{}, refuse(CodeInvalidRedirectURI, "client %q needs at least one redirect URI", spec.Name)
 	}
 	if len(spec.RedirectURIs) > maxRedirectURIs {
 		return "", store.OIDCClient{}, refuse(CodeInvalidRedirectURI, "at most %d redirect URIs, not %d", maxRedirectURIs, len(spec.RedirectURIs))
