@@ -24,9 +24,14 @@
 //     (activation.go); password hashing and strength (password.go), TOTP
 //     itself (totp.go);
 //   - SCIM tokens (SCIMTokens) and management API keys (APIKeys);
+//   - the OpenID Provider's records, which its protocol code will read:
+//     signing keys (SigningKeys: made on first start, rotated on a
+//     schedule, published until the tokens they signed expire, the JWKS)
+//     and clients (OIDCClients: exact redirect URIs, hashed secrets,
+//     allowed organizations);
 //   - secrets: hashes of the bearer secrets gatehouse stores (HashSecret),
 //     and the Sealer that encrypts what must be read back (TOTP secrets,
-//     queued email bodies, SSO keys) with the server's key;
+//     queued email bodies, SSO keys, signing keys) with the server's key;
 //   - the contract of SSO connection management (SSOConnections), which
 //     package sso implements;
 //   - refusals: Error with stable codes, which every front end maps to its

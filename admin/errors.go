@@ -73,6 +73,10 @@ const (
 	// SSO (issue #5).
 	CodeSSORequired      = "sso_required"       // the organization signs in through its IdP; passwords are refused
 	CodeSSONotConfigured = "sso_not_configured" // requiring SSO needs an enabled connection
+
+	// The OpenID Provider (issue #14).
+	CodeInvalidRedirectURI = "invalid_redirect_uri" // not absolute https (http for loopback only), a fragment, a wildcard
+	CodeConflict           = "conflict"             // a concurrent change won (two key rotations at one moment)
 )
 
 func refuse(code, format string, args ...any) *Error {

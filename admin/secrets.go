@@ -31,8 +31,8 @@ func newSecret() string {
 }
 
 // Sealer encrypts the secrets gatehouse must read back (TOTP seeds, queued
-// email bodies, and later SSO client secrets and SP keys) with the server
-// key: AES-256-GCM, a random nonce per value, the result as
+// email bodies, SSO client secrets and SP keys, the OpenID Provider's
+// signing keys) with the server key: AES-256-GCM, a random nonce per value, the result as
 // "v1." + base64url(nonce || ciphertext).
 type Sealer struct{ aead cipher.AEAD }
 

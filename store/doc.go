@@ -31,7 +31,11 @@
 //   - Concurrent creates of administrators share one commit (commit.go), on
 //     both databases; a caller hears of success only once its row is
 //     durable.
-//   - Every write records its audit entry in the transaction of the change.
+//   - Every write records its audit entry in the transaction of the change;
+//     the server-wide records (the OpenID Provider's signing keys and
+//     clients, oidc.go) in the server's own log, ServerAudit.
+//   - Of writers racing to make one thing once (the first signing key, a
+//     rotation), a unique column decides: the losers get ErrAlreadyExists.
 //   - SQLite runs in WAL mode with foreign keys on, a busy timeout, one
 //     writer connection and a pool of read-only readers; its files are
 //     created 0600.

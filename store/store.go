@@ -515,6 +515,16 @@ type Store interface {
 	// time is ErrReplay.
 	RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error
 
+	// The OpenID Provider's signing keys and clients: server-wide records,
+	// audited in the server's log (ServerAudit). See oidc.go.
+	AddSigningKey(ctx context.Context, k SigningKey, retirePrevious time.Time) (SigningKey, error)
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, error)
+	OIDCClient(ctx context.Context, id string) (OIDCClient, error)
+	OIDCClients(ctx context.Context) ([]OIDCClient, error)
+	UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClient) error) (OIDCClient, error)
+	DeleteOIDCClient(ctx context.Context, id string) error
+
 	// SetBaseURL records the public URL gatehouse serve runs with, for the
 	// command line's links; BaseURL reads it back (ErrNotFound: none yet).
 	SetBaseURL(ctx context.Context, url string) error

@@ -160,6 +160,19 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The OpenID Provider's first signing key, made by whichever instance
+	// starts first; every instance checks the rotation schedule.
+	signingKeys := &admin.SigningKeys{Store: s, Sealer: sealer}
+	if created, err := signingKeys.Ensure(ctx); err != nil {
+		return fmt.Errorf("OpenID Provider signing key: %w", err)
+	} else if created {
+		logger.Info("created the OpenID Provider's first signing key")
+	}
+	// Instances on one database must share the secret key; one that does
+	// not could not sign. Said at start, not at the first sign-in.
+	if _, err := signingKeys.Active(ctx); err != nil {
+		logger.Error("the OpenID Provider's signing key does not open: give every instance the same secret key (GATEHOUSE_SECRET_KEY)", "err", err)
+	}
 	sender, err := outbox.NewSender(s, sealer, smtpConfig, logger)
 	if err != nil {
 		return usagef("%v", err)
@@ -170,6 +183,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { sender.Run(background) })
 	wg.Go(func() { prune(background, s, logger) })
+	wg.Go(func() { rotateSigningKeys(background, signingKeys, logger) })
 	defer func() { stopBackground(); wg.Wait() }()
 	mail := &outbox.Queue{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
 
@@ -443,6 +457,30 @@ func prune(ctx context.Context, s store.Store, logger *slog.Logger) {
 			logger.Warn("housekeeping failed", "err", err)
 		} else if n > 0 {
 			logger.Debug("housekeeping", "rows_deleted", n)
+		}
+	}
+}
+
+// keyRotationCheck is how often serve asks whether the signing key is due
+// for rotation (admin.DefaultKeyRotation).
+const keyRotationCheck = 10 * time.Minute
+
+// rotateSigningKeys rotates the OpenID Provider's signing key when it is
+// due, checking every keyRotationCheck until ctx ends.
+func rotateSigningKeys(ctx context.Context, keys *admin.SigningKeys, logger *slog.Logger) {
+	t := time.NewTicker(keyRotationCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rotated, err := keys.RotateIfDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("signing key rotation failed", "err", err)
+		} else if rotated {
+			logger.Info("rotated the OpenID Provider's signing key")
 		}
 	}
 }

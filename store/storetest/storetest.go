@@ -67,6 +67,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Outbox", testOutbox},
 		{"SignIn", testSignIn},
 		{"BaseURL", testBaseURL},
+		{"SigningKeys", testSigningKeys},
+		{"SigningKeysConcurrent", testSigningKeysConcurrent},
+		{"OIDCClients", testOIDCClients},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

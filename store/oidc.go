@@ -1,0 +1,326 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// The OpenID Provider's records (issue #14): its signing keys and its
+// clients, the product's applications. Both are the server's, not an
+// organization's: their changes go to the server's own audit log, read
+// with AuditLog(ctx, ServerAudit, ...).
+
+// ServerAudit is the organization id under which the audit log keeps the
+// changes of server-wide records (signing keys, OIDC clients).
+const ServerAudit = ""
+
+// Audit actions of the OpenID Provider's records.
+const (
+	AuditSigningKeyCreate = "oidc_signing_key.create"
+	AuditOIDCClientCreate = "oidc_client.create"
+	AuditOIDCClientUpdate = "oidc_client.update"
+	AuditOIDCClientDelete = "oidc_client.delete"
+)
+
+// SigningKey is a key of the OpenID Provider that signs tokens. The store
+// never sees the private key in clear: PrivateKey is sealed by the caller
+// (package admin) with the server key.
+type SigningKey struct {
+	ID string `db:"id"` // the JWS "kid"
+	// Generation numbers the keys 1, 2, ... in the order they were made;
+	// AddSigningKey refuses a generation already taken, which is how two
+	// instances rotating at once make exactly one key.
+	Generation int64     `db:"generation"`
+	Algorithm  string    `db:"algorithm"`   // the JWS "alg": "RS256"
+	PrivateKey string    `db:"private_key"` // sealed
+	PublicKey  []byte    `db:"public_key"`  // PKIX DER
+	CreatedAt  time.Time `db:"created_at"`
+	// ActiveFrom is when the key starts signing; it signs until the next
+	// generation's ActiveFrom.
+	ActiveFrom time.Time `db:"active_from"`
+	// RetireAfter is when the last token the key signed has expired: it
+	// is published until then. Nil while the key is the newest.
+	RetireAfter *time.Time `db:"retire_after"`
+}
+
+const signingKeyColumns = `id, generation, algorithm, private_key, public_key, created_at, active_from, retire_after`
+
+// AddSigningKey stores k, whose Generation must be one more than the
+// newest key's (1 for the first), and in the same transaction sets the
+// RetireAfter of the keys before it that have none to retirePrevious. A
+// generation already taken (another instance made that key first) is
+// ErrAlreadyExists and writes nothing.
+func (s *SQL) AddSigningKey(ctx context.Context, k SigningKey, retirePrevious time.Time) (SigningKey, error) {
+	switch {
+	case k.ID == "" || k.Generation < 1 || k.Algorithm == "" || k.PrivateKey == "" || len(k.PublicKey) == 0 || k.ActiveFrom.IsZero():
+		return SigningKey{}, errors.New("store: a signing key needs an id, a generation, an algorithm, both keys and a start")
+	case !storable(k.ID) || !storable(k.PrivateKey):
+		return SigningKey{}, errors.New("store: signing key fields must be UTF-8 text")
+	}
+	k.CreatedAt = s.timestamp()
+	k.ActiveFrom = k.ActiveFrom.UTC().Truncate(time.Microsecond)
+	k.RetireAfter = nil
+	retire := retirePrevious.UTC().Truncate(time.Microsecond)
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := s.exec(ctx, tx, `INSERT INTO oidc_signing_keys (`+signingKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, k.Generation, k.Algorithm, k.PrivateKey, k.PublicKey, k.CreatedAt, k.ActiveFrom, nil); err != nil {
+			return err
+		}
+		if k.Generation > 1 {
+			if _, err := s.exec(ctx, tx, `UPDATE oidc_signing_keys SET retire_after = ? WHERE generation < ? AND retire_after IS NULL`,
+				retire, k.Generation); err != nil {
+				return err
+			}
+		}
+		after := map[string]any{"algorithm": k.Algorithm, "generation": k.Generation, "activeFrom": k.ActiveFrom.Format(time.RFC3339Nano)}
+		if k.Generation > 1 {
+			after["previousRetireAfter"] = retire.Format(time.RFC3339Nano)
+		}
+		return s.audit(ctx, tx, ServerAudit, change{action: AuditSigningKeyCreate, targetKind: "oidc_signing_key", targetID: k.ID,
+			targetName: k.ID, after: after})
+	})
+	if err := s.createError(err, &ExistsError{Kind: "signing key", Field: "generation", Existing: strconv.FormatInt(k.Generation, 10)}, "signing key"); err != nil {
+		return SigningKey{}, err
+	}
+	return k, nil
+}
+
+// SigningKeys returns every signing key, retired ones included, newest
+// (highest generation) first.
+func (s *SQL) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	ks := []SigningKey{}
+	if err := s.selectAll(ctx, s.reader, &ks, `SELECT `+signingKeyColumns+` FROM oidc_signing_keys ORDER BY generation DESC`); err != nil {
+		return nil, fmt.Errorf("store: list signing keys: %w", err)
+	}
+	return ks, nil
+}
+
+// Strings is a list of strings stored as one JSON array (never NULL).
+type Strings []string
+
+// Scan implements sql.Scanner for the JSON text column.
+func (l *Strings) Scan(src any) error {
+	var text []byte
+	switch v := src.(type) {
+	case nil:
+	case string:
+		text = []byte(v)
+	case []byte:
+		text = v
+	default:
+		return fmt.Errorf("store: cannot scan %T into Strings", src)
+	}
+	*l = nil
+	if len(text) == 0 {
+		return nil
+	}
+	return json.Unmarshal(text, (*[]string)(l))
+}
+
+// Value implements driver.Valuer.
+func (l Strings) Value() (driver.Value, error) {
+	if l == nil {
+		l = Strings{}
+	}
+	b, err := json.Marshal([]string(l))
+	return string(b), err
+}
+
+// OIDCClient is an application that signs administrators in through the
+// OpenID Provider (a relying party). Package admin validates it.
+type OIDCClient struct {
+	Seq  int64  `db:"seq"`
+	ID   string `db:"id"` // the OAuth client_id
+	Name string `db:"name"`
+	// Public: a client that cannot keep a secret (a single-page or native
+	// app); it has no secret and must use PKCE. Otherwise confidential.
+	Public bool `db:"public"`
+	// SecretHash is the SHA-256 of a confidential client's secret (the
+	// secret itself is shown once at creation); empty for a public one.
+	SecretHash []byte `db:"secret_hash"`
+	// RedirectURIs are compared exactly with an authorization request's.
+	RedirectURIs Strings `db:"redirect_uris"`
+	// BackchannelLogoutURI receives OIDC Back-Channel Logout tokens; ""
+	// for none.
+	BackchannelLogoutURI string `db:"backchannel_logout_uri"`
+	// AllOrgs: administrators of every organization may sign in to the
+	// client; otherwise only those of OrgIDs.
+	AllOrgs    bool      `db:"all_orgs"`
+	OrgIDs     Strings   `db:"org_ids"`
+	FirstParty bool      `db:"first_party"` // consent is skipped
+	CreatedAt  time.Time `db:"created_at"`
+	Disabled   bool      `db:"disabled"`
+}
+
+// Allows reports whether administrators of org may sign in to the client.
+func (c OIDCClient) Allows(org string) bool {
+	if c.Disabled {
+		return false
+	}
+	if c.AllOrgs {
+		return true
+	}
+	for _, id := range c.OrgIDs {
+		if id == org {
+			return true
+		}
+	}
+	return false
+}
+
+const oidcClientColumns = `id, name, public, secret_hash, redirect_uris, backchannel_logout_uri, all_orgs, org_ids, first_party, created_at, disabled`
+
+// oidcClientView is what the audit log shows of a client: never its
+// secret's hash.
+func oidcClientView(c *OIDCClient) map[string]any {
+	return map[string]any{"name": c.Name, "public": c.Public, "redirectUris": []string(c.RedirectURIs),
+		"backchannelLogoutUri": c.BackchannelLogoutURI, "allOrgs": c.AllOrgs, "orgIds": []string(c.OrgIDs),
+		"firstParty": c.FirstParty, "disabled": c.Disabled}
+}
+
+// validOIDCClient is the store's part of a client's rules (package admin
+// checks the URIs).
+func validOIDCClient(c *OIDCClient) error {
+	if c.ID == "" || c.Name == "" || len(c.RedirectURIs) == 0 || c.Public != (len(c.SecretHash) == 0) || c.AllOrgs != (len(c.OrgIDs) == 0) {
+		return errors.New("store: an OIDC client needs an id, a name, redirect URIs, a secret hash unless public, and organizations unless for all")
+	}
+	for _, v := range append([]string{c.ID, c.Name, c.BackchannelLogoutURI}, c.RedirectURIs...) {
+		if !storable(v) {
+			return errors.New("store: OIDC client fields must be UTF-8 text")
+		}
+	}
+	if c.SecretHash == nil {
+		c.SecretHash = []byte{}
+	}
+	if c.OrgIDs == nil {
+		c.OrgIDs = Strings{}
+	}
+	return nil
+}
+
+// orgsExist fails with ErrNotFound unless every id is an organization's.
+func (s *SQL) orgsExist(ctx context.Context, tx *sqlx.Tx, ids []string) error {
+	for _, org := range ids {
+		var n int
+		if err := s.get(ctx, tx, &n, `SELECT count(*) FROM orgs WHERE id = ?`, org); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("store: organization %q: %w", org, ErrNotFound)
+		}
+	}
+	return nil
+}
+
+// CreateOIDCClient stores a client. Its organizations must exist
+// (ErrNotFound otherwise); a taken id is ErrAlreadyExists.
+func (s *SQL) CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, error) {
+	if err := validOIDCClient(&c); err != nil {
+		return OIDCClient{}, err
+	}
+	c.CreatedAt = s.timestamp()
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.orgsExist(ctx, tx, c.OrgIDs); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO oidc_clients (`+oidcClientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.Public, c.SecretHash, c.RedirectURIs, c.BackchannelLogoutURI, c.AllOrgs, c.OrgIDs, c.FirstParty,
+			c.CreatedAt, c.Disabled); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientCreate, targetKind: "oidc_client", targetID: c.ID,
+			targetName: c.Name, after: oidcClientView(&c)})
+	})
+	if errors.Is(err, ErrNotFound) {
+		return OIDCClient{}, err
+	}
+	if err := s.createError(err, &ExistsError{Kind: "OIDC client", Field: "id", Existing: c.ID}, "OIDC client"); err != nil {
+		return OIDCClient{}, err
+	}
+	return c, nil
+}
+
+// OIDCClient returns a client by its id.
+func (s *SQL) OIDCClient(ctx context.Context, id string) (OIDCClient, error) {
+	var c OIDCClient
+	err := s.get(ctx, s.reader, &c, `SELECT seq, `+oidcClientColumns+` FROM oidc_clients WHERE id = ?`, id)
+	return c, err
+}
+
+// OIDCClients lists the clients in creation order.
+func (s *SQL) OIDCClients(ctx context.Context) ([]OIDCClient, error) {
+	cs := []OIDCClient{}
+	if err := s.selectAll(ctx, s.reader, &cs, `SELECT seq, `+oidcClientColumns+` FROM oidc_clients ORDER BY seq`); err != nil {
+		return nil, fmt.Errorf("store: list OIDC clients: %w", err)
+	}
+	return cs, nil
+}
+
+// UpdateOIDCClient applies fn to a client in one transaction holding its
+// row; its id and creation time do not change. Its organizations must
+// exist (ErrNotFound otherwise).
+func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClient) error) (OIDCClient, error) {
+	var out OIDCClient
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var c OIDCClient
+		if err := s.get(ctx, tx, &c, `SELECT seq, `+oidcClientColumns+` FROM oidc_clients WHERE id = ?`+s.d.forUpdate, id); err != nil {
+			return err
+		}
+		before := oidcClientView(&c)
+		next := c
+		next.RedirectURIs = slices.Clone(c.RedirectURIs)
+		next.OrgIDs = slices.Clone(c.OrgIDs)
+		next.SecretHash = slices.Clone(c.SecretHash)
+		if err := fn(&next); err != nil {
+			return err
+		}
+		next.Seq, next.ID, next.CreatedAt = c.Seq, c.ID, c.CreatedAt
+		if err := validOIDCClient(&next); err != nil {
+			return err
+		}
+		if err := s.orgsExist(ctx, tx, next.OrgIDs); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE oidc_clients SET name = ?, public = ?, secret_hash = ?, redirect_uris = ?,
+			backchannel_logout_uri = ?, all_orgs = ?, org_ids = ?, first_party = ?, disabled = ? WHERE id = ?`,
+			next.Name, next.Public, next.SecretHash, next.RedirectURIs, next.BackchannelLogoutURI, next.AllOrgs, next.OrgIDs,
+			next.FirstParty, next.Disabled, id); err != nil {
+			return fmt.Errorf("store: update OIDC client: %w", err)
+		}
+		after := oidcClientView(&next)
+		if !bytes.Equal(c.SecretHash, next.SecretHash) {
+			before["secret"], after["secret"] = "old", "new" // that it changed, never the hash
+		}
+		out = next
+		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientUpdate, targetKind: "oidc_client", targetID: id,
+			targetName: next.Name, before: before, after: after})
+	})
+	if err != nil {
+		return OIDCClient{}, err
+	}
+	return out, nil
+}
+
+// DeleteOIDCClient removes a client.
+func (s *SQL) DeleteOIDCClient(ctx context.Context, id string) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var c OIDCClient
+		if err := s.get(ctx, tx, &c, `SELECT seq, `+oidcClientColumns+` FROM oidc_clients WHERE id = ?`+s.d.forUpdate, id); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM oidc_clients WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("store: delete OIDC client: %w", err)
+		}
+		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientDelete, targetKind: "oidc_client", targetID: c.ID,
+			targetName: c.Name, before: oidcClientView(&c)})
+	})
+}

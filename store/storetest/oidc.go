@@ -1,0 +1,211 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gatehouse/store"
+)
+
+func signingKey(id string, gen int64, from time.Time) store.SigningKey {
+	return store.SigningKey{ID: id, Generation: gen, Algorithm: "RS256", PrivateKey: "v1.sealed-" + id,
+		PublicKey: []byte("der-" + id), ActiveFrom: from}
+}
+
+func testSigningKeys(t *testing.T, s store.Store) {
+	if ks, err := s.SigningKeys(ctx); err != nil || len(ks) != 0 {
+		t.Fatalf("empty store: %v, %v", ks, err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC)
+	first, err := s.AddSigningKey(ctx, signingKey("k1", 1, t0), t0.Add(time.Hour))
+	if err != nil || first.CreatedAt.IsZero() || !first.ActiveFrom.Equal(t0.Truncate(time.Microsecond)) || first.RetireAfter != nil {
+		t.Fatalf("first key %+v, %v", first, err)
+	}
+	// The same generation again: another instance made it first.
+	_, err = s.AddSigningKey(ctx, signingKey("k1-bis", 1, t0), t0)
+	wantErr(t, err, store.ErrAlreadyExists)
+	for _, bad := range []store.SigningKey{
+		{ID: "x", Generation: 2, Algorithm: "RS256", PublicKey: []byte("p"), ActiveFrom: t0}, // no private key
+		{ID: "x", Generation: 0, Algorithm: "RS256", PrivateKey: "v1.x", PublicKey: []byte("p"), ActiveFrom: t0},
+		{ID: "", Generation: 2, Algorithm: "RS256", PrivateKey: "v1.x", PublicKey: []byte("p"), ActiveFrom: t0},
+	} {
+		if _, err := s.AddSigningKey(ctx, bad, t0); err == nil {
+			t.Errorf("stored an incomplete key %+v", bad)
+		}
+	}
+	t1 := t0.Add(24 * time.Hour)
+	retire := t1.Add(65 * time.Minute)
+	second, err := s.AddSigningKey(ctx, signingKey("k2", 2, t1), retire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := s.SigningKeys(ctx)
+	if err != nil || len(ks) != 2 || ks[0].ID != second.ID || ks[1].ID != "k1" {
+		t.Fatalf("keys %+v, %v", ks, err)
+	}
+	if ks[0].RetireAfter != nil || ks[1].RetireAfter == nil || !ks[1].RetireAfter.Equal(retire.Truncate(time.Microsecond)) {
+		t.Fatalf("retirement: newest %v, previous %v; want nil and %v", ks[0].RetireAfter, ks[1].RetireAfter, retire)
+	}
+	if ks[1].PrivateKey != "v1.sealed-k1" || string(ks[1].PublicKey) != "der-k1" || ks[1].Algorithm != "RS256" || ks[1].Generation != 1 {
+		t.Fatalf("read back %+v", ks[1])
+	}
+	// A third key leaves the second's retirement to it and keeps the
+	// first's.
+	if _, err := s.AddSigningKey(ctx, signingKey("k3", 3, t1.Add(time.Hour)), t1.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ks, _ = s.SigningKeys(ctx)
+	if !ks[2].RetireAfter.Equal(retire.Truncate(time.Microsecond)) || !ks[1].RetireAfter.Equal(t1.Add(3*time.Hour).Truncate(time.Microsecond)) {
+		t.Fatalf("retirements after the third key: %v, %v", ks[1].RetireAfter, ks[2].RetireAfter)
+	}
+	// Audited in the server's log, with the actor, never the key.
+	log, err := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{Action: store.AuditSigningKeyCreate})
+	if err != nil || len(log) != 3 || log[0].TargetID != "k3" || log[0].ActorName != Actor.Name {
+		t.Fatalf("audit %+v, %v", log, err)
+	}
+	for _, e := range log {
+		if strings.Contains(string(e.After), "sealed") || strings.Contains(string(e.After), "der-") {
+			t.Errorf("audit entry shows key material: %s", e.After)
+		}
+	}
+}
+
+// testSigningKeysConcurrent: of many writers making the same generation
+// at once, exactly one succeeds; the others get ErrAlreadyExists.
+func testSigningKeysConcurrent(t *testing.T, s store.Store) {
+	const writers = 12
+	for gen := int64(1); gen <= 2; gen++ {
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		for i := range writers {
+			wg.Go(func() {
+				_, errs[i] = s.AddSigningKey(ctx, signingKey(fmt.Sprintf("g%d-w%d", gen, i), gen, time.Now()), time.Now().Add(time.Hour))
+			})
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, store.ErrAlreadyExists):
+				t.Fatalf("generation %d: %v", gen, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("generation %d: %d writers won, want 1", gen, won)
+		}
+	}
+	ks, _ := s.SigningKeys(ctx)
+	if len(ks) != 2 || ks[1].RetireAfter == nil || ks[0].RetireAfter != nil {
+		t.Fatalf("keys %+v", ks)
+	}
+}
+
+func testOIDCClients(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "rp")
+	other, _ := newOrg(t, s, "rp-other")
+	conf := store.OIDCClient{ID: "c1", Name: "Billing", SecretHash: []byte("hash-1"),
+		RedirectURIs: store.Strings{"https://billing.example/cb", "http://127.0.0.1:8000/cb"}, BackchannelLogoutURI: "https://billing.example/bcl",
+		OrgIDs: store.Strings{o.ID}, FirstParty: true}
+	got, err := s.CreateOIDCClient(ctx, conf)
+	if err != nil || got.CreatedAt.IsZero() {
+		t.Fatalf("create %+v, %v", got, err)
+	}
+	pub, err := s.CreateOIDCClient(ctx, store.OIDCClient{ID: "c2", Name: "SPA", Public: true, RedirectURIs: store.Strings{"https://spa.example/"}, AllOrgs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CreateOIDCClient(ctx, store.OIDCClient{ID: "c1", Name: "again", SecretHash: []byte("h"), RedirectURIs: store.Strings{"https://x.example/"}, AllOrgs: true})
+	wantErr(t, err, store.ErrAlreadyExists)
+	_, err = s.CreateOIDCClient(ctx, store.OIDCClient{ID: "c3", Name: "ghost org", SecretHash: []byte("h"), RedirectURIs: store.Strings{"https://x.example/"},
+		OrgIDs: store.Strings{o.ID, "no-such-org"}})
+	wantErr(t, err, store.ErrNotFound)
+	for _, bad := range []store.OIDCClient{
+		{ID: "b1", Name: "public with a secret", Public: true, SecretHash: []byte("h"), RedirectURIs: store.Strings{"https://x.example/"}, AllOrgs: true},
+		{ID: "b2", Name: "confidential without", RedirectURIs: store.Strings{"https://x.example/"}, AllOrgs: true},
+		{ID: "b3", Name: "no redirect", SecretHash: []byte("h"), AllOrgs: true},
+		{ID: "b4", Name: "no orgs", SecretHash: []byte("h"), RedirectURIs: store.Strings{"https://x.example/"}},
+	} {
+		if _, err := s.CreateOIDCClient(ctx, bad); err == nil {
+			t.Errorf("stored %q", bad.Name)
+		}
+	}
+	read, err := s.OIDCClient(ctx, "c1")
+	if err != nil || read.Name != "Billing" || read.Public || string(read.SecretHash) != "hash-1" || !slices.Equal(read.RedirectURIs, conf.RedirectURIs) ||
+		read.BackchannelLogoutURI != conf.BackchannelLogoutURI || read.AllOrgs || !slices.Equal(read.OrgIDs, []string{o.ID}) || !read.FirstParty ||
+		read.Disabled || !read.CreatedAt.Equal(got.CreatedAt) {
+		t.Fatalf("read back %+v, %v", read, err)
+	}
+	if !read.Allows(o.ID) || read.Allows(other.ID) {
+		t.Error("a client of one organization: Allows is wrong")
+	}
+	readPub, err := s.OIDCClient(ctx, pub.ID)
+	if err != nil || !readPub.Public || len(readPub.SecretHash) != 0 || !readPub.AllOrgs || len(readPub.OrgIDs) != 0 || !readPub.Allows(other.ID) {
+		t.Fatalf("public client read back %+v, %v", readPub, err)
+	}
+	list, err := s.OIDCClients(ctx)
+	if err != nil || len(list) != 2 || list[0].ID != "c1" || list[1].ID != "c2" {
+		t.Fatalf("list %+v, %v", list, err)
+	}
+	_, err = s.OIDCClient(ctx, "c3")
+	wantErr(t, err, store.ErrNotFound)
+
+	// Updates: id and creation time stay; a refusal writes nothing.
+	up, err := s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error {
+		c.Disabled, c.ID, c.CreatedAt = true, "renamed", time.Time{}
+		return nil
+	})
+	if err != nil || !up.Disabled || up.ID != "c1" || !up.CreatedAt.Equal(got.CreatedAt) || up.Allows(o.ID) {
+		t.Fatalf("disable: %+v, %v", up, err)
+	}
+	boom := errors.New("boom")
+	_, err = s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.Name = "x"; return boom })
+	wantErr(t, err, boom)
+	_, err = s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.OrgIDs = append(c.OrgIDs, "no-such-org"); return nil })
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.SecretHash = nil; return nil }) // confidential without a secret
+	if err == nil {
+		t.Fatal("a confidential client lost its secret")
+	}
+	_, err = s.UpdateOIDCClient(ctx, "nope", func(*store.OIDCClient) error { return nil })
+	wantErr(t, err, store.ErrNotFound)
+	if again, _ := s.OIDCClient(ctx, "c1"); again.Name != "Billing" || !again.Disabled || len(again.OrgIDs) != 1 || string(again.SecretHash) != "hash-1" {
+		t.Fatalf("after refused updates: %+v", again)
+	}
+	if _, err := s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.SecretHash = []byte("hash-2"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	upd, _ := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: "c1", Action: store.AuditOIDCClientUpdate})
+	if len(upd) != 2 || string(upd[1].Before) != `{"disabled":false}` || string(upd[1].After) != `{"disabled":true}` ||
+		string(upd[0].After) != `{"secret":"new"}` {
+		t.Fatalf("update audit %+v", upd)
+	}
+	if err := s.DeleteOIDCClient(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.DeleteOIDCClient(ctx, "c1"), store.ErrNotFound)
+	_, err = s.OIDCClient(ctx, "c1")
+	wantErr(t, err, store.ErrNotFound)
+	log, err := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: "c1"})
+	if err != nil || len(log) != 4 || log[0].Action != store.AuditOIDCClientDelete || log[3].Action != store.AuditOIDCClientCreate {
+		t.Fatalf("audit %+v, %v", log, err)
+	}
+	for _, e := range log {
+		if strings.Contains(string(e.After)+string(e.Before), "hash-") {
+			t.Errorf("audit shows the secret's hash: %+v", e)
+		}
+	}
+	if !strings.Contains(string(log[3].After), "https://billing.example/cb") {
+		t.Errorf("audit of create lacks the redirect URIs: %s", log[3].After)
+	}
+	// Nothing of the refused writes reached the organizations' logs.
+	if l, _ := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: "oidc_client."}); len(l) != 0 {
+		t.Errorf("organization log has client entries: %+v", l)
+	}
+}
