@@ -226,17 +226,21 @@ func noEnglish(t *testing.T, p *page, cat map[string]string) {
 	}
 }
 
-// overflow fails when the page at 390 pixels is wider than the screen.
-func noOverflow(t *testing.T, p *page) {
+// noOverflow fails when the page at 390 pixels is wider than the screen.
+func noOverflow(t *testing.T, p *page) { fits(t, p, 390) }
+
+// fits fails when the page at width pixels is wider than the screen (a
+// person would have to scroll sideways), naming the widest elements.
+func fits(t *testing.T, p *page, width int64) {
 	t.Helper()
-	p.do("390 px", chromedp.EmulateViewport(390, 800))
+	p.do(fmt.Sprint(width, " px"), chromedp.EmulateViewport(width, 800))
 	defer p.do("1280 px", chromedp.EmulateViewport(1280, 800))
 	w, err := chromedp.Run(p.ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`))
-	if err != nil || w > 390 {
-		wide, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`(() => { const out = [];
-			for (const e of document.querySelectorAll("body *")) { const r = e.getBoundingClientRect(); if (r.right > 390) out.push(e.tagName + "." + e.className + " " + Math.round(r.right)); }
-			return out.slice(0, 8).join(", ") })()`))
-		t.Errorf("%s at 390 px is %d px wide (%v); wider: %s", p.location(), w, err, wide)
+	if err != nil || w > width {
+		wide, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(() => { const out = [];
+			for (const e of document.querySelectorAll("body *")) { const r = e.getBoundingClientRect(); if (r.right > %d) out.push([Math.round(r.right), e.tagName + "." + e.className + (e.id ? "#" + e.id : "")]); }
+			return out.sort((a, b) => b[0] - a[0]).slice(0, 8).map(x => x[1] + " " + x[0]).join(", ") })()`, width)))
+		t.Errorf("%s at %d px is %d px wide (%v); widest: %s", p.location(), width, w, err, wide)
 	}
 }
 

@@ -79,3 +79,35 @@ func TestConsolePagesWeighUnder100KB(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleFitsA360PixelScreen: every page of the console, with
+// content in its tables, fits a 360-pixel-wide phone without sideways
+// scrolling (the issue's narrowest width).
+func TestConsoleFitsA360PixelScreen(t *testing.T) {
+	ctx := browser(t)
+	f := newServeFixture(t, nil)
+	p := &page{t: t, ctx: ctx}
+	for i := range 3 {
+		body := fmt.Sprintf(`{"username":"a.rather.long.username.%d","firstName":"Maximiliana%d","lastName":"Oberhauser-Wittgenstein","email":"maximiliana.oberhauser.wittgenstein.%d@example.com"}`, i, i, i)
+		if resp, out := f.call(t, "POST", "/api/v1/administrators", body, nil); resp.StatusCode != 201 {
+			t.Fatalf("invite: %d %s", resp.StatusCode, out)
+		}
+	}
+	f.call(t, "POST", "/api/v1/api-keys", `{"name":"deployment pipeline key","role":"Administrator"}`, nil)
+	f.call(t, "POST", "/api/v1/scim/tokens", `{"description":"Okta production provisioning"}`, nil)
+	signInOwner(t, p, f)
+	jane := f.admin(t, "Jane.Doe")
+	for _, path := range []string{"/administrators", "/administrators/new", "/administrators/" + jane.ID,
+		"/administrators/" + jane.ID + "/delete", "/preferences/user", "/preferences/organization",
+		"/preferences/sso", "/preferences/sso/new/saml", "/preferences/sso/new/oidc", "/preferences/api",
+		"/preferences/api/reference", "/audit", "/account/password", "/account/two-factor", "/nope"} {
+		p.open(f.srv.base + path)
+		fits(t, p, 360)
+	}
+	p.open(f.srv.base + "/administrators")
+	p.submit("header form", nil)
+	for _, path := range []string{"/login", "/login/password?org=acme", "/forgot-password", "/activate?token=x"} {
+		p.open(f.srv.base + path)
+		fits(t, p, 360)
+	}
+}
