@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+
+	"gatehouse/admin"
 )
 
 // The console speaks English and Russian (seed 002's "Language"). English
@@ -18,8 +20,9 @@ import (
 // TestRussianCatalogueIsComplete reads the templates and the Go files
 // and fails on a text without a translation.
 
-// Languages the console offers, the first the default.
-var Languages = []string{"en", "ru"}
+// Languages the console offers, the first the default: the languages an
+// administrator may choose (admin.Languages).
+var Languages = admin.Languages
 
 // LangCookie remembers a signed-out visitor's choice of language.
 const LangCookie = "gatehouse_lang"
@@ -94,11 +97,4 @@ func langOf(r *http.Request, pref string) string {
 	return Languages[0]
 }
 
-func known(lang string) bool {
-	for _, l := range Languages {
-		if l == lang {
-			return true
-		}
-	}
-	return false
-}
+func known(lang string) bool { return admin.CheckLanguage(lang) == nil }
