@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,7 +50,7 @@ func (c *Console) apiPage(w http.ResponseWriter, r *http.Request, me store.Admin
 		for _, k := range ks {
 			d.Keys = append(d.Keys, tokenRow{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Role: string(k.Role), CreatedBy: k.CreatedBy,
 				Created: when(&k.CreatedAt), Expires: when(k.ExpiresAt), LastUsed: when(k.LastUsedAt), Revoked: when(k.RevokedAt),
-				Active: k.Usable(time.Now())})
+				Active: k.Usable(time.Now()), Label: k.Name, RevokeURL: pathAPIKeys + "/" + url.PathEscape(k.ID) + "/revoke"})
 		}
 	}
 	pg := &page{Title: msg("API preferences"), Me: &me, Org: &org, Nav: "preferences", Tab: "api", Data: d}
@@ -125,45 +126,22 @@ func (c *Console) createAPIKey(w http.ResponseWriter, r *http.Request) {
 
 // revokeAPIKey asks first (a page of its own), then revokes.
 func (c *Console) revokeAPIKey(w http.ResponseWriter, r *http.Request) {
-	me, org, ok := c.signedIn(w, r)
-	if !ok {
-		return
-	}
-	p := admin.PrincipalOf(me)
-	id := r.PathValue("id")
-	if r.PostFormValue("confirm") != "yes" {
-		ks, err := c.APIKeys.List(r.Context(), p)
-		if e := refusal(err); e != nil {
-			c.apiRefused(w, r, me, org, "", e)
-			return
-		}
-		if err != nil {
-			c.failure(w, r, err)
-			return
-		}
-		for _, k := range ks {
-			if k.ID == id {
-				c.render(w, r, http.StatusOK, "confirm", &page{Title: msg("Revoke this API key?"), Me: &me, Org: &org,
-					Nav: "preferences", Tab: "api", Data: confirmData{
-						Subject: k.Name + " · " + k.Prefix + "…",
-						Lines: []string{msg("Every program that uses this key is refused from now on."),
-							msg("Revoking cannot be undone.")},
-						Action: pathAPIKeys + "/" + url.PathEscape(id) + "/revoke", Hidden: []hidden{{"confirm", "yes"}},
-						Button: msg("Revoke the key"), Danger: true, Cancel: PathAPI}})
-				return
+	c.revokeSecret(w, r, revocation{
+		tab: "api", back: PathAPI, action: pathAPIKeys, title: msg("Revoke this API key?"),
+		line:   msg("Every program that uses this key is refused from now on."),
+		button: msg("Revoke the key"), missing: msg("That API key does not exist."),
+		find: func(ctx context.Context, p admin.Principal, id string) (string, bool, error) {
+			ks, err := c.APIKeys.List(ctx, p)
+			for _, k := range ks {
+				if k.ID == id {
+					return k.Name + " · " + k.Prefix + "…", true, nil
+				}
 			}
-		}
-		c.apiRefused(w, r, me, org, "", &admin.Error{Code: admin.CodeNotFound, Message: msg("That API key does not exist.")})
-		return
-	}
-	err := c.APIKeys.Revoke(r.Context(), p, id)
-	if e := refusal(err); e != nil {
-		c.apiRefused(w, r, me, org, "", e)
-		return
-	}
-	if err != nil {
-		c.failure(w, r, err)
-		return
-	}
-	http.Redirect(w, r, PathAPI+"?saved=revoked", http.StatusSeeOther)
+			return "", false, err
+		},
+		revoke: c.APIKeys.Revoke,
+		refused: func(w http.ResponseWriter, r *http.Request, me store.Administrator, org store.Org, e *admin.Error) {
+			c.apiRefused(w, r, me, org, "", e)
+		},
+	})
 }

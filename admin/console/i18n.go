@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
 
 	"gatehouse/admin"
@@ -97,4 +98,4 @@ func langOf(r *http.Request, pref string) string {
 	return Languages[0]
 }
 
-func known(lang string) bool { return admin.CheckLanguage(lang) == nil }
+func known(lang string) bool { return slices.Contains(Languages, lang) }

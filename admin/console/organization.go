@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -57,6 +58,8 @@ type tokenRow struct {
 	ID, Prefix, Description, Created, Expires, LastUsed, Revoked string
 	Name, Role, CreatedBy                                        string
 	Active                                                       bool
+	// Label names the secret to a screen reader; RevokeURL revokes it.
+	Label, RevokeURL string
 }
 
 // shownSecret is a secret shown once, in the answer to its creation.
@@ -126,7 +129,8 @@ func (c *Console) orgPage(w http.ResponseWriter, r *http.Request, me store.Admin
 		}
 		for _, t := range ts {
 			d.Tokens = append(d.Tokens, tokenRow{ID: t.ID, Prefix: t.Prefix, Description: t.Description, Created: when(&t.CreatedAt),
-				Expires: when(t.ExpiresAt), LastUsed: when(t.LastUsedAt), Revoked: when(t.RevokedAt), Active: t.Usable(time.Now())})
+				Expires: when(t.ExpiresAt), LastUsed: when(t.LastUsedAt), Revoked: when(t.RevokedAt), Active: t.Usable(time.Now()),
+				Label: t.Description, RevokeURL: pathOrgSCIMTokens + "/" + url.PathEscape(t.ID) + "/revoke"})
 		}
 		gs, err := c.Store.QueryGroups(ctx, org.ID, store.Query{Page: store.Page{Limit: maxGroupSuggestions}})
 		if err != nil {
@@ -310,47 +314,66 @@ func (c *Console) createSCIMToken(w http.ResponseWriter, r *http.Request) {
 
 // revokeSCIMToken asks first (a page of its own), then revokes.
 func (c *Console) revokeSCIMToken(w http.ResponseWriter, r *http.Request) {
+	c.revokeSecret(w, r, revocation{
+		tab: "organization", back: PathOrganization, action: pathOrgSCIMTokens, title: msg("Revoke this SCIM token?"),
+		line:   msg("The identity provider that uses this token can no longer reach SCIM with it: its provisioning stops until it is given a new token."),
+		button: msg("Revoke the token"), missing: msg("That SCIM token does not exist."),
+		find: func(ctx context.Context, p admin.Principal, id string) (string, bool, error) {
+			ts, err := c.SCIMTokens.List(ctx, p)
+			for _, t := range ts {
+				if t.ID == id {
+					return t.Description + " · " + t.Prefix + "…", true, nil
+				}
+			}
+			return "", false, err
+		},
+		revoke: c.SCIMTokens.Revoke,
+		refused: func(w http.ResponseWriter, r *http.Request, me store.Administrator, org store.Org, e *admin.Error) {
+			c.orgRefused(w, r, me, org, "", e, nil)
+		},
+	})
+}
+
+// revocation is the revoking of one secret (an API key, a SCIM token):
+// a confirmation page naming it, then the service's revoke.
+type revocation struct {
+	tab, back, action            string // the Preferences tab, its page, the secrets' path
+	title, line, button, missing string
+	find                         func(ctx context.Context, p admin.Principal, id string) (subject string, found bool, err error)
+	revoke                       func(ctx context.Context, p admin.Principal, id string) error
+	refused                      func(w http.ResponseWriter, r *http.Request, me store.Administrator, org store.Org, e *admin.Error)
+}
+
+// revokeSecret asks first (a page of its own: the form's confirm=yes
+// comes from it), then revokes and returns to the tab.
+func (c *Console) revokeSecret(w http.ResponseWriter, r *http.Request, rv revocation) {
 	me, org, ok := c.signedIn(w, r)
 	if !ok {
 		return
 	}
-	p := admin.PrincipalOf(me)
-	id := r.PathValue("id")
+	p, id := admin.PrincipalOf(me), r.PathValue("id")
+	var err error
 	if r.PostFormValue("confirm") != "yes" {
-		ts, err := c.SCIMTokens.List(r.Context(), p)
-		if e := refusal(err); e != nil {
-			c.orgRefused(w, r, me, org, "", e, nil)
+		subject, found := "", false
+		if subject, found, err = rv.find(r.Context(), p, id); err == nil && found {
+			c.render(w, r, http.StatusOK, "confirm", &page{Title: rv.title, Me: &me, Org: &org, Nav: "preferences", Tab: rv.tab,
+				Data: confirmData{Subject: subject, Lines: []string{rv.line, msg("Revoking cannot be undone.")},
+					Action: rv.action + "/" + url.PathEscape(id) + "/revoke", Hidden: []hidden{{"confirm", "yes"}},
+					Button: rv.button, Danger: true, Cancel: rv.back}})
 			return
 		}
-		if err != nil {
-			c.failure(w, r, err)
-			return
+		if err == nil {
+			err = &admin.Error{Code: admin.CodeNotFound, Message: rv.missing}
 		}
-		for _, t := range ts {
-			if t.ID == id {
-				c.render(w, r, http.StatusOK, "confirm", &page{Title: msg("Revoke this SCIM token?"), Me: &me, Org: &org,
-					Nav: "preferences", Tab: "organization", Data: confirmData{
-						Subject: t.Description + " · " + t.Prefix + "…",
-						Lines: []string{msg("The identity provider that uses this token can no longer reach SCIM with it: its provisioning stops until it is given a new token."),
-							msg("Revoking cannot be undone.")},
-						Action: pathOrgSCIMTokens + "/" + url.PathEscape(id) + "/revoke", Hidden: []hidden{{"confirm", "yes"}},
-						Button: msg("Revoke the token"), Danger: true, Cancel: PathOrganization}})
-				return
-			}
-		}
-		c.orgRefused(w, r, me, org, "", &admin.Error{Code: admin.CodeNotFound, Message: msg("That SCIM token does not exist.")}, nil)
+	} else if err = rv.revoke(r.Context(), p, id); err == nil {
+		http.Redirect(w, r, rv.back+"?saved=revoked", http.StatusSeeOther)
 		return
 	}
-	err := c.SCIMTokens.Revoke(r.Context(), p, id)
 	if e := refusal(err); e != nil {
-		c.orgRefused(w, r, me, org, "", e, nil)
+		rv.refused(w, r, me, org, e)
 		return
 	}
-	if err != nil {
-		c.failure(w, r, err)
-		return
-	}
-	http.Redirect(w, r, PathOrganization+"?saved=revoked", http.StatusSeeOther)
+	c.failure(w, r, err)
 }
 
 // confirmData is a confirmation step: what is about to happen, and a form

@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/emersion/go-smtp"
 	"github.com/pquerna/otp/totp"
 
 	"gatehouse/store"
@@ -31,23 +29,6 @@ import (
 // the recipient's language, the signed-out pages' switch, the
 // preference of a signed-in administrator, no English left on a Russian
 // page, and the sign-in pages at 390 pixels.
-
-// smtpInbox starts a loopback SMTP server and returns it with its port.
-func smtpInbox(t *testing.T) (*inbox, string) {
-	t.Helper()
-	in := &inbox{}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := smtp.NewServer(in)
-	s.Domain = "localhost"
-	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
-	go s.Serve(l)
-	t.Cleanup(func() { s.Close() })
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return in, port
-}
 
 // received waits for the inbox's n-th email (from 1) and returns its
 // recipient, decoded subject and text.

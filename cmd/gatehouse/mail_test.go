@@ -54,17 +54,7 @@ func (x *inboxSession) Logout() error { return nil }
 // the link it carries activates the account: the body was sealed when
 // queued and opened by the sender with the same key.
 func TestServeEmailOverSMTP(t *testing.T) {
-	in := &inbox{}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	smtpSrv := smtp.NewServer(in)
-	smtpSrv.Domain = "localhost"
-	smtpSrv.ReadTimeout, smtpSrv.WriteTimeout = 10*time.Second, 10*time.Second
-	go smtpSrv.Serve(l)
-	t.Cleanup(func() { smtpSrv.Close() })
-	_, port, _ := net.SplitHostPort(l.Addr().String())
+	in, port := smtpInbox(t)
 
 	env := map[string]string{"GATEHOUSE_DB": "sqlite:" + filepath.Join(t.TempDir(), "gatehouse.db")}
 	if r := gatehouse(t, env, orgArgs("acme", "--domain", "example.com")...); r.code != 0 {
@@ -120,4 +110,21 @@ func TestServeEmailOverSMTP(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(body, `"status":"Active"`) {
 		t.Fatalf("activate with the emailed link: %d %s", res.StatusCode, body)
 	}
+}
+
+// smtpInbox starts a loopback SMTP server and returns it with its port.
+func smtpInbox(t *testing.T) (*inbox, string) {
+	t.Helper()
+	in := &inbox{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := smtp.NewServer(in)
+	s.Domain = "localhost"
+	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
+	go s.Serve(l)
+	t.Cleanup(func() { s.Close() })
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return in, port
 }
