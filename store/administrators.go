@@ -404,6 +404,11 @@ func (s *SQL) UpdateAdministrator(ctx context.Context, org, id string, rule Supe
 			if err := s.replaceEmails(ctx, tx, &before, a); err != nil {
 				return 0, err
 			}
+			if a.Status == StatusDeactivated && before.Status != StatusDeactivated {
+				if err := s.deprovision(ctx, tx, org, a.ID); err != nil {
+					return 0, err
+				}
+			}
 			// Last: settleSuper's lock is taken after every other lock of
 			// the write (see settleSuper).
 			if was := countsAsSuper(&before); was != countsAsSuper(a) {
@@ -441,6 +446,9 @@ func (s *SQL) DeleteAdministrator(ctx context.Context, org, id string, rule Supe
 			if err := check(before); err != nil {
 				return err
 			}
+		}
+		if err := s.deprovision(ctx, tx, org, id); err != nil {
+			return err
 		}
 		n, err := s.exec(ctx, tx, `DELETE FROM administrators WHERE id = ? AND org_id = ?`, id, org)
 		if err != nil {

@@ -454,6 +454,12 @@ func (s *SQL) UseInvitation(ctx context.Context, hash []byte, purpose string, no
 			return err
 		}
 		out = a
+		if a.Email != "" { // the link reached this address
+			if _, err := s.exec(ctx, tx, `INSERT INTO email_verifications (administrator_id, email, verified_at) VALUES (?, ?, ?)
+				ON CONFLICT (administrator_id) DO UPDATE SET email = excluded.email, verified_at = excluded.verified_at`, a.ID, a.Email, now); err != nil {
+				return err
+			}
+		}
 		_, err = s.endSessions(ctx, tx, inv.OrgID, a.ID, nil)
 		return err
 	})
@@ -755,8 +761,9 @@ func (s *SQL) TouchSession(ctx context.Context, hash []byte, now, expiresAt time
 	return n > 0, nil
 }
 
-// DeleteSession ends one session (a logout), audited as signin.logout; an
-// unknown hash is ErrNotFound.
+// DeleteSession ends one session (a logout), audited as signin.logout, and
+// with it what it signed in to applications (EndOIDCSession); an unknown
+// hash is ErrNotFound.
 func (s *SQL) DeleteSession(ctx context.Context, hash []byte) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var row struct {
@@ -771,6 +778,9 @@ func (s *SQL) DeleteSession(ctx context.Context, hash []byte) error {
 		if _, err := s.exec(ctx, tx, `DELETE FROM sessions WHERE hash = ?`, hash); err != nil {
 			return fmt.Errorf("store: delete session: %w", err)
 		}
+		if err := s.endGrants(ctx, tx, `g.sid = ?`, SessionSID(hash), "", s.timestamp()); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, row.OrgID, change{action: AuditSignOut, targetKind: "administrator", targetID: row.AdministratorID,
 			targetName: row.UserName, after: map[string]any{"method": row.Method}})
 	})
@@ -779,7 +789,9 @@ func (s *SQL) DeleteSession(ctx context.Context, hash []byte) error {
 // Prune deletes what no rule reads any more: sessions past their expiry,
 // sign-in throttle windows older than keepThrottle, emails sent more than
 // keepSent ago (their bodies were cleared when sent), assertion IDs past
-// their expiry, and SSO requests expired more than keepThrottle ago. It returns how
+// their expiry, SSO requests expired more than keepThrottle ago, the
+// OpenID Provider's expired requests, tokens and grants and its logouts
+// delivered more than keepSent ago. It returns how
 // many rows it removed. Every instance may run it; the deletes are
 // idempotent.
 func (s *SQL) Prune(ctx context.Context, now time.Time, keepThrottle, keepSent time.Duration) (int64, error) {
@@ -795,6 +807,10 @@ func (s *SQL) Prune(ctx context.Context, now time.Time, keepThrottle, keepSent t
 		{`DELETE FROM sso_replay WHERE expires_at < ?`, now},
 		// A test sign-in's result is read after its request expired.
 		{`DELETE FROM sso_requests WHERE expires_at < ?`, now.Add(-keepThrottle)},
+		{`DELETE FROM oidc_auth_requests WHERE expires_at < ?`, now},
+		{`DELETE FROM oidc_tokens WHERE expires_at < ?`, now},
+		{`DELETE FROM oidc_grants WHERE expires_at < ?`, now},
+		{`DELETE FROM oidc_logouts WHERE sent_at IS NOT NULL AND sent_at < ?`, now.Add(-keepSent)},
 	} {
 		n, err := s.exec(ctx, s.writer, d.query, d.arg)
 		if err != nil {

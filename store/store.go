@@ -525,6 +525,25 @@ type Store interface {
 	UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClient) error) (OIDCClient, error)
 	DeleteOIDCClient(ctx context.Context, id string) error
 
+	// The OpenID Provider's flows: authorization requests, grants and
+	// their tokens, and the back-channel logouts owed to clients (which
+	// deactivating or deleting an administrator, and ending a session,
+	// queue in their own transaction). See oidctokens.go.
+	CreateOIDCAuthRequest(ctx context.Context, r OIDCAuthRequest) error
+	OIDCAuthRequest(ctx context.Context, id string, now time.Time) (OIDCAuthRequest, error)
+	SignInOIDCAuthRequest(ctx context.Context, id, org, administrator, sid string, authTime time.Time, amr []string, now time.Time) error
+	SetOIDCAuthCode(ctx context.Context, id string, codeHash []byte, now time.Time) error
+	UseOIDCAuthCode(ctx context.Context, codeHash []byte, now time.Time) (OIDCAuthRequest, error)
+	IssueOIDCTokens(ctx context.Context, g OIDCGrant, exchanged string, tokens []OIDCToken, now time.Time) error
+	OIDCToken(ctx context.Context, id string) (OIDCToken, OIDCGrant, error)
+	RevokeOIDCGrant(ctx context.Context, id string, now time.Time) error
+	DeleteOIDCToken(ctx context.Context, id string) error
+	EndOIDCSession(ctx context.Context, sid, except string, now time.Time) error
+	ClaimOIDCLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OIDCLogout, error)
+	MarkOIDCLogoutSent(ctx context.Context, id string, at time.Time) error
+	MarkOIDCLogoutFailed(ctx context.Context, id, errText string, next time.Time) error
+	VerifiedEmail(ctx context.Context, administrator string) (string, error)
+
 	// SetBaseURL records the public URL gatehouse serve runs with, for the
 	// command line's links; BaseURL reads it back (ErrNotFound: none yet).
 	SetBaseURL(ctx context.Context, url string) error

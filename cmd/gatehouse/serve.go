@@ -30,6 +30,7 @@ import (
 	"gatehouse/scim"
 	"gatehouse/sso"
 	"gatehouse/sso/fetch"
+	"gatehouse/sso/provider"
 	"gatehouse/sso/saml"
 	"gatehouse/store"
 )
@@ -225,7 +226,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	// A connection's test ends on the console's page of its result.
 	flow.TestResultURL = console.SSOTestResultPath
 	flow.Pages = webConsole // the sign-in pages in the console's layout and language
-	mux := newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow, console: webConsole})
+	op := &provider.Provider{Store: s, SignIn: signIn, Keys: signingKeys, Clients: &admin.OIDCClients{Store: s}, Sealer: sealer,
+		BaseURL: *baseURL, Logger: logger}
+	if err := op.Init(); err != nil {
+		return err
+	}
+	wg.Go(func() { op.DeliverLogouts(background, fetcher) })
+	mux := newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow, console: webConsole,
+		provider: op})
 	handler := instrument(secureHeaders(webConsole.Fallback(mux)), logger, newHTTPMetrics(reg))
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())
 	if err := serveUntilDone(ctx, ln, handler, logger); err != nil {
@@ -245,6 +253,8 @@ type deps struct {
 	api     *api.API
 	sso     *sso.Flow
 	console *console.Console
+	// provider is the OpenID Provider of the product's applications.
+	provider *provider.Provider
 }
 
 // newMux routes every endpoint of the server. Routes use Go 1.22 patterns;
@@ -267,6 +277,9 @@ func newMux(d deps) *http.ServeMux {
 	}
 	if d.console != nil {
 		d.console.Register(mux)
+	}
+	if d.provider != nil {
+		d.provider.Register(mux)
 	}
 	return mux
 }

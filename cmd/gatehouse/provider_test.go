@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"gatehouse/admin"
+	"gatehouse/store"
+)
+
+// opFixture is gatehouse serve as the OpenID Provider of an application:
+// organization acme, its administrator Bob.Ray (active, a password), a
+// confidential client whose back-channel logouts land in logouts.
+type opFixture struct {
+	base, clientID, secret, redirect string
+	env                              map[string]string
+	store                            *store.SQL
+	org                              store.Org
+	bob                              store.Administrator
+	logouts                          chan string // logout tokens received
+}
+
+const opRedirect = "http://127.0.0.1:1/callback" // never reached: the test reads the code from the redirect
+
+func newOPFixture(t *testing.T, dsn string, s *store.SQL) *opFixture {
+	t.Helper()
+	addr := freeAddr(t)
+	f := &opFixture{base: "http://" + addr, redirect: opRedirect, store: s, logouts: make(chan string, 16),
+		env: map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": signinKey}}
+	if r := gatehouse(t, f.env, orgArgs("acme")...); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	ctx := store.WithActor(context.Background(), store.System)
+	f.org, _ = s.OrgBySlug(ctx, "acme")
+	f.bob = activeAdministrator(t, s, f.org.ID, "Bob.Ray", store.RoleAdministrator)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		f.logouts <- r.PostForm.Get("logout_token")
+	}))
+	t.Cleanup(rcv.Close)
+	r := gatehouse(t, f.env, "oidc", "client", "create", "--name", "App", "--redirect-uri", f.redirect,
+		"--backchannel-logout-uri", rcv.URL+"/backchannel", "--org", "acme", "--first-party")
+	lines := strings.Fields(r.stdout)
+	if r.code != 0 || len(lines) != 2 {
+		t.Fatalf("client create: %+v", r)
+	}
+	f.clientID, f.secret = lines[0], lines[1]
+	startServe(t, addr, f.env, "--addr", addr, "--base-url", f.base)
+	return f
+}
+
+// activeAdministrator makes an active administrator with signinPassword.
+func activeAdministrator(t *testing.T, s *store.SQL, org, username string, role store.Role) store.Administrator {
+	t.Helper()
+	ctx := store.WithActor(context.Background(), store.System)
+	a, err := s.CreateAdministrator(ctx, store.Administrator{OrgID: org, UserName: username, GivenName: "Bob", FamilyName: "Ray",
+		Email: strings.ToLower(username) + "@acme.test", Role: role, Status: store.StatusActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := admin.HashPassword(signinPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateCredentials(ctx, org, a.ID, store.CredentialsChange{Action: store.AuditCredentialsUpdate,
+		Update: func(c *store.Credentials) error { c.PasswordHash = hash; return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// browser is a person's browser: cookies, and redirects followed by hand
+// so that the one to the application can be read.
+type opBrowser struct {
+	t      *testing.T
+	client *http.Client
+}
+
+func newOPBrowser(t *testing.T) *opBrowser {
+	jar, _ := cookiejar.New(nil)
+	return &opBrowser{t: t, client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// authorize follows an authorization URL, signing in with username and
+// signinPassword when gatehouse asks, until the redirect to the
+// application; it returns that redirect's query.
+func (b *opBrowser) authorize(authURL, base, username string) url.Values {
+	b.t.Helper()
+	next := authURL
+	for i := 0; i < 10; i++ {
+		res, err := b.client.Get(next)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		loc := res.Header.Get("Location")
+		if res.StatusCode != http.StatusFound && res.StatusCode != http.StatusSeeOther {
+			b.t.Fatalf("GET %s: %d %s", next, res.StatusCode, body)
+		}
+		if strings.HasPrefix(loc, opRedirect) {
+			u, _ := url.Parse(loc)
+			return u.Query()
+		}
+		if strings.HasPrefix(loc, "/login?") {
+			u, _ := url.Parse(loc)
+			form := url.Values{"organization": {"acme"}, "username": {username}, "password": {signinPassword}, "next": {u.Query().Get("next")}}
+			res, err := b.client.PostForm(base+"/login/password", form)
+			if err != nil {
+				b.t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusSeeOther {
+				b.t.Fatalf("sign-in: %d", res.StatusCode)
+			}
+			loc = res.Header.Get("Location")
+		}
+		if strings.HasPrefix(loc, "/") {
+			loc = base + loc
+		}
+		next = loc
+	}
+	b.t.Fatalf("no redirect to the application from %s", authURL)
+	return nil
+}
+
+// introspect asks whether token is active, as clientID with secret.
+func introspect(t *testing.T, base, clientID, secret, token string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/oauth/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
+	res, body := do(t, req)
+	if res.StatusCode != 200 {
+		t.Fatalf("introspect: %d %s", res.StatusCode, body)
+	}
+	var out map[string]any
+	json.Unmarshal([]byte(body), &out)
+	return out
+}
+
+func pkce() (verifier, challenge string) {
+	verifier = oauth2.GenerateVerifier()
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// TestOpenIDProviderWithGoOIDC: a relying party built on go-oidc and
+// x/oauth2 signs an administrator in through gatehouse serve (discovery,
+// authorization code with PKCE and gatehouse's password sign-in, the ID
+// token verified against the JWKS, userinfo, introspection), refreshes
+// (rotation), and meets the attacks: a code replayed revokes what it
+// gave, a refresh token used twice revokes its family, another client's
+// token is inactive for it. Deactivating the administrator then ends it
+// all at once and sends the application a back-channel logout token.
+func TestOpenIDProviderWithGoOIDC(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
+		f := newOPFixture(t, dsn, s)
+		ctx := context.Background()
+		provider, err := gooidc.NewProvider(ctx, f.base)
+		if err != nil {
+			t.Fatalf("discovery: %v", err)
+		}
+		conf := oauth2.Config{ClientID: f.clientID, ClientSecret: f.secret, Endpoint: provider.Endpoint(), RedirectURL: f.redirect,
+			Scopes: []string{gooidc.ScopeOpenID, "profile", "email", gooidc.ScopeOfflineAccess}}
+		verifier := provider.Verifier(&gooidc.Config{ClientID: f.clientID})
+		browser := newOPBrowser(t)
+
+		signIn := func() (*oauth2.Token, *gooidc.IDToken, string) {
+			t.Helper()
+			v, _ := pkce()
+			state, nonce := "state-"+oauth2.GenerateVerifier()[:8], "nonce-"+oauth2.GenerateVerifier()[:8]
+			q := browser.authorize(conf.AuthCodeURL(state, gooidc.Nonce(nonce), oauth2.S256ChallengeOption(v)), f.base, "Bob.Ray")
+			if q.Get("state") != state || q.Get("code") == "" {
+				t.Fatalf("redirect to the application: %v (state %q)", q, state)
+			}
+			tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v))
+			if err != nil {
+				t.Fatalf("code exchange: %v", err)
+			}
+			raw, _ := tok.Extra("id_token").(string)
+			idt, err := verifier.Verify(ctx, raw)
+			if err != nil {
+				t.Fatalf("ID token: %v", err)
+			}
+			if idt.Nonce != nonce {
+				t.Fatalf("nonce %q, want %q", idt.Nonce, nonce)
+			}
+			return tok, idt, q.Get("code")
+		}
+
+		tok, idt, code := signIn()
+		var claims struct {
+			Sub               string   `json:"sub"`
+			PreferredUsername string   `json:"preferred_username"`
+			Name              string   `json:"name"`
+			Email             string   `json:"email"`
+			AMR               []string `json:"amr"`
+			OrgID             string   `json:"org_id"`
+			OrgSlug           string   `json:"org_slug"`
+			Role              string   `json:"role"`
+			SID               string   `json:"sid"`
+			AuthTime          int64    `json:"auth_time"`
+		}
+		if err := idt.Claims(&claims); err != nil {
+			t.Fatal(err)
+		}
+		if claims.Sub != f.bob.ID || claims.PreferredUsername != "Bob.Ray" || claims.Name != "Bob Ray" || claims.Email != "bob.ray@acme.test" ||
+			claims.OrgID != f.org.ID || claims.OrgSlug != "acme" || claims.Role != string(store.RoleAdministrator) ||
+			strings.Join(claims.AMR, " ") != "pwd" || claims.AuthTime == 0 {
+			t.Fatalf("ID token claims: %+v", claims)
+		}
+		info, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		if err != nil || info.Subject != f.bob.ID || info.Email != "bob.ray@acme.test" {
+			t.Fatalf("userinfo: %+v %v", info, err)
+		}
+		if in := introspect(t, f.base, f.clientID, f.secret, tok.AccessToken); in["active"] != true || in["sub"] != f.bob.ID || in["org_slug"] != "acme" {
+			t.Fatalf("introspection: %v", in)
+		}
+
+		// A second client: it cannot introspect, refresh or revoke the
+		// first one's tokens.
+		r := gatehouse(t, f.env, "oidc", "client", "create", "--name", "Other", "--redirect-uri", "https://other.example/cb")
+		other := strings.Fields(r.stdout)
+		if r.code != 0 || len(other) != 2 {
+			t.Fatalf("second client: %+v", r)
+		}
+		if in := introspect(t, f.base, other[0], other[1], tok.AccessToken); in["active"] != false {
+			t.Fatalf("another client's introspection: %v", in)
+		}
+		otherConf := conf
+		otherConf.ClientID, otherConf.ClientSecret = other[0], other[1]
+		if _, err := otherConf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+			t.Fatal("another client refreshed the token")
+		}
+
+		// Rotation: a refresh gives a new refresh token; the old one
+		// presented again revokes the family.
+		refreshed, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		if err != nil || refreshed.RefreshToken == "" || refreshed.RefreshToken == tok.RefreshToken {
+			t.Fatalf("refresh: %+v %v", refreshed, err)
+		}
+		if in := introspect(t, f.base, f.clientID, f.secret, refreshed.AccessToken); in["active"] != true {
+			t.Fatalf("refreshed access token: %v", in)
+		}
+		if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil ||
+			!strings.Contains(err.Error(), "invalid_grant") {
+			t.Fatalf("a refresh token used twice: %v", err)
+		}
+		if in := introspect(t, f.base, f.clientID, f.secret, refreshed.AccessToken); in["active"] != false {
+			t.Fatalf("after a reuse, the family's access token: %v", in)
+		}
+		if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshed.RefreshToken}).Token(); err == nil {
+			t.Fatal("after a reuse, the family's newest refresh token still works")
+		}
+
+		// Code replay: refused, and the tokens the code gave are revoked.
+		tok2, _, code2 := signIn()
+		if code2 == code {
+			t.Fatal("two sign-ins got one code")
+		}
+		if _, err := conf.Exchange(ctx, code2); err == nil {
+			t.Fatal("a code was exchanged twice")
+		}
+		if in := introspect(t, f.base, f.clientID, f.secret, tok2.AccessToken); in["active"] != false {
+			t.Fatalf("after a code replay, its access token: %v", in)
+		}
+
+		// Deprovisioning: a live sign-in, then the deactivation; at once
+		// the tokens are inactive, the refresh refused, and the
+		// application gets a logout token naming Bob and the session.
+		tok3, idt3, _ := signIn()
+		var c3 struct {
+			SID string `json:"sid"`
+		}
+		idt3.Claims(&c3)
+		if c3.SID == "" {
+			t.Fatal("no sid in the ID token")
+		}
+		ctxSys := store.WithActor(ctx, store.System)
+		if _, err := s.UpdateAdministrator(ctxSys, f.org.ID, f.bob.ID, store.KeepSuper, func(a *store.Administrator) error {
+			a.Status = store.StatusDeactivated
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if in := introspect(t, f.base, f.clientID, f.secret, tok3.AccessToken); in["active"] != false {
+			t.Fatalf("a deactivated administrator's access token: %v", in)
+		}
+		if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok3.RefreshToken}).Token(); err == nil {
+			t.Fatal("a deactivated administrator's refresh token works")
+		}
+		select {
+		case lt := <-f.logouts:
+			checkLogoutToken(t, ctx, provider, f.clientID, lt, f.bob.ID, c3.SID)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no back-channel logout within 10 s")
+		}
+	})
+}
+
+// checkLogoutToken verifies a logout token as an application must (OIDC
+// Back-Channel Logout 1.0 §2.6).
+func checkLogoutToken(t *testing.T, ctx context.Context, p *gooidc.Provider, clientID, raw, sub, sid string) {
+	t.Helper()
+	tok, err := p.VerifierContext(ctx, &gooidc.Config{ClientID: clientID, SkipExpiryCheck: false}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("logout token: %v", err)
+	}
+	var c struct {
+		Sub    string                    `json:"sub"`
+		SID    string                    `json:"sid"`
+		JTI    string                    `json:"jti"`
+		Nonce  *string                   `json:"nonce"`
+		Events map[string]map[string]any `json:"events"`
+	}
+	tok.Claims(&c)
+	if c.Sub != sub || c.SID != sid || c.JTI == "" || c.Nonce != nil || c.Events["http://schemas.openid.net/event/backchannel-logout"] == nil {
+		t.Fatalf("logout token claims: %+v", c)
+	}
+}
+
