@@ -332,4 +332,3 @@ func checkLogoutToken(t *testing.T, ctx context.Context, p *gooidc.Provider, cli
 		t.Fatalf("logout token claims: %+v", c)
 	}
 }
-
