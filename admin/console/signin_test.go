@@ -117,7 +117,7 @@ func TestSignInTextsAreTranslated(t *testing.T) {
 		}
 		return nil
 	}
-	for _, f := range []string{"flow.go", "limits.go", "pages.go", "signinpages.go"} {
+	for _, f := range []string{"flow.go", "limits.go", "pages.go", "signinpages.go", "provider/provider.go"} {
 		for k, v := range literals(t, filepath.Join("..", "..", "sso", f), pick) {
 			found[k] = v
 		}

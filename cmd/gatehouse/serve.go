@@ -227,7 +227,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	flow.TestResultURL = console.SSOTestResultPath
 	flow.Pages = webConsole // the sign-in pages in the console's layout and language
 	op := &provider.Provider{Store: s, SignIn: signIn, Keys: signingKeys, Clients: &admin.OIDCClients{Store: s}, Sealer: sealer,
-		BaseURL: *baseURL, Logger: logger}
+		BaseURL: *baseURL, Logger: logger, Pages: webConsole}
 	if err := op.Init(); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -63,6 +64,7 @@ type Provider struct {
 	BaseURL string // the issuer
 	Now     func() time.Time
 	Logger  *slog.Logger
+	Pages   Pages // nil: plain pages
 
 	op *op.Provider
 }
@@ -136,8 +138,8 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	for _, path := range []string{oidc.DiscoveryEndpoint, "/keys", "/oauth/token", "/oauth/introspect", "/userinfo", "/revoke"} {
 		mux.Handle(path, h)
 	}
-	mux.Handle("/authorize", p.bindBrowser(h))
-	mux.Handle("/end_session", p.withSession(h))
+	mux.Handle("/authorize", p.asPages(p.bindBrowser(h)))
+	mux.Handle("/end_session", p.asPages(p.withSession(h)))
 	mux.HandleFunc("GET "+continuePath, p.continueSignIn)
 }
 
@@ -165,15 +167,29 @@ func (p *Provider) bindBrowser(next http.Handler) http.Handler {
 	})
 }
 
-// withSession hands end_session the browser's console session.
+// withSession hands end_session the browser's console session, and
+// clears the browser's cookie when the logout went through (op answers
+// it with a redirect).
 func (p *Provider) withSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ck, err := r.Cookie(web.SessionCookie); err == nil {
 			r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, ck.Value))
-			http.SetCookie(w, web.SessionCookieFor("", 0, p.BaseURL))
+			w = &clearOnRedirect{ResponseWriter: w, cookie: web.SessionCookieFor("", 0, p.BaseURL)}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+type clearOnRedirect struct {
+	http.ResponseWriter
+	cookie *http.Cookie
+}
+
+func (w *clearOnRedirect) WriteHeader(code int) {
+	if code == http.StatusFound || code == http.StatusSeeOther {
+		http.SetCookie(w.ResponseWriter, w.cookie)
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // continueSignIn completes an authorization request with the browser's
@@ -329,18 +345,69 @@ func (p *Provider) claims(ctx context.Context, info *oidc.UserInfo, org, id stri
 	return nil
 }
 
-// page answers a browser whose authorization request cannot go on (no
-// client redirect is safe to use): a plain page, never raw JSON.
+// Pages draws the pages a person meets here (the console implements it):
+// a refused or expired request, in the visitor's language.
+type Pages interface {
+	SignInPage(w http.ResponseWriter, r *http.Request, status int, p web.SignInPage)
+}
+
+// page answers a browser whose authorization or logout request cannot go
+// on, when no redirect to the application is safe: a page, never raw
+// JSON or text. err goes to the log only.
 func (p *Provider) page(w http.ResponseWriter, r *http.Request, status int, err error) {
-	p.logger().InfoContext(r.Context(), "authorization request refused", "err", err)
-	msg := "This sign-in request has expired or is not valid. Go back to the application and sign in again."
+	p.logger().InfoContext(r.Context(), "OpenID Provider request refused", "path", r.URL.Path, "status", status, "err", err)
+	sp := web.SignInPage{Kind: web.SignInMessage, Message: "This sign-in request has expired or is not valid. Go back to the application and sign in again."}
 	if status >= 500 {
-		msg = "gatehouse cannot complete this sign-in right now. Try again in a moment."
+		sp = web.SignInPage{Kind: web.SignInMessage, Message: "gatehouse cannot complete this sign-in right now. Try again in a moment."}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if p.Pages != nil {
+		p.Pages.SignInPage(w, r, status, sp)
+		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, "<!doctype html><html lang=en><meta charset=utf-8><title>Sign-in</title><h1>Sign-in</h1><p>%s</p></html>", msg)
+	fmt.Fprintf(w, "<!doctype html><html lang=en><meta charset=utf-8><title>Sign-in</title><h1>Sign-in</h1><p>%s</p></html>",
+		html.EscapeString(sp.Message))
+}
+
+// asPages turns op's own error answers on the browser's endpoints (plain
+// text, or JSON) into p.page.
+func (p *Provider) asPages(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pw := &pageWriter{ResponseWriter: w}
+		next.ServeHTTP(pw, r)
+		if pw.status >= 400 {
+			w.Header().Del("Content-Type")
+			w.Header().Del("Content-Length")
+			p.page(w, r, pw.status, fmt.Errorf("%s", strings.TrimSpace(pw.body.String())))
+		}
+	})
+}
+
+// pageWriter holds back an error answer (status 400 and up) for asPages.
+type pageWriter struct {
+	http.ResponseWriter
+	status int
+	body   strings.Builder
+}
+
+func (w *pageWriter) WriteHeader(code int) {
+	if code >= 400 {
+		w.status = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *pageWriter) Write(b []byte) (int, error) {
+	if w.status >= 400 {
+		if w.body.Len() < 1000 {
+			w.body.Write(b)
+		}
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // sealedTokens encrypts access tokens (their id and subject) with the
