@@ -332,3 +332,95 @@ func checkLogoutToken(t *testing.T, ctx context.Context, p *gooidc.Provider, cli
 		t.Fatalf("logout token claims: %+v", c)
 	}
 }
+
+// TestDeprovisioningEndsApplicationSignIns: whatever path deactivates or
+// deletes an administrator — the management API, SCIM PATCH, PUT or
+// DELETE as Okta and Entra send them — their access token is inactive as
+// soon as the request is answered, their refresh token refused, and the
+// application receives a back-channel logout token naming them.
+func TestDeprovisioningEndsApplicationSignIns(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
+		f := newOPFixture(t, dsn, s)
+		ctx := context.Background()
+		provider, err := gooidc.NewProvider(ctx, f.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: f.clientID, ClientSecret: f.secret, Endpoint: provider.Endpoint(), RedirectURL: f.redirect,
+			Scopes: []string{gooidc.ScopeOpenID, gooidc.ScopeOfflineAccess}}
+		r := gatehouse(t, f.env, "api-key", "create", "--org", "acme", "--name", "ops")
+		if r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		apiKey := strings.TrimSpace(r.stdout)
+		send := func(method, path, auth, contentType, body string) {
+			t.Helper()
+			req, _ := http.NewRequest(method, f.base+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+auth)
+			if body != "" {
+				req.Header.Set("Content-Type", contentType)
+			}
+			if res, out := do(t, req); res.StatusCode/100 != 2 {
+				t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, out)
+			}
+		}
+		var scimToken string
+		for _, c := range []struct {
+			name string
+			end  func(a store.Administrator)
+		}{
+			{"API deactivate", func(a store.Administrator) {
+				send("POST", "/api/v1/administrators/"+a.ID+"/deactivate", apiKey, "", "")
+			}},
+			{"SCIM PATCH active=false", func(a store.Administrator) {
+				if scimToken == "" {
+					if r := gatehouse(t, f.env, "scim", "enable", "--org", "acme"); r.code != 0 {
+						t.Fatal(r.stderr)
+					}
+					r := gatehouse(t, f.env, "scim", "token", "create", "--org", "acme")
+					if r.code != 0 {
+						t.Fatal(r.stderr)
+					}
+					scimToken = strings.TrimSpace(r.stdout)
+				}
+				send("PATCH", "/scim/v2/Users/"+a.ID, scimToken, "application/scim+json",
+					`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}`)
+			}},
+			{"SCIM PUT active=false", func(a store.Administrator) {
+				send("PUT", "/scim/v2/Users/"+a.ID, scimToken, "application/scim+json", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],
+					"userName":"`+a.UserName+`","name":{"givenName":"Bob","familyName":"Ray"},"active":false}`)
+			}},
+			{"SCIM DELETE", func(a store.Administrator) {
+				send("DELETE", "/scim/v2/Users/"+a.ID, scimToken, "", "")
+			}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				username := strings.ReplaceAll(c.name, " ", "")
+				username = strings.NewReplacer("=", "", "-", "").Replace(username)
+				a := activeAdministrator(t, s, f.org.ID, username, store.RoleAdministrator)
+				v, _ := pkce()
+				q := newOPBrowser(t).authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), f.base, username)
+				tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.end(a)
+				if in := introspect(t, f.base, f.clientID, f.secret, tok.AccessToken); in["active"] != false {
+					t.Fatalf("access token after %s: %v", c.name, in)
+				}
+				if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+					t.Fatalf("refresh after %s", c.name)
+				}
+				select {
+				case lt := <-f.logouts:
+					idt, err := provider.VerifierContext(ctx, &gooidc.Config{ClientID: f.clientID}).Verify(ctx, lt)
+					if err != nil || idt.Subject != a.ID {
+						t.Fatalf("logout token after %s: sub %v, want %s (%v)", c.name, idt, a.ID, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("no back-channel logout after %s", c.name)
+				}
+			})
+		}
+	})
+}
