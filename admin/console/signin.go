@@ -26,7 +26,9 @@ func (c *Console) SignInPage(w http.ResponseWriter, r *http.Request, status int,
 		p.Message = msgText
 	}
 	name := "signin"
-	p.leavesSite = sp.Kind == web.SignInLogin
+	// The login form may go on to an IdP, the consent form to the
+	// application: no form-action limit on those pages.
+	p.leavesSite = sp.Kind == web.SignInLogin || sp.Kind == web.SignInConsent
 	if sp.Kind == web.SignInMessage {
 		name = "signin-message"
 	}

@@ -67,6 +67,8 @@ type SignInPage struct {
 	Reference string
 	// AskTOTP shows the authenticator code field.
 	AskTOTP bool
+	// Application is the name of the application asking (SignInConsent).
+	Application string
 }
 
 // SignInPageKind names a sign-in page.
@@ -77,4 +79,9 @@ const (
 	SignInLogin    SignInPageKind = "login"    // username@organization or a work email
 	SignInPassword SignInPageKind = "password" // organization, username, password, code
 	SignInMessage  SignInPageKind = "message"  // a message, with a reference
+	// SignInConsent asks a signed-in administrator whether Application
+	// (a third-party application of the OpenID Provider) may learn who
+	// they are; the form posts Next (the request's continuation path)
+	// with consent=allow or deny.
+	SignInConsent SignInPageKind = "consent"
 )

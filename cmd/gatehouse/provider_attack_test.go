@@ -109,7 +109,7 @@ func TestOpenIDProviderPKCE(t *testing.T) {
 	a := newOPAttack(t)
 	b := newOPBrowser(t)
 	ctx := context.Background()
-	r := gatehouse(t, a.env, "oidc", "client", "create", "--name", "SPA", "--public", "--redirect-uri", opRedirect)
+	r := gatehouse(t, a.env, "oidc", "client", "create", "--name", "SPA", "--public", "--first-party", "--redirect-uri", opRedirect)
 	if r.code != 0 {
 		t.Fatal(r.stderr)
 	}
@@ -382,5 +382,56 @@ func TestOpenIDProviderRequestBoundToBrowser(t *testing.T) {
 	res, body := a.get(victim, lure)
 	if res.StatusCode != http.StatusBadRequest || res.Header.Get("Location") != "" || !strings.Contains(body, "not valid") {
 		t.Fatalf("the victim's browser completed the attacker's request: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+}
+
+// TestOpenIDProviderConsent: an application that is not first-party asks
+// the administrator (a page in the console's layout); Allow gives the
+// code, Cancel answers access_denied, and a cross-site POST of the form
+// is refused.
+func TestOpenIDProviderConsent(t *testing.T) {
+	a := newOPAttack(t)
+	r := gatehouse(t, a.env, "oidc", "client", "create", "--name", "Partner App", "--redirect-uri", opRedirect)
+	fields := strings.Fields(r.stdout)
+	if r.code != 0 || len(fields) != 2 {
+		t.Fatalf("client: %+v", r)
+	}
+	b := newOPBrowser(t)
+	b.authorize(a.conf.AuthCodeURL("s"), a.base, "Bob.Ray") // signed in, through the first-party App: no question
+	ask := func() string {
+		res, _ := a.authorizeRaw(b, a.query(map[string]string{"client_id": fields[0]}))
+		next := res.Header.Get("Location")
+		res, body := a.get(b, next)
+		if res.StatusCode != 200 || !strings.Contains(body, "Partner App") || !strings.Contains(body, `value="allow"`) {
+			t.Fatalf("consent page: %d %s", res.StatusCode, body)
+		}
+		return next
+	}
+	post := func(path, consent string, header map[string]string) *http.Response {
+		req, _ := http.NewRequest("POST", a.base+path, strings.NewReader(url.Values{"consent": {consent}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		res, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	next := ask()
+	if res := post(next, "allow", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a cross-site consent: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	res := post(next, "allow", map[string]string{"Sec-Fetch-Site": "same-origin"})
+	loc, _ := url.Parse(res.Header.Get("Location"))
+	if res.StatusCode != http.StatusFound || loc.Query().Get("code") == "" || loc.Query().Get("state") != "s1" {
+		t.Fatalf("allow: %d %s", res.StatusCode, loc)
+	}
+	res = post(ask(), "deny", nil)
+	loc, _ = url.Parse(res.Header.Get("Location"))
+	if res.StatusCode != http.StatusFound || loc.Query().Get("error") != "access_denied" || loc.Query().Get("code") != "" {
+		t.Fatalf("deny: %d %s", res.StatusCode, loc)
 	}
 }

@@ -141,6 +141,8 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.Handle("/authorize", p.asPages(p.bindBrowser(h)))
 	mux.Handle("/end_session", p.asPages(p.withSession(h)))
 	mux.HandleFunc("GET "+continuePath, p.continueSignIn)
+	// The consent form's answer: a same-origin POST only.
+	mux.Handle("POST "+continuePath, http.NewCrossOriginProtection().Handler(http.HandlerFunc(p.continueSignIn)))
 }
 
 type browserKey struct{}
@@ -248,6 +250,18 @@ func (p *Provider) continueSignIn(w http.ResponseWriter, r *http.Request) {
 	if err != nil || !c.Allows(a.OrgID) {
 		fail(oidc.ErrAccessDenied().WithDescription("this application is not open to your organization"))
 		return
+	}
+	// Consent is skipped for the product's own (first-party)
+	// applications; another application is asked about each time.
+	if !c.FirstParty {
+		switch {
+		case r.Method != http.MethodPost:
+			p.consent(w, r, c.Name, a.UserName, continuePath+"?id="+url.QueryEscape(id))
+			return
+		case r.PostFormValue("consent") != "allow":
+			fail(oidc.ErrAccessDenied().WithDescription("the administrator did not allow the sign-in"))
+			return
+		}
 	}
 	amr, err := p.amr(ctx, session)
 	if err != nil {
@@ -408,6 +422,21 @@ func (w *pageWriter) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// consent asks the administrator whether application may learn who they
+// are.
+func (p *Provider) consent(w http.ResponseWriter, r *http.Request, application, username, action string) {
+	w.Header().Set("Cache-Control", "no-store")
+	sp := web.SignInPage{Kind: web.SignInConsent, Application: application, Username: username, Next: action}
+	if p.Pages != nil {
+		p.Pages.SignInPage(w, r, http.StatusOK, sp)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<!doctype html><html lang=en><meta charset=utf-8><title>Sign in</title><h1>Sign in to %s</h1>
+<form method=post action="%s"><button name=consent value=allow>Allow</button><button name=consent value=deny>Cancel</button></form></html>`,
+		html.EscapeString(application), html.EscapeString(action))
 }
 
 // sealedTokens encrypts access tokens (their id and subject) with the
