@@ -221,14 +221,22 @@ func (p *Provider) continueSignIn(w http.ResponseWriter, r *http.Request) {
 	fail := func(e *oidc.Error) { op.AuthRequestError(w, r, req, e, p.op) }
 	var session store.Session
 	var a store.Administrator
+	back := continuePath + "?id=" + url.QueryEscape(id)
 	if sc, err := r.Cookie(web.SessionCookie); err == nil {
 		session, a, err = p.SignIn.Authenticate(ctx, sc.Value)
-		if err != nil && !isRefusal(err) {
+		var refusal *admin.Error
+		switch {
+		case errors.As(err, &refusal) && refusal.Code == admin.CodePasswordChangeRequired:
+			http.Redirect(w, r, "/account/password?next="+url.QueryEscape(back), http.StatusFound)
+			return
+		case errors.As(err, &refusal) && refusal.Code == admin.CodeTOTPEnrolmentRequired:
+			http.Redirect(w, r, "/account/two-factor?next="+url.QueryEscape(back), http.StatusFound)
+			return
+		case refusal != nil:
+			session = store.Session{}
+		case err != nil:
 			p.page(w, r, http.StatusServiceUnavailable, err)
 			return
-		}
-		if err != nil {
-			session = store.Session{}
 		}
 	}
 	fresh := session.AdministratorID != ""
@@ -243,7 +251,7 @@ func (p *Provider) continueSignIn(w http.ResponseWriter, r *http.Request) {
 			fail(oidc.ErrLoginRequired())
 			return
 		}
-		http.Redirect(w, r, "/login?next="+url.QueryEscape(continuePath+"?id="+id), http.StatusFound)
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(back), http.StatusFound)
 		return
 	}
 	c, err := p.Store.OIDCClient(ctx, row.ClientID)
@@ -256,7 +264,7 @@ func (p *Provider) continueSignIn(w http.ResponseWriter, r *http.Request) {
 	if !c.FirstParty {
 		switch {
 		case r.Method != http.MethodPost:
-			p.consent(w, r, c.Name, a.UserName, continuePath+"?id="+url.QueryEscape(id))
+			p.consent(w, r, c.Name, a.UserName, back)
 			return
 		case r.PostFormValue("consent") != "allow":
 			fail(oidc.ErrAccessDenied().WithDescription("the administrator did not allow the sign-in"))
@@ -291,12 +299,6 @@ func containsPrompt(prompts []string, p string) bool {
 		}
 	}
 	return false
-}
-
-// isRefusal: err is a rule's answer (no valid session), not a failure.
-func isRefusal(err error) bool {
-	var e *admin.Error
-	return errors.As(err, &e)
 }
 
 // amr is how the session signed in (RFC 8176): a password ("pwd", with
