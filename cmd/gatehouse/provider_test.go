@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -177,6 +178,16 @@ func TestOpenIDProviderWithGoOIDC(t *testing.T) {
 		conf := oauth2.Config{ClientID: f.clientID, ClientSecret: f.secret, Endpoint: provider.Endpoint(), RedirectURL: f.redirect,
 			Scopes: []string{gooidc.ScopeOpenID, "profile", "email", gooidc.ScopeOfflineAccess}}
 		verifier := provider.Verifier(&gooidc.Config{ClientID: f.clientID})
+		// Discovery says what is served, and only that.
+		var disc map[string]any
+		if err := provider.Claims(&disc); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(disc["response_types_supported"]) != "[code]" || fmt.Sprint(disc["grant_types_supported"]) != "[authorization_code refresh_token]" ||
+			disc["device_authorization_endpoint"] != nil || disc["backchannel_logout_supported"] != true ||
+			fmt.Sprint(disc["code_challenge_methods_supported"]) != "[S256]" {
+			t.Fatalf("discovery: %v", disc)
+		}
 		browser := newOPBrowser(t)
 
 		signIn := func() (*oauth2.Token, *gooidc.IDToken, string) {

@@ -100,6 +100,10 @@ var corsOptions = cors.Options{
 	AllowedHeaders:  []string{"Authorization", "Content-Type", "Accept"},
 }
 
+// supportedClaims are the claims gatehouse's tokens carry.
+var supportedClaims = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "c_hash", "sid",
+	"preferred_username", "name", "given_name", "family_name", "locale", "email", "email_verified", ClaimOrgID, ClaimOrgSlug, ClaimRole}
+
 // Init builds the protocol handler; call it once before Register.
 func (p *Provider) Init() error {
 	if p.Store == nil || p.SignIn == nil || p.Keys == nil || p.Clients == nil || p.Sealer == nil || p.BaseURL == "" {
@@ -112,7 +116,7 @@ func (p *Provider) Init() error {
 		DefaultLogoutRedirectURI:          "/login?signed_out=1",
 		SupportedUILocales:                []language.Tag{language.English, language.Russian},
 		SupportedScopes:                   []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess},
-		SupportedClaims:                   append(append([]string{}, op.DefaultSupportedClaims...), "sid", ClaimOrgID, ClaimOrgSlug, ClaimRole),
+		SupportedClaims:                   supportedClaims,
 		BackChannelLogoutSupported:        true,
 		BackChannelLogoutSessionSupported: true,
 	}
@@ -135,14 +139,29 @@ func (p *Provider) Init() error {
 // are not served.
 func (p *Provider) Register(mux *http.ServeMux) {
 	h := p.op.HttpHandler()
-	for _, path := range []string{oidc.DiscoveryEndpoint, "/keys", "/oauth/token", "/oauth/introspect", "/userinfo", "/revoke"} {
+	for _, path := range []string{"/keys", "/oauth/token", "/oauth/introspect", "/userinfo", "/revoke"} {
 		mux.Handle(path, h)
 	}
+	mux.HandleFunc("GET "+oidc.DiscoveryEndpoint, p.discovery)
 	mux.Handle("/authorize", p.asPages(p.bindBrowser(h)))
 	mux.Handle("/end_session", p.asPages(p.withSession(h)))
 	mux.HandleFunc("GET "+continuePath, p.continueSignIn)
 	// The consent form's answer: a same-origin POST only.
 	mux.Handle("POST "+continuePath, http.NewCrossOriginProtection().Handler(http.HandlerFunc(p.continueSignIn)))
+}
+
+// discovery is op's discovery document, saying only what gatehouse
+// serves: the authorization code flow (no implicit or hybrid response
+// types, no device flow, no JWT bearer grant) and the claims it gives.
+func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
+	ctx := op.ContextWithIssuer(r.Context(), p.BaseURL)
+	d := op.CreateDiscoveryConfig(ctx, p.op, storage{p})
+	d.DeviceAuthorizationEndpoint = ""
+	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
+	d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	d.ClaimsSupported = supportedClaims
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	op.Discover(w, d)
 }
 
 type browserKey struct{}
