@@ -47,13 +47,17 @@ const (
 )
 
 // DeliverLogouts delivers queued back-channel logouts until ctx ends,
-// posting them with client (serve's SSRF-guarded fetch client).
-func (p *Provider) DeliverLogouts(ctx context.Context, client *http.Client) {
+// posting them with client (serve's SSRF-guarded fetch client), whose
+// redirects it does not follow: a logout token goes to the registered URI
+// only.
+func (p *Provider) DeliverLogouts(ctx context.Context, fetcher *http.Client) {
+	client := *fetcher
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	tick := time.NewTicker(logoutPoll)
 	defer tick.Stop()
 	for {
 		for {
-			n, err := p.deliverDue(ctx, client)
+			n, err := p.deliverDue(ctx, &client)
 			if err != nil && ctx.Err() == nil {
 				p.logger().WarnContext(ctx, "back-channel logouts: cannot claim", "err", err)
 			}
