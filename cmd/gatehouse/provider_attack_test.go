@@ -435,3 +435,22 @@ func TestOpenIDProviderConsent(t *testing.T) {
 		t.Fatalf("deny: %d %s", res.StatusCode, loc)
 	}
 }
+
+// TestOpenIDProviderBodyLimit: a token request of a megabyte is refused
+// without being read; the endpoint answers the next request normally.
+func TestOpenIDProviderBodyLimit(t *testing.T) {
+	a := newOPAttack(t)
+	big := url.Values{"grant_type": {"authorization_code"}, "code": {strings.Repeat("x", 1<<20)}}.Encode()
+	req, _ := http.NewRequest("POST", a.base+"/oauth/token", strings.NewReader(big))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(a.clientID, a.secret)
+	res, body := do(t, req)
+	var e struct{ Error string }
+	json.Unmarshal([]byte(body), &e)
+	if res.StatusCode != http.StatusBadRequest || e.Error != "invalid_request" { // not read: never reaches the code's check (invalid_grant)
+		t.Fatalf("a 1 MiB token request: %d %s", res.StatusCode, body)
+	}
+	if in := introspect(t, a.base, a.clientID, a.secret, "not-a-token"); in["active"] != false {
+		t.Fatalf("introspection after: %v", in)
+	}
+}

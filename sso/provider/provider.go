@@ -138,7 +138,7 @@ func (p *Provider) Init() error {
 // revocation and end-session. op's own health routes and its device flow
 // are not served.
 func (p *Provider) Register(mux *http.ServeMux) {
-	h := p.op.HttpHandler()
+	h := limitBody(p.op.HttpHandler())
 	for _, path := range []string{"/keys", "/oauth/token", "/oauth/introspect", "/userinfo", "/revoke"} {
 		mux.Handle(path, h)
 	}
@@ -147,7 +147,7 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.Handle("/end_session", p.asPages(p.withSession(h)))
 	mux.HandleFunc("GET "+continuePath, p.continueSignIn)
 	// The consent form's answer: a same-origin POST only.
-	mux.Handle("POST "+continuePath, http.NewCrossOriginProtection().Handler(http.HandlerFunc(p.continueSignIn)))
+	mux.Handle("POST "+continuePath, limitBody(http.NewCrossOriginProtection().Handler(http.HandlerFunc(p.continueSignIn))))
 }
 
 // discovery is op's discovery document, saying only what gatehouse
@@ -162,6 +162,17 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	d.ClaimsSupported = supportedClaims
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	op.Discover(w, d)
+}
+
+// maxBody bounds a request body of the provider's endpoints (forms of a
+// few parameters; a request object is not accepted).
+const maxBody = 64 << 10
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		next.ServeHTTP(w, r)
+	})
 }
 
 type browserKey struct{}
