@@ -20,6 +20,7 @@ import (
 
 	"gatehouse/admin"
 	"gatehouse/store"
+	"gatehouse/store/storetest"
 )
 
 // opFixture is gatehouse serve as the OpenID Provider of an application:
@@ -434,4 +435,61 @@ func TestDeprovisioningEndsApplicationSignIns(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestOpenIDProviderAcrossInstances: two gatehouse serve instances on one
+// PostgreSQL database behind one base URL; each step of a sign-in goes to
+// the other instance than the step before — authorize on A, the
+// continuation and the code exchange on B, introspection on A, the
+// refresh on B, the reuse detection on A — and every step holds.
+func TestOpenIDProviderAcrossInstances(t *testing.T) {
+	dsn := storetest.PostgresURL(t)
+	s := inspect(t, dsn)
+	f := newOPFixture(t, dsn, s) // instance A, at the base URL
+	addrB := freeAddr(t)
+	baseB := "http://" + addrB
+	startServe(t, addrB, f.env, "--addr", addrB, "--base-url", f.base)
+	ctx := context.Background()
+	provider, err := gooidc.NewProvider(ctx, f.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onB := oauth2.Config{ClientID: f.clientID, ClientSecret: f.secret, RedirectURL: f.redirect,
+		Endpoint: oauth2.Endpoint{AuthURL: f.base + "/authorize", TokenURL: baseB + "/oauth/token"}, Scopes: []string{"openid", "offline_access"}}
+	b := newOPBrowser(t)
+	v, _ := pkce()
+	res, err := b.client.Get(onB.AuthCodeURL("s", oauth2.S256ChallengeOption(v))) // A
+	if err != nil || res.StatusCode != http.StatusFound {
+		t.Fatalf("authorize on A: %v %v", res, err)
+	}
+	res.Body.Close()
+	// The browser's cookies are the base URL's; B is reached by address,
+	// as a load balancer would send it there.
+	u, _ := url.Parse(f.base)
+	jar := b.client.Jar
+	ub, _ := url.Parse(baseB)
+	jar.SetCookies(ub, jar.Cookies(u))
+	q := b.authorize(baseB+res.Header.Get("Location"), baseB, "Bob.Ray") // continuation and sign-in on B
+	tok, err := onB.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)) // B
+	if err != nil {
+		t.Fatalf("exchange on B: %v", err)
+	}
+	if _, err := provider.Verifier(&gooidc.Config{ClientID: f.clientID}).Verify(ctx, tok.Extra("id_token").(string)); err != nil {
+		t.Fatalf("ID token from B, keys from A: %v", err)
+	}
+	if in := introspect(t, f.base, f.clientID, f.secret, tok.AccessToken); in["active"] != true { // A
+		t.Fatalf("introspection on A of B's token: %v", in)
+	}
+	refreshed, err := onB.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token() // B
+	if err != nil {
+		t.Fatalf("refresh on B: %v", err)
+	}
+	onA := onB
+	onA.Endpoint.TokenURL = f.base + "/oauth/token"
+	if _, err := onA.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil { // A: the reuse
+		t.Fatal("a refresh token used twice across instances")
+	}
+	if in := introspect(t, baseB, f.clientID, f.secret, refreshed.AccessToken); in["active"] != false {
+		t.Fatalf("after the reuse on A, B still accepts the family: %v", in)
+	}
 }
