@@ -469,7 +469,7 @@ func TestOpenIDProviderAcrossInstances(t *testing.T) {
 	jar := b.client.Jar
 	ub, _ := url.Parse(baseB)
 	jar.SetCookies(ub, jar.Cookies(u))
-	q := b.authorize(baseB+res.Header.Get("Location"), baseB, "Bob.Ray") // continuation and sign-in on B
+	q := b.authorize(baseB+res.Header.Get("Location"), baseB, "Bob.Ray")   // continuation and sign-in on B
 	tok, err := onB.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(v)) // B
 	if err != nil {
 		t.Fatalf("exchange on B: %v", err)
