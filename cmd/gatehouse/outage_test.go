@@ -41,7 +41,8 @@ var retryAfterSeconds = regexp.MustCompile(`^[1-9][0-9]*$`)
 // a bounded load of SCIM, management API and sign-in page requests through
 // a real `gatehouse serve`: no answer is a 500; every answer while the
 // database is down is a 503 with an integer Retry-After, in the protocol's
-// own error format; once PostgreSQL is started again, the same server
+// own error format (forward auth's /auth/verify included: a 503, never a
+// 401); once PostgreSQL is started again, the same server
 // answers as before.
 func TestDatabaseOutagePostgres(t *testing.T) {
 	cluster := storetest.NewPostgresCluster(t)
@@ -88,7 +89,14 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 			req, _ := http.NewRequest("GET", srv.base+"/api/v1/me", nil)
 			req.AddCookie(cookies[0])
 			return req
-		}})
+		}}, outageRequest{"GET /auth/verify (console session)", 200, "text/plain", "unavailable", func(int64) *http.Request {
+		// Forward auth: an outage is not a sign-out (nginx would send
+		// everyone to sign in on a 401).
+		req, _ := http.NewRequest("GET", srv.base+"/auth/verify", nil)
+		req.Header.Set("Accept", "text/html")
+		req.AddCookie(cookies[0])
+		return req
+	}})
 
 	var (
 		mu      sync.Mutex
