@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"gatehouse/store"
 )
 
@@ -30,7 +32,7 @@ import (
 const forwardAuthNginx = `
     # The browser must never reach the product with gatehouse's session
     # cookie: the product sees who signed in, not the session.
-    map $http_cookie $product_cookie {
+    map $http_cookie $app_cookie {
         default $http_cookie;
         "~^(?<before>.*?)(?:;\s*)?\bgatehouse_session=[^;]*(?<after>.*)$" "$before$after";
     }
@@ -88,7 +90,7 @@ const forwardAuthNginx = `
             proxy_set_header X-Gatehouse-Org $gatehouse_org;
             proxy_set_header X-Gatehouse-Org-Id $gatehouse_org_id;
             proxy_set_header X-Gatehouse-Role $gatehouse_role;
-            proxy_set_header Cookie $product_cookie;
+            proxy_set_header Cookie $app_cookie;
             proxy_pass http://{{product}};
         }
     }
@@ -253,15 +255,16 @@ func (b *faBrowser) send(method, u string, form url.Values, header map[string]st
 	return res, string(out)
 }
 
-var hiddenNext = regexp.MustCompile(`name="next" value="([^"]*)"`)
-
-// formNext is the value of a page's hidden next field ("" without one).
-func formNext(page string) string {
-	if m := hiddenNext.FindStringSubmatch(page); m != nil {
+// hidden is the value of a page's hidden field name ("" without one).
+func hidden(page, name string) string {
+	if m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page); m != nil {
 		return html.UnescapeString(m[1])
 	}
 	return ""
 }
+
+// formNext is the value of a page's hidden next field.
+func formNext(page string) string { return hidden(page, "next") }
 
 // signIn follows a sign-in redirect as a person would: the sign-in page,
 // "username@organization", then the password form, carrying the next
@@ -420,8 +423,9 @@ func (e *forwardAuthEnv) refused(t *testing.T, b *faBrowser, page string) {
 // password, back to the page, which gets the administrator's headers and
 // never a client's own; a POST passes; the administrator deactivated
 // through the API, then through SCIM, or signed out, is refused at the
-// next request; a session that must change its password goes through that
-// step and back to the page; no Host or header a client sends makes the
+// next request; a session that must change its password or enrol TOTP
+// goes through that step and back to the page, as does a sign-in with a
+// TOTP code; no Host or header a client sends makes the
 // sign-in return elsewhere.
 func TestForwardAuthBehindNginx(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
@@ -521,6 +525,54 @@ func TestForwardAuthBehindNginx(t *testing.T) {
 			e.wantIvan(t, seen)
 		}
 
+		// The organization requires TOTP: the enrolment step, then the
+		// page; the next sign-in asks for a code, and returns to the page.
+		if res, body := e.api(t, "PATCH", "/organization", `{"requireTotp":true}`); res.StatusCode != 200 {
+			t.Fatalf("require TOTP: %d %s", res.StatusCode, body)
+		}
+		b.send("POST", e.base+"/logout", url.Values{}, nil)
+		if loc := b.signIn(e.base+"/login?next="+url.QueryEscape(page), "ivan", e.password); loc != page {
+			t.Fatalf("sign-in that must enrol TOTP goes to %q", loc)
+		}
+		res, _ = b.product("GET", e.base+page, nil)
+		if want := e.base + "/account/two-factor?next=" + url.QueryEscape(page); res.StatusCode != http.StatusFound || res.Header.Get("Location") != want {
+			t.Fatalf("a session that must enrol TOTP: %d to %q, want %q", res.StatusCode, res.Header.Get("Location"), want)
+		}
+		res, body = b.send("GET", res.Header.Get("Location"), nil, nil)
+		secret := hidden(body, "secret")
+		if res.StatusCode != 200 || formNext(body) != page || secret == "" {
+			t.Fatalf("the TOTP step's page: %d, next %q", res.StatusCode, formNext(body))
+		}
+		now := time.Now()
+		code, _ := totp.GenerateCode(secret, now)
+		res, body = b.send("POST", e.base+"/account/two-factor", url.Values{"secret": {secret}, "totp_url": {hidden(body, "totp_url")},
+			"ticket": {hidden(body, "ticket")}, "code": {code}, "next": {formNext(body)}}, nil)
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != page {
+			t.Fatalf("TOTP enrolled: %d to %q, want %q: %s", res.StatusCode, res.Header.Get("Location"), page, body)
+		}
+		if res, _ := b.product("GET", e.base+page, nil); res.StatusCode != 200 {
+			t.Fatalf("after the TOTP step: %d", res.StatusCode)
+		}
+		b.send("POST", e.base+"/logout", url.Values{}, nil)
+		res, _ = b.product("GET", e.base+page, nil)
+		res, body = b.send("GET", res.Header.Get("Location"), nil, nil)
+		res, body = b.send("POST", e.base+"/login", url.Values{"username": {"ivan@acme"}, "next": {formNext(body)}}, nil)
+		form := url.Values{"organization": {"acme"}, "org_fixed": {"1"}, "username": {"ivan"}, "password": {e.password}, "next": {formNext(body)}}
+		res, body = b.send("POST", e.base+"/login/password", form, nil)
+		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `name="totp"`) || formNext(body) != page {
+			t.Fatalf("a password without its code: %d, next %q", res.StatusCode, formNext(body))
+		}
+		code, _ = totp.GenerateCode(secret, now.Add(30*time.Second)) // the enrolment's code is spent
+		form.Set("totp", code)
+		if res, body = b.send("POST", e.base+"/login/password", form, nil); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != page {
+			t.Fatalf("password and code: %d to %q: %s", res.StatusCode, res.Header.Get("Location"), body)
+		}
+		if res, seen := b.product("GET", e.base+page, nil); res.StatusCode != 200 {
+			t.Fatalf("signed in with a code: %d", res.StatusCode)
+		} else {
+			e.wantIvan(t, seen)
+		}
+
 		// The IdP deactivates the administrator over SCIM: refused at once.
 		if r := gatehouse(t, e.env, "scim", "enable", "--org", "acme"); r.code != 0 {
 			t.Fatal(r.stderr)
@@ -551,8 +603,14 @@ func TestForwardAuthBehindNginx(t *testing.T) {
 				t.Errorf("Host %s: %d to %q, want 302 to %s/login without next", host, res.StatusCode, res.Header.Get("Location"), e.base)
 			}
 		}
-		if r := gatehouse(t, e.env, "administrator", "reactivate", "--org", "acme", "--override-scim-lock", "ivan"); r.code != 0 {
-			t.Fatal(r.stderr)
+		for _, args := range [][]string{{"administrator", "reactivate", "--org", "acme", "--override-scim-lock", "ivan"},
+			{"administrator", "reset-totp", "--org", "acme", "ivan"}} {
+			if r := gatehouse(t, e.env, args...); r.code != 0 {
+				t.Fatal(r.stderr)
+			}
+		}
+		if res, body := e.api(t, "PATCH", "/organization", `{"requireTotp":false}`); res.StatusCode != 200 {
+			t.Fatalf("TOTP no longer required: %d %s", res.StatusCode, body)
 		}
 		for _, next := range []string{"https://evil.test/x", "//evil.test/x", "/\\evil.test", "javascript:alert(1)"} {
 			res, _ := b.send("POST", e.base+"/login/password", url.Values{"organization": {"acme"}, "username": {"ivan"},
