@@ -635,22 +635,10 @@ func TestServeForwardAuthVerify(t *testing.T) {
 		if r.code != 0 {
 			t.Fatal(r.stderr)
 		}
-		link, _ := url.Parse(parseOrgCreate(t, r.stdout).link)
 		addr := freeAddr(t)
 		base := "http://" + addr
-		srv := startServe(t, addr, env, "--addr", addr, "--base-url", base)
-		const password = "a very good passphrase"
-		post := func(path, body string) *http.Response {
-			req, _ := http.NewRequest("POST", srv.base+"/api/v1"+path, strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			res, text := do(t, req)
-			if res.StatusCode != 200 {
-				t.Fatalf("%s: %d %s", path, res.StatusCode, text)
-			}
-			return res
-		}
-		post("/activation", `{"token":"`+link.Query().Get("token")+`","password":"`+password+`"}`)
-		session := post("/session", `{"organization":"acme","username":"Jane.Doe","password":"`+password+`"}`).Cookies()[0].Value
+		startServe(t, addr, env, "--addr", addr, "--base-url", base)
+		session := ownerSession(t, base, parseOrgCreate(t, r.stdout).link, "a very good passphrase").Value
 		org, _ := s.OrgBySlug(ctx, "acme")
 		jane, _ := s.AdministratorByUsername(ctx, org.ID, "Jane.Doe")
 

@@ -69,21 +69,7 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	addr := freeAddr(t)
 	srv := startServe(t, addr, env, "--addr", addr, "--scim-rate-limit", "-1", "--log-format", "json")
 	// The first administrator signs in to the console.
-	const password = "a very good passphrase"
-	post := func(path, body string) *http.Response {
-		req, _ := http.NewRequest("POST", srv.base+"/api/v1"+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		res, text := do(t, req)
-		if res.StatusCode != 200 {
-			t.Fatalf("%s: %d %s", path, res.StatusCode, text)
-		}
-		return res
-	}
-	post("/activation", `{"token":"`+activation.Query().Get("token")+`","password":"`+password+`"}`)
-	cookies := post("/session", `{"organization":"acme","username":"Jane.Doe","password":"`+password+`"}`).Cookies()
-	if len(cookies) != 1 {
-		t.Fatalf("session cookies: %v", cookies)
-	}
+	cookies := []*http.Cookie{ownerSession(t, srv.base, activation.String(), "a very good passphrase")}
 	requests := append(outageRequests(srv.base, token, key), outageRequest{"API GET /me (console session)", 200,
 		"application/problem+json", `"code":"unavailable"`, func(int64) *http.Request {
 			req, _ := http.NewRequest("GET", srv.base+"/api/v1/me", nil)
