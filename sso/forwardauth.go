@@ -61,8 +61,9 @@ const (
 //     any status but 2xx, 401 and 403 into a 500).
 //
 // There is no rate limit: the proxy asks once per request of the product,
-// assets included, and a signed-out request costs no database read. The
-// body is never read; the proxy's headers are bounded by the server's.
+// assets included, and a request without a session cookie (or with one
+// over 128 bytes) costs no database read. The body is never read; the
+// proxy's headers are bounded by the server's (64 KB).
 type ForwardAuth struct {
 	SignIn *admin.SignIn
 	Orgs   interface {
