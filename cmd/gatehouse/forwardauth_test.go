@@ -24,77 +24,37 @@ import (
 	"gatehouse/store"
 )
 
-// forwardAuthNginx is the nginx configuration of the README's "Forward
-// auth (nginx auth_request)" section, with the test's addresses: nginx
-// serves gatehouse (sign-in, console, API) and, under /app/, a product
-// that only signed-in administrators reach, with their identity in
-// X-Gatehouse-* headers. {{...}} are filled by nginxConfig.
-const forwardAuthNginx = `
-    # The browser must never reach the product with gatehouse's session
-    # cookie: the product sees who signed in, not the session.
-    map $http_cookie $app_cookie {
-        default $http_cookie;
-        "~^(?<before>.*?)(?:;\s*)?\bgatehouse_session=[^;]*(?<after>.*)$" "$before$after";
-    }
-
-    server {
-        listen {{listen}};
-
-        # gatehouse itself, on the same origin: its session cookie goes
-        # with the subrequest below.
-        location / {
-            proxy_pass http://{{gatehouse}};
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        }
-
-        # The subrequest: GET, no body, the page asked for named.
-        location = /_gatehouse/verify {
-            internal;
-            proxy_pass http://{{gatehouse}}/auth/verify;
-            proxy_method GET;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_buffer_size 8k; # the longest names, percent-encoded, fit
-        }
-
-        # 401: a browser goes to gatehouse's sign-in (the Location of the
-        # answer), anything else gets the 401.
-        location @gatehouse_signin {
-            if ($gatehouse_signin = "") {
-                return 401;
-            }
-            return 302 $gatehouse_signin;
-        }
-
-        location /app/ {
-            auth_request /_gatehouse/verify;
-            auth_request_set $gatehouse_signin $upstream_http_location;
-            auth_request_set $gatehouse_user $upstream_http_x_gatehouse_user;
-            auth_request_set $gatehouse_username $upstream_http_x_gatehouse_username;
-            auth_request_set $gatehouse_email $upstream_http_x_gatehouse_email;
-            auth_request_set $gatehouse_name $upstream_http_x_gatehouse_name;
-            auth_request_set $gatehouse_org $upstream_http_x_gatehouse_org;
-            auth_request_set $gatehouse_org_id $upstream_http_x_gatehouse_org_id;
-            auth_request_set $gatehouse_role $upstream_http_x_gatehouse_role;
-            error_page 401 = @gatehouse_signin;
-
-            # proxy_set_header also drops the client's own header of each
-            # name: a client cannot send X-Gatehouse-User itself.
-            proxy_set_header X-Gatehouse-User $gatehouse_user;
-            proxy_set_header X-Gatehouse-Username $gatehouse_username;
-            proxy_set_header X-Gatehouse-Email $gatehouse_email;
-            proxy_set_header X-Gatehouse-Name $gatehouse_name;
-            proxy_set_header X-Gatehouse-Org $gatehouse_org;
-            proxy_set_header X-Gatehouse-Org-Id $gatehouse_org_id;
-            proxy_set_header X-Gatehouse-Role $gatehouse_role;
-            proxy_set_header Cookie $app_cookie;
-            proxy_pass http://{{product}};
-        }
-    }
-`
+// readmeNginx is the nginx configuration of the README's "Forward auth
+// (nginx auth_request)" section, so that what the README shows is what
+// the test runs: gatehouse (sign-in, console, API) and, under /app/, an
+// application only signed-in administrators reach, with their identity
+// in X-Gatehouse-* headers. Its addresses are the test's: listen for
+// "listen 443 ssl", gatehouseAddr for 127.0.0.1:8080, appAddr for
+// 127.0.0.1:3000.
+func readmeNginx(t *testing.T, listen, gatehouseAddr, appAddr string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(b)
+	if i := strings.Index(section, "### Forward auth (nginx auth_request)"); i >= 0 {
+		section = section[i:]
+	} else {
+		t.Fatal(`README.md has no "Forward auth (nginx auth_request)" section`)
+	}
+	m := regexp.MustCompile("(?s)```nginx\n(.*?)```").FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal("README.md's forward-auth section has no nginx block")
+	}
+	conf := regexp.MustCompile(`listen 443 ssl;[^\n]*`).ReplaceAllString(m[1], "listen "+listen+";")
+	for _, want := range []string{"listen " + listen + ";", "127.0.0.1:8080", "127.0.0.1:3000"} {
+		if !strings.Contains(conf, want) {
+			t.Fatalf("README.md's nginx block has no %q", want)
+		}
+	}
+	return strings.NewReplacer("127.0.0.1:8080", gatehouseAddr, "127.0.0.1:3000", appAddr).Replace(conf)
+}
 
 // nginxBinary is Debian's nginx, or skips the test (fails it when CI=true).
 func nginxBinary(t *testing.T) string {
@@ -112,7 +72,7 @@ func nginxBinary(t *testing.T) string {
 }
 
 // startNginx runs nginx in the foreground on listen (loopback) with the
-// server part above, as the current user, everything it writes in a
+// README's configuration (readmeNginx), as the current user, everything it writes in a
 // temporary directory; stopped at the end of the test.
 func startNginx(t *testing.T, listen, gatehouseAddr, productAddr string) {
 	t.Helper()
@@ -133,7 +93,7 @@ http {
     fastcgi_temp_path %[1]s/fastcgi;
     uwsgi_temp_path %[1]s/uwsgi;
     scgi_temp_path %[1]s/scgi;
-`, dir) + strings.NewReplacer("{{listen}}", listen, "{{gatehouse}}", gatehouseAddr, "{{product}}", productAddr).Replace(forwardAuthNginx) + "}\n"
+`, dir) + readmeNginx(t, listen, gatehouseAddr, productAddr) + "}\n"
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
