@@ -382,8 +382,8 @@ func (e *forwardAuthEnv) refused(t *testing.T, b *faBrowser, page string) {
 // databases: a signed-out visit goes to sign-in and, once signed in with a
 // password, back to the page, which gets the administrator's headers and
 // never a client's own; a POST passes; the administrator deactivated
-// through the API, then through SCIM, or signed out, is refused at the
-// next request; a session that must change its password or enrol TOTP
+// through the API, then through SCIM, deleted through SCIM, or signed
+// out, is refused at the next request; a session that must change its password or enrol TOTP
 // goes through that step and back to the page, as does a sign-in with a
 // TOTP code; no Host or header a client sends makes the
 // sign-in return elsewhere.
@@ -579,6 +579,17 @@ func TestForwardAuthBehindNginx(t *testing.T) {
 				t.Errorf("sign-in with next %q: %d to %q, want 303 to /", next, res.StatusCode, res.Header.Get("Location"))
 			}
 		}
+
+		// Signed in again, then deleted by the IdP: refused at once.
+		if res, _ := b.product("GET", e.base+page, nil); res.StatusCode != 200 {
+			t.Fatalf("signed in after the open-redirect attempts: %d", res.StatusCode)
+		}
+		req, _ = http.NewRequest("DELETE", e.base+"/scim/v2/Users/"+e.ivan.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if res, body := do(t, req); res.StatusCode != http.StatusNoContent {
+			t.Fatalf("SCIM deletion: %d %s", res.StatusCode, body)
+		}
+		e.refused(t, b, page)
 	})
 }
 
