@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -142,26 +141,6 @@ func (f *Flow) connector(ctx context.Context, conn store.SSOConnection) (protoco
 	return c, nil
 }
 
-// SafeRedirect returns next if it is a path on this server ("/x", not
-// "//host", "/\host", "https://..." or "javascript:...") of at most
-// store.MaxSSORedirect bytes, else "/".
-func SafeRedirect(next string) string {
-	if next == "" || next[0] != '/' || len(next) > store.MaxSSORedirect {
-		return "/"
-	}
-	if len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
-		return "/"
-	}
-	if strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
-		return "/"
-	}
-	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
-		return "/"
-	}
-	return next
-}
-
 // bindBrowser sets a fresh browser-binding cookie and returns the hash a
 // request is bound to. The cookie goes back on the IdP's cross-site POST
 // to the ACS: SameSite=None with Secure under https; over plain http (a
@@ -196,7 +175,7 @@ func randomToken(n int) string {
 // ?org=slug is an organization's own sign-in link: the organization is
 // sent along, unchecked (the page is the same for any slug).
 func (f *Flow) loginPage(w http.ResponseWriter, r *http.Request) {
-	f.page(w, r, http.StatusOK, web.SignInLogin, pageData{Next: SafeRedirect(r.URL.Query().Get("next")), Org: orgParam(r.URL.Query().Get("org"))}, "")
+	f.page(w, r, http.StatusOK, web.SignInLogin, pageData{Next: web.SafeRedirect(r.URL.Query().Get("next")), Org: orgParam(r.URL.Query().Get("org"))}, "")
 }
 
 // passwordPage is the password form, reached from the sign-in page's
@@ -205,7 +184,7 @@ func (f *Flow) loginPage(w http.ResponseWriter, r *http.Request) {
 // ?org=slug the organization is fixed, unchecked.
 func (f *Flow) passwordPage(w http.ResponseWriter, r *http.Request) {
 	org := orgParam(r.URL.Query().Get("org"))
-	f.page(w, r, http.StatusOK, web.SignInPassword, pageData{Next: SafeRedirect(r.URL.Query().Get("next")), Org: org, OrgFixed: org != ""}, "")
+	f.page(w, r, http.StatusOK, web.SignInPassword, pageData{Next: web.SafeRedirect(r.URL.Query().Get("next")), Org: org, OrgFixed: org != ""}, "")
 }
 
 // orgParam is an organization slug from a link or a form, cut to a sane
@@ -227,7 +206,7 @@ func orgParam(s string) string {
 func (f *Flow) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	name := r.PostFormValue("username")
-	next := SafeRedirect(r.PostFormValue("next"))
+	next := web.SafeRedirect(r.PostFormValue("next"))
 	slug := orgParam(r.PostFormValue("organization"))
 	if name == "" {
 		f.page(w, r, http.StatusBadRequest, web.SignInLogin, pageData{Next: next, Org: slug,
@@ -294,7 +273,7 @@ func (f *Flow) findOrg(ctx context.Context, slug, entry string) (store.Org, stri
 // again as it was posted, so it tells nothing the refusal does not.
 func (f *Flow) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	next := SafeRedirect(r.PostFormValue("next"))
+	next := web.SafeRedirect(r.PostFormValue("next"))
 	username, slug := r.PostFormValue("username"), orgParam(r.PostFormValue("organization"))
 	res, err := f.SignIn.Login(r.Context(), admin.LoginRequest{OrgSlug: slug, Username: username,
 		Password: r.PostFormValue("password"), TOTPCode: r.PostFormValue("totp"), IP: web.ClientIP(r, f.TrustForwardedFor),
@@ -327,7 +306,7 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 		f.message(w, r, http.StatusNotFound, pageData{Message: "This sign-in link is not valid."})
 		return
 	}
-	req := protocol.StartRequest{RedirectTo: SafeRedirect(r.URL.Query().Get("next"))}
+	req := protocol.StartRequest{RedirectTo: web.SafeRedirect(r.URL.Query().Get("next"))}
 	if r.URL.Query().Get("test") != "" {
 		super, err := f.superOf(r, conn.OrgID)
 		if f.unavailable(w, r, err) {
@@ -445,7 +424,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, web.SessionCookieFor(res.Token, f.SignIn.SessionAbsolute(), f.BaseURL))
-	http.Redirect(w, r, SafeRedirect(req.RedirectTo), http.StatusSeeOther)
+	http.Redirect(w, r, web.SafeRedirect(req.RedirectTo), http.StatusSeeOther)
 }
 
 // answeredTest returns the test sign-in a refused answer names by its

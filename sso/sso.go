@@ -6,7 +6,9 @@
 // username to an administrator — exactly, byte for byte (Match) — and
 // the Manager, which keeps an organization's SSO connections
 // (admin.SSOConnections: creating, changing, deleting, testing) and makes
-// their connectors.
+// their connectors. And the bridge's other end for an application behind
+// a reverse proxy: forward auth (ForwardAuth, /auth/verify), which tells
+// the proxy whose gatehouse session a request carries.
 //
 // The protocols are packages of their own, behind the interface of
 // sso/protocol: sso/saml (the SAML 2.0 service provider, and the refresh

@@ -282,6 +282,9 @@ type page struct {
 	TOTPRequired                             bool
 	TOTP                                     *totpView
 	Done                                     bool
+	// Next is where a sign-in step's page (a password change, a TOTP
+	// enrolment) goes once done: the page that sent the session there.
+	Next string
 	// MinPassword is the password policy's minimum length, for the hint.
 	MinPassword int
 }

@@ -18,9 +18,9 @@ func (c *Console) signedIn(w http.ResponseWriter, r *http.Request) (a store.Admi
 	if e := refusal(err); e != nil {
 		switch e.Code {
 		case admin.CodePasswordChangeRequired:
-			http.Redirect(w, r, PathChangePassword, http.StatusSeeOther)
+			http.Redirect(w, r, PathChangePassword+nextQuery(returnTo(r)), http.StatusSeeOther)
 		case admin.CodeTOTPEnrolmentRequired:
-			http.Redirect(w, r, PathTwoFactor, http.StatusSeeOther)
+			http.Redirect(w, r, PathTwoFactor+nextQuery(returnTo(r)), http.StatusSeeOther)
 		default:
 			http.Redirect(w, r, PathSignIn+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		}
@@ -36,6 +36,37 @@ func (c *Console) signedIn(w http.ResponseWriter, r *http.Request) (a store.Admi
 		return a, org, false
 	}
 	return a, org, true
+}
+
+// returnTo is the page a session sent to a step first (a password
+// change, a TOTP enrolment) comes back to once it is done: the page of a
+// GET other than the home page (a step's own page passes its next on),
+// "" otherwise.
+func returnTo(r *http.Request) string {
+	switch {
+	case r.Method != http.MethodGet || r.URL.Path == PathHome:
+		return ""
+	case r.URL.Path == PathChangePassword || r.URL.Path == PathTwoFactor:
+		return stepNext(r.URL.Query().Get("next"))
+	}
+	return stepNext(r.URL.RequestURI())
+}
+
+// stepNext is the next= a step page was given (its link, its form): a
+// local path (web.SafeRedirect), or "" when none or not one.
+func stepNext(v string) string {
+	if next := web.SafeRedirect(v); next == v && next != PathHome {
+		return next
+	}
+	return ""
+}
+
+// nextQuery is "?next=next", or "" for no next.
+func nextQuery(next string) string {
+	if next == "" {
+		return ""
+	}
+	return "?next=" + url.QueryEscape(next)
 }
 
 // home is the console's first page: the Administration page (seed 001)
@@ -232,7 +263,7 @@ func (c *Console) changePasswordPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Title = msg("Change your password")
+	p.Title, p.Next = msg("Change your password"), stepNext(r.URL.Query().Get("next"))
 	c.render(w, r, http.StatusOK, "password", p)
 }
 
@@ -270,7 +301,7 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Title, p.Note = msg("Change your password"), retype
+	p.Title, p.Note, p.Next = msg("Change your password"), retype, stepNext(r.PostFormValue("next"))
 	password, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
 	if password != confirm {
 		p.Fields = map[string]string{"confirm": msg("The two passwords differ: type the same password twice.")}
@@ -298,8 +329,11 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := PathHome
-	if ss.Stage == store.SessionEnrolTOTP {
-		next = PathTwoFactor
+	switch {
+	case ss.Stage == store.SessionEnrolTOTP:
+		next = PathTwoFactor + nextQuery(p.Next)
+	case p.Next != "":
+		next = p.Next
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
@@ -311,7 +345,7 @@ func (c *Console) twoFactorPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Title = msg("Set up two-factor authentication")
+	p.Title, p.Next = msg("Set up two-factor authentication"), stepNext(r.URL.Query().Get("next"))
 	enrol, err := c.SignIn.BeginTOTP(r.Context(), sessionToken(r))
 	replace := false
 	if e := refusal(err); e != nil && e.Code == admin.CodeTOTPAlreadyEnabled {
@@ -346,13 +380,16 @@ func (c *Console) twoFactor(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.Title = msg("Set up two-factor authentication")
+	p.Title, p.Next = msg("Set up two-factor authentication"), stepNext(r.PostFormValue("next"))
 	var err error
 	if p.TOTP, err = newTOTPView(r.PostFormValue("secret"), r.PostFormValue("totp_url"), r.PostFormValue("ticket")); err != nil {
 		c.failure(w, r, err)
 		return
 	}
 	next := PathHome
+	if p.Next != "" {
+		next = p.Next
+	}
 	if p.TOTP.Replace = r.PostFormValue("replace") == "1"; p.TOTP.Replace {
 		p.Title, next = msg("Move two-factor authentication to a new app"), PathUserPreferences+"?totp=replaced"
 		_, err = c.SignIn.ReplaceTOTP(r.Context(), sessionToken(r), r.PostFormValue("current_code"), r.PostFormValue("ticket"), r.PostFormValue("code"))

@@ -1,14 +1,18 @@
 // Package web holds what gatehouse's HTTP front ends (the management API,
-// the console and the SSO sign-in pages) must agree on about a browser's
-// request, and that the rules in package admin must not know: the session
-// cookie (its name and attributes) and the client's address.
+// the console, the SSO sign-in pages and forward auth) must agree on about
+// a browser's request, and that the rules in package admin must not know:
+// the session cookie (its name and attributes), the client's address, and
+// which return paths after a sign-in are safe.
 package web
 
 import (
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"gatehouse/store"
 )
 
 // SessionCookie is the name of the cookie carrying a session's token, for
@@ -25,6 +29,27 @@ func SessionCookieFor(token string, maxAge time.Duration, baseURL string) *http.
 		ck.MaxAge = -1
 	}
 	return ck
+}
+
+// SafeRedirect returns next, the page to go to after a sign-in or one of
+// its steps, if it is a path on this server ("/x", not "//host", "/\host",
+// "https://..." or "javascript:...") of at most store.MaxSSORedirect
+// bytes, else "/".
+func SafeRedirect(next string) string {
+	if next == "" || next[0] != '/' || len(next) > store.MaxSSORedirect {
+		return "/"
+	}
+	if len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
+		return "/"
+	}
+	if strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/"
+	}
+	return next
 }
 
 // ClientIP is the address a request comes from: the connection's peer,

@@ -44,3 +44,12 @@ func TestSessionCookieFor(t *testing.T) {
 		t.Errorf("clearing cookie = %+v", ck)
 	}
 }
+
+func TestSafeRedirect(t *testing.T) {
+	for in, want := range map[string]string{"/a/b?c#d": "/a/b?c#d", "": "/", "a": "/", "//x": "/", "/\\x": "/", "https://x": "/",
+		"/ok\r\nSet-Cookie: x": "/", "/%2F%2Fx": "/%2F%2Fx", "javascript:x": "/", "/x\\y": "/"} {
+		if got := SafeRedirect(in); got != want {
+			t.Errorf("SafeRedirect(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

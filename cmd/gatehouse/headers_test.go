@@ -76,6 +76,7 @@ func TestServeSecurityHeaders(t *testing.T) {
 		{"SCIM without token", "GET", "/scim/v2/Users", "", "", nil, 401, false, false},
 		{"SCIM discovery", "GET", "/scim/v2/ServiceProviderConfig", "", "", nil, 200, false, false},
 		{"login page", "GET", "/login", "", "", nil, 200, false, false},
+		{"forward auth signed out", "GET", "/auth/verify", "", "", nil, 401, true, false},
 		{"SP metadata", "GET", "/sso/saml/" + conn + "/metadata", "", "", nil, 200, false, false},
 		{"unknown SSO start", "GET", "/sso/start/nope", "", "", nil, 404, false, false},
 	}

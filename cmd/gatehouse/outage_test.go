@@ -41,7 +41,8 @@ var retryAfterSeconds = regexp.MustCompile(`^[1-9][0-9]*$`)
 // a bounded load of SCIM, management API and sign-in page requests through
 // a real `gatehouse serve`: no answer is a 500; every answer while the
 // database is down is a 503 with an integer Retry-After, in the protocol's
-// own error format; once PostgreSQL is started again, the same server
+// own error format (forward auth's /auth/verify included: a 503, never a
+// 401); once PostgreSQL is started again, the same server
 // answers as before.
 func TestDatabaseOutagePostgres(t *testing.T) {
 	cluster := storetest.NewPostgresCluster(t)
@@ -68,27 +69,20 @@ func TestDatabaseOutagePostgres(t *testing.T) {
 	addr := freeAddr(t)
 	srv := startServe(t, addr, env, "--addr", addr, "--scim-rate-limit", "-1", "--log-format", "json")
 	// The first administrator signs in to the console.
-	const password = "a very good passphrase"
-	post := func(path, body string) *http.Response {
-		req, _ := http.NewRequest("POST", srv.base+"/api/v1"+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		res, text := do(t, req)
-		if res.StatusCode != 200 {
-			t.Fatalf("%s: %d %s", path, res.StatusCode, text)
-		}
-		return res
-	}
-	post("/activation", `{"token":"`+activation.Query().Get("token")+`","password":"`+password+`"}`)
-	cookies := post("/session", `{"organization":"acme","username":"Jane.Doe","password":"`+password+`"}`).Cookies()
-	if len(cookies) != 1 {
-		t.Fatalf("session cookies: %v", cookies)
-	}
+	cookies := []*http.Cookie{ownerSession(t, srv.base, activation.String(), "a very good passphrase")}
 	requests := append(outageRequests(srv.base, token, key), outageRequest{"API GET /me (console session)", 200,
 		"application/problem+json", `"code":"unavailable"`, func(int64) *http.Request {
 			req, _ := http.NewRequest("GET", srv.base+"/api/v1/me", nil)
 			req.AddCookie(cookies[0])
 			return req
-		}})
+		}}, outageRequest{"GET /auth/verify (console session)", 200, "text/plain", "unavailable", func(int64) *http.Request {
+		// Forward auth: an outage is not a sign-out (nginx would send
+		// everyone to sign in on a 401).
+		req, _ := http.NewRequest("GET", srv.base+"/auth/verify", nil)
+		req.Header.Set("Accept", "text/html")
+		req.AddCookie(cookies[0])
+		return req
+	}})
 
 	var (
 		mu      sync.Mutex

@@ -226,14 +226,19 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	// A connection's test ends on the console's page of its result.
 	flow.TestResultURL = console.SSOTestResultPath
 	flow.Pages = webConsole // the sign-in pages in the console's layout and language
+	// Forward auth sends a session that must first change its password or
+	// enrol TOTP to the console's page of that step.
+	forwardAuth := &sso.ForwardAuth{SignIn: signIn, Orgs: s, BaseURL: *baseURL,
+		Steps:  map[string]string{admin.CodePasswordChangeRequired: console.PathChangePassword, admin.CodeTOTPEnrolmentRequired: console.PathTwoFactor},
+		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	op := &provider.Provider{Store: s, SignIn: signIn, Keys: signingKeys, Clients: &admin.OIDCClients{Store: s}, Sealer: sealer,
 		BaseURL: *baseURL, Logger: logger, Pages: webConsole}
 	if err := op.Init(); err != nil {
 		return err
 	}
 	wg.Go(func() { op.DeliverLogouts(background, fetcher) })
-	mux := newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow, console: webConsole,
-		provider: op})
+	mux := newMux(deps{store: s, metrics: reg, baseURL: *baseURL, scim: scimServer, api: management, sso: flow, forwardAuth: forwardAuth,
+		console: webConsole, provider: op})
 	handler := instrument(secureHeaders(webConsole.Fallback(mux)), logger, newHTTPMetrics(reg))
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", *baseURL, "database", s.Dialect())
 	if err := serveUntilDone(ctx, ln, handler, logger); err != nil {
@@ -252,7 +257,10 @@ type deps struct {
 	scim    *scim.Server
 	api     *api.API
 	sso     *sso.Flow
-	console *console.Console
+	// forwardAuth is /auth/verify, for a reverse proxy in front of the
+	// product's applications.
+	forwardAuth *sso.ForwardAuth
+	console     *console.Console
 	// provider is the OpenID Provider of the product's applications.
 	provider *provider.Provider
 }
@@ -274,6 +282,9 @@ func newMux(d deps) *http.ServeMux {
 	}
 	if d.sso != nil {
 		d.sso.Register(mux)
+	}
+	if d.forwardAuth != nil {
+		d.forwardAuth.Register(mux)
 	}
 	if d.console != nil {
 		d.console.Register(mux)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -140,6 +141,32 @@ func do(t *testing.T, req *http.Request) (*http.Response, string) {
 		t.Fatal(err)
 	}
 	return resp, string(body)
+}
+
+// ownerSession activates acme's owner Jane.Doe with password through the
+// link org create printed, then signs her in through the management API
+// at base: the cookie of her console session.
+func ownerSession(t *testing.T, base, link, password string) *http.Cookie {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(path, body string) *http.Response {
+		req, _ := http.NewRequest("POST", base+"/api/v1"+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		res, text := do(t, req)
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, res.StatusCode, text)
+		}
+		return res
+	}
+	post("/activation", `{"token":"`+u.Query().Get("token")+`","password":"`+password+`"}`)
+	cookies := post("/session", `{"organization":"acme","username":"Jane.Doe","password":"`+password+`"}`).Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("session cookies: %v", cookies)
+	}
+	return cookies[0]
 }
 
 var generatedID = regexp.MustCompile(`^[0-9a-f]{32}$`)
