@@ -149,6 +149,10 @@ type OIDCClient struct {
 	SecretHash []byte `db:"secret_hash"`
 	// RedirectURIs are compared exactly with an authorization request's.
 	RedirectURIs Strings `db:"redirect_uris"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser back to, compared exactly with the logout request's
+	// post_logout_redirect_uri; empty: never redirected.
+	PostLogoutRedirectURIs Strings `db:"post_logout_redirect_uris"`
 	// BackchannelLogoutURI receives OIDC Back-Channel Logout tokens; ""
 	// for none.
 	BackchannelLogoutURI string `db:"backchannel_logout_uri"`
@@ -177,13 +181,13 @@ func (c OIDCClient) Allows(org string) bool {
 	return false
 }
 
-const oidcClientColumns = `id, name, public, secret_hash, redirect_uris, backchannel_logout_uri, all_orgs, org_ids, first_party, created_at, disabled`
+const oidcClientColumns = `id, name, public, secret_hash, redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, all_orgs, org_ids, first_party, created_at, disabled`
 
 // oidcClientView is what the audit log shows of a client: never its
 // secret's hash.
 func oidcClientView(c *OIDCClient) map[string]any {
 	return map[string]any{"name": c.Name, "public": c.Public, "redirectUris": []string(c.RedirectURIs),
-		"backchannelLogoutUri": c.BackchannelLogoutURI, "allOrgs": c.AllOrgs, "orgIds": []string(c.OrgIDs),
+		"postLogoutRedirectUris": []string(c.PostLogoutRedirectURIs), "backchannelLogoutUri": c.BackchannelLogoutURI, "allOrgs": c.AllOrgs, "orgIds": []string(c.OrgIDs),
 		"firstParty": c.FirstParty, "disabled": c.Disabled}
 }
 
@@ -193,7 +197,7 @@ func validOIDCClient(c *OIDCClient) error {
 	if c.ID == "" || c.Name == "" || len(c.RedirectURIs) == 0 || c.Public != (len(c.SecretHash) == 0) || c.AllOrgs != (len(c.OrgIDs) == 0) {
 		return errors.New("store: an OIDC client needs an id, a name, redirect URIs, a secret hash unless public, and organizations unless for all")
 	}
-	for _, v := range append([]string{c.ID, c.Name, c.BackchannelLogoutURI}, c.RedirectURIs...) {
+	for _, v := range slices.Concat([]string{c.ID, c.Name, c.BackchannelLogoutURI}, c.RedirectURIs, c.PostLogoutRedirectURIs) {
 		if !storable(v) {
 			return errors.New("store: OIDC client fields must be UTF-8 text")
 		}
@@ -203,6 +207,9 @@ func validOIDCClient(c *OIDCClient) error {
 	}
 	if c.OrgIDs == nil {
 		c.OrgIDs = Strings{}
+	}
+	if c.PostLogoutRedirectURIs == nil {
+		c.PostLogoutRedirectURIs = Strings{}
 	}
 	return nil
 }
@@ -232,8 +239,8 @@ func (s *SQL) CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, e
 		if err := s.orgsExist(ctx, tx, c.OrgIDs); err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO oidc_clients (`+oidcClientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.Name, c.Public, c.SecretHash, c.RedirectURIs, c.BackchannelLogoutURI, c.AllOrgs, c.OrgIDs, c.FirstParty,
+		if _, err := s.exec(ctx, tx, `INSERT INTO oidc_clients (`+oidcClientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.Public, c.SecretHash, c.RedirectURIs, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI, c.AllOrgs, c.OrgIDs, c.FirstParty,
 			c.CreatedAt, c.Disabled); err != nil {
 			return err
 		}
@@ -278,6 +285,7 @@ func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClie
 		before := oidcClientView(&c)
 		next := c
 		next.RedirectURIs = slices.Clone(c.RedirectURIs)
+		next.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 		next.OrgIDs = slices.Clone(c.OrgIDs)
 		next.SecretHash = slices.Clone(c.SecretHash)
 		if err := fn(&next); err != nil {
@@ -291,8 +299,9 @@ func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClie
 			return err
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE oidc_clients SET name = ?, public = ?, secret_hash = ?, redirect_uris = ?,
-			backchannel_logout_uri = ?, all_orgs = ?, org_ids = ?, first_party = ?, disabled = ? WHERE id = ?`,
-			next.Name, next.Public, next.SecretHash, next.RedirectURIs, next.BackchannelLogoutURI, next.AllOrgs, next.OrgIDs,
+			post_logout_redirect_uris = ?, backchannel_logout_uri = ?, all_orgs = ?, org_ids = ?, first_party = ?, disabled = ?
+			WHERE id = ?`,
+			next.Name, next.Public, next.SecretHash, next.RedirectURIs, next.PostLogoutRedirectURIs, next.BackchannelLogoutURI, next.AllOrgs, next.OrgIDs,
 			next.FirstParty, next.Disabled, id); err != nil {
 			return fmt.Errorf("store: update OIDC client: %w", err)
 		}

@@ -112,7 +112,7 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	other, _ := newOrg(t, s, "rp-other")
 	conf := store.OIDCClient{ID: "c1", Name: "Billing", SecretHash: []byte("hash-1"),
 		RedirectURIs: store.Strings{"https://billing.example/cb", "http://127.0.0.1:8000/cb"}, BackchannelLogoutURI: "https://billing.example/bcl",
-		OrgIDs: store.Strings{o.ID}, FirstParty: true}
+		PostLogoutRedirectURIs: store.Strings{"https://billing.example/bye"}, OrgIDs: store.Strings{o.ID}, FirstParty: true}
 	got, err := s.CreateOIDCClient(ctx, conf)
 	if err != nil || got.CreatedAt.IsZero() {
 		t.Fatalf("create %+v, %v", got, err)
@@ -138,7 +138,7 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	}
 	read, err := s.OIDCClient(ctx, "c1")
 	if err != nil || read.Name != "Billing" || read.Public || string(read.SecretHash) != "hash-1" || !slices.Equal(read.RedirectURIs, conf.RedirectURIs) ||
-		read.BackchannelLogoutURI != conf.BackchannelLogoutURI || read.AllOrgs || !slices.Equal(read.OrgIDs, []string{o.ID}) || !read.FirstParty ||
+		read.BackchannelLogoutURI != conf.BackchannelLogoutURI || !slices.Equal(read.PostLogoutRedirectURIs, conf.PostLogoutRedirectURIs) || read.AllOrgs || !slices.Equal(read.OrgIDs, []string{o.ID}) || !read.FirstParty ||
 		read.Disabled || !read.CreatedAt.Equal(got.CreatedAt) {
 		t.Fatalf("read back %+v, %v", read, err)
 	}
@@ -146,7 +146,7 @@ func testOIDCClients(t *testing.T, s store.Store) {
 		t.Error("a client of one organization: Allows is wrong")
 	}
 	readPub, err := s.OIDCClient(ctx, pub.ID)
-	if err != nil || !readPub.Public || len(readPub.SecretHash) != 0 || !readPub.AllOrgs || len(readPub.OrgIDs) != 0 || !readPub.Allows(other.ID) {
+	if err != nil || !readPub.Public || len(readPub.SecretHash) != 0 || readPub.PostLogoutRedirectURIs == nil || len(readPub.PostLogoutRedirectURIs) != 0 || !readPub.AllOrgs || len(readPub.OrgIDs) != 0 || !readPub.Allows(other.ID) {
 		t.Fatalf("public client read back %+v, %v", readPub, err)
 	}
 	list, err := s.OIDCClients(ctx)
@@ -181,7 +181,20 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	if _, err := s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.SecretHash = []byte("hash-2"); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	if u, err := s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error {
+		c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, "https://billing.example/bye2")
+		return nil
+	}); err != nil || !slices.Equal(u.PostLogoutRedirectURIs, []string{"https://billing.example/bye", "https://billing.example/bye2"}) {
+		t.Fatalf("post-logout URIs updated: %+v, %v", u, err)
+	}
+	if again, _ := s.OIDCClient(ctx, "c1"); len(again.PostLogoutRedirectURIs) != 2 {
+		t.Fatalf("post-logout URIs read back: %+v", again.PostLogoutRedirectURIs)
+	}
 	upd, _ := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: "c1", Action: store.AuditOIDCClientUpdate})
+	if len(upd) != 3 || !strings.Contains(string(upd[0].After), "bye2") {
+		t.Fatalf("post-logout update audit %+v", upd)
+	}
+	upd = upd[1:]
 	if len(upd) != 2 || string(upd[1].Before) != `{"disabled":false}` || string(upd[1].After) != `{"disabled":true}` ||
 		string(upd[0].After) != `{"secret":"new"}` {
 		t.Fatalf("update audit %+v", upd)
@@ -193,7 +206,7 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	_, err = s.OIDCClient(ctx, "c1")
 	wantErr(t, err, store.ErrNotFound)
 	log, err := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: "c1"})
-	if err != nil || len(log) != 4 || log[0].Action != store.AuditOIDCClientDelete || log[3].Action != store.AuditOIDCClientCreate {
+	if err != nil || len(log) != 5 || log[0].Action != store.AuditOIDCClientDelete || log[4].Action != store.AuditOIDCClientCreate {
 		t.Fatalf("audit %+v, %v", log, err)
 	}
 	for _, e := range log {
@@ -201,8 +214,8 @@ func testOIDCClients(t *testing.T, s store.Store) {
 			t.Errorf("audit shows the secret's hash: %+v", e)
 		}
 	}
-	if !strings.Contains(string(log[3].After), "https://billing.example/cb") {
-		t.Errorf("audit of create lacks the redirect URIs: %s", log[3].After)
+	if !strings.Contains(string(log[4].After), "https://billing.example/cb") || !strings.Contains(string(log[4].After), `"postLogoutRedirectUris":["https://billing.example/bye"]`) {
+		t.Errorf("audit of create lacks the redirect URIs: %s", log[4].After)
 	}
 	// Nothing of the refused writes reached the organizations' logs.
 	if l, _ := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: "oidc_client."}); len(l) != 0 {
