@@ -214,29 +214,54 @@ func validOIDCClient(c *OIDCClient) error {
 	return nil
 }
 
-// orgsExist fails with ErrNotFound unless every id is an organization's.
-func (s *SQL) orgsExist(ctx context.Context, tx *sqlx.Tx, ids []string) error {
-	for _, org := range ids {
-		var n int
-		if err := s.get(ctx, tx, &n, `SELECT count(*) FROM orgs WHERE id = ?`, org); err != nil {
+// MaxOIDCClientsPerOrg bounds the clients restricted to one organization
+// (clients of every organization are not counted): Super Administrators
+// register their organization's own applications, and these rows are the
+// server's, so one organization must not be able to fill the table.
+const MaxOIDCClientsPerOrg = 50
+
+// orgsExist fails with ErrNotFound unless every id is an organization's,
+// and with ErrLimit when an organization of added (ids the client did not
+// have) already has MaxOIDCClientsPerOrg clients other than self. On
+// PostgreSQL it locks the organizations' rows, in a fixed order, so that
+// concurrent registrations for one organization take turns and the count
+// holds (on SQLite the single writer already does).
+func (s *SQL) orgsExist(ctx context.Context, tx *sqlx.Tx, self string, ids, added []string) error {
+	sorted := slices.Sorted(slices.Values(ids))
+	for _, org := range sorted {
+		var found string
+		if err := s.get(ctx, tx, &found, `SELECT id FROM orgs WHERE id = ?`+s.d.forUpdate, org); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("store: organization %q: %w", org, ErrNotFound)
+			}
 			return err
 		}
-		if n == 0 {
-			return fmt.Errorf("store: organization %q: %w", org, ErrNotFound)
+		if !slices.Contains(added, org) {
+			continue
+		}
+		// org_ids is a JSON array of ids (UUIDs: no LIKE wildcards).
+		var n int
+		if err := s.get(ctx, tx, &n, `SELECT count(*) FROM oidc_clients WHERE NOT all_orgs AND id <> ? AND org_ids LIKE ?`,
+			self, `%"`+org+`"%`); err != nil {
+			return err
+		}
+		if n >= MaxOIDCClientsPerOrg {
+			return fmt.Errorf("store: organization %q has %d OIDC clients: %w", org, n, ErrLimit)
 		}
 	}
 	return nil
 }
 
 // CreateOIDCClient stores a client. Its organizations must exist
-// (ErrNotFound otherwise); a taken id is ErrAlreadyExists.
+// (ErrNotFound otherwise) and have room (ErrLimit, MaxOIDCClientsPerOrg);
+// a taken id is ErrAlreadyExists.
 func (s *SQL) CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, error) {
 	if err := validOIDCClient(&c); err != nil {
 		return OIDCClient{}, err
 	}
 	c.CreatedAt = s.timestamp()
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := s.orgsExist(ctx, tx, c.OrgIDs); err != nil {
+		if err := s.orgsExist(ctx, tx, c.ID, c.OrgIDs, c.OrgIDs); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, tx, `INSERT INTO oidc_clients (`+oidcClientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -247,7 +272,7 @@ func (s *SQL) CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, e
 		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientCreate, targetKind: "oidc_client", targetID: c.ID,
 			targetName: c.Name, after: oidcClientView(&c)})
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrLimit) {
 		return OIDCClient{}, err
 	}
 	if err := s.createError(err, &ExistsError{Kind: "OIDC client", Field: "id", Existing: c.ID}, "OIDC client"); err != nil {
@@ -274,7 +299,7 @@ func (s *SQL) OIDCClients(ctx context.Context) ([]OIDCClient, error) {
 
 // UpdateOIDCClient applies fn to a client in one transaction holding its
 // row; its id and creation time do not change. Its organizations must
-// exist (ErrNotFound otherwise).
+// exist (ErrNotFound otherwise), and those it gains have room (ErrLimit).
 func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClient) error) (OIDCClient, error) {
 	var out OIDCClient
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -295,7 +320,13 @@ func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClie
 		if err := validOIDCClient(&next); err != nil {
 			return err
 		}
-		if err := s.orgsExist(ctx, tx, next.OrgIDs); err != nil {
+		var added []string
+		for _, org := range next.OrgIDs {
+			if c.AllOrgs || !slices.Contains(c.OrgIDs, org) {
+				added = append(added, org)
+			}
+		}
+		if err := s.orgsExist(ctx, tx, id, next.OrgIDs, added); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE oidc_clients SET name = ?, public = ?, secret_hash = ?, redirect_uris = ?,
@@ -319,12 +350,19 @@ func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClie
 	return out, nil
 }
 
-// DeleteOIDCClient removes a client.
-func (s *SQL) DeleteOIDCClient(ctx context.Context, id string) error {
+// DeleteOIDCClient removes a client. check, when not nil, is called with
+// the client in the transaction holding its row: its error refuses the
+// deletion (the caller's permission, decided on the row it removes).
+func (s *SQL) DeleteOIDCClient(ctx context.Context, id string, check func(OIDCClient) error) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var c OIDCClient
 		if err := s.get(ctx, tx, &c, `SELECT seq, `+oidcClientColumns+` FROM oidc_clients WHERE id = ?`+s.d.forUpdate, id); err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(c); err != nil {
+				return err
+			}
 		}
 		if _, err := s.exec(ctx, tx, `DELETE FROM oidc_clients WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("store: delete OIDC client: %w", err)

@@ -324,6 +324,8 @@ var statuses = map[string]int{
 	admin.CodeTooManyAttempts:        http.StatusTooManyRequests,
 	admin.CodeSSORequired:            http.StatusForbidden,
 	admin.CodeSSONotConfigured:       http.StatusConflict,
+	admin.CodePublicClient:           http.StatusConflict,
+	admin.CodeLimitReached:           http.StatusConflict,
 }
 
 func status(err error) int {

@@ -199,10 +199,16 @@ func testOIDCClients(t *testing.T, s store.Store) {
 		string(upd[0].After) != `{"secret":"new"}` {
 		t.Fatalf("update audit %+v", upd)
 	}
-	if err := s.DeleteOIDCClient(ctx, "c1"); err != nil {
+	// A refusing check sees the row and removes nothing.
+	var seen store.OIDCClient
+	wantErr(t, s.DeleteOIDCClient(ctx, "c1", func(c store.OIDCClient) error { seen = c; return boom }), boom)
+	if _, err := s.OIDCClient(ctx, "c1"); err != nil || seen.Name != "Billing" {
+		t.Fatalf("after a refused delete: %v (check saw %+v)", err, seen)
+	}
+	if err := s.DeleteOIDCClient(ctx, "c1", nil); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, s.DeleteOIDCClient(ctx, "c1"), store.ErrNotFound)
+	wantErr(t, s.DeleteOIDCClient(ctx, "c1", nil), store.ErrNotFound)
 	_, err = s.OIDCClient(ctx, "c1")
 	wantErr(t, err, store.ErrNotFound)
 	log, err := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: "c1"})
@@ -220,5 +226,68 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	// Nothing of the refused writes reached the organizations' logs.
 	if l, _ := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: "oidc_client."}); len(l) != 0 {
 		t.Errorf("organization log has client entries: %+v", l)
+	}
+}
+
+// testOIDCClientsPerOrg: of concurrent registrations for an organization
+// near MaxOIDCClientsPerOrg, exactly those that fit are stored; clients of
+// every organization do not count, and an update that adds an organization
+// is held to the same bound.
+func testOIDCClientsPerOrg(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "rp-cap")
+	other, _ := newOrg(t, s, "rp-cap-other")
+	client := func(id string, orgs ...string) store.OIDCClient {
+		return store.OIDCClient{ID: id, Name: id, SecretHash: []byte("h"), RedirectURIs: store.Strings{"https://x.example/cb"},
+			OrgIDs: orgs, AllOrgs: len(orgs) == 0}
+	}
+	for i := range store.MaxOIDCClientsPerOrg - 2 {
+		if _, err := s.CreateOIDCClient(ctx, client(fmt.Sprintf("cap-%d", i), o.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateOIDCClient(ctx, client("cap-all")); err != nil {
+		t.Fatal(err)
+	}
+	const racers = 8
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.CreateOIDCClient(ctx, client(fmt.Sprintf("race-%d", i), other.ID, o.ID))
+		}()
+	}
+	wg.Wait()
+	stored := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			stored++
+		case !errors.Is(err, store.ErrLimit):
+			t.Errorf("racing registration: %v, want ErrLimit", err)
+		}
+	}
+	if stored != 2 {
+		t.Fatalf("%d racing registrations stored, want the 2 that fit", stored)
+	}
+	_, err := s.UpdateOIDCClient(ctx, "cap-all", func(c *store.OIDCClient) error {
+		c.AllOrgs, c.OrgIDs = false, store.Strings{o.ID}
+		return nil
+	})
+	wantErr(t, err, store.ErrLimit)
+	// A full organization's clients still change.
+	if _, err := s.UpdateOIDCClient(ctx, "cap-0", func(c *store.OIDCClient) error { c.Name = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := s.OIDCClients(ctx)
+	n := 0
+	for _, c := range list {
+		if slices.Contains(c.OrgIDs, o.ID) {
+			n++
+		}
+	}
+	if n != store.MaxOIDCClientsPerOrg {
+		t.Fatalf("%d clients of the organization, want %d", n, store.MaxOIDCClientsPerOrg)
 	}
 }
