@@ -205,7 +205,10 @@ func TestOIDCClientRights(t *testing.T) {
 			want string
 		}{
 			{"B reads A's client", func() error { _, err := clients.Get(ctx, superB, aOwn.ID); return err }, admin.CodeNotFound},
-			{"B renames A's client", func() error { _, err := clients.Update(ctx, superB, aOwn.ID, admin.OIDCClientEdit{Name: &name}); return err }, admin.CodeNotFound},
+			{"B renames A's client", func() error {
+				_, err := clients.Update(ctx, superB, aOwn.ID, admin.OIDCClientEdit{Name: &name})
+				return err
+			}, admin.CodeNotFound},
 			{"B redirects A's client", func() error {
 				_, err := clients.Update(ctx, superB, aOwn.ID, admin.OIDCClientEdit{RedirectURIs: &[]string{"https://evil.example/cb"}})
 				return err
@@ -256,7 +259,10 @@ func TestOIDCClientRights(t *testing.T) {
 				_, _, err := clients.Create(ctx, adminA, admin.OIDCClientSpec{Name: "x", RedirectURIs: []string{"https://x.example/cb"}})
 				return err
 			}, admin.CodeForbidden},
-			{"Administrator renames", func() error { _, err := clients.Update(ctx, adminA, aOwn.ID, admin.OIDCClientEdit{Name: &name}); return err }, admin.CodeForbidden},
+			{"Administrator renames", func() error {
+				_, err := clients.Update(ctx, adminA, aOwn.ID, admin.OIDCClientEdit{Name: &name})
+				return err
+			}, admin.CodeForbidden},
 			{"Administrator rotates", func() error { _, _, err := clients.RotateSecret(ctx, adminA, aOwn.ID); return err }, admin.CodeForbidden},
 			{"Administrator enables", func() error { _, err := clients.SetDisabled(ctx, adminA, aOwn.ID, false); return err }, admin.CodeForbidden},
 			{"Administrator deletes", func() error { return clients.Delete(ctx, adminA, aOwn.ID) }, admin.CodeForbidden},
