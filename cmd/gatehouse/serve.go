@@ -207,6 +207,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Administrators:    &admin.Administrators{Store: s, BaseURL: *baseURL, Mail: mail},
 		APIKeys:           &admin.APIKeys{Store: s},
 		SCIMTokens:        &admin.SCIMTokens{Store: s},
+		OIDCClients:       &admin.OIDCClients{Store: s},
 		SSO:               connections,
 		SignIn:            signIn,
 		BaseURL:           *baseURL,
