@@ -113,10 +113,11 @@ func clientNotFound(id string, err error) error {
 	return &Error{Code: CodeNotFound, Message: fmt.Sprintf("application %q not found", id), Err: err}
 }
 
-// mayManage refuses p the writes on c: not found when p may not even see
-// it (which tells nothing of other organizations' clients), forbidden
-// when it is visible but shared.
-func mayManage(p Principal, c store.OIDCClient) error {
+// MayManageOIDCClient refuses p the writes on c: not found when p may not
+// even see it (which tells nothing of other organizations' clients),
+// forbidden when it is visible but shared. The services decide with it on
+// the row they write; a page asks it before showing a confirmation.
+func MayManageOIDCClient(p Principal, c store.OIDCClient) error {
 	r := OIDCClientRightsOf(p, c)
 	switch {
 	case !p.Super():
@@ -316,7 +317,7 @@ func (c *OIDCClients) Update(ctx context.Context, p Principal, id string, edit O
 		}
 	}
 	client, err := c.Store.UpdateOIDCClient(p.Context(ctx), id, func(x *store.OIDCClient) error {
-		if err := mayManage(p, *x); err != nil {
+		if err := MayManageOIDCClient(p, *x); err != nil {
 			return err
 		}
 		if edit.FirstParty != nil && *edit.FirstParty != x.FirstParty && !p.Operator {
@@ -363,7 +364,7 @@ func (c *OIDCClients) RotateSecret(ctx context.Context, p Principal, id string) 
 	}
 	secret := OIDCClientSecretPrefix + newSecret()
 	client, err := c.Store.UpdateOIDCClient(p.Context(ctx), id, func(x *store.OIDCClient) error {
-		if err := mayManage(p, *x); err != nil {
+		if err := MayManageOIDCClient(p, *x); err != nil {
 			return err
 		}
 		if x.Public {
@@ -383,7 +384,7 @@ func (c *OIDCClients) Delete(ctx context.Context, p Principal, id string) error 
 	if !p.Super() {
 		return errClientsForbidden
 	}
-	err := c.Store.DeleteOIDCClient(p.Context(ctx), id, func(x store.OIDCClient) error { return mayManage(p, x) })
+	err := c.Store.DeleteOIDCClient(p.Context(ctx), id, func(x store.OIDCClient) error { return MayManageOIDCClient(p, x) })
 	return clientWriteError(id, err)
 }
 
