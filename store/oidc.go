@@ -20,7 +20,9 @@ import (
 // with AuditLog(ctx, ServerAudit, ...).
 
 // ServerAudit is the organization id under which the audit log keeps the
-// changes of server-wide records (signing keys, OIDC clients).
+// changes of server-wide records (signing keys, OIDC clients). The change
+// of a client restricted to one organization is also in that
+// organization's log.
 const ServerAudit = ""
 
 // Audit actions of the OpenID Provider's records.
@@ -191,6 +193,47 @@ func oidcClientView(c *OIDCClient) map[string]any {
 		"firstParty": c.FirstParty, "disabled": c.Disabled}
 }
 
+// auditOIDCClient writes a client's change to the server's audit log and
+// to the log of the organization that owns the client before or after it
+// (a client restricted to exactly that organization: what its Super
+// Administrators manage). The organization's copy says whether the client
+// serves other organizations instead of listing their ids, which would
+// name other customers.
+func (s *SQL) auditOIDCClient(ctx context.Context, tx *sqlx.Tx, c change, before, after *OIDCClient) error {
+	actor, err := actorOf(ctx)
+	if err != nil {
+		return err
+	}
+	entries := []pendingAudit{{actor: actor, org: ServerAudit, change: c}}
+	var owners []string
+	for _, x := range []*OIDCClient{before, after} {
+		if x != nil && !x.AllOrgs && len(x.OrgIDs) == 1 && !slices.Contains(owners, x.OrgIDs[0]) {
+			owners = append(owners, x.OrgIDs[0])
+		}
+	}
+	for _, org := range owners {
+		own := c
+		own.before, own.after = withoutOrgIDs(c.before), withoutOrgIDs(c.after)
+		entries = append(entries, pendingAudit{actor: actor, org: org, change: own})
+	}
+	return s.auditAll(ctx, tx, entries)
+}
+
+func withoutOrgIDs(view map[string]any) map[string]any {
+	if view == nil {
+		return nil
+	}
+	out := make(map[string]any, len(view))
+	for k, v := range view {
+		if ids, ok := v.([]string); ok && k == "orgIds" {
+			out["otherOrganizations"] = len(ids) > 1
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // validOIDCClient is the store's part of a client's rules (package admin
 // checks the URIs).
 func validOIDCClient(c *OIDCClient) error {
@@ -269,8 +312,8 @@ func (s *SQL) CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, e
 			c.CreatedAt, c.Disabled); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientCreate, targetKind: "oidc_client", targetID: c.ID,
-			targetName: c.Name, after: oidcClientView(&c)})
+		return s.auditOIDCClient(ctx, tx, change{action: AuditOIDCClientCreate, targetKind: "oidc_client", targetID: c.ID,
+			targetName: c.Name, after: oidcClientView(&c)}, nil, &c)
 	})
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrLimit) {
 		return OIDCClient{}, err
@@ -341,8 +384,8 @@ func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClie
 			before["secret"], after["secret"] = "old", "new" // that it changed, never the hash
 		}
 		out = next
-		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientUpdate, targetKind: "oidc_client", targetID: id,
-			targetName: next.Name, before: before, after: after})
+		return s.auditOIDCClient(ctx, tx, change{action: AuditOIDCClientUpdate, targetKind: "oidc_client", targetID: id,
+			targetName: next.Name, before: before, after: after}, &c, &next)
 	})
 	if err != nil {
 		return OIDCClient{}, err
@@ -367,7 +410,7 @@ func (s *SQL) DeleteOIDCClient(ctx context.Context, id string, check func(OIDCCl
 		if _, err := s.exec(ctx, tx, `DELETE FROM oidc_clients WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("store: delete OIDC client: %w", err)
 		}
-		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientDelete, targetKind: "oidc_client", targetID: c.ID,
-			targetName: c.Name, before: oidcClientView(&c)})
+		return s.auditOIDCClient(ctx, tx, change{action: AuditOIDCClientDelete, targetKind: "oidc_client", targetID: c.ID,
+			targetName: c.Name, before: oidcClientView(&c)}, &c, nil)
 	})
 }

@@ -202,6 +202,16 @@ func TestConsoleApplications(t *testing.T) {
 		t.Fatalf("audit of the application: %+v", log)
 	}
 
+	// The organization's audit log has its application's history too.
+	p.open(base + "/audit")
+	p.expect("main", "Application registered")
+	p.expect("main", "Application changed")
+	p.expect("main", "Application deleted")
+	if strings.Contains(p.text("main"), "Shared Portal") || strings.Contains(p.text("main"), "Beta Only") {
+		t.Fatal("the organization's audit log shows applications it does not own")
+	}
+	p.shot("applications-audit")
+
 	// An Administrator: no application, and a forged registration refused.
 	p.open(base + "/administrators")
 	p.submit("header form", nil)

@@ -223,9 +223,23 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	if !strings.Contains(string(log[4].After), "https://billing.example/cb") || !strings.Contains(string(log[4].After), `"postLogoutRedirectUris":["https://billing.example/bye"]`) {
 		t.Errorf("audit of create lacks the redirect URIs: %s", log[4].After)
 	}
-	// Nothing of the refused writes reached the organizations' logs.
-	if l, _ := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: "oidc_client."}); len(l) != 0 {
-		t.Errorf("organization log has client entries: %+v", l)
+	// The organization the client was restricted to has the same entries
+	// in its log, without the other organizations' ids; the other
+	// organization has none, and nothing of the refused writes is there.
+	own, _ := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: "oidc_client."})
+	if len(own) != len(log) {
+		t.Errorf("the owning organization's log has %d client entries, the server's %d: %+v", len(own), len(log), own)
+	}
+	for _, e := range own {
+		if strings.Contains(string(e.Before)+string(e.After), o.ID) || strings.Contains(string(e.Before)+string(e.After), "hash-") {
+			t.Errorf("the organization's entry shows organization ids or a hash: %s %s", e.Before, e.After)
+		}
+	}
+	if len(own) > 0 && !strings.Contains(string(own[len(own)-1].After), `"otherOrganizations":false`) {
+		t.Errorf("the organization's create entry: %s", own[len(own)-1].After)
+	}
+	if l, _ := s.AuditLog(ctx, other.ID, store.AuditQuery{Action: "oidc_client."}); len(l) != 0 {
+		t.Errorf("another organization's log has client entries: %+v", l)
 	}
 }
 
