@@ -169,19 +169,37 @@ func (c *Console) createApplication(w http.ResponseWriter, r *http.Request) {
 		Public: r.PostFormValue("kind") == "public", RedirectURIs: uriLines(r.PostFormValue("redirect_uris")),
 		PostLogoutRedirectURIs: uriLines(r.PostFormValue("post_logout_redirect_uris")),
 		BackchannelLogoutURI:   strings.TrimSpace(r.PostFormValue("backchannel_logout_uri"))})
-	if e := refusal(err); e != nil {
-		c.appRefused(w, r, pg, d, e)
+	if err != nil {
+		c.appFailed(w, r, pg, d, p, "", err)
 		return
 	}
-	if err != nil {
+	c.showSecret(w, r, http.StatusCreated, pg, d, p, x, secret, msg("The application is registered. Configure it with the values below."))
+}
+
+// showSecret answers with the application's page showing secret, once.
+func (c *Console) showSecret(w http.ResponseWriter, r *http.Request, status int, pg *page, d *appsData, p admin.Principal,
+	x store.OIDCClient, secret, message string) {
+	row := toAppRow(p, x)
+	d.App, d.NewSecret, pg.Title, pg.Message = &row, secret, x.Name, message
+	c.render(w, r, status, "applications", pg)
+}
+
+// appFailed answers a failed action on the application id ("" for a
+// registration): a refusal on the application's page when p may see it,
+// else on the list; any other error is the failure page.
+func (c *Console) appFailed(w http.ResponseWriter, r *http.Request, pg *page, d *appsData, p admin.Principal, id string, err error) {
+	e := refusal(err)
+	if e == nil {
 		c.failure(w, r, err)
 		return
 	}
-	row := toAppRow(p, x)
-	d.App, d.NewSecret = &row, secret
-	pg.Title = x.Name
-	pg.Message = msg("The application is registered. Configure it with the values below.")
-	c.render(w, r, http.StatusCreated, "applications", pg)
+	if id != "" {
+		if x, gerr := c.OIDCClients.Get(r.Context(), p, id); gerr == nil {
+			row := toAppRow(p, x)
+			d.App, pg.Title = &row, x.Name
+		}
+	}
+	c.appRefused(w, r, pg, d, e)
 }
 
 // application is an application's page; confirm asks about its deletion.
@@ -191,28 +209,17 @@ func (c *Console) application(confirm bool) http.HandlerFunc {
 		if !ok {
 			return
 		}
+		if confirm {
+			c.confirmApp(w, r, me, org, "delete", msg("Delete this application?"), msg("Delete the application"),
+				msg("Administrators can no longer sign in to it, and its secret stops working."),
+				msg("Deleting cannot be undone: registering it again gives it a new client ID."))
+			return
+		}
 		pg, d := c.appsPage(me, org)
 		p := admin.PrincipalOf(me)
 		x, err := c.OIDCClients.Get(r.Context(), p, r.PathValue("id"))
-		if e := refusal(err); e != nil {
-			c.appRefused(w, r, pg, d, e)
-			return
-		}
 		if err != nil {
-			c.failure(w, r, err)
-			return
-		}
-		if confirm {
-			if err := admin.MayManageOIDCClient(p, x); err != nil {
-				c.appRefused(w, r, pg, d, refusal(err))
-				return
-			}
-			c.render(w, r, http.StatusOK, "confirm", &page{Title: msg("Delete this application?"), Me: &me, Org: &org, Nav: "preferences",
-				Tab: "applications", Data: confirmData{Subject: x.Name, Lines: []string{
-					msg("Administrators can no longer sign in to it, and its secret stops working."),
-					msg("Deleting cannot be undone: registering it again gives it a new client ID.")},
-					Action: PathApplications + "/" + url.PathEscape(x.ID) + "/delete", Hidden: []hidden{{"confirm", "yes"}},
-					Button: msg("Delete the application"), Danger: true, Cancel: PathApplications + "/" + url.PathEscape(x.ID)}})
+			c.appFailed(w, r, pg, d, p, "", err)
 			return
 		}
 		row := toAppRow(p, x)
@@ -230,6 +237,26 @@ func (c *Console) application(confirm bool) http.HandlerFunc {
 	}
 }
 
+// confirmApp is the confirmation page of an action (the path's last
+// segment) on an application the administrator may manage; its form posts
+// the action again with confirm=yes.
+func (c *Console) confirmApp(w http.ResponseWriter, r *http.Request, me store.Administrator, org store.Org, action, title, button string, lines ...string) {
+	pg, d := c.appsPage(me, org)
+	p, id := admin.PrincipalOf(me), r.PathValue("id")
+	x, err := c.OIDCClients.Get(r.Context(), p, id)
+	if err == nil {
+		err = admin.MayManageOIDCClient(p, x)
+	}
+	if err != nil {
+		c.appFailed(w, r, pg, d, p, id, err)
+		return
+	}
+	at := PathApplications + "/" + url.PathEscape(x.ID)
+	c.render(w, r, http.StatusOK, "confirm", &page{Title: title, Me: &me, Org: &org, Nav: "preferences", Tab: "applications",
+		Data: confirmData{Subject: x.Name, Lines: lines, Action: at + "/" + action, Hidden: []hidden{{"confirm", "yes"}},
+			Button: button, Danger: true, Cancel: at}})
+}
+
 // appAction runs a change on the application of the path and answers it
 // (a redirect to its page, or the refusal on that page).
 func (c *Console) appAction(w http.ResponseWriter, r *http.Request, do func(p admin.Principal, id string) (string, error)) {
@@ -243,17 +270,8 @@ func (c *Console) appAction(w http.ResponseWriter, r *http.Request, do func(p ad
 		http.Redirect(w, r, PathApplications+"/"+url.PathEscape(id)+"?saved="+saved, http.StatusSeeOther)
 		return
 	}
-	e := refusal(err)
-	if e == nil {
-		c.failure(w, r, err)
-		return
-	}
 	pg, d := c.appsPage(me, org)
-	if x, gerr := c.OIDCClients.Get(r.Context(), p, id); gerr == nil {
-		row := toAppRow(p, x)
-		d.App, pg.Title = &row, x.Name
-	}
-	c.appRefused(w, r, pg, d, e)
+	c.appFailed(w, r, pg, d, p, id, err)
 }
 
 func (c *Console) updateApplication(w http.ResponseWriter, r *http.Request) {
@@ -287,45 +305,19 @@ func (c *Console) rotateApplicationSecret(w http.ResponseWriter, r *http.Request
 	if !ok {
 		return
 	}
+	if r.PostFormValue("confirm") != "yes" {
+		c.confirmApp(w, r, me, org, "secret", msg("Make a new secret?"), msg("Make a new secret"),
+			msg("The current secret stops working at once: the application cannot sign anyone in until it is given the new one."))
+		return
+	}
 	pg, d := c.appsPage(me, org)
 	p, id := admin.PrincipalOf(me), r.PathValue("id")
-	if r.PostFormValue("confirm") != "yes" {
-		x, err := c.OIDCClients.Get(r.Context(), p, id)
-		if err == nil {
-			err = admin.MayManageOIDCClient(p, x)
-		}
-		if e := refusal(err); e != nil {
-			c.appRefused(w, r, pg, d, e)
-			return
-		}
-		if err != nil {
-			c.failure(w, r, err)
-			return
-		}
-		c.render(w, r, http.StatusOK, "confirm", &page{Title: msg("Make a new secret?"), Me: &me, Org: &org, Nav: "preferences",
-			Tab: "applications", Data: confirmData{Subject: x.Name, Lines: []string{
-				msg("The current secret stops working at once: the application cannot sign anyone in until it is given the new one.")},
-				Action: PathApplications + "/" + url.PathEscape(id) + "/secret", Hidden: []hidden{{"confirm", "yes"}},
-				Button: msg("Make a new secret"), Danger: true, Cancel: PathApplications + "/" + url.PathEscape(id)}})
-		return
-	}
 	secret, x, err := c.OIDCClients.RotateSecret(r.Context(), p, id)
-	if e := refusal(err); e != nil {
-		if got, gerr := c.OIDCClients.Get(r.Context(), p, id); gerr == nil {
-			row := toAppRow(p, got)
-			d.App, pg.Title = &row, got.Name
-		}
-		c.appRefused(w, r, pg, d, e)
-		return
-	}
 	if err != nil {
-		c.failure(w, r, err)
+		c.appFailed(w, r, pg, d, p, id, err)
 		return
 	}
-	row := toAppRow(p, x)
-	d.App, d.NewSecret, pg.Title = &row, secret, x.Name
-	pg.Message = msg("The application has a new secret; the old one no longer works.")
-	c.render(w, r, http.StatusOK, "applications", pg)
+	c.showSecret(w, r, http.StatusOK, pg, d, p, x, secret, msg("The application has a new secret; the old one no longer works."))
 }
 
 // deleteApplication deletes after the confirmation page (its form says
@@ -340,17 +332,12 @@ func (c *Console) deleteApplication(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, id := admin.PrincipalOf(me), r.PathValue("id")
-	err := c.OIDCClients.Delete(r.Context(), p, id)
-	if err == nil {
-		http.Redirect(w, r, PathApplications+"?saved=deleted", http.StatusSeeOther)
-		return
-	}
-	if e := refusal(err); e != nil {
+	if err := c.OIDCClients.Delete(r.Context(), p, id); err != nil {
 		pg, d := c.appsPage(me, org)
-		c.appRefused(w, r, pg, d, e)
+		c.appFailed(w, r, pg, d, p, id, err)
 		return
 	}
-	c.failure(w, r, err)
+	http.Redirect(w, r, PathApplications+"?saved=deleted", http.StatusSeeOther)
 }
 
 // appFormView is the values of an application's form fields: what a
