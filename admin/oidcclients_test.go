@@ -351,3 +351,31 @@ func TestOIDCClientUpdate(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOIDCClientsPerOrgLimit: a Super Administrator's registration past
+// store.MaxOIDCClientsPerOrg is refused with limit_reached and writes
+// nothing (the bound under concurrency: storetest's OIDCClientsPerOrg).
+func TestOIDCClientsPerOrgLimit(t *testing.T) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
+		_, owner, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "full", Name: "Full"},
+			Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusPending}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		super := admin.PrincipalOf(owner)
+		clients := &admin.OIDCClients{Store: s}
+		spec := admin.OIDCClientSpec{Name: "App", RedirectURIs: []string{"https://app.example/cb"}}
+		for range store.MaxOIDCClientsPerOrg {
+			if _, _, err := clients.Create(ctx, super, spec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := storetest.TakeSnapshot(t, s)
+		_, _, err = clients.Create(ctx, super, spec)
+		var e *admin.Error
+		if !errors.As(err, &e) || e.Code != admin.CodeLimitReached {
+			t.Fatalf("registration past the bound: %v, want %s", err, admin.CodeLimitReached)
+		}
+		storetest.AssertUnchanged(t, s, before)
+	})
+}
