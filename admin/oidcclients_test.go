@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"gatehouse/admin"
 	"gatehouse/store"
@@ -377,5 +379,87 @@ func TestOIDCClientsPerOrgLimit(t *testing.T) {
 			t.Fatalf("registration past the bound: %v, want %s", err, admin.CodeLimitReached)
 		}
 		storetest.AssertUnchanged(t, s, before)
+	})
+}
+
+// TestOIDCClientRightsUnderRace: while a Super Administrator changes,
+// rotates and disables their organization's application in a loop, the
+// operator opens it to every organization; the rule is decided on the row
+// each write changes, so no write of theirs lands after the operator's
+// (it would be a change of a shared client), and the later ones are
+// refused.
+func TestOIDCClientRightsUnderRace(t *testing.T) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
+		_, owner, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "race", Name: "Race"},
+			Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusPending}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		super := admin.PrincipalOf(owner)
+		op := admin.Principal{Operator: true, Actor: store.Actor{Kind: store.ActorOperator, Name: "ops"}}
+		clients := &admin.OIDCClients{Store: s}
+		_, app, err := clients.Create(ctx, super, admin.OIDCClientSpec{Name: "App", RedirectURIs: []string{"https://app.example/cb"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const writers, rounds = 3, 15
+		var wg sync.WaitGroup
+		refused := make([]int, writers)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range rounds {
+					name := fmt.Sprintf("App %d.%d", w, i)
+					var err error
+					switch i % 3 {
+					case 0:
+						_, err = clients.Update(ctx, super, app.ID, admin.OIDCClientEdit{Name: &name})
+					case 1:
+						_, _, err = clients.RotateSecret(ctx, super, app.ID)
+					default:
+						_, err = clients.SetDisabled(ctx, super, app.ID, i%2 == 0)
+					}
+					var e *admin.Error
+					switch {
+					case errors.As(err, &e) && e.Code == admin.CodeForbidden:
+						refused[w]++
+					case err != nil:
+						t.Errorf("writer %d: %v", w, err)
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(5 * time.Millisecond)
+			if _, err := clients.Update(ctx, op, app.ID, admin.OIDCClientEdit{Orgs: &[]string{}}); err != nil {
+				t.Errorf("operator: %v", err)
+			}
+		}()
+		wg.Wait()
+		log, err := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: app.ID, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opened int64
+		for _, e := range log {
+			if e.ActorKind == store.ActorOperator {
+				opened = e.Seq
+			}
+		}
+		if opened == 0 {
+			t.Fatal("the operator's change is not in the log")
+		}
+		for _, e := range log {
+			if e.Seq > opened && e.ActorID == owner.ID {
+				t.Errorf("the Super Administrator changed the shared client after the operator opened it: %+v", e)
+			}
+		}
+		if final, _ := s.OIDCClient(ctx, app.ID); !final.AllOrgs {
+			t.Fatalf("final client %+v", final)
+		}
+		t.Logf("writes refused after the operator's change: %v", refused)
 	})
 }
