@@ -145,16 +145,8 @@ func TestOIDCClients(t *testing.T) {
 // for other organizations. Every refusal writes nothing.
 func TestOIDCClientRights(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		newOrg := func(slug string) (store.Org, admin.Principal) {
-			o, owner, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: slug, Name: slug},
-				Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusPending}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return o, admin.PrincipalOf(owner)
-		}
-		orgA, superA := newOrg("org-a")
-		_, superB := newOrg("org-b")
+		orgA, superA := superOf(t, s, "org-a")
+		_, superB := superOf(t, s, "org-b")
 		adminA := admin.Principal{OrgID: orgA.ID, Role: store.RoleAdministrator, AdministratorID: "adm",
 			Actor: store.Actor{Kind: store.ActorAdministrator, ID: "adm", Name: "adm"}}
 		op := admin.Principal{Operator: true, Actor: store.Actor{Kind: store.ActorOperator, Name: "ops"}}
@@ -354,17 +346,24 @@ func TestOIDCClientUpdate(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// superOf makes an organization and returns it with its owner, a Super
+// Administrator, as a principal.
+func superOf(t *testing.T, s *store.SQL, slug string) (store.Org, admin.Principal) {
+	t.Helper()
+	o, owner, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: slug, Name: slug},
+		Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusPending}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, admin.PrincipalOf(owner)
+}
+
 // TestOIDCClientsPerOrgLimit: a Super Administrator's registration past
 // store.MaxOIDCClientsPerOrg is refused with limit_reached and writes
 // nothing (the bound under concurrency: storetest's OIDCClientsPerOrg).
 func TestOIDCClientsPerOrgLimit(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		_, owner, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "full", Name: "Full"},
-			Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusPending}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		super := admin.PrincipalOf(owner)
+		_, super := superOf(t, s, "full")
 		clients := &admin.OIDCClients{Store: s}
 		spec := admin.OIDCClientSpec{Name: "App", RedirectURIs: []string{"https://app.example/cb"}}
 		for range store.MaxOIDCClientsPerOrg {
@@ -373,7 +372,7 @@ func TestOIDCClientsPerOrgLimit(t *testing.T) {
 			}
 		}
 		before := storetest.TakeSnapshot(t, s)
-		_, _, err = clients.Create(ctx, super, spec)
+		_, _, err := clients.Create(ctx, super, spec)
 		var e *admin.Error
 		if !errors.As(err, &e) || e.Code != admin.CodeLimitReached {
 			t.Fatalf("registration past the bound: %v, want %s", err, admin.CodeLimitReached)
@@ -390,12 +389,7 @@ func TestOIDCClientsPerOrgLimit(t *testing.T) {
 // refused.
 func TestOIDCClientRightsUnderRace(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		_, owner, err := s.CreateOrg(ctx, store.NewOrg{Org: store.Org{Slug: "race", Name: "Race"},
-			Owner: store.Administrator{UserName: "owner", Role: store.RoleSuperAdministrator, Status: store.StatusPending}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		super := admin.PrincipalOf(owner)
+		_, super := superOf(t, s, "race")
 		op := admin.Principal{Operator: true, Actor: store.Actor{Kind: store.ActorOperator, Name: "ops"}}
 		clients := &admin.OIDCClients{Store: s}
 		_, app, err := clients.Create(ctx, super, admin.OIDCClientSpec{Name: "App", RedirectURIs: []string{"https://app.example/cb"}})
@@ -453,7 +447,7 @@ func TestOIDCClientRightsUnderRace(t *testing.T) {
 			t.Fatal("the operator's change is not in the log")
 		}
 		for _, e := range log {
-			if e.Seq > opened && e.ActorID == owner.ID {
+			if e.Seq > opened && e.ActorID == super.AdministratorID {
 				t.Errorf("the Super Administrator changed the shared client after the operator opened it: %+v", e)
 			}
 		}
