@@ -77,6 +77,8 @@ const (
 	// The OpenID Provider (issue #14).
 	CodeInvalidRedirectURI = "invalid_redirect_uri" // not absolute https (http for loopback only), a fragment, a wildcard
 	CodeConflict           = "conflict"             // a concurrent change won (two key rotations at one moment)
+	CodePublicClient       = "public_client"        // a public client has no secret to rotate
+	CodeLimitReached       = "limit_reached"        // a bound on stored records (an organization's applications)
 )
 
 func refuse(code, format string, args ...any) *Error {

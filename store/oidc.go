@@ -20,7 +20,9 @@ import (
 // with AuditLog(ctx, ServerAudit, ...).
 
 // ServerAudit is the organization id under which the audit log keeps the
-// changes of server-wide records (signing keys, OIDC clients).
+// changes of server-wide records (signing keys, OIDC clients). The change
+// of a client restricted to one organization is also in that
+// organization's log.
 const ServerAudit = ""
 
 // Audit actions of the OpenID Provider's records.
@@ -149,6 +151,10 @@ type OIDCClient struct {
 	SecretHash []byte `db:"secret_hash"`
 	// RedirectURIs are compared exactly with an authorization request's.
 	RedirectURIs Strings `db:"redirect_uris"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser back to, compared exactly with the logout request's
+	// post_logout_redirect_uri; empty: never redirected.
+	PostLogoutRedirectURIs Strings `db:"post_logout_redirect_uris"`
 	// BackchannelLogoutURI receives OIDC Back-Channel Logout tokens; ""
 	// for none.
 	BackchannelLogoutURI string `db:"backchannel_logout_uri"`
@@ -177,14 +183,55 @@ func (c OIDCClient) Allows(org string) bool {
 	return false
 }
 
-const oidcClientColumns = `id, name, public, secret_hash, redirect_uris, backchannel_logout_uri, all_orgs, org_ids, first_party, created_at, disabled`
+const oidcClientColumns = `id, name, public, secret_hash, redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, all_orgs, org_ids, first_party, created_at, disabled`
 
 // oidcClientView is what the audit log shows of a client: never its
 // secret's hash.
 func oidcClientView(c *OIDCClient) map[string]any {
 	return map[string]any{"name": c.Name, "public": c.Public, "redirectUris": []string(c.RedirectURIs),
-		"backchannelLogoutUri": c.BackchannelLogoutURI, "allOrgs": c.AllOrgs, "orgIds": []string(c.OrgIDs),
+		"postLogoutRedirectUris": []string(c.PostLogoutRedirectURIs), "backchannelLogoutUri": c.BackchannelLogoutURI, "allOrgs": c.AllOrgs, "orgIds": []string(c.OrgIDs),
 		"firstParty": c.FirstParty, "disabled": c.Disabled}
+}
+
+// auditOIDCClient writes a client's change to the server's audit log and
+// to the log of the organization that owns the client before or after it
+// (a client restricted to exactly that organization: what its Super
+// Administrators manage). The organization's copy says whether the client
+// serves other organizations instead of listing their ids, which would
+// name other customers.
+func (s *SQL) auditOIDCClient(ctx context.Context, tx *sqlx.Tx, c change, before, after *OIDCClient) error {
+	actor, err := actorOf(ctx)
+	if err != nil {
+		return err
+	}
+	entries := []pendingAudit{{actor: actor, org: ServerAudit, change: c}}
+	var owners []string
+	for _, x := range []*OIDCClient{before, after} {
+		if x != nil && !x.AllOrgs && len(x.OrgIDs) == 1 && !slices.Contains(owners, x.OrgIDs[0]) {
+			owners = append(owners, x.OrgIDs[0])
+		}
+	}
+	for _, org := range owners {
+		own := c
+		own.before, own.after = withoutOrgIDs(c.before), withoutOrgIDs(c.after)
+		entries = append(entries, pendingAudit{actor: actor, org: org, change: own})
+	}
+	return s.auditAll(ctx, tx, entries)
+}
+
+func withoutOrgIDs(view map[string]any) map[string]any {
+	if view == nil {
+		return nil
+	}
+	out := make(map[string]any, len(view))
+	for k, v := range view {
+		if ids, ok := v.([]string); ok && k == "orgIds" {
+			out["otherOrganizations"] = len(ids) > 1
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // validOIDCClient is the store's part of a client's rules (package admin
@@ -193,7 +240,7 @@ func validOIDCClient(c *OIDCClient) error {
 	if c.ID == "" || c.Name == "" || len(c.RedirectURIs) == 0 || c.Public != (len(c.SecretHash) == 0) || c.AllOrgs != (len(c.OrgIDs) == 0) {
 		return errors.New("store: an OIDC client needs an id, a name, redirect URIs, a secret hash unless public, and organizations unless for all")
 	}
-	for _, v := range append([]string{c.ID, c.Name, c.BackchannelLogoutURI}, c.RedirectURIs...) {
+	for _, v := range slices.Concat([]string{c.ID, c.Name, c.BackchannelLogoutURI}, c.RedirectURIs, c.PostLogoutRedirectURIs) {
 		if !storable(v) {
 			return errors.New("store: OIDC client fields must be UTF-8 text")
 		}
@@ -204,43 +251,71 @@ func validOIDCClient(c *OIDCClient) error {
 	if c.OrgIDs == nil {
 		c.OrgIDs = Strings{}
 	}
+	if c.PostLogoutRedirectURIs == nil {
+		c.PostLogoutRedirectURIs = Strings{}
+	}
 	return nil
 }
 
-// orgsExist fails with ErrNotFound unless every id is an organization's.
-func (s *SQL) orgsExist(ctx context.Context, tx *sqlx.Tx, ids []string) error {
-	for _, org := range ids {
-		var n int
-		if err := s.get(ctx, tx, &n, `SELECT count(*) FROM orgs WHERE id = ?`, org); err != nil {
+// MaxOIDCClientsPerOrg bounds the clients restricted to one organization
+// (clients of every organization are not counted): Super Administrators
+// register their organization's own applications, and these rows are the
+// server's, so one organization must not be able to fill the table.
+const MaxOIDCClientsPerOrg = 50
+
+// orgsExist fails with ErrNotFound unless every id is an organization's,
+// and with ErrLimit when an organization of added (ids the client did not
+// have) already has MaxOIDCClientsPerOrg clients other than self. On
+// PostgreSQL it locks the organizations' rows, in a fixed order, so that
+// concurrent registrations for one organization take turns and the count
+// holds (on SQLite the single writer already does).
+func (s *SQL) orgsExist(ctx context.Context, tx *sqlx.Tx, self string, ids, added []string) error {
+	sorted := slices.Sorted(slices.Values(ids))
+	for _, org := range sorted {
+		var found string
+		if err := s.get(ctx, tx, &found, `SELECT id FROM orgs WHERE id = ?`+s.d.forUpdate, org); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("store: organization %q: %w", org, ErrNotFound)
+			}
 			return err
 		}
-		if n == 0 {
-			return fmt.Errorf("store: organization %q: %w", org, ErrNotFound)
+		if !slices.Contains(added, org) {
+			continue
+		}
+		// org_ids is a JSON array of ids (UUIDs: no LIKE wildcards).
+		var n int
+		if err := s.get(ctx, tx, &n, `SELECT count(*) FROM oidc_clients WHERE NOT all_orgs AND id <> ? AND org_ids LIKE ?`,
+			self, `%"`+org+`"%`); err != nil {
+			return err
+		}
+		if n >= MaxOIDCClientsPerOrg {
+			return fmt.Errorf("store: organization %q has %d OIDC clients: %w", org, n, ErrLimit)
 		}
 	}
 	return nil
 }
 
 // CreateOIDCClient stores a client. Its organizations must exist
-// (ErrNotFound otherwise); a taken id is ErrAlreadyExists.
+// (ErrNotFound otherwise) and have room (ErrLimit, MaxOIDCClientsPerOrg);
+// a taken id is ErrAlreadyExists.
 func (s *SQL) CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, error) {
 	if err := validOIDCClient(&c); err != nil {
 		return OIDCClient{}, err
 	}
 	c.CreatedAt = s.timestamp()
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := s.orgsExist(ctx, tx, c.OrgIDs); err != nil {
+		if err := s.orgsExist(ctx, tx, c.ID, c.OrgIDs, c.OrgIDs); err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO oidc_clients (`+oidcClientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.Name, c.Public, c.SecretHash, c.RedirectURIs, c.BackchannelLogoutURI, c.AllOrgs, c.OrgIDs, c.FirstParty,
+		if _, err := s.exec(ctx, tx, `INSERT INTO oidc_clients (`+oidcClientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.Public, c.SecretHash, c.RedirectURIs, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI, c.AllOrgs, c.OrgIDs, c.FirstParty,
 			c.CreatedAt, c.Disabled); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientCreate, targetKind: "oidc_client", targetID: c.ID,
-			targetName: c.Name, after: oidcClientView(&c)})
+		return s.auditOIDCClient(ctx, tx, change{action: AuditOIDCClientCreate, targetKind: "oidc_client", targetID: c.ID,
+			targetName: c.Name, after: oidcClientView(&c)}, nil, &c)
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrLimit) {
 		return OIDCClient{}, err
 	}
 	if err := s.createError(err, &ExistsError{Kind: "OIDC client", Field: "id", Existing: c.ID}, "OIDC client"); err != nil {
@@ -267,7 +342,7 @@ func (s *SQL) OIDCClients(ctx context.Context) ([]OIDCClient, error) {
 
 // UpdateOIDCClient applies fn to a client in one transaction holding its
 // row; its id and creation time do not change. Its organizations must
-// exist (ErrNotFound otherwise).
+// exist (ErrNotFound otherwise), and those it gains have room (ErrLimit).
 func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClient) error) (OIDCClient, error) {
 	var out OIDCClient
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -278,6 +353,7 @@ func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClie
 		before := oidcClientView(&c)
 		next := c
 		next.RedirectURIs = slices.Clone(c.RedirectURIs)
+		next.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 		next.OrgIDs = slices.Clone(c.OrgIDs)
 		next.SecretHash = slices.Clone(c.SecretHash)
 		if err := fn(&next); err != nil {
@@ -287,12 +363,19 @@ func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClie
 		if err := validOIDCClient(&next); err != nil {
 			return err
 		}
-		if err := s.orgsExist(ctx, tx, next.OrgIDs); err != nil {
+		var added []string
+		for _, org := range next.OrgIDs {
+			if c.AllOrgs || !slices.Contains(c.OrgIDs, org) {
+				added = append(added, org)
+			}
+		}
+		if err := s.orgsExist(ctx, tx, id, next.OrgIDs, added); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE oidc_clients SET name = ?, public = ?, secret_hash = ?, redirect_uris = ?,
-			backchannel_logout_uri = ?, all_orgs = ?, org_ids = ?, first_party = ?, disabled = ? WHERE id = ?`,
-			next.Name, next.Public, next.SecretHash, next.RedirectURIs, next.BackchannelLogoutURI, next.AllOrgs, next.OrgIDs,
+			post_logout_redirect_uris = ?, backchannel_logout_uri = ?, all_orgs = ?, org_ids = ?, first_party = ?, disabled = ?
+			WHERE id = ?`,
+			next.Name, next.Public, next.SecretHash, next.RedirectURIs, next.PostLogoutRedirectURIs, next.BackchannelLogoutURI, next.AllOrgs, next.OrgIDs,
 			next.FirstParty, next.Disabled, id); err != nil {
 			return fmt.Errorf("store: update OIDC client: %w", err)
 		}
@@ -301,8 +384,8 @@ func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClie
 			before["secret"], after["secret"] = "old", "new" // that it changed, never the hash
 		}
 		out = next
-		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientUpdate, targetKind: "oidc_client", targetID: id,
-			targetName: next.Name, before: before, after: after})
+		return s.auditOIDCClient(ctx, tx, change{action: AuditOIDCClientUpdate, targetKind: "oidc_client", targetID: id,
+			targetName: next.Name, before: before, after: after}, &c, &next)
 	})
 	if err != nil {
 		return OIDCClient{}, err
@@ -310,17 +393,24 @@ func (s *SQL) UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClie
 	return out, nil
 }
 
-// DeleteOIDCClient removes a client.
-func (s *SQL) DeleteOIDCClient(ctx context.Context, id string) error {
+// DeleteOIDCClient removes a client. check, when not nil, is called with
+// the client in the transaction holding its row: its error refuses the
+// deletion (the caller's permission, decided on the row it removes).
+func (s *SQL) DeleteOIDCClient(ctx context.Context, id string, check func(OIDCClient) error) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var c OIDCClient
 		if err := s.get(ctx, tx, &c, `SELECT seq, `+oidcClientColumns+` FROM oidc_clients WHERE id = ?`+s.d.forUpdate, id); err != nil {
 			return err
 		}
+		if check != nil {
+			if err := check(c); err != nil {
+				return err
+			}
+		}
 		if _, err := s.exec(ctx, tx, `DELETE FROM oidc_clients WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("store: delete OIDC client: %w", err)
 		}
-		return s.audit(ctx, tx, ServerAudit, change{action: AuditOIDCClientDelete, targetKind: "oidc_client", targetID: c.ID,
-			targetName: c.Name, before: oidcClientView(&c)})
+		return s.auditOIDCClient(ctx, tx, change{action: AuditOIDCClientDelete, targetKind: "oidc_client", targetID: c.ID,
+			targetName: c.Name, before: oidcClientView(&c)}, &c, nil)
 	})
 }

@@ -523,7 +523,7 @@ type Store interface {
 	OIDCClient(ctx context.Context, id string) (OIDCClient, error)
 	OIDCClients(ctx context.Context) ([]OIDCClient, error)
 	UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClient) error) (OIDCClient, error)
-	DeleteOIDCClient(ctx context.Context, id string) error
+	DeleteOIDCClient(ctx context.Context, id string, check func(OIDCClient) error) error
 
 	// The OpenID Provider's flows: authorization requests, grants and
 	// their tokens, and the back-channel logouts owed to clients (which

@@ -45,6 +45,9 @@ type API struct {
 	Administrators *admin.Administrators
 	APIKeys        *admin.APIKeys
 	SCIMTokens     *admin.SCIMTokens
+	// OIDCClients manages the OpenID Provider's applications; nil leaves
+	// those endpoints answering 404.
+	OIDCClients *admin.OIDCClients
 	// SSO manages SSO connections (package sso); nil leaves those
 	// endpoints answering 404.
 	SSO admin.SSOConnections
@@ -116,6 +119,14 @@ var routes = []route{
 	{"DELETE", "/sso/connections/{id}", true, (*API).deleteSSOConnection},
 	{"POST", "/sso/connections/{id}/test", true, (*API).testSSOConnection},
 	{"GET", "/sso/connections/{id}/tests", true, (*API).ssoTestResults},
+	{"GET", "/oidc-clients", true, (*API).listOIDCClients},
+	{"POST", "/oidc-clients", true, (*API).createOIDCClient},
+	{"GET", "/oidc-clients/{id}", true, (*API).getOIDCClient},
+	{"PATCH", "/oidc-clients/{id}", true, (*API).updateOIDCClient},
+	{"DELETE", "/oidc-clients/{id}", true, (*API).deleteOIDCClient},
+	{"POST", "/oidc-clients/{id}/rotate-secret", true, (*API).rotateOIDCClientSecret},
+	{"POST", "/oidc-clients/{id}/disable", true, (*API).disableOIDCClient},
+	{"POST", "/oidc-clients/{id}/enable", true, (*API).enableOIDCClient},
 }
 
 // Register mounts every route on mux. Writes authenticated by a cookie are
@@ -124,7 +135,7 @@ var routes = []route{
 func (a *API) Register(mux *http.ServeMux) {
 	csrf := http.NewCrossOriginProtection()
 	for _, rt := range routes {
-		if a.SSO == nil && strings.HasPrefix(rt.path, "/sso/") {
+		if a.SSO == nil && strings.HasPrefix(rt.path, "/sso/") || a.OIDCClients == nil && strings.HasPrefix(rt.path, "/oidc-clients") {
 			continue
 		}
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, rt) }))
@@ -324,6 +335,8 @@ var statuses = map[string]int{
 	admin.CodeTooManyAttempts:        http.StatusTooManyRequests,
 	admin.CodeSSORequired:            http.StatusForbidden,
 	admin.CodeSSONotConfigured:       http.StatusConflict,
+	admin.CodePublicClient:           http.StatusConflict,
+	admin.CodeLimitReached:           http.StatusConflict,
 }
 
 func status(err error) int {

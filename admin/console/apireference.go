@@ -122,7 +122,7 @@ var groupNames = map[string]string{
 	"openapi.json": msg("The API's description"), "me": msg("Your own account"), "session": msg("Signing in and out"),
 	"activation": msg("Account activation"), "password-reset": msg("Password reset links"), "organization": msg("Organization"),
 	"administrators": msg("Administrators"), "scim": msg("SCIM tokens"), "api-keys": msg("API keys"), "audit": msg("Audit log"),
-	"sso": msg("SSO connections"),
+	"sso": msg("SSO connections"), "oidc-clients": msg("Applications (OpenID Connect clients)"),
 }
 
 // reference is the management API's document, read once: a document

@@ -111,6 +111,10 @@ var actionLabels = []actionGroup{
 		{store.AuditSSOConnectionCreate, msg("SSO connection created")},
 		{store.AuditSSOConnectionUpdate, msg("SSO connection changed")},
 		{store.AuditSSOConnectionDelete, msg("SSO connection deleted")}}},
+	{msg("Applications"), "oidc_client.", []option{
+		{store.AuditOIDCClientCreate, msg("Application registered")},
+		{store.AuditOIDCClientUpdate, msg("Application changed")},
+		{store.AuditOIDCClientDelete, msg("Application deleted")}}},
 }
 
 // fieldLabels name the fields of the audit views (store's *View).
@@ -129,7 +133,10 @@ var fieldLabels = map[string]string{
 	"enabled": msg("Enabled"), "kind": msg("Kind"), "mustChangePassword": msg("Must change password"),
 	"secretSet": msg("Secret set"), "totpEnabled": msg("Two-factor enrolled"), "usernameFrom": msg("Username from"),
 	"superAdministratorMissingSince": msg("Without a Super Administrator since"), "attributes": msg("Attributes"),
-	"emails": msg("Email addresses"),
+	"emails": msg("Email addresses"), "public": msg("Public"), "redirectUris": msg("Redirect URIs"),
+	"postLogoutRedirectUris": msg("Post-logout redirect URIs"), "backchannelLogoutUri": msg("Back-channel logout URI"),
+	"allOrgs": msg("Every organization"), "otherOrganizations": msg("Other organizations too"), "firstParty": msg("First-party"),
+	"disabled": msg("Disabled"), "secret": msg("Secret"),
 }
 
 // actorKinds name the kinds of actor.

@@ -43,6 +43,9 @@ type Console struct {
 	Administrators *admin.Administrators
 	APIKeys        *admin.APIKeys
 	SCIMTokens     *admin.SCIMTokens
+	// OIDCClients manages the OpenID Provider's applications; nil hides
+	// the Applications tab's pages.
+	OIDCClients *admin.OIDCClients
 	// SSO manages SSO connections (package sso); nil hides those pages.
 	SSO     admin.SSOConnections
 	SignIn  *admin.SignIn
@@ -142,6 +145,20 @@ func (c *Console) Register(mux *http.ServeMux) {
 	get(PathAPIReference, c.apiReference)
 	get(PathAudit, c.audit)
 
+	// applications: Preferences → Applications, the OpenID Provider's
+	// clients (applications.go).
+	if c.OIDCClients != nil {
+		get(PathApplications, c.applications)
+		post(PathApplications, c.createApplication)
+		get(PathApplications+"/{id}", c.application(false))
+		post(PathApplications+"/{id}", c.updateApplication)
+		post(PathApplications+"/{id}/secret", c.rotateApplicationSecret)
+		post(PathApplications+"/{id}/disable", c.switchApplication(true))
+		post(PathApplications+"/{id}/enable", c.switchApplication(false))
+		get(PathApplications+"/{id}/delete", c.application(true))
+		post(PathApplications+"/{id}/delete", c.deleteApplication)
+	}
+
 	// signin, user (issue #13): Preferences → User, the language switch
 	// of the signed-out pages.
 	get(PathUserPreferences, c.userPreferences)
@@ -184,7 +201,8 @@ func (c *Console) parse() {
 				}
 				return text
 			},
-			"lang": func() string { return lang },
+			"lang":    func() string { return lang },
+			"appForm": appForm,
 		}
 		c.pages[lang] = map[string]*template.Template{}
 		for _, n := range names {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -95,12 +96,16 @@ func TestConsoleFitsA360PixelScreen(t *testing.T) {
 	}
 	f.call(t, "POST", "/api/v1/api-keys", `{"name":"deployment pipeline key","role":"Administrator"}`, nil)
 	f.call(t, "POST", "/api/v1/scim/tokens", `{"description":"Okta production provisioning"}`, nil)
+	_, out := f.call(t, "POST", "/api/v1/oidc-clients", `{"name":"The billing and invoicing application","redirectUris":["https://billing.a-rather-long-subdomain.example.com/oauth2/callback"],"postLogoutRedirectUris":["https://billing.a-rather-long-subdomain.example.com/signed-out"]}`, nil)
+	var app struct{ ID string }
+	json.Unmarshal([]byte(out), &app)
 	signInOwner(t, p, f)
 	jane := f.admin(t, "Jane.Doe")
 	for _, path := range []string{"/administrators", "/administrators/new", "/administrators/" + jane.ID,
 		"/administrators/" + jane.ID + "/delete", "/preferences/user", "/preferences/organization",
 		"/preferences/sso", "/preferences/sso/new/saml", "/preferences/sso/new/oidc", "/preferences/api",
-		"/preferences/api/reference", "/audit", "/account/password", "/account/two-factor", "/nope"} {
+		"/preferences/api/reference", "/audit", "/account/password", "/account/two-factor", "/nope",
+		"/preferences/applications", "/preferences/applications/" + app.ID, "/preferences/applications/" + app.ID + "/delete"} {
 		p.open(f.srv.base + path)
 		fits(t, p, 360)
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,10 @@ func oidcCommands() []*command {
 		{name: "client", summary: "manage the applications that sign administrators in", sub: []*command{
 			{name: "create", summary: "register an application; prints its client id and, once, its secret", run: oidcClientCreateCommand().runner()},
 			{name: "list", summary: "list the applications", run: oidcClientListCommand().runner()},
+			{name: "update", summary: "change an application's name, URIs, organizations or first-party mark", run: oidcClientUpdateCommand().runner()},
+			{name: "secret", summary: "manage an application's secret", sub: []*command{
+				{name: "rotate", summary: "give a confidential application a new secret, printed once; the old one stops at once", run: oidcClientRotateCommand().runner()},
+			}},
 			{name: "disable", summary: "stop an application from signing administrators in, without removing it", run: oidcClientSwitchCommand(true).runner()},
 			{name: "enable", summary: "let a disabled application sign administrators in again", run: oidcClientSwitchCommand(false).runner()},
 			{name: "delete", summary: "remove an application", run: oidcClientDeleteCommand().runner()},
@@ -151,6 +156,12 @@ func oidcKeysListCommand() serverCommand {
 	}
 }
 
+// operatorClients is the command line's principal on the server's
+// clients: the operator, who manages every one of them.
+func operatorClients(ctx context.Context) admin.Principal {
+	return operator(ctx, store.Org{}, false)
+}
+
 // repeated is a repeatable flag keeping each value exactly as given.
 type repeated []string
 
@@ -163,25 +174,26 @@ func (r *repeated) Set(v string) error {
 
 func oidcClientCreateCommand() serverCommand {
 	var spec admin.OIDCClientSpec
-	var uris, orgs repeated
+	var uris, logout, orgs repeated
 	return serverCommand{
 		name: "oidc client create",
 		about: "Registers an application that signs administrators in through gatehouse's\n" +
 			"OpenID Provider. Prints the client id on stdout and, for a confidential client,\n" +
 			"its secret on the next line, once: only its hash is stored. Redirect URIs are\n" +
 			"matched exactly: absolute https URLs (http only for 127.0.0.1, [::1] and\n" +
-			"localhost), without fragment or wildcard.",
+			"localhost), without fragment or wildcard; so are post-logout redirect URIs.",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&spec.Name, "name", "", "the application's name (required)")
 			fs.Var(&uris, "redirect-uri", "a redirect URI (required; repeat for several)")
+			fs.Var(&logout, "post-logout-redirect-uri", "where RP-initiated logout may return the browser (optional; repeat for several)")
 			fs.BoolVar(&spec.Public, "public", false, "a public client (single-page or native app): no secret, PKCE required")
 			fs.StringVar(&spec.BackchannelLogoutURI, "backchannel-logout-uri", "", "where OIDC back-channel logout tokens go (optional)")
 			fs.Var(&orgs, "org", "slug of an organization whose administrators may sign in (repeat for several; default: every organization)")
 			fs.BoolVar(&spec.FirstParty, "first-party", false, "the product's own application: consent is skipped")
 		},
 		run: func(ctx context.Context, c *cli, s *store.SQL, _ []string) error {
-			spec.RedirectURIs, spec.Orgs = uris, orgs
-			secret, client, err := (&admin.OIDCClients{Store: s}).Create(ctx, spec)
+			spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.Orgs = uris, logout, orgs
+			secret, client, err := (&admin.OIDCClients{Store: s}).Create(ctx, operatorClients(ctx), spec)
 			if err != nil {
 				return err
 			}
@@ -202,9 +214,10 @@ func oidcClientListCommand() serverCommand {
 	return serverCommand{
 		name: "oidc client list",
 		about: "Lists the applications, one a line: client id, name, confidential or public,\n" +
-			"first-party, organizations (all, or slugs), disabled, redirect URIs.",
+			"first-party, organizations (all, or slugs), disabled, redirect URIs, and\n" +
+			"post-logout=URIs (- for none).",
 		run: func(ctx context.Context, c *cli, s *store.SQL, _ []string) error {
-			list, err := (&admin.OIDCClients{Store: s}).List(ctx)
+			list, err := (&admin.OIDCClients{Store: s}).List(ctx, operatorClients(ctx))
 			if err != nil {
 				return err
 			}
@@ -226,8 +239,12 @@ func oidcClientListCommand() serverCommand {
 					}
 					orgs = strings.Join(slugs, ",")
 				}
-				fmt.Fprintf(c.stdout, "%s\t%s\t%s\tfirst-party=%t\torgs=%s\tdisabled=%t\t%s\n", x.ID, x.Name, kind, x.FirstParty, orgs,
-					x.Disabled, strings.Join(x.RedirectURIs, " "))
+				logout := "-"
+				if len(x.PostLogoutRedirectURIs) > 0 {
+					logout = strings.Join(x.PostLogoutRedirectURIs, " ")
+				}
+				fmt.Fprintf(c.stdout, "%s\t%s\t%s\tfirst-party=%t\torgs=%s\tdisabled=%t\t%s\tpost-logout=%s\n", x.ID, x.Name, kind, x.FirstParty, orgs,
+					x.Disabled, strings.Join(x.RedirectURIs, " "), logout)
 			}
 			return nil
 		},
@@ -240,7 +257,7 @@ func oidcClientDeleteCommand() serverCommand {
 		args:  []string{"CLIENT_ID"},
 		about: "Removes an application: it can no longer sign administrators in. Audited.",
 		run: func(ctx context.Context, c *cli, s *store.SQL, pos []string) error {
-			if err := (&admin.OIDCClients{Store: s}).Delete(ctx, pos[0]); err != nil {
+			if err := (&admin.OIDCClients{Store: s}).Delete(ctx, operatorClients(ctx), pos[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "OIDC client %s deleted\n", pos[0])
@@ -259,11 +276,100 @@ func oidcClientSwitchCommand(disable bool) serverCommand {
 		args:  []string{"CLIENT_ID"},
 		about: about,
 		run: func(ctx context.Context, c *cli, s *store.SQL, pos []string) error {
-			client, err := (&admin.OIDCClients{Store: s}).SetDisabled(ctx, pos[0], disable)
+			client, err := (&admin.OIDCClients{Store: s}).SetDisabled(ctx, operatorClients(ctx), pos[0], disable)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "OIDC client %s: disabled=%t\n", client.ID, client.Disabled)
+			return nil
+		},
+	}
+}
+
+func oidcClientUpdateCommand() serverCommand {
+	var set *flag.FlagSet
+	var name, bcl string
+	var uris, logout, orgs repeated
+	var allOrgs, firstParty bool
+	return serverCommand{
+		name: "oidc client update",
+		args: []string{"CLIENT_ID"},
+		about: "Changes what the flags given name; the rest stays. A URI flag replaces the whole\n" +
+			"list (repeat it for several); --post-logout-redirect-uri= (empty) removes them\n" +
+			"all, --backchannel-logout-uri= removes it. --org replaces the organizations,\n" +
+			"--all-orgs opens the application to every organization. Audited.",
+		flags: func(fs *flag.FlagSet) {
+			set = fs
+			fs.StringVar(&name, "name", "", "the application's new name")
+			fs.Var(&uris, "redirect-uri", "a redirect URI (replaces the list; repeat for several)")
+			fs.Var(&logout, "post-logout-redirect-uri", "a post-logout redirect URI (replaces the list; repeat; empty: none)")
+			fs.StringVar(&bcl, "backchannel-logout-uri", "", "where back-channel logout tokens go (empty: none)")
+			fs.Var(&orgs, "org", "slug of an organization whose administrators may sign in (replaces the list; repeat for several)")
+			fs.BoolVar(&allOrgs, "all-orgs", false, "administrators of every organization may sign in")
+			fs.BoolVar(&firstParty, "first-party", false, "the product's own application: consent is skipped (--first-party=false: asked)")
+		},
+		run: func(ctx context.Context, c *cli, s *store.SQL, pos []string) error {
+			var edit admin.OIDCClientEdit
+			given := map[string]bool{}
+			set.Visit(func(f *flag.Flag) { given[f.Name] = true })
+			if given["org"] && given["all-orgs"] {
+				return usagef("oidc client update: give --org or --all-orgs, not both")
+			}
+			if given["name"] {
+				edit.Name = &name
+			}
+			if given["redirect-uri"] {
+				list := []string(uris)
+				edit.RedirectURIs = &list
+			}
+			if given["post-logout-redirect-uri"] {
+				list := slices.DeleteFunc(slices.Clone([]string(logout)), func(u string) bool { return u == "" })
+				edit.PostLogoutRedirectURIs = &list
+			}
+			if given["backchannel-logout-uri"] {
+				edit.BackchannelLogoutURI = &bcl
+			}
+			if given["org"] {
+				list := []string(orgs)
+				edit.Orgs = &list
+			}
+			if given["all-orgs"] {
+				if !allOrgs {
+					return usagef("oidc client update: --all-orgs=false: name the organizations with --org instead")
+				}
+				edit.Orgs = &[]string{}
+			}
+			if given["first-party"] {
+				edit.FirstParty = &firstParty
+			}
+			if len(given) == 0 || len(given) == 1 && given["db"] {
+				return usagef("oidc client update: nothing to change: give at least one of the flags (see 'gatehouse oidc client update --help')")
+			}
+			client, err := (&admin.OIDCClients{Store: s}).Update(ctx, operatorClients(ctx), pos[0], edit)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "OIDC client %s updated\n", client.ID)
+			return nil
+		},
+	}
+}
+
+func oidcClientRotateCommand() serverCommand {
+	return serverCommand{
+		name: "oidc client secret rotate",
+		args: []string{"CLIENT_ID"},
+		about: "Gives a confidential application a new secret and prints it on stdout, once:\n" +
+			"only its hash is stored. The old secret stops authenticating at once (no grace\n" +
+			"period: rotation is what a leaked secret calls for), so give the application\n" +
+			"the new one right away. Audited.",
+		run: func(ctx context.Context, c *cli, s *store.SQL, pos []string) error {
+			secret, client, err := (&admin.OIDCClients{Store: s}).RotateSecret(ctx, operatorClients(ctx), pos[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.stdout, secret)
+			fmt.Fprintf(c.stderr, "New secret of %q: copy it now, it will not be shown again. The old one no longer works.\n", client.Name)
 			return nil
 		},
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -253,6 +254,8 @@ func TestOIDCClientCLI(t *testing.T) {
 			{[]string{"--name", "A", "--redirect-uri", "https://app.example/cb", "--org", "acme", "--org", "nope"}, 1, `organization "nope" not found`},
 			{[]string{"--name", "A", "--redirect-uri", "https://app.example/cb", "--backchannel-logout-uri", "http://app.example/bcl"}, 1, "back-channel logout URI"},
 			{[]string{"--name", "A"}, 1, "at least one redirect URI"},
+			{[]string{"--name", "A", "--redirect-uri", "https://app.example/cb", "--post-logout-redirect-uri", "https://app.example/bye#x"}, 1, "post-logout redirect URI"},
+			{[]string{"--name", "A", "--redirect-uri", "https://app.example/cb", "--post-logout-redirect-uri", "http://app.example/bye"}, 1, "post-logout redirect URI"},
 			{[]string{"--redirect-uri", "https://app.example/cb"}, 1, "client name is required"},
 			{[]string{"--name", "A", "--redirect-uri", "https://app.example/cb", "--secret", "x"}, 2, "flag provided but not defined"},
 		} {
@@ -260,7 +263,8 @@ func TestOIDCClientCLI(t *testing.T) {
 		}
 
 		r := gatehouse(t, env, "oidc", "client", "create", "--name", "Billing", "--redirect-uri", "https://billing.example/cb",
-			"--redirect-uri", "http://127.0.0.1:8000/cb", "--backchannel-logout-uri", "https://billing.example/bcl", "--org", "acme", "--first-party")
+			"--redirect-uri", "http://127.0.0.1:8000/cb", "--backchannel-logout-uri", "https://billing.example/bcl", "--org", "acme", "--first-party",
+			"--post-logout-redirect-uri", "https://billing.example/bye", "--post-logout-redirect-uri", "https://billing.example/bye?lang=ru")
 		lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
 		if r.code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[1], admin.OIDCClientSecretPrefix) || !strings.Contains(r.stderr, "will not be shown again") {
 			t.Fatalf("create confidential: %+v", r)
@@ -287,8 +291,8 @@ func TestOIDCClientCLI(t *testing.T) {
 
 		r = gatehouse(t, env, "oidc", "client", "list")
 		want := []string{
-			confID + "\tBilling\tconfidential\tfirst-party=true\torgs=acme\tdisabled=false\thttps://billing.example/cb http://127.0.0.1:8000/cb",
-			pubID + "\tSPA\tpublic\tfirst-party=false\torgs=all\tdisabled=false\thttp://[::1]:5173/cb",
+			confID + "\tBilling\tconfidential\tfirst-party=true\torgs=acme\tdisabled=false\thttps://billing.example/cb http://127.0.0.1:8000/cb\tpost-logout=https://billing.example/bye https://billing.example/bye?lang=ru",
+			pubID + "\tSPA\tpublic\tfirst-party=false\torgs=all\tdisabled=false\thttp://[::1]:5173/cb\tpost-logout=-",
 		}
 		if r.code != 0 || r.stdout != strings.Join(want, "\n")+"\n" {
 			t.Fatalf("list:\n%s\nwant:\n%s", r.stdout, strings.Join(want, "\n"))
@@ -296,6 +300,54 @@ func TestOIDCClientCLI(t *testing.T) {
 		if strings.Contains(r.stdout, secret) {
 			t.Error("list shows the secret")
 		}
+
+		// update: refusals write nothing; the flags given change, the rest stays.
+		before = storetest.TakeSnapshot(t, s)
+		for _, tc := range []struct {
+			args []string
+			code int
+			want string
+		}{
+			{[]string{confID}, 2, "nothing to change"},
+			{[]string{confID, "--redirect-uri", "https://billing.example/cb#f"}, 1, "fragment"},
+			{[]string{confID, "--post-logout-redirect-uri", "https://*.billing.example/"}, 1, "wildcard"},
+			{[]string{confID, "--org", "nope"}, 1, `organization "nope" not found`},
+			{[]string{confID, "--org", "acme", "--all-orgs"}, 2, "not both"},
+			{[]string{confID, "--name", ""}, 1, "client name is required"},
+			{[]string{"no-such-client", "--name", "X"}, 1, "not found"},
+		} {
+			assertRefused(t, gatehouse(t, env, append([]string{"oidc", "client", "update"}, tc.args...)...), tc.code, tc.want, s, before)
+		}
+		if r := gatehouse(t, env, "oidc", "client", "update", confID, "--name", "Billing 2", "--post-logout-redirect-uri=", "--org", "globex",
+			"--org", "acme", "--first-party=false"); r.code != 0 || r.stdout != "OIDC client "+confID+" updated\n" {
+			t.Fatalf("update: %+v", r)
+		}
+		if r := gatehouse(t, env, "oidc", "client", "list"); !strings.HasPrefix(r.stdout, confID+"\tBilling 2\tconfidential\tfirst-party=false\torgs=globex,acme\tdisabled=false\thttps://billing.example/cb http://127.0.0.1:8000/cb\tpost-logout=-\n") {
+			t.Fatalf("list after update: %q", r.stdout)
+		}
+		if r := gatehouse(t, env, "oidc", "client", "update", confID, "--all-orgs", "--post-logout-redirect-uri", "https://billing.example/bye"); r.code != 0 {
+			t.Fatalf("update to every organization: %+v", r)
+		}
+		if c, _ := s.OIDCClient(context.Background(), confID); !c.AllOrgs || len(c.OrgIDs) != 0 || !slices.Equal(c.PostLogoutRedirectURIs, []string{"https://billing.example/bye"}) || c.Name != "Billing 2" {
+			t.Fatalf("after update: %+v", c)
+		}
+
+		// secret rotate: printed once, the old secret stops at once.
+		before = storetest.TakeSnapshot(t, s)
+		assertRefused(t, gatehouse(t, env, "oidc", "client", "secret", "rotate", pubID), 1, "public", s, before)
+		assertRefused(t, gatehouse(t, env, "oidc", "client", "secret", "rotate", "no-such-client"), 1, "not found", s, before)
+		r = gatehouse(t, env, "oidc", "client", "secret", "rotate", confID)
+		newSecret := strings.TrimSpace(r.stdout)
+		if r.code != 0 || !strings.HasPrefix(newSecret, admin.OIDCClientSecretPrefix) || newSecret == secret || !strings.Contains(r.stderr, "will not be shown again") {
+			t.Fatalf("rotate: %+v", r)
+		}
+		if _, err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err == nil {
+			t.Fatal("the old secret still authenticates after rotation")
+		}
+		if _, err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, newSecret); err != nil {
+			t.Fatalf("the new secret does not authenticate: %v", err)
+		}
+		secret = newSecret
 
 		if r := gatehouse(t, env, "oidc", "client", "disable", confID); r.code != 0 || r.stdout != "OIDC client "+confID+": disabled=true\n" {
 			t.Fatalf("disable: %+v", r)
@@ -322,8 +374,9 @@ func TestOIDCClientCLI(t *testing.T) {
 		assertRefused(t, gatehouse(t, env, "oidc", "client", "delete"), 2, "usage", s, before)
 
 		log, err := s.AuditLog(context.Background(), store.ServerAudit, store.AuditQuery{TargetID: confID})
-		if err != nil || len(log) != 4 || log[0].Action != store.AuditOIDCClientDelete || log[1].Action != store.AuditOIDCClientUpdate ||
-			log[3].Action != store.AuditOIDCClientCreate || log[3].ActorKind != store.ActorOperator || log[3].ActorName != "ops-bob" {
+		if err != nil || len(log) != 7 || log[0].Action != store.AuditOIDCClientDelete || log[1].Action != store.AuditOIDCClientUpdate ||
+			log[6].Action != store.AuditOIDCClientCreate || log[6].ActorKind != store.ActorOperator || log[6].ActorName != "ops-bob" ||
+			log[3].ActorName != "ops-bob" || string(log[3].After) != `{"secret":"new"}` {
 			t.Fatalf("audit %+v, %v", log, err)
 		}
 	})

@@ -124,6 +124,12 @@ func TestServeWiresEveryDocumentedRoute(t *testing.T) {
 	if r.code != 0 {
 		t.Fatal(r.stderr)
 	}
+	conn := strings.TrimSpace(r.stdout)
+	r = gatehouse(t, f.env, "oidc", "client", "create", "--name", "App", "--redirect-uri", "https://app.example/cb", "--org", "acme")
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	client := strings.SplitN(r.stdout, "\n", 2)[0]
 	tokens, _ := f.store.SCIMTokens(ctx, f.org.ID)
 	keys, _ := f.store.APIKeys(ctx, f.org.ID)
 	var revocable string
@@ -139,7 +145,8 @@ func TestServeWiresEveryDocumentedRoute(t *testing.T) {
 		"/administrators/{id}":  invited.ID,
 		"/scim/tokens/{id}":     tokens[0].ID,
 		"/api-keys/{id}":        revocable,
-		"/sso/connections/{id}": strings.TrimSpace(r.stdout),
+		"/sso/connections/{id}": conn,
+		"/oidc-clients/{id}":    client,
 	}
 
 	resp, body = f.call(t, "GET", "/api/v1/openapi.json", "", nil)

@@ -208,6 +208,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Administrators:    &admin.Administrators{Store: s, BaseURL: *baseURL, Mail: mail},
 		APIKeys:           &admin.APIKeys{Store: s},
 		SCIMTokens:        &admin.SCIMTokens{Store: s},
+		OIDCClients:       &admin.OIDCClients{Store: s},
 		SSO:               connections,
 		SignIn:            signIn,
 		BaseURL:           *baseURL,
@@ -220,7 +221,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
 	webConsole := &console.Console{Store: s, Orgs: management.Orgs, Administrators: management.Administrators,
-		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, SSO: connections, SignIn: signIn,
+		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, OIDCClients: management.OIDCClients, SSO: connections, SignIn: signIn,
 		BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	// A connection's test ends on the console's page of its result.

@@ -112,7 +112,7 @@ type client struct{ store.OIDCClient }
 
 func (c client) GetID() string                    { return c.ID }
 func (c client) RedirectURIs() []string           { return c.OIDCClient.RedirectURIs }
-func (c client) PostLogoutRedirectURIs() []string { return nil } // POSTLOGOUT: the oidcclients branch adds the column
+func (c client) PostLogoutRedirectURIs() []string { return c.OIDCClient.PostLogoutRedirectURIs }
 func (c client) ApplicationType() op.ApplicationType {
 	if c.Public {
 		return op.ApplicationTypeUserAgent

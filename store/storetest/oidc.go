@@ -112,7 +112,7 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	other, _ := newOrg(t, s, "rp-other")
 	conf := store.OIDCClient{ID: "c1", Name: "Billing", SecretHash: []byte("hash-1"),
 		RedirectURIs: store.Strings{"https://billing.example/cb", "http://127.0.0.1:8000/cb"}, BackchannelLogoutURI: "https://billing.example/bcl",
-		OrgIDs: store.Strings{o.ID}, FirstParty: true}
+		PostLogoutRedirectURIs: store.Strings{"https://billing.example/bye"}, OrgIDs: store.Strings{o.ID}, FirstParty: true}
 	got, err := s.CreateOIDCClient(ctx, conf)
 	if err != nil || got.CreatedAt.IsZero() {
 		t.Fatalf("create %+v, %v", got, err)
@@ -138,7 +138,7 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	}
 	read, err := s.OIDCClient(ctx, "c1")
 	if err != nil || read.Name != "Billing" || read.Public || string(read.SecretHash) != "hash-1" || !slices.Equal(read.RedirectURIs, conf.RedirectURIs) ||
-		read.BackchannelLogoutURI != conf.BackchannelLogoutURI || read.AllOrgs || !slices.Equal(read.OrgIDs, []string{o.ID}) || !read.FirstParty ||
+		read.BackchannelLogoutURI != conf.BackchannelLogoutURI || !slices.Equal(read.PostLogoutRedirectURIs, conf.PostLogoutRedirectURIs) || read.AllOrgs || !slices.Equal(read.OrgIDs, []string{o.ID}) || !read.FirstParty ||
 		read.Disabled || !read.CreatedAt.Equal(got.CreatedAt) {
 		t.Fatalf("read back %+v, %v", read, err)
 	}
@@ -146,7 +146,7 @@ func testOIDCClients(t *testing.T, s store.Store) {
 		t.Error("a client of one organization: Allows is wrong")
 	}
 	readPub, err := s.OIDCClient(ctx, pub.ID)
-	if err != nil || !readPub.Public || len(readPub.SecretHash) != 0 || !readPub.AllOrgs || len(readPub.OrgIDs) != 0 || !readPub.Allows(other.ID) {
+	if err != nil || !readPub.Public || len(readPub.SecretHash) != 0 || readPub.PostLogoutRedirectURIs == nil || len(readPub.PostLogoutRedirectURIs) != 0 || !readPub.AllOrgs || len(readPub.OrgIDs) != 0 || !readPub.Allows(other.ID) {
 		t.Fatalf("public client read back %+v, %v", readPub, err)
 	}
 	list, err := s.OIDCClients(ctx)
@@ -181,19 +181,38 @@ func testOIDCClients(t *testing.T, s store.Store) {
 	if _, err := s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error { c.SecretHash = []byte("hash-2"); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	if u, err := s.UpdateOIDCClient(ctx, "c1", func(c *store.OIDCClient) error {
+		c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, "https://billing.example/bye2")
+		return nil
+	}); err != nil || !slices.Equal(u.PostLogoutRedirectURIs, []string{"https://billing.example/bye", "https://billing.example/bye2"}) {
+		t.Fatalf("post-logout URIs updated: %+v, %v", u, err)
+	}
+	if again, _ := s.OIDCClient(ctx, "c1"); len(again.PostLogoutRedirectURIs) != 2 {
+		t.Fatalf("post-logout URIs read back: %+v", again.PostLogoutRedirectURIs)
+	}
 	upd, _ := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: "c1", Action: store.AuditOIDCClientUpdate})
+	if len(upd) != 3 || !strings.Contains(string(upd[0].After), "bye2") {
+		t.Fatalf("post-logout update audit %+v", upd)
+	}
+	upd = upd[1:]
 	if len(upd) != 2 || string(upd[1].Before) != `{"disabled":false}` || string(upd[1].After) != `{"disabled":true}` ||
 		string(upd[0].After) != `{"secret":"new"}` {
 		t.Fatalf("update audit %+v", upd)
 	}
-	if err := s.DeleteOIDCClient(ctx, "c1"); err != nil {
+	// A refusing check sees the row and removes nothing.
+	var seen store.OIDCClient
+	wantErr(t, s.DeleteOIDCClient(ctx, "c1", func(c store.OIDCClient) error { seen = c; return boom }), boom)
+	if _, err := s.OIDCClient(ctx, "c1"); err != nil || seen.Name != "Billing" {
+		t.Fatalf("after a refused delete: %v (check saw %+v)", err, seen)
+	}
+	if err := s.DeleteOIDCClient(ctx, "c1", nil); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, s.DeleteOIDCClient(ctx, "c1"), store.ErrNotFound)
+	wantErr(t, s.DeleteOIDCClient(ctx, "c1", nil), store.ErrNotFound)
 	_, err = s.OIDCClient(ctx, "c1")
 	wantErr(t, err, store.ErrNotFound)
 	log, err := s.AuditLog(ctx, store.ServerAudit, store.AuditQuery{TargetID: "c1"})
-	if err != nil || len(log) != 4 || log[0].Action != store.AuditOIDCClientDelete || log[3].Action != store.AuditOIDCClientCreate {
+	if err != nil || len(log) != 5 || log[0].Action != store.AuditOIDCClientDelete || log[4].Action != store.AuditOIDCClientCreate {
 		t.Fatalf("audit %+v, %v", log, err)
 	}
 	for _, e := range log {
@@ -201,11 +220,88 @@ func testOIDCClients(t *testing.T, s store.Store) {
 			t.Errorf("audit shows the secret's hash: %+v", e)
 		}
 	}
-	if !strings.Contains(string(log[3].After), "https://billing.example/cb") {
-		t.Errorf("audit of create lacks the redirect URIs: %s", log[3].After)
+	if !strings.Contains(string(log[4].After), "https://billing.example/cb") || !strings.Contains(string(log[4].After), `"postLogoutRedirectUris":["https://billing.example/bye"]`) {
+		t.Errorf("audit of create lacks the redirect URIs: %s", log[4].After)
 	}
-	// Nothing of the refused writes reached the organizations' logs.
-	if l, _ := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: "oidc_client."}); len(l) != 0 {
-		t.Errorf("organization log has client entries: %+v", l)
+	// The organization the client was restricted to has the same entries
+	// in its log, without the other organizations' ids; the other
+	// organization has none, and nothing of the refused writes is there.
+	own, _ := s.AuditLog(ctx, o.ID, store.AuditQuery{Action: "oidc_client."})
+	if len(own) != len(log) {
+		t.Errorf("the owning organization's log has %d client entries, the server's %d: %+v", len(own), len(log), own)
+	}
+	for _, e := range own {
+		if strings.Contains(string(e.Before)+string(e.After), o.ID) || strings.Contains(string(e.Before)+string(e.After), "hash-") {
+			t.Errorf("the organization's entry shows organization ids or a hash: %s %s", e.Before, e.After)
+		}
+	}
+	if len(own) > 0 && !strings.Contains(string(own[len(own)-1].After), `"otherOrganizations":false`) {
+		t.Errorf("the organization's create entry: %s", own[len(own)-1].After)
+	}
+	if l, _ := s.AuditLog(ctx, other.ID, store.AuditQuery{Action: "oidc_client."}); len(l) != 0 {
+		t.Errorf("another organization's log has client entries: %+v", l)
+	}
+}
+
+// testOIDCClientsPerOrg: of concurrent registrations for an organization
+// near MaxOIDCClientsPerOrg, exactly those that fit are stored; clients of
+// every organization do not count, and an update that adds an organization
+// is held to the same bound.
+func testOIDCClientsPerOrg(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "rp-cap")
+	other, _ := newOrg(t, s, "rp-cap-other")
+	client := func(id string, orgs ...string) store.OIDCClient {
+		return store.OIDCClient{ID: id, Name: id, SecretHash: []byte("h"), RedirectURIs: store.Strings{"https://x.example/cb"},
+			OrgIDs: orgs, AllOrgs: len(orgs) == 0}
+	}
+	for i := range store.MaxOIDCClientsPerOrg - 2 {
+		if _, err := s.CreateOIDCClient(ctx, client(fmt.Sprintf("cap-%d", i), o.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateOIDCClient(ctx, client("cap-all")); err != nil {
+		t.Fatal(err)
+	}
+	const racers = 8
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.CreateOIDCClient(ctx, client(fmt.Sprintf("race-%d", i), other.ID, o.ID))
+		}()
+	}
+	wg.Wait()
+	stored := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			stored++
+		case !errors.Is(err, store.ErrLimit):
+			t.Errorf("racing registration: %v, want ErrLimit", err)
+		}
+	}
+	if stored != 2 {
+		t.Fatalf("%d racing registrations stored, want the 2 that fit", stored)
+	}
+	_, err := s.UpdateOIDCClient(ctx, "cap-all", func(c *store.OIDCClient) error {
+		c.AllOrgs, c.OrgIDs = false, store.Strings{o.ID}
+		return nil
+	})
+	wantErr(t, err, store.ErrLimit)
+	// A full organization's clients still change.
+	if _, err := s.UpdateOIDCClient(ctx, "cap-0", func(c *store.OIDCClient) error { c.Name = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := s.OIDCClients(ctx)
+	n := 0
+	for _, c := range list {
+		if slices.Contains(c.OrgIDs, o.ID) {
+			n++
+		}
+	}
+	if n != store.MaxOIDCClientsPerOrg {
+		t.Fatalf("%d clients of the organization, want %d", n, store.MaxOIDCClientsPerOrg)
 	}
 }

@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OIDCClients", testOIDCClients},
 		{"OIDCFlow", testOIDCFlow},
 		{"OIDCDeprovision", testOIDCDeprovision},
+		{"OIDCClientsPerOrg", testOIDCClientsPerOrg},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
