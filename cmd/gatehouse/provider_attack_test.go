@@ -333,8 +333,8 @@ func TestOpenIDProviderLogout(t *testing.T) {
 	}
 	// The real logout: the session ends, the tokens die, the application
 	// gets its logout token.
-	res, _ = a.get(b, "/end_session?"+url.Values{"id_token_hint": {idToken}, "state": {"bye"}}.Encode())
-	if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Header.Get("Location"), "/login") {
+	res, _ = a.get(b, "/end_session?"+url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {opPostLogout}, "state": {"bye"}}.Encode())
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != opPostLogout+"?state=bye" {
 		t.Fatalf("logout: %d %q", res.StatusCode, res.Header.Get("Location"))
 	}
 	if in := introspect(t, a.base, a.clientID, a.secret, tok.AccessToken); in["active"] != false {

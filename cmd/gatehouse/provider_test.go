@@ -35,7 +35,10 @@ type opFixture struct {
 	logouts                          chan string // logout tokens received
 }
 
-const opRedirect = "http://127.0.0.1:1/callback" // never reached: the test reads the code from the redirect
+const (
+	opRedirect   = "http://127.0.0.1:1/callback" // never reached: the test reads the code from the redirect
+	opPostLogout = "http://127.0.0.1:1/signed-out"
+)
 
 func newOPFixture(t *testing.T, dsn string, s *store.SQL) *opFixture {
 	t.Helper()
@@ -54,7 +57,7 @@ func newOPFixture(t *testing.T, dsn string, s *store.SQL) *opFixture {
 	}))
 	t.Cleanup(rcv.Close)
 	r := gatehouse(t, f.env, "oidc", "client", "create", "--name", "App", "--redirect-uri", f.redirect,
-		"--backchannel-logout-uri", rcv.URL+"/backchannel", "--org", "acme", "--first-party")
+		"--backchannel-logout-uri", rcv.URL+"/backchannel", "--post-logout-redirect-uri", opPostLogout, "--org", "acme", "--first-party")
 	lines := strings.Fields(r.stdout)
 	if r.code != 0 || len(lines) != 2 {
 		t.Fatalf("client create: %+v", r)
