@@ -177,21 +177,8 @@ func (l Location) clipped() Location {
 
 // Scan implements sql.Scanner for the JSON text column (” is unknown).
 func (l *Location) Scan(src any) error {
-	var text []byte
-	switch v := src.(type) {
-	case nil:
-	case string:
-		text = []byte(v)
-	case []byte:
-		text = v
-	default:
-		return fmt.Errorf("store: cannot scan %T into Location", src)
-	}
 	*l = Location{}
-	if len(text) == 0 {
-		return nil
-	}
-	return json.Unmarshal(text, l)
+	return scanJSON(src, l)
 }
 
 // Value implements driver.Valuer: ” for the zero Location, else JSON.

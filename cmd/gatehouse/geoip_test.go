@@ -97,16 +97,7 @@ func TestServeGeoIP(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
 		mmdb := filepath.Join(t.TempDir(), "GeoLite2-City.mmdb")
 		geoiptest.Write(t, mmdb, geoiptest.All)
-		env := map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": signinKey, "GATEHOUSE_GEOIP_DB": mmdb}
-		token := signinOrg(t, env, "geo", "jdoe")
-		addr := freeAddr(t)
-		srv := startServe(t, addr, env, "--addr", addr, "--trust-forwarded-for", "--log-format", "json")
-		activate(t, srv.base, token)
-		jdoe, err := s.AdministratorByUsername(t.Context(), mustOrg(t, s, "geo"), "jdoe")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := newGeoClient(t, srv.base)
+		srv, c, jdoe := geoServe(t, s, "geo", map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": signinKey, "GATEHOUSE_GEOIP_DB": mmdb})
 		c.signIn(t, "geo", signinPassword, "127.0.0.1", 200)
 		c.signIn(t, "geo", "wrong password", "203.0.113.7", 401) // a refusal is placed too
 		c.signIn(t, "geo", signinPassword, "203.0.113.7", 200)
@@ -200,13 +191,24 @@ func hangup(t *testing.T, srv *server, answer string) {
 	}
 }
 
-func mustOrg(t *testing.T, s *store.SQL, slug string) string {
+// geoServe creates the organization org with its administrator jdoe
+// (activated), starts serve with env, trusting X-Forwarded-For, and
+// returns it with a client and jdoe's record.
+func geoServe(t *testing.T, s *store.SQL, org string, env map[string]string) (*server, *geoClient, store.Administrator) {
 	t.Helper()
-	o, err := s.OrgBySlug(t.Context(), slug)
+	token := signinOrg(t, env, org, "jdoe")
+	addr := freeAddr(t)
+	srv := startServe(t, addr, env, "--addr", addr, "--trust-forwarded-for", "--log-format", "json")
+	activate(t, srv.base, token)
+	o, err := s.OrgBySlug(t.Context(), org)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return o.ID
+	jdoe, err := s.AdministratorByUsername(t.Context(), o.ID, "jdoe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, newGeoClient(t, srv.base), jdoe
 }
 
 // TestServeWithoutGeoIP: without --geoip-db, sign-ins from public
@@ -214,16 +216,7 @@ func mustOrg(t *testing.T, s *store.SQL, slug string) string {
 // the drawer no Location column.
 func TestServeWithoutGeoIP(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
-		env := map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": signinKey}
-		token := signinOrg(t, env, "nogeo", "jdoe")
-		addr := freeAddr(t)
-		srv := startServe(t, addr, env, "--addr", addr, "--trust-forwarded-for", "--log-format", "json")
-		activate(t, srv.base, token)
-		jdoe, err := s.AdministratorByUsername(t.Context(), mustOrg(t, s, "nogeo"), "jdoe")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := newGeoClient(t, srv.base)
+		srv, c, jdoe := geoServe(t, s, "nogeo", map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": signinKey})
 		c.signIn(t, "nogeo", signinPassword, "203.0.113.7", 200)
 		raw := c.get(t, "/api/v1/administrators/"+jdoe.ID+"/login-history", nil)
 		if strings.Contains(raw, "location") || !strings.Contains(raw, `"203.0.113.7"`) {
