@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -55,19 +54,11 @@ func (c *geoClient) get(t *testing.T, path string, header map[string]string) str
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := doWith(t, c.http, req)
 	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
 	}
-	return string(b)
+	return body
 }
 
 // historyEntry is an item of the API's login history.
