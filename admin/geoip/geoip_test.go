@@ -165,3 +165,20 @@ func TestReloadWhileLocating(t *testing.T) {
 		t.Fatalf("after a refused reload: %q", got)
 	}
 }
+
+// BenchmarkLocate: the cost a sign-in pays for its location (decoding a
+// City record's country and city names).
+func BenchmarkLocate(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "city.mmdb")
+	geoiptest.Write(b, path, geoiptest.All)
+	db, err := geoip.Open(path, []string{"en", "ru"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if db.Locate("203.0.113.7").CountryCode != "DE" {
+			b.Fatal("not placed")
+		}
+	}
+}
