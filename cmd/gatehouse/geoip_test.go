@@ -83,7 +83,8 @@ func (c *geoClient) history(t *testing.T, adminID string) []historyEntry {
 // English where the database has no Russian name); private addresses and
 // addresses the database lacks are not placed. A database replaced and
 // reloaded on SIGHUP places new sign-ins, and the entries written before
-// keep where their address was then.
+// keep where their address was then. Without --trust-forwarded-for, the
+// address a client claims in X-Forwarded-For is not placed.
 func TestServeGeoIP(t *testing.T) {
 	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
 		mmdb := filepath.Join(t.TempDir(), "GeoLite2-City.mmdb")
@@ -149,6 +150,17 @@ func TestServeGeoIP(t *testing.T) {
 		}
 		if got := string(hist[len(hist)-2].Location); !strings.Contains(got, `"Berlin"`) {
 			t.Errorf("an entry written before the reload now says %s", got)
+		}
+
+		// An instance that does not trust X-Forwarded-For places the
+		// connection's peer (loopback: nowhere), not the address a client
+		// claims in the header.
+		addr := freeAddr(t)
+		direct := startServe(t, addr, map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": signinKey, "GATEHOUSE_GEOIP_DB": mmdb},
+			"--addr", addr, "--log-format", "json")
+		newGeoClient(t, direct.base).signIn(t, "geo", signinPassword, "203.0.113.9", 200)
+		if h := c.history(t, jdoe.ID)[0]; h.IP != "127.0.0.1" || len(h.Location) != 0 {
+			t.Errorf("a claimed X-Forwarded-For without --trust-forwarded-for: %s %s", h.IP, h.Location)
 		}
 
 		// A corrupt file on reload is refused; the database in use stays.
