@@ -114,7 +114,7 @@ func (l *Strings) Scan(src any) error {
 }
 
 // scanJSON decodes a JSON text column into v, which the caller has set to
-// its zero value: NULL and '' leave it so.
+// its zero value: NULL and empty text leave it so.
 func scanJSON(src, v any) error {
 	var text []byte
 	switch s := src.(type) {

@@ -175,13 +175,13 @@ func (l Location) clipped() Location {
 	return Location{CountryCode: clip(l.CountryCode, 16), Country: names(l.Country), City: names(l.City)}
 }
 
-// Scan implements sql.Scanner for the JSON text column (” is unknown).
+// Scan implements sql.Scanner for the JSON text column (empty: unknown).
 func (l *Location) Scan(src any) error {
 	*l = Location{}
 	return scanJSON(src, l)
 }
 
-// Value implements driver.Valuer: ” for the zero Location, else JSON.
+// Value implements driver.Valuer: empty text for the zero Location, else JSON.
 func (l Location) Value() (driver.Value, error) {
 	if l.IsZero() {
 		return "", nil
