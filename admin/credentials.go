@@ -161,7 +161,7 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 	// attempt's counts (the password was right).
 	fail := func(result string, refusal error, giveBack bool) (LoginResult, error) {
 		attempt.Result = result
-		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
+		if _, err := s.record(ctx, attempt); err != nil {
 			return LoginResult{}, fmt.Errorf("admin: login: %w", err)
 		}
 		if giveBack {
@@ -217,7 +217,7 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 	token := newSecret()
 	attempt.Result = store.LoginSuccess
 	attempt.Session = &store.Session{Hash: HashSecret(token), Stage: stage, ExpiresAt: now.Add(min(p.SessionIdle, p.SessionAbsolute))}
-	_, err = s.Store.RecordSignIn(asSelf(ctx, a), attempt)
+	_, err = s.record(asSelf(ctx, a), attempt)
 	switch {
 	case errors.Is(err, store.ErrConflict): // the code's step was used meanwhile: a replay
 		attempt.TOTPStep, attempt.Session = 0, nil
@@ -535,7 +535,7 @@ func (s *SignIn) checkGuess(ctx context.Context, a store.Administrator, ss store
 			until := now.Add(p.LockFor)
 			attempt.LockedUntil = &until
 		}
-		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
+		if _, err := s.record(ctx, attempt); err != nil {
 			return fmt.Errorf("admin: check: %w", err)
 		}
 		return refused

@@ -134,7 +134,7 @@ func (s *SignIn) SSO(ctx context.Context, a store.Administrator, method, ip, use
 		attempt.Result, refusal = store.LoginDeactivated, refuse(CodeAccountDeactivated, "the account is deactivated")
 	}
 	if refusal != nil {
-		if _, err := s.Store.RecordSignIn(ctx, attempt); err != nil {
+		if _, err := s.record(ctx, attempt); err != nil {
 			return LoginResult{}, fmt.Errorf("admin: SSO sign-in: %w", err)
 		}
 		return LoginResult{}, refusal
@@ -152,7 +152,7 @@ func (s *SignIn) openSession(ctx context.Context, a store.Administrator, attempt
 	token := newSecret()
 	attempt.Result = store.LoginSuccess
 	attempt.Session = &store.Session{Hash: HashSecret(token), Stage: store.SessionActive, ExpiresAt: now.Add(min(p.SessionIdle, p.SessionAbsolute))}
-	if _, err := s.Store.RecordSignIn(asSelf(ctx, a), attempt); err != nil {
+	if _, err := s.record(asSelf(ctx, a), attempt); err != nil {
 		return LoginResult{}, fmt.Errorf("admin: sign-in: %w", err)
 	}
 	ss, err := s.Store.Session(ctx, attempt.Session.Hash, now)

@@ -118,9 +118,28 @@ type SignIn struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Policy LoginPolicy
+	// Locator places each sign-in's address for its login-history entry;
+	// nil leaves every location empty.
+	Locator Locator
+}
+
+// Locator says where an address is (package admin/geoip reads a MaxMind
+// database): the zero Location when it cannot say.
+type Locator interface {
+	Locate(ip string) store.Location
 }
 
 func (s *SignIn) now() time.Time { return now(s.Now).UTC() }
+
+// record writes a sign-in attempt (see store.RecordSignIn) with where its
+// address is, looked up now: the entry keeps what the database said at
+// the time of the sign-in.
+func (s *SignIn) record(ctx context.Context, a store.SignInAttempt) (store.Credentials, error) {
+	if s.Locator != nil {
+		a.Location = s.Locator.Locate(a.IP)
+	}
+	return s.Store.RecordSignIn(ctx, a)
+}
 
 func (s *SignIn) policy() LoginPolicy { return s.Policy.withDefaults() }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -206,5 +207,64 @@ func TestNoSecretInAuditLog(t *testing.T) {
 		e.mustLogin(t, "jdoe", goodPassword, "")
 		assertNotStored(t, s, secret, []byte(secret))
 		assertCode(t, e.si.ResetTOTP(ctx, e.org.ID, "nope"), admin.CodeNotFound)
+	})
+}
+
+// locator places every address of 203.0.113.0/24 in Berlin and records
+// the addresses it was asked about.
+type locator struct {
+	mu    sync.Mutex
+	asked []string
+}
+
+func (l *locator) Locate(ip string) store.Location {
+	l.mu.Lock()
+	l.asked = append(l.asked, ip)
+	l.mu.Unlock()
+	if !strings.HasPrefix(ip, "203.0.113.") {
+		return store.Location{}
+	}
+	return store.Location{CountryCode: "DE", Country: map[string]string{"en": "Germany"}, City: map[string]string{"en": "Berlin"}}
+}
+
+// TestSignInLocation: every way of signing in (a password, right or
+// wrong; SSO, admitted or refused) asks the Locator about its address and
+// stores the answer with the history entry.
+func TestSignInLocation(t *testing.T) {
+	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
+		ctx := context.Background()
+		e := newSignInEnv(t, s)
+		loc := &locator{}
+		e.si.Locator = loc
+		if _, err := e.si.Login(ctx, admin.LoginRequest{OrgSlug: "acme", Username: "jdoe", Password: "wrong", IP: "203.0.113.1"}); err == nil {
+			t.Fatal("a wrong password signed in")
+		}
+		if _, err := e.si.Login(ctx, admin.LoginRequest{OrgSlug: "acme", Username: "jdoe", Password: goodPassword, IP: "203.0.113.2"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.si.SSO(ctx, e.owner, store.SignInSAML, "203.0.113.3", "agent"); err != nil {
+			t.Fatal(err)
+		}
+		gone := e.addAdmin(t, "gone", store.StatusDeactivated)
+		if _, err := e.si.SSO(ctx, gone, store.SignInOIDC, "198.51.100.4", "agent"); err == nil {
+			t.Fatal("a deactivated administrator signed in")
+		}
+		hist, err := s.LoginHistory(ctx, e.org.ID, e.owner.ID, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range hist {
+			got = append(got, h.IP+" "+h.Location.CityName("en"))
+		}
+		if want := []string{"203.0.113.3 Berlin", "203.0.113.2 Berlin", "203.0.113.1 Berlin"}; !slices.Equal(got[:min(3, len(got))], want) {
+			t.Errorf("owner's history %q, want %q first", got, want)
+		}
+		if hist, _ := s.LoginHistory(ctx, e.org.ID, gone.ID, 0, 0); len(hist) != 1 || !hist[0].Location.IsZero() || hist[0].Result != store.LoginDeactivated {
+			t.Errorf("the refused SSO sign-in: %+v", hist)
+		}
+		if !slices.Contains(loc.asked, "198.51.100.4") {
+			t.Errorf("the refused SSO sign-in was not placed: asked %q", loc.asked)
+		}
 	})
 }

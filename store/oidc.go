@@ -111,21 +111,27 @@ type Strings []string
 
 // Scan implements sql.Scanner for the JSON text column.
 func (l *Strings) Scan(src any) error {
+	*l = nil
+	return scanJSON(src, (*[]string)(l))
+}
+
+// scanJSON decodes a JSON text column into v, which the caller has set to
+// its zero value: NULL and empty text leave it so.
+func scanJSON(src, v any) error {
 	var text []byte
-	switch v := src.(type) {
+	switch s := src.(type) {
 	case nil:
 	case string:
-		text = []byte(v)
+		text = []byte(s)
 	case []byte:
-		text = v
+		text = s
 	default:
-		return fmt.Errorf("store: cannot scan %T into Strings", src)
+		return fmt.Errorf("store: cannot scan %T into %T", src, v)
 	}
-	*l = nil
 	if len(text) == 0 {
 		return nil
 	}
-	return json.Unmarshal(text, (*[]string)(l))
+	return json.Unmarshal(text, v)
 }
 
 // Value implements driver.Valuer.

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -106,6 +109,85 @@ type LoginEvent struct {
 	IP              string    `db:"ip"`
 	UserAgent       string    `db:"user_agent"`
 	Result          string    `db:"result"`
+	Location        Location  `db:"location"`
+}
+
+// Location is where a sign-in's address was, as the server's GeoIP
+// database said at the time of the sign-in: it is stored with the entry,
+// not looked up when shown, because the database is replaced over time
+// and an address moves. The zero Location is "unknown" (no database, a
+// private address, or no entry for it).
+type Location struct {
+	// CountryCode is the ISO 3166-1 alpha-2 code, e.g. "DE".
+	CountryCode string `json:"countryCode,omitempty"`
+	// Country and City are names by language ("en", "ru"), as the
+	// database has them.
+	Country map[string]string `json:"country,omitempty"`
+	City    map[string]string `json:"city,omitempty"`
+}
+
+// IsZero reports whether l says nothing.
+func (l Location) IsZero() bool {
+	return l.CountryCode == "" && len(l.Country) == 0 && len(l.City) == 0
+}
+
+// CountryName is the country's name in lang, else in English, else "".
+func (l Location) CountryName(lang string) string { return placeName(l.Country, lang) }
+
+// CityName is the city's name in lang, else in English, else "".
+func (l Location) CityName(lang string) string { return placeName(l.City, lang) }
+
+func placeName(names map[string]string, lang string) string {
+	if n := names[lang]; n != "" {
+		return n
+	}
+	return names["en"]
+}
+
+// Bounds of a stored Location: a database is the server's own file, but
+// what it says is kept small and valid text all the same.
+const (
+	locationLanguages = 8
+	locationName      = 128
+)
+
+// clipped is l within the bounds above: names of at most locationName
+// bytes of valid text, at most locationLanguages of them (the first in
+// order of language), language tags and the country code of at most 16.
+func (l Location) clipped() Location {
+	names := func(m map[string]string) map[string]string {
+		if len(m) == 0 {
+			return nil
+		}
+		langs := make([]string, 0, len(m))
+		for k, v := range m {
+			if k != "" && len(k) <= 16 && v != "" {
+				langs = append(langs, k)
+			}
+		}
+		slices.Sort(langs)
+		out := make(map[string]string, min(len(langs), locationLanguages))
+		for _, k := range langs[:min(len(langs), locationLanguages)] {
+			out[clip(k, 16)] = clip(m[k], locationName)
+		}
+		return out
+	}
+	return Location{CountryCode: clip(l.CountryCode, 16), Country: names(l.Country), City: names(l.City)}
+}
+
+// Scan implements sql.Scanner for the JSON text column (empty: unknown).
+func (l *Location) Scan(src any) error {
+	*l = Location{}
+	return scanJSON(src, l)
+}
+
+// Value implements driver.Valuer: empty text for the zero Location, else JSON.
+func (l Location) Value() (driver.Value, error) {
+	if l.IsZero() {
+		return "", nil
+	}
+	b, err := json.Marshal(l)
+	return string(b), err
 }
 
 // Results of a LoginEvent.
@@ -129,6 +211,9 @@ type SignInAttempt struct {
 	IP              string // cut to 64 bytes of valid text
 	UserAgent       string // cut to 512 bytes of valid text
 	Result          string // one of the Login* results
+	// Location is where IP was (the zero Location when unknown), kept
+	// with the history entry; see Location for its bounds.
+	Location Location
 	// Session is created when Result is LoginSuccess (Hash, Stage and
 	// ExpiresAt given; the rest comes from the attempt).
 	Session *Session
@@ -499,7 +584,7 @@ func (s *SQL) RecordSignIn(ctx context.Context, a SignInAttempt) (Credentials, e
 
 func (s *SQL) recordSignIn(ctx context.Context, tx *sqlx.Tx, a SignInAttempt) (Credentials, error) {
 	a.At = microTime(a.At)
-	a.IP, a.UserAgent = clip(a.IP, 64), clip(a.UserAgent, 512)
+	a.IP, a.UserAgent, a.Location = clip(a.IP, 64), clip(a.UserAgent, 512), a.Location.clipped()
 	var adm Administrator
 	if err := s.get(ctx, tx, &adm, `SELECT `+administratorColumns+` FROM administrators WHERE id = ? AND org_id = ?`+s.d.forUpdate,
 		a.AdministratorID, a.OrgID); err != nil {
@@ -542,8 +627,8 @@ func (s *SQL) recordSignIn(ctx context.Context, tx *sqlx.Tx, a SignInAttempt) (C
 		view["stage"] = ss.Stage
 		view["lastLoginAt"] = a.At.Format(time.RFC3339Nano)
 	}
-	if _, err := s.exec(ctx, tx, `INSERT INTO login_history (org_id, administrator_id, at, method, ip, user_agent, result)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, a.OrgID, a.AdministratorID, a.At, a.Method, a.IP, a.UserAgent, a.Result); err != nil {
+	if _, err := s.exec(ctx, tx, `INSERT INTO login_history (org_id, administrator_id, at, method, ip, user_agent, result, location)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.OrgID, a.AdministratorID, a.At, a.Method, a.IP, a.UserAgent, a.Result, a.Location); err != nil {
 		return Credentials{}, fmt.Errorf("store: login history: %w", err)
 	}
 	action := AuditSignInFailure
@@ -731,7 +816,7 @@ func (s *SQL) LoginHistory(ctx context.Context, org, administratorID string, lim
 		beforeSeq = 1<<63 - 1
 	}
 	out := []LoginEvent{}
-	err := s.selectAll(ctx, s.reader, &out, `SELECT seq, org_id, administrator_id, at, method, ip, user_agent, result FROM login_history
+	err := s.selectAll(ctx, s.reader, &out, `SELECT seq, org_id, administrator_id, at, method, ip, user_agent, result, location FROM login_history
 		WHERE administrator_id = ? AND org_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, administratorID, org, beforeSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: login history: %w", err)

@@ -180,17 +180,29 @@ func (a *API) loginHistory(c *call) error {
 	if err != nil {
 		return err
 	}
+	// location is where the address was at the time of the sign-in, in
+	// English (the console shows the Russian names); absent when unknown
+	// (no GeoIP database, a private address, none in the database).
+	type location struct {
+		Country     string `json:"country,omitempty"`
+		CountryCode string `json:"countryCode,omitempty"`
+		City        string `json:"city,omitempty"`
+	}
 	type event struct {
 		Seq       int64     `json:"seq"`
 		At        time.Time `json:"at"`
 		Method    string    `json:"method"`
 		IP        string    `json:"ip"`
+		Location  *location `json:"location,omitempty"`
 		UserAgent string    `json:"browser"`
 		Result    string    `json:"result"`
 	}
 	out := make([]event, len(events))
 	for i, e := range events {
-		out[i] = event{e.Seq, e.At, e.Method, e.IP, e.UserAgent, e.Result}
+		out[i] = event{Seq: e.Seq, At: e.At, Method: e.Method, IP: e.IP, UserAgent: e.UserAgent, Result: e.Result}
+		if l := e.Location; !l.IsZero() {
+			out[i].Location = &location{Country: l.CountryName("en"), CountryCode: l.CountryCode, City: l.CityName("en")}
+		}
 	}
 	page := map[string]any{"items": out}
 	if len(out) == limit {

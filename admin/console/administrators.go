@@ -171,7 +171,25 @@ type columnHead struct {
 // loginRow is one sign-in of the login history.
 type loginRow struct {
 	At, Browser, IP, Method, Result string
-	OK                              bool
+	// Location is where the address was at the time, in the page's
+	// language when the GeoIP database had that name, else in English;
+	// "" when unknown.
+	Location string
+	OK       bool
+}
+
+// placeOf is "City, Country" (or the one known) in lang, else English.
+func placeOf(l store.Location, lang string) string {
+	city, country := l.CityName(lang), l.CountryName(lang)
+	switch {
+	case city != "" && country != "":
+		return city + ", " + country
+	case country != "":
+		return country
+	case city != "":
+		return city
+	}
+	return l.CountryCode
 }
 
 // personForm is what the Add New and edit forms hold.
@@ -208,7 +226,9 @@ type adminsView struct {
 	Unlocked admin.Allowed
 	Form     personForm
 	History  []loginRow
-	Done     string
+	// Located: some entry of History has a location (the column is shown).
+	Located bool
+	Done    string
 }
 
 // Action is the address a drawer's form posts to: the selected
@@ -303,9 +323,12 @@ func (c *Console) adminsPage(w http.ResponseWriter, r *http.Request, me store.Ad
 				c.failure(w, r, err)
 				return nil, false
 			}
+			lang := langOf(r, me.Language)
 			for _, e := range events {
-				v.History = append(v.History, loginRow{At: e.At.UTC().Format(timeLayout), Browser: browserOf(e.UserAgent), IP: e.IP,
-					Method: e.Method, Result: e.Result, OK: e.Result == store.LoginSuccess})
+				row := loginRow{At: e.At.UTC().Format(timeLayout), Browser: browserOf(e.UserAgent), IP: e.IP,
+					Location: placeOf(e.Location, lang), Method: e.Method, Result: e.Result, OK: e.Result == store.LoginSuccess}
+				v.Located = v.Located || row.Location != ""
+				v.History = append(v.History, row)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,9 @@ import (
 	"net/http/cookiejar"
 	"strings"
 	"testing"
+	"time"
+
+	"gatehouse/store"
 )
 
 // TestConsolePagesWeighUnder100KB: every page of the console, served by
@@ -101,6 +105,14 @@ func TestConsoleFitsA360PixelScreen(t *testing.T) {
 	json.Unmarshal([]byte(out), &app)
 	signInOwner(t, p, f)
 	jane := f.admin(t, "Jane.Doe")
+	// A login-history entry with a long location (the drawer's Location
+	// column, shown with --geoip-db).
+	if _, err := f.store.RecordSignIn(store.WithActor(context.Background(), store.System), store.SignInAttempt{OrgID: jane.OrgID, AdministratorID: jane.ID,
+		At: time.Now(), Method: store.SignInPassword, IP: "2001:db8:85a3:8d3:1319:8a2e:370:7348", Result: store.LoginInvalidPassword,
+		Location: store.Location{CountryCode: "GB", Country: map[string]string{"en": "United Kingdom of Great Britain and Northern Ireland"},
+			City: map[string]string{"en": "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch"}}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, path := range []string{"/administrators", "/administrators/new", "/administrators/" + jane.ID,
 		"/administrators/" + jane.ID + "/delete", "/preferences/user", "/preferences/organization",
 		"/preferences/sso", "/preferences/sso/new/saml", "/preferences/sso/new/oidc", "/preferences/api",

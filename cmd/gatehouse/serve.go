@@ -26,6 +26,7 @@ import (
 	"gatehouse/admin"
 	"gatehouse/admin/api"
 	"gatehouse/admin/console"
+	"gatehouse/admin/geoip"
 	"gatehouse/admin/outbox"
 	"gatehouse/scim"
 	"gatehouse/sso"
@@ -56,6 +57,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	smtpFrom := fs.String("smtp-from", "", "the From address of emails, e.g. \"Acme admin <noreply@acme.com>\" (env GATEHOUSE_SMTP_FROM)")
 	smtpTLS := fs.String("smtp-starttls", outbox.StartTLSRequired, "required, opportunistic or none (env GATEHOUSE_SMTP_STARTTLS)")
 	trustXFF := fs.Bool("trust-forwarded-for", false, "take the client's address from the last X-Forwarded-For entry (behind a load balancer that appends it) for sign-in limits and login history (env GATEHOUSE_TRUST_FORWARDED_FOR)")
+	geoipDB := fs.String("geoip-db", "", "MaxMind-format database (GeoLite2-City, GeoIP2-City) placing each sign-in's address in the login history; reopened on SIGHUP (env GATEHOUSE_GEOIP_DB; default: none, locations empty)")
 	sqliteSync := fs.String("sqlite-synchronous", "FULL", "SQLite durability: FULL (a committed write survives power loss) or NORMAL (survives a crash of gatehouse only) (env GATEHOUSE_SQLITE_SYNCHRONOUS)")
 	pos, err := c.parse(fs, "[flags]",
 		"Runs the HTTP server until SIGINT or SIGTERM, then drains requests for up to\n"+
@@ -82,6 +84,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		"smtp-from":           "GATEHOUSE_SMTP_FROM",
 		"smtp-starttls":       "GATEHOUSE_SMTP_STARTTLS",
 		"trust-forwarded-for": "GATEHOUSE_TRUST_FORWARDED_FOR",
+		"geoip-db":            "GATEHOUSE_GEOIP_DB",
 	})
 	if err != nil {
 		return err
@@ -117,10 +120,23 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		smtpConfig = &outbox.SMTPConfig{Host: *smtpHost, Port: *smtpPort, Username: *smtpUser, Password: *smtpPassword,
 			From: *smtpFrom, StartTLS: *smtpTLS}
 	}
+	// A database given and not readable stops the start: an operator who
+	// asked for locations would otherwise get none without noticing.
+	var geo *geoip.DB
+	if *geoipDB != "" {
+		if geo, err = geoip.Open(*geoipDB, admin.Languages); err != nil {
+			return fmt.Errorf("--geoip-db: %w", err)
+		}
+	}
 	logOut := newLogWriter(c.stderr, logFlushInterval)
 	defer logOut.Close() // last: after the final lines below
 	logger := newLogger(c.stderr, logOut, *logFormat)
 	tuneGC(c.getenv)
+	if geo != nil && c.getenv("GOMEMLIMIT") == "" {
+		// The GeoIP database is held in memory: room for it, and for its
+		// successor while a reload reads it, beside the heap's own limit.
+		debug.SetMemoryLimit(debug.SetMemoryLimit(-1) + 2*geo.Size())
+	}
 
 	// What serve writes on its own (start-up, housekeeping, metadata
 	// refresh) is gatehouse's, not the operator's who started it. Requests
@@ -185,10 +201,18 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	wg.Go(func() { sender.Run(background) })
 	wg.Go(func() { prune(background, s, logger) })
 	wg.Go(func() { rotateSigningKeys(background, signingKeys, logger) })
+	hup := make(chan os.Signal, 1) // registered before the server listens
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() { reloadOnHangup(background, hup, geo, logger) })
 	defer func() { stopBackground(); wg.Wait() }()
 	mail := &outbox.Queue{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
 
 	signIn := &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL}
+	if geo != nil {
+		signIn.Locator = geo
+		logger.Info("placing sign-ins with a GeoIP database", "file", *geoipDB, "database", geo.Describe())
+	}
 	// IdP metadata and OIDC discovery are fetched over https, or from
 	// loopback, and never from private, link-local or metadata addresses.
 	fetcher := fetch.NewClient(fetch.Options{AllowLoopback: true})
@@ -506,6 +530,30 @@ func rotateSigningKeys(ctx context.Context, keys *admin.SigningKeys, logger *slo
 			logger.Warn("signing key rotation failed", "err", err)
 		} else if rotated {
 			logger.Info("rotated the OpenID Provider's signing key")
+		}
+	}
+}
+
+// reloadOnHangup reopens the GeoIP database on SIGHUP (after the operator
+// renamed a new file over it) until ctx ends; a file that does not verify
+// is refused and the one in use stays. Without a database SIGHUP is only
+// logged, so that a service manager's reload never stops the server.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, geo *geoip.DB, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		switch {
+		case geo == nil:
+			logger.Info("SIGHUP: nothing to reload (no --geoip-db)")
+		default:
+			if err := geo.Reload(); err != nil {
+				logger.Error("SIGHUP: the GeoIP database was not reloaded; the previous one stays in use", "err", err)
+			} else {
+				logger.Info("SIGHUP: reloaded the GeoIP database", "database", geo.Describe())
+			}
 		}
 	}
 }

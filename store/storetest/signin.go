@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"gatehouse/store"
 )
@@ -19,6 +20,7 @@ func testSignIn(t *testing.T, s store.Store) {
 	t.Run("Credentials", func(t *testing.T) { testCredentials(t, s) })
 	t.Run("UseInvitation", func(t *testing.T) { testUseInvitation(t, s) })
 	t.Run("RecordSignIn", func(t *testing.T) { testRecordSignIn(t, s) })
+	t.Run("LoginLocation", func(t *testing.T) { testLoginLocation(t, s) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, s) })
 	t.Run("LoginThrottle", func(t *testing.T) { testLoginThrottle(t, s) })
 	t.Run("SignInSlots", func(t *testing.T) { testSignInSlots(t, s) })
@@ -616,5 +618,40 @@ func testSignInSlotsConcurrent(t *testing.T, s store.Store) {
 		if n := perName[i].Load(); n > 3 {
 			t.Fatalf("name %d granted %d attempts, limit 3", i, n)
 		}
+	}
+}
+
+// testLoginLocation: the location given with a sign-in is stored with its
+// history entry, names in every language, within its bounds; none stays
+// none.
+func testLoginLocation(t *testing.T, s store.Store) {
+	o, _ := newOrg(t, s, "location")
+	a := mustCreate(t, s, admin(o.ID, "traveller"))
+	at := time.Now().UTC().Truncate(time.Second)
+	berlin := store.Location{CountryCode: "DE", Country: map[string]string{"en": "Germany", "ru": "Германия"},
+		City: map[string]string{"en": "Berlin", "ru": "Берлин"}}
+	long := store.Location{CountryCode: "XX" + strings.Repeat("Y", 100), Country: map[string]string{"en": strings.Repeat("é", 200) + "\x00\xff"}}
+	for i, l := range []store.Location{{}, berlin, long} {
+		l := l
+		if _, err := s.RecordSignIn(ctx, store.SignInAttempt{OrgID: o.ID, AdministratorID: a.ID, At: at.Add(time.Duration(i) * time.Second),
+			Method: store.SignInPassword, IP: "203.0.113.9", Result: store.LoginInvalidPassword, Location: l}); err != nil {
+			t.Fatalf("RecordSignIn(%+v): %v", l, err)
+		}
+	}
+	hist, err := s.LoginHistory(ctx, o.ID, a.ID, 0, 0)
+	if err != nil || len(hist) != 3 {
+		t.Fatalf("history = %+v, %v; want 3 events", hist, err)
+	}
+	if got := hist[2].Location; !got.IsZero() {
+		t.Fatalf("a sign-in without a location has %+v", got)
+	}
+	if got := hist[1].Location; got.CountryCode != "DE" || got.CountryName("ru") != "Германия" || got.CityName("ru") != "Берлин" ||
+		got.CountryName("en") != "Germany" || got.CityName("fr") != "Berlin" {
+		t.Fatalf("location stored as %+v", got)
+	}
+	got := hist[0].Location
+	if len(got.CountryCode) > 16 || len(got.CountryName("en")) > 128 || !utf8.ValidString(got.CountryName("en")) ||
+		strings.ContainsRune(got.CountryName("en"), 0) {
+		t.Fatalf("an oversized location stored as %+v", got)
 	}
 }
