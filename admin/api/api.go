@@ -45,6 +45,9 @@ type API struct {
 	Administrators *admin.Administrators
 	APIKeys        *admin.APIKeys
 	SCIMTokens     *admin.SCIMTokens
+	// S3Exports is the S3 export preference; nil leaves its endpoints
+	// answering 404.
+	S3Exports *admin.S3Exports
 	// SSO manages SSO connections (package sso); nil leaves those
 	// endpoints answering 404.
 	SSO admin.SSOConnections
@@ -108,6 +111,8 @@ var routes = []route{
 	{"POST", "/api-keys", true, (*API).createAPIKey},
 	{"DELETE", "/api-keys/{id}", true, (*API).revokeAPIKey},
 	{"GET", "/audit", true, (*API).auditLog},
+	{"GET", "/organization/s3-export", true, (*API).getS3Export},
+	{"PUT", "/organization/s3-export", true, (*API).putS3Export},
 	{"PUT", "/administrators/{id}/break-glass", true, (*API).setBreakGlass},
 	{"GET", "/sso/connections", true, (*API).listSSOConnections},
 	{"POST", "/sso/connections", true, (*API).createSSOConnection},
@@ -124,7 +129,7 @@ var routes = []route{
 func (a *API) Register(mux *http.ServeMux) {
 	csrf := http.NewCrossOriginProtection()
 	for _, rt := range routes {
-		if a.SSO == nil && strings.HasPrefix(rt.path, "/sso/") {
+		if a.SSO == nil && strings.HasPrefix(rt.path, "/sso/") || a.S3Exports == nil && rt.path == "/organization/s3-export" {
 			continue
 		}
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, rt) }))

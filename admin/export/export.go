@@ -29,10 +29,10 @@
 //
 // # The lease
 //
-// The run holds the organization's lease (store.ClaimS3Export) and
-// renews it before each object; every request to S3 has a deadline before
-// the lease ends (by leaseMargin), so an instance that stalls cannot write
-// over a newer holder's object after losing the lease.
+// The run holds the organization's lease (store.ClaimS3Export), twice
+// OpTimeout long, and renews it before each object, whose requests to S3
+// must end within OpTimeout: an instance that stalls cannot write over a
+// newer holder's object after losing the lease.
 package export
 
 import (
@@ -68,9 +68,9 @@ type Exporter struct {
 	PollInterval time.Duration // how often to look for an export that is due; 5s
 	Interval     time.Duration // how soon an organization is exported again after a run; 1m
 	RetryMax     time.Duration // the longest wait after failures (doubling from Interval); 15m
-	Lease        time.Duration // how long a claim excludes other instances; 2m
 	Batch        int           // entries read and merged at once; 5000
-	// OpTimeout bounds one request to S3 (within the lease); 60s.
+	// OpTimeout bounds the requests to S3 for one object; 60s. The lease
+	// is twice as long (2m).
 	OpTimeout time.Duration
 	// HTTPClient makes the requests to S3; nil is http.DefaultClient.
 	// gatehouse serve gives the SSRF-guarded client of package fetch: an
@@ -86,17 +86,13 @@ type Exporter struct {
 	beforeAdvance func(stream store.ExportStream) error
 }
 
-// leaseMargin is how long before the lease ends every request to S3 must
-// be over.
-const leaseMargin = 30 * time.Second
-
 // New returns an Exporter reading s, opening the secret access keys with
 // sealer (the one admin.S3Exports sealed them with).
 func New(s store.Store, sealer *admin.Sealer, logger *slog.Logger) *Exporter {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Exporter{PollInterval: 5 * time.Second, Interval: time.Minute, RetryMax: 15 * time.Minute, Lease: 2 * time.Minute,
+	return &Exporter{PollInterval: 5 * time.Second, Interval: time.Minute, RetryMax: 15 * time.Minute,
 		Batch: 5000, OpTimeout: time.Minute, Now: time.Now, store: s, sealer: sealer, log: logger}
 }
 
@@ -123,14 +119,14 @@ func (x *Exporter) Run(ctx context.Context) {
 // claimed one; the error is the store's (the run's own outcome is recorded
 // as the export's status).
 func (x *Exporter) RunOnce(ctx context.Context) (bool, error) {
-	e, err := x.store.ClaimS3Export(ctx, x.Now(), x.Lease)
+	e, err := x.store.ClaimS3Export(ctx, x.Now(), x.lease())
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	r := &run{x: x, e: e, leaseUntil: x.Now().Add(x.Lease)}
+	r := &run{x: x, e: e}
 	runErr := r.export(ctx)
 	if ctx.Err() != nil && runErr != nil {
 		return true, nil // stopped: the lease ends by itself, the cursors hold
@@ -154,15 +150,19 @@ func (x *Exporter) RunOnce(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// lease is how long a claim excludes the other instances: the time of one
+// object's requests (OpTimeout) and as much again for the store's writes
+// around them.
+func (x *Exporter) lease() time.Duration { return 2 * x.OpTimeout }
+
 var errLeaseLost = errors.New("s3 export: the lease was lost to another instance")
 
 // run is one export of one organization.
 type run struct {
-	x          *Exporter
-	e          store.S3Export
-	leaseUntil time.Time
-	client     *s3.Client
-	slug       string
+	x      *Exporter
+	e      store.S3Export
+	client *s3.Client
+	slug   string
 }
 
 func (r *run) export(ctx context.Context) error {
@@ -392,21 +392,22 @@ func (r *run) get(ctx context.Context, key string) ([]line, error) {
 }
 
 // opContext renews the lease and returns the context of one object's
-// requests, ending leaseMargin before the lease does.
+// requests: they end OpTimeout later, half the lease before it ends, so
+// that a stalled instance's request cannot land after another instance
+// claimed the export. (A process paused longer than that between sending
+// a request and S3 storing it could still; S3's conditional writes would
+// close that gap where the service offers them.)
 func (r *run) opContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	now := r.x.Now()
-	if err := r.x.store.RenewS3Export(ctx, r.e.OrgID, r.e.LeaseToken, now, r.x.Lease); err != nil {
+	start := time.Now()
+	if err := r.x.store.RenewS3Export(ctx, r.e.OrgID, r.e.LeaseToken, r.x.Now(), r.x.lease()); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return nil, nil, errLeaseLost
 		}
 		return nil, nil, fmt.Errorf("renewing the lease: %w", err)
 	}
-	r.leaseUntil = now.Add(r.x.Lease)
-	deadline := now.Add(r.x.OpTimeout)
-	if end := r.leaseUntil.Add(-leaseMargin); end.Before(deadline) {
-		deadline = end
-	}
-	octx, cancel := context.WithDeadline(ctx, deadline)
+	// The deadline counts from before the renewal: the lease may have
+	// started as soon as the renewal's statement was sent.
+	octx, cancel := context.WithDeadline(ctx, start.Add(r.x.OpTimeout))
 	return octx, cancel, nil
 }
 
