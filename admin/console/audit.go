@@ -111,6 +111,9 @@ var actionLabels = []actionGroup{
 		{store.AuditSSOConnectionCreate, msg("SSO connection created")},
 		{store.AuditSSOConnectionUpdate, msg("SSO connection changed")},
 		{store.AuditSSOConnectionDelete, msg("SSO connection deleted")}}},
+	{msg("S3 export"), "s3_export.", []option{
+		{store.AuditS3ExportCreate, msg("S3 export set up")},
+		{store.AuditS3ExportUpdate, msg("S3 export changed")}}},
 }
 
 // fieldLabels name the fields of the audit views (store's *View).
@@ -129,7 +132,9 @@ var fieldLabels = map[string]string{
 	"enabled": msg("Enabled"), "kind": msg("Kind"), "mustChangePassword": msg("Must change password"),
 	"secretSet": msg("Secret set"), "totpEnabled": msg("Two-factor enrolled"), "usernameFrom": msg("Username from"),
 	"superAdministratorMissingSince": msg("Without a Super Administrator since"), "attributes": msg("Attributes"),
-	"emails": msg("Email addresses"),
+	"emails":   msg("Email addresses"),
+	"endpoint": msg("Endpoint"), "region": msg("Region"), "bucket": msg("Bucket"), "accessKeyId": msg("Access key ID"),
+	"pathStyle": msg("Path-style addressing"), "secretAccessKey": msg("Secret access key"),
 }
 
 // actorKinds name the kinds of actor.

@@ -43,6 +43,8 @@ type Console struct {
 	Administrators *admin.Administrators
 	APIKeys        *admin.APIKeys
 	SCIMTokens     *admin.SCIMTokens
+	// S3Exports is the S3 export preference; nil hides it.
+	S3Exports *admin.S3Exports
 	// SSO manages SSO connections (package sso); nil hides those pages.
 	SSO     admin.SSOConnections
 	SignIn  *admin.SignIn
@@ -136,6 +138,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	post(pathOrgSCIMTokens, c.createSCIMToken)
 	post(pathOrgSCIMTokens+"/{id}/revoke", c.revokeSCIMToken)
 	post(pathOrgSuperAdminGroup, c.orgSuperAdminGroup)
+	post(pathOrgS3Export, c.orgS3Export)
 	get(PathAPI, c.apiKeys)
 	post(pathAPIKeys, c.createAPIKey)
 	post(pathAPIKeys+"/{id}/revoke", c.revokeAPIKey)

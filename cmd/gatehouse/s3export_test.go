@@ -6,8 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -263,5 +266,124 @@ func TestServeS3ExportSurvivesKill9(t *testing.T) {
 				t.Fatal("the secret access key is in the log")
 			}
 		})
+	}
+}
+
+// TestConsoleS3Export: the Organization tab's "Export to S3" section,
+// through gatehouse serve without JavaScript: a refused form changes
+// nothing and says why at the form, a saved one is sealed and never shown
+// back, a cross-site post is refused, the section is in Russian for a
+// Russian browser, and an Administrator's API key may neither read nor
+// change the export.
+func TestConsoleS3Export(t *testing.T) {
+	f := newServeFixture(t, nil)
+	ctx := context.Background()
+	token := f.link[strings.Index(f.link, "token=")+len("token="):]
+	if a := postJSON(t, f.srv.base+"/api/v1/activation", `{"token":"`+token+`","password":"`+consolePassword+`"}`, ""); a.status != 200 {
+		t.Fatalf("activation: %d %v", a.status, a.body)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Post(f.srv.base+"/api/v1/session", "application/json",
+		strings.NewReader(`{"organization":"acme","username":"Jane.Doe","password":"`+consolePassword+`"}`))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("sign-in: %v %v", res, err)
+	}
+	res.Body.Close()
+	send := func(method, path string, form url.Values, header map[string]string) (int, string, string) {
+		t.Helper()
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, f.srv.base+path, body)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header.Get("Location"), string(b)
+	}
+	code, _, page := send("GET", "/preferences/organization", nil, nil)
+	if code != 200 || !strings.Contains(page, "Export to S3") || !strings.Contains(page, "Not set up") {
+		t.Fatalf("organization page: %d", code)
+	}
+	if _, _, page := send("GET", "/preferences/organization", nil, map[string]string{"Accept-Language": "ru"}); !strings.Contains(page, "Экспорт в S3") {
+		t.Fatal("no Russian section for a Russian browser")
+	}
+	const secret = "console-secret-never-shown"
+	form := url.Values{"enabled": {"on"}, "endpoint": {"ftp://s3.example.com"}, "region": {"us-east-1"}, "bucket": {"logs"},
+		"access_key_id": {"AKIAEXAMPLE"}, "secret_access_key": {secret}, "path_style": {"on"}}
+	code, _, page = send("POST", "/preferences/organization/s3-export", form, nil)
+	if code != 400 || !strings.Contains(page, "is not an http or https URL") || !strings.Contains(page, `value="ftp://s3.example.com"`) ||
+		strings.Contains(page, secret) {
+		t.Fatalf("refused form: %d", code)
+	}
+	if _, err := f.store.S3Export(ctx, f.org.ID); err == nil {
+		t.Fatal("a refused form wrote the export")
+	}
+	form.Set("endpoint", "https://s3.eu-west-1.amazonaws.com")
+	if code, _, _ := send("POST", "/preferences/organization/s3-export", form, map[string]string{"Sec-Fetch-Site": "cross-site"}); code != 403 {
+		t.Fatalf("cross-site post: %d", code)
+	}
+	if _, err := f.store.S3Export(ctx, f.org.ID); err == nil {
+		t.Fatal("a cross-site post wrote the export")
+	}
+	code, loc, _ := send("POST", "/preferences/organization/s3-export", form, nil)
+	if code != 303 || !strings.Contains(loc, "saved=s3-export") {
+		t.Fatalf("save: %d %s", code, loc)
+	}
+	e, err := f.store.S3Export(ctx, f.org.ID)
+	if err != nil || !e.Enabled || e.Bucket != "logs" || !e.PathStyle || e.SecretAccessKey == secret || !strings.HasPrefix(e.SecretAccessKey, "v1.") {
+		t.Fatalf("stored %+v, %v", e, err)
+	}
+	code, _, page = send("GET", loc, nil, nil)
+	if code != 200 || strings.Contains(page, secret) || !strings.Contains(page, "The S3 export is saved") ||
+		!strings.Contains(page, "Leave empty to keep it") {
+		t.Fatalf("after saving: %d", code)
+	}
+	// Saved again with the secret left empty: the stored one stays.
+	form.Del("secret_access_key")
+	form.Set("prefix", "gatehouse")
+	if code, _, _ := send("POST", "/preferences/organization/s3-export", form, nil); code != 303 {
+		t.Fatalf("save without the secret: %d", code)
+	}
+	if e2, _ := f.store.S3Export(ctx, f.org.ID); e2.SecretAccessKey != e.SecretAccessKey || e2.Prefix != "gatehouse" {
+		t.Fatalf("after saving without the secret: %+v", e2)
+	}
+	// An Administrator's key: refused, on both methods.
+	resp, out := f.call(t, "POST", "/api/v1/api-keys", `{"name":"reader","role":"Administrator"}`, nil)
+	if resp.StatusCode != 201 {
+		t.Fatalf("api key: %d %s", resp.StatusCode, out)
+	}
+	var k struct {
+		Key string `json:"key"`
+	}
+	json.Unmarshal([]byte(out), &k)
+	for _, m := range []string{"GET", "PUT"} {
+		resp, out := f.call(t, m, "/api/v1/organization/s3-export", `{"enabled":false,"endpoint":"https://x.example","region":"us-east-1","bucket":"abc","accessKeyId":"abc"}`,
+			map[string]string{"Authorization": "Bearer " + k.Key})
+		if resp.StatusCode != 403 || problemCode(resp, out) != "forbidden" {
+			t.Fatalf("%s by an Administrator: %d %s", m, resp.StatusCode, out)
+		}
+	}
+	if e3, _ := f.store.S3Export(ctx, f.org.ID); !e3.Enabled {
+		t.Fatal("an Administrator's PUT changed the export")
+	}
+	audit, _ := f.store.AuditLog(storetest.Context(ctx), f.org.ID, store.AuditQuery{Action: "s3_export."})
+	for _, a := range audit {
+		if strings.Contains(string(a.Before)+string(a.After), secret) {
+			t.Fatal("the audit log holds the secret")
+		}
+	}
+	if len(audit) != 2 {
+		t.Fatalf("audit entries %d, want 2", len(audit))
 	}
 }

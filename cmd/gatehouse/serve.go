@@ -244,7 +244,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
 	webConsole := &console.Console{Store: s, Orgs: management.Orgs, Administrators: management.Administrators,
-		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, SSO: connections, SignIn: signIn,
+		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, S3Exports: management.S3Exports, SSO: connections, SignIn: signIn,
 		BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	// A connection's test ends on the console's page of its result.
