@@ -263,37 +263,30 @@ const maxExportBatch = 10000
 // entry with a smaller seq can still appear (see settledSeq). An entry
 // missing from a page can therefore only be one that never will exist.
 func (s *SQL) ExportAuditAfter(ctx context.Context, org string, after int64, limit int) ([]AuditEntry, error) {
-	if limit <= 0 || limit > maxExportBatch {
-		return nil, fmt.Errorf("store: export batch of %d entries (1..%d)", limit, maxExportBatch)
-	}
-	upTo, err := s.settledSeq(ctx, "audit_log")
-	if err != nil {
-		return nil, err
-	}
-	out := []AuditEntry{}
-	err = s.selectAll(ctx, s.reader, &out, `SELECT seq, org_id, at, actor_kind, actor_id, actor_name, action, target_kind, target_id,
-		target_name, before, after FROM audit_log WHERE org_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, org, after, upTo, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: export audit log: %w", err)
-	}
-	return out, nil
+	return exportAfter[AuditEntry](ctx, s, "audit_log", `SELECT seq, org_id, at, actor_kind, actor_id, actor_name, action,
+		target_kind, target_id, target_name, before, after FROM audit_log
+		WHERE org_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, org, after, limit)
 }
 
 // ExportLoginsAfter is ExportAuditAfter for the login history.
 func (s *SQL) ExportLoginsAfter(ctx context.Context, org string, after int64, limit int) ([]ExportedLogin, error) {
+	return exportAfter[ExportedLogin](ctx, s, "login_history", `SELECT h.seq, h.org_id, h.administrator_id, h.at, h.method, h.ip,
+		h.user_agent, h.result, COALESCE(a.username, '') AS username FROM login_history h LEFT JOIN administrators a ON a.id = h.administrator_id
+		WHERE h.org_id = ? AND h.seq > ? AND h.seq <= ? ORDER BY h.seq LIMIT ?`, org, after, limit)
+}
+
+// exportAfter runs query (org, after, the settled seq of table, limit).
+func exportAfter[T any](ctx context.Context, s *SQL, table, query, org string, after int64, limit int) ([]T, error) {
 	if limit <= 0 || limit > maxExportBatch {
 		return nil, fmt.Errorf("store: export batch of %d entries (1..%d)", limit, maxExportBatch)
 	}
-	upTo, err := s.settledSeq(ctx, "login_history")
+	upTo, err := s.settledSeq(ctx, table)
 	if err != nil {
 		return nil, err
 	}
-	out := []ExportedLogin{}
-	err = s.selectAll(ctx, s.reader, &out, `SELECT h.seq, h.org_id, h.administrator_id, h.at, h.method, h.ip, h.user_agent, h.result,
-		COALESCE(a.username, '') AS username FROM login_history h LEFT JOIN administrators a ON a.id = h.administrator_id
-		WHERE h.org_id = ? AND h.seq > ? AND h.seq <= ? ORDER BY h.seq LIMIT ?`, org, after, upTo, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: export login history: %w", err)
+	out := []T{}
+	if err := s.selectAll(ctx, s.reader, &out, query, org, after, upTo, limit); err != nil {
+		return nil, fmt.Errorf("store: export %s: %w", table, err)
 	}
 	return out, nil
 }

@@ -141,23 +141,21 @@ func (f *fixture) activity(t *testing.T, n int) {
 	}
 }
 
-// CheckExactlyOnce reads every object of bucket and checks that it holds
-// each entry of the database's streams of org exactly once, each in the
-// object of its hour, sorted by seq. It returns the number of entries of
-// each stream.
+// checkExactlyOnce reads every object of the bucket and checks that it
+// holds each entry of the database's streams of org exactly once (see
+// s3test.ExactlyOnce), each in the object of its hour, sorted by seq. It
+// returns the number of entries of each stream.
 func checkExactlyOnce(t *testing.T, s *store.SQL, objects map[string][]byte, slug, prefix, org string) map[store.ExportStream]int {
 	t.Helper()
-	seen := map[store.ExportStream]map[int64]int{store.ExportAudit: {}, store.ExportLogins: {}}
-	for key, body := range objects {
-		var stream store.ExportStream
-		switch {
-		case strings.HasPrefix(key, prefix+"/"+slug+"/audit/"):
-			stream = store.ExportAudit
-		case strings.HasPrefix(key, prefix+"/"+slug+"/login/"):
-			stream = store.ExportLogins
-		default:
+	streamOf := func(key string) string {
+		rest, ok := strings.CutPrefix(key, prefix+"/"+slug+"/")
+		stream, _, _ := strings.Cut(rest, "/")
+		if !ok || (stream != string(store.ExportAudit) && stream != string(store.ExportLogins)) {
 			t.Fatalf("unexpected object %s", key)
 		}
+		return stream
+	}
+	for key, body := range objects {
 		var prev int64
 		for _, l := range bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n")) {
 			var v struct {
@@ -172,38 +170,13 @@ func checkExactlyOnce(t *testing.T, s *store.SQL, objects map[string][]byte, slu
 				t.Errorf("%s: seq %d after %d", key, v.Seq, prev)
 			}
 			prev = v.Seq
-			if want := Key(prefix, slug, stream, v.At); want != key || v.Organization != slug {
+			if want := Key(prefix, slug, store.ExportStream(streamOf(key)), v.At); want != key || v.Organization != slug {
 				t.Errorf("entry %d at %v (org %q) is in %s, want %s", v.Seq, v.At, v.Organization, key, want)
 			}
-			seen[stream][v.Seq]++
 		}
 	}
-	audit, err := s.ExportAuditAfter(ctx, org, 0, 10000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logins, err := s.ExportLoginsAfter(ctx, org, 0, 10000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[store.ExportStream][]int64{}
-	for _, e := range audit {
-		want[store.ExportAudit] = append(want[store.ExportAudit], e.Seq)
-	}
-	for _, e := range logins {
-		want[store.ExportLogins] = append(want[store.ExportLogins], e.Seq)
-	}
-	for stream, seqs := range want {
-		for _, seq := range seqs {
-			if n := seen[stream][seq]; n != 1 {
-				t.Errorf("%s entry %d is %d times in the bucket, want once", stream, seq, n)
-			}
-		}
-		if len(seen[stream]) != len(seqs) {
-			t.Errorf("%s: the bucket holds %d entries, the database %d", stream, len(seen[stream]), len(seqs))
-		}
-	}
-	return map[store.ExportStream]int{store.ExportAudit: len(want[store.ExportAudit]), store.ExportLogins: len(want[store.ExportLogins])}
+	n := s3test.ExactlyOnce(t, objects, streamOf, s, org)
+	return map[store.ExportStream]int{store.ExportAudit: n["audit"], store.ExportLogins: n["login"]}
 }
 
 func (f *fixture) check(t *testing.T) map[store.ExportStream]int {

@@ -41,7 +41,7 @@ func startChild(t *testing.T, env map[string]string, args ...string) *child {
 	ln.Close()
 	c := &child{base: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], append([]string{"serve", "--addr", addr, "--log-format", "json"}, args...)...)
-	c.cmd.Env = []string{"GATEHOUSE_TEST_CHILD_SERVE=1"}
+	c.cmd.Env = append(os.Environ(), "GATEHOUSE_TEST_CHILD_SERVE=1")
 	for k, v := range env {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v)
 	}
@@ -51,12 +51,18 @@ func startChild(t *testing.T, env map[string]string, args ...string) *child {
 	}
 	go func() { c.cmd.Wait(); close(c.done) }()
 	t.Cleanup(c.kill)
-	for i := 0; ; i++ {
+	deadline := time.Now().Add(time.Minute) // a race-detector build on a busy machine starts slowly
+	for {
 		if res, err := http.Get(c.base + "/readyz"); err == nil {
 			res.Body.Close()
 			return c
 		}
-		if i > 300 {
+		select {
+		case <-c.done:
+			t.Fatalf("gatehouse exited: %v\n%s", c.cmd.ProcessState, c.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
 			t.Fatalf("gatehouse did not start: %s", c.logs)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -98,49 +104,13 @@ func seedAudit(t *testing.T, s *store.SQL, org string, n int) {
 // it exactly once; it returns how many entries each stream has.
 func exportedExactlyOnce(t *testing.T, srv *s3test.Server, bucket string, s *store.SQL, org string) map[string]int {
 	t.Helper()
-	seen := map[string]map[int64]int{"audit": {}, "login": {}}
-	for key, body := range srv.Objects(t, bucket) {
+	return s3test.ExactlyOnce(t, srv.Objects(t, bucket), func(key string) string {
 		parts := strings.Split(key, "/")
 		if len(parts) != 7 || parts[0] != "exports" || parts[1] != "acme" || !strings.HasSuffix(key, ".jsonl") {
 			t.Fatalf("unexpected key %s", key)
 		}
-		for _, l := range bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n")) {
-			var v struct{ Seq int64 }
-			if err := json.Unmarshal(l, &v); err != nil || v.Seq == 0 {
-				t.Fatalf("%s: line %q: %v", key, l, err)
-			}
-			seen[parts[2]][v.Seq]++
-		}
-	}
-	ctx := context.Background()
-	audit, err := s.ExportAuditAfter(ctx, org, 0, 10000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logins, err := s.ExportLoginsAfter(ctx, org, 0, 10000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][]int64{}
-	for _, e := range audit {
-		want["audit"] = append(want["audit"], e.Seq)
-	}
-	for _, e := range logins {
-		want["login"] = append(want["login"], e.Seq)
-	}
-	bad := 0
-	for stream, seqs := range want {
-		for _, seq := range seqs {
-			if n := seen[stream][seq]; n != 1 && bad < 10 {
-				t.Errorf("%s entry %d is %d times in the bucket, want once", stream, seq, n)
-				bad++
-			}
-		}
-		if len(seen[stream]) != len(seqs) {
-			t.Errorf("%s: the bucket holds %d entries, the database %d", stream, len(seen[stream]), len(seqs))
-		}
-	}
-	return map[string]int{"audit": len(want["audit"]), "login": len(want["login"])}
+		return parts[2]
+	}, s, org)
 }
 
 // TestServeS3ExportSurvivesKill9: gatehouse serve exports an organization's

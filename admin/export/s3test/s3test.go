@@ -7,6 +7,7 @@ package s3test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"gatehouse/store"
 )
 
 // Version is the versitygw that .ci/deps builds.
@@ -178,4 +181,58 @@ func (s *Server) Port() int {
 	_, p, _ := net.SplitHostPort(s.addr)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// ExactlyOnce checks objects (key to JSON Lines, as Objects returns them)
+// against the audit log and login history of org in s: each of their
+// entries is on a line of an object of its stream (streamOf names a key's
+// stream: "audit" or "login") exactly once, and no other entry is. It
+// returns the number of entries of each stream.
+func ExactlyOnce(tb testing.TB, objects map[string][]byte, streamOf func(key string) string, s store.Store, org string) map[string]int {
+	tb.Helper()
+	ctx := context.Background()
+	audit, err := s.ExportAuditAfter(ctx, org, 0, 10000)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logins, err := s.ExportLoginsAfter(ctx, org, 0, 10000)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	want := map[string][]int64{"audit": {}, "login": {}}
+	for _, e := range audit {
+		want["audit"] = append(want["audit"], e.Seq)
+	}
+	for _, e := range logins {
+		want["login"] = append(want["login"], e.Seq)
+	}
+	seen := map[string]map[int64]int{}
+	for key, body := range objects {
+		stream := streamOf(key)
+		if seen[stream] == nil {
+			seen[stream] = map[int64]int{}
+		}
+		for _, l := range bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n")) {
+			var v struct {
+				Seq int64 `json:"seq"`
+			}
+			if err := json.Unmarshal(l, &v); err != nil || v.Seq == 0 {
+				tb.Fatalf("%s: line %q is not an entry: %v", key, l, err)
+			}
+			seen[stream][v.Seq]++
+		}
+	}
+	bad := 0
+	for stream, seqs := range want {
+		for _, seq := range seqs {
+			if n := seen[stream][seq]; n != 1 && bad < 10 {
+				tb.Errorf("%s entry %d is %d times in the bucket, want once", stream, seq, n)
+				bad++
+			}
+		}
+		if len(seen[stream]) != len(seqs) {
+			tb.Errorf("%s: the bucket holds %d entries, the database %d", stream, len(seen[stream]), len(seqs))
+		}
+	}
+	return map[string]int{"audit": len(want["audit"]), "login": len(want["login"])}
 }
