@@ -24,6 +24,9 @@
 //     (activation.go); password hashing and strength (password.go), TOTP
 //     itself (totp.go);
 //   - SCIM tokens (SCIMTokens) and management API keys (APIKeys);
+//   - the S3 export preference (S3Exports, seed 000): the destination of
+//     an organization's audit log and login history, its secret sealed,
+//     and the export's status (admin/export runs it);
 //   - the OpenID Provider's records, which its protocol code will read:
 //     signing keys (SigningKeys: made on first start, rotated on a
 //     schedule, published until the tokens they signed expire, the JWKS)
@@ -31,7 +34,8 @@
 //     allowed organizations);
 //   - secrets: hashes of the bearer secrets gatehouse stores (HashSecret),
 //     and the Sealer that encrypts what must be read back (TOTP secrets,
-//     queued email bodies, SSO keys, signing keys) with the server's key;
+//     queued email bodies, SSO keys, signing keys, S3 secret access keys)
+//     with the server's key;
 //   - the contract of SSO connection management (SSOConnections), which
 //     package sso implements;
 //   - refusals: Error with stable codes, which every front end maps to its
@@ -44,6 +48,7 @@
 // refused request leaves the store as it was.
 //
 // Its subpackages: admin/api is the management JSON API, admin/outbox the
-// email outbox and its SMTP sender, admin/web the session cookie and
-// client address that the HTTP front ends share.
+// email outbox and its SMTP sender, admin/export the S3 exporter (and
+// admin/export/s3test the S3 server of its tests), admin/web the session
+// cookie and client address that the HTTP front ends share.
 package admin

@@ -559,6 +559,21 @@ type Store interface {
 	// AuditLog returns a page of an organization's audit log, newest first.
 	AuditLog(ctx context.Context, org string, q AuditQuery) ([]AuditEntry, error)
 
+	// The S3 export of an organization's audit log and login history (see
+	// S3Export): its settings, the lease of the one instance exporting it,
+	// and the entries to export.
+	S3Export(ctx context.Context, org string) (S3Export, error)
+	PutS3Export(ctx context.Context, org string, fn func(*S3Export) error) (S3Export, error)
+	ClaimS3Export(ctx context.Context, now time.Time, lease time.Duration) (S3Export, error)
+	RenewS3Export(ctx context.Context, org, token string, now time.Time, lease time.Duration) error
+	AdvanceS3Export(ctx context.Context, org, token string, stream ExportStream, seq int64, now time.Time) error
+	ReleaseS3Export(ctx context.Context, org, token string, now, next time.Time, errText string) error
+	// ExportAuditAfter and ExportLoginsAfter return the settled entries
+	// after a seq, oldest first: no entry below the last one returned can
+	// appear later, so a cursor moved to it skips nothing.
+	ExportAuditAfter(ctx context.Context, org string, after int64, limit int) ([]AuditEntry, error)
+	ExportLoginsAfter(ctx context.Context, org string, after int64, limit int) ([]ExportedLogin, error)
+
 	// The email outbox (see OutboxMessage): delivery is at least once.
 	// EnqueueEmail queues one message on its own, due now; writes that send
 	// an email queue it in their own transaction instead.

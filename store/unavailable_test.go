@@ -56,6 +56,8 @@ func argument(ctx context.Context, t reflect.Type) reflect.Value {
 		return reflect.ValueOf(ctx)
 	case reflect.TypeFor[store.Role]():
 		return reflect.ValueOf(store.RoleAdministrator)
+	case reflect.TypeFor[store.ExportStream]():
+		return reflect.ValueOf(store.ExportAudit)
 	case reflect.TypeFor[store.Status]():
 		return reflect.ValueOf(store.StatusActive)
 	case reflect.TypeFor[store.RawJSON]():

@@ -48,6 +48,9 @@ type API struct {
 	// OIDCClients manages the OpenID Provider's applications; nil leaves
 	// those endpoints answering 404.
 	OIDCClients *admin.OIDCClients
+	// S3Exports is the S3 export preference; nil leaves its endpoints
+	// answering 404.
+	S3Exports *admin.S3Exports
 	// SSO manages SSO connections (package sso); nil leaves those
 	// endpoints answering 404.
 	SSO admin.SSOConnections
@@ -111,6 +114,8 @@ var routes = []route{
 	{"POST", "/api-keys", true, (*API).createAPIKey},
 	{"DELETE", "/api-keys/{id}", true, (*API).revokeAPIKey},
 	{"GET", "/audit", true, (*API).auditLog},
+	{"GET", "/organization/s3-export", true, (*API).getS3Export},
+	{"PUT", "/organization/s3-export", true, (*API).putS3Export},
 	{"PUT", "/administrators/{id}/break-glass", true, (*API).setBreakGlass},
 	{"GET", "/sso/connections", true, (*API).listSSOConnections},
 	{"POST", "/sso/connections", true, (*API).createSSOConnection},
@@ -135,7 +140,8 @@ var routes = []route{
 func (a *API) Register(mux *http.ServeMux) {
 	csrf := http.NewCrossOriginProtection()
 	for _, rt := range routes {
-		if a.SSO == nil && strings.HasPrefix(rt.path, "/sso/") || a.OIDCClients == nil && strings.HasPrefix(rt.path, "/oidc-clients") {
+		if a.SSO == nil && strings.HasPrefix(rt.path, "/sso/") || a.OIDCClients == nil && strings.HasPrefix(rt.path, "/oidc-clients") ||
+			a.S3Exports == nil && rt.path == "/organization/s3-export" {
 			continue
 		}
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, rt) }))

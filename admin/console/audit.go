@@ -115,6 +115,9 @@ var actionLabels = []actionGroup{
 		{store.AuditOIDCClientCreate, msg("Application registered")},
 		{store.AuditOIDCClientUpdate, msg("Application changed")},
 		{store.AuditOIDCClientDelete, msg("Application deleted")}}},
+	{msg("S3 export"), "s3_export.", []option{
+		{store.AuditS3ExportCreate, msg("S3 export set up")},
+		{store.AuditS3ExportUpdate, msg("S3 export changed")}}},
 }
 
 // fieldLabels name the fields of the audit views (store's *View).
@@ -137,6 +140,8 @@ var fieldLabels = map[string]string{
 	"postLogoutRedirectUris": msg("Post-logout redirect URIs"), "backchannelLogoutUri": msg("Back-channel logout URI"),
 	"allOrgs": msg("Every organization"), "otherOrganizations": msg("Other organizations too"), "firstParty": msg("First-party"),
 	"disabled": msg("Disabled"), "secret": msg("Secret"),
+	"endpoint": msg("Endpoint"), "region": msg("Region"), "bucket": msg("Bucket"), "accessKeyId": msg("Access key ID"),
+	"pathStyle": msg("Path-style addressing"), "secretAccessKey": msg("Secret access key"),
 }
 
 // actorKinds name the kinds of actor.

@@ -46,6 +46,8 @@ type Console struct {
 	// OIDCClients manages the OpenID Provider's applications; nil hides
 	// the Applications tab's pages.
 	OIDCClients *admin.OIDCClients
+	// S3Exports is the S3 export preference; nil hides it.
+	S3Exports *admin.S3Exports
 	// SSO manages SSO connections (package sso); nil hides those pages.
 	SSO     admin.SSOConnections
 	SignIn  *admin.SignIn
@@ -139,6 +141,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	post(pathOrgSCIMTokens, c.createSCIMToken)
 	post(pathOrgSCIMTokens+"/{id}/revoke", c.revokeSCIMToken)
 	post(pathOrgSuperAdminGroup, c.orgSuperAdminGroup)
+	post(pathOrgS3Export, c.orgS3Export)
 	get(PathAPI, c.apiKeys)
 	post(pathAPIKeys, c.createAPIKey)
 	post(pathAPIKeys+"/{id}/revoke", c.revokeAPIKey)

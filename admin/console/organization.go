@@ -27,6 +27,7 @@ const (
 	pathOrgSCIM             = PathOrganization + "/scim"
 	pathOrgSCIMTokens       = PathOrganization + "/scim-tokens"
 	pathOrgSuperAdminGroup  = PathOrganization + "/super-admin-group"
+	pathOrgS3Export         = PathOrganization + "/s3-export"
 	scimPath                = "/scim/v2"
 	maxGroupSuggestions     = 200
 	orgSecretElementID      = "new-secret"
@@ -51,6 +52,10 @@ type orgData struct {
 	Description, Expiry string
 	GroupInput          string
 	Expiries            []option
+	// Export is the S3 export (Super Administrators only): its settings,
+	// or the form's values after a refusal, and its status.
+	Export                               *admin.S3ExportView
+	ExportLastSuccess, ExportLastErrorAt string
 }
 
 // tokenRow is a SCIM token or an API key in a list.
@@ -140,6 +145,17 @@ func (c *Console) orgPage(w http.ResponseWriter, r *http.Request, me store.Admin
 		for _, g := range gs.Items {
 			d.Groups = append(d.Groups, g.DisplayName)
 		}
+		if c.S3Exports != nil {
+			v, err := c.S3Exports.Get(ctx, p)
+			if err != nil {
+				c.failure(w, r, err)
+				return nil, nil, false
+			}
+			if v.Status == admin.S3ExportNotConfigured {
+				v.Region, v.PathStyle = "us-east-1", false
+			}
+			d.Export, d.ExportLastSuccess, d.ExportLastErrorAt = &v, when(v.LastSuccessAt), when(v.LastErrorAt)
+		}
 	}
 	pg := &page{Title: msg("Organization preferences"), Me: &me, Org: &org, Nav: "preferences", Tab: "organization", Data: d}
 	switch r.URL.Query().Get("saved") {
@@ -151,6 +167,8 @@ func (c *Console) orgPage(w http.ResponseWriter, r *http.Request, me store.Admin
 		pg.Message = msg("The SCIM token is revoked: within a few seconds every request with it is refused.")
 	case "group":
 		pg.Message = msg("The Super Administrator group is saved.")
+	case "s3-export":
+		pg.Message = msg("The S3 export is saved. Entries reach the bucket within a few minutes; its status is below.")
 	}
 	return pg, d, true
 }
@@ -272,6 +290,39 @@ func (c *Console) orgSuperAdminGroup(w http.ResponseWriter, r *http.Request) {
 	c.setPreference(w, r, "group", "group", func(v string) (admin.Preferences, *admin.Error) {
 		return admin.Preferences{SuperAdminGroup: &v}, nil
 	})
+}
+
+// orgS3Export saves the S3 export's settings through admin.S3Exports, the
+// service of PUT /api/v1/organization/s3-export. The secret access key is
+// never put back in the form: an empty field keeps the stored one.
+func (c *Console) orgS3Export(w http.ResponseWriter, r *http.Request) {
+	me, org, ok := c.signedIn(w, r)
+	if !ok {
+		return
+	}
+	if c.S3Exports == nil {
+		c.orgRefused(w, r, me, org, "", &admin.Error{Code: admin.CodeNotFound, Message: msg("The S3 export is not available on this server.")}, nil)
+		return
+	}
+	f := r.PostFormValue
+	spec := admin.S3ExportSpec{Enabled: f("enabled") == "on", Endpoint: f("endpoint"), Region: f("region"), Bucket: f("bucket"),
+		Prefix: f("prefix"), AccessKeyID: f("access_key_id"), SecretAccessKey: f("secret_access_key"), PathStyle: f("path_style") == "on"}
+	_, err := c.S3Exports.Set(r.Context(), admin.PrincipalOf(me), spec)
+	if e := refusal(err); e != nil {
+		c.orgRefused(w, r, me, org, "s3-export", e, func(d *orgData) {
+			if d.Export != nil {
+				d.Export.Enabled, d.Export.Endpoint, d.Export.Region, d.Export.Bucket, d.Export.Prefix = spec.Enabled, spec.Endpoint,
+					spec.Region, spec.Bucket, spec.Prefix
+				d.Export.AccessKeyID, d.Export.PathStyle = spec.AccessKeyID, spec.PathStyle
+			}
+		})
+		return
+	}
+	if err != nil {
+		c.failure(w, r, err)
+		return
+	}
+	http.Redirect(w, r, PathOrganization+"?saved=s3-export#s3-export", http.StatusSeeOther)
 }
 
 // createSCIMToken issues a token and shows its secret in this answer

@@ -26,6 +26,7 @@ import (
 	"gatehouse/admin"
 	"gatehouse/admin/api"
 	"gatehouse/admin/console"
+	"gatehouse/admin/export"
 	"gatehouse/admin/geoip"
 	"gatehouse/admin/outbox"
 	"gatehouse/scim"
@@ -58,6 +59,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	smtpTLS := fs.String("smtp-starttls", outbox.StartTLSRequired, "required, opportunistic or none (env GATEHOUSE_SMTP_STARTTLS)")
 	trustXFF := fs.Bool("trust-forwarded-for", false, "take the client's address from the last X-Forwarded-For entry (behind a load balancer that appends it) for sign-in limits and login history (env GATEHOUSE_TRUST_FORWARDED_FOR)")
 	geoipDB := fs.String("geoip-db", "", "MaxMind-format database (GeoLite2-City, GeoIP2-City) placing each sign-in's address in the login history; reopened on SIGHUP (env GATEHOUSE_GEOIP_DB; default: none, locations empty)")
+	exportEvery := fs.Duration("s3-export-interval", time.Minute, "how soon an organization's new audit and login entries are exported to its S3 bucket again (env GATEHOUSE_S3_EXPORT_INTERVAL)")
+	exportTimeout := fs.Duration("s3-export-timeout", time.Minute, "bound of the requests to S3 for one exported object; an instance's claim on an organization's export lasts twice as long (env GATEHOUSE_S3_EXPORT_TIMEOUT)")
+	exportBatch := fs.Int("s3-export-batch", 5000, "audit or login entries an S3 export reads and writes at once, 1 to 10000 (env GATEHOUSE_S3_EXPORT_BATCH)")
 	sqliteSync := fs.String("sqlite-synchronous", "FULL", "SQLite durability: FULL (a committed write survives power loss) or NORMAL (survives a crash of gatehouse only) (env GATEHOUSE_SQLITE_SYNCHRONOUS)")
 	pos, err := c.parse(fs, "[flags]",
 		"Runs the HTTP server until SIGINT or SIGTERM, then drains requests for up to\n"+
@@ -85,12 +89,24 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		"smtp-starttls":       "GATEHOUSE_SMTP_STARTTLS",
 		"trust-forwarded-for": "GATEHOUSE_TRUST_FORWARDED_FOR",
 		"geoip-db":            "GATEHOUSE_GEOIP_DB",
+		"s3-export-interval":  "GATEHOUSE_S3_EXPORT_INTERVAL",
+		"s3-export-batch":     "GATEHOUSE_S3_EXPORT_BATCH",
+		"s3-export-timeout":   "GATEHOUSE_S3_EXPORT_TIMEOUT",
 	})
 	if err != nil {
 		return err
 	}
 	if *scimRate == 0 {
 		return usagef("--scim-rate-limit: give a positive rate, or a negative one to disable the limit")
+	}
+	if *exportEvery < time.Second {
+		return usagef("--s3-export-interval: %v is shorter than a second", *exportEvery)
+	}
+	if *exportTimeout < time.Second {
+		return usagef("--s3-export-timeout: %v is shorter than a second", *exportTimeout)
+	}
+	if *exportBatch < 1 || *exportBatch > 10000 {
+		return usagef("--s3-export-batch: %d is not 1 to 10000", *exportBatch)
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return usagef("--addr: %q is not HOST:PORT", *addr)
@@ -205,6 +221,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	wg.Go(func() { reloadOnHangup(background, hup, geo, logger) })
+	// The S3 export: each instance looks for an organization due for
+	// export; the lease makes one of them export it. The endpoint is a URL
+	// an organization's administrator typed: reached through the
+	// SSRF-guarded client (https to public addresses, or loopback).
+	exporter := export.New(s, sealer, logger)
+	exporter.Interval, exporter.Batch, exporter.OpTimeout = *exportEvery, *exportBatch, *exportTimeout
+	exporter.HTTPClient = fetch.NewClient(fetch.Options{AllowLoopback: true, Timeout: exporter.OpTimeout, MaxBytes: 1 << 30})
+	wg.Go(func() { exporter.Run(background) })
 	defer func() { stopBackground(); wg.Wait() }()
 	mail := &outbox.Queue{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
 
@@ -233,6 +257,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		APIKeys:           &admin.APIKeys{Store: s},
 		SCIMTokens:        &admin.SCIMTokens{Store: s},
 		OIDCClients:       &admin.OIDCClients{Store: s},
+		S3Exports:         &admin.S3Exports{Store: s, Sealer: sealer},
 		SSO:               connections,
 		SignIn:            signIn,
 		BaseURL:           *baseURL,
@@ -245,7 +270,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
 	webConsole := &console.Console{Store: s, Orgs: management.Orgs, Administrators: management.Administrators,
-		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, OIDCClients: management.OIDCClients, SSO: connections, SignIn: signIn,
+		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, OIDCClients: management.OIDCClients, S3Exports: management.S3Exports,
+		SSO: connections, SignIn: signIn,
 		BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	// A connection's test ends on the console's page of its result.

@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OIDCFlow", testOIDCFlow},
 		{"OIDCDeprovision", testOIDCDeprovision},
 		{"OIDCClientsPerOrg", testOIDCClientsPerOrg},
+		{"S3Export", testS3Export},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
