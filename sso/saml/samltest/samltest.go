@@ -31,11 +31,15 @@ var ErrLoginRefused = errors.New("samltest: the IdP refused the username or pass
 // IdP's username/password form, and returns the form the IdP answers
 // with: the SAMLResponse (and RelayState) to post to the service
 // provider's ACS. client follows the IdP's own redirects and keeps its
-// cookies.
+// cookies; when they hold the IdP's session, the IdP answers at once,
+// without asking for the password (single sign-on).
 func Login(client *http.Client, authnRedirectURL, user, password string) (*Form, error) {
 	page, pageURL, err := get(client, authnRedirectURL)
 	if err != nil {
 		return nil, err
+	}
+	if post, err := FindForm(page, pageURL, "SAMLResponse"); err == nil {
+		return post, nil
 	}
 	form, err := FindForm(page, pageURL, "password")
 	if err != nil {
