@@ -87,28 +87,8 @@ func startOAuth2Proxy(t *testing.T, bin, addr, issuer, clientID, secret, upstrea
 	)
 	cmd.Env = []string{"HOME=" + t.TempDir()} // nothing from the real environment (no OAUTH2_PROXY_*)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("oauth2-proxy's log:\n%s", tail(p.log.String(), 8000))
-		}
-	})
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get(p.base + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("oauth2-proxy did not answer /ping: %v\n%s", err, p.log.String())
-		}
-	}
+	runUntilReady(t, "oauth2-proxy", cmd, p.base+"/ping", p.log.String)
+	return p
 }
 
 // application is the upstream behind oauth2-proxy: it answers with the
