@@ -215,6 +215,21 @@ func (b *rpBrowser) signIn(proxy, gatehouseBase, user, idpPassword string) (*htt
 	return res, body
 }
 
+// forwardAuth asks oauth2-proxy's /oauth2/auth (what nginx's auth_request
+// calls) about this browser, wants status, and returns the headers.
+func (b *rpBrowser) forwardAuth(proxy string, status int) http.Header {
+	b.t.Helper()
+	res, err := b.client.Get(proxy + "/oauth2/auth")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != status {
+		b.t.Fatalf("/oauth2/auth: %d, want %d", res.StatusCode, status)
+	}
+	return res.Header
+}
+
 // reached checks that the last visit ended at the application, through
 // oauth2-proxy's callback, and returns what the application learnt.
 func (b *rpBrowser) reached(res *http.Response, body, proxy string) identity {
@@ -229,8 +244,7 @@ func (b *rpBrowser) reached(res *http.Response, body, proxy string) identity {
 	return id
 }
 
-// idTokenClaims verifies the ID token the application got (signature by
-// gatehouse's published key, issuer, audience) and returns its claims.
+// idTokenClaims are the ID token's claims the test checks.
 type idTokenClaims struct {
 	Sub               string   `json:"sub"`
 	PreferredUsername string   `json:"preferred_username"`
@@ -241,6 +255,8 @@ type idTokenClaims struct {
 	Role              string   `json:"role"`
 }
 
+// verifyIDToken verifies the ID token the application got (signature by
+// gatehouse's published key, issuer, audience) and returns its claims.
 func verifyIDToken(t *testing.T, issuer, clientID, raw string) idTokenClaims {
 	t.Helper()
 	ctx := context.Background()
@@ -261,14 +277,18 @@ func verifyIDToken(t *testing.T, issuer, clientID, raw string) idTokenClaims {
 
 // TestOAuth2Proxy: oauth2-proxy (built from the module proxy) signs an
 // administrator in with gatehouse serve as its OpenID Provider and passes
-// who they are to the application behind it: first with a password,
-// then — the bridge upstream and downstream in one flow — through the
-// organization's SAML IdP (SimpleSAMLphp). The IdP then deactivates
-// them over SCIM, and oauth2-proxy refuses both browsers at its next
-// refresh: the refresh token is revoked at once, oauth2-proxy drops its
-// session on invalid_grant and sends the browser to sign in again, where
-// gatehouse's session is gone too. No back-channel logout is involved
-// (oauth2-proxy does not implement it).
+// who they are to the application behind it (and to its forward-auth
+// endpoint): first with a password, then — the bridge upstream and
+// downstream in one flow — through the organization's SAML IdP
+// (SimpleSAMLphp). The IdP then deactivates them over SCIM, and
+// oauth2-proxy refuses both browsers at its next refresh: the refresh
+// token is revoked at once, oauth2-proxy drops its session on
+// invalid_grant and sends the browser to sign in again (forward auth:
+// 401), where gatehouse's session is gone too. No back-channel logout is
+// involved (oauth2-proxy does not implement it). Seen failing with
+// gatehouse's three guards removed (deprovision's revocations, the
+// status checks of the token and of the claims): the application was
+// reached after the deactivation.
 func TestOAuth2Proxy(t *testing.T) {
 	bin := oauth2ProxyBinary(t)
 	forEachDatabase(t, func(t *testing.T, dsn string, _ *store.SQL) {
@@ -299,6 +319,11 @@ func TestOAuth2Proxy(t *testing.T) {
 		if c.Sub != alice.ID || c.PreferredUsername != "Alice" || !c.EmailVerified || strings.Join(c.AMR, " ") != "pwd" ||
 			c.OrgSlug != "acme" || c.Role != string(store.RoleAdministrator) {
 			t.Fatalf("ID token after a password sign-in: %+v", c)
+		}
+		// oauth2-proxy's forward-auth answer (nginx auth_request) says the same.
+		if h := byPassword.forwardAuth(proxy.base, http.StatusAccepted); h.Get("X-Auth-Request-User") != alice.ID ||
+			h.Get("X-Auth-Request-Email") != "alice@example.com" || h.Get("X-Auth-Request-Preferred-Username") != "Alice" {
+			t.Fatalf("/oauth2/auth: %v", h)
 		}
 
 		// 2. The organization's SAML IdP, in a new browser.
@@ -355,17 +380,18 @@ func TestOAuth2Proxy(t *testing.T) {
 		// drops the session and sends the browser to sign in again. Until
 		// then it trusts its cookie: --cookie-refresh is the window.
 		time.Sleep(time.Until(lastSignIn.Add(cookieRefresh + time.Second)))
-		for name, b := range map[string]*rpBrowser{"password": byPassword, "SAML": bySAML} {
-			b.hops = nil
-			res, body := b.get(proxy.base + "/")
-			if !b.visited(f.srv.base+"/authorize?") || res.Request.URL.Path != "/login" || !strings.HasPrefix(res.Request.URL.String(), f.srv.base) {
-				t.Fatalf("the %s browser after the deactivation: %d at %s via %v\n%s", name, res.StatusCode, res.Request.URL, b.hops, body)
-			}
+		// The password browser asks the forward-auth endpoint (401), the
+		// SAML one the application (sent to sign in).
+		byPassword.forwardAuth(proxy.base, http.StatusUnauthorized)
+		bySAML.hops = nil
+		res, body = bySAML.get(proxy.base + "/")
+		if !bySAML.visited(f.srv.base+"/authorize?") || res.Request.URL.Path != "/login" || !strings.HasPrefix(res.Request.URL.String(), f.srv.base) {
+			t.Fatalf("the SAML browser after the deactivation: %d at %s via %v\n%s", res.StatusCode, res.Request.URL, bySAML.hops, body)
 		}
 		if n := app.hits.Load(); n != hits {
 			t.Fatalf("the application was reached %d times after the deactivation", n-hits)
 		}
-		if !strings.Contains(proxy.log.String(), "invalid_grant") {
+		if strings.Count(proxy.log.String(), `Fatal refresh error detected`) != 2 || !strings.Contains(proxy.log.String(), `"invalid_grant"`) {
 			t.Fatalf("oauth2-proxy's log does not show the refused refresh:\n%s", tail(proxy.log.String(), 4000))
 		}
 		// Signing in again through the IdP (which still knows Alice) ends
