@@ -31,10 +31,14 @@ func activateOwner(t *testing.T, f *serveFixture) {
 }
 
 // inviteActive invites an administrator through the API and activates
-// it with consolePassword.
+// it with consolePassword. A username First.Last gives the names; a
+// single word is the first name, with the last name "Test".
 func inviteActive(t *testing.T, f *serveFixture, username, role string) store.Administrator {
 	t.Helper()
 	first, last, _ := strings.Cut(username, ".")
+	if last == "" {
+		last = "Test"
+	}
 	body := fmt.Sprintf(`{"username":%q,"firstName":%q,"lastName":%q,"email":%q,"role":%q}`, username, first, last,
 		strings.ToLower(username)+"@example.com", role)
 	links := strings.Count(f.srv.stderr.String(), "/activate?token=")

@@ -99,30 +99,11 @@ func startConsoleIdP(t *testing.T) *consoleIdP {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "SIMPLESAMLPHP_CONFIG_DIR="+filepath.Join(dir, "config"))
 	cmd.Stdout, cmd.Stderr = idp.out, idp.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "log", "simplesamlphp.log"))
-			t.Logf("SimpleSAMLphp log (tail):\n%s", tail(string(log), 6000))
-		}
+	runUntilReady(t, "SimpleSAMLphp", cmd, idp.metadataURL, func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "log", "simplesamlphp.log"))
+		return string(log)
 	})
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get(idp.metadataURL)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return idp
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("SimpleSAMLphp did not start: %v", err)
-		}
-	}
+	return idp
 }
 
 func tail(s string, n int) string {

@@ -33,9 +33,14 @@ type serveFixture struct {
 
 func newServeFixture(t *testing.T, extraEnv map[string]string) *serveFixture {
 	t.Helper()
-	dir := t.TempDir()
+	return newServeFixtureOn(t, filepath.Join(t.TempDir(), "gatehouse.db"), extraEnv)
+}
+
+// newServeFixtureOn is newServeFixture on the database dsn.
+func newServeFixtureOn(t *testing.T, dsn string, extraEnv map[string]string) *serveFixture {
+	t.Helper()
 	addr := freeAddr(t)
-	env := map[string]string{"GATEHOUSE_DB": filepath.Join(dir, "gatehouse.db"),
+	env := map[string]string{"GATEHOUSE_DB": dsn,
 		"GATEHOUSE_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32))}
 	for k, v := range extraEnv {
 		env[k] = v

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -53,6 +54,36 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// runUntilReady starts cmd (a program a test talks to), kills it when
+// the test ends — logging failureLog() then if the test failed — and waits
+// up to 20 s for GET ready to answer 200.
+func runUntilReady(t *testing.T, name string, cmd *exec.Cmd, ready string, failureLog func() string) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s's log (tail):\n%s", name, tail(failureLog(), 8000))
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(ready)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not start: %v\n%s", name, err, tail(failureLog(), 8000))
+		}
+	}
 }
 
 // server is gatehouse serve running in-process.

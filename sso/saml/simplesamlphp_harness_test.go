@@ -15,10 +15,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -35,6 +33,7 @@ import (
 	"time"
 
 	"gatehouse/sso/fetch"
+	"gatehouse/sso/saml/samltest"
 )
 
 // ssppRoot is where Debian installs SimpleSAMLphp.
@@ -241,9 +240,9 @@ func ssppLaunch(t testing.TB, php, dir string, opts ssppOptions) (*ssppIdP, erro
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
-			t.Logf("sspp: php -S output:\n%s", ssppTail(idp.output(), 4000))
+			t.Logf("sspp: php -S output:\n%s", samltest.Tail(idp.output(), 4000))
 			log, _ := os.ReadFile(filepath.Join(dir, "log", "simplesamlphp.log"))
-			t.Logf("sspp: simplesamlphp.log:\n%s", ssppTail(string(log), 8000))
+			t.Logf("sspp: simplesamlphp.log:\n%s", samltest.Tail(string(log), 8000))
 		}
 	})
 	return idp, nil
@@ -261,13 +260,6 @@ func (idp *ssppIdP) output() string {
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
 	return idp.stderr.String()
-}
-
-func ssppTail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }
 
 // ssppPHP renders a value as a PHP literal: strings single-quoted with
@@ -345,7 +337,7 @@ func (idp *ssppIdP) Login(t testing.TB, authnRedirectURL, user, password string)
 
 // ssppErrLoginRefused: the IdP showed its login form again (wrong
 // username or password).
-var ssppErrLoginRefused = errors.New("the IdP refused the username or password")
+var ssppErrLoginRefused = samltest.ErrLoginRefused
 
 func (idp *ssppIdP) login(authnRedirectURL, user, password string) (string, string, error) {
 	jar, _ := cookiejar.New(nil)
@@ -360,118 +352,12 @@ func (idp *ssppIdP) login(authnRedirectURL, user, password string) (string, stri
 			}
 			return nil
 		}}
-	page, pageURL, err := ssppGet(client, authnRedirectURL)
+	post, err := samltest.Login(client, authnRedirectURL, user, password)
 	if err != nil {
 		return "", "", err
 	}
-	form, err := ssppFindForm(page, pageURL, "password")
-	if err != nil {
-		return "", "", fmt.Errorf("no login form at %s: %w\n%s", pageURL, err, ssppTail(page, 2000))
+	if post.Action != idp.SP.ACSURL || !strings.EqualFold(post.Method, "post") {
+		return "", "", fmt.Errorf("the SAMLResponse form %s to %s, not POST to the ACS %s", post.Method, post.Action, idp.SP.ACSURL)
 	}
-	form.values.Set("username", user)
-	form.values.Set("password", password)
-	resp, err := client.PostForm(form.action, form.values)
-	if err != nil {
-		return "", "", err
-	}
-	page, pageURL, err = ssppRead(resp)
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := ssppFindForm(page, pageURL, "password"); err == nil {
-		return "", "", ssppErrLoginRefused
-	}
-	post, err := ssppFindForm(page, pageURL, "SAMLResponse")
-	if err != nil {
-		return "", "", fmt.Errorf("no SAMLResponse form at %s: %w\n%s", pageURL, err, ssppTail(page, 2000))
-	}
-	if post.action != idp.SP.ACSURL || !strings.EqualFold(post.method, "post") {
-		return "", "", fmt.Errorf("the SAMLResponse form %s to %s, not POST to the ACS %s", post.method, post.action, idp.SP.ACSURL)
-	}
-	return post.values.Get("SAMLResponse"), post.values.Get("RelayState"), nil
-}
-
-func ssppGet(client *http.Client, u string) (string, *url.URL, error) {
-	resp, err := client.Get(u)
-	if err != nil {
-		return "", nil, err
-	}
-	return ssppRead(resp)
-}
-
-func ssppRead(resp *http.Response) (string, *url.URL, error) {
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return "", nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", nil, fmt.Errorf("%s: status %s\n%s", resp.Request.URL, resp.Status, ssppTail(string(b), 2000))
-	}
-	return string(b), resp.Request.URL, nil
-}
-
-// ssppForm is an HTML form: where it goes and its fields' values.
-type ssppForm struct {
-	action, method string
-	values         url.Values
-}
-
-// ssppFindForm returns the first form of page with a field named field.
-// SimpleSAMLphp's pages are parsed with encoding/xml in its HTML mode
-// (not strict, HTML entities, void elements closed).
-func ssppFindForm(page string, pageURL *url.URL, field string) (*ssppForm, error) {
-	d := xml.NewDecoder(strings.NewReader(page))
-	d.Strict, d.AutoClose, d.Entity = false, xml.HTMLAutoClose, xml.HTMLEntity
-	var cur *ssppForm
-	var has bool
-	attr := func(se xml.StartElement, name string) string {
-		for _, a := range se.Attr {
-			if strings.EqualFold(a.Name.Local, name) {
-				return a.Value
-			}
-		}
-		return ""
-	}
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			return nil, errors.New("no form with a " + field + " field")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("page does not parse: %w", err)
-		}
-		switch el := tok.(type) {
-		case xml.StartElement:
-			switch strings.ToLower(el.Name.Local) {
-			case "form":
-				action, err := pageURL.Parse(attr(el, "action"))
-				if err != nil {
-					return nil, err
-				}
-				cur, has = &ssppForm{action: action.String(), method: attr(el, "method"), values: url.Values{}}, false
-			case "input":
-				if cur == nil {
-					continue
-				}
-				name := attr(el, "name")
-				if name == "" {
-					continue
-				}
-				if name == field {
-					has = true
-				}
-				if typ := strings.ToLower(attr(el, "type")); typ != "submit" && typ != "button" {
-					cur.values.Set(name, attr(el, "value"))
-				}
-			}
-		case xml.EndElement:
-			if strings.ToLower(el.Name.Local) == "form" && cur != nil {
-				if has {
-					return cur, nil
-				}
-				cur = nil
-			}
-		}
-	}
+	return post.Values.Get("SAMLResponse"), post.Values.Get("RelayState"), nil
 }
