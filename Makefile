@@ -19,9 +19,11 @@ run:
 build:
 	$(GO) build -o bin/gatehouse ./cmd/gatehouse
 
-## test: every test, on SQLite and on a throwaway PostgreSQL cluster
+## test: every test, on SQLite and on a throwaway PostgreSQL cluster (the
+## end-to-end packages run real servers and browsers: more than go test's
+## default 10 minutes a package under the race detector on 2 cores)
 test: deps
-	$(GO) test -count=1 $(TESTFLAGS) ./...
+	$(GO) test -count=1 -timeout 45m $(TESTFLAGS) ./...
 
 ## bench: the store benchmarks on both backends, summarised by benchstat
 bench: deps
