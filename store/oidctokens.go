@@ -182,10 +182,12 @@ type OIDCToken struct {
 // exchanged == "", g is new and is created (from a code just used).
 // Otherwise exchanged is the id of the refresh token of g these tokens
 // replace: it is marked used first, and of concurrent exchanges of it
-// exactly one succeeds; one already used is ErrReused and revokes g.
-// A grant that is not live at now, or an unknown refresh token, is
-// ErrNotFound.
-func (s *SQL) IssueOIDCTokens(ctx context.Context, g OIDCGrant, exchanged string, tokens []OIDCToken, now time.Time) error {
+// exactly one marks it. One already used is ErrReused and revokes g,
+// unless it was used no more than grace before now (a client's parallel
+// requests, or its retry of a refresh whose answer it lost): those get
+// tokens of g too. A grant that is not live at now, or an unknown
+// refresh token, is ErrNotFound.
+func (s *SQL) IssueOIDCTokens(ctx context.Context, g OIDCGrant, exchanged string, grace time.Duration, tokens []OIDCToken, now time.Time) error {
 	now = microTime(now)
 	reused := false // the revocation commits; the caller gets ErrReused
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -221,9 +223,12 @@ func (s *SQL) IssueOIDCTokens(ctx context.Context, g OIDCGrant, exchanged string
 				if used == nil {
 					return ErrNotFound // expired
 				}
-				reused = true
-				_, err := s.exec(ctx, tx, `UPDATE oidc_grants SET revoked_at = ? WHERE id = ?`, now, g.ID)
-				return err
+				if now.After(used.Add(grace)) {
+					reused = true
+					_, err := s.exec(ctx, tx, `UPDATE oidc_grants SET revoked_at = ? WHERE id = ?`, now, g.ID)
+					return err
+				}
+				// Within the grace: tokens of g below, nothing revoked.
 			}
 		}
 		for _, t := range tokens {

@@ -534,7 +534,7 @@ type Store interface {
 	SignInOIDCAuthRequest(ctx context.Context, id, org, administrator, sid string, authTime time.Time, amr []string, now time.Time) error
 	SetOIDCAuthCode(ctx context.Context, id string, codeHash []byte, now time.Time) error
 	UseOIDCAuthCode(ctx context.Context, codeHash []byte, now time.Time) (OIDCAuthRequest, error)
-	IssueOIDCTokens(ctx context.Context, g OIDCGrant, exchanged string, tokens []OIDCToken, now time.Time) error
+	IssueOIDCTokens(ctx context.Context, g OIDCGrant, exchanged string, grace time.Duration, tokens []OIDCToken, now time.Time) error
 	OIDCToken(ctx context.Context, id string) (OIDCToken, OIDCGrant, error)
 	RevokeOIDCGrant(ctx context.Context, id string, now time.Time) error
 	DeleteOIDCToken(ctx context.Context, id string) error

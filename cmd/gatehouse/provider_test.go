@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,7 +41,9 @@ const (
 	opPostLogout = "http://127.0.0.1:1/signed-out"
 )
 
-func newOPFixture(t *testing.T, dsn string, s *store.SQL) *opFixture {
+// newOPFixture starts serve with serveArgs after its own; the default is
+// no refresh reuse grace, so that a reuse is a reuse at once.
+func newOPFixture(t *testing.T, dsn string, s *store.SQL, serveArgs ...string) *opFixture {
 	t.Helper()
 	addr := freeAddr(t)
 	f := &opFixture{base: "http://" + addr, redirect: opRedirect, store: s, logouts: make(chan string, 16),
@@ -63,7 +66,10 @@ func newOPFixture(t *testing.T, dsn string, s *store.SQL) *opFixture {
 		t.Fatalf("client create: %+v", r)
 	}
 	f.clientID, f.secret = lines[0], lines[1]
-	startServe(t, addr, f.env, "--addr", addr, "--base-url", f.base)
+	if len(serveArgs) == 0 {
+		serveArgs = []string{"--oidc-refresh-reuse-grace", "0"}
+	}
+	startServe(t, addr, f.env, append([]string{"--addr", addr, "--base-url", f.base}, serveArgs...)...)
 	return f
 }
 
@@ -451,7 +457,7 @@ func TestOpenIDProviderAcrossInstances(t *testing.T) {
 	f := newOPFixture(t, dsn, s) // instance A, at the base URL
 	addrB := freeAddr(t)
 	baseB := "http://" + addrB
-	startServe(t, addrB, f.env, "--addr", addrB, "--base-url", f.base)
+	startServe(t, addrB, f.env, "--addr", addrB, "--base-url", f.base, "--oidc-refresh-reuse-grace", "0")
 	ctx := context.Background()
 	provider, err := gooidc.NewProvider(ctx, f.base)
 	if err != nil {
@@ -494,5 +500,50 @@ func TestOpenIDProviderAcrossInstances(t *testing.T) {
 	}
 	if in := introspect(t, baseB, f.clientID, f.secret, refreshed.AccessToken); in["active"] != false {
 		t.Fatalf("after the reuse on A, B still accepts the family: %v", in)
+	}
+}
+
+// TestOpenIDProviderRefreshReuseGrace: an application's parallel
+// refreshes with one refresh token (oauth2-proxy's cookie store sends
+// them at the moment of a refresh) all get tokens, and the sign-in stays
+// live; the same refresh token presented after the grace revokes the
+// whole family.
+func TestOpenIDProviderRefreshReuseGrace(t *testing.T) {
+	dsn := "sqlite:" + t.TempDir() + "/gatehouse.db"
+	f := newOPFixture(t, dsn, inspect(t, dsn), "--oidc-refresh-reuse-grace", "2s")
+	ctx := context.Background()
+	provider, err := gooidc.NewProvider(ctx, f.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := oauth2.Config{ClientID: f.clientID, ClientSecret: f.secret, Endpoint: provider.Endpoint(), RedirectURL: f.redirect,
+		Scopes: []string{gooidc.ScopeOpenID, gooidc.ScopeOfflineAccess}}
+	q := newOPBrowser(t).authorize(conf.AuthCodeURL("s"), f.base, "Bob.Ray")
+	tok, err := conf.Exchange(ctx, q.Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const parallel = 6
+	got := make([]*oauth2.Token, parallel)
+	errs := make([]error, parallel)
+	var wg sync.WaitGroup
+	for i := range parallel {
+		wg.Go(func() { got[i], errs[i] = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token() })
+	}
+	wg.Wait()
+	for i := range parallel {
+		if errs[i] != nil {
+			t.Fatalf("parallel refresh %d: %v", i, errs[i])
+		}
+		if in := introspect(t, f.base, f.clientID, f.secret, got[i].AccessToken); in["active"] != true {
+			t.Fatalf("parallel refresh %d's access token: %v", i, in)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("a refresh token reused after the grace")
+	}
+	if in := introspect(t, f.base, f.clientID, f.secret, got[0].AccessToken); in["active"] != false {
+		t.Fatalf("after a reuse past the grace, the family: %v", in)
 	}
 }

@@ -57,6 +57,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	smtpPassword := fs.String("smtp-password", "", "SMTP password; prefer the environment (env GATEHOUSE_SMTP_PASSWORD)")
 	smtpFrom := fs.String("smtp-from", "", "the From address of emails, e.g. \"Acme admin <noreply@acme.com>\" (env GATEHOUSE_SMTP_FROM)")
 	smtpTLS := fs.String("smtp-starttls", outbox.StartTLSRequired, "required, opportunistic or none (env GATEHOUSE_SMTP_STARTTLS)")
+	reuseGrace := fs.Duration("oidc-refresh-reuse-grace", provider.DefaultRefreshReuseGrace, "how long an application may exchange a refresh token again after exchanging it (its parallel requests, a lost answer) before a reuse revokes the sign-in; 0 for none (env GATEHOUSE_OIDC_REFRESH_REUSE_GRACE)")
 	trustXFF := fs.Bool("trust-forwarded-for", false, "take the client's address from the last X-Forwarded-For entry (behind a load balancer that appends it) for sign-in limits and login history (env GATEHOUSE_TRUST_FORWARDED_FOR)")
 	geoipDB := fs.String("geoip-db", "", "MaxMind-format database (GeoLite2-City, GeoIP2-City) placing each sign-in's address in the login history; reopened on SIGHUP (env GATEHOUSE_GEOIP_DB; default: none, locations empty)")
 	exportEvery := fs.Duration("s3-export-interval", time.Minute, "how soon an organization's new audit and login entries are exported to its S3 bucket again (env GATEHOUSE_S3_EXPORT_INTERVAL)")
@@ -73,25 +74,26 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return usagef("serve: unexpected argument %q", pos[0])
 	}
 	err = c.fromEnv(fs, map[string]string{
-		"addr":                "GATEHOUSE_ADDR",
-		"db":                  "GATEHOUSE_DB",
-		"base-url":            "GATEHOUSE_BASE_URL",
-		"log-format":          "GATEHOUSE_LOG_FORMAT",
-		"sqlite-synchronous":  "GATEHOUSE_SQLITE_SYNCHRONOUS",
-		"scim-rate-limit":     "GATEHOUSE_SCIM_RATE_LIMIT",
-		"secret-key":          "GATEHOUSE_SECRET_KEY",
-		"secret-key-file":     "GATEHOUSE_SECRET_KEY_FILE",
-		"smtp-host":           "GATEHOUSE_SMTP_HOST",
-		"smtp-port":           "GATEHOUSE_SMTP_PORT",
-		"smtp-username":       "GATEHOUSE_SMTP_USERNAME",
-		"smtp-password":       "GATEHOUSE_SMTP_PASSWORD",
-		"smtp-from":           "GATEHOUSE_SMTP_FROM",
-		"smtp-starttls":       "GATEHOUSE_SMTP_STARTTLS",
-		"trust-forwarded-for": "GATEHOUSE_TRUST_FORWARDED_FOR",
-		"geoip-db":            "GATEHOUSE_GEOIP_DB",
-		"s3-export-interval":  "GATEHOUSE_S3_EXPORT_INTERVAL",
-		"s3-export-batch":     "GATEHOUSE_S3_EXPORT_BATCH",
-		"s3-export-timeout":   "GATEHOUSE_S3_EXPORT_TIMEOUT",
+		"addr":                     "GATEHOUSE_ADDR",
+		"db":                       "GATEHOUSE_DB",
+		"base-url":                 "GATEHOUSE_BASE_URL",
+		"log-format":               "GATEHOUSE_LOG_FORMAT",
+		"sqlite-synchronous":       "GATEHOUSE_SQLITE_SYNCHRONOUS",
+		"oidc-refresh-reuse-grace": "GATEHOUSE_OIDC_REFRESH_REUSE_GRACE",
+		"scim-rate-limit":          "GATEHOUSE_SCIM_RATE_LIMIT",
+		"secret-key":               "GATEHOUSE_SECRET_KEY",
+		"secret-key-file":          "GATEHOUSE_SECRET_KEY_FILE",
+		"smtp-host":                "GATEHOUSE_SMTP_HOST",
+		"smtp-port":                "GATEHOUSE_SMTP_PORT",
+		"smtp-username":            "GATEHOUSE_SMTP_USERNAME",
+		"smtp-password":            "GATEHOUSE_SMTP_PASSWORD",
+		"smtp-from":                "GATEHOUSE_SMTP_FROM",
+		"smtp-starttls":            "GATEHOUSE_SMTP_STARTTLS",
+		"trust-forwarded-for":      "GATEHOUSE_TRUST_FORWARDED_FOR",
+		"geoip-db":                 "GATEHOUSE_GEOIP_DB",
+		"s3-export-interval":       "GATEHOUSE_S3_EXPORT_INTERVAL",
+		"s3-export-batch":          "GATEHOUSE_S3_EXPORT_BATCH",
+		"s3-export-timeout":        "GATEHOUSE_S3_EXPORT_TIMEOUT",
 	})
 	if err != nil {
 		return err
@@ -283,7 +285,10 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Steps:  map[string]string{admin.CodePasswordChangeRequired: console.PathChangePassword, admin.CodeTOTPEnrolmentRequired: console.PathTwoFactor},
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	op := &provider.Provider{Store: s, SignIn: signIn, Keys: signingKeys, Clients: &admin.OIDCClients{Store: s}, Sealer: sealer,
-		BaseURL: *baseURL, Logger: logger, Pages: webConsole}
+		BaseURL: *baseURL, Logger: logger, Pages: webConsole, RefreshReuseGrace: *reuseGrace}
+	if *reuseGrace == 0 {
+		op.RefreshReuseGrace = -1 // none
+	}
 	if err := op.Init(); err != nil {
 		return err
 	}

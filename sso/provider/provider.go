@@ -41,6 +41,8 @@ const (
 	// RequestLifetime is how long an authorization request (and its
 	// code) waits: time enough to sign in, also through an IdP.
 	RequestLifetime = 10 * time.Minute
+	// DefaultRefreshReuseGrace is Provider.RefreshReuseGrace's default.
+	DefaultRefreshReuseGrace = 10 * time.Second
 )
 
 // RefreshTokenPrefix starts every refresh token, so that secret scanners
@@ -65,6 +67,14 @@ type Provider struct {
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Pages   Pages // nil: plain pages
+	// RefreshReuseGrace is how long a refresh token just exchanged may be
+	// exchanged again by its client without revoking its family: a
+	// client's parallel requests at the moment of a refresh (oauth2-proxy
+	// with its cookie store sends them), or its retry of a refresh whose
+	// answer it lost. Each such exchange gets tokens of its own; after
+	// the grace a reuse revokes the family (Okta and Auth0 have the same
+	// setting). Negative: none; zero: DefaultRefreshReuseGrace.
+	RefreshReuseGrace time.Duration
 
 	op *op.Provider
 }
@@ -74,6 +84,16 @@ func (p *Provider) now() time.Time {
 		return p.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+func (p *Provider) reuseGrace() time.Duration {
+	switch {
+	case p.RefreshReuseGrace < 0:
+		return 0
+	case p.RefreshReuseGrace == 0:
+		return DefaultRefreshReuseGrace
+	}
+	return p.RefreshReuseGrace
 }
 
 func (p *Provider) logger() *slog.Logger {

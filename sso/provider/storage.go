@@ -247,7 +247,7 @@ func (s storage) issue(ctx context.Context, tr op.TokenRequest, refresh bool) (s
 		refreshToken = RefreshTokenPrefix + newSecret()
 		tokens = append(tokens, store.OIDCToken{ID: refreshID(refreshToken), Kind: store.OIDCRefreshToken, ExpiresAt: g.ExpiresAt})
 	}
-	if err := s.p.Store.IssueOIDCTokens(ctx, g, exchanged, tokens, now); err != nil {
+	if err := s.p.Store.IssueOIDCTokens(ctx, g, exchanged, s.p.reuseGrace(), tokens, now); err != nil {
 		if errors.Is(err, store.ErrReused) {
 			s.p.logger().WarnContext(ctx, "OIDC refresh token used twice: grant revoked", "grant", g.ID, "client", g.ClientID)
 			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
@@ -294,8 +294,9 @@ func (s storage) liveToken(ctx context.Context, id, kind string) (store.OIDCToke
 }
 
 // TokenRequestByRefreshToken finds the grant of a refresh token. One
-// already exchanged revokes its grant: the refresh token was stolen, or
-// its client is broken (OAuth 2.0 Security BCP §4.14.2).
+// exchanged more than the reuse grace ago revokes its grant: the
+// refresh token was stolen, or its client is broken (OAuth 2.0 Security
+// BCP §4.14.2).
 func (s storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
 	if !strings.HasPrefix(token, RefreshTokenPrefix) || len(token) > 128 {
 		return nil, op.ErrInvalidRefreshToken
@@ -307,7 +308,7 @@ func (s storage) TokenRequestByRefreshToken(ctx context.Context, token string) (
 	if t.Kind != store.OIDCRefreshToken {
 		return nil, op.ErrInvalidRefreshToken
 	}
-	if t.UsedAt != nil {
+	if t.UsedAt != nil && s.p.now().After(t.UsedAt.Add(s.p.reuseGrace())) {
 		if err := s.p.Store.RevokeOIDCGrant(ctx, g.ID, s.p.now()); err != nil {
 			return nil, err
 		}

@@ -66,7 +66,7 @@ func testOIDCFlow(t *testing.T, s store.Store) {
 	now := time.Now()
 	r := signedInCode(t, s, "req-1", "flow-app", bob, "sid-1", now)
 	g := grantOf(r, now)
-	if err := s.IssueOIDCTokens(ctx, g, "", []store.OIDCToken{{ID: "at-1", Kind: store.OIDCAccessToken, ExpiresAt: now.Add(time.Minute)},
+	if err := s.IssueOIDCTokens(ctx, g, "", 0, []store.OIDCToken{{ID: "at-1", Kind: store.OIDCAccessToken, ExpiresAt: now.Add(time.Minute)},
 		{ID: "rt-1", Kind: store.OIDCRefreshToken, ExpiresAt: now.Add(time.Hour)}}, now); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func testOIDCFlow(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for i := range racers {
 		wg.Go(func() {
-			errs[i] = s.IssueOIDCTokens(ctx, g, "rt-1", []store.OIDCToken{{ID: fmt.Sprintf("rt-2-%d", i), Kind: store.OIDCRefreshToken,
+			errs[i] = s.IssueOIDCTokens(ctx, g, "rt-1", 0, []store.OIDCToken{{ID: fmt.Sprintf("rt-2-%d", i), Kind: store.OIDCRefreshToken,
 				ExpiresAt: now.Add(time.Hour)}}, now)
 		})
 	}
@@ -105,7 +105,7 @@ func testOIDCFlow(t *testing.T, s store.Store) {
 	if _, grant, _ := s.OIDCToken(ctx, "at-1"); grant.RevokedAt == nil {
 		t.Fatal("a refresh token exchanged twice left its grant live")
 	}
-	if err := s.IssueOIDCTokens(ctx, g, "rt-1", nil, now); !errors.Is(err, store.ErrNotFound) {
+	if err := s.IssueOIDCTokens(ctx, g, "rt-1", 0, nil, now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a revoked grant refreshed: %v", err)
 	}
 
@@ -138,7 +138,7 @@ func testOIDCFlow(t *testing.T, s store.Store) {
 		t.Fatalf("a code used %d times", won)
 	}
 	r2, _ = s.OIDCAuthRequest(ctx, "req-2", now)
-	if err := s.IssueOIDCTokens(ctx, grantOf(r2, now), "", []store.OIDCToken{{ID: "at-2", Kind: store.OIDCAccessToken, ExpiresAt: now.Add(time.Minute)}}, now); err != nil {
+	if err := s.IssueOIDCTokens(ctx, grantOf(r2, now), "", 0, []store.OIDCToken{{ID: "at-2", Kind: store.OIDCAccessToken, ExpiresAt: now.Add(time.Minute)}}, now); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.UseOIDCAuthCode(ctx, []byte("code-2"), now); !errors.Is(err, store.ErrReused) {
@@ -163,7 +163,7 @@ func testOIDCDeprovision(t *testing.T, s store.Store) {
 	for i, c := range []struct{ client, sid string }{{"dep-app", "s1"}, {"dep-app", "s1"}, {"dep-app", "s2"}, {"dep-quiet", "s1"}} {
 		r := signedInCode(t, s, fmt.Sprintf("dep-%d", i), c.client, bob, c.sid, now)
 		g := grantOf(r, now)
-		if err := s.IssueOIDCTokens(ctx, g, "", []store.OIDCToken{{ID: fmt.Sprintf("dep-at-%d", i), Kind: store.OIDCAccessToken,
+		if err := s.IssueOIDCTokens(ctx, g, "", 0, []store.OIDCToken{{ID: fmt.Sprintf("dep-at-%d", i), Kind: store.OIDCAccessToken,
 			ExpiresAt: now.Add(time.Minute)}}, now); err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +233,7 @@ func testOIDCDeprovision(t *testing.T, s store.Store) {
 	// grant gone with the administrator.
 	carol := mustCreate(t, s, admin(o.ID, "carol"))
 	r := signedInCode(t, s, "dep-carol", "dep-app", carol, "s9", now)
-	if err := s.IssueOIDCTokens(ctx, grantOf(r, now), "", []store.OIDCToken{{ID: "dep-at-carol", Kind: store.OIDCAccessToken,
+	if err := s.IssueOIDCTokens(ctx, grantOf(r, now), "", 0, []store.OIDCToken{{ID: "dep-at-carol", Kind: store.OIDCAccessToken,
 		ExpiresAt: now.Add(time.Minute)}}, now); err != nil {
 		t.Fatal(err)
 	}
