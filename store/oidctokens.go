@@ -223,7 +223,7 @@ func (s *SQL) IssueOIDCTokens(ctx context.Context, g OIDCGrant, exchanged string
 				if used == nil {
 					return ErrNotFound // expired
 				}
-				if now.After(used.Add(grace)) {
+				if grace <= 0 || now.After(used.Add(grace)) {
 					reused = true
 					_, err := s.exec(ctx, tx, `UPDATE oidc_grants SET revoked_at = ? WHERE id = ?`, now, g.ID)
 					return err

@@ -308,7 +308,7 @@ func (s storage) TokenRequestByRefreshToken(ctx context.Context, token string) (
 	if t.Kind != store.OIDCRefreshToken {
 		return nil, op.ErrInvalidRefreshToken
 	}
-	if t.UsedAt != nil && s.p.now().After(t.UsedAt.Add(s.p.reuseGrace())) {
+	if t.UsedAt != nil && (s.p.reuseGrace() == 0 || s.p.now().After(t.UsedAt.Add(s.p.reuseGrace()))) {
 		if err := s.p.Store.RevokeOIDCGrant(ctx, g.ID, s.p.now()); err != nil {
 			return nil, err
 		}

@@ -248,3 +248,35 @@ func testOIDCDeprovision(t *testing.T, s store.Store) {
 		t.Fatalf("logouts after the deletion: %+v", ls)
 	}
 }
+
+// testOIDCRefreshGrace: within the grace a refresh token exchanged again
+// gives tokens of its grant and revokes nothing; after it, a reuse
+// revokes the grant.
+func testOIDCRefreshGrace(t *testing.T, s store.Store) {
+	_, bob := oidcFlow(t, s, "grace")
+	now := time.Now()
+	r := signedInCode(t, s, "grace-1", "grace-app", bob, "sid-g", now)
+	g := grantOf(r, now)
+	refresh := func(exchanged, id string, at time.Time) error {
+		return s.IssueOIDCTokens(ctx, g, exchanged, 5*time.Second, []store.OIDCToken{{ID: id, Kind: store.OIDCRefreshToken,
+			ExpiresAt: now.Add(time.Hour)}}, at)
+	}
+	if err := s.IssueOIDCTokens(ctx, g, "", 0, []store.OIDCToken{{ID: "g-rt-0", Kind: store.OIDCRefreshToken, ExpiresAt: now.Add(time.Hour)}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := refresh("g-rt-0", "g-rt-1", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := refresh("g-rt-0", "g-rt-2", now.Add(4*time.Second)); err != nil {
+		t.Fatalf("a reuse within the grace: %v", err)
+	}
+	if _, grant, _ := s.OIDCToken(ctx, "g-rt-2"); !grant.Live(now) {
+		t.Fatal("a reuse within the grace revoked the grant")
+	}
+	if err := refresh("g-rt-0", "g-rt-3", now.Add(6*time.Second)); !errors.Is(err, store.ErrReused) {
+		t.Fatalf("a reuse after the grace: %v", err)
+	}
+	if _, grant, _ := s.OIDCToken(ctx, "g-rt-1"); grant.RevokedAt == nil {
+		t.Fatal("a reuse after the grace left the grant live")
+	}
+}

@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OIDCClients", testOIDCClients},
 		{"OIDCFlow", testOIDCFlow},
 		{"OIDCDeprovision", testOIDCDeprovision},
+		{"OIDCRefreshGrace", testOIDCRefreshGrace},
 		{"OIDCClientsPerOrg", testOIDCClientsPerOrg},
 		{"S3Export", testS3Export},
 	}
