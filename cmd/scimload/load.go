@@ -146,11 +146,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	if *jsonOut != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+		if err := writeJSONFile(*jsonOut, rep); err != nil {
 			return err
 		}
 	}
@@ -161,6 +157,15 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%d of %d scenarios failed or counted errors (see above)", bad, len(rep.Scenarios))
 	}
 	return nil
+}
+
+// writeJSONFile writes v to the file at path, indented.
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // loopbackSCIMBase checks --base and returns the SCIM base URL under it
@@ -807,13 +812,15 @@ func summarize(ws []*worker, elapsed time.Duration) result {
 		return res
 	}
 	slices.Sort(all)
-	at := func(q float64) float64 {
-		d := all[max(int(math.Ceil(q*float64(len(all))))-1, 0)]
-		return float64(d) / float64(time.Millisecond)
-	}
 	res.PerSecond = float64(len(all)) / elapsed.Seconds()
-	res.P50Ms, res.P99Ms = at(0.50), at(0.99)
+	res.P50Ms, res.P99Ms = percentileMs(all, 0.50), percentileMs(all, 0.99)
 	return res
+}
+
+// percentileMs is the nearest-rank q-quantile of sorted, in milliseconds.
+func percentileMs(sorted []time.Duration, q float64) float64 {
+	d := sorted[max(int(math.Ceil(q*float64(len(sorted))))-1, 0)]
+	return float64(d) / float64(time.Millisecond)
 }
 
 // errorLog keeps the first failed exchanges of the run for the report.

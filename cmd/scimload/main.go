@@ -57,13 +57,19 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, "Usage: scimload COMMAND [flags]\n\n"+
 			"Load tool for gatehouse's SCIM 2.0 endpoints.\n\nCommands:\n"+
 			"  seed       write load users and groups straight into the database\n"+
-			"  run        drive a gatehouse on this machine and report its figures\n\n"+
+			"  run        drive a gatehouse on this machine and report its figures\n"+
+			"  op         measure its OpenID Provider: code exchange and introspection\n"+
+			"  logout     measure the delay from a SCIM deactivation to the back-channel logout\n\n"+
 			"Run 'scimload COMMAND --help' for a command's flags.\n")
 		return flag.ErrHelp
 	case "seed":
 		return runSeed(ctx, args[1:], stdout)
 	case "run":
 		return runLoad(ctx, args[1:], stdout)
+	case "op":
+		return runOP(ctx, args[1:], stdout)
+	case "logout":
+		return runLogout(ctx, args[1:], stdout)
 	case "bare-serve": // not listed: run's bare-process scenario starts it
 		return bareServe()
 	}
