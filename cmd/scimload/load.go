@@ -226,7 +226,11 @@ type result struct {
 	// CeilingRatio is requests/s over the ceiling's (get, filter, create,
 	// when the ceiling ran).
 	CeilingRatio float64 `json:"ceiling_ratio,omitempty"`
-	Failure      string  `json:"failure,omitempty"`
+	// ServerCPUMs is the CPU time (user and system) gatehouse spent per
+	// request (scimload op --pid): unlike requests/s, it hardly depends
+	// on what else the machine runs.
+	ServerCPUMs float64 `json:"server_cpu_ms_per_request,omitempty"`
+	Failure     string  `json:"failure,omitempty"`
 }
 
 type report struct {
@@ -245,6 +249,9 @@ func (res result) print(w io.Writer) {
 		note = "FAILED: " + res.Failure
 	case res.CeilingRatio > 0:
 		note = fmt.Sprintf("%.2f", res.CeilingRatio)
+		if res.ServerCPUMs > 0 {
+			note += fmt.Sprintf("  (gatehouse CPU %.3f ms a request)", res.ServerCPUMs)
+		}
 	case res.Scenario == "page":
 		note = fmt.Sprintf("(every user in %.2fs)", res.Seconds)
 	}
@@ -878,6 +885,31 @@ func (s *rssSampler) stop() (int64, error) {
 	close(s.quit)
 	<-s.done
 	return s.peak, s.err
+}
+
+// cpuTime is the CPU time, user and system, process pid has used
+// (/proc/PID/stat, fields 14 and 15, in clock ticks of 1/100 s: Linux's
+// USER_HZ on every architecture).
+func cpuTime(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[i+1:])) // from field 3
+	if i < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 func readRSS(pid int) (int64, error) {

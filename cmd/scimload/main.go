@@ -2,7 +2,9 @@
 // "seed" writes many administrators and two groups straight into the
 // database, and "run" drives a gatehouse on this machine with them and sets
 // every figure beside the ceiling of a bare net/http server. load.sh does a
-// whole measured run.
+// whole measured run. "op" and "logout" measure the OpenID Provider (code
+// exchange, introspection, back-channel logout after a SCIM deactivation);
+// op.sh does their measured run.
 package main
 
 import (
@@ -55,7 +57,7 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, "Usage: scimload COMMAND [flags]\n\n"+
-			"Load tool for gatehouse's SCIM 2.0 endpoints.\n\nCommands:\n"+
+			"Load tool for gatehouse's SCIM 2.0 endpoints and OpenID Provider.\n\nCommands:\n"+
 			"  seed       write load users and groups straight into the database\n"+
 			"  run        drive a gatehouse on this machine and report its figures\n"+
 			"  op         measure its OpenID Provider: code exchange and introspection\n"+

@@ -97,7 +97,7 @@ done
 
 status=0
 if [[ ,$parts, == *,op,* ]]; then
-	args=(op --base "${bases[0]}" --db "$dsn" --org "$org" --rounds "${ROUNDS:-3}" --duration "${DURATION:-5s}"
+	args=(op --base "${bases[0]}" --pid "${servers[0]}" --db "$dsn" --org "$org" --rounds "${ROUNDS:-3}" --duration "${DURATION:-5s}"
 		--concurrency "${CONCURRENCY:-16}" --codes "${CODES:-3000}")
 	[[ -n ${RESULTS:-} ]] && args+=(--json "$RESULTS-op.json")
 	"$work/scimload" "${args[@]}" || status=1
