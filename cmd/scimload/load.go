@@ -139,12 +139,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout)
 	}
 	rep.FirstErrors = r.failures.first
-	if len(rep.FirstErrors) > 0 {
-		fmt.Fprintf(stdout, "first errors:\n")
-		for _, e := range rep.FirstErrors {
-			fmt.Fprintf(stdout, "  %s\n", e)
-		}
-	}
+	r.failures.print(stdout)
 	if *jsonOut != "" {
 		if err := writeJSONFile(*jsonOut, rep); err != nil {
 			return err
@@ -841,6 +836,16 @@ func (l *errorLog) add(scenario string, err error) {
 	defer l.mu.Unlock()
 	if len(l.first) < errorsShown {
 		l.first = append(l.first, scenario+": "+oneLine(err.Error()))
+	}
+}
+
+// print lists the errors kept, if any.
+func (l *errorLog) print(w io.Writer) {
+	if len(l.first) > 0 {
+		fmt.Fprintf(w, "first errors:\n")
+		for _, e := range l.first {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
 	}
 }
 

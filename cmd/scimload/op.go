@@ -165,12 +165,7 @@ func runOP(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, m := range medians {
 		m.print(stdout)
 	}
-	if len(r.failures.first) > 0 {
-		fmt.Fprintf(stdout, "first errors:\n")
-		for _, e := range r.failures.first {
-			fmt.Fprintf(stdout, "  %s\n", e)
-		}
-	}
+	r.failures.print(stdout)
 	if *jsonOut != "" {
 		if err := writeJSONFile(*jsonOut, map[string]any{"base": origin, "concurrency": *concurrency,
 			"duration_seconds": duration.Seconds(), "rounds": all, "medians": medians, "first_errors": r.failures.first}); err != nil {
