@@ -142,7 +142,7 @@ const (
 func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
 	// The seed writes directly to the database, as the operator would: its
 	// entries in the audit log say so.
-	ctx = store.WithActor(ctx, store.Actor{Kind: store.ActorOperator, Name: "scimload"})
+	ctx = asOperator(ctx)
 	fs := newFlagSet("seed")
 	dsn := fs.String("db", "", "database: a SQLite file path, sqlite:PATH, or a postgres:// URL (required)")
 	slug := fs.String("org", "", "slug of an existing organization (required)")

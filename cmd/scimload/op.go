@@ -267,11 +267,9 @@ func loopbackBase(raw string) (string, error) {
 type prep struct {
 	store *store.SQL
 	org   store.Org
-	ctx   context.Context // the operator scimload, for the audit log
 }
 
 func openPrep(ctx context.Context, dsn, slug string) (*prep, error) {
-	ctx = store.WithActor(ctx, store.Actor{Kind: store.ActorOperator, Name: "scimload"})
 	s, err := store.Open(ctx, dsn, store.Options{ConnectTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -284,10 +282,16 @@ func openPrep(ctx context.Context, dsn, slug string) (*prep, error) {
 		}
 		return nil, err
 	}
-	return &prep{store: s, org: org, ctx: ctx}, nil
+	return &prep{store: s, org: org}, nil
 }
 
 func (p *prep) close() { p.store.Close() }
+
+// asOperator: what the tool writes is the operator scimload's in the
+// audit log, as seed's is.
+func asOperator(ctx context.Context) context.Context {
+	return store.WithActor(ctx, store.Actor{Kind: store.ActorOperator, Name: "scimload"})
+}
 
 // administrator makes sure an active, SCIM-managed administrator of that
 // username exists, with opPassword.
@@ -302,7 +306,7 @@ func (p *prep) administrator(ctx context.Context, username string) (store.Admini
 // administrators is administrator for many usernames, with a password
 // hash made once; it returns the last.
 func (p *prep) administrators(ctx context.Context, usernames []string, hash string) (store.Administrator, error) {
-	ctx = store.WithActor(ctx, store.Actor{Kind: store.ActorOperator, Name: "scimload"})
+	ctx = asOperator(ctx)
 	var a store.Administrator
 	for _, username := range usernames {
 		var err error
@@ -328,7 +332,7 @@ func (p *prep) administrators(ctx context.Context, usernames []string, hash stri
 // client registers a confidential, first-party client of the organization
 // (with a back-channel logout URI when backchannel is not empty).
 func (p *prep) client(ctx context.Context, name, origin, backchannel string) (*relyingParty, error) {
-	ctx = store.WithActor(ctx, store.Actor{Kind: store.ActorOperator, Name: "scimload"})
+	ctx = asOperator(ctx)
 	secret, c, err := (&admin.OIDCClients{Store: p.store}).Create(ctx, admin.OIDCClientSpec{Name: name, RedirectURIs: []string{opRedirect},
 		BackchannelLogoutURI: backchannel, Orgs: []string{p.org.Slug}, FirstParty: true})
 	if err != nil {
@@ -340,7 +344,7 @@ func (p *prep) client(ctx context.Context, name, origin, backchannel string) (*r
 // removeClient deletes the load client, and with it its grants and
 // tokens (on a context of its own: it runs also after an interruption).
 func (p *prep) removeClient(id string) {
-	ctx, cancel := context.WithTimeout(store.WithActor(context.Background(), store.Actor{Kind: store.ActorOperator, Name: "scimload"}), 30*time.Second)
+	ctx, cancel := context.WithTimeout(asOperator(context.Background()), 30*time.Second)
 	defer cancel()
 	(&admin.OIDCClients{Store: p.store}).Delete(ctx, id)
 }
