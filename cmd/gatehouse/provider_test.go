@@ -547,3 +547,139 @@ func TestOpenIDProviderRefreshReuseGrace(t *testing.T) {
 		t.Fatalf("after a reuse past the grace, the family: %v", in)
 	}
 }
+
+// TestBackchannelLogoutsAcrossInstances: two gatehouse serve on one
+// database (one base URL, as behind a load balancer), administrators each
+// signed in to an application through one instance and the code redeemed
+// on the other; the IdP then deprovisions them over SCIM (PATCH
+// active=false, PUT active=false, DELETE), the instances in turn. The
+// application must receive exactly one valid logout token for each of
+// them, naming them and their session: none lost, none sent twice (two
+// instances claiming one logout), none for anybody else. The delay is a
+// figure of scimload logout (BENCHMARKS.md), not asserted here.
+func TestBackchannelLogoutsAcrossInstances(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, s *store.SQL) {
+		f := newOPFixture(t, dsn, s)
+		ctx := context.Background()
+		addr := freeAddr(t)
+		second := startServe(t, addr, f.env, "--addr", addr, "--base-url", f.base, "--scim-rate-limit", "-1")
+		bases := []string{f.base, second.base}
+		if r := gatehouse(t, f.env, "scim", "enable", "--org", "acme"); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		r := gatehouse(t, f.env, "scim", "token", "create", "--org", "acme")
+		if r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		scimToken := strings.TrimSpace(r.stdout)
+
+		var mu sync.Mutex
+		got := map[string][]string{} // sub → logout tokens
+		rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.ParseForm()
+			raw := r.PostForm.Get("logout_token")
+			var c struct {
+				Sub string `json:"sub"`
+			}
+			if parts := strings.Split(raw, "."); len(parts) == 3 {
+				payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+				json.Unmarshal(payload, &c)
+			}
+			mu.Lock()
+			got[c.Sub] = append(got[c.Sub], raw)
+			mu.Unlock()
+		}))
+		t.Cleanup(rcv.Close)
+		r = gatehouse(t, f.env, "oidc", "client", "create", "--name", "Fleet", "--redirect-uri", f.redirect,
+			"--backchannel-logout-uri", rcv.URL+"/backchannel", "--org", "acme", "--first-party")
+		fleet := strings.Fields(r.stdout)
+		if r.code != 0 || len(fleet) != 2 {
+			t.Fatalf("client create: %+v", r)
+		}
+		provider, err := gooidc.NewProvider(ctx, f.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verifier := provider.Verifier(&gooidc.Config{ClientID: fleet[0]})
+
+		const n = 9
+		sids := map[string]string{} // administrator id → sid
+		var ids, names []string
+		sys := store.WithActor(ctx, store.System)
+		for i := range n {
+			name := fmt.Sprintf("fleet.%d", i)
+			a := activeAdministrator(t, s, f.org.ID, name, store.RoleAdministrator)
+			if _, err := s.UpdateAdministrator(sys, f.org.ID, a.ID, store.KeepSuper, func(a *store.Administrator) error {
+				a.SCIMManaged = true
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			on, other := bases[i%2], bases[(i+1)%2]
+			conf := oauth2.Config{ClientID: fleet[0], ClientSecret: fleet[1], RedirectURL: f.redirect, Scopes: []string{gooidc.ScopeOpenID},
+				Endpoint: oauth2.Endpoint{AuthURL: on + "/authorize", TokenURL: other + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
+			q := newOPBrowser(t).authorize(conf.AuthCodeURL("state-"+name), on, name)
+			tok, err := conf.Exchange(ctx, q.Get("code"))
+			if err != nil {
+				t.Fatalf("%s: code exchange on the other instance: %v", name, err)
+			}
+			raw, _ := tok.Extra("id_token").(string)
+			idt, err := verifier.Verify(ctx, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c struct {
+				SID string `json:"sid"`
+			}
+			idt.Claims(&c)
+			sids[a.ID] = c.SID
+			ids, names = append(ids, a.ID), append(names, name)
+		}
+
+		for i, id := range ids {
+			var method, body string
+			switch i % 3 {
+			case 0:
+				method, body = "PATCH", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}`
+			case 1:
+				method, body = "PUT", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+names[i]+`","active":false}`
+			case 2:
+				method = "DELETE"
+			}
+			req, _ := http.NewRequest(method, bases[i%2]+"/scim/v2/Users/"+id, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+scimToken)
+			req.Header.Set("Content-Type", "application/scim+json")
+			if res, out := do(t, req); res.StatusCode/100 != 2 {
+				t.Fatalf("SCIM %s of %s: %d %s", method, names[i], res.StatusCode, out)
+			}
+		}
+
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			received := len(got)
+			mu.Unlock()
+			if received >= n || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(time.Second) // a logout sent twice arrives at once, from the other instance
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range ids {
+			switch tokens := got[id]; len(tokens) {
+			case 0:
+				t.Errorf("no back-channel logout for %s within 30 s", id)
+			case 1:
+				checkLogoutToken(t, ctx, provider, fleet[0], tokens[0], id, sids[id])
+			default:
+				t.Errorf("%d back-channel logouts for %s", len(tokens), id)
+			}
+			delete(got, id)
+		}
+		for sub, tokens := range got {
+			t.Errorf("%d back-channel logouts for %q, who was not deprovisioned", len(tokens), sub)
+		}
+	})
+}

@@ -139,18 +139,9 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout)
 	}
 	rep.FirstErrors = r.failures.first
-	if len(rep.FirstErrors) > 0 {
-		fmt.Fprintf(stdout, "first errors:\n")
-		for _, e := range rep.FirstErrors {
-			fmt.Fprintf(stdout, "  %s\n", e)
-		}
-	}
+	r.failures.print(stdout)
 	if *jsonOut != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+		if err := writeJSONFile(*jsonOut, rep); err != nil {
 			return err
 		}
 	}
@@ -161,6 +152,15 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%d of %d scenarios failed or counted errors (see above)", bad, len(rep.Scenarios))
 	}
 	return nil
+}
+
+// writeJSONFile writes v to the file at path, indented.
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // loopbackSCIMBase checks --base and returns the SCIM base URL under it
@@ -221,7 +221,11 @@ type result struct {
 	// CeilingRatio is requests/s over the ceiling's (get, filter, create,
 	// when the ceiling ran).
 	CeilingRatio float64 `json:"ceiling_ratio,omitempty"`
-	Failure      string  `json:"failure,omitempty"`
+	// ServerCPUMs is the CPU time (user and system) gatehouse spent per
+	// request (scimload op --pid): unlike requests/s, it hardly depends
+	// on what else the machine runs.
+	ServerCPUMs float64 `json:"server_cpu_ms_per_request,omitempty"`
+	Failure     string  `json:"failure,omitempty"`
 }
 
 type report struct {
@@ -240,6 +244,9 @@ func (res result) print(w io.Writer) {
 		note = "FAILED: " + res.Failure
 	case res.CeilingRatio > 0:
 		note = fmt.Sprintf("%.2f", res.CeilingRatio)
+		if res.ServerCPUMs > 0 {
+			note += fmt.Sprintf("  (gatehouse CPU %.3f ms a request)", res.ServerCPUMs)
+		}
 	case res.Scenario == "page":
 		note = fmt.Sprintf("(every user in %.2fs)", res.Seconds)
 	}
@@ -807,13 +814,15 @@ func summarize(ws []*worker, elapsed time.Duration) result {
 		return res
 	}
 	slices.Sort(all)
-	at := func(q float64) float64 {
-		d := all[max(int(math.Ceil(q*float64(len(all))))-1, 0)]
-		return float64(d) / float64(time.Millisecond)
-	}
 	res.PerSecond = float64(len(all)) / elapsed.Seconds()
-	res.P50Ms, res.P99Ms = at(0.50), at(0.99)
+	res.P50Ms, res.P99Ms = percentileMs(all, 0.50), percentileMs(all, 0.99)
 	return res
+}
+
+// percentileMs is the nearest-rank q-quantile of sorted, in milliseconds.
+func percentileMs(sorted []time.Duration, q float64) float64 {
+	d := sorted[max(int(math.Ceil(q*float64(len(sorted))))-1, 0)]
+	return float64(d) / float64(time.Millisecond)
 }
 
 // errorLog keeps the first failed exchanges of the run for the report.
@@ -827,6 +836,16 @@ func (l *errorLog) add(scenario string, err error) {
 	defer l.mu.Unlock()
 	if len(l.first) < errorsShown {
 		l.first = append(l.first, scenario+": "+oneLine(err.Error()))
+	}
+}
+
+// print lists the errors kept, if any.
+func (l *errorLog) print(w io.Writer) {
+	if len(l.first) > 0 {
+		fmt.Fprintf(w, "first errors:\n")
+		for _, e := range l.first {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
 	}
 }
 
@@ -871,6 +890,31 @@ func (s *rssSampler) stop() (int64, error) {
 	close(s.quit)
 	<-s.done
 	return s.peak, s.err
+}
+
+// cpuTime is the CPU time, user and system, process pid has used
+// (/proc/PID/stat, fields 14 and 15, in clock ticks of 1/100 s: Linux's
+// USER_HZ on every architecture).
+func cpuTime(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[i+1:])) // from field 3
+	if i < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 func readRSS(pid int) (int64, error) {

@@ -44,25 +44,12 @@ fail() {
 }
 
 command -v curl >/dev/null || fail "curl is needed to wait for /readyz"
-echo "== building gatehouse and scimload ($(go version | cut -d' ' -f3), $(nproc) CPUs)"
-(cd "$repo" && go build -o "$work/gatehouse" ./cmd/gatehouse && go build -o "$work/scimload" ./cmd/scimload)
-gatehouse() { "$work/gatehouse" "$@" --db "$dsn"; }
-
-if [[ $dsn == postgres://* || $dsn == postgresql://* ]]; then
-	db="PostgreSQL" # not the URL: it may hold a password
-else
-	# On tmpfs an fsync costs nothing, which flatters SQLite's figures.
-	path=${dsn#sqlite:}
-	db="SQLite on $(stat -f -c %T "$(dirname "${path#//}")" 2>/dev/null || echo "a new folder")"
-fi
+# shellcheck source=lib.sh
+source "$repo/cmd/scimload/lib.sh"
+build_tools
+describe_db
 echo "== organization $org, database: $db"
-# The base URL is only that of the owner's activation link, never opened.
-if ! out=$(gatehouse org create "$org" --base-url "${GATEHOUSE_BASE_URL:-http://127.0.0.1:8080}" --name "Load test" --domain example.com \
-	--admin-username owner@example.com --admin-email owner@example.com \
-	--admin-first-name Load --admin-last-name Owner 2>&1); then
-	grep -q "already exists" <<<"$out" || fail "org create: $out"
-	echo "organization $org already exists: reusing it"
-fi
+create_org "$org" "Load test"
 
 echo "== seeding $users users"
 "$work/scimload" seed --db "$dsn" --org "$org" --users "$users"
@@ -71,24 +58,7 @@ token=$(gatehouse scim token create --org "$org" --description "scimload $(date 
 	fail "scim token create: $(cat "$work/token.err")"
 gatehouse scim enable --org "$org"
 
-# The per-organization SCIM rate limit is lifted: the run measures the
-# server, not the limiter. Port 0: the kernel picks a free port, which
-# gatehouse logs.
-GATEHOUSE_SCIM_RATE_LIMIT=-1 "$work/gatehouse" serve --addr 127.0.0.1:0 --db "$dsn" --log-format json >"$log" 2>&1 &
-server=$!
-addr=
-for _ in $(seq 600); do
-	addr=$(sed -n 's/.*"msg":"gatehouse listening".*"addr":"\([^"]*\)".*/\1/p' "$log" | head -n 1)
-	[[ -n $addr ]] && break
-	kill -0 "$server" 2>/dev/null || fail "gatehouse serve exited"
-	sleep 0.1
-done
-[[ -n $addr ]] || fail "gatehouse did not start listening within 60s"
-for _ in $(seq 100); do
-	curl -fsS --noproxy '*' -o /dev/null "http://$addr/readyz" 2>/dev/null && break
-	sleep 0.1
-done
-curl -fsS --noproxy '*' -o /dev/null "http://$addr/readyz" || fail "gatehouse on $addr is not ready"
+serve_gatehouse "$log"
 echo "== gatehouse on http://$addr (pid $server)"
 
 args=(run --base "http://$addr" --token "$token" --pid "$server" --users "$users"

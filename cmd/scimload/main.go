@@ -2,7 +2,9 @@
 // "seed" writes many administrators and two groups straight into the
 // database, and "run" drives a gatehouse on this machine with them and sets
 // every figure beside the ceiling of a bare net/http server. load.sh does a
-// whole measured run.
+// whole measured run. "op" and "logout" measure the OpenID Provider (code
+// exchange, introspection, back-channel logout after a SCIM deactivation);
+// op.sh does their measured run.
 package main
 
 import (
@@ -55,15 +57,21 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, "Usage: scimload COMMAND [flags]\n\n"+
-			"Load tool for gatehouse's SCIM 2.0 endpoints.\n\nCommands:\n"+
+			"Load tool for gatehouse's SCIM 2.0 endpoints and OpenID Provider.\n\nCommands:\n"+
 			"  seed       write load users and groups straight into the database\n"+
-			"  run        drive a gatehouse on this machine and report its figures\n\n"+
+			"  run        drive a gatehouse on this machine and report its figures\n"+
+			"  op         measure its OpenID Provider: code exchange and introspection\n"+
+			"  logout     measure the delay from a SCIM deactivation to the back-channel logout\n\n"+
 			"Run 'scimload COMMAND --help' for a command's flags.\n")
 		return flag.ErrHelp
 	case "seed":
 		return runSeed(ctx, args[1:], stdout)
 	case "run":
 		return runLoad(ctx, args[1:], stdout)
+	case "op":
+		return runOP(ctx, args[1:], stdout)
+	case "logout":
+		return runLogout(ctx, args[1:], stdout)
 	case "bare-serve": // not listed: run's bare-process scenario starts it
 		return bareServe()
 	}
@@ -134,7 +142,7 @@ const (
 func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
 	// The seed writes directly to the database, as the operator would: its
 	// entries in the audit log say so.
-	ctx = store.WithActor(ctx, store.Actor{Kind: store.ActorOperator, Name: "scimload"})
+	ctx = asOperator(ctx)
 	fs := newFlagSet("seed")
 	dsn := fs.String("db", "", "database: a SQLite file path, sqlite:PATH, or a postgres:// URL (required)")
 	slug := fs.String("org", "", "slug of an existing organization (required)")

@@ -3,17 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -550,6 +553,14 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"run", "--bogus"}, 2, "flag provided but not defined"},
 		{[]string{"seed", "--org", "x", "--users", "1"}, 2, "--db is required"},
 		{[]string{"seed", "--db", "x.db", "--org", "x", "--users", "0"}, 2, "--users must be from 1"},
+		{[]string{"op", "--help"}, 0, "--codes"},
+		{[]string{"logout", "--help"}, 0, "--administrators"},
+		{[]string{"op", "--base", "http://10.0.0.7:8080", "--db", "x.db", "--org", "x"}, 2, "is not this machine"},
+		{[]string{"op", "--base", "http://127.0.0.1:1", "--org", "x"}, 2, "--db and --org are required"},
+		{[]string{"op", "--base", "http://127.0.0.1:1", "--db", "x.db", "--org", "x", "--rounds", "0"}, 2, "must be positive"},
+		{[]string{"logout", "--base", "http://127.0.0.1:1,http://example.com", "--db", "x.db", "--org", "x", "--token", "t"}, 2, "is not this machine"},
+		{[]string{"logout", "--base", "http://127.0.0.1:1", "--db", "x.db", "--org", "x"}, 2, "--token are required"},
+		{[]string{"logout", "--base", "http://127.0.0.1:1", "--db", "x.db", "--org", "x", "--token", "t", "--administrators", "0"}, 2, "--administrators must be from 1"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, stdout, stderr := scimload(t, tc.args...)
@@ -704,5 +715,86 @@ func TestLoadUserNumber(t *testing.T) {
 		if got := loadUserNumber(name); got != want {
 			t.Errorf("%s: %d, want %d", name, got, want)
 		}
+	}
+}
+
+func TestMedianResults(t *testing.T) {
+	rounds := [][]result{
+		{{Scenario: "ceiling", PerSecond: 100}, {Scenario: "introspect", PerSecond: 30, CeilingRatio: 0.30, ServerCPUMs: 0.5}},
+		{{Scenario: "ceiling", PerSecond: 300}, {Scenario: "introspect", PerSecond: 10, CeilingRatio: 0.03, ServerCPUMs: 0.9}},
+		{{Scenario: "ceiling", PerSecond: 200}, {Scenario: "introspect", PerSecond: 50, CeilingRatio: 0.25, ServerCPUMs: 0.4}},
+	}
+	m := medianResults(rounds)
+	if len(m) != 2 || m[0].Scenario != "ceiling" || m[0].PerSecond != 200 ||
+		m[1].PerSecond != 30 || m[1].CeilingRatio != 0.25 || m[1].ServerCPUMs != 0.5 {
+		t.Fatalf("medians: %+v", m)
+	}
+	if m := medianResults(rounds[:2]); m[0].PerSecond != 200 {
+		t.Fatalf("median of two: %v, want their mean 200", m[0].PerSecond)
+	}
+}
+
+// logoutToken is a logout token's shape (unsigned: the receiver does not
+// verify).
+func logoutToken(sub string, event bool) string {
+	claims := map[string]any{"sub": sub, "events": map[string]any{}}
+	if event {
+		claims["events"] = map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}
+	}
+	b, _ := json.Marshal(claims)
+	return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(b) + ".c2ln"
+}
+
+// TestLogoutReceiver: every logout is matched by sub; a missing, repeated,
+// foreign or unreadable one is counted, and the delays are from each
+// administrator's deactivation.
+func TestLogoutReceiver(t *testing.T) {
+	rcv, err := startLogoutReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.close()
+	start := time.Now()
+	deactivated := map[string]time.Time{"a": start, "b": start, "c": start, "d": start}
+	for _, tok := range []string{logoutToken("a", true), logoutToken("b", true), logoutToken("b", true), logoutToken("z", true),
+		logoutToken("c", false), "not-a-jwt"} {
+		res, err := http.PostForm(rcv.url, url.Values{"logout_token": {tok}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	if n := rcv.count([]string{"a", "b", "c", "d"}); n != 2 {
+		t.Fatalf("count %d, want 2 (a and b)", n)
+	}
+	rep := rcv.report(deactivated)
+	if rep.Received != 2 || rep.Missing != 2 || rep.Repeated != 1 || rep.Unexpected != 3 {
+		t.Fatalf("report %+v: want 2 received, 2 missing (c's token has no logout event), 1 repeated, 3 unexpected", rep)
+	}
+	if took := float64(time.Since(start)) / float64(time.Millisecond); rep.MaxMs <= 0 || rep.MaxMs > took {
+		t.Fatalf("max delay %.1f ms, not within the %.1f ms the test took", rep.MaxMs, took)
+	}
+}
+
+// TestCPUTime: this process's CPU time read from /proc agrees with
+// getrusage's (within the 10 ms clock tick and a little more).
+func TestCPUTime(t *testing.T) {
+	rusage := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	from := rusage()
+	for rusage()-from < 200*time.Millisecond { // spin until 200 ms of CPU
+	}
+	got, err := cpuTime(os.Getpid())
+	want := rusage()
+	if err != nil || got < want-50*time.Millisecond || got > want+50*time.Millisecond {
+		t.Fatalf("cpuTime %v, getrusage %v (%v)", got, want, err)
+	}
+	if _, err := cpuTime(1 << 30); err == nil {
+		t.Fatal("no error for a process that does not exist")
 	}
 }

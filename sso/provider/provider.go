@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/cors"
@@ -76,7 +77,8 @@ type Provider struct {
 	// setting). Negative: none; zero: DefaultRefreshReuseGrace.
 	RefreshReuseGrace time.Duration
 
-	op *op.Provider
+	op       *op.Provider
+	orgSlugs sync.Map // organization id → slug (orgSlug)
 }
 
 func (p *Provider) now() time.Time {
@@ -382,7 +384,7 @@ func (p *Provider) claims(ctx context.Context, info *oidc.UserInfo, org, id stri
 	if a.Status != store.StatusActive {
 		return store.ErrNotFound
 	}
-	o, err := p.Store.Org(ctx, org)
+	slug, err := p.orgSlug(ctx, org)
 	if err != nil {
 		return err
 	}
@@ -405,10 +407,27 @@ func (p *Provider) claims(ctx context.Context, info *oidc.UserInfo, org, id stri
 			info.EmailVerified = oidc.Bool(a.Email != "" && strings.EqualFold(verified, a.Email))
 		}
 	}
-	info.AppendClaims(ClaimOrgID, o.ID)
-	info.AppendClaims(ClaimOrgSlug, o.Slug)
+	info.AppendClaims(ClaimOrgID, org)
+	info.AppendClaims(ClaimOrgSlug, slug)
 	info.AppendClaims(ClaimRole, string(a.Role))
 	return nil
+}
+
+// orgSlug is the slug of organization id. A slug never changes
+// (store.UpdateOrg keeps it), so it is read once per instance: claims
+// answer every introspection, and the read of an organization costs on
+// SQLite as much as the rest of an introspection's reads (BENCHMARKS.md,
+// "OpenID Provider").
+func (p *Provider) orgSlug(ctx context.Context, id string) (string, error) {
+	if v, ok := p.orgSlugs.Load(id); ok {
+		return v.(string), nil
+	}
+	o, err := p.Store.Org(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	p.orgSlugs.Store(id, o.Slug)
+	return o.Slug, nil
 }
 
 // Pages draws the pages a person meets here (the console implements it):
