@@ -540,6 +540,16 @@ type Store interface {
 	// AuditLog returns a page of an organization's audit log, newest first.
 	AuditLog(ctx context.Context, org string, q AuditQuery) ([]AuditEntry, error)
 
+	// The provisioning log (see SCIMExchange): the SCIM requests of each
+	// organization's identity provider, written in batches by
+	// scim/provlog and pruned by count and age, a bounded number of rows
+	// a call.
+	AppendSCIMLog(ctx context.Context, entries []SCIMExchange) error
+	SCIMLog(ctx context.Context, org string, q SCIMLogQuery) ([]SCIMExchange, error)
+	SCIMLogEntry(ctx context.Context, org string, seq int64) (SCIMExchange, error)
+	PruneSCIMLog(ctx context.Context, org string, keep, limit int) (int64, error)
+	PruneSCIMLogBefore(ctx context.Context, before time.Time, limit int) (int64, error)
+
 	// The email outbox (see OutboxMessage): delivery is at least once.
 	// EnqueueEmail queues one message on its own, due now; writes that send
 	// an email queue it in their own transaction instead.
