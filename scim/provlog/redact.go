@@ -1,0 +1,304 @@
+package provlog
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
+
+// Redacted replaces every secret value in a stored body.
+const Redacted = `"[redacted]"`
+
+// maxRedactDepth bounds the redactor's recursion; SCIM documents nest far
+// less (the server refuses more than 16 levels).
+const maxRedactDepth = 64
+
+var errNotJSON = errors.New("provlog: the body is not one JSON value")
+
+// Redact returns doc with the value of every secret replaced by Redacted,
+// keeping everything else byte for byte (the IdP's own formatting and
+// member order). A secret is:
+//   - the value of a member whose name looks like one (isSecretName), at
+//     any depth: "password", "Password", "PASSWORD", the attribute's URN
+//     form "urn:...:User:password", "bearerToken", "client_secret"...;
+//   - the "value" of an object whose "path" names one: a PATCH operation
+//     {"op":"replace","path":"password","value":"..."} (RFC 7644 §3.5.2),
+//     whatever the order of its members or the case of their names.
+//
+// Member names are compared after JSON unescaping, so "pass\u0077ord" is
+// "password". A body that is not one JSON value cannot be searched for
+// secrets: Redact refuses it (errNotJSON), and the log keeps none of it.
+func Redact(doc []byte) ([]byte, error) {
+	// The scanner below finds where values end; it need not, and does
+	// not, check the grammar on the way.
+	if !json.Valid(doc) {
+		return nil, errNotJSON
+	}
+	p := redactor{b: doc}
+	p.ws()
+	if err := p.value(0); err != nil {
+		return nil, err
+	}
+	p.ws()
+	if p.i != len(p.b) {
+		return nil, errNotJSON
+	}
+	if len(p.spans) == 0 {
+		return doc, nil
+	}
+	out := make([]byte, 0, len(doc))
+	last := 0
+	for _, s := range p.spans {
+		out = append(out, doc[last:s.start]...)
+		out = append(out, Redacted...)
+		last = s.end
+	}
+	return append(out, doc[last:]...), nil
+}
+
+// secretWords are what a member name holding a secret contains, once
+// lower-cased and stripped of everything but letters and digits.
+var secretWords = []string{"password", "passwd", "passphrase", "secret", "token", "apikey", "authorization",
+	"privatekey", "credential"}
+
+// isSecretName reports whether a member name or a PATCH path names a
+// secret. It errs on the side of redacting: "passwordChangedAt" is
+// redacted too.
+func isSecretName(name string) bool {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	n := b.String()
+	for _, w := range secretWords {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+type span struct{ start, end int }
+
+// redactor is a JSON scanner that finds the byte spans of secret values.
+// It checks structure only as far as finding each value's end needs.
+type redactor struct {
+	b     []byte
+	i     int
+	spans []span // sorted, disjoint
+}
+
+func (p *redactor) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *redactor) value(depth int) error {
+	if depth > maxRedactDepth || p.i >= len(p.b) {
+		return errNotJSON
+	}
+	switch c := p.b[p.i]; {
+	case c == '{':
+		return p.object(depth)
+	case c == '[':
+		return p.array(depth)
+	case c == '"':
+		_, err := p.str()
+		return err
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	case c == '-' || ('0' <= c && c <= '9'):
+		start := p.i
+		for p.i < len(p.b) && strings.IndexByte("+-0123456789.eE", p.b[p.i]) >= 0 {
+			p.i++
+		}
+		if p.i == start {
+			return errNotJSON
+		}
+		return nil
+	}
+	return errNotJSON
+}
+
+func (p *redactor) literal(w string) error {
+	if !strings.HasPrefix(string(p.b[p.i:min(len(p.b), p.i+len(w))]), w) {
+		return errNotJSON
+	}
+	p.i += len(w)
+	return nil
+}
+
+// str scans a string and returns its raw text between the quotes.
+func (p *redactor) str() ([]byte, error) {
+	start := p.i
+	p.i++
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case '\\':
+			p.i += 2
+		case '"':
+			p.i++
+			return p.b[start+1 : p.i-1], nil
+		default:
+			p.i++
+		}
+	}
+	return nil, errNotJSON
+}
+
+// name is a member name's text, unescaped when it holds escapes.
+func name(raw []byte) (string, error) {
+	if !strings.Contains(string(raw), `\`) {
+		return string(raw), nil
+	}
+	var s string
+	if err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s); err != nil {
+		return "", errNotJSON
+	}
+	return s, nil
+}
+
+func (p *redactor) array(depth int) error {
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return nil
+	}
+	for {
+		p.ws()
+		if err := p.value(depth + 1); err != nil {
+			return err
+		}
+		p.ws()
+		if p.i >= len(p.b) {
+			return errNotJSON
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return nil
+		default:
+			return errNotJSON
+		}
+	}
+}
+
+func (p *redactor) object(depth int) error {
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return nil
+	}
+	// A PATCH operation's "path" and "value", in either order.
+	var secretPath bool
+	var val *span
+	for {
+		p.ws()
+		if p.i >= len(p.b) || p.b[p.i] != '"' {
+			return errNotJSON
+		}
+		raw, err := p.str()
+		if err != nil {
+			return err
+		}
+		key, err := name(raw)
+		if err != nil {
+			return err
+		}
+		p.ws()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return errNotJSON
+		}
+		p.i++
+		p.ws()
+		start := p.i
+		if isSecretName(key) {
+			if err := p.value(depth + 1); err != nil {
+				return err
+			}
+			p.spans = append(p.spans, span{start, p.i})
+		} else {
+			if err := p.value(depth + 1); err != nil {
+				return err
+			}
+			switch {
+			case strings.EqualFold(key, "path") && p.b[start] == '"':
+				s, err := name(p.b[start+1 : p.i-1])
+				if err != nil {
+					return err
+				}
+				secretPath = secretPath || isSecretName(s)
+			case strings.EqualFold(key, "value"):
+				val = &span{start, p.i}
+			}
+		}
+		p.ws()
+		if p.i >= len(p.b) {
+			return errNotJSON
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			continue
+		case '}':
+			p.i++
+		default:
+			return errNotJSON
+		}
+		break
+	}
+	if secretPath && val != nil {
+		p.cover(*val)
+	}
+	return nil
+}
+
+// cover redacts s whole, dropping the spans found inside it.
+func (p *redactor) cover(s span) {
+	kept := make([]span, 0, len(p.spans)+1)
+	inserted := false
+	for _, x := range p.spans {
+		if x.start >= s.start && x.end <= s.end {
+			continue
+		}
+		if !inserted && x.start >= s.end {
+			kept = append(kept, s)
+			inserted = true
+		}
+		kept = append(kept, x)
+	}
+	if !inserted {
+		kept = append(kept, s)
+	}
+	p.spans = kept
+}
+
+// capBody cuts b to at most limit bytes at a character boundary and says
+// whether it cut.
+func capBody(b []byte, limit int) ([]byte, bool) {
+	if len(b) <= limit {
+		return b, false
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(b[cut]) {
+		cut--
+	}
+	return b[:cut], true
+}
