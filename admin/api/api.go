@@ -45,6 +45,8 @@ type API struct {
 	Administrators *admin.Administrators
 	APIKeys        *admin.APIKeys
 	SCIMTokens     *admin.SCIMTokens
+	// SCIMLog reads the provisioning log.
+	SCIMLog *admin.ProvisioningLog
 	// SSO manages SSO connections (package sso); nil leaves those
 	// endpoints answering 404.
 	SSO admin.SSOConnections
@@ -108,6 +110,8 @@ var routes = []route{
 	{"POST", "/api-keys", true, (*API).createAPIKey},
 	{"DELETE", "/api-keys/{id}", true, (*API).revokeAPIKey},
 	{"GET", "/audit", true, (*API).auditLog},
+	{"GET", "/scim-log", true, (*API).scimLog},
+	{"GET", "/scim-log/{seq}", true, (*API).scimLogEntry},
 	{"PUT", "/administrators/{id}/break-glass", true, (*API).setBreakGlass},
 	{"GET", "/sso/connections", true, (*API).listSSOConnections},
 	{"POST", "/sso/connections", true, (*API).createSSOConnection},

@@ -43,6 +43,7 @@ type Console struct {
 	Administrators *admin.Administrators
 	APIKeys        *admin.APIKeys
 	SCIMTokens     *admin.SCIMTokens
+	SCIMLog        *admin.ProvisioningLog
 	// SSO manages SSO connections (package sso); nil hides those pages.
 	SSO     admin.SSOConnections
 	SignIn  *admin.SignIn
@@ -141,6 +142,9 @@ func (c *Console) Register(mux *http.ServeMux) {
 	post(pathAPIKeys+"/{id}/revoke", c.revokeAPIKey)
 	get(PathAPIReference, c.apiReference)
 	get(PathAudit, c.audit)
+	// scimlog: Preferences → Provisioning log.
+	get(PathSCIMLog, c.scimLog)
+	get(PathSCIMLog+"/{seq}", c.scimLogEntry)
 
 	// signin, user (issue #13): Preferences → User, the language switch
 	// of the signed-out pages.
@@ -263,8 +267,8 @@ type page struct {
 	// Nav names the navigation entry the page belongs to (see
 	// layout.html): "administrators", "preferences", "audit".
 	Nav string
-	// Tab names the Preferences tab ("user", "organization", "sso",
-	// "api"; see "prefs-tabs" in fields.html).
+	// Tab names the Preferences tab ("user", "organization",
+	// "scim-log", "sso", "api"; see "prefs-tabs" in fields.html).
 	Tab string
 	// Lang is the page's language (set by render).
 	Lang string

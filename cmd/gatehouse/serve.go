@@ -28,6 +28,7 @@ import (
 	"gatehouse/admin/console"
 	"gatehouse/admin/outbox"
 	"gatehouse/scim"
+	"gatehouse/scim/provlog"
 	"gatehouse/sso"
 	"gatehouse/sso/fetch"
 	"gatehouse/sso/saml"
@@ -55,6 +56,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	smtpFrom := fs.String("smtp-from", "", "the From address of emails, e.g. \"Acme admin <noreply@acme.com>\" (env GATEHOUSE_SMTP_FROM)")
 	smtpTLS := fs.String("smtp-starttls", outbox.StartTLSRequired, "required, opportunistic or none (env GATEHOUSE_SMTP_STARTTLS)")
 	trustXFF := fs.Bool("trust-forwarded-for", false, "take the client's address from the last X-Forwarded-For entry (behind a load balancer that appends it) for sign-in limits and login history (env GATEHOUSE_TRUST_FORWARDED_FOR)")
+	scimLogKeep := fs.Int("scim-log-keep", provlog.DefaultKeep, "SCIM requests each organization's provisioning log keeps (also at most 7 days); 0 keeps none (env GATEHOUSE_SCIM_LOG_KEEP)")
+	scimLogQueue := fs.Int("scim-log-queue", provlog.DefaultQueue, "SCIM requests that may wait to be written to the provisioning log; when full, more are dropped and counted (env GATEHOUSE_SCIM_LOG_QUEUE)")
 	sqliteSync := fs.String("sqlite-synchronous", "FULL", "SQLite durability: FULL (a committed write survives power loss) or NORMAL (survives a crash of gatehouse only) (env GATEHOUSE_SQLITE_SYNCHRONOUS)")
 	pos, err := c.parse(fs, "[flags]",
 		"Runs the HTTP server until SIGINT or SIGTERM, then drains requests for up to\n"+
@@ -81,12 +84,20 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		"smtp-from":           "GATEHOUSE_SMTP_FROM",
 		"smtp-starttls":       "GATEHOUSE_SMTP_STARTTLS",
 		"trust-forwarded-for": "GATEHOUSE_TRUST_FORWARDED_FOR",
+		"scim-log-keep":       "GATEHOUSE_SCIM_LOG_KEEP",
+		"scim-log-queue":      "GATEHOUSE_SCIM_LOG_QUEUE",
 	})
 	if err != nil {
 		return err
 	}
 	if *scimRate == 0 {
 		return usagef("--scim-rate-limit: give a positive rate, or a negative one to disable the limit")
+	}
+	if *scimLogKeep < 0 {
+		return usagef("--scim-log-keep: give a number of requests, or 0 to keep none")
+	}
+	if *scimLogQueue < 1 {
+		return usagef("--scim-log-queue: give a positive number of requests")
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return usagef("--addr: %q is not HOST:PORT", *addr)
@@ -201,12 +212,29 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	})
 
 	reg := newRegistry(s)
+	// The provisioning log's writer stops after the HTTP server has
+	// drained (defers run last first) and flushes what is queued, before
+	// the store closes.
+	var scimLog *provlog.Log
+	if *scimLogKeep > 0 {
+		scimLog = provlog.New(s, provlog.Config{Keep: *scimLogKeep, Queue: *scimLogQueue, Logger: logger})
+		registerSCIMLogMetrics(reg, scimLog)
+		go scimLog.Run(ctx) // Close waits for it, up to shutdownTimeout
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+			defer cancel()
+			if err := scimLog.Close(fctx); err != nil {
+				logger.Warn("provisioning log: not every queued request was written before the shutdown timeout", "err", err)
+			}
+		}()
+	}
 	management := &api.API{
 		Store:             s,
 		Orgs:              &admin.Orgs{Store: s, BaseURL: *baseURL},
 		Administrators:    &admin.Administrators{Store: s, BaseURL: *baseURL, Mail: mail},
 		APIKeys:           &admin.APIKeys{Store: s},
 		SCIMTokens:        &admin.SCIMTokens{Store: s},
+		SCIMLog:           &admin.ProvisioningLog{Store: s},
 		SSO:               connections,
 		SignIn:            signIn,
 		BaseURL:           *baseURL,
@@ -217,9 +245,10 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		BaseURL:   *baseURL,
 		RateLimit: *scimRate,
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
+		Log:       scimLog,
 	})
 	webConsole := &console.Console{Store: s, Orgs: management.Orgs, Administrators: management.Administrators,
-		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, SSO: connections, SignIn: signIn,
+		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, SCIMLog: management.SCIMLog, SSO: connections, SignIn: signIn,
 		BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	// A connection's test ends on the console's page of its result.
@@ -325,6 +354,22 @@ func newRegistry(s *store.SQL) *prometheus.Registry {
 		return float64(n)
 	}))
 	return reg
+}
+
+// registerSCIMLogMetrics publishes the provisioning log's counters: a
+// growing dropped count means the writer cannot keep up with the SCIM
+// traffic (or the database is slow), and requests go unlogged.
+func registerSCIMLogMetrics(reg *prometheus.Registry, l *provlog.Log) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_scim_log_dropped_total",
+			Help: "SCIM requests not written to the provisioning log because its queue was full."},
+			func() float64 { return float64(l.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_scim_log_write_failures_total",
+			Help: "SCIM requests not written to the provisioning log because the database refused their batch."},
+			func() float64 { return float64(l.Failed()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_scim_log_written_total",
+			Help: "SCIM requests written to the provisioning log."},
+			func() float64 { return float64(l.Written()) }))
 }
 
 // serveUntilDone serves on ln until ctx is done, then shuts down
