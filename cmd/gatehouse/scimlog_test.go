@@ -20,16 +20,16 @@ import (
 // scimLogPage is GET /api/v1/scim-log's answer.
 type scimLogPage struct {
 	Items []struct {
-		Seq                                          int64
-		At                                           time.Time
-		Method, Path, Filter, ScimType, Detail       string
-		Status                                       int
-		ResourceID, UserName, DisplayName            string
-		DurationMs                                   float64
-		TokenPrefix                                  string
-		RequestSize, ResponseSize                    int
-		RequestTruncated, ResponseTruncated          bool
-		Request, Response                            *string
+		Seq                                    int64
+		At                                     time.Time
+		Method, Path, Filter, ScimType, Detail string
+		Status                                 int
+		ResourceID, UserName, DisplayName      string
+		DurationMs                             float64
+		TokenPrefix                            string
+		RequestSize, ResponseSize              int
+		RequestTruncated, ResponseTruncated    bool
+		Request, Response                      *string
 	}
 	NextBefore int64
 }
