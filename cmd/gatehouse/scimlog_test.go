@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/scim/provlog"
 	"gatehouse/store"
 )
 
@@ -410,4 +411,33 @@ func TestProvisioningLogFlushedOnShutdown(t *testing.T) {
 	if r := gatehouse(t, s.env, "serve", "--scim-log-keep", "-1"); r.code != 2 || !strings.Contains(r.stderr, "--scim-log-keep") {
 		t.Fatalf("a negative keep: %d %s", r.code, r.stderr)
 	}
+}
+
+// seedSCIMLog fills the fixture organization's provisioning log with a
+// page of the longest entries the log keeps (long paths, filters and
+// errors; bodies at the cap, dense with quotes) and returns one's seq.
+func seedSCIMLog(t *testing.T, f *serveFixture) string {
+	t.Helper()
+	var member strings.Builder
+	for member.Len() < provlog.BodyCap {
+		fmt.Fprintf(&member, `{"value":"%032d","display":"a \"quoted\" name"},`, member.Len())
+	}
+	body := `{"displayName":"Engineering","members":[` + member.String()
+	entries := make([]store.SCIMExchange, 60)
+	for i := range entries {
+		entries[i] = store.SCIMExchange{OrgID: f.org.ID, At: time.Now(), Method: "PATCH",
+			Path: "/scim/v2/Users/" + strings.Repeat("0123456789abcdef", 4), Filter: `userName eq "` + strings.Repeat("a.rather.long.username", 5) + `"`,
+			Status: 400, SCIMType: "invalidValue", Detail: strings.Repeat("the value of the attribute is not valid; ", 8),
+			UserName: "maximiliana.oberhauser.wittgenstein@example.com", DurationMicros: 123456, TokenPrefix: "gh_scim_abcdefgh",
+			Request: body[:provlog.BodyCap], RequestSize: 200000, RequestTruncated: true,
+			Response: body[:provlog.BodyCap], ResponseSize: 200000, ResponseTruncated: true}
+	}
+	if err := f.store.AppendSCIMLog(context.Background(), entries); err != nil {
+		t.Fatal(err)
+	}
+	page, err := f.store.SCIMLog(context.Background(), f.org.ID, store.SCIMLogQuery{Limit: 1})
+	if err != nil || len(page) != 1 {
+		t.Fatalf("the seeded log: %v %v", page, err)
+	}
+	return strconv.FormatInt(page[0].Seq, 10)
 }
