@@ -212,8 +212,11 @@ func (s *Server) guard(h handler) http.Handler {
 // nothing and waits for nothing (provlog.Log.Record).
 func (c *call) record(entry *tokenEntry, start time.Time) {
 	e := provlog.Exchange{OrgID: entry.org.ID, TokenPrefix: entry.token.Prefix, At: start, Duration: time.Since(start),
-		Method: c.r.Method, Path: c.r.URL.Path, Filter: c.r.URL.Query().Get("filter"), ResourceID: c.r.PathValue("id"),
+		Method: c.r.Method, Path: c.r.URL.Path, ResourceID: c.r.PathValue("id"),
 		Status: c.status, Request: c.body, Response: c.response, ResponseSize: c.respSize}
+	if c.r.URL.RawQuery != "" {
+		e.Filter = c.r.URL.Query().Get("filter")
+	}
 	if c.failure != nil {
 		e.SCIMType, e.Detail = c.failure.ScimType, c.failure.Detail
 	}

@@ -52,27 +52,10 @@ func (a *API) scimLog(c *call) error {
 	if err := admin.ParseStatusFilter(q.Get("status"), &lq); err != nil {
 		return err
 	}
-	for name, dst := range map[string]*time.Time{"since": &lq.Since, "until": &lq.Until} {
-		if v := q.Get(name); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				return &admin.Error{Code: admin.CodeInvalidQuery, Message: fmt.Sprintf("%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z, not %q", name, v)}
-			}
-			*dst = t
-		}
-	}
 	var err error
-	if lq.Limit, err = c.intParam("limit", 100); err != nil {
+	if lq.Since, lq.Until, lq.Before, lq.Limit, err = c.logPage(); err != nil {
 		return err
 	}
-	if lq.Limit < 1 || lq.Limit > 1000 {
-		return &admin.Error{Code: admin.CodeInvalidQuery, Message: "limit must be 1 to 1000"}
-	}
-	before, err := c.intParam("before", 0)
-	if err != nil {
-		return err
-	}
-	lq.Before = int64(before)
 	entries, err := a.SCIMLog.Page(c.r.Context(), c.p, lq)
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"gatehouse/admin"
 	"gatehouse/store"
@@ -82,34 +81,7 @@ func (c *Console) scimLog(w http.ResponseWriter, r *http.Request) {
 	if err := admin.ParseStatusFilter(d.Status, &lq); err != nil {
 		fields["status"] = msg("Give an HTTP status such as 404, or a class such as 4xx.")
 	}
-	for _, f := range []struct {
-		name, v string
-		dst     *time.Time
-		end     bool
-	}{{"from", d.From, &lq.Since, false}, {"to", d.To, &lq.Until, true}} {
-		if f.v == "" {
-			continue
-		}
-		day, err := time.Parse("2006-01-02", f.v)
-		if err != nil {
-			fields[f.name] = msg("Give a date such as 2026-12-31.")
-			continue
-		}
-		if f.end {
-			day = day.AddDate(0, 0, 1) // to the end of that day
-		}
-		*f.dst = day
-	}
-	if !lq.Since.IsZero() && !lq.Until.IsZero() && !lq.Since.Before(lq.Until) {
-		fields["to"] = msg("The end date is before the start date.")
-	}
-	if v := q.Get("before"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			fields["before"] = msg("This page of the log does not exist: start from the newest entries.")
-		}
-		lq.Before = n
-	}
+	lq.Since, lq.Until, lq.Before = logRange(q, fields)
 	if len(fields) > 0 && admin.PrincipalOf(me).Super() {
 		pg.Fields = fields
 		if text, ok := fields["before"]; ok {

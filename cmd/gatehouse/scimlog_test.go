@@ -357,7 +357,7 @@ func TestProvisioningLogDropsWhenFull(t *testing.T) {
 			t.Fatal(err)
 		}
 		list()                             // taken by the writer, which then waits for the lock
-		time.Sleep(400 * time.Millisecond) // past its flush interval
+		time.Sleep(time.Second) // past its flush interval
 		const burst = 12
 		var slowest time.Duration
 		for range burst {

@@ -14,7 +14,6 @@ package provlog
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -43,13 +42,16 @@ const (
 	MaxCapture = 1 << 20
 )
 
-// Writer tuning: a batch is written when it has batchSize entries or
-// every flushEvery; each write prunes the organizations it wrote to
+// Writer tuning: the writer wakes every flushEvery, or when the queue is
+// half full, and writes what is queued in one transaction (batchSize
+// entries at most); each write prunes the organizations it wrote to
 // (pruneRows rows a statement, pruneRounds statements at most), and every
-// agePruneEvery entries older than MaxAge go, in as bounded steps.
+// agePruneEvery entries older than MaxAge go, in as bounded steps. A
+// request never wakes the writer by itself: on two cores, a goroutine
+// woken per request costs the SCIM server more than the log's writes.
 const (
-	batchSize     = 256
-	flushEvery    = 200 * time.Millisecond
+	batchSize     = 2048
+	flushEvery    = 500 * time.Millisecond
 	pruneRows     = 1000
 	pruneRounds   = 10
 	agePruneEvery = time.Minute
@@ -110,6 +112,7 @@ type Log struct {
 	queue  chan Exchange
 	bytes  atomic.Int64 // bodies in queue
 	closed atomic.Bool
+	wake   chan struct{} // the queue is half full
 	stop   chan struct{}
 	done   chan struct{}
 	once   sync.Once
@@ -136,7 +139,8 @@ func New(st Store, cfg Config) *Log {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Log{st: st, cfg: cfg, queue: make(chan Exchange, cfg.Queue), stop: make(chan struct{}), done: make(chan struct{})}
+	return &Log{st: st, cfg: cfg, queue: make(chan Exchange, cfg.Queue),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Record queues e for the writer without waiting: when the queue is
@@ -151,6 +155,12 @@ func (l *Log) Record(e Exchange) {
 	}
 	select {
 	case l.queue <- e:
+		if len(l.queue) >= cap(l.queue)/2 {
+			select {
+			case l.wake <- struct{}{}:
+			default: // already told
+			}
+		}
 	default:
 		l.bytes.Add(-size)
 		l.dropped.Add(1)
@@ -178,40 +188,41 @@ func (l *Log) Run(ctx context.Context) {
 	defer tick.Stop()
 	batch := make([]Exchange, 0, batchSize)
 	lastAge := time.Time{}
-	flush := func() {
-		if len(batch) > 0 {
-			l.write(ctx, batch)
-			clear(batch)
-			batch = batch[:0]
-		}
-		if now := l.cfg.Now(); now.Sub(lastAge) >= agePruneEvery {
-			lastAge = now
-			l.pruneAge(ctx, now)
-		}
-	}
 	for {
+		stopping := false
 		select {
-		case e := <-l.queue:
-			l.bytes.Add(-int64(len(e.Request) + len(e.Response)))
-			if batch = append(batch, e); len(batch) == batchSize {
-				flush()
-			}
 		case <-tick.C:
-			flush()
+		case <-l.wake:
 		case <-l.stop:
-			for {
+			stopping = true
+		}
+		// Everything queued now, in batches.
+		for more := true; more; {
+			more = false
+			for len(batch) < batchSize {
 				select {
 				case e := <-l.queue:
 					l.bytes.Add(-int64(len(e.Request) + len(e.Response)))
-					if batch = append(batch, e); len(batch) == batchSize {
-						flush()
-					}
+					batch = append(batch, e)
 					continue
 				default:
 				}
 				break
 			}
-			flush()
+			if len(batch) == batchSize {
+				more = true
+			}
+			if len(batch) > 0 {
+				l.write(ctx, batch)
+				clear(batch)
+				batch = batch[:0]
+			}
+		}
+		if now := l.cfg.Now(); now.Sub(lastAge) >= agePruneEvery {
+			lastAge = now
+			l.pruneAge(ctx, now)
+		}
+		if stopping {
 			return
 		}
 	}
@@ -285,30 +296,21 @@ func Entry(e Exchange) store.SCIMExchange {
 	if e.Response == nil {
 		out.ResponseSize = e.ResponseSize
 	}
-	out.Request, out.RequestTruncated = keep(e.Request)
-	out.Response, out.ResponseTruncated = keep(e.Response)
-
+	var req, resp topFields
+	out.Request, out.RequestTruncated, req = keep(e.Request)
+	out.Response, out.ResponseTruncated, resp = keep(e.Response)
+	if e.Status >= 300 {
+		resp = topFields{} // an error names nothing
+	}
 	// Which User or Group: the answer's resource (a create's new id), else
 	// the request's.
-	var req, resp struct {
-		ID          string `json:"id"`
-		UserName    string `json:"userName"`
-		DisplayName string `json:"displayName"`
-		Filter      string `json:"filter"`
-	}
-	if len(e.Request) > 0 {
-		_ = json.Unmarshal(e.Request, &req) // a body that is not an object names nothing
-	}
-	if len(e.Response) > 0 && e.Status < 300 {
-		_ = json.Unmarshal(e.Response, &resp)
-	}
-	out.UserName = first(resp.UserName, req.UserName)
-	out.DisplayName = first(resp.DisplayName, req.DisplayName)
+	out.UserName = first(resp.userName, req.userName)
+	out.DisplayName = first(resp.displayName, req.displayName)
 	if out.ResourceID == "" && e.Method == "POST" && e.Status == 201 {
-		out.ResourceID = resp.ID
+		out.ResourceID = resp.id
 	}
 	if out.Filter == "" {
-		out.Filter = req.Filter // POST .search (RFC 7644 §3.4.3)
+		out.Filter = req.filter // POST .search (RFC 7644 §3.4.3)
 	}
 	return out
 }
@@ -320,15 +322,16 @@ func first(a, b string) string {
 	return b
 }
 
-// keep is a body as the log keeps it.
-func keep(body []byte) (string, bool) {
+// keep is a body as the log keeps it, and the members that name what it
+// is about.
+func keep(body []byte) (string, bool, topFields) {
 	if len(body) == 0 {
-		return "", false
+		return "", false, topFields{}
 	}
-	red, err := Redact(body)
+	red, top, err := redact(body)
 	if err != nil {
-		return "", false
+		return "", false, topFields{}
 	}
 	b, cut := capBody(red, BodyCap)
-	return string(b), cut
+	return string(b), cut, top
 }

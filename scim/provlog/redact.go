@@ -1,6 +1,7 @@
 package provlog
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -30,22 +31,28 @@ var errNotJSON = errors.New("provlog: the body is not one JSON value")
 // "password". A body that is not one JSON value cannot be searched for
 // secrets: Redact refuses it (errNotJSON), and the log keeps none of it.
 func Redact(doc []byte) ([]byte, error) {
-	// The scanner below finds where values end; it need not, and does
-	// not, check the grammar on the way.
-	if !json.Valid(doc) {
-		return nil, errNotJSON
-	}
+	out, _, err := redact(doc)
+	return out, err
+}
+
+// topFields are the string members of a body's top-level object that
+// name what the request was about (Entry reads them).
+type topFields struct{ id, userName, displayName, filter string }
+
+// redact is Redact, also returning topFields. Its scanner checks the
+// whole JSON grammar as it goes (FuzzRedact holds it to json.Valid).
+func redact(doc []byte) ([]byte, topFields, error) {
 	p := redactor{b: doc}
 	p.ws()
 	if err := p.value(0); err != nil {
-		return nil, err
+		return nil, p.top, err
 	}
 	p.ws()
 	if p.i != len(p.b) {
-		return nil, errNotJSON
+		return nil, p.top, errNotJSON
 	}
 	if len(p.spans) == 0 {
-		return doc, nil
+		return doc, p.top, nil
 	}
 	out := make([]byte, 0, len(doc))
 	last := 0
@@ -54,29 +61,41 @@ func Redact(doc []byte) ([]byte, error) {
 		out = append(out, Redacted...)
 		last = s.end
 	}
-	return append(out, doc[last:]...), nil
+	return append(out, doc[last:]...), p.top, nil
 }
 
 // secretWords are what a member name holding a secret contains, once
 // lower-cased and stripped of everything but letters and digits.
-var secretWords = []string{"password", "passwd", "passphrase", "secret", "token", "apikey", "authorization",
-	"privatekey", "credential"}
+var secretWords = [][]byte{[]byte("password"), []byte("passwd"), []byte("passphrase"), []byte("secret"),
+	[]byte("token"), []byte("apikey"), []byte("authorization"), []byte("privatekey"), []byte("credential")}
 
 // isSecretName reports whether a member name or a PATCH path names a
 // secret. It errs on the side of redacting: "passwordChangedAt" is
 // redacted too.
 func isSecretName(name string) bool {
-	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
-		if ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') {
-			b.WriteRune(r)
+	var buf [96]byte
+	n := 0
+	for i := 0; i < len(name) && n < len(buf); i++ {
+		c := name[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			buf[n] = c + 'a' - 'A'
+		case ('a' <= c && c <= 'z') || ('0' <= c && c <= '9'):
+			buf[n] = c
+		default:
+			continue
 		}
+		n++
 	}
-	n := b.String()
+	folded := buf[:n]
 	for _, w := range secretWords {
-		if strings.Contains(n, w) {
+		if bytes.Contains(folded, w) {
 			return true
 		}
+	}
+	// A name longer than the buffer is checked whole, allocating.
+	if n == len(buf) {
+		return isSecretName(name[len(name)/2:]) || strings.Contains(strings.ToLower(name), "password")
 	}
 	return false
 }
@@ -89,6 +108,7 @@ type redactor struct {
 	b     []byte
 	i     int
 	spans []span // sorted, disjoint
+	top   topFields
 }
 
 func (p *redactor) ws() {
@@ -121,14 +141,7 @@ func (p *redactor) value(depth int) error {
 	case c == 'n':
 		return p.literal("null")
 	case c == '-' || ('0' <= c && c <= '9'):
-		start := p.i
-		for p.i < len(p.b) && strings.IndexByte("+-0123456789.eE", p.b[p.i]) >= 0 {
-			p.i++
-		}
-		if p.i == start {
-			return errNotJSON
-		}
-		return nil
+		return p.number()
 	}
 	return errNotJSON
 }
@@ -141,17 +154,75 @@ func (p *redactor) literal(w string) error {
 	return nil
 }
 
-// str scans a string and returns its raw text between the quotes.
+// number scans -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? (RFC 8259 §6).
+func (p *redactor) number() error {
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	switch {
+	case p.i < len(p.b) && p.b[p.i] == '0':
+		p.i++
+	case p.digits() == 0:
+		return errNotJSON
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if p.digits() == 0 {
+			return errNotJSON
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if p.digits() == 0 {
+			return errNotJSON
+		}
+	}
+	return nil
+}
+
+func (p *redactor) digits() int {
+	start := p.i
+	for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
+		p.i++
+	}
+	return p.i - start
+}
+
+// str scans a string (RFC 8259 §7) and returns its raw text between the
+// quotes.
 func (p *redactor) str() ([]byte, error) {
 	start := p.i
 	p.i++
 	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case '\\':
-			p.i += 2
-		case '"':
+		switch c := p.b[p.i]; {
+		case c == '"':
 			p.i++
 			return p.b[start+1 : p.i-1], nil
+		case c < 0x20:
+			return nil, errNotJSON
+		case c == '\\':
+			if p.i+1 >= len(p.b) {
+				return nil, errNotJSON
+			}
+			switch p.b[p.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i += 2
+			case 'u':
+				if p.i+6 > len(p.b) {
+					return nil, errNotJSON
+				}
+				for _, h := range p.b[p.i+2 : p.i+6] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return nil, errNotJSON
+					}
+				}
+				p.i += 6
+			default:
+				return nil, errNotJSON
+			}
 		default:
 			p.i++
 		}
@@ -238,6 +309,11 @@ func (p *redactor) object(depth int) error {
 			if err := p.value(depth + 1); err != nil {
 				return err
 			}
+			if depth == 0 && p.b[start] == '"' {
+				if err := p.topField(key, p.b[start+1:p.i-1]); err != nil {
+					return err
+				}
+			}
 			switch {
 			case strings.EqualFold(key, "path") && p.b[start] == '"':
 				s, err := name(p.b[start+1 : p.i-1])
@@ -268,6 +344,26 @@ func (p *redactor) object(depth int) error {
 		p.cover(*val)
 	}
 	return nil
+}
+
+// topField keeps a top-level string member Entry reads.
+func (p *redactor) topField(key string, raw []byte) error {
+	var dst *string
+	switch {
+	case strings.EqualFold(key, "id"):
+		dst = &p.top.id
+	case strings.EqualFold(key, "userName"):
+		dst = &p.top.userName
+	case strings.EqualFold(key, "displayName"):
+		dst = &p.top.displayName
+	case strings.EqualFold(key, "filter"):
+		dst = &p.top.filter
+	default:
+		return nil
+	}
+	v, err := name(raw)
+	*dst = v
+	return err
 }
 
 // cover redacts s whole, dropping the spans found inside it.
