@@ -356,7 +356,7 @@ func TestProvisioningLogDropsWhenFull(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		list()                             // taken by the writer, which then waits for the lock
+		list()                  // taken by the writer, which then waits for the lock
 		time.Sleep(time.Second) // past its flush interval
 		const burst = 12
 		var slowest time.Duration
