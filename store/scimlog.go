@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -114,34 +113,19 @@ func (s *SQL) SCIMLog(ctx context.Context, org string, q SCIMLogQuery) ([]SCIMEx
 	if q.Limit > 1000 {
 		return nil, fmt.Errorf("%w: at most 1000 provisioning log entries a page", ErrInvalidQuery)
 	}
-	var where strings.Builder
-	where.WriteString(`org_id = ?`)
-	args := []any{org}
-	add := func(cond string, arg ...any) {
-		where.WriteString(" AND " + cond)
-		args = append(args, arg...)
-	}
+	f := newLogFilter(org)
 	switch {
 	case q.Status > 0:
-		add(`status = ?`, q.Status)
+		f.add(`status = ?`, q.Status)
 	case q.StatusClass > 0:
-		add(`status >= ? AND status < ?`, q.StatusClass*100, q.StatusClass*100+100)
+		f.add(`status >= ? AND status < ?`, q.StatusClass*100, q.StatusClass*100+100)
 	}
 	if q.UserName != "" {
-		add(`user_name = ?`, q.UserName)
+		f.add(`user_name = ?`, q.UserName)
 	}
-	if !q.Since.IsZero() {
-		add(`at >= ?`, q.Since.UTC())
-	}
-	if !q.Until.IsZero() {
-		add(`at < ?`, q.Until.UTC())
-	}
-	if q.Before > 0 {
-		add(`seq < ?`, q.Before)
-	}
-	args = append(args, q.Limit)
+	where, args := f.page(q.Since, q.Until, q.Before, q.Limit)
 	out := []SCIMExchange{}
-	err := s.selectAll(ctx, s.reader, &out, `SELECT `+scimLogListColumns+` FROM scim_log WHERE `+where.String()+
+	err := s.selectAll(ctx, s.reader, &out, `SELECT `+scimLogListColumns+` FROM scim_log WHERE `+where+
 		` ORDER BY seq DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: provisioning log: %w", err)

@@ -249,25 +249,35 @@ func (p *redactor) array(depth int) error {
 		p.i++
 		return nil
 	}
-	for {
+	for more := true; more; {
 		p.ws()
 		if err := p.value(depth + 1); err != nil {
 			return err
 		}
-		p.ws()
-		if p.i >= len(p.b) {
-			return errNotJSON
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			return nil
-		default:
-			return errNotJSON
+		var err error
+		if more, err = p.sep(']'); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// sep reads what follows an element or a member: a comma (more follow)
+// or the closing bracket.
+func (p *redactor) sep(close byte) (more bool, err error) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return false, errNotJSON
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		return true, nil
+	case close:
+		p.i++
+		return false, nil
+	}
+	return false, errNotJSON
 }
 
 func (p *redactor) object(depth int) error {
@@ -325,20 +335,13 @@ func (p *redactor) object(depth int) error {
 				val = &span{start, p.i}
 			}
 		}
-		p.ws()
-		if p.i >= len(p.b) {
-			return errNotJSON
+		more, err := p.sep('}')
+		if err != nil {
+			return err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			continue
-		case '}':
-			p.i++
-		default:
-			return errNotJSON
+		if !more {
+			break
 		}
-		break
 	}
 	if secretPath && val != nil {
 		p.cover(*val)
