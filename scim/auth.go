@@ -63,11 +63,13 @@ func (s *Server) authenticate(r *http.Request) (*tokenEntry, error) {
 		}
 		s.tokens.put(hash, e)
 	}
+	// A token that names its organization but may not be used: the
+	// entry goes back with the refusal, for the provisioning log.
 	if !e.token.Usable(now) {
-		return nil, errBadToken
+		return e, errBadToken
 	}
 	if !e.org.SCIMEnabled {
-		return nil, errSCIMOff
+		return e, errSCIMOff
 	}
 	if e.touchDue(now) {
 		if err := s.store.TouchSCIMToken(r.Context(), e.token.ID, now); err != nil {

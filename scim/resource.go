@@ -180,7 +180,7 @@ func (rt *resourceType) get(c *call) error {
 	}
 	if inm := c.r.Header.Get("If-None-Match"); inm != "" && etagListed(inm, res.etag) {
 		c.w.Header().Set("ETag", res.etag)
-		c.w.WriteHeader(http.StatusNotModified)
+		c.writeHeader(http.StatusNotModified)
 		return nil
 	}
 	return c.writeResource(rt, http.StatusOK, res, p)
@@ -258,7 +258,7 @@ func (rt *resourceType) patch(c *call) error {
 	// asked for attributes; otherwise the resource type decides.
 	if q.Get("attributes") == "" && q.Get("excludedAttributes") == "" && rt.kind.patchStatus() == http.StatusNoContent {
 		c.w.Header().Set("ETag", res.etag)
-		c.w.WriteHeader(http.StatusNoContent)
+		c.writeHeader(http.StatusNoContent)
 		return nil
 	}
 	return c.writeResource(rt, http.StatusOK, res, p)
@@ -268,7 +268,7 @@ func (rt *resourceType) delete(c *call) error {
 	if err := rt.kind.delete(c, c.r.PathValue("id"), c.r.Header.Get("If-Match")); err != nil {
 		return err
 	}
-	c.w.WriteHeader(http.StatusNoContent)
+	c.writeHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"gatehouse/admin"
+	"gatehouse/scim/provlog"
 	"gatehouse/scim/schema"
 	"gatehouse/store"
 )
@@ -57,6 +58,10 @@ type Config struct {
 	// Logger gives the logger of a request (the server's middleware adds
 	// the request ID to it); nil means slog.Default.
 	Logger func(*http.Request) *slog.Logger
+	// Log is the provisioning log, given every request whose token names
+	// an organization (a valid one, or one expired, revoked or of an
+	// organization with SCIM off) once it is answered; nil keeps none.
+	Log *provlog.Log
 }
 
 // DefaultRateLimit is the per-organization rate: Entra ID's gallery asks for
@@ -138,6 +143,14 @@ type call struct {
 	// entry is the verified token and what is cached with it.
 	entry *tokenEntry
 	log   *slog.Logger // made by logger on first use
+
+	// What the provisioning log keeps of the exchange (Config.Log).
+	status   int
+	body     []byte // the request body as read
+	response []byte // the response body as sent, when logged and not larger than provlog.MaxCapture
+	respSize int
+	failure  *Error
+	capture  bool // the log is on and the request is a guarded one
 }
 
 // logger is the request's logger, naming the organization once the token
@@ -169,7 +182,11 @@ func (s *Server) public(h handler) http.Handler {
 // switch and rate limit, then runs h.
 func (s *Server) guard(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{s: s, w: w, r: r}
+		c := &call{s: s, w: w, r: r, capture: s.cfg.Log != nil}
+		var start time.Time
+		if c.capture {
+			start = time.Now()
+		}
 		entry, err := s.authenticate(r)
 		if err == nil {
 			c.entry, c.org = entry, entry.org
@@ -185,7 +202,31 @@ func (s *Server) guard(h handler) http.Handler {
 		if err != nil {
 			c.fail(err)
 		}
+		if s.cfg.Log != nil && entry != nil {
+			c.record(entry, start)
+		}
 	})
+}
+
+// record hands the exchange to the provisioning log, which copies
+// nothing and waits for nothing (provlog.Log.Record).
+func (c *call) record(entry *tokenEntry, start time.Time) {
+	e := provlog.Exchange{OrgID: entry.org.ID, TokenPrefix: entry.token.Prefix, At: start, Duration: time.Since(start),
+		Method: c.r.Method, Path: c.r.URL.Path, ResourceID: c.r.PathValue("id"),
+		Status: c.status, Request: c.body, Response: c.response, ResponseSize: c.respSize}
+	if c.r.URL.RawQuery != "" {
+		e.Filter = c.r.URL.Query().Get("filter")
+	}
+	if c.failure != nil {
+		e.SCIMType, e.Detail = c.failure.ScimType, c.failure.Detail
+	}
+	c.s.cfg.Log.Record(e)
+}
+
+// writeHeader answers status without a body.
+func (c *call) writeHeader(status int) {
+	c.status = status
+	c.w.WriteHeader(status)
 }
 
 func (s *Server) notFound(c *call) error {
@@ -195,6 +236,7 @@ func (s *Server) notFound(c *call) error {
 // fail writes err as a SCIM error.
 func (c *call) fail(err error) {
 	e := asError(err, c.logger())
+	c.failure = e
 	if e.RetryAfter > 0 {
 		c.w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
@@ -226,6 +268,13 @@ func (c *call) writeJSON(status int, v any) {
 	h["Cache-Control"] = noStore
 	h["X-Content-Type-Options"] = noSniff
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	c.status = status
+	if c.capture {
+		c.respSize = len(b)
+		if len(b) <= provlog.MaxCapture {
+			c.response = append([]byte(nil), b...) // b goes back to the pool
+		}
+	}
 	c.w.WriteHeader(status)
 	c.w.Write(b)
 }
@@ -258,6 +307,7 @@ func (c *call) decode() (map[string]any, error) {
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, MaxBodyBytes))
+	c.body = body
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "", "the request body is larger than %d bytes", MaxBodyBytes)

@@ -237,44 +237,61 @@ func (s *SQL) AuditLog(ctx context.Context, org string, q AuditQuery) ([]AuditEn
 	if q.Limit > 1000 {
 		return nil, fmt.Errorf("%w: at most 1000 audit entries a page", ErrInvalidQuery)
 	}
-	var where strings.Builder
-	where.WriteString(`org_id = ?`)
-	args := []any{org}
-	add := func(cond string, arg any) {
-		where.WriteString(" AND " + cond)
-		args = append(args, arg)
-	}
+	f := newLogFilter(org)
 	if q.ActorID != "" {
-		add(`actor_id = ?`, q.ActorID)
+		f.add(`actor_id = ?`, q.ActorID)
 	}
 	if q.TargetID != "" {
-		add(`target_id = ?`, q.TargetID)
+		f.add(`target_id = ?`, q.TargetID)
 	}
 	if prefix, ok := strings.CutSuffix(q.Action, "."); ok && prefix != "" {
-		where.WriteString(" AND substr(action, 1, ?) = ?")
-		args = append(args, len(q.Action), q.Action)
+		f.add("substr(action, 1, ?) = ?", len(q.Action), q.Action)
 	} else if q.Action != "" {
-		add(`action = ?`, q.Action)
+		f.add(`action = ?`, q.Action)
 	}
-	if !q.Since.IsZero() {
-		add(`at >= ?`, q.Since.UTC())
-	}
-	if !q.Until.IsZero() {
-		add(`at < ?`, q.Until.UTC())
-	}
-	if q.Before > 0 {
-		add(`seq < ?`, q.Before)
-	}
-	args = append(args, q.Limit)
+	where, args := f.page(q.Since, q.Until, q.Before, q.Limit)
 	out := []AuditEntry{}
 	// The text depends only on which filters are set: a few dozen shapes,
 	// each prepared once.
 	err := s.selectAll(ctx, s.reader, &out, `SELECT seq, org_id, at, actor_kind, actor_id, actor_name, action, target_kind, target_id,
-		target_name, before, after FROM audit_log WHERE `+where.String()+` ORDER BY seq DESC LIMIT ?`, args...)
+		target_name, before, after FROM audit_log WHERE `+where+` ORDER BY seq DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit log: %w", err)
 	}
 	return out, nil
+}
+
+// logFilter is the WHERE clause of a page of a log (the audit log, the
+// provisioning log): one organization's entries, newest first by seq.
+type logFilter struct {
+	where strings.Builder
+	args  []any
+}
+
+func newLogFilter(org string) *logFilter {
+	f := &logFilter{args: []any{org}}
+	f.where.WriteString(`org_id = ?`)
+	return f
+}
+
+func (f *logFilter) add(cond string, args ...any) {
+	f.where.WriteString(" AND " + cond)
+	f.args = append(f.args, args...)
+}
+
+// page adds the time range (until exclusive) and the cursor, and returns
+// the clause and its arguments, the limit last.
+func (f *logFilter) page(since, until time.Time, before int64, limit int) (string, []any) {
+	if !since.IsZero() {
+		f.add(`at >= ?`, since.UTC())
+	}
+	if !until.IsZero() {
+		f.add(`at < ?`, until.UTC())
+	}
+	if before > 0 {
+		f.add(`seq < ?`, before)
+	}
+	return f.where.String(), append(f.args, limit)
 }
 
 // diff returns the fields of before and after that differ, as JSON objects

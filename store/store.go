@@ -573,6 +573,15 @@ type Store interface {
 	// appear later, so a cursor moved to it skips nothing.
 	ExportAuditAfter(ctx context.Context, org string, after int64, limit int) ([]AuditEntry, error)
 	ExportLoginsAfter(ctx context.Context, org string, after int64, limit int) ([]ExportedLogin, error)
+	// The provisioning log (see SCIMExchange): the SCIM requests of each
+	// organization's identity provider, written in batches by
+	// scim/provlog and pruned by count and age, a bounded number of rows
+	// a call.
+	AppendSCIMLog(ctx context.Context, entries []SCIMExchange) error
+	SCIMLog(ctx context.Context, org string, q SCIMLogQuery) ([]SCIMExchange, error)
+	SCIMLogEntry(ctx context.Context, org string, seq int64) (SCIMExchange, error)
+	PruneSCIMLog(ctx context.Context, org string, keep, limit int) (int64, error)
+	PruneSCIMLogBefore(ctx context.Context, before time.Time, limit int) (int64, error)
 
 	// The email outbox (see OutboxMessage): delivery is at least once.
 	// EnqueueEmail queues one message on its own, due now; writes that send

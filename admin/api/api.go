@@ -51,6 +51,8 @@ type API struct {
 	// S3Exports is the S3 export preference; nil leaves its endpoints
 	// answering 404.
 	S3Exports *admin.S3Exports
+	// SCIMLog reads the provisioning log.
+	SCIMLog *admin.ProvisioningLog
 	// SSO manages SSO connections (package sso); nil leaves those
 	// endpoints answering 404.
 	SSO admin.SSOConnections
@@ -116,6 +118,8 @@ var routes = []route{
 	{"GET", "/audit", true, (*API).auditLog},
 	{"GET", "/organization/s3-export", true, (*API).getS3Export},
 	{"PUT", "/organization/s3-export", true, (*API).putS3Export},
+	{"GET", "/scim-log", true, (*API).scimLog},
+	{"GET", "/scim-log/{seq}", true, (*API).scimLogEntry},
 	{"PUT", "/administrators/{id}/break-glass", true, (*API).setBreakGlass},
 	{"GET", "/sso/connections", true, (*API).listSSOConnections},
 	{"POST", "/sso/connections", true, (*API).createSSOConnection},

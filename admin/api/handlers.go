@@ -380,27 +380,10 @@ func (a *API) revokeAPIKey(c *call) error {
 func (a *API) auditLog(c *call) error {
 	q := c.r.URL.Query()
 	aq := store.AuditQuery{ActorID: q.Get("actor"), TargetID: q.Get("target"), Action: q.Get("action")}
-	for name, dst := range map[string]*time.Time{"since": &aq.Since, "until": &aq.Until} {
-		if v := q.Get(name); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				return &admin.Error{Code: admin.CodeInvalidQuery, Message: fmt.Sprintf("%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z, not %q", name, v)}
-			}
-			*dst = t
-		}
-	}
 	var err error
-	if aq.Limit, err = c.intParam("limit", 100); err != nil {
+	if aq.Since, aq.Until, aq.Before, aq.Limit, err = c.logPage(); err != nil {
 		return err
 	}
-	if aq.Limit < 1 || aq.Limit > 1000 {
-		return &admin.Error{Code: admin.CodeInvalidQuery, Message: "limit must be 1 to 1000"}
-	}
-	before, err := c.intParam("before", 0)
-	if err != nil {
-		return err
-	}
-	aq.Before = int64(before)
 	entries, err := a.Store.AuditLog(c.r.Context(), c.p.OrgID, aq)
 	if err != nil {
 		return err
@@ -410,6 +393,30 @@ func (a *API) auditLog(c *call) error {
 		out["nextBefore"] = entries[len(entries)-1].Seq // the same query with before= this gives the next page
 	}
 	return c.reply(http.StatusOK, out)
+}
+
+// logPage reads the time range and page of a log (the audit log, the
+// provisioning log): since and until as RFC 3339 times, before the
+// previous page's nextBefore, limit 1 to 1000 (100).
+func (c *call) logPage() (since, until time.Time, before int64, limit int, err error) {
+	q := c.r.URL.Query()
+	for name, dst := range map[string]*time.Time{"since": &since, "until": &until} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return since, until, 0, 0, &admin.Error{Code: admin.CodeInvalidQuery, Message: fmt.Sprintf("%s must be an RFC 3339 time such as 2026-11-23T10:00:00Z, not %q", name, v)}
+			}
+			*dst = t
+		}
+	}
+	if limit, err = c.intParam("limit", 100); err != nil {
+		return
+	}
+	if limit < 1 || limit > 1000 {
+		return since, until, 0, 0, &admin.Error{Code: admin.CodeInvalidQuery, Message: "limit must be 1 to 1000"}
+	}
+	b, err := c.intParam("before", 0)
+	return since, until, int64(b), limit, err
 }
 
 func now(clock func() time.Time) time.Time {

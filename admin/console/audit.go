@@ -206,34 +206,7 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request) {
 			fields["action"] = msg("Choose an action from the list.")
 		}
 	}
-	for _, f := range []struct {
-		name, v string
-		dst     *time.Time
-		end     bool
-	}{{"from", d.From, &aq.Since, false}, {"to", d.To, &aq.Until, true}} {
-		if f.v == "" {
-			continue
-		}
-		day, err := time.Parse("2006-01-02", f.v)
-		if err != nil {
-			fields[f.name] = msg("Give a date such as 2026-12-31.")
-			continue
-		}
-		if f.end {
-			day = day.AddDate(0, 0, 1) // to the end of that day
-		}
-		*f.dst = day
-	}
-	if !aq.Since.IsZero() && !aq.Until.IsZero() && !aq.Since.Before(aq.Until) {
-		fields["to"] = msg("The end date is before the start date.")
-	}
-	if v := q.Get("before"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			fields["before"] = msg("This page of the log does not exist: start from the newest entries.")
-		}
-		aq.Before = n
-	}
+	aq.Since, aq.Until, aq.Before = logRange(q, fields)
 	if len(fields) > 0 {
 		pg.Fields = fields
 		if msgText, ok := fields["before"]; ok {
@@ -269,6 +242,42 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request) {
 		d.Entries = append(d.Entries, auditEntry(e))
 	}
 	c.render(w, r, http.StatusOK, "audit", pg)
+}
+
+// logRange reads the days and the page of a log's page (the audit log,
+// the provisioning log): from and to are days, to inclusive; before is the
+// previous page's last sequence number. Refusals go to fields, by name.
+func logRange(q url.Values, fields map[string]string) (since, until time.Time, before int64) {
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+		end  bool
+	}{{"from", &since, false}, {"to", &until, true}} {
+		v := q.Get(f.name)
+		if v == "" {
+			continue
+		}
+		day, err := time.Parse("2006-01-02", v)
+		if err != nil {
+			fields[f.name] = msg("Give a date such as 2026-12-31.")
+			continue
+		}
+		if f.end {
+			day = day.AddDate(0, 0, 1) // to the end of that day
+		}
+		*f.dst = day
+	}
+	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
+		fields["to"] = msg("The end date is before the start date.")
+	}
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			fields["before"] = msg("This page of the log does not exist: start from the newest entries.")
+		}
+		before = n
+	}
+	return since, until, before
 }
 
 // auditSubject is the id to filter by for what was typed: the

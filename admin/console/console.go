@@ -48,6 +48,7 @@ type Console struct {
 	OIDCClients *admin.OIDCClients
 	// S3Exports is the S3 export preference; nil hides it.
 	S3Exports *admin.S3Exports
+	SCIMLog   *admin.ProvisioningLog
 	// SSO manages SSO connections (package sso); nil hides those pages.
 	SSO     admin.SSOConnections
 	SignIn  *admin.SignIn
@@ -147,6 +148,9 @@ func (c *Console) Register(mux *http.ServeMux) {
 	post(pathAPIKeys+"/{id}/revoke", c.revokeAPIKey)
 	get(PathAPIReference, c.apiReference)
 	get(PathAudit, c.audit)
+	// scimlog: Preferences → Provisioning log.
+	get(PathSCIMLog, c.scimLog)
+	get(PathSCIMLog+"/{seq}", c.scimLogEntry)
 
 	// applications: Preferences → Applications, the OpenID Provider's
 	// clients (applications.go).
@@ -284,8 +288,8 @@ type page struct {
 	// Nav names the navigation entry the page belongs to (see
 	// layout.html): "administrators", "preferences", "audit".
 	Nav string
-	// Tab names the Preferences tab ("user", "organization", "sso",
-	// "api"; see "prefs-tabs" in fields.html).
+	// Tab names the Preferences tab ("user", "organization",
+	// "scim-log", "sso", "api"; see "prefs-tabs" in fields.html).
 	Tab string
 	// Lang is the page's language (set by render).
 	Lang string

@@ -36,6 +36,7 @@ func TestConsolePagesWeighUnder100KB(t *testing.T) {
 		f.call(t, "POST", "/api/v1/api-keys", fmt.Sprintf(`{"name":"key %d","role":"Administrator"}`, i), nil)
 		f.call(t, "POST", "/api/v1/scim/tokens", fmt.Sprintf(`{"description":"token %d"}`, i), nil)
 	}
+	logEntry := seedSCIMLog(t, f)
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar}
 	res, err := client.Post(f.srv.base+"/api/v1/session", "application/json",
@@ -64,7 +65,8 @@ func TestConsolePagesWeighUnder100KB(t *testing.T) {
 	}
 	for _, path := range []string{"/administrators", "/administrators/new", "/administrators/" + jane.ID + "?sort=email",
 		"/preferences/user", "/preferences/organization", "/preferences/sso", "/preferences/sso/new/saml",
-		"/preferences/api", "/preferences/api/reference", "/audit", "/account/password", "/account/two-factor"} {
+		"/preferences/api", "/preferences/api/reference", "/audit", "/account/password", "/account/two-factor",
+		"/preferences/scim-log", "/preferences/scim-log/" + logEntry} {
 		code, body := get(path)
 		if code != 200 || !strings.Contains(body, `<main id="main"`) {
 			t.Fatalf("%s: %d\n%s", path, code, body)
@@ -103,6 +105,7 @@ func TestConsoleFitsA360PixelScreen(t *testing.T) {
 	_, out := f.call(t, "POST", "/api/v1/oidc-clients", `{"name":"The billing and invoicing application","redirectUris":["https://billing.a-rather-long-subdomain.example.com/oauth2/callback"],"postLogoutRedirectUris":["https://billing.a-rather-long-subdomain.example.com/signed-out"]}`, nil)
 	var app struct{ ID string }
 	json.Unmarshal([]byte(out), &app)
+	logEntry := seedSCIMLog(t, f)
 	signInOwner(t, p, f)
 	jane := f.admin(t, "Jane.Doe")
 	// A login-history entry with a long location (the drawer's Location
@@ -113,7 +116,8 @@ func TestConsoleFitsA360PixelScreen(t *testing.T) {
 			City: map[string]string{"en": "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch"}}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"/administrators", "/administrators/new", "/administrators/" + jane.ID,
+	for _, path := range []string{"/preferences/scim-log", "/preferences/scim-log/" + logEntry,
+		"/administrators", "/administrators/new", "/administrators/" + jane.ID,
 		"/administrators/" + jane.ID + "/delete", "/preferences/user", "/preferences/organization",
 		"/preferences/sso", "/preferences/sso/new/saml", "/preferences/sso/new/oidc", "/preferences/api",
 		"/preferences/api/reference", "/audit", "/account/password", "/account/two-factor", "/nope",

@@ -24,7 +24,7 @@ type served struct {
 	env            map[string]string
 }
 
-func startServed(t *testing.T, dsn string) *served {
+func startServed(t *testing.T, dsn string, serveArgs ...string) *served {
 	t.Helper()
 	env := map[string]string{"GATEHOUSE_DB": dsn}
 	for _, args := range [][]string{orgArgs("acme"), {"scim", "enable", "--org", "acme"}, orgArgs("beta")} {
@@ -44,7 +44,7 @@ func startServed(t *testing.T, dsn string) *served {
 	}
 	s.apiKey = strings.TrimSpace(r.stdout)
 	addr := freeAddr(t)
-	s.srv = startServe(t, addr, env, "--addr", addr, "--scim-rate-limit", "-1")
+	s.srv = startServe(t, addr, env, append([]string{"--addr", addr, "--scim-rate-limit", "-1"}, serveArgs...)...)
 	return s
 }
 

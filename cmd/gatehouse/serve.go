@@ -30,6 +30,7 @@ import (
 	"gatehouse/admin/geoip"
 	"gatehouse/admin/outbox"
 	"gatehouse/scim"
+	"gatehouse/scim/provlog"
 	"gatehouse/sso"
 	"gatehouse/sso/fetch"
 	"gatehouse/sso/provider"
@@ -63,6 +64,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	exportEvery := fs.Duration("s3-export-interval", time.Minute, "how soon an organization's new audit and login entries are exported to its S3 bucket again (env GATEHOUSE_S3_EXPORT_INTERVAL)")
 	exportTimeout := fs.Duration("s3-export-timeout", time.Minute, "bound of the requests to S3 for one exported object; an instance's claim on an organization's export lasts twice as long (env GATEHOUSE_S3_EXPORT_TIMEOUT)")
 	exportBatch := fs.Int("s3-export-batch", 5000, "audit or login entries an S3 export reads and writes at once, 1 to 10000 (env GATEHOUSE_S3_EXPORT_BATCH)")
+	scimLogKeep := fs.Int("scim-log-keep", provlog.DefaultKeep, "SCIM requests each organization's provisioning log keeps (also at most 7 days); 0 keeps none (env GATEHOUSE_SCIM_LOG_KEEP)")
+	scimLogQueue := fs.Int("scim-log-queue", provlog.DefaultQueue, "SCIM requests that may wait to be written to the provisioning log; when full, more are dropped and counted (env GATEHOUSE_SCIM_LOG_QUEUE)")
 	sqliteSync := fs.String("sqlite-synchronous", "FULL", "SQLite durability: FULL (a committed write survives power loss) or NORMAL (survives a crash of gatehouse only) (env GATEHOUSE_SQLITE_SYNCHRONOUS)")
 	pos, err := c.parse(fs, "[flags]",
 		"Runs the HTTP server until SIGINT or SIGTERM, then drains requests for up to\n"+
@@ -94,6 +97,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		"s3-export-interval":       "GATEHOUSE_S3_EXPORT_INTERVAL",
 		"s3-export-batch":          "GATEHOUSE_S3_EXPORT_BATCH",
 		"s3-export-timeout":        "GATEHOUSE_S3_EXPORT_TIMEOUT",
+		"scim-log-keep":            "GATEHOUSE_SCIM_LOG_KEEP",
+		"scim-log-queue":           "GATEHOUSE_SCIM_LOG_QUEUE",
 	})
 	if err != nil {
 		return err
@@ -109,6 +114,12 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	if *exportBatch < 1 || *exportBatch > 10000 {
 		return usagef("--s3-export-batch: %d is not 1 to 10000", *exportBatch)
+	}
+	if *scimLogKeep < 0 {
+		return usagef("--scim-log-keep: give a number of requests, or 0 to keep none")
+	}
+	if *scimLogQueue < 1 {
+		return usagef("--scim-log-queue: give a positive number of requests")
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return usagef("--addr: %q is not HOST:PORT", *addr)
@@ -252,6 +263,22 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	})
 
 	reg := newRegistry(s)
+	// The provisioning log's writer stops after the HTTP server has
+	// drained (defers run last first) and flushes what is queued, before
+	// the store closes.
+	var scimLog *provlog.Log
+	if *scimLogKeep > 0 {
+		scimLog = provlog.New(s, provlog.Config{Keep: *scimLogKeep, Queue: *scimLogQueue, Logger: logger})
+		registerSCIMLogMetrics(reg, scimLog)
+		go scimLog.Run(ctx) // Close waits for it, up to shutdownTimeout
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+			defer cancel()
+			if err := scimLog.Close(fctx); err != nil {
+				logger.Warn("provisioning log: not every queued request was written before the shutdown timeout", "err", err)
+			}
+		}()
+	}
 	management := &api.API{
 		Store:             s,
 		Orgs:              &admin.Orgs{Store: s, BaseURL: *baseURL},
@@ -260,6 +287,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		SCIMTokens:        &admin.SCIMTokens{Store: s},
 		OIDCClients:       &admin.OIDCClients{Store: s},
 		S3Exports:         &admin.S3Exports{Store: s, Sealer: sealer},
+		SCIMLog:           &admin.ProvisioningLog{Store: s},
 		SSO:               connections,
 		SignIn:            signIn,
 		BaseURL:           *baseURL,
@@ -270,10 +298,11 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		BaseURL:   *baseURL,
 		RateLimit: *scimRate,
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
+		Log:       scimLog,
 	})
 	webConsole := &console.Console{Store: s, Orgs: management.Orgs, Administrators: management.Administrators,
 		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, OIDCClients: management.OIDCClients, S3Exports: management.S3Exports,
-		SSO: connections, SignIn: signIn,
+		SCIMLog: management.SCIMLog, SSO: connections, SignIn: signIn,
 		BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	// A connection's test ends on the console's page of its result.
@@ -405,6 +434,22 @@ func newRegistry(s *store.SQL) *prometheus.Registry {
 		return float64(n)
 	}))
 	return reg
+}
+
+// registerSCIMLogMetrics publishes the provisioning log's counters: a
+// growing dropped count means the writer cannot keep up with the SCIM
+// traffic (or the database is slow), and requests go unlogged.
+func registerSCIMLogMetrics(reg *prometheus.Registry, l *provlog.Log) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_scim_log_dropped_total",
+			Help: "SCIM requests not written to the provisioning log because its queue was full."},
+			func() float64 { return float64(l.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_scim_log_write_failures_total",
+			Help: "SCIM requests not written to the provisioning log because the database refused their batch."},
+			func() float64 { return float64(l.Failed()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_scim_log_written_total",
+			Help: "SCIM requests written to the provisioning log."},
+			func() float64 { return float64(l.Written()) }))
 }
 
 // serveUntilDone serves on ln until ctx is done, then shuts down

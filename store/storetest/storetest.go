@@ -75,6 +75,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OIDCRefreshGrace", testOIDCRefreshGrace},
 		{"OIDCClientsPerOrg", testOIDCClientsPerOrg},
 		{"S3Export", testS3Export},
+		{"SCIMLog", testSCIMLog},
+		{"SCIMLogConcurrentPrune", testSCIMLogConcurrentPrune},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

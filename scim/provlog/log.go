@@ -1,0 +1,337 @@
+// Package provlog is the provisioning log: for each organization, the
+// last SCIM requests its identity provider sent and gatehouse's answers
+// (method, path, filter, status, the SCIM error, the User or Group, the
+// duration, the token's prefix, and both bodies with their secrets
+// redacted and cut to BodyCap), which Okta and Entra administrators ask
+// for when they debug provisioning from their side.
+//
+// It costs the SCIM request nothing but a copy of its response: Record
+// puts the exchange on a bounded queue and returns at once, dropping it
+// (and counting the drop) when the queue is full; one writer goroutine
+// redacts, inserts in batches and prunes (Run). Close flushes what is
+// queued, for a graceful shutdown.
+package provlog
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gatehouse/store"
+)
+
+// Defaults of Config.
+const (
+	// DefaultKeep is how many entries an organization keeps.
+	DefaultKeep = 10000
+	// MaxAge is how long an entry is kept at most: an organization keeps
+	// its last Keep entries or its last 7 days, whichever is fewer.
+	MaxAge = 7 * 24 * time.Hour
+	// DefaultQueue is how many exchanges may wait for the writer.
+	DefaultQueue = 4096
+	// DefaultQueueBytes bounds the bodies waiting for the writer (a SCIM
+	// body may be 1 MiB): the queue's memory, whatever its length.
+	DefaultQueueBytes = 64 << 20
+	// BodyCap is the most of a body kept, after redaction: a User or a
+	// PATCH fits whole, a long list or member PATCH is cut (and marked).
+	BodyCap = 16 << 10
+	// MaxCapture is the largest response body copied on the request
+	// path; a larger one (a long list page) is kept as its size only.
+	MaxCapture = 1 << 20
+)
+
+// Writer tuning: the writer wakes every flushEvery, or when the queue is
+// half full, and writes what is queued in one transaction (batchSize
+// entries at most); each write prunes the organizations it wrote to
+// (pruneRows rows a statement, pruneRounds statements at most), and every
+// agePruneEvery entries older than MaxAge go, in as bounded steps. A
+// request never wakes the writer by itself: on two cores, a goroutine
+// woken per request costs the SCIM server more than the log's writes.
+const (
+	batchSize     = 2048
+	flushEvery    = 500 * time.Millisecond
+	pruneRows     = 1000
+	pruneRounds   = 10
+	agePruneEvery = time.Minute
+)
+
+// Exchange is one SCIM request and its answer, as the SCIM server hands
+// it over. Request and Response are not copied: the caller must not
+// change them after Record.
+type Exchange struct {
+	OrgID       string
+	TokenPrefix string
+	At          time.Time
+	Duration    time.Duration
+	Method      string
+	Path        string
+	// Filter is the query's filter parameter; a POST .search body's is
+	// found by the writer.
+	Filter string
+	// ResourceID is the id of the path (/Users/{id}), "" for a create or
+	// a list.
+	ResourceID string
+	Status     int
+	SCIMType   string
+	Detail     string
+	// Request is the body as received (not redacted yet); Response the
+	// body as sent, nil with ResponseSize set when it was larger than
+	// MaxCapture.
+	Request      []byte
+	Response     []byte
+	ResponseSize int
+}
+
+// Store is the part of store.Store the log writes with.
+type Store interface {
+	AppendSCIMLog(ctx context.Context, entries []store.SCIMExchange) error
+	PruneSCIMLog(ctx context.Context, org string, keep, limit int) (int64, error)
+	PruneSCIMLogBefore(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// Config configures a Log. The zero value of each field is its default.
+type Config struct {
+	// Keep is how many entries each organization keeps (DefaultKeep).
+	Keep int
+	// Queue is how many exchanges may wait for the writer (DefaultQueue);
+	// QueueBytes how many bytes of bodies (DefaultQueueBytes).
+	Queue      int
+	QueueBytes int64
+	// Logger receives the writer's failures; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock of the age pruning; nil means time.Now.
+	Now func() time.Time
+}
+
+// Log is an organization-partitioned provisioning log being written.
+type Log struct {
+	st     Store
+	cfg    Config
+	queue  chan Exchange
+	bytes  atomic.Int64 // bodies in queue
+	closed atomic.Bool
+	wake   chan struct{} // the queue is half full
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	dropped atomic.Uint64 // refused: queue full (or closed)
+	failed  atomic.Uint64 // lost: their batch could not be written
+	written atomic.Uint64
+}
+
+// New returns a Log writing to st; Run writes it.
+func New(st Store, cfg Config) *Log {
+	if cfg.Keep <= 0 {
+		cfg.Keep = DefaultKeep
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = DefaultQueue
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Log{st: st, cfg: cfg, queue: make(chan Exchange, cfg.Queue),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Record queues e for the writer without waiting: when the queue is
+// full (in entries or in bytes) or the log is closed, e is dropped and
+// counted (Dropped).
+func (l *Log) Record(e Exchange) {
+	size := int64(len(e.Request) + len(e.Response))
+	if l.closed.Load() || l.bytes.Add(size) > l.cfg.QueueBytes {
+		l.bytes.Add(-size)
+		l.dropped.Add(1)
+		return
+	}
+	select {
+	case l.queue <- e:
+		if len(l.queue) >= cap(l.queue)/2 {
+			select {
+			case l.wake <- struct{}{}:
+			default: // already told
+			}
+		}
+	default:
+		l.bytes.Add(-size)
+		l.dropped.Add(1)
+	}
+}
+
+// Dropped counts the exchanges refused because the queue was full.
+func (l *Log) Dropped() uint64 { return l.dropped.Load() }
+
+// Failed counts the exchanges lost because the database refused their
+// batch.
+func (l *Log) Failed() uint64 { return l.failed.Load() }
+
+// Written counts the exchanges written.
+func (l *Log) Written() uint64 { return l.written.Load() }
+
+// Run writes queued exchanges until Close, then flushes what is queued
+// and returns. Writes use ctx for their values (the database's actor is
+// not needed: the log is not audited) but never its cancellation, so
+// that the last batch still goes in while the server stops.
+func (l *Log) Run(ctx context.Context) {
+	defer close(l.done)
+	ctx = context.WithoutCancel(ctx)
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	batch := make([]Exchange, 0, batchSize)
+	lastAge := time.Time{}
+	for {
+		stopping := false
+		select {
+		case <-tick.C:
+		case <-l.wake:
+		case <-l.stop:
+			stopping = true
+		}
+		// Everything queued now, in batches.
+		for more := true; more; {
+			more = false
+			for len(batch) < batchSize {
+				select {
+				case e := <-l.queue:
+					l.bytes.Add(-int64(len(e.Request) + len(e.Response)))
+					batch = append(batch, e)
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) == batchSize {
+				more = true
+			}
+			if len(batch) > 0 {
+				l.write(ctx, batch)
+				clear(batch)
+				batch = batch[:0]
+			}
+		}
+		if now := l.cfg.Now(); now.Sub(lastAge) >= agePruneEvery {
+			lastAge = now
+			l.pruneAge(ctx, now)
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// Close stops taking exchanges and waits until Run has written the
+// queued ones, or ctx ends.
+func (l *Log) Close(ctx context.Context) error {
+	l.once.Do(func() {
+		l.closed.Store(true)
+		close(l.stop)
+	})
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Log) write(ctx context.Context, batch []Exchange) {
+	entries := make([]store.SCIMExchange, len(batch))
+	orgs := map[string]bool{}
+	for i, e := range batch {
+		entries[i] = Entry(e)
+		orgs[e.OrgID] = true
+	}
+	if err := l.st.AppendSCIMLog(ctx, entries); err != nil {
+		l.failed.Add(uint64(len(entries)))
+		l.cfg.Logger.Warn("provisioning log: a batch could not be written", "entries", len(entries), "err", err)
+		return
+	}
+	l.written.Add(uint64(len(entries)))
+	for org := range orgs {
+		for range pruneRounds {
+			n, err := l.st.PruneSCIMLog(ctx, org, l.cfg.Keep, pruneRows)
+			if err != nil {
+				// Another instance pruning the same rows, or the
+				// database away: the next batch prunes again.
+				l.cfg.Logger.Warn("provisioning log: pruning failed", "err", err)
+				break
+			}
+			if n < pruneRows {
+				break
+			}
+		}
+	}
+}
+
+func (l *Log) pruneAge(ctx context.Context, now time.Time) {
+	for range pruneRounds {
+		n, err := l.st.PruneSCIMLogBefore(ctx, now.Add(-MaxAge), pruneRows)
+		if err != nil {
+			l.cfg.Logger.Warn("provisioning log: pruning old entries failed", "err", err)
+			return
+		}
+		if n < pruneRows {
+			return
+		}
+	}
+}
+
+// Entry is what the log stores of e: its bodies redacted (a body that is
+// not JSON is not kept, only its size) and cut to BodyCap, and the User
+// or Group it was about read from them.
+func Entry(e Exchange) store.SCIMExchange {
+	out := store.SCIMExchange{OrgID: e.OrgID, At: e.At, Method: e.Method, Path: e.Path, Filter: e.Filter,
+		Status: e.Status, SCIMType: e.SCIMType, Detail: e.Detail, ResourceID: e.ResourceID,
+		DurationMicros: e.Duration.Microseconds(), TokenPrefix: e.TokenPrefix,
+		RequestSize: len(e.Request), ResponseSize: len(e.Response)}
+	if e.Response == nil {
+		out.ResponseSize = e.ResponseSize
+	}
+	var req, resp topFields
+	out.Request, out.RequestTruncated, req = keep(e.Request)
+	out.Response, out.ResponseTruncated, resp = keep(e.Response)
+	if e.Status >= 300 {
+		resp = topFields{} // an error names nothing
+	}
+	// Which User or Group: the answer's resource (a create's new id), else
+	// the request's.
+	out.UserName = first(resp.userName, req.userName)
+	out.DisplayName = first(resp.displayName, req.displayName)
+	if out.ResourceID == "" && e.Method == "POST" && e.Status == 201 {
+		out.ResourceID = resp.id
+	}
+	if out.Filter == "" {
+		out.Filter = req.filter // POST .search (RFC 7644 §3.4.3)
+	}
+	return out
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// keep is a body as the log keeps it, and the members that name what it
+// is about.
+func keep(body []byte) (string, bool, topFields) {
+	if len(body) == 0 {
+		return "", false, topFields{}
+	}
+	red, top, err := redact(body)
+	if err != nil {
+		return "", false, topFields{}
+	}
+	b, cut := capBody(red, BodyCap)
+	return string(b), cut, top
+}
