@@ -120,6 +120,9 @@ const (
 	LoginPending         = "pending"          // right password, account not activated
 	LoginDeactivated     = "deactivated"      // right password, account deactivated
 	LoginSSORequired     = "sso_required"     // right password, but the organization signs in through SSO
+	// LoginDirectoryUnavailable: an LDAP user's directory did not judge
+	// the password (unreachable, TLS refused, no connection); not a guess.
+	LoginDirectoryUnavailable = "directory_unavailable"
 )
 
 // SignInAttempt is one sign-in of a known administrator, as RecordSignIn
