@@ -48,6 +48,9 @@ type API struct {
 	// SSO manages SSO connections (package sso); nil leaves those
 	// endpoints answering 404.
 	SSO admin.SSOConnections
+	// LDAP manages the organization's LDAP connection and users; nil
+	// leaves those endpoints answering 404.
+	LDAP *admin.LDAP
 	// SignIn is password sign-in and the console's sessions.
 	SignIn *admin.SignIn
 	// BaseURL is the server's public URL: the session cookie is Secure
@@ -116,6 +119,12 @@ var routes = []route{
 	{"DELETE", "/sso/connections/{id}", true, (*API).deleteSSOConnection},
 	{"POST", "/sso/connections/{id}/test", true, (*API).testSSOConnection},
 	{"GET", "/sso/connections/{id}/tests", true, (*API).ssoTestResults},
+	{"GET", "/ldap", true, (*API).getLDAP},
+	{"PUT", "/ldap", true, (*API).setLDAP},
+	{"DELETE", "/ldap", true, (*API).deleteLDAP},
+	{"POST", "/ldap/test", true, (*API).testLDAP},
+	{"GET", "/ldap/users", true, (*API).listLDAPUsers},
+	{"PUT", "/administrators/{id}/ldap", true, (*API).setLDAPUser},
 }
 
 // Register mounts every route on mux. Writes authenticated by a cookie are
@@ -125,6 +134,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	csrf := http.NewCrossOriginProtection()
 	for _, rt := range routes {
 		if a.SSO == nil && strings.HasPrefix(rt.path, "/sso/") {
+			continue
+		}
+		if a.LDAP == nil && (strings.HasPrefix(rt.path, "/ldap") || strings.HasSuffix(rt.path, "/ldap")) {
 			continue
 		}
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, rt) }))
@@ -324,6 +336,9 @@ var statuses = map[string]int{
 	admin.CodeTooManyAttempts:        http.StatusTooManyRequests,
 	admin.CodeSSORequired:            http.StatusForbidden,
 	admin.CodeSSONotConfigured:       http.StatusConflict,
+	admin.CodeLDAPNotConfigured:      http.StatusNotFound,
+	admin.CodeLDAPUser:               http.StatusConflict,
+	admin.CodeDirectoryUnavailable:   http.StatusServiceUnavailable,
 }
 
 func status(err error) int {
@@ -346,7 +361,7 @@ func (c *call) problem(err error) {
 		Detail: "the server failed; the request was not applied"}
 	var e *admin.Error
 	switch {
-	case st == http.StatusServiceUnavailable:
+	case errors.Is(err, store.ErrUnavailable) || st == http.StatusServiceUnavailable && !errors.As(err, &e):
 		p.Code, p.Detail = "unavailable", "the service is temporarily unavailable; retry after the number of seconds in Retry-After"
 	case errors.As(err, &e):
 		p.Code, p.Detail = e.Code, e.Message

@@ -44,7 +44,9 @@ type Console struct {
 	APIKeys        *admin.APIKeys
 	SCIMTokens     *admin.SCIMTokens
 	// SSO manages SSO connections (package sso); nil hides those pages.
-	SSO     admin.SSOConnections
+	SSO admin.SSOConnections
+	// LDAP manages the LDAP connection and users; nil hides its section.
+	LDAP    *admin.LDAP
 	SignIn  *admin.SignIn
 	BaseURL string
 	// TrustForwardedFor: see web.ClientIP.

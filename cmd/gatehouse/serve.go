@@ -187,7 +187,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	defer func() { stopBackground(); wg.Wait() }()
 	mail := &outbox.Queue{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
 
-	signIn := &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL}
+	signIn := &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL, Log: logger}
 	// IdP metadata and OIDC discovery are fetched over https, or from
 	// loopback, and never from private, link-local or metadata addresses.
 	fetcher := fetch.NewClient(fetch.Options{AllowLoopback: true})
@@ -208,6 +208,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		APIKeys:           &admin.APIKeys{Store: s},
 		SCIMTokens:        &admin.SCIMTokens{Store: s},
 		SSO:               connections,
+		LDAP:              &admin.LDAP{Store: s, Sealer: sealer},
 		SignIn:            signIn,
 		BaseURL:           *baseURL,
 		TrustForwardedFor: *trustXFF,
@@ -219,7 +220,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Logger:    func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) },
 	})
 	webConsole := &console.Console{Store: s, Orgs: management.Orgs, Administrators: management.Administrators,
-		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, SSO: connections, SignIn: signIn,
+		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, SSO: connections, LDAP: management.LDAP, SignIn: signIn,
 		BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	// A connection's test ends on the console's page of its result.
