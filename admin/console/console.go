@@ -129,6 +129,15 @@ func (c *Console) Register(mux *http.ServeMux) {
 	post(PathSSO+"/{id}/delete", c.ssoDelete)
 	get(PathSSO+"/{id}/tests/{result}", c.ssoTestResult)
 
+	// ldap: Preferences → LDAP (ldap.go).
+	if c.LDAP != nil {
+		get(PathLDAP, c.ldapPageGET)
+		post(PathLDAP, c.ldapSave)
+		post(pathLDAPTest, c.ldapTest)
+		post(pathLDAPDelete, c.ldapDelete)
+		post(pathLDAPUsers, c.ldapUsers)
+	}
+
 	// organization, api, audit: Preferences → Organization (domains,
 	// two-factor, SCIM), Preferences → API (keys, the API reference) and
 	// the audit log.

@@ -58,7 +58,7 @@ func TestConsolePagesWeighUnder100KB(t *testing.T) {
 		assets += len(body)
 	}
 	for _, path := range []string{"/administrators", "/administrators/new", "/administrators/" + jane.ID + "?sort=email",
-		"/preferences/user", "/preferences/organization", "/preferences/sso", "/preferences/sso/new/saml",
+		"/preferences/user", "/preferences/organization", "/preferences/sso", "/preferences/sso/new/saml", "/preferences/ldap",
 		"/preferences/api", "/preferences/api/reference", "/audit", "/account/password", "/account/two-factor"} {
 		code, body := get(path)
 		if code != 200 || !strings.Contains(body, `<main id="main"`) {
@@ -99,7 +99,7 @@ func TestConsoleFitsA360PixelScreen(t *testing.T) {
 	jane := f.admin(t, "Jane.Doe")
 	for _, path := range []string{"/administrators", "/administrators/new", "/administrators/" + jane.ID,
 		"/administrators/" + jane.ID + "/delete", "/preferences/user", "/preferences/organization",
-		"/preferences/sso", "/preferences/sso/new/saml", "/preferences/sso/new/oidc", "/preferences/api",
+		"/preferences/sso", "/preferences/sso/new/saml", "/preferences/sso/new/oidc", "/preferences/ldap", "/preferences/api",
 		"/preferences/api/reference", "/audit", "/account/password", "/account/two-factor", "/nope"} {
 		p.open(f.srv.base + path)
 		fits(t, p, 360)
