@@ -291,8 +291,10 @@ type page struct {
 	// The forms' values.
 	Token, Username, OrgName, OrgSlug, Login string
 	TOTPRequired                             bool
-	TOTP                                     *totpView
-	Done                                     bool
+	// LDAPUser: the activation takes the directory's password, once.
+	LDAPUser bool
+	TOTP     *totpView
+	Done     bool
 	// MinPassword is the password policy's minimum length, for the hint.
 	MinPassword int
 }

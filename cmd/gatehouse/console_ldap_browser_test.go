@@ -61,6 +61,24 @@ func TestConsoleLDAP(t *testing.T) {
 	}
 	p.shot("ldap")
 
+	// bob, invited (Pending) and marked, activates with the directory's
+	// password, typed once.
+	if resp, out := f.call(t, "POST", "/api/v1/administrators",
+		`{"username":"bob","firstName":"Bob","lastName":"Directory","email":"bob@example.com"}`, nil); resp.StatusCode != 201 {
+		t.Fatalf("invite: %d %s", resp.StatusCode, out)
+	}
+	p.submit("#users form.form", map[string]string{"#ldap-username": "bob"})
+	p.expect("#users", "bob")
+	p.submit("header form", nil)
+	p.open(lastLink(t, f.srv, "/activate"))
+	p.expect("main", "directory (LDAP) password")
+	p.submit("form", map[string]string{"#password": "not bob's"})
+	p.expect("#password-error", "incorrect")
+	p.submit("form", map[string]string{"#password": "bob-password"})
+	if loc := p.location(); loc != f.srv.base+"/administrators" {
+		t.Fatalf("bob's activation lands on %s: %s", loc, p.text("body"))
+	}
+
 	// alice signs in with the directory's password.
 	p.submit("header form", nil)
 	p.open(f.srv.base + "/login/password?org=acme")
