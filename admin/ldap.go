@@ -109,17 +109,18 @@ func (l *LDAP) Get(ctx context.Context, p Principal) (LDAPView, error) {
 	if err != nil {
 		return LDAPView{}, fmt.Errorf("admin: LDAP connection: %w", err)
 	}
-	_, n, err := l.Store.LDAPUsers(ctx, p.OrgID, 0)
+	return l.view(ctx, c)
+}
+
+// view is c as the API shows it, with how many LDAP users it has.
+func (l *LDAP) view(ctx context.Context, c store.LDAPConnection) (LDAPView, error) {
+	_, n, err := l.Store.LDAPUsers(ctx, c.OrgID, 0)
 	if err != nil {
 		return LDAPView{}, fmt.Errorf("admin: LDAP connection: %w", err)
 	}
-	return ldapView(c, n), nil
-}
-
-func ldapView(c store.LDAPConnection, users int) LDAPView {
 	return LDAPView{URL: c.URL, StartTLS: c.StartTLS, CACertificate: c.CAPEM, BindDN: c.BindDN, BindPasswordSet: c.BindPassword != "",
 		BaseDN: c.BaseDN, UserFilter: c.UserFilter, UsernameAttribute: c.UsernameAttribute,
-		Timeout: (time.Duration(c.TimeoutMS) * time.Millisecond).String(), Enabled: c.Enabled, Users: users, Version: c.Version, UpdatedAt: c.UpdatedAt}
+		Timeout: (time.Duration(c.TimeoutMS) * time.Millisecond).String(), Enabled: c.Enabled, Users: n, Version: c.Version, UpdatedAt: c.UpdatedAt}, nil
 }
 
 // Set creates or changes the organization's connection; a refused
@@ -144,11 +145,7 @@ func (l *LDAP) Set(ctx context.Context, p Principal, spec LDAPSpec) (LDAPView, e
 	if err != nil {
 		return LDAPView{}, fmt.Errorf("admin: set LDAP connection: %w", err)
 	}
-	_, n, err := l.Store.LDAPUsers(ctx, p.OrgID, 0)
-	if err != nil {
-		return LDAPView{}, fmt.Errorf("admin: set LDAP connection: %w", err)
-	}
-	return ldapView(c, n), nil
+	return l.view(ctx, c)
 }
 
 // apply sets spec on c and validates the result.

@@ -40,6 +40,19 @@ func (e *signInEnv) ldapAdmin(t *testing.T, l *admin.LDAP, username string) stor
 	return a
 }
 
+// ldapSignInEnv is newSignInEnv with a running slapd as the
+// organization's LDAP connection.
+func ldapSignInEnv(t *testing.T, s *store.SQL) (*slapdtest.Server, *signInEnv, *admin.LDAP) {
+	t.Helper()
+	srv := slapdtest.Start(t)
+	e := newSignInEnv(t, s)
+	l := &admin.LDAP{Store: s, Sealer: e.sealer}
+	if _, err := l.Set(context.Background(), superOf(e.org), ldapSpec(srv)); err != nil {
+		t.Fatal(err)
+	}
+	return srv, e, l
+}
+
 func TestLDAPConnectionSettings(t *testing.T) {
 	srv := slapdtest.Start(t)
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
@@ -104,14 +117,9 @@ func TestLDAPConnectionSettings(t *testing.T) {
 
 func TestLDAPSignIn(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		srv := slapdtest.Start(t)
+		srv, e, l := ldapSignInEnv(t, s)
 		ctx := storetest.Context(context.Background())
-		e := newSignInEnv(t, s)
-		l := &admin.LDAP{Store: s, Sealer: e.sealer}
 		p := superOf(e.org)
-		if _, err := l.Set(ctx, p, ldapSpec(srv)); err != nil {
-			t.Fatal(err)
-		}
 		// alice had a local password; marked, it is gone and the
 		// directory's is the one.
 		alice := e.addAdmin(t, "alice", store.StatusActive)
@@ -247,13 +255,8 @@ func TestLDAPSignIn(t *testing.T) {
 // the right password is refused.
 func TestLDAPLockout(t *testing.T) {
 	storetest.EachBackend(t, func(t *testing.T, s *store.SQL) {
-		srv := slapdtest.Start(t)
+		_, e, l := ldapSignInEnv(t, s)
 		ctx := storetest.Context(context.Background())
-		e := newSignInEnv(t, s)
-		l := &admin.LDAP{Store: s, Sealer: e.sealer}
-		if _, err := l.Set(ctx, superOf(e.org), ldapSpec(srv)); err != nil {
-			t.Fatal(err)
-		}
 		alice := e.ldapAdmin(t, l, "alice")
 		for i := 1; i <= admin.DefaultLockAfter; i++ {
 			_, err := e.login("alice", fmt.Sprint("wrong ", i), "", fmt.Sprintf("192.0.2.%d", i))
