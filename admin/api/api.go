@@ -336,7 +336,7 @@ var statuses = map[string]int{
 	admin.CodeTooManyAttempts:        http.StatusTooManyRequests,
 	admin.CodeSSORequired:            http.StatusForbidden,
 	admin.CodeSSONotConfigured:       http.StatusConflict,
-	admin.CodeLDAPNotConfigured:      http.StatusNotFound,
+	admin.CodeLDAPNotConfigured:      http.StatusConflict,
 	admin.CodeLDAPUser:               http.StatusConflict,
 	admin.CodeDirectoryUnavailable:   http.StatusServiceUnavailable,
 }

@@ -129,8 +129,10 @@ func (c *Console) ldapRefused(w http.ResponseWriter, r *http.Request, p *page, p
 	switch e.Code {
 	case admin.CodeForbidden:
 		status, p.Title = http.StatusForbidden, msg("Not allowed")
-	case admin.CodeNotFound, admin.CodeLDAPNotConfigured:
+	case admin.CodeNotFound:
 		status = http.StatusNotFound
+	case admin.CodeLDAPNotConfigured:
+		status = http.StatusConflict
 	}
 	c.ldapShow(w, r, status, p, pr, d)
 }

@@ -64,7 +64,7 @@ func TestLDAPThroughServe(t *testing.T) {
 		}
 
 		// No connection yet: nobody can be marked.
-		if st, _, m, _ := apiCall(t, "PUT", base+"/api/v1/administrators/"+ids["alice"]+"/ldap", key, `{"enabled":true}`); st != 404 ||
+		if st, _, m, _ := apiCall(t, "PUT", base+"/api/v1/administrators/"+ids["alice"]+"/ldap", key, `{"enabled":true}`); st != 409 ||
 			m["code"] != admin.CodeLDAPNotConfigured {
 			t.Fatalf("mark without a connection: %d %v", st, m)
 		}
@@ -90,6 +90,15 @@ func TestLDAPThroughServe(t *testing.T) {
 		}
 		if r = gatehouse(t, env, "ldap", "user", "--org", "acme", "bob"); r.code != 0 {
 			t.Fatalf("ldap user: %s", r.stderr)
+		}
+
+		// Super Administrators only.
+		plain := strings.TrimSpace(gatehouse(t, env, "api-key", "create", "--org", "acme", "--name", "plain", "--role", "Administrator").stdout)
+		for _, c := range [][3]string{{"GET", "/ldap", ""}, {"PUT", "/ldap", `{"enabled":false}`}, {"DELETE", "/ldap", ""},
+			{"POST", "/ldap/test", `{}`}, {"PUT", "/administrators/" + ids["mixed"] + "/ldap", `{"enabled":true}`}} {
+			if st, _, m, _ := apiCall(t, c[0], base+"/api/v1"+c[1], plain, c[2]); st != 403 {
+				t.Fatalf("%s %s as an Administrator: %d %v", c[0], c[1], st, m)
+			}
 		}
 
 		// The API: read (no password), a refused change, the test, marking.
