@@ -176,6 +176,9 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 	case creds.LDAPUser:
 		// The directory judges; a local hash is never read, and a
 		// directory that cannot judge is no reason to fall back to one.
+		// The hash's time is spent all the same, so an LDAP user's
+		// answer is not quicker than a name without an account's.
+		dummyVerify(r.Password)
 		if ok, err = s.directoryCheck(ctx, a.OrgID, a.UserName, r.Password); err != nil {
 			e := (*Error)(nil)
 			if !errors.As(err, &e) || e.Code != CodeDirectoryUnavailable {
