@@ -48,7 +48,8 @@ func TestLDAPThroughServe(t *testing.T) {
 		}
 		env := map[string]string{"GATEHOUSE_DB": dsn, "GATEHOUSE_SECRET_KEY": signinKey, "LDAP_PW": slapdtest.ServicePass}
 		token := signinOrg(t, env, "acme", "jdoe")
-		base := childServe(t, dsn)
+		addr := freeAddr(t)
+		base := startServe(t, addr, env, "--addr", addr).base
 		activate(t, base, token)
 		key := strings.TrimSpace(gatehouse(t, env, "api-key", "create", "--org", "acme", "--name", "ldap-test").stdout)
 		ctx := storetest.Context(t.Context())
