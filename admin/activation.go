@@ -21,6 +21,9 @@ type ActivationInfo struct {
 	// Activate needs TOTP's ticket and a code. TOTP is offered either way.
 	TOTPRequired bool
 	TOTP         TOTPEnrolment
+	// LDAPUser: the administrator's password is their directory's, typed
+	// to activate and checked by a bind; no local password is chosen.
+	LDAPUser bool
 }
 
 // invitation returns the usable invitation of token for purpose and its
@@ -71,7 +74,11 @@ func (s *SignIn) ActivationInfo(ctx context.Context, token string) (ActivationIn
 	if err != nil {
 		return ActivationInfo{}, fmt.Errorf("admin: activation: %w", err)
 	}
-	return ActivationInfo{Administrator: a, Org: org, TOTPRequired: org.RequireTOTP, TOTP: enrol}, nil
+	creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID)
+	if err != nil {
+		return ActivationInfo{}, fmt.Errorf("admin: activation: %w", err)
+	}
+	return ActivationInfo{Administrator: a, Org: org, TOTPRequired: org.RequireTOTP, TOTP: enrol, LDAPUser: creds.LDAPUser}, nil
 }
 
 // CheckResetLink reads a password-reset link without using it: nil while
@@ -98,7 +105,19 @@ func (s *SignIn) Activate(ctx context.Context, token, password, totpTicket, totp
 	if err != nil {
 		return store.Administrator{}, err
 	}
-	if err := CheckPassword(password, a.UserName); err != nil {
+	creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID)
+	if err != nil {
+		return store.Administrator{}, fmt.Errorf("admin: activate: %w", err)
+	}
+	ldapUser := creds.LDAPUser
+	if ldapUser {
+		// An LDAP user activates with their directory password, checked
+		// by a bind and counted against the lockout like a sign-in; no
+		// local password is chosen or kept.
+		if err := s.directoryGuess(ctx, a, password); err != nil {
+			return store.Administrator{}, err
+		}
+	} else if err := CheckPassword(password, a.UserName); err != nil {
 		return store.Administrator{}, err
 	}
 	org, err := s.Store.Org(ctx, a.OrgID)
@@ -121,13 +140,15 @@ func (s *SignIn) Activate(ctx context.Context, token, password, totpTicket, totp
 		}
 		sealed = s.Sealer.Seal(secret, totpContext(a.ID))
 	}
-	hash, err := HashPassword(password)
-	if err != nil {
-		return store.Administrator{}, err
+	hash := ""
+	if !ldapUser {
+		if hash, err = HashPassword(password); err != nil {
+			return store.Administrator{}, err
+		}
 	}
 	out, err := s.Store.UseInvitation(asSelf(ctx, a), HashSecret(token), store.PurposeActivation, now,
 		func(a *store.Administrator, c *store.Credentials) error {
-			if a.Status != store.StatusPending {
+			if a.Status != store.StatusPending || c.LDAPUser != ldapUser {
 				return errStatusChanged
 			}
 			a.Status = store.StatusActive
@@ -224,6 +245,13 @@ func (s *SignIn) RequestPasswordReset(ctx context.Context, orgSlug, usernameOrEm
 		if a.Status != store.StatusActive || a.Email == "" {
 			continue
 		}
+		// An LDAP user's password is the directory's: no link is sent,
+		// and the answer is the same as for any name.
+		if creds, err := s.Store.Credentials(ctx, a.OrgID, a.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("admin: password reset: %w", err)
+		} else if creds.LDAPUser {
+			continue
+		}
 		secret := newSecret()
 		link := strings.TrimRight(s.BaseURL, "/") + "/reset-password?token=" + secret
 		e := mailTexts(a.Language).reset
@@ -300,11 +328,17 @@ func (s *SignIn) ResetPassword(ctx context.Context, token, newPassword string) e
 			if a.Status != store.StatusActive {
 				return errStatusChanged
 			}
+			if c.LDAPUser {
+				return errLDAPUser()
+			}
 			c.PasswordHash, c.MustChangePassword = hash, false
 			return nil
 		})
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errStatusChanged) {
 		return errInvalidToken()
+	}
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return e
 	}
 	if err != nil {
 		return fmt.Errorf("admin: reset password: %w", err)

@@ -172,10 +172,28 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 		return LoginResult{}, refusal
 	}
 	ok := false
-	if creds.PasswordHash == "" {
+	switch {
+	case creds.LDAPUser:
+		// The directory judges; a local hash is never read, and a
+		// directory that cannot judge is no reason to fall back to one.
+		// The hash's time is spent all the same, so an LDAP user's
+		// answer is not quicker than a name without an account's.
 		dummyVerify(r.Password)
-	} else if ok, err = VerifyPassword(creds.PasswordHash, r.Password); err != nil {
-		ok = false // a damaged hash matches nothing; the operator resets it
+		if ok, err = s.directoryCheck(ctx, a.OrgID, a.UserName, r.Password); err != nil {
+			e := (*Error)(nil)
+			if !errors.As(err, &e) || e.Code != CodeDirectoryUnavailable {
+				return LoginResult{}, err
+			}
+			s.logger().Warn("LDAP sign-in: the directory did not judge the password", "org", a.OrgID, "administrator", a.ID, "err", e.Err)
+			attempt.LockedUntil = nil // not a guess: nothing was judged
+			return fail(store.LoginDirectoryUnavailable, errDirectoryUnavailable(), true)
+		}
+	case creds.PasswordHash == "":
+		dummyVerify(r.Password)
+	default:
+		if ok, err = VerifyPassword(creds.PasswordHash, r.Password); err != nil {
+			ok = false // a damaged hash matches nothing; the operator resets it
+		}
 	}
 	if !ok {
 		return fail(store.LoginInvalidPassword, errInvalidCredentials(), false)
@@ -209,7 +227,7 @@ func (s *SignIn) Login(ctx context.Context, r LoginRequest) (LoginResult, error)
 	}
 	stage := store.SessionActive
 	switch {
-	case creds.MustChangePassword:
+	case creds.MustChangePassword && !creds.LDAPUser:
 		stage = store.SessionChangePassword
 	case org.RequireTOTP && !creds.TOTPEnabled:
 		stage = store.SessionEnrolTOTP
@@ -292,6 +310,9 @@ func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newP
 	if err != nil {
 		return store.Session{}, fmt.Errorf("admin: change password: %w", err)
 	}
+	if creds.LDAPUser {
+		return store.Session{}, errLDAPUser()
+	}
 	err = s.checkGuess(ctx, a, ss, store.LoginInvalidPassword, refuse(CodeInvalidCredentials, "the current password is incorrect"), func() bool {
 		if creds.PasswordHash == "" {
 			dummyVerify(current)
@@ -321,6 +342,9 @@ func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newP
 	_, err = s.Store.UpdateCredentials(ctx, a.OrgID, a.ID, store.CredentialsChange{
 		Action: store.AuditPasswordChange,
 		Update: func(c *store.Credentials) error {
+			if c.LDAPUser {
+				return errLDAPUser()
+			}
 			if c.PasswordHash != creds.PasswordHash {
 				return store.ErrConflict // changed meanwhile: the current password checked is no longer current
 			}
@@ -331,6 +355,9 @@ func (s *SignIn) ChangePassword(ctx context.Context, sessionToken, current, newP
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return store.Session{}, refuse(CodeInvalidCredentials, "the password was changed meanwhile: try again")
+	}
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return store.Session{}, e
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Session{}, errInvalidSession()
@@ -590,6 +617,9 @@ func (s *SignIn) SetPassword(ctx context.Context, orgID, administratorID, passwo
 	_, err = s.Store.UpdateCredentials(ctx, orgID, administratorID, store.CredentialsChange{
 		Action: store.AuditPasswordSet,
 		Update: func(c *store.Credentials) error {
+			if c.LDAPUser {
+				return errLDAPUser()
+			}
 			c.PasswordHash, c.MustChangePassword = hash, mustChange
 			return nil
 		},
@@ -597,6 +627,9 @@ func (s *SignIn) SetPassword(ctx context.Context, orgID, administratorID, passwo
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(CodeNotFound, "administrator %q not found in the organization", administratorID)
+	}
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return e
 	}
 	if err != nil {
 		return fmt.Errorf("admin: set password: %w", err)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"gatehouse/store"
@@ -94,6 +95,7 @@ type SignInStore interface {
 		fn func(*store.Administrator, *store.Credentials) error) (store.Administrator, error)
 	RequestReset(ctx context.Context, r store.ResetRequest) (bool, error)
 	RecordAudit(ctx context.Context, e store.AuditEntry) error
+	LDAPConnection(ctx context.Context, org string) (store.LDAPConnection, error)
 }
 
 var _ SignInStore = store.Store(nil)
@@ -121,6 +123,16 @@ type SignIn struct {
 	// Locator places each sign-in's address for its login-history entry;
 	// nil leaves every location empty.
 	Locator Locator
+	// Log receives what a refusal does not tell its client (why the
+	// directory of an LDAP user did not judge a password); nil discards.
+	Log *slog.Logger
+}
+
+func (s *SignIn) logger() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
 }
 
 // Locator says where an address is (package admin/geoip reads a MaxMind

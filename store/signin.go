@@ -37,13 +37,16 @@ type Credentials struct {
 	// BreakGlass: this Super Administrator may sign in with a password
 	// even when the organization requires SSO.
 	BreakGlass bool `db:"break_glass"`
+	// LDAPUser: the password is checked by a bind to the organization's
+	// LDAP directory, never against a local hash (PasswordHash stays "").
+	LDAPUser bool `db:"ldap_user"`
 }
 
 // The failed_logins and locked_until columns of the credentials table are
 // no longer read: the lockout is counted per name in login_throttle (see
 // TakeSignInSlot), for names with and without an account alike.
 const credentialsColumns = `administrator_id, password_hash, password_changed_at, must_change_password, totp_secret, totp_enabled,
-	totp_last_step, break_glass`
+	totp_last_step, break_glass, ldap_user`
 
 // CredentialsChange is one change of an administrator's credentials, made
 // by UpdateCredentials in one transaction with the sessions it ends.
@@ -199,6 +202,9 @@ const (
 	LoginPending         = "pending"          // right password, account not activated
 	LoginDeactivated     = "deactivated"      // right password, account deactivated
 	LoginSSORequired     = "sso_required"     // right password, but the organization signs in through SSO
+	// LoginDirectoryUnavailable: an LDAP user's directory did not judge
+	// the password (unreachable, TLS refused, no connection); not a guess.
+	LoginDirectoryUnavailable = "directory_unavailable"
 )
 
 // SignInAttempt is one sign-in of a known administrator, as RecordSignIn
@@ -254,6 +260,7 @@ func credentialsView(c *Credentials) map[string]any {
 		"mustChangePassword": c.MustChangePassword,
 		"totpEnabled":        c.TOTPEnabled,
 		"breakGlass":         c.BreakGlass,
+		"ldapUser":           c.LDAPUser,
 	}
 	if c.PasswordChangedAt != nil {
 		v["passwordChangedAt"] = c.PasswordChangedAt.UTC().Format(time.RFC3339Nano)
@@ -298,7 +305,7 @@ func (s *SQL) Credentials(ctx context.Context, org, administratorID string) (Cre
 		COALESCE(c.password_hash, '') AS password_hash, c.password_changed_at,
 		COALESCE(c.must_change_password, `+s.boolLit(false)+`) AS must_change_password, COALESCE(c.totp_secret, '') AS totp_secret,
 		COALESCE(c.totp_enabled, `+s.boolLit(false)+`) AS totp_enabled, COALESCE(c.totp_last_step, 0) AS totp_last_step,
-		COALESCE(c.break_glass, `+s.boolLit(false)+`) AS break_glass
+		COALESCE(c.break_glass, `+s.boolLit(false)+`) AS break_glass, COALESCE(c.ldap_user, `+s.boolLit(false)+`) AS ldap_user
 		FROM administrators a LEFT JOIN credentials c ON c.administrator_id = a.id WHERE a.id = ? AND a.org_id = ?`, administratorID, org)
 	return row.Credentials, err
 }
@@ -337,9 +344,9 @@ func (s *SQL) lockCredentials(ctx context.Context, tx *sqlx.Tx, org, id string) 
 // writeCredentials stores c (the row exists, see lockCredentials).
 func (s *SQL) writeCredentials(ctx context.Context, tx *sqlx.Tx, c *Credentials) error {
 	_, err := s.exec(ctx, tx, `UPDATE credentials SET password_hash = ?, password_changed_at = ?, must_change_password = ?,
-		totp_secret = ?, totp_enabled = ?, totp_last_step = ?, break_glass = ? WHERE administrator_id = ?`,
+		totp_secret = ?, totp_enabled = ?, totp_last_step = ?, break_glass = ?, ldap_user = ? WHERE administrator_id = ?`,
 		c.PasswordHash, c.PasswordChangedAt, c.MustChangePassword, c.TOTPSecret, c.TOTPEnabled, c.TOTPLastStep,
-		c.BreakGlass, c.AdministratorID)
+		c.BreakGlass, c.LDAPUser, c.AdministratorID)
 	if err != nil {
 		return fmt.Errorf("store: write credentials: %w", err)
 	}

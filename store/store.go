@@ -515,6 +515,13 @@ type Store interface {
 	// time is ErrReplay.
 	RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error
 
+	// The organization's one LDAP connection (see LDAPConnection) and its
+	// LDAP users (Credentials.LDAPUser), audited as ldap_connection.*.
+	LDAPConnection(ctx context.Context, org string) (LDAPConnection, error)
+	PutLDAPConnection(ctx context.Context, org string, fn func(*LDAPConnection) error) (LDAPConnection, error)
+	DeleteLDAPConnection(ctx context.Context, org string) error
+	LDAPUsers(ctx context.Context, org string, limit int) ([]Administrator, int, error)
+
 	// The OpenID Provider's signing keys and clients: server-wide records,
 	// audited in the server's log (ServerAudit). See oidc.go.
 	AddSigningKey(ctx context.Context, k SigningKey, retirePrevious time.Time) (SigningKey, error)

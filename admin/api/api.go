@@ -56,6 +56,9 @@ type API struct {
 	// SSO manages SSO connections (package sso); nil leaves those
 	// endpoints answering 404.
 	SSO admin.SSOConnections
+	// LDAP manages the organization's LDAP connection and users; nil
+	// leaves those endpoints answering 404.
+	LDAP *admin.LDAP
 	// SignIn is password sign-in and the console's sessions.
 	SignIn *admin.SignIn
 	// BaseURL is the server's public URL: the session cookie is Secure
@@ -136,6 +139,12 @@ var routes = []route{
 	{"POST", "/oidc-clients/{id}/rotate-secret", true, (*API).rotateOIDCClientSecret},
 	{"POST", "/oidc-clients/{id}/disable", true, (*API).disableOIDCClient},
 	{"POST", "/oidc-clients/{id}/enable", true, (*API).enableOIDCClient},
+	{"GET", "/ldap", true, (*API).getLDAP},
+	{"PUT", "/ldap", true, (*API).setLDAP},
+	{"DELETE", "/ldap", true, (*API).deleteLDAP},
+	{"POST", "/ldap/test", true, (*API).testLDAP},
+	{"GET", "/ldap/users", true, (*API).listLDAPUsers},
+	{"PUT", "/administrators/{id}/ldap", true, (*API).setLDAPUser},
 }
 
 // Register mounts every route on mux. Writes authenticated by a cookie are
@@ -146,6 +155,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	for _, rt := range routes {
 		if a.SSO == nil && strings.HasPrefix(rt.path, "/sso/") || a.OIDCClients == nil && strings.HasPrefix(rt.path, "/oidc-clients") ||
 			a.S3Exports == nil && rt.path == "/organization/s3-export" {
+			continue
+		}
+		if a.LDAP == nil && (strings.HasPrefix(rt.path, "/ldap") || strings.HasSuffix(rt.path, "/ldap")) {
 			continue
 		}
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, rt) }))
@@ -347,6 +359,9 @@ var statuses = map[string]int{
 	admin.CodeSSONotConfigured:       http.StatusConflict,
 	admin.CodePublicClient:           http.StatusConflict,
 	admin.CodeLimitReached:           http.StatusConflict,
+	admin.CodeLDAPNotConfigured:      http.StatusConflict,
+	admin.CodeLDAPUser:               http.StatusConflict,
+	admin.CodeDirectoryUnavailable:   http.StatusServiceUnavailable,
 }
 
 func status(err error) int {
@@ -369,7 +384,7 @@ func (c *call) problem(err error) {
 		Detail: "the server failed; the request was not applied"}
 	var e *admin.Error
 	switch {
-	case st == http.StatusServiceUnavailable:
+	case errors.Is(err, store.ErrUnavailable) || st == http.StatusServiceUnavailable && !errors.As(err, &e):
 		p.Code, p.Detail = "unavailable", "the service is temporarily unavailable; retry after the number of seconds in Retry-After"
 	case errors.As(err, &e):
 		p.Code, p.Detail = e.Code, e.Message

@@ -50,7 +50,9 @@ type Console struct {
 	S3Exports *admin.S3Exports
 	SCIMLog   *admin.ProvisioningLog
 	// SSO manages SSO connections (package sso); nil hides those pages.
-	SSO     admin.SSOConnections
+	SSO admin.SSOConnections
+	// LDAP manages the LDAP connection and users; nil hides its section.
+	LDAP    *admin.LDAP
 	SignIn  *admin.SignIn
 	BaseURL string
 	// TrustForwardedFor: see web.ClientIP.
@@ -132,6 +134,15 @@ func (c *Console) Register(mux *http.ServeMux) {
 	get(PathSSO+"/{id}/delete", c.ssoConnection(true))
 	post(PathSSO+"/{id}/delete", c.ssoDelete)
 	get(PathSSO+"/{id}/tests/{result}", c.ssoTestResult)
+
+	// ldap: Preferences → LDAP (ldap.go).
+	if c.LDAP != nil {
+		get(PathLDAP, c.ldapPageGET)
+		post(PathLDAP, c.ldapSave)
+		post(pathLDAPTest, c.ldapTest)
+		post(pathLDAPDelete, c.ldapDelete)
+		post(pathLDAPUsers, c.ldapUsers)
+	}
 
 	// organization, api, audit: Preferences → Organization (domains,
 	// two-factor, SCIM), Preferences → API (keys, the API reference) and
@@ -305,8 +316,10 @@ type page struct {
 	// The forms' values.
 	Token, Username, OrgName, OrgSlug, Login string
 	TOTPRequired                             bool
-	TOTP                                     *totpView
-	Done                                     bool
+	// LDAPUser: the activation takes the directory's password, once.
+	LDAPUser bool
+	TOTP     *totpView
+	Done     bool
 	// Next is where a sign-in step's page (a password change, a TOTP
 	// enrolment) goes once done: the page that sent the session there.
 	Next string

@@ -115,7 +115,7 @@ func (c *Console) activatePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &page{Title: msg("Activate your account"), Token: token, Username: info.Administrator.UserName, OrgName: info.Org.Name,
-		OrgSlug: info.Org.Slug, TOTPRequired: info.TOTPRequired}
+		OrgSlug: info.Org.Slug, TOTPRequired: info.TOTPRequired, LDAPUser: info.LDAPUser}
 	if info.TOTPRequired {
 		if p.TOTP, err = newTOTPView(info.TOTP.Secret, info.TOTP.URL, info.TOTP.Ticket); err != nil {
 			c.failure(w, r, err)
@@ -143,7 +143,11 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.Note = retype
-	if password != confirm {
+	// An LDAP user types the directory's password once: it is checked
+	// by a bind, not chosen (admin.SignIn.Activate decides by the
+	// account, whatever the form says).
+	p.LDAPUser = r.PostFormValue("ldap") == "1"
+	if password != confirm && !p.LDAPUser {
 		p.Fields = map[string]string{"confirm": msg("The two passwords differ: type the same password twice.")}
 		c.render(w, r, http.StatusBadRequest, "activate", p)
 		return
@@ -154,7 +158,7 @@ func (c *Console) activate(w http.ResponseWriter, r *http.Request) {
 		switch e.Code {
 		case admin.CodeInvalidToken:
 			c.linkInvalid(w, r, true)
-		case admin.CodeWeakPassword:
+		case admin.CodeWeakPassword, admin.CodeInvalidCredentials, admin.CodeDirectoryUnavailable:
 			p.Fields = map[string]string{"password": sentence(e.Message)}
 			c.render(w, r, http.StatusBadRequest, "activate", p)
 		case admin.CodeInvalidTOTP:

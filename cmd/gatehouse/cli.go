@@ -143,6 +143,7 @@ func commandTree() *command {
 			{name: "require", summary: "require SSO for sign-in (or --off)", run: ssoRequireCommand().runner()},
 			{name: "break-glass", summary: "let a Super Administrator keep a password while SSO is required", run: ssoBreakGlassCommand().runner()},
 		}},
+		{name: "ldap", summary: "manage an organization's LDAP connection and LDAP users", sub: ldapCommands()},
 		{name: "oidc", summary: "manage the OpenID Provider's signing keys and client applications", sub: oidcCommands()},
 		{name: "api-key", summary: "manage management API keys", sub: []*command{
 			{name: "create", summary: "create a management API key and print it once", run: apiKeyCreateCommand().runner()},

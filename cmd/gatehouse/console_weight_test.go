@@ -64,7 +64,7 @@ func TestConsolePagesWeighUnder100KB(t *testing.T) {
 		assets += len(body)
 	}
 	for _, path := range []string{"/administrators", "/administrators/new", "/administrators/" + jane.ID + "?sort=email",
-		"/preferences/user", "/preferences/organization", "/preferences/sso", "/preferences/sso/new/saml",
+		"/preferences/user", "/preferences/organization", "/preferences/sso", "/preferences/sso/new/saml", "/preferences/ldap",
 		"/preferences/api", "/preferences/api/reference", "/audit", "/account/password", "/account/two-factor",
 		"/preferences/scim-log", "/preferences/scim-log/" + logEntry} {
 		code, body := get(path)
@@ -119,7 +119,7 @@ func TestConsoleFitsA360PixelScreen(t *testing.T) {
 	for _, path := range []string{"/preferences/scim-log", "/preferences/scim-log/" + logEntry,
 		"/administrators", "/administrators/new", "/administrators/" + jane.ID,
 		"/administrators/" + jane.ID + "/delete", "/preferences/user", "/preferences/organization",
-		"/preferences/sso", "/preferences/sso/new/saml", "/preferences/sso/new/oidc", "/preferences/api",
+		"/preferences/sso", "/preferences/sso/new/saml", "/preferences/ldap", "/preferences/sso/new/oidc", "/preferences/api",
 		"/preferences/api/reference", "/audit", "/account/password", "/account/two-factor", "/nope",
 		"/preferences/applications", "/preferences/applications/" + app.ID, "/preferences/applications/" + app.ID + "/delete"} {
 		p.open(f.srv.base + path)

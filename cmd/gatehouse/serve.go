@@ -245,7 +245,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	defer func() { stopBackground(); wg.Wait() }()
 	mail := &outbox.Queue{Store: s, Sealer: sealer, Logger: logger, Notify: sender.Notify}
 
-	signIn := &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL}
+	signIn := &admin.SignIn{Store: s, Sealer: sealer, Mail: mail, BaseURL: *baseURL, Log: logger}
 	if geo != nil {
 		signIn.Locator = geo
 		logger.Info("placing sign-ins with a GeoIP database", "file", *geoipDB, "database", geo.Describe())
@@ -289,6 +289,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		S3Exports:         &admin.S3Exports{Store: s, Sealer: sealer},
 		SCIMLog:           &admin.ProvisioningLog{Store: s},
 		SSO:               connections,
+		LDAP:              &admin.LDAP{Store: s, Sealer: sealer},
 		SignIn:            signIn,
 		BaseURL:           *baseURL,
 		TrustForwardedFor: *trustXFF,
@@ -302,7 +303,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	})
 	webConsole := &console.Console{Store: s, Orgs: management.Orgs, Administrators: management.Administrators,
 		APIKeys: management.APIKeys, SCIMTokens: management.SCIMTokens, OIDCClients: management.OIDCClients, S3Exports: management.S3Exports,
-		SCIMLog: management.SCIMLog, SSO: connections, SignIn: signIn,
+		SCIMLog: management.SCIMLog, SSO: connections, LDAP: management.LDAP, SignIn: signIn,
 		BaseURL: *baseURL, TrustForwardedFor: *trustXFF,
 		Logger: func(r *http.Request) *slog.Logger { return loggerFrom(r.Context()) }}
 	// A connection's test ends on the console's page of its result.

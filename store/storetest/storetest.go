@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"S3Export", testS3Export},
 		{"SCIMLog", testSCIMLog},
 		{"SCIMLogConcurrentPrune", testSCIMLogConcurrentPrune},
+		{"LDAP", testLDAP},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
