@@ -10,7 +10,7 @@ import (
 
 // The protocol packages never import the flow: dependencies point one
 // way, sso → sso/saml, sso/oidc → sso/protocol, and sso/saml → sso/fetch.
-// sso/fetch and sso/protocol import no other sso package.
+// sso/fetch, sso/protocol and sso/provider import no other sso package.
 func TestPackageLayers(t *testing.T) {
 	allowed := map[string][]string{
 		"saml":     {"gatehouse/sso/protocol", "gatehouse/sso/fetch"},
