@@ -400,19 +400,19 @@ func (c *OIDCClients) SetDisabled(ctx context.Context, p Principal, id string, d
 var ErrBadClient = errors.New("admin: invalid OIDC client credentials")
 
 // Authenticate checks a confidential client's secret.
-func (c *OIDCClients) Authenticate(ctx context.Context, id, secret string) (store.OIDCClient, error) {
-	client, err := c.Store.OIDCClient(ctx, id)
+func (c *OIDCClients) Authenticate(ctx context.Context, id, secret string) error {
+	client, err := c.Store.OIDCClientCredentials(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.OIDCClient{}, ErrBadClient
+		return ErrBadClient
 	}
 	if err != nil {
-		return store.OIDCClient{}, err
+		return err
 	}
 	if client.Public || client.Disabled || len(client.SecretHash) == 0 ||
 		subtle.ConstantTimeCompare(client.SecretHash, HashSecret(secret)) != 1 {
-		return store.OIDCClient{}, ErrBadClient
+		return ErrBadClient
 	}
-	return client, nil
+	return nil
 }
 
 // CheckClientURI refuses a redirect or back-channel logout URI that an

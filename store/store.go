@@ -528,6 +528,7 @@ type Store interface {
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 	CreateOIDCClient(ctx context.Context, c OIDCClient) (OIDCClient, error)
 	OIDCClient(ctx context.Context, id string) (OIDCClient, error)
+	OIDCClientCredentials(ctx context.Context, id string) (OIDCClientCredentials, error)
 	OIDCClients(ctx context.Context) ([]OIDCClient, error)
 	UpdateOIDCClient(ctx context.Context, id string, fn func(*OIDCClient) error) (OIDCClient, error)
 	DeleteOIDCClient(ctx context.Context, id string, check func(OIDCClient) error) error

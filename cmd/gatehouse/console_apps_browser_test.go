@@ -89,7 +89,10 @@ func TestConsoleApplications(t *testing.T) {
 	if loc := p.location(); strings.Contains(loc, secret) || strings.Contains(loc, admin.OIDCClientSecretPrefix) {
 		t.Fatalf("the secret is in the URL %s", loc)
 	}
-	x, err := clients.Authenticate(bg, id, secret)
+	if err := clients.Authenticate(bg, id, secret); err != nil {
+		t.Fatalf("the shown secret: %v", err)
+	}
+	x, err := f.store.OIDCClient(bg, id)
 	if err != nil || !slices.Equal(x.RedirectURIs, []string{"https://billing.example/cb", "http://127.0.0.1:8000/cb"}) ||
 		!slices.Equal(x.PostLogoutRedirectURIs, []string{"https://billing.example/bye"}) || x.AllOrgs || !slices.Equal(x.OrgIDs, []string{f.org.ID}) {
 		t.Fatalf("the registered application: %+v, %v", x, err)
@@ -117,16 +120,16 @@ func TestConsoleApplications(t *testing.T) {
 	p.submit(`form[action$="/secret"]`, nil)
 	p.expect("h1", "Make a new secret?")
 	p.shot("application-secret-confirm")
-	if _, err := clients.Authenticate(bg, id, secret); err != nil {
+	if err := clients.Authenticate(bg, id, secret); err != nil {
 		t.Fatalf("the secret changed before the confirmation: %v", err)
 	}
 	p.submit("main form", nil)
 	p.expect("main", "The application has a new secret")
 	rotated := strings.TrimSpace(p.text("#new-secret"))
-	if _, err := clients.Authenticate(bg, id, secret); err == nil {
+	if err := clients.Authenticate(bg, id, secret); err == nil {
 		t.Fatal("the old secret works after the new one was made")
 	}
-	if _, err := clients.Authenticate(bg, id, rotated); err != nil {
+	if err := clients.Authenticate(bg, id, rotated); err != nil {
 		t.Fatalf("the new secret: %v", err)
 	}
 
@@ -134,7 +137,7 @@ func TestConsoleApplications(t *testing.T) {
 	p.open(base + "/preferences/applications/" + id)
 	p.submit(`form[action$="/disable"]`, nil)
 	p.expect("main", "The application is disabled")
-	if _, err := clients.Authenticate(bg, id, rotated); err == nil {
+	if err := clients.Authenticate(bg, id, rotated); err == nil {
 		t.Fatal("a disabled application's secret works")
 	}
 	p.submit(`form[action$="/enable"]`, nil)

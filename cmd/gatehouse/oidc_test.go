@@ -270,7 +270,7 @@ func TestOIDCClientCLI(t *testing.T) {
 			t.Fatalf("create confidential: %+v", r)
 		}
 		confID, secret := lines[0], lines[1]
-		if _, err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err != nil {
+		if err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err != nil {
 			t.Fatalf("the printed secret does not authenticate: %v", err)
 		}
 		for table, rows := range storetest.Dump(t, s) {
@@ -341,10 +341,10 @@ func TestOIDCClientCLI(t *testing.T) {
 		if r.code != 0 || !strings.HasPrefix(newSecret, admin.OIDCClientSecretPrefix) || newSecret == secret || !strings.Contains(r.stderr, "will not be shown again") {
 			t.Fatalf("rotate: %+v", r)
 		}
-		if _, err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err == nil {
+		if err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err == nil {
 			t.Fatal("the old secret still authenticates after rotation")
 		}
-		if _, err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, newSecret); err != nil {
+		if err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, newSecret); err != nil {
 			t.Fatalf("the new secret does not authenticate: %v", err)
 		}
 		secret = newSecret
@@ -352,7 +352,7 @@ func TestOIDCClientCLI(t *testing.T) {
 		if r := gatehouse(t, env, "oidc", "client", "disable", confID); r.code != 0 || r.stdout != "OIDC client "+confID+": disabled=true\n" {
 			t.Fatalf("disable: %+v", r)
 		}
-		if _, err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err == nil {
+		if err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err == nil {
 			t.Fatal("a disabled client authenticates")
 		}
 		if r := gatehouse(t, env, "oidc", "client", "list"); !strings.Contains(r.stdout, "disabled=true") {
@@ -361,7 +361,7 @@ func TestOIDCClientCLI(t *testing.T) {
 		if r := gatehouse(t, env, "oidc", "client", "enable", confID); r.code != 0 || r.stdout != "OIDC client "+confID+": disabled=false\n" {
 			t.Fatalf("enable: %+v", r)
 		}
-		if _, err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err != nil {
+		if err := (&admin.OIDCClients{Store: s}).Authenticate(context.Background(), confID, secret); err != nil {
 			t.Fatalf("an enabled client does not authenticate: %v", err)
 		}
 		before = storetest.TakeSnapshot(t, s)

@@ -79,7 +79,7 @@ func TestServeOIDCClientsAPI(t *testing.T) {
 				created["manageable"] != true || created["allOrganizations"] != false || fmt.Sprint(created["organizations"]) != "[acme]" {
 				t.Fatalf("create: %d %s", resp.StatusCode, body)
 			}
-			if _, err := clients.Authenticate(ctx, id, secret); err != nil {
+			if err := clients.Authenticate(ctx, id, secret); err != nil {
 				t.Fatalf("the answered secret: %v", err)
 			}
 			path := "/api/v1/oidc-clients/" + id
@@ -143,17 +143,17 @@ func TestServeOIDCClientsAPI(t *testing.T) {
 			if resp.StatusCode != 200 || !strings.HasPrefix(newSecret, admin.OIDCClientSecretPrefix) || newSecret == secret {
 				t.Fatalf("rotate: %d %s", resp.StatusCode, body)
 			}
-			if _, err := clients.Authenticate(ctx, id, secret); err == nil {
+			if err := clients.Authenticate(ctx, id, secret); err == nil {
 				t.Fatal("the old secret authenticates after rotation")
 			}
-			if _, err := clients.Authenticate(ctx, id, newSecret); err != nil {
+			if err := clients.Authenticate(ctx, id, newSecret); err != nil {
 				t.Fatalf("the new secret: %v", err)
 			}
 			resp, body = f.call(t, "POST", path+"/disable", "", nil)
 			if resp.StatusCode != 200 || decode(body)["disabled"] != true {
 				t.Fatalf("disable: %d %s", resp.StatusCode, body)
 			}
-			if _, err := clients.Authenticate(ctx, id, newSecret); err == nil {
+			if err := clients.Authenticate(ctx, id, newSecret); err == nil {
 				t.Fatal("a disabled application authenticates")
 			}
 			resp, body = f.call(t, "POST", path+"/enable", "", nil)

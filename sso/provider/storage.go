@@ -447,7 +447,7 @@ func (s storage) GetClientByClientID(ctx context.Context, id string) (op.Client,
 }
 
 func (s storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	_, err := s.p.Clients.Authenticate(ctx, id, secret)
+	err := s.p.Clients.Authenticate(ctx, id, secret)
 	if errors.Is(err, admin.ErrBadClient) {
 		return errUnknownClient
 	}
