@@ -63,6 +63,12 @@ func grantOf(r store.OIDCAuthRequest, now time.Time) store.OIDCGrant {
 // family; of concurrent uses exactly one wins.
 func testOIDCFlow(t *testing.T, s store.Store) {
 	_, bob := oidcFlow(t, s, "flow")
+	if c, err := s.OIDCClientCredentials(ctx, "flow-app"); err != nil || string(c.SecretHash) != "h" || c.Public || c.Disabled {
+		t.Fatalf("client credentials: %+v %v", c, err)
+	}
+	if _, err := s.OIDCClientCredentials(ctx, "no-such-client"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown client's credentials: %v", err)
+	}
 	now := time.Now()
 	r := signedInCode(t, s, "req-1", "flow-app", bob, "sid-1", now)
 	g := grantOf(r, now)
