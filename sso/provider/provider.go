@@ -257,7 +257,7 @@ func (p *Provider) continueSignIn(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
 	row, err := p.Store.OIDCAuthRequest(ctx, id, p.now())
 	if err != nil {
-		p.page(w, r, http.StatusBadRequest, err)
+		p.page(w, r, failureStatus(err), err)
 		return
 	}
 	req, err := newAuthRequest(row)
@@ -329,12 +329,12 @@ func (p *Provider) continueSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := p.Store.SignInOIDCAuthRequest(ctx, id, a.OrgID, a.ID, store.SessionSID(session.Hash), session.CreatedAt, amr, p.now()); err != nil {
-		p.page(w, r, http.StatusBadRequest, err)
+		p.page(w, r, failureStatus(err), err)
 		return
 	}
 	done, err := p.Store.OIDCAuthRequest(ctx, id, p.now())
 	if err != nil {
-		p.page(w, r, http.StatusBadRequest, err)
+		p.page(w, r, failureStatus(err), err)
 		return
 	}
 	if req, err = newAuthRequest(done); err != nil {
@@ -493,6 +493,15 @@ func (w *pageWriter) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// failureStatus is the status of a page for err: the request unknown or
+// expired (400), or gatehouse unable to read it now (503).
+func failureStatus(err error) int {
+	if errors.Is(err, store.ErrNotFound) {
+		return http.StatusBadRequest
+	}
+	return http.StatusServiceUnavailable
 }
 
 // consent asks the administrator whether application may learn who they
