@@ -307,6 +307,10 @@ func (p *Provider) continueSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := p.Store.OIDCClient(ctx, row.ClientID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		p.page(w, r, http.StatusServiceUnavailable, err)
+		return
+	}
 	if err != nil || !c.Allows(a.OrgID) {
 		fail(oidc.ErrAccessDenied().WithDescription("this application is not open to your organization"))
 		return
