@@ -79,11 +79,19 @@ func Dump(tb testing.TB, s *store.SQL) map[string][][]any {
 // removed or changed.
 type Snapshot map[string][]string
 
-// TakeSnapshot reads every row of every table.
+// notWrites are the tables a refused request changes by design: the
+// provisioning log records every SCIM request, refused or not, and writes
+// it after the answer, so a snapshot may catch an earlier request's entry.
+var notWrites = []string{"scim_log"}
+
+// TakeSnapshot reads every row of every table but notWrites.
 func TakeSnapshot(tb testing.TB, s *store.SQL) Snapshot {
 	tb.Helper()
 	snap := Snapshot{}
 	for table, rows := range Dump(tb, s) {
+		if slices.Contains(notWrites, table) {
+			continue
+		}
 		printed := make([]string, len(rows))
 		for i, r := range rows {
 			printed[i] = fmt.Sprintf("%q", r)
