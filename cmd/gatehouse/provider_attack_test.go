@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -43,21 +44,7 @@ func newOPAttack(t *testing.T) *opAttack {
 // returns the answer without following it.
 func (a *opAttack) authorizeRaw(b *opBrowser, query url.Values) (*http.Response, string) {
 	a.t.Helper()
-	res, err := b.client.Get(a.base + "/authorize?" + query.Encode())
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body := new(strings.Builder)
-	buf := make([]byte, 4096)
-	for {
-		n, err := res.Body.Read(buf)
-		body.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return res, body.String()
+	return a.get(b, "/authorize?"+query.Encode())
 }
 
 func (a *opAttack) query(extra map[string]string) url.Values {
@@ -260,24 +247,17 @@ func TestOpenIDProviderForgedTokens(t *testing.T) {
 	}
 }
 
+// get sends one GET of path with b's cookies and returns the answer
+// without following it.
 func (a *opAttack) get(b *opBrowser, path string) (*http.Response, string) {
 	a.t.Helper()
-	req, _ := http.NewRequest("GET", a.base+path, nil)
-	res, err := b.client.Do(req)
+	res, err := b.client.Get(a.base + path)
 	if err != nil {
 		a.t.Fatal(err)
 	}
 	defer res.Body.Close()
-	body := new(strings.Builder)
-	buf := make([]byte, 4096)
-	for {
-		n, err := res.Body.Read(buf)
-		body.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return res, body.String()
+	body, _ := io.ReadAll(res.Body)
+	return res, string(body)
 }
 
 // TestOpenIDProviderLogout: RP-initiated logout never redirects to an
