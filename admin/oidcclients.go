@@ -408,6 +408,12 @@ func (c *OIDCClients) Authenticate(ctx context.Context, id, secret string) error
 	if err != nil {
 		return err
 	}
+	return CheckClientSecret(client, secret)
+}
+
+// CheckClientSecret checks secret against a confidential client's
+// credentials as read (store.OIDCIntrospection reads them with a token).
+func CheckClientSecret(client store.OIDCClientCredentials, secret string) error {
 	if client.Public || client.Disabled || len(client.SecretHash) == 0 ||
 		subtle.ConstantTimeCompare(client.SecretHash, HashSecret(secret)) != 1 {
 		return ErrBadClient

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -394,4 +395,81 @@ func (s *SQL) VerifiedEmail(ctx context.Context, administrator string) (string, 
 		return "", nil
 	}
 	return email, err
+}
+
+// OIDCIntrospection is what one introspection request needs (RFC 7662),
+// read at once: the asking client's credentials and, when Found, the
+// access or refresh token asked about, its grant, its administrator and
+// the address they proved.
+type OIDCIntrospection struct {
+	Client OIDCClientCredentials
+	// Found: the token exists and its grant was given to this client
+	// (another client's token is not found).
+	Found bool
+	Token OIDCToken
+	Grant OIDCGrant
+	// Administrator holds what claims are made of: ID, OrgID, UserName,
+	// GivenName, FamilyName, Email, Language, Role and Status. Its ID is
+	// "" when the grant's administrator is gone.
+	Administrator Administrator
+	// VerifiedEmail is the address the administrator proved to receive
+	// mail at ("" if none; see VerifiedEmail).
+	VerifiedEmail string
+}
+
+// OIDCIntrospection reads client's credentials and token's record in one
+// statement: introspection answers every API call of the product's
+// applications, and on SQLite each statement costs more than the join
+// (BENCHMARKS.md, "OpenID Provider"). An unknown client is ErrNotFound.
+func (s *SQL) OIDCIntrospection(ctx context.Context, client, token string) (OIDCIntrospection, error) {
+	st, err := s.stmt(ctx, s.reader, `SELECT c.secret_hash, c.public, c.disabled,
+		t.grant_id, t.kind, t.created_at, t.expires_at,
+		g.org_id, g.administrator_id, g.sid, g.scopes, g.auth_time, g.amr, g.created_at, g.expires_at, g.revoked_at,
+		a.id, a.username, a.given_name, a.family_name, a.email, a.language, a.role, a.status,
+		v.email
+		FROM oidc_clients c
+		LEFT JOIN oidc_tokens t ON t.id = ?
+		LEFT JOIN oidc_grants g ON g.id = t.grant_id AND g.client_id = c.id
+		LEFT JOIN administrators a ON a.id = g.administrator_id AND a.org_id = g.org_id
+		LEFT JOIN email_verifications v ON v.administrator_id = a.id
+		WHERE c.id = ?`)
+	if err != nil {
+		return OIDCIntrospection{}, err
+	}
+	var (
+		in                                           OIDCIntrospection
+		grantID, kind, orgID, adminID, sid           sql.NullString
+		tCreated, tExpires, auth, gCreated, gExpires sql.NullTime
+		revoked                                      sql.NullTime
+		aID, user, given, family, email, lang, role  sql.NullString
+		status, verified                             sql.NullString
+	)
+	err = st.QueryRowContext(ctx, token, client).Scan(&in.Client.SecretHash, &in.Client.Public, &in.Client.Disabled,
+		&grantID, &kind, &tCreated, &tExpires,
+		&orgID, &adminID, &sid, &in.Grant.Scopes, &auth, &in.Grant.AMR, &gCreated, &gExpires, &revoked,
+		&aID, &user, &given, &family, &email, &lang, &role, &status, &verified)
+	if errors.Is(err, sql.ErrNoRows) {
+		return OIDCIntrospection{}, ErrNotFound
+	}
+	if err != nil {
+		return OIDCIntrospection{}, unavailable(fmt.Errorf("store: introspection: %w", err))
+	}
+	if !orgID.Valid { // no token, or another client's
+		in.Grant = OIDCGrant{}
+		return in, nil
+	}
+	in.Found = true
+	in.Token = OIDCToken{ID: token, GrantID: grantID.String, Kind: kind.String, CreatedAt: tCreated.Time, ExpiresAt: tExpires.Time}
+	g := &in.Grant
+	g.ID, g.ClientID, g.OrgID, g.AdministratorID, g.SID = grantID.String, client, orgID.String, adminID.String, sid.String
+	g.AuthTime, g.CreatedAt, g.ExpiresAt = auth.Time, gCreated.Time, gExpires.Time
+	if revoked.Valid {
+		g.RevokedAt = &revoked.Time
+	}
+	if aID.Valid {
+		in.Administrator = Administrator{ID: aID.String, OrgID: orgID.String, UserName: user.String, GivenName: given.String,
+			FamilyName: family.String, Email: email.String, Language: lang.String, Role: Role(role.String), Status: Status(status.String)}
+	}
+	in.VerifiedEmail = verified.String
+	return in, nil
 }

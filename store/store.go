@@ -544,6 +544,9 @@ type Store interface {
 	UseOIDCAuthCode(ctx context.Context, codeHash []byte, now time.Time) (OIDCAuthRequest, error)
 	IssueOIDCTokens(ctx context.Context, g OIDCGrant, exchanged string, grace time.Duration, tokens []OIDCToken, now time.Time) error
 	OIDCToken(ctx context.Context, id string) (OIDCToken, OIDCGrant, error)
+	// OIDCIntrospection reads a client's credentials and a token of its
+	// grants in one statement (see OIDCIntrospection).
+	OIDCIntrospection(ctx context.Context, client, token string) (OIDCIntrospection, error)
 	RevokeOIDCGrant(ctx context.Context, id string, now time.Time) error
 	DeleteOIDCToken(ctx context.Context, id string) error
 	EndOIDCSession(ctx context.Context, sid, except string, now time.Time) error

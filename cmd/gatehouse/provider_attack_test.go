@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -432,5 +433,149 @@ func TestOpenIDProviderBodyLimit(t *testing.T) {
 	}
 	if in := introspect(t, a.base, a.clientID, a.secret, "not-a-token"); in["active"] != false {
 		t.Fatalf("introspection after: %v", in)
+	}
+}
+
+// TestOpenIDProviderIntrospection: the introspection endpoint
+// authenticates its client (Basic, form-encoded parts, or the body; never
+// both, never a public or disabled client) and answers an OAuth error in
+// JSON when it cannot; it says active only of a live access token of the
+// asking client, with the grant and the claims its scopes release.
+func TestOpenIDProviderIntrospection(t *testing.T) {
+	a := newOPAttack(t)
+	b := newOPBrowser(t)
+	q := b.authorize(a.conf.AuthCodeURL("s"), a.base, "Bob.Ray")
+	tok, err := a.conf.Exchange(context.Background(), q.Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// post sends form to the endpoint, with Basic credentials when user
+	// is not "", and returns the status, the WWW-Authenticate header and
+	// the JSON body.
+	post := func(method, user, pass string, form url.Values) (int, string, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, a.base+"/oauth/introspect", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		res, body := do(t, req)
+		var out map[string]any
+		if err := json.Unmarshal([]byte(body), &out); err != nil || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("%s %v: %d %s %q", method, form, res.StatusCode, res.Header.Get("Content-Type"), body)
+		}
+		return res.StatusCode, res.Header.Get("WWW-Authenticate"), out
+	}
+	token := url.Values{"token": {tok.AccessToken}}
+	with := func(v url.Values, kv ...string) url.Values {
+		out := url.Values{}
+		for k, vs := range v {
+			out[k] = vs
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return out
+	}
+
+	// The answer for a live token: the grant and the claims.
+	status, _, in := post("POST", a.clientID, a.secret, token)
+	want := map[string]any{"active": true, "client_id": a.clientID, "token_type": "Bearer", "sub": a.bob.ID, "iss": a.base,
+		"scope": "openid profile email offline_access", "preferred_username": "Bob.Ray", "name": "Bob Ray", "given_name": "Bob",
+		"family_name": "Ray", "email": "bob.ray@acme.test", "org_id": a.org.ID, "org_slug": "acme", "role": "Administrator"}
+	for k, v := range want {
+		if in[k] != v {
+			t.Errorf("introspection %s = %v, want %v", k, in[k], v)
+		}
+	}
+	if status != 200 || fmt.Sprint(in["aud"]) != "["+a.clientID+"]" || fmt.Sprint(in["amr"]) != "[pwd]" || in["email_verified"] != nil ||
+		in["exp"].(float64) <= float64(time.Now().Unix()) || in["iat"] == nil || in["auth_time"] == nil {
+		t.Fatalf("introspection: %d %v", status, in)
+	}
+	// The credentials in the body, or form-encoded in Basic (RFC 6749
+	// §2.3.1: every character may be escaped).
+	escaped := ""
+	for _, c := range []byte(a.secret) {
+		escaped += fmt.Sprintf("%%%02X", c)
+	}
+	for name, c := range map[string][3]string{
+		"client_secret_post":   {"", "", ""},
+		"Basic, escaped parts": {url.QueryEscape(a.clientID), escaped, ""},
+		"Basic and client_id":  {a.clientID, a.secret, a.clientID},
+	} {
+		form := token
+		if c[0] == "" {
+			form = with(token, "client_id", a.clientID, "client_secret", a.secret)
+		} else if c[2] != "" {
+			form = with(token, "client_id", c[2])
+		}
+		if status, _, in := post("POST", c[0], c[1], form); status != 200 || in["active"] != true {
+			t.Errorf("%s: %d %v", name, status, in)
+		}
+	}
+
+	// A public client and a disabled one cannot introspect.
+	r := gatehouse(t, a.env, "oidc", "client", "create", "--name", "SPA", "--public", "--redirect-uri", opRedirect)
+	spa := strings.TrimSpace(r.stdout)
+	other := gatehouse(t, a.env, "oidc", "client", "create", "--name", "Other", "--redirect-uri", opRedirect)
+	o := strings.Fields(other.stdout)
+	if r.code != 0 || other.code != 0 || len(o) != 2 {
+		t.Fatalf("client create: %+v %+v", r, other)
+	}
+	if r := gatehouse(t, a.env, "oidc", "client", "disable", o[0]); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	// Refused clients: 401 invalid_client, with the Basic challenge when
+	// Basic was used; nothing said of the token.
+	for name, c := range map[string]struct {
+		user, pass string
+		form       url.Values
+		basic      bool
+	}{
+		"wrong secret":          {a.clientID, a.secret + "x", token, true},
+		"secret of another":     {a.clientID, o[1], token, true},
+		"unknown client":        {"no-such-client", a.secret, token, true},
+		"public client":         {spa, "anything", token, true},
+		"public client, post":   {"", "", with(token, "client_id", spa), false},
+		"disabled client":       {o[0], o[1], token, true},
+		"no credentials":        {"", "", token, false},
+		"secret without id":     {"", "", with(token, "client_secret", a.secret), false},
+		"bad escape":            {a.clientID, "%zz", token, true},
+		"Basic and body secret": {a.clientID, a.secret, with(token, "client_secret", a.secret), true},
+		"Basic, other body id":  {a.clientID, a.secret, with(token, "client_id", o[0]), true},
+	} {
+		status, challenge, in := post("POST", c.user, c.pass, c.form)
+		if status != http.StatusUnauthorized || in["error"] != "invalid_client" || in["active"] != nil || (challenge != "") != c.basic {
+			t.Errorf("%s: %d %q %v", name, status, challenge, in)
+		}
+	}
+	// Bad requests: JSON errors.
+	if status, _, in := post("POST", a.clientID, a.secret, url.Values{}); status != 400 || in["error"] != "invalid_request" {
+		t.Errorf("no token: %d %v", status, in)
+	}
+	if status, _, in := post("GET", a.clientID, a.secret, token); status != 405 || in["error"] != "invalid_request" {
+		t.Errorf("GET: %d %v", status, in)
+	}
+	// Inactive: a refresh token, an unknown or mangled token, another
+	// client's token; and after the grant's revocation.
+	for name, v := range map[string]string{"refresh token": tok.RefreshToken, "garbage": "x", "mangled": tok.AccessToken[:len(tok.AccessToken)-2] + "AA",
+		"refresh id as access token": strings.TrimPrefix(tok.RefreshToken, "gh_rt_")} {
+		if status, _, in := post("POST", a.clientID, a.secret, url.Values{"token": {v}}); status != 200 || len(in) != 1 || in["active"] != false {
+			t.Errorf("%s: %d %v", name, status, in)
+		}
+	}
+	third := gatehouse(t, a.env, "oidc", "client", "create", "--name", "Third", "--redirect-uri", opRedirect)
+	th := strings.Fields(third.stdout)
+	if status, _, in := post("POST", th[0], th[1], token); status != 200 || len(in) != 1 || in["active"] != false {
+		t.Errorf("another client's token: %d %v", status, in)
+	}
+	req, _ := http.NewRequest("POST", a.base+"/revoke", strings.NewReader(url.Values{"token": {tok.RefreshToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(a.clientID, a.secret)
+	if res, body := do(t, req); res.StatusCode != 200 {
+		t.Fatalf("revoke: %d %s", res.StatusCode, body)
+	}
+	if status, _, in := post("POST", a.clientID, a.secret, token); status != 200 || len(in) != 1 || in["active"] != false {
+		t.Errorf("after the grant's revocation: %d %v", status, in)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -161,9 +162,10 @@ func (p *Provider) Init() error {
 // are not served.
 func (p *Provider) Register(mux *http.ServeMux) {
 	h := limitBody(p.op.HttpHandler())
-	for _, path := range []string{"/keys", "/oauth/token", "/oauth/introspect", "/userinfo", "/revoke"} {
+	for _, path := range []string{"/keys", "/oauth/token", "/userinfo", "/revoke"} {
 		mux.Handle(path, h)
 	}
+	mux.Handle(introspectPath, limitBody(cors.New(corsOptions).Handler(http.HandlerFunc(p.introspect))))
 	mux.HandleFunc("GET "+oidc.DiscoveryEndpoint, p.discovery)
 	mux.Handle("/authorize", p.asPages(p.bindBrowser(h)))
 	mux.Handle("/end_session", p.asPages(p.withSession(h)))
@@ -392,29 +394,57 @@ func (p *Provider) claims(ctx context.Context, info *oidc.UserInfo, org, id stri
 	if err != nil {
 		return err
 	}
-	info.Subject = a.ID
-	for _, s := range scopes {
-		switch s {
-		case oidc.ScopeProfile:
-			info.PreferredUsername = a.UserName
-			info.GivenName, info.FamilyName = a.GivenName, a.FamilyName
-			info.Name = strings.TrimSpace(a.GivenName + " " + a.FamilyName)
-			if a.Language != "" {
-				info.Locale = oidc.NewLocale(language.Make(a.Language))
-			}
-		case oidc.ScopeEmail:
-			info.Email = a.Email
-			verified, err := p.Store.VerifiedEmail(ctx, a.ID)
-			if err != nil {
-				return err
-			}
-			info.EmailVerified = oidc.Bool(a.Email != "" && strings.EqualFold(verified, a.Email))
+	verified := ""
+	if slices.Contains(scopes, oidc.ScopeEmail) {
+		if verified, err = p.Store.VerifiedEmail(ctx, a.ID); err != nil {
+			return err
 		}
 	}
+	c := release(a, verified, scopes)
+	info.Subject = a.ID
+	info.PreferredUsername, info.Name, info.GivenName, info.FamilyName = c.PreferredUsername, c.Name, c.GivenName, c.FamilyName
+	if c.Locale != "" {
+		info.Locale = oidc.NewLocale(language.Make(c.Locale))
+	}
+	info.Email, info.EmailVerified = c.Email, oidc.Bool(c.EmailVerified)
 	info.AppendClaims(ClaimOrgID, org)
 	info.AppendClaims(ClaimOrgSlug, slug)
 	info.AppendClaims(ClaimRole, string(a.Role))
 	return nil
+}
+
+// released are the claims the profile and email scopes release of an
+// administrator: the same in ID tokens, userinfo and introspection.
+type released struct {
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Name              string `json:"name,omitempty"`
+	GivenName         string `json:"given_name,omitempty"`
+	FamilyName        string `json:"family_name,omitempty"`
+	Locale            string `json:"locale,omitempty"`
+	Email             string `json:"email,omitempty"`
+	// EmailVerified only when gatehouse sent a link to the address and
+	// it was used (store.VerifiedEmail), and the address is unchanged.
+	EmailVerified bool `json:"email_verified,omitempty"`
+}
+
+// release is what scopes release of a, whose proved address is verified.
+func release(a store.Administrator, verified string, scopes []string) released {
+	var c released
+	for _, s := range scopes {
+		switch s {
+		case oidc.ScopeProfile:
+			c.PreferredUsername = a.UserName
+			c.GivenName, c.FamilyName = a.GivenName, a.FamilyName
+			c.Name = strings.TrimSpace(a.GivenName + " " + a.FamilyName)
+			if a.Language != "" {
+				c.Locale = language.Make(a.Language).String()
+			}
+		case oidc.ScopeEmail:
+			c.Email = a.Email
+			c.EmailVerified = a.Email != "" && strings.EqualFold(verified, a.Email)
+		}
+	}
+	return c
 }
 
 // orgSlug is the slug of organization id. A slug never changes

@@ -496,33 +496,10 @@ func (s storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, 
 	return s.p.claims(ctx, info, g.OrgID, g.AdministratorID, g.Scopes)
 }
 
-// SetIntrospectionFromToken answers introspection (RFC 7662) for a live
-// access token issued to the client asking: another client's token is
-// inactive for it, and so is the token of an administrator no longer
-// active (claims refuses them).
-func (s storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
-	t, g, err := s.unexpiredToken(ctx, tokenID, store.OIDCAccessToken)
-	if err != nil {
-		return err
-	}
-	if g.AdministratorID != subject || g.ClientID != clientID {
-		return store.ErrNotFound
-	}
-	info := new(oidc.UserInfo)
-	if err := s.p.claims(ctx, info, g.OrgID, g.AdministratorID, g.Scopes); err != nil {
-		return err
-	}
-	resp.SetUserInfo(info)
-	resp.Scope = oidc.SpaceDelimitedArray(g.Scopes)
-	resp.ClientID = g.ClientID
-	resp.TokenType = oidc.BearerToken
-	resp.Expiration = oidc.FromTime(t.ExpiresAt)
-	resp.IssuedAt = oidc.FromTime(t.CreatedAt)
-	resp.AuthTime = oidc.FromTime(g.AuthTime)
-	resp.Subject = g.AdministratorID
-	resp.Audience = []string{g.ClientID}
-	resp.Issuer = s.p.BaseURL
-	return nil
+// SetIntrospectionFromToken is not used: Provider.introspect serves the
+// introspection endpoint.
+func (s storage) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {
+	return errors.New("provider: introspection is served by Provider.introspect")
 }
 
 func (s storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {

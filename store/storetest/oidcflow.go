@@ -286,3 +286,59 @@ func testOIDCRefreshGrace(t *testing.T, s store.Store) {
 		t.Fatal("a reuse after the grace left the grant live")
 	}
 }
+
+// testOIDCIntrospection: one read gives the client's credentials, and the
+// token with its grant, administrator and proved address only when the
+// grant is the client's.
+func testOIDCIntrospection(t *testing.T, s store.Store) {
+	o, owner := oidcFlow(t, s, "intro")
+	now := time.Now()
+	// The owner proves their address by using their activation link.
+	owner, err := s.UseInvitation(ctx, []byte("hash-intro"), store.PurposeActivation, now,
+		func(a *store.Administrator, c *store.Credentials) error { a.Status = store.StatusActive; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := signedInCode(t, s, "intro-req", "intro-app", owner, "intro-sid", now)
+	g := grantOf(r, now)
+	g.AMR = store.Strings{"pwd", "otp"}
+	if err := s.IssueOIDCTokens(ctx, g, "", 0, []store.OIDCToken{{ID: "intro-at", Kind: store.OIDCAccessToken, ExpiresAt: now.Add(time.Minute)},
+		{ID: "intro-rt", Kind: store.OIDCRefreshToken, ExpiresAt: now.Add(time.Hour)}}, now); err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.OIDCIntrospection(ctx, "intro-app", "intro-at")
+	if err != nil || !in.Found || string(in.Client.SecretHash) != "h" || in.Client.Public || in.Client.Disabled {
+		t.Fatalf("introspection: %+v %v", in, err)
+	}
+	if in.Token.Kind != store.OIDCAccessToken || !in.Token.ExpiresAt.Equal(now.Add(time.Minute).Truncate(time.Microsecond)) ||
+		in.Grant.ID != "intro-req" || in.Grant.ClientID != "intro-app" || in.Grant.OrgID != o.ID || in.Grant.SID != "intro-sid" ||
+		!in.Grant.Live(now) || fmt.Sprint(in.Grant.Scopes, in.Grant.AMR) != "[openid] [pwd otp]" {
+		t.Fatalf("introspection's token and grant: %+v %+v", in.Token, in.Grant)
+	}
+	a := in.Administrator
+	if a.ID != owner.ID || a.OrgID != o.ID || a.UserName != "owner" || a.GivenName != "Olive" || a.FamilyName != "Owner" ||
+		a.Email != "owner@intro.example" || a.Role != store.RoleSuperAdministrator || a.Status != store.StatusActive ||
+		in.VerifiedEmail != "owner@intro.example" {
+		t.Fatalf("introspection's administrator: %+v, verified %q", a, in.VerifiedEmail)
+	}
+	if in, err := s.OIDCIntrospection(ctx, "intro-app", "intro-rt"); err != nil || !in.Found || in.Token.Kind != store.OIDCRefreshToken {
+		t.Fatalf("a refresh token: %+v %v", in, err)
+	}
+	// Another client's token, an unknown token: the credentials alone.
+	for _, c := range [][2]string{{"intro-quiet", "intro-at"}, {"intro-app", "no-such-token"}} {
+		in, err := s.OIDCIntrospection(ctx, c[0], c[1])
+		if err != nil || in.Found || string(in.Client.SecretHash) != "h" || in.Grant.ID != "" || in.Administrator.ID != "" {
+			t.Fatalf("introspection %v: %+v %v", c, in, err)
+		}
+	}
+	if _, err := s.OIDCIntrospection(ctx, "no-such-client", "intro-at"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unknown client: %v", err)
+	}
+	// Revoked: the grant says so.
+	if err := s.RevokeOIDCGrant(ctx, "intro-req", now); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := s.OIDCIntrospection(ctx, "intro-app", "intro-at"); err != nil || !in.Found || in.Grant.Live(now) {
+		t.Fatalf("a revoked grant's token: %+v %v", in, err)
+	}
+}

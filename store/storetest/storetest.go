@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"OIDCClients", testOIDCClients},
 		{"OIDCFlow", testOIDCFlow},
+		{"OIDCIntrospection", testOIDCIntrospection},
 		{"OIDCDeprovision", testOIDCDeprovision},
 		{"OIDCRefreshGrace", testOIDCRefreshGrace},
 		{"OIDCClientsPerOrg", testOIDCClientsPerOrg},
