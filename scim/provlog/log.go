@@ -63,9 +63,9 @@ const (
 // agePruneEvery, entries older than MaxAge go, in as bounded steps.
 // Prunes are charged to the writer's time budget but never put off by it
 // (the writes that follow wait instead), so the bounds hold under any
-// load. A request never
-// wakes the writer by itself: on two cores, a goroutine woken per
-// request costs the SCIM server more than the log's writes.
+// load. A request never wakes the writer by itself: on two cores, a
+// goroutine woken per request costs the SCIM server more than the log's
+// writes.
 const (
 	batchSize     = 2048
 	flushEvery    = 500 * time.Millisecond
