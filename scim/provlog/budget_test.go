@@ -1,9 +1,12 @@
 package provlog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -173,7 +176,9 @@ func TestWriterKeepsToItsBudget(t *testing.T) {
 			clock := &fakeClock{now: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
 			st := &slowStore{clock: clock, perEntry: 30 * time.Microsecond, perCall: 500 * time.Microsecond}
 			// Keep is large: the organization is pruned for time alone.
-			l := New(st, Config{Now: clock.Now, Queue: 8192, Keep: 1 << 30})
+			var logged bytes.Buffer // flush runs on this goroutine
+			l := New(st, Config{Now: clock.Now, Queue: 8192, Keep: 1 << 30,
+				Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 			start := clock.Now()
 			recorded := 0
 			tick := func(n int) {
@@ -208,6 +213,19 @@ func TestWriterKeepsToItsBudget(t *testing.T) {
 			}
 			if tc.wantShed != (l.Shed() > 0) {
 				t.Errorf("shed %d of %d", l.Shed(), recorded)
+			}
+			// Warned at the first shed, then at most once a minute, each
+			// time with the count since the last warning.
+			warned := uint64(0)
+			lines := regexp.MustCompile(`provisioning log over its time budget: (\d+) SCIM requests not kept in the last minute`).
+				FindAllStringSubmatch(logged.String(), -1)
+			for _, m := range lines {
+				n, _ := strconv.ParseUint(m[1], 10, 64)
+				warned += n
+			}
+			if maxLines := int(elapsed/time.Minute) + 1; len(lines) > maxLines || tc.wantShed != (len(lines) > 0) || warned > l.Shed() ||
+				tc.wantShed && warned == 0 {
+				t.Errorf("%d warnings (at most %d) of %d shed, %d shed in all:\n%s", len(lines), maxLines, warned, l.Shed(), logged.String())
 			}
 			if tc.burst > 0 {
 				clock.advance(time.Minute)
