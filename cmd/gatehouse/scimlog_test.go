@@ -380,6 +380,49 @@ func TestProvisioningLogDropsWhenFull(t *testing.T) {
 	})
 }
 
+// TestProvisioningLogShedsOverItsBudget: SCIM requests that cost the
+// writer more than its share of the CPU (1 MiB bodies to redact) are shed
+// once its saved-up time is spent: counted in /metrics, warned about in
+// the log, and every request written, shed, dropped or failed.
+func TestProvisioningLogShedsOverItsBudget(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, dsn string, db *store.SQL) {
+		s := startServed(t, dsn)
+		var emails strings.Builder
+		for emails.Len() < 1<<20-1000 {
+			emails.WriteString(`{"value":"ann@acme.test","type":"work"},`)
+		}
+		body := `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"emails":[` + emails.String() + `{"value":"x@acme.test"}]}`
+		sent := 0
+		for sent < 400 && (sent%10 != 0 || metric(t, s.srv.base, "gatehouse_scim_log_shed_total") == 0) {
+			if resp, out := s.scim("POST", "/Users", body, nil); resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("POST /Users without userName: %d %.200s", resp.StatusCode, out)
+			}
+			sent++
+		}
+		if metric(t, s.srv.base, "gatehouse_scim_log_shed_total") == 0 {
+			t.Fatalf("%d requests of 1 MiB to redact, none shed", sent)
+		}
+		t.Logf("shedding after %d requests", sent)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var accounted float64
+			for _, m := range []string{"written", "shed", "dropped", "write_failures"} {
+				accounted += metric(t, s.srv.base, "gatehouse_scim_log_"+m+"_total")
+			}
+			if accounted == float64(sent) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests sent, %v written, shed, dropped or failed", sent, accounted)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !strings.Contains(s.srv.stderr.String(), "provisioning log over its time budget: ") {
+			t.Errorf("no warning of the shedding in the log:\n%.2000s", s.srv.stderr.String())
+		}
+	})
+}
+
 // TestProvisioningLogFlushedOnShutdown: requests queued when serve is
 // told to stop are written before it exits; --scim-log-keep 0 keeps none.
 func TestProvisioningLogFlushedOnShutdown(t *testing.T) {

@@ -439,12 +439,17 @@ func newRegistry(s *store.SQL) *prometheus.Registry {
 
 // registerSCIMLogMetrics publishes the provisioning log's counters: a
 // growing dropped count means the writer cannot keep up with the SCIM
-// traffic (or the database is slow), and requests go unlogged.
+// traffic (or the database is slow), a growing shed count that the SCIM
+// traffic costs more to log than the writer's share of the CPU, and
+// requests go unlogged.
 func registerSCIMLogMetrics(reg *prometheus.Registry, l *provlog.Log) {
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_scim_log_dropped_total",
 			Help: "SCIM requests not written to the provisioning log because its queue was full."},
 			func() float64 { return float64(l.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_scim_log_shed_total",
+			Help: "SCIM requests not written to the provisioning log because the writer was over its time budget (2% of a CPU, so that logging does not slow SCIM); successful reads are shed first."},
+			func() float64 { return float64(l.Shed()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_scim_log_write_failures_total",
 			Help: "SCIM requests not written to the provisioning log because the database refused their batch."},
 			func() float64 { return float64(l.Failed()) }),
