@@ -324,3 +324,24 @@ func TestWriterBudgetUnderConcurrentRecords(t *testing.T) {
 		t.Fatalf("the budget did not bind: written %d, shed %d, dropped %d, failed %d", l.Written(), l.Shed(), l.Dropped(), l.Failed())
 	}
 }
+
+// TestCloseWritesWhatIsQueued: at shutdown the server answers no more
+// SCIM, so what is queued is written even with the budget in debt.
+func TestCloseWritesWhatIsQueued(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	st := &slowStore{clock: clock, perEntry: 300 * time.Microsecond, perCall: time.Millisecond}
+	l := New(st, Config{Now: clock.Now})
+	l.budget.tokens = -time.Hour
+	done := make(chan struct{})
+	go func() { l.Run(context.Background()); close(done) }()
+	for i := range 100 {
+		l.Record(exchange(i))
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if l.Written() != 100 || l.Shed() != 0 || len(st.entries) != 100 {
+		t.Fatalf("written %d (stored %d), shed %d", l.Written(), len(st.entries), l.Shed())
+	}
+}

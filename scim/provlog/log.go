@@ -215,10 +215,10 @@ func (l *Log) Failed() uint64 { return l.failed.Load() }
 func (l *Log) Written() uint64 { return l.written.Load() }
 
 // Run writes queued exchanges until Close, then flushes what is queued
-// (within the budget, as always) and returns. Writes use ctx for their
-// values (the database's actor is not needed: the log is not audited)
-// but never its cancellation, so that the last batch still goes in while
-// the server stops.
+// (whatever the budget: the server answers no more SCIM) and returns.
+// Writes use ctx for their values (the database's actor is not needed:
+// the log is not audited) but never its cancellation, so that the last
+// batch still goes in while the server stops.
 func (l *Log) Run(ctx context.Context) {
 	defer close(l.done)
 	ctx = context.WithoutCancel(ctx)
@@ -261,7 +261,13 @@ func (l *Log) flush(ctx context.Context, stopping bool) {
 		}
 		full = len(taken) == cap(taken)
 		l.budget.refill()
-		kept, shed := keepWithin(taken, l.budget.allowance())
+		allow := l.budget.allowance()
+		if stopping {
+			// The server no longer answers SCIM: nothing to give the
+			// time to, and what is queued is written.
+			allow = len(taken)
+		}
+		kept, shed := keepWithin(taken, allow)
 		if shed > 0 {
 			l.shed.Add(uint64(shed))
 			l.unreported += uint64(shed)
