@@ -53,7 +53,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long each scenario but page sends requests")
 	concurrency := fs.Int("concurrency", 16, "parallel clients of ceiling, get, filter and create (member-* and page use one)")
 	only := fs.String("scenario", strings.Join(scenarios, ","), "comma-separated scenarios to run")
-	pid := fs.Int("pid", 0, "gatehouse's process id: its peak resident memory (VmRSS) over the run is reported")
+	pid := fs.Int("pid", 0, "gatehouse's process id: its peak resident memory (VmRSS) over the run, and its CPU time per request of each scenario, are reported")
 	users := fs.Int("users", 0, "load users seeded (scimload seed --users): filter looks up random ones among all of them by name; 0: among every user listed")
 	addMembers := fs.Int("add-group-members", 10_000, "members the seed gave "+addGroup+" (scimload seed --add-group-members): member-add adds load users after them")
 	pageTimeout := fs.Duration("page-timeout", 2*time.Minute, "page fails unless it has listed every user within this time")
@@ -122,7 +122,24 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		if !selected[name] || ctx.Err() != nil {
 			continue
 		}
+		var cpuBefore time.Duration
+		measureCPU := *pid > 0 && name != "ceiling" // the ceiling does not touch gatehouse
+		if measureCPU {
+			if cpuBefore, err = cpuTime(*pid); err != nil {
+				return fmt.Errorf("--pid %d: %w", *pid, err)
+			}
+		}
 		res := r.scenario(ctx, name)
+		if measureCPU && res.Requests > 0 {
+			// What gatehouse does after answering (the provisioning
+			// log's writer wakes every 500 ms) is the scenario's too.
+			time.Sleep(cpuSettle)
+			cpuAfter, err := cpuTime(*pid)
+			if err != nil {
+				return fmt.Errorf("--pid %d: %w", *pid, err)
+			}
+			res.ServerCPUMs = float64(cpuAfter-cpuBefore) / float64(time.Millisecond) / float64(res.Requests)
+		}
 		rep.Scenarios = append(rep.Scenarios, res)
 		if res.Failure != "" || res.Errors > 0 {
 			bad++
@@ -222,8 +239,8 @@ type result struct {
 	// when the ceiling ran).
 	CeilingRatio float64 `json:"ceiling_ratio,omitempty"`
 	// ServerCPUMs is the CPU time (user and system) gatehouse spent per
-	// request (scimload op --pid): unlike requests/s, it hardly depends
-	// on what else the machine runs.
+	// request (--pid), up to cpuSettle after the scenario: unlike
+	// requests/s, it hardly depends on what else the machine runs.
 	ServerCPUMs float64 `json:"server_cpu_ms_per_request,omitempty"`
 	Failure     string  `json:"failure,omitempty"`
 }
@@ -237,6 +254,11 @@ type report struct {
 	FirstErrors     []string `json:"first_errors,omitempty"`
 }
 
+// cpuSettle is how long run waits after a scenario before reading
+// gatehouse's CPU time, so that work done after the answers (the
+// provisioning log's writer) counts.
+const cpuSettle = time.Second
+
 func (res result) print(w io.Writer) {
 	note := ""
 	switch {
@@ -244,11 +266,11 @@ func (res result) print(w io.Writer) {
 		note = "FAILED: " + res.Failure
 	case res.CeilingRatio > 0:
 		note = fmt.Sprintf("%.2f", res.CeilingRatio)
-		if res.ServerCPUMs > 0 {
-			note += fmt.Sprintf("  (gatehouse CPU %.3f ms a request)", res.ServerCPUMs)
-		}
 	case res.Scenario == "page":
 		note = fmt.Sprintf("(every user in %.2fs)", res.Seconds)
+	}
+	if res.Failure == "" && res.ServerCPUMs > 0 {
+		note += fmt.Sprintf("  (gatehouse CPU %.3f ms a request)", res.ServerCPUMs)
 	}
 	line := fmt.Sprintf("%-13s %9d %7d %10.1f %9.3f %9.3f  %s",
 		res.Scenario, res.Requests, res.Errors, res.PerSecond, res.P50Ms, res.P99Ms, note)

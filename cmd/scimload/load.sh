@@ -66,3 +66,5 @@ args=(run --base "http://$addr" --token "$token" --pid "$server" --users "$users
 [[ -n ${SCENARIOS:-} ]] && args+=(--scenario "$SCENARIOS")
 [[ -n ${RESULTS:-} ]] && args+=(--json "$RESULTS")
 "$work/scimload" "${args[@]}" || fail "scimload run failed (exit $?)"
+# What the provisioning log kept of the run (nothing when it is off).
+curl -fsS --noproxy '*' "http://$addr/metrics" | grep '^gatehouse_scim_log_' || true
