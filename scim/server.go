@@ -269,7 +269,7 @@ func (c *call) writeJSON(status int, v any) {
 	h["X-Content-Type-Options"] = noSniff
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	c.status = status
-	if c.capture {
+	if c.capture && !c.s.cfg.Log.Sheds(c.r.Method, c.r.URL.Path, status) {
 		c.respSize = len(b)
 		if len(b) <= provlog.MaxCapture {
 			c.response = append([]byte(nil), b...) // b goes back to the pool

@@ -158,8 +158,8 @@ func exchange(i int) Exchange {
 // TestWriterKeepsToItsBudget: with writes taking the measured time per
 // entry, a sustained SCIM load is shed down to the writer's share (plus
 // the burst and one write), keeping every failure and write and the
-// order, and still pruning every pruneEvery; an IdP's import after a
-// quiet spell is kept whole, and a realistic IdP's rate is never shed.
+// order, and still pruning every pruneEvery; a burst after a quiet spell
+// is kept whole, and a realistic IdP's rate is never shed.
 func TestWriterKeepsToItsBudget(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -170,7 +170,7 @@ func TestWriterKeepsToItsBudget(t *testing.T) {
 	}{
 		{"sustained load", 7000, 60, 0, true},
 		{"an IdP", 50, 600, 0, false},
-		{"an import after a quiet spell", 7000, 30, 4000, true},
+		{"a burst after a quiet spell", 7000, 30, 2000, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &fakeClock{now: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
@@ -229,14 +229,18 @@ func TestWriterKeepsToItsBudget(t *testing.T) {
 			}
 			if tc.burst > 0 {
 				clock.advance(time.Minute)
+				l.flush(context.Background(), false) // the writer woke in the quiet minute
+				if l.Sheds("GET", "/scim/v2/Users/u", 200) {
+					t.Fatal("successful reads still shed as they are recorded after a quiet minute")
+				}
 				before := len(st.entries)
 				from := recorded
 				tick(tc.burst)
 				if got := len(st.entries) - before; got != tc.burst {
-					t.Errorf("an import of %d after a quiet minute: %d kept", tc.burst, got)
+					t.Errorf("a burst of %d after a quiet minute: %d kept", tc.burst, got)
 				}
 				if st.entries[before].Detail != strconv.Itoa(from) {
-					t.Errorf("the import's first kept is %s, want %d", st.entries[before].Detail, from)
+					t.Errorf("the burst's first kept is %s, want %d", st.entries[before].Detail, from)
 				}
 			}
 			// Every failure and write kept, everything in order.
@@ -343,5 +347,62 @@ func TestCloseWritesWhatIsQueued(t *testing.T) {
 	<-done
 	if l.Written() != 100 || l.Shed() != 0 || len(st.entries) != 100 {
 		t.Fatalf("written %d (stored %d), shed %d", l.Written(), len(st.entries), l.Shed())
+	}
+}
+
+// TestShedsReadsAsRecorded: once the writer has shed successful reads,
+// further ones are counted shed as they are recorded, never queued, until
+// its budget is half full again; failures and writes are still queued.
+func TestShedsReadsAsRecorded(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	st := &slowStore{clock: clock, perEntry: 30 * time.Microsecond, perCall: 500 * time.Microsecond}
+	l := New(st, Config{Now: clock.Now})
+	l.budget.tokens = 0
+	read := Exchange{OrgID: "o", Method: "GET", Path: "/scim/v2/Users/u", Status: 200, Response: userJSON}
+	if l.Sheds(read.Method, read.Path, read.Status) {
+		t.Fatal("shedding before the writer shed anything")
+	}
+	for range 100 {
+		l.Record(read)
+	}
+	l.flush(context.Background(), false)
+	if l.Shed() == 0 {
+		t.Fatalf("an empty budget shed nothing: written %d", l.Written())
+	}
+	for _, c := range []struct {
+		method, path string
+		status       int
+		sheds        bool
+	}{
+		{"GET", "/scim/v2/Users/u", 200, true},
+		{"HEAD", "/scim/v2/Users/u", 200, true},
+		{"POST", "/scim/v2/Users/.search", 200, true},
+		{"GET", "/scim/v2/Users/u", 404, false},
+		{"POST", "/scim/v2/Users", 201, false},
+		{"PATCH", "/scim/v2/Users/u", 200, false},
+		{"POST", "/scim/v2/Users/.search", 400, false},
+	} {
+		if got := l.Sheds(c.method, c.path, c.status); got != c.sheds {
+			t.Errorf("Sheds(%s %s %d) = %v", c.method, c.path, c.status, got)
+		}
+	}
+	shed := l.Shed()
+	l.Record(read)
+	if len(l.queue) != 0 || l.Shed() != shed+1 {
+		t.Fatalf("a read recorded while shedding: queued %d, shed %d → %d", len(l.queue), shed, l.Shed())
+	}
+	l.Record(exchange(31)) // a PATCH
+	if len(l.queue) != 1 {
+		t.Fatalf("a write recorded while shedding was not queued")
+	}
+	// Time refills the budget: reads are recorded again.
+	clock.advance(time.Duration(float64(writerBurst) / writerShare))
+	l.flush(context.Background(), false)
+	if l.Sheds(read.Method, read.Path, read.Status) {
+		t.Fatalf("still shedding with the budget full (%v)", l.budget.tokens)
+	}
+	l.Record(read)
+	if len(l.queue) != 1 {
+		t.Fatal("a read recorded after the budget refilled was not queued")
 	}
 }

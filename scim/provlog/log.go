@@ -12,12 +12,14 @@
 // what is queued, for a graceful shutdown.
 //
 // The writer itself never takes more than a small, fixed share of a CPU
-// from the SCIM server: it spends at most 2% of the time writing, with
-// 250 ms saved up for a burst (an IdP's import of a few thousand users
-// is kept whole). When the traffic would cost more, it sheds (Shed): it
-// keeps first the failures and the writes, then the successful reads
-// (GET, POST .search), up to what the budget pays for, and leaves out the
-// rest. At the tens of requests a second an IdP sends, nothing is shed.
+// from the SCIM server: it spends at most 2% of the time writing (about
+// 500 requests a second), with 100 ms saved up for a burst. When the
+// traffic would cost more, it sheds (Shed): it keeps first the failures
+// and the writes, then the successful reads (GET, POST .search), up to
+// what the budget pays for, and leaves out the rest; until its budget is
+// half full again, successful reads are left out as they are recorded
+// (Sheds), before anything of them is copied. At the tens of requests a
+// second an IdP sends, nothing is shed.
 package provlog
 
 import (
@@ -141,17 +143,20 @@ type Log struct {
 
 	dropped atomic.Uint64 // refused: queue full (or closed)
 	shed    atomic.Uint64 // left out: over the writer's time budget
-	failed  atomic.Uint64 // lost: their batch could not be written
-	written atomic.Uint64
+	// shedding: the writer's last wake left out successful reads, and
+	// its budget is not half full again yet (Sheds).
+	shedding atomic.Bool
+	failed   atomic.Uint64 // lost: their batch could not be written
+	written  atomic.Uint64
 
 	// The writer's own (Run).
-	pending    []Exchange // taken from the queue, up to its length
-	budget     *budget
-	dirty      map[string]int       // organizations written to since their prune: how many entries
-	pruned     map[string]time.Time // when each organization was last pruned
-	agePruned  time.Time
-	unreported uint64 // shed since the last warning
-	warned     time.Time
+	pending   []Exchange // taken from the queue, up to its length
+	budget    *budget
+	dirty     map[string]int       // organizations written to since their prune: how many entries
+	pruned    map[string]time.Time // when each organization was last pruned
+	agePruned time.Time
+	reported  uint64 // Shed at the last warning
+	warned    time.Time
 }
 
 // New returns a Log writing to st; Run writes it.
@@ -180,6 +185,10 @@ func New(st Store, cfg Config) *Log {
 // full (in entries or in bytes) or the log is closed, e is dropped and
 // counted (Dropped).
 func (l *Log) Record(e Exchange) {
+	if l.Sheds(e.Method, e.Path, e.Status) {
+		l.shed.Add(1)
+		return
+	}
 	size := int64(len(e.Request) + len(e.Response))
 	if l.closed.Load() || l.bytes.Add(size) > l.cfg.QueueBytes {
 		l.bytes.Add(-size)
@@ -198,6 +207,16 @@ func (l *Log) Record(e Exchange) {
 		l.bytes.Add(-size)
 		l.dropped.Add(1)
 	}
+}
+
+// Sheds reports whether the log would leave out an exchange of method
+// and path answered with status, were it recorded now: the writer is over
+// its time budget and leaves out successful reads. The SCIM server then
+// copies nothing of the answer, and Record counts the exchange shed at
+// once: under a load the log cannot keep, a request pays for it no more
+// than this check.
+func (l *Log) Sheds(method, path string, status int) bool {
+	return l.shedding.Load() && isSuccessfulRead(method, path, status)
 }
 
 // Dropped counts the exchanges refused because the queue was full.
@@ -261,6 +280,9 @@ func (l *Log) flush(ctx context.Context, stopping bool) {
 		}
 		full = len(taken) == cap(taken)
 		l.budget.refill()
+		if l.budget.tokens >= writerBurst/2 {
+			l.shedding.Store(false) // successful reads are recorded again
+		}
 		allow := l.budget.allowance()
 		if stopping {
 			// The server no longer answers SCIM: nothing to give the
@@ -270,7 +292,7 @@ func (l *Log) flush(ctx context.Context, stopping bool) {
 		kept, shed := keepWithin(taken, allow)
 		if shed > 0 {
 			l.shed.Add(uint64(shed))
-			l.unreported += uint64(shed)
+			l.shedding.Store(true) // successful reads went first
 		}
 		for len(kept) > 0 {
 			n := min(len(kept), batchSize)
@@ -360,16 +382,18 @@ func (l *Log) rounds(prune func() (int64, error), failure string) {
 // warnShed logs, at most every warnEvery, how many exchanges were shed
 // since the last warning.
 func (l *Log) warnShed() {
-	if l.unreported == 0 {
+	shed := l.shed.Load()
+	if shed == l.reported {
 		return
 	}
 	now := l.cfg.Now()
 	if !l.warned.IsZero() && now.Sub(l.warned) < warnEvery {
 		return
 	}
-	l.cfg.Logger.Warn(fmt.Sprintf("provisioning log over its time budget: %d SCIM requests not kept in the last minute", l.unreported),
-		"shed", l.unreported, "share", writerShare)
-	l.unreported, l.warned = 0, now
+	n := shed - l.reported
+	l.cfg.Logger.Warn(fmt.Sprintf("provisioning log over its time budget: %d SCIM requests not kept in the last minute", n),
+		"shed", n, "share", writerShare)
+	l.reported, l.warned = shed, now
 }
 
 // Entry is what the log stores of e: its bodies redacted (a body that is
