@@ -184,6 +184,8 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 	d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 	d.ClaimsSupported = supportedClaims
+	// Provider.introspect takes both (op's default names Basic alone).
+	d.IntrospectionEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	op.Discover(w, d)
 }
