@@ -269,9 +269,11 @@ func (c *call) writeJSON(status int, v any) {
 	h["X-Content-Type-Options"] = noSniff
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	c.status = status
-	if c.capture && !c.s.cfg.Log.Sheds(c.r.Method, c.r.URL.Path, status) {
+	if c.capture {
 		c.respSize = len(b)
-		if len(b) <= provlog.MaxCapture {
+		// A successful read the log sheds now is not copied (should the
+		// log stop shedding before Record, it keeps the size alone).
+		if len(b) <= provlog.MaxCapture && !c.s.cfg.Log.Sheds(c.r.Method, c.r.URL.Path, status) {
 			c.response = append([]byte(nil), b...) // b goes back to the pool
 		}
 	}

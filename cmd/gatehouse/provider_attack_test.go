@@ -48,6 +48,17 @@ func (a *opAttack) authorizeRaw(b *opBrowser, query url.Values) (*http.Response,
 	return a.get(b, "/authorize?"+query.Encode())
 }
 
+// signIn signs Bob in through b and exchanges the code for tokens.
+func (a *opAttack) signIn(b *opBrowser) *oauth2.Token {
+	a.t.Helper()
+	q := b.authorize(a.conf.AuthCodeURL("s"), a.base, "Bob.Ray")
+	tok, err := a.conf.Exchange(context.Background(), q.Get("code"))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return tok
+}
+
 func (a *opAttack) query(extra map[string]string) url.Values {
 	q := url.Values{"client_id": {a.clientID}, "redirect_uri": {a.redirect}, "response_type": {"code"}, "scope": {"openid profile"},
 		"state": {"s1"}}
@@ -219,11 +230,7 @@ func forged(t *testing.T, base, alg string, claims map[string]any) string {
 func TestOpenIDProviderForgedTokens(t *testing.T) {
 	a := newOPAttack(t)
 	b := newOPBrowser(t)
-	q := b.authorize(a.conf.AuthCodeURL("s"), a.base, "Bob.Ray")
-	tok, err := a.conf.Exchange(context.Background(), q.Get("code"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := a.signIn(b)
 	now := time.Now()
 	claims := map[string]any{"iss": a.base, "sub": a.bob.ID, "aud": a.clientID, "azp": a.clientID, "iat": now.Unix(),
 		"exp": now.Add(time.Hour).Unix(), "jti": "x", "client_id": a.clientID, "scope": "openid"}
@@ -269,11 +276,7 @@ func TestOpenIDProviderLogout(t *testing.T) {
 	a := newOPAttack(t)
 	b := newOPBrowser(t)
 	ctx := context.Background()
-	q := b.authorize(a.conf.AuthCodeURL("s"), a.base, "Bob.Ray")
-	tok, err := a.conf.Exchange(ctx, q.Get("code"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := a.signIn(b)
 	idToken := tok.Extra("id_token").(string)
 	// Open redirects: no client named → the default page; a client named
 	// with an unregistered URI → refused.
@@ -288,11 +291,7 @@ func TestOpenIDProviderLogout(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no back-channel logout after a logout naming no client")
 	}
-	q = b.authorize(a.conf.AuthCodeURL("s"), a.base, "Bob.Ray")
-	tok, err = a.conf.Exchange(ctx, q.Get("code"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok = a.signIn(b)
 	idToken = tok.Extra("id_token").(string)
 	for name, v := range map[string]url.Values{
 		"client_id":     {"client_id": {a.clientID}, "post_logout_redirect_uri": {"https://evil.example/"}},
@@ -444,11 +443,7 @@ func TestOpenIDProviderBodyLimit(t *testing.T) {
 func TestOpenIDProviderIntrospection(t *testing.T) {
 	a := newOPAttack(t)
 	b := newOPBrowser(t)
-	q := b.authorize(a.conf.AuthCodeURL("s"), a.base, "Bob.Ray")
-	tok, err := a.conf.Exchange(context.Background(), q.Get("code"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := a.signIn(b)
 	// post sends form to the endpoint, with Basic credentials when user
 	// is not "", and returns the status, the WWW-Authenticate header and
 	// the JSON body.
@@ -478,6 +473,15 @@ func TestOpenIDProviderIntrospection(t *testing.T) {
 		return out
 	}
 
+	// Discovery names both ways to authenticate.
+	var disc struct {
+		Endpoint string   `json:"introspection_endpoint"`
+		Methods  []string `json:"introspection_endpoint_auth_methods_supported"`
+	}
+	if res, body := a.get(b, "/.well-known/openid-configuration"); res.StatusCode != 200 || json.Unmarshal([]byte(body), &disc) != nil ||
+		disc.Endpoint != a.base+"/oauth/introspect" || strings.Join(disc.Methods, " ") != "client_secret_basic client_secret_post" {
+		t.Fatalf("discovery: %d %+v", res.StatusCode, disc)
+	}
 	// The answer for a live token: the grant and the claims.
 	status, _, in := post("POST", a.clientID, a.secret, token)
 	want := map[string]any{"active": true, "client_id": a.clientID, "token_type": "Bearer", "sub": a.bob.ID, "iss": a.base,

@@ -104,7 +104,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) live(in store.OIDCIntrospection, subject string) bool {
 	now := p.now()
 	return in.Found && in.Token.Kind == store.OIDCAccessToken && now.Before(in.Token.ExpiresAt) && in.Grant.Live(now) &&
-		in.Grant.AdministratorID == subject && in.Administrator.ID == subject && in.Administrator.Status == store.StatusActive
+		in.Grant.AdministratorID == subject && in.Administrator.Status == store.StatusActive // read for the grant's administrator
 }
 
 func (p *Provider) activeIntrospection(r *http.Request, in store.OIDCIntrospection) (introspection, error) {
